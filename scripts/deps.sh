@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Install what building and testing extsnap needs, from Debian packages,
+# only when something is missing. Run as root on Debian 12.
+set -euo pipefail
+pkgs=(build-essential cmake pkg-config libxml2-dev zlib1g-dev libzstd-dev libjson-c-dev check
+      qemu-utils qemu-system-x86 libvirt-clients xxd)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update
+  apt-get install -y --no-install-recommends "${missing[@]}"
+fi

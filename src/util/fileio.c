@@ -1,0 +1,307 @@
+#include "util/fileio.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+enum { K_READ, K_WRITE, K_FLUSH, K_MUTATE, K_COUNT };
+static const char *const kind_names[K_COUNT] = {"read", "write", "flush", "mutate"};
+
+#define MAX_FAULTS 8
+struct fault {
+    int kind;
+    uint64_t nth;
+    es_fault_action action;
+};
+
+static struct {
+    bool loaded;
+    uint64_t count[K_COUNT];
+    struct fault faults[MAX_FAULTS];
+    int nfaults;
+    char *trace_path;
+} hook;
+
+static int kind_index(const char *name)
+{
+    for (int i = 0; i < K_COUNT; i++)
+        if (strcmp(name, kind_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+static void load_env(void)
+{
+    if (hook.loaded)
+        return;
+    hook.loaded = true;
+    const char *t = getenv("EXTSNAP_FAULT_TRACE");
+    if (t && *t)
+        hook.trace_path = strdup(t);
+    const char *spec = getenv("EXTSNAP_FAULT");
+    if (!spec || !*spec)
+        return;
+    char *copy = strdup(spec), *save = NULL;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char kind[16], act[16];
+        unsigned long long n;
+        if (sscanf(tok, "%15[a-z]:%llu:%15[a-z]", kind, &n, act) != 3)
+            continue;
+        es_fault_action a = strcmp(act, "stop") == 0     ? ES_FAULT_STOP
+                            : strcmp(act, "enospc") == 0 ? ES_FAULT_ENOSPC
+                                                         : ES_FAULT_EIO;
+        es_fault_set(kind, n, a);
+    }
+    free(copy);
+}
+
+int es_fault_set(const char *kind, uint64_t nth, es_fault_action action)
+{
+    hook.loaded = true;
+    int k = kind_index(kind);
+    if (k < 0 || hook.nfaults >= MAX_FAULTS)
+        return -1;
+    hook.faults[hook.nfaults++] = (struct fault){k, nth, action};
+    return 0;
+}
+
+void es_fault_reset(void)
+{
+    memset(hook.count, 0, sizeof hook.count);
+    hook.nfaults = 0;
+    hook.loaded = true;
+}
+
+uint64_t es_fault_count(const char *kind)
+{
+    int k = kind_index(kind);
+    return k < 0 ? 0 : hook.count[k];
+}
+
+static void trace(int k, const char *op, const char *path)
+{
+    if (!hook.trace_path)
+        return;
+    FILE *fp = fopen(hook.trace_path, "a");
+    if (!fp)
+        return;
+    fprintf(fp, "%s %llu %s %s\n", kind_names[k], (unsigned long long)hook.count[k], op,
+            path ? path : "");
+    fclose(fp);
+}
+
+/* Count one operation of kind k (and of "mutate" when it changes disk).
+ * Returns 0 to proceed, or an errno value to fail with. Never returns on stop. */
+static int tick(int k, const char *op, const char *path)
+{
+    load_env();
+    int kinds[2] = {k, -1};
+    if (k == K_WRITE || k == K_FLUSH)
+        kinds[1] = K_MUTATE;
+    int result = 0;
+    for (int i = 0; i < 2 && kinds[i] >= 0; i++) {
+        int kk = kinds[i];
+        hook.count[kk]++;
+        trace(kk, op, path);
+        for (int j = 0; j < hook.nfaults; j++) {
+            if (hook.faults[j].kind != kk || hook.faults[j].nth != hook.count[kk])
+                continue;
+            if (hook.faults[j].action == ES_FAULT_STOP)
+                _exit(ES_FAULT_STOP_STATUS);
+            result = hook.faults[j].action == ES_FAULT_ENOSPC ? ENOSPC : EIO;
+        }
+    }
+    return result;
+}
+
+int es_file_open(es_file **out, const char *path, int flags, mode_t mode, es_err *e)
+{
+    *out = NULL;
+    if (flags & O_CREAT) {
+        int inj = tick(K_MUTATE, "create", path);
+        if (inj)
+            return es_err_set(e, inj, path, "cannot create file");
+    }
+    int fd = open(path, flags | O_CLOEXEC, mode);
+    if (fd < 0)
+        return es_err_set(e, errno, path, "cannot open");
+    int acc = flags & O_ACCMODE;
+    return es_file_adopt(out, fd, path, acc == O_RDWR || acc == O_WRONLY, e);
+}
+
+int es_file_adopt(es_file **out, int fd, const char *path, bool writable, es_err *e)
+{
+    es_file *f = calloc(1, sizeof *f);
+    char *p = strdup(path ? path : "");
+    if (!f || !p) {
+        free(f);
+        free(p);
+        close(fd);
+        return es_err_set(e, ENOMEM, path, "out of memory");
+    }
+    f->fd = fd;
+    f->path = p;
+    f->writable = writable;
+    *out = f;
+    return 0;
+}
+
+void es_file_close(es_file *f)
+{
+    if (!f)
+        return;
+    if (f->fd >= 0)
+        close(f->fd);
+    free(f->path);
+    free(f);
+}
+
+int es_file_pread_some(es_file *f, void *buf, size_t n, uint64_t off, size_t *got, es_err *e)
+{
+    int inj = tick(K_READ, "pread", f->path);
+    if (inj)
+        return es_err_set(e, inj, f->path, "read of %zu bytes at offset 0x%llx failed", n,
+                          (unsigned long long)off);
+    size_t done = 0;
+    while (done < n) {
+        ssize_t r = pread(f->fd, (char *)buf + done, n - done, (off_t)(off + done));
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return es_err_set(e, errno, f->path, "read of %zu bytes at offset 0x%llx failed", n,
+                              (unsigned long long)off);
+        }
+        if (r == 0)
+            break;
+        done += (size_t)r;
+    }
+    *got = done;
+    return 0;
+}
+
+int es_file_pread(es_file *f, void *buf, size_t n, uint64_t off, es_err *e)
+{
+    size_t got;
+    if (es_file_pread_some(f, buf, n, off, &got, e) < 0)
+        return -1;
+    if (got != n)
+        return es_err_set(e, 0, f->path, "unexpected end of file reading %zu bytes at offset 0x%llx",
+                          n, (unsigned long long)off);
+    return 0;
+}
+
+int es_file_pwrite(es_file *f, const void *buf, size_t n, uint64_t off, es_err *e)
+{
+    int inj = tick(K_WRITE, "pwrite", f->path);
+    if (inj)
+        return es_err_set(e, inj, f->path, "write of %zu bytes at offset 0x%llx failed", n,
+                          (unsigned long long)off);
+    size_t done = 0;
+    while (done < n) {
+        ssize_t r = pwrite(f->fd, (const char *)buf + done, n - done, (off_t)(off + done));
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return es_err_set(e, errno, f->path, "write of %zu bytes at offset 0x%llx failed", n,
+                              (unsigned long long)off);
+        }
+        done += (size_t)r;
+    }
+    return 0;
+}
+
+int es_file_flush(es_file *f, es_err *e)
+{
+    int inj = tick(K_FLUSH, "fdatasync", f->path);
+    if (inj)
+        return es_err_set(e, inj, f->path, "flush failed");
+    if (fdatasync(f->fd) < 0)
+        return es_err_set(e, errno, f->path, "flush failed");
+    return 0;
+}
+
+int es_file_truncate(es_file *f, uint64_t size, es_err *e)
+{
+    int inj = tick(K_MUTATE, "truncate", f->path);
+    if (inj)
+        return es_err_set(e, inj, f->path, "cannot resize to %llu bytes", (unsigned long long)size);
+    if (ftruncate(f->fd, (off_t)size) < 0)
+        return es_err_set(e, errno, f->path, "cannot resize to %llu bytes",
+                          (unsigned long long)size);
+    return 0;
+}
+
+int es_file_size(es_file *f, uint64_t *size, es_err *e)
+{
+    struct stat st;
+    if (fstat(f->fd, &st) < 0)
+        return es_err_set(e, errno, f->path, "cannot stat");
+    if (S_ISBLK(st.st_mode)) {
+        off_t end = lseek(f->fd, 0, SEEK_END);
+        if (end < 0)
+            return es_err_set(e, errno, f->path, "cannot find size of block device");
+        *size = (uint64_t)end;
+        return 0;
+    }
+    *size = (uint64_t)st.st_size;
+    return 0;
+}
+
+int es_file_allocated(es_file *f, uint64_t *bytes, es_err *e)
+{
+    struct stat st;
+    if (fstat(f->fd, &st) < 0)
+        return es_err_set(e, errno, f->path, "cannot stat");
+    *bytes = (uint64_t)st.st_blocks * 512;
+    return 0;
+}
+
+int es_fs_rename(const char *from, const char *to, es_err *e)
+{
+    int inj = tick(K_MUTATE, "rename", to);
+    if (inj)
+        return es_err_set(e, inj, to, "cannot rename %s", from);
+    if (rename(from, to) < 0)
+        return es_err_set(e, errno, to, "cannot rename %s", from);
+    return 0;
+}
+
+int es_fs_unlink(const char *path, es_err *e)
+{
+    int inj = tick(K_MUTATE, "unlink", path);
+    if (inj)
+        return es_err_set(e, inj, path, "cannot remove");
+    if (unlink(path) < 0)
+        return es_err_set(e, errno, path, "cannot remove");
+    return 0;
+}
+
+int es_fs_fsync_dir(const char *dir, es_err *e)
+{
+    int inj = tick(K_MUTATE, "fsync-dir", dir);
+    if (inj)
+        return es_err_set(e, inj, dir, "cannot sync directory");
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return es_err_set(e, errno, dir, "cannot open directory");
+    int r = fsync(fd);
+    int saved = errno;
+    close(fd);
+    if (r < 0)
+        return es_err_set(e, saved, dir, "cannot sync directory");
+    return 0;
+}
+
+int es_fs_mkdir(const char *path, mode_t mode, es_err *e)
+{
+    int inj = tick(K_MUTATE, "mkdir", path);
+    if (inj)
+        return es_err_set(e, inj, path, "cannot create directory");
+    if (mkdir(path, mode) < 0)
+        return es_err_set(e, errno, path, "cannot create directory");
+    return 0;
+}

@@ -1,0 +1,64 @@
+/* The one layer all file I/O goes through, with a fault-injection hook in the
+ * spirit of SQLite's test VFS: tests can make the Nth read, write, flush or
+ * mutating operation fail (EIO or ENOSPC) or stop the process right there
+ * (a simulated crash: _exit without flushing anything further).
+ *
+ * Hook configuration, from the environment (read once) or es_fault_set():
+ *   EXTSNAP_FAULT=KIND:N:ACTION[,KIND:N:ACTION...]
+ *     KIND   read | write | flush | mutate  (mutate = write, flush, truncate,
+ *            rename, unlink, mkdir, fsync of a directory: anything that changes disk)
+ *     N      1-based index of the operation of that kind
+ *     ACTION eio | enospc | stop
+ *   EXTSNAP_FAULT_TRACE=FILE  append one line per counted operation
+ *            ("KIND N op path") so tests can enumerate fault points.
+ * A stopped process exits with status 86 (ES_FAULT_STOP_STATUS). */
+#ifndef ES_UTIL_FILEIO_H
+#define ES_UTIL_FILEIO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "util/err.h"
+
+#define ES_FAULT_STOP_STATUS 86
+
+typedef struct es_file {
+    int fd;
+    char *path;
+    bool writable;
+} es_file;
+
+/* Open flags: O_RDONLY / O_RDWR etc. (O_CLOEXEC is added). */
+int es_file_open(es_file **out, const char *path, int flags, mode_t mode, es_err *e);
+/* Wrap an existing descriptor (takes ownership). */
+int es_file_adopt(es_file **out, int fd, const char *path, bool writable, es_err *e);
+void es_file_close(es_file *f);
+
+/* Read exactly n bytes at off; reading past EOF is an error naming the offset. */
+int es_file_pread(es_file *f, void *buf, size_t n, uint64_t off, es_err *e);
+/* Read up to n bytes; *got receives the count (short at EOF). */
+int es_file_pread_some(es_file *f, void *buf, size_t n, uint64_t off, size_t *got, es_err *e);
+int es_file_pwrite(es_file *f, const void *buf, size_t n, uint64_t off, es_err *e);
+/* fdatasync: an ordering point. */
+int es_file_flush(es_file *f, es_err *e);
+int es_file_truncate(es_file *f, uint64_t size, es_err *e);
+int es_file_size(es_file *f, uint64_t *size, es_err *e);
+/* Bytes actually allocated on disk (st_blocks * 512). */
+int es_file_allocated(es_file *f, uint64_t *bytes, es_err *e);
+
+/* Path-level mutating operations, counted as "mutate". */
+int es_fs_rename(const char *from, const char *to, es_err *e);
+int es_fs_unlink(const char *path, es_err *e);
+int es_fs_fsync_dir(const char *dir, es_err *e);
+int es_fs_mkdir(const char *path, mode_t mode, es_err *e);
+
+/* Fault hook control (tests). kind: "read","write","flush","mutate". */
+typedef enum { ES_FAULT_EIO, ES_FAULT_ENOSPC, ES_FAULT_STOP } es_fault_action;
+int es_fault_set(const char *kind, uint64_t nth, es_fault_action action);
+void es_fault_reset(void);
+/* Counters since start (or last reset). */
+uint64_t es_fault_count(const char *kind);
+
+#endif
