@@ -54,6 +54,17 @@ typedef struct es_image {
     struct es_image *backing;  /* NULL at the bottom */
     char *backing_resolved;    /* resolved path of the backing file (as QEMU shows it) */
     int depth;                 /* 0 for the top image */
+    bool backing_format_probed; /* header names a backing file but no backing format:
+                                   the backing's format was probed (as QEMU would) */
+
+    /* identity of the open file, to detect loops in the chain */
+    uint64_t st_dev;
+    uint64_t st_ino;
+
+    /* last decompressed cluster (read.c), allocated on first use */
+    uint8_t *zcluster;         /* cluster_size bytes */
+    uint8_t *zinput;           /* compressed bytes, up to 2 clusters */
+    uint64_t zcluster_entry;   /* L2 entry the cached cluster came from, 0 = none */
 } es_image;
 
 /* Open an image and (unless no_backing) its whole backing chain. Backing
@@ -76,6 +87,7 @@ typedef struct es_block_status {
     uint64_t len;       /* run length from off, all of the same kind (and contiguous host) */
     uint64_t host_off;  /* DATA: host offset of guest offset off */
     uint64_t l2_entry;  /* raw L2 entry word 0 (qcow2) for callers that need it */
+    uint64_t l2_bitmap; /* extended L2: the entry's subcluster bitmap (word 1), else 0 */
 } es_block_status;
 
 /* Status of the run starting at off (at most max_len bytes). off past the
