@@ -1,0 +1,221 @@
+/* extsnap img compare: do two image chains show the guest the same
+ * content? Non-strict, like `qemu-img compare` (7.2): unallocated reads as
+ * zeroes, and a size difference is fine when the larger image's extra tail
+ * reads as zeroes. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd/cmd.h"
+#include "qcow2/image.h"
+#include "qcow2/map_status.h"
+
+#define COMPARE_EXIT_DIFFER 1
+#define COMPARE_EXIT_ERROR 2
+#define COMPARE_BUF (1u << 20) /* read this much from each side at a time */
+#define SECTOR 512u            /* qemu-img reports mismatches per 512-byte sector */
+
+static int run(int argc, char **argv);
+
+const es_cmd es_cmd_img_compare = {
+    "img compare",
+    "compare the guest content of two image chains (like qemu-img compare)",
+    "usage: extsnap img compare [-f FMT] [-F FMT] [-U|--force-share] [-q] IMAGE1 IMAGE2\n"
+    "\n"
+    "Compare what a guest would read from IMAGE1 and IMAGE2, each through its\n"
+    "backing chain. Unallocated ranges read as zeroes; images of different sizes\n"
+    "are identical when the larger one's extra part reads as zeroes (a warning\n"
+    "is printed). Ranges both chains report as zeroes are skipped unread.\n"
+    "Prints \"Images are identical.\" or \"Content mismatch at offset N!\" (N is\n"
+    "the first differing 512-byte sector, as qemu-img reports it).\n"
+    "\n"
+    "  -f FMT              format of IMAGE1: qcow2 or raw (default: probe)\n"
+    "  -F FMT              format of IMAGE2\n"
+    "  -U, --force-share   read even if another process holds the images\n"
+    "  -q, --quiet         print nothing on stdout; use the exit status\n"
+    "\n"
+    "Exit status: 0 identical, 1 different, 2 error (open, metadata, read) or\n"
+    "usage error.\n",
+    run,
+};
+
+typedef struct compare_ctx {
+    const es_cmd *cmd;
+    es_image *img[2];
+    uint8_t *buf[2];
+    bool quiet;
+} compare_ctx;
+
+static int fail(const compare_ctx *c, const es_err *err)
+{
+    fflush(stdout);
+    es_cmd_error(c->cmd->name, err);
+    return COMPARE_EXIT_ERROR;
+}
+
+static void mismatch(const compare_ctx *c, uint64_t off)
+{
+    if (!c->quiet)
+        printf("Content mismatch at offset %llu!\n", (unsigned long long)off);
+}
+
+/* Offset of the first sector (counted from buffer start) where a and b differ, or len. */
+static uint64_t first_diff_sector(const uint8_t *a, const uint8_t *b, uint64_t len)
+{
+    for (uint64_t i = 0; i < len; i += SECTOR) {
+        uint64_t n = len - i < SECTOR ? len - i : SECTOR;
+        if (memcmp(a + i, b + i, (size_t)n) != 0)
+            return i;
+    }
+    return len;
+}
+
+/* Read [off, off+len) (len <= COMPARE_BUF) from both chains and compare. */
+static int compare_range(compare_ctx *c, uint64_t off, uint64_t len)
+{
+    es_err err;
+    for (int i = 0; i < 2; i++)
+        if (es_image_read(c->img[i], c->buf[i], len, off, &err) < 0)
+            return fail(c, &err);
+    uint64_t d = first_diff_sector(c->buf[0], c->buf[1], len);
+    if (d < len) {
+        mismatch(c, off + d);
+        return COMPARE_EXIT_DIFFER;
+    }
+    return 0;
+}
+
+/* Compare the part both images have. Runs that read as zeroes on both sides
+ * are skipped; the rest is gathered into reads of up to COMPARE_BUF. */
+static int compare_common(compare_ctx *c, uint64_t size)
+{
+    uint64_t pend_start = 0, pend_len = 0, off = 0;
+    es_err err;
+    while (off < size || pend_len) {
+        bool both_zero = true;
+        uint64_t n = 0;
+        if (off < size) {
+            es_map_status s1, s2;
+            if (es_map_status_get(c->img[0], off, size - off, &s1, &err) < 0 ||
+                es_map_status_get(c->img[1], off, s1.len, &s2, &err) < 0)
+                return fail(c, &err);
+            n = s2.len < s1.len ? s2.len : s1.len;
+            both_zero = s1.zero && s2.zero;
+        }
+        if (!both_zero) {
+            if (!pend_len)
+                pend_start = off;
+            pend_len += n;
+        }
+        off += n;
+        /* Flush full buffers, and everything before a skipped run or at the end. */
+        while (pend_len >= COMPARE_BUF || (pend_len && (both_zero || off >= size))) {
+            uint64_t chunk = pend_len < COMPARE_BUF ? pend_len : COMPARE_BUF;
+            int r = compare_range(c, pend_start, chunk);
+            if (r)
+                return r;
+            pend_start += chunk;
+            pend_len -= chunk;
+        }
+    }
+    return 0;
+}
+
+/* The larger image's tail must read as zeroes. */
+static int check_tail(compare_ctx *c, int which, uint64_t from, uint64_t to)
+{
+    es_image *img = c->img[which];
+    es_err err;
+    uint64_t off = from;
+    while (off < to) {
+        es_map_status st;
+        if (es_map_status_get(img, off, to - off, &st, &err) < 0)
+            return fail(c, &err);
+        if (st.zero) {
+            off += st.len;
+            continue;
+        }
+        uint64_t end = off + st.len;
+        while (off < end) {
+            uint64_t chunk = end - off < COMPARE_BUF ? end - off : COMPARE_BUF;
+            if (es_image_read(img, c->buf[0], chunk, off, &err) < 0)
+                return fail(c, &err);
+            memset(c->buf[1], 0, (size_t)chunk);
+            uint64_t d = first_diff_sector(c->buf[0], c->buf[1], chunk);
+            if (d < chunk) {
+                mismatch(c, off + d);
+                return COMPARE_EXIT_DIFFER;
+            }
+            off += chunk;
+        }
+    }
+    return 0;
+}
+
+static int compare(compare_ctx *c)
+{
+    uint64_t s0 = c->img[0]->virtual_size, s1 = c->img[1]->virtual_size;
+    uint64_t common = s0 < s1 ? s0 : s1;
+    int r = compare_common(c, common);
+    if (r)
+        return r;
+    if (s0 != s1) {
+        if (!c->quiet)
+            printf("Warning: Image size mismatch!\n");
+        r = check_tail(c, s0 > s1 ? 0 : 1, common, s0 > s1 ? s0 : s1);
+        if (r)
+            return r;
+    }
+    if (!c->quiet)
+        printf("Images are identical.\n");
+    return ES_EXIT_OK;
+}
+
+static int run(int argc, char **argv)
+{
+    const es_cmd *cmd = &es_cmd_img_compare;
+    static const struct option longopts[] = {
+        {"force-share", no_argument, NULL, 'U'},
+        {"quiet", no_argument, NULL, 'q'},
+        {NULL, 0, NULL, 0},
+    };
+    es_open_opts opts[2] = {{0}, {0}};
+    compare_ctx c = {.cmd = cmd};
+    optind = 1;
+    opterr = 0;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "+f:F:Uq", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'f': opts[0].format = optarg; break;
+        case 'F': opts[1].format = optarg; break;
+        case 'U': opts[0].force_share = opts[1].force_share = true; break;
+        case 'q': c.quiet = true; break;
+        default:
+            return es_cmd_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (argc - optind != 2)
+        return es_cmd_usage_error(cmd, "expected IMAGE1 and IMAGE2");
+
+    es_err err;
+    int rc = COMPARE_EXIT_ERROR;
+    for (int i = 0; i < 2; i++)
+        if (es_image_open(&c.img[i], argv[optind + i], &opts[i], &err) < 0) {
+            fail(&c, &err);
+            goto out;
+        }
+    c.buf[0] = malloc(COMPARE_BUF);
+    c.buf[1] = malloc(COMPARE_BUF);
+    if (!c.buf[0] || !c.buf[1]) {
+        es_cmd_errorf(cmd->name, "out of memory");
+        goto out;
+    }
+    rc = compare(&c);
+out:
+    free(c.buf[0]);
+    free(c.buf[1]);
+    es_image_close(c.img[0]);
+    es_image_close(c.img[1]);
+    return rc;
+}

@@ -1,0 +1,189 @@
+/* extsnap img map: where the guest's data lives, through the whole chain,
+ * printed the way `qemu-img map` (7.2) prints it. */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd/cmd.h"
+#include "qcow2/image.h"
+#include "qcow2/map_status.h"
+
+static int run(int argc, char **argv);
+
+const es_cmd es_cmd_img_map = {
+    "img map",
+    "show where the guest data of an image chain is mapped (like qemu-img map)",
+    "usage: extsnap img map [--output=human|json] [-f FORMAT] [-U|--force-share]\n"
+    "                       [--start-offset=OFFSET] [--max-length=LENGTH] IMAGE\n"
+    "\n"
+    "Print the extents of IMAGE's guest view, walking its backing chain, in the\n"
+    "format of `qemu-img map`. JSON fields per extent: start, length, depth (0 =\n"
+    "IMAGE, 1 = its backing ...), present (allocated in the image at depth),\n"
+    "zero, data, offset (host offset in that image, when it maps to one).\n"
+    "Adjacent extents with equal fields (and contiguous offsets) are merged.\n"
+    "Human output lists only data extents: Offset, Length, Mapped to, File; it\n"
+    "fails on compressed clusters, which have no host offset of their own.\n"
+    "\n"
+    "  --output=FMT        human (default) or json\n"
+    "  -f, --format=FMT    format of IMAGE: qcow2 or raw (default: probe)\n"
+    "  -U, --force-share   read even if another process holds the image\n"
+    "  --start-offset=N    start at guest offset N (size suffixes K, M, G ...)\n"
+    "  --max-length=N      map at most N bytes\n"
+    "\n"
+    "Exit status: 0 success, 1 error, 2 usage error.\n",
+    run,
+};
+
+typedef struct map_entry {
+    uint64_t start, length;
+    int depth;
+    bool present, zero, data, has_offset;
+    uint64_t offset;
+    const char *filename;
+} map_entry;
+
+/* qemu-img's entry_mergeable(). */
+static bool mergeable(const map_entry *curr, const map_entry *next)
+{
+    if (curr->length == 0)
+        return false;
+    if (curr->zero != next->zero || curr->data != next->data || curr->depth != next->depth ||
+        curr->present != next->present || curr->has_offset != next->has_offset)
+        return false;
+    if (curr->has_offset && strcmp(curr->filename, next->filename) != 0)
+        return false;
+    if (curr->has_offset && curr->offset + curr->length != next->offset)
+        return false;
+    return true;
+}
+
+/* qemu-img's dump_map_entry(); returns -1 for the human format's refusal. */
+static int dump_entry(bool json, const map_entry *e, map_entry *next)
+{
+    if (json) {
+        printf("{ \"start\": %llu, \"length\": %llu, \"depth\": %d, \"present\": %s, \"zero\": %s, "
+               "\"data\": %s",
+               (unsigned long long)e->start, (unsigned long long)e->length, e->depth,
+               e->present ? "true" : "false", e->zero ? "true" : "false",
+               e->data ? "true" : "false");
+        if (e->has_offset)
+            printf(", \"offset\": %llu", (unsigned long long)e->offset);
+        putchar('}');
+        if (next)
+            puts(",");
+        return 0;
+    }
+    if (e->data && !e->has_offset)
+        return -1;
+    if (e->data && !e->zero)
+        printf("%#-16llx%#-16llx%#-16llx%s\n", (unsigned long long)e->start,
+               (unsigned long long)e->length, (unsigned long long)e->offset, e->filename);
+    /* The human format ignores the difference between unallocated, zero and
+     * zero-with-data: normalise so that such extents merge. */
+    if (next && (!next->data || next->zero)) {
+        next->data = false;
+        next->zero = true;
+    }
+    return 0;
+}
+
+static int map_image(const es_cmd *cmd, es_image *img, bool json, uint64_t start, uint64_t max_len)
+{
+    uint64_t end = img->virtual_size;
+    if (start > end)
+        start = end;
+    if (max_len < end - start)
+        end = start + max_len;
+    if (json)
+        putchar('[');
+    else
+        printf("%-16s%-16s%-16s%s\n", "Offset", "Length", "Mapped to", "File");
+
+    map_entry curr = {.start = start, .filename = img->filename};
+    while (curr.start + curr.length < end) {
+        uint64_t off = curr.start + curr.length;
+        es_map_status st;
+        es_err err;
+        if (es_map_status_get(img, off, end - off, &st, &err) < 0) {
+            fflush(stdout);
+            es_cmd_error(cmd->name, &err);
+            return ES_EXIT_FAIL;
+        }
+        map_entry next = {off, st.len, st.depth, st.present, st.zero, st.data, st.has_offset,
+                          st.offset, st.layer->filename};
+        if (mergeable(&curr, &next)) {
+            curr.length += next.length;
+            continue;
+        }
+        if (curr.length > 0 && dump_entry(json, &curr, &next) < 0)
+            goto compressed;
+        curr = next;
+    }
+    if (dump_entry(json, &curr, NULL) < 0)
+        goto compressed;
+    if (json)
+        puts("]");
+    return ES_EXIT_OK;
+compressed:
+    fflush(stdout);
+    es_cmd_errorf(cmd->name,
+                  "%s: guest offset 0x%llx is in a compressed cluster (%s), which has no host "
+                  "offset to show; use --output=json",
+                  img->filename, (unsigned long long)curr.start, curr.filename);
+    return ES_EXIT_FAIL;
+}
+
+static int run(int argc, char **argv)
+{
+    const es_cmd *cmd = &es_cmd_img_map;
+    enum { OPT_OUTPUT = 256, OPT_START, OPT_MAXLEN };
+    static const struct option longopts[] = {
+        {"output", required_argument, NULL, OPT_OUTPUT},
+        {"format", required_argument, NULL, 'f'},
+        {"force-share", no_argument, NULL, 'U'},
+        {"start-offset", required_argument, NULL, OPT_START},
+        {"max-length", required_argument, NULL, OPT_MAXLEN},
+        {NULL, 0, NULL, 0},
+    };
+    es_open_opts opts = {0};
+    bool json = false;
+    unsigned long long start = 0, max_len = ~0ull;
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "+f:U", longopts, NULL)) != -1) {
+        switch (c) {
+        case OPT_OUTPUT: {
+            int o = es_parse_output(optarg);
+            if (o < 0)
+                return es_cmd_usage_error(cmd, "invalid --output '%s' (human or json)", optarg);
+            json = o == 1;
+            break;
+        }
+        case 'f': opts.format = optarg; break;
+        case 'U': opts.force_share = true; break;
+        case OPT_START:
+            if (es_parse_size(optarg, &start) < 0)
+                return es_cmd_usage_error(cmd, "invalid --start-offset '%s'", optarg);
+            break;
+        case OPT_MAXLEN:
+            if (es_parse_size(optarg, &max_len) < 0)
+                return es_cmd_usage_error(cmd, "invalid --max-length '%s'", optarg);
+            break;
+        default:
+            return es_cmd_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (argc - optind != 1)
+        return es_cmd_usage_error(cmd, "expected one IMAGE");
+
+    es_image *img;
+    es_err err;
+    if (es_image_open(&img, argv[optind], &opts, &err) < 0) {
+        es_cmd_error(cmd->name, &err);
+        return ES_EXIT_FAIL;
+    }
+    int rc = map_image(cmd, img, json, start, max_len);
+    es_image_close(img);
+    return rc;
+}
