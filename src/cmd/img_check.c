@@ -1,0 +1,292 @@
+/* extsnap img check: what `qemu-img check` reports, for several images at
+ * once, plus the state of each image's backing chain. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd/cmd.h"
+#include "cmd/json_out.h"
+#include "qcow2/check.h"
+#include "qcow2/check_chain.h"
+
+static int run(int argc, char **argv);
+
+const es_cmd es_cmd_img_check = {
+    "img check",
+    "check (and repair) qcow2 images and their backing chains (like qemu-img check)",
+    "usage: extsnap img check [--output=human|json] [-r leaks|all] [-q] IMAGE...\n"
+    "\n"
+    "Check each qcow2 IMAGE the way `qemu-img check` does and report the same\n"
+    "figures: refcounts too high (leaked clusters: wasted space), refcounts too\n"
+    "low, wrong COPIED flags and broken L1/L2/refcount entries (corruptions),\n"
+    "image end offset and allocation statistics. Detail lines go to stderr.\n"
+    "The check reads the on-disk structures itself, so it also works on images\n"
+    "that cannot be opened normally (truncated, dirty, marked corrupt).\n"
+    "\n"
+    "It also follows the chain IMAGE stands on and reports backing files that\n"
+    "are missing, named without a backing format, of another format than named,\n"
+    "protocol names (never followed) and loops (JSON field \"backing-errors\",\n"
+    "an extsnap addition; qemu-img does not check the chain).\n"
+    "\n"
+    "  -r, --repair=leaks  free leaked clusters\n"
+    "  -r, --repair=all    also fix refcounts that are too low and COPIED flags;\n"
+    "                      rebuilds the refcount structure when it is broken\n"
+    "                      (new structure at the end of the file) and clears the\n"
+    "                      dirty and corrupt bits once the image is consistent\n"
+    "  --output=FMT        human (default) or json (one object per image; an\n"
+    "                      array when several images are given)\n"
+    "  -q, --quiet         no summary on stdout (detail lines still on stderr)\n"
+    "\n"
+    "After a repair the image is checked again and that result is reported,\n"
+    "with corruptions-fixed/leaks-fixed from the repair (as qemu-img does).\n"
+    "Do not repair an image a running VM uses.\n"
+    "\n"
+    "Exit status (as qemu-img check):\n"
+    "  0  no problems (or all repaired)\n"
+    "  1  the check could not complete (open error, internal error, or\n"
+    "     -r leaks on an image whose refcount structure must be rebuilt)\n"
+    "  2  corruptions found, or the backing chain is broken\n"
+    "  3  only leaked clusters found\n"
+    "  63 the image format has no check (raw)\n"
+    "With several images the worst status wins, in the order 1, 2, 3, 63, 0.\n"
+    "Usage errors exit 2.\n",
+    run,
+};
+
+#define EXIT_CORRUPT 2
+#define EXIT_LEAKS 3
+#define EXIT_NO_CHECK 63
+
+/* Severity order for several images: 1 > 2 > 3 > 63 > 0. */
+static int severity(int code)
+{
+    switch (code) {
+    case ES_EXIT_FAIL: return 4;
+    case EXIT_CORRUPT: return 3;
+    case EXIT_LEAKS: return 2;
+    case EXIT_NO_CHECK: return 1;
+    default: return 0;
+    }
+}
+
+typedef struct check_out {
+    bool json, quiet, several;
+    json_object *array; /* several images in JSON */
+} check_out;
+
+static void put_count(json_object *o, const char *key, int64_t v)
+{
+    if (v)
+        es_json_add_i64(o, key, v);
+}
+
+/* qemu-img's field order (its dictionary order), zero counts omitted. */
+static json_object *result_json(const char *path, const char *format,
+                                const qcow2_check_result *r, const qcow2_chain_problems *chain,
+                                const char *error)
+{
+    json_object *o = es_json_new_object();
+    if (r) {
+        put_count(o, "image-end-offset", r->image_end_offset);
+        put_count(o, "compressed-clusters", r->compressed_clusters);
+        put_count(o, "total-clusters", r->total_clusters);
+        put_count(o, "corruptions", r->corruptions);
+        put_count(o, "corruptions-fixed", r->corruptions_fixed);
+    }
+    es_json_add_i64(o, "check-errors", r ? r->check_errors : 0);
+    if (r) {
+        put_count(o, "leaks", r->leaks);
+        put_count(o, "leaks-fixed", r->leaks_fixed);
+        put_count(o, "allocated-clusters", r->allocated_clusters);
+    }
+    es_json_add_str(o, "filename", path);
+    if (format)
+        es_json_add_str(o, "format", format);
+    if (r)
+        put_count(o, "fragmented-clusters", r->fragmented_clusters);
+    if (chain && chain->n) {
+        json_object *list = es_json_new_array();
+        for (size_t i = 0; i < chain->n; i++)
+            es_json_append(list, es_json_str(chain->msgs[i]));
+        es_json_add(o, "backing-errors", list);
+    }
+    if (error)
+        es_json_add_str(o, "error", error);
+    return o;
+}
+
+static void emit_json(check_out *out, json_object *o)
+{
+    if (out->several) {
+        es_json_append(out->array, o);
+        return;
+    }
+    if (!out->quiet) {
+        es_json_print(stdout, o);
+        fputc('\n', stdout);
+    }
+    json_object_put(o);
+}
+
+/* qemu-img's dump_human_image_check(), then the chain. */
+static void print_human(const qcow2_check_result *r, const qcow2_chain_problems *chain)
+{
+    if (!(r->corruptions || r->leaks || r->check_errors)) {
+        printf("No errors were found on the image.\n");
+    } else {
+        if (r->corruptions)
+            printf("\n%lld errors were found on the image.\n"
+                   "Data may be corrupted, or further writes to the image may corrupt it.\n",
+                   (long long)r->corruptions);
+        if (r->leaks)
+            printf("\n%lld leaked clusters were found on the image.\n"
+                   "This means waste of disk space, but no harm to data.\n",
+                   (long long)r->leaks);
+        if (r->check_errors)
+            printf("\n%lld internal errors have occurred during the check.\n",
+                   (long long)r->check_errors);
+    }
+    if (r->total_clusters != 0 && r->allocated_clusters != 0)
+        printf("%lld/%lld = %0.2f%% allocated, %0.2f%% fragmented, %0.2f%% compressed "
+               "clusters\n",
+               (long long)r->allocated_clusters, (long long)r->total_clusters,
+               r->allocated_clusters * 100.0 / r->total_clusters,
+               r->fragmented_clusters * 100.0 / r->allocated_clusters,
+               r->compressed_clusters * 100.0 / r->allocated_clusters);
+    if (r->image_end_offset)
+        printf("Image end offset: %lld\n", (long long)r->image_end_offset);
+    if (chain->n) {
+        printf("\n%zu %s found in the backing chain:\n", chain->n,
+               chain->n == 1 ? "problem was" : "problems were");
+        for (size_t i = 0; i < chain->n; i++)
+            printf("    %s\n", chain->msgs[i]);
+    }
+}
+
+/* A check that produced no result: message on stderr, an object in JSON. */
+static int no_result(check_out *out, const char *path, const char *format, int code,
+                     const qcow2_check_result *partial, const char *msg)
+{
+    es_cmd_errorf(es_cmd_img_check.name, "%s: %s", path, msg);
+    if (out->json)
+        emit_json(out, result_json(path, format, partial, NULL, msg));
+    return code;
+}
+
+static int check_one(check_out *out, const char *path, unsigned fix)
+{
+    es_err err;
+    char buf[ES_ERR_MSG_MAX + ES_ERR_PATH_MAX + 64];
+    bool is_qcow2;
+    if (qcow2_check_is_qcow2(path, &is_qcow2, &err) < 0) {
+        es_cmd_error(es_cmd_img_check.name, &err);
+        if (out->json)
+            emit_json(out, result_json(path, NULL, NULL, NULL, es_err_str(&err, buf, sizeof buf)));
+        return ES_EXIT_FAIL;
+    }
+    if (!is_qcow2)
+        return no_result(out, path, "raw", EXIT_NO_CHECK, NULL,
+                         "this image format (raw) does not support checks");
+
+    if (out->several && !out->json && !out->quiet)
+        printf("%s:\n", path);
+    qcow2_check_result r;
+    bool repaired;
+    if (qcow2_check_image(path, fix, stderr, &r, &repaired, &err) < 0) {
+        char msg[sizeof buf + 32];
+        snprintf(msg, sizeof msg, "Check failed: %s", es_err_str(&err, buf, sizeof buf));
+        if (r.check_errors == 0)
+            r.check_errors = 1;
+        return no_result(out, path, "qcow2", ES_EXIT_FAIL, &r, msg);
+    }
+    qcow2_chain_problems chain = {0};
+    if (qcow2_check_backing_chain(path, &chain, &err) < 0) {
+        /* The image itself was checked; its header is what failed here. */
+        es_cmd_error(es_cmd_img_check.name, &err);
+    }
+    if (!out->quiet && !out->json && repaired)
+        printf("The following inconsistencies were found and repaired:\n\n"
+               "    %lld leaked clusters\n"
+               "    %lld corruptions\n\n"
+               "Double checking the fixed image now...\n",
+               (long long)r.leaks_fixed, (long long)r.corruptions_fixed);
+    if (out->json)
+        emit_json(out, result_json(path, "qcow2", &r, &chain, NULL));
+    else if (!out->quiet)
+        print_human(&r, &chain);
+
+    int code = 0;
+    if (r.check_errors) {
+        es_cmd_errorf(es_cmd_img_check.name, "%s: Check failed", path);
+        code = ES_EXIT_FAIL;
+    } else if (r.corruptions || chain.n) {
+        code = EXIT_CORRUPT;
+    } else if (r.leaks) {
+        code = EXIT_LEAKS;
+    }
+    qcow2_chain_problems_free(&chain);
+    if (out->several && !out->json && !out->quiet)
+        printf("\n");
+    return code;
+}
+
+static int run(int argc, char **argv)
+{
+    const es_cmd *cmd = &es_cmd_img_check;
+    enum { OPT_OUTPUT = 256 };
+    static const struct option longopts[] = {
+        {"output", required_argument, NULL, OPT_OUTPUT},
+        {"repair", required_argument, NULL, 'r'},
+        {"quiet", no_argument, NULL, 'q'},
+        {NULL, 0, NULL, 0},
+    };
+    check_out out = {0};
+    unsigned fix = 0;
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "+r:q", longopts, NULL)) != -1) {
+        switch (c) {
+        case OPT_OUTPUT: {
+            int o = es_parse_output(optarg);
+            if (o < 0)
+                return es_cmd_usage_error(cmd, "invalid --output '%s' (human or json)", optarg);
+            out.json = o == 1;
+            break;
+        }
+        case 'r':
+            if (strcmp(optarg, "leaks") == 0)
+                fix = QCOW2_CHECK_FIX_LEAKS;
+            else if (strcmp(optarg, "all") == 0)
+                fix = QCOW2_CHECK_FIX_ALL;
+            else
+                return es_cmd_usage_error(cmd, "--repair (-r) expects 'leaks' or 'all', not '%s'",
+                                          optarg);
+            break;
+        case 'q': out.quiet = true; break;
+        default:
+            return es_cmd_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind >= argc)
+        return es_cmd_usage_error(cmd, "expected at least one IMAGE");
+    out.several = argc - optind > 1;
+    if (out.several && out.json)
+        out.array = es_json_new_array();
+    int worst = 0;
+    for (int i = optind; i < argc; i++) {
+        int code = check_one(&out, argv[i], fix);
+        if (severity(code) > severity(worst))
+            worst = code;
+        fflush(stdout);
+    }
+    if (out.array) {
+        if (!out.quiet) {
+            es_json_print(stdout, out.array);
+            fputc('\n', stdout);
+        }
+        json_object_put(out.array);
+    }
+    return worst;
+}

@@ -1,0 +1,166 @@
+/* Backing-chain check. The chain below the image is opened with the
+ * engine's own es_image_open (same resolution, loop and depth rules as every
+ * other command); what it accepts silently but QEMU users get bitten by
+ * (probed formats, a qcow2 file used as raw) is reported here. */
+#include "qcow2/check_chain.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "qcow2/format.h"
+#include "qcow2/header.h"
+#include "qcow2/image.h"
+
+#define HEADER_READ_MAX (1u << QCOW2_MAX_CLUSTER_BITS)
+
+void qcow2_chain_problems_free(qcow2_chain_problems *p)
+{
+    for (size_t i = 0; i < p->n; i++)
+        free(p->msgs[i]);
+    free(p->msgs);
+    p->msgs = NULL;
+    p->n = 0;
+}
+
+static int add(qcow2_chain_problems *p, es_err *e, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int add(qcow2_chain_problems *p, es_err *e, const char *fmt, ...)
+{
+    char **n = realloc(p->msgs, (p->n + 1) * sizeof *n);
+    if (!n)
+        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    p->msgs = n;
+    va_list ap;
+    va_start(ap, fmt);
+    int r = vasprintf(&p->msgs[p->n], fmt, ap);
+    va_end(ap);
+    if (r < 0)
+        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    p->n++;
+    return 0;
+}
+
+/* Backing name and format of a qcow2 file, read with the check's leniency
+ * (tables past the end of the file do not matter here). */
+static int read_backing_fields(const char *path, char **name, char **format, es_err *e)
+{
+    *name = *format = NULL;
+    es_file *f;
+    uint64_t size;
+    if (es_file_open(&f, path, O_RDONLY, 0, e) < 0)
+        return -1;
+    int r = es_file_size(f, &size, e);
+    size_t want = size < HEADER_READ_MAX ? (size_t)size : HEADER_READ_MAX;
+    uint8_t *buf = r == 0 ? malloc(want ? want : 1) : NULL;
+    if (r == 0 && !buf)
+        r = es_err_set(e, ENOMEM, NULL, "out of memory");
+    if (r == 0)
+        r = es_file_pread(f, buf, want, 0, e);
+    qcow2_header h;
+    if (r == 0)
+        r = qcow2_header_parse(&h, buf, want, UINT64_MAX, path, e);
+    free(buf);
+    es_file_close(f);
+    if (r < 0)
+        return -1;
+    if (h.backing_file && !(*name = strdup(h.backing_file)))
+        r = es_err_set(e, ENOMEM, NULL, "out of memory");
+    if (r == 0 && h.backing_format && !(*format = strdup(h.backing_format)))
+        r = es_err_set(e, ENOMEM, NULL, "out of memory");
+    qcow2_header_free(&h);
+    return r;
+}
+
+static bool file_is_qcow2(es_file *f)
+{
+    uint8_t magic[4];
+    size_t got = 0;
+    es_err ignored;
+    return es_file_pread_some(f, magic, sizeof magic, 0, &got, &ignored) == 0 &&
+           got == sizeof magic && be32_load(magic) == QCOW2_MAGIC;
+}
+
+/* Problems es_image_open lets pass, for the image `img` named by a header
+ * whose backing format was `format` (NULL: none). */
+static int judge_opened(const es_image *naming, const es_image *img, const char *format,
+                        qcow2_chain_problems *out, es_err *e)
+{
+    if (!format) {
+        if (add(out, e,
+                "%s names backing file '%s' without a backing format: its format is probed, "
+                "which is unsafe (set it with rebase -u -F)",
+                naming ? naming->filename : "image", img->filename) < 0)
+            return -1;
+    } else if (img->format == ES_FMT_RAW && file_is_qcow2(img->file)) {
+        if (add(out, e, "backing file %s is a qcow2 image but is named with format 'raw'",
+                img->filename) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+int qcow2_check_backing_chain(const char *path, qcow2_chain_problems *out, es_err *e)
+{
+    out->msgs = NULL;
+    out->n = 0;
+    char *name, *format;
+    if (read_backing_fields(path, &name, &format, e) < 0)
+        return -1;
+    if (!name) {
+        free(format);
+        return 0;
+    }
+    int ret = 0;
+    char *display = NULL, *open_path = NULL;
+    es_err oerr;
+    es_image *chain = NULL;
+    if (!format && add(out, e,
+                       "%s names backing file '%s' without a backing format: its format is "
+                       "probed, which is unsafe (set it with rebase -u -F)",
+                       path, name) < 0) {
+        ret = -1;
+        goto done;
+    }
+    if (es_backing_resolve(path, name, NULL, &display, &open_path, &oerr) < 0) {
+        char buf[ES_ERR_MSG_MAX + ES_ERR_PATH_MAX + 64];
+        ret = add(out, e, "%s", es_err_str(&oerr, buf, sizeof buf));
+        goto done;
+    }
+    struct stat st;
+    if (stat(open_path, &st) < 0 && errno == ENOENT) {
+        ret = add(out, e, "backing file '%s' of %s does not exist (resolved to %s)", name, path,
+                  display);
+        goto done;
+    }
+    es_open_opts opts = {.format = format, .force_share = true};
+    if (es_image_open(&chain, open_path, &opts, &oerr) < 0) {
+        char buf[ES_ERR_MSG_MAX + ES_ERR_PATH_MAX + 64];
+        ret = add(out, e, "backing chain of %s: %s", path, es_err_str(&oerr, buf, sizeof buf));
+        goto done;
+    }
+    /* The first backing was named by `path`, deeper ones by their parent. */
+    if (format && judge_opened(NULL, chain, format, out, e) < 0) {
+        ret = -1;
+        goto done;
+    }
+    for (const es_image *i = chain; i && i->backing; i = i->backing) {
+        if (judge_opened(i, i->backing, i->hdr.backing_format, out, e) < 0) {
+            ret = -1;
+            goto done;
+        }
+    }
+done:
+    es_image_close(chain);
+    free(display);
+    free(open_path);
+    free(name);
+    free(format);
+    if (ret < 0)
+        qcow2_chain_problems_free(out);
+    return ret;
+}

@@ -1,0 +1,23 @@
+/* Backing-chain check: does the chain an image stands on hold together?
+ * Reads only headers; never follows protocol names (nbd:, json:, ...). */
+#ifndef ES_QCOW2_CHECK_CHAIN_H
+#define ES_QCOW2_CHECK_CHAIN_H
+
+#include <stddef.h>
+
+#include "util/err.h"
+
+typedef struct qcow2_chain_problems {
+    char **msgs; /* one human-readable sentence per problem */
+    size_t n;
+} qcow2_chain_problems;
+
+/* Walk the backing chain below `path` (a qcow2 image) and collect problems:
+ * missing backing file, backing format missing, unknown or not matching the
+ * file, a loop, a chain deeper than ES_CHAIN_MAX_DEPTH, an unreadable header.
+ * The walk stops at the first problem that makes the rest unreachable.
+ * Returns -1 only on out-of-memory or when `path` itself cannot be read. */
+int qcow2_check_backing_chain(const char *path, qcow2_chain_problems *out, es_err *e);
+void qcow2_chain_problems_free(qcow2_chain_problems *p);
+
+#endif
