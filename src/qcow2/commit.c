@@ -1,0 +1,243 @@
+/* Commit: refusals first, then a dry run (free space, progress total), then
+ * the batches, BASE's new size, and emptying TOP. */
+#include "qcow2/commit.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "qcow2/commit_internal.h"
+#include "qcow2/commit_space.h"
+#include "qcow2/format.h"
+#include "qcow2/host_write.h"
+#include "qcow2/make_empty.h"
+#include "qcow2/refcount.h"
+
+#define HDR_SIZE 24
+#define HDR_AUTOCLEAR 88
+
+es_image *es_commit_find_base(es_image *top, const char *path, es_err *e)
+{
+    struct stat st;
+    if (stat(path, &st) < 0) {
+        es_err_set(e, errno, path, "cannot open BASE");
+        return NULL;
+    }
+    for (es_image *img = top->backing; img; img = img->backing)
+        if (img->st_dev == (uint64_t)st.st_dev && img->st_ino == (uint64_t)st.st_ino)
+            return img;
+    es_err_set(e, 0, path, "BASE is not in the backing chain of TOP (%s)", top->filename);
+    return NULL;
+}
+
+/* The image was opened read-only as part of a chain: open the same file
+ * again for writing (before any write, so a read-only file, file system or
+ * an immutable flag stops the commit with nothing changed). */
+static int reopen_writable(es_image *img, es_err *e)
+{
+    if (img->writable)
+        return 0;
+    es_file *f;
+    if (es_file_open(&f, img->open_path, O_RDWR, 0, e) < 0)
+        return es_err_set(e, e ? e->errnum : 0, img->filename, "cannot open for writing");
+    struct stat st;
+    if (fstat(f->fd, &st) < 0 || (uint64_t)st.st_dev != img->st_dev ||
+        (uint64_t)st.st_ino != img->st_ino) {
+        es_file_close(f);
+        return es_err_set(e, 0, img->filename, "the file changed while it was open");
+    }
+    es_file_close(img->file);
+    img->file = f;
+    img->writable = true;
+    return 0;
+}
+
+static int refuse(const es_commit_opts *o, es_image *top, es_image *base, es_err *e)
+{
+    if (top->format != ES_FMT_QCOW2 || !top->backing)
+        return es_err_set(e, 0, top->filename, "Image does not have a backing file");
+    bool in_chain = false;
+    for (es_image *i = top->backing; i; i = i->backing)
+        in_chain |= i == base;
+    if (!in_chain)
+        return es_err_set(e, 0, base->filename, "BASE is not in the backing chain of TOP");
+    if (base->format == ES_FMT_QCOW2) {
+        uint64_t inc = base->hdr.incompatible_features;
+        if (inc & QCOW2_INCOMPAT_CORRUPT)
+            return es_err_set(e, 0, base->filename,
+                              "BASE is marked corrupt; run 'extsnap img check -r all' on it first");
+        if (inc & QCOW2_INCOMPAT_DIRTY)
+            return es_err_set(e, 0, base->filename,
+                              "BASE has the dirty bit set (its refcounts may be stale after an "
+                              "unclean shutdown with lazy refcounts); run 'extsnap img check -r "
+                              "all' on it first");
+        if (base->hdr.version < 3 && base->extended_l2)
+            return es_err_set(e, 0, base->filename, "extended L2 entries need qcow2 version 3");
+    }
+    if (!o->keep_top) {
+        uint64_t inc = top->hdr.incompatible_features;
+        if (inc & QCOW2_INCOMPAT_CORRUPT)
+            return es_err_set(e, 0, top->filename,
+                              "TOP is marked corrupt; run 'extsnap img check -r all' on it first "
+                              "(or keep it with -d)");
+        /* A dirty TOP (e.g. an earlier commit stopped while emptying it) is
+         * fine when emptying rebuilds its metadata from scratch. */
+        if ((inc & QCOW2_INCOMPAT_DIRTY) && !qcow2_make_empty_rebuilds(top))
+            return es_err_set(e, 0, top->filename,
+                              "TOP has the dirty bit set; run 'extsnap img check -r all' on it "
+                              "first (or keep it with -d)");
+    }
+    return 0;
+}
+
+static void ctx_init(commit_ctx *c, es_image *top, es_image *base, const es_commit_opts *o)
+{
+    memset(c, 0, sizeof *c);
+    c->top = top;
+    c->base = base;
+    c->opts = o;
+    c->raw_base = base->format == ES_FMT_RAW;
+    c->unit = c->raw_base ? COMMIT_RAW_UNIT : base->cluster_size;
+    c->nsub = !c->raw_base && base->extended_l2 ? QCOW2_SUBCLUSTERS : 1;
+    c->sub = c->unit / c->nsub;
+    c->top_size = top->virtual_size;
+    c->old_size = base->virtual_size;
+    c->new_size = c->top_size > c->old_size ? c->top_size : c->old_size;
+    /* Past BASE's old end its backing could show once BASE grows. */
+    uint64_t below = !c->raw_base && base->backing ? base->backing->virtual_size : 0;
+    c->soft_zero_end = below < c->new_size ? below : c->new_size;
+    if (c->soft_zero_end < c->old_size)
+        c->soft_zero_end = c->old_size;
+}
+
+static void ctx_free(commit_ctx *c)
+{
+    free(c->segs);
+    free(c->ops);
+    free(c->order);
+    free(c->targets);
+    free(c->frees);
+    free(c->updates);
+    free(c->buf);
+    free(c->scratch);
+}
+
+static int dry_run(commit_ctx *c, es_err *e)
+{
+    uint64_t pos = 0;
+    while (pos < c->top_size) {
+        if (commit_collect_batch(c, &pos, e) < 0 || commit_batch_count(c, e) < 0)
+            return -1;
+        if (c->nops == 0)
+            break;
+    }
+    return 0;
+}
+
+/* Writes that come before the data: stale autoclear features, L1 growth. */
+static int prepare_base(commit_ctx *c, es_err *e)
+{
+    es_image *b = c->base;
+    if (c->raw_base)
+        return 0;
+    if (b->hdr.version >= 3 && b->hdr.autoclear_features) {
+        /* We do not maintain persistent bitmaps (or anything else an
+         * autoclear bit stands for): clear the bits, as the spec asks of a
+         * writer that does not update those structures. */
+        uint8_t z[8] = {0};
+        if (qcow2_header_patch(b, HDR_AUTOCLEAR, z, 8, e) < 0 || es_file_flush(b->file, e) < 0)
+            return -1;
+        b->hdr.autoclear_features = 0;
+    }
+    uint64_t l1_need = qcow2_l1_size_for(b, c->new_size);
+    if (l1_need > UINT32_MAX)
+        return es_err_set(e, EFBIG, b->filename, "virtual size too large for an L1 table");
+    return qcow2_l1_grow(b, (uint32_t)l1_need, e);
+}
+
+/* BASE is complete on disk: now it may grow (last, so that a crash before
+ * leaves the old size and a re-run recomputes the same zeroes). */
+static int finish_base(commit_ctx *c, es_err *e)
+{
+    es_image *b = c->base;
+    if (c->raw_base) {
+        if (b->file_size < c->new_size && es_file_truncate(b->file, c->new_size, e) < 0)
+            return -1;
+        if (b->file_size < c->new_size)
+            b->file_size = c->new_size;
+        if (es_file_flush(b->file, e) < 0)
+            return -1;
+        b->virtual_size = c->new_size;
+        return 0;
+    }
+    if (qcow2_refcount_flush(b, e) < 0)
+        return -1;
+    if (c->new_size > c->old_size) {
+        uint8_t sz[8];
+        be64_store(sz, c->new_size);
+        if (qcow2_header_patch(b, HDR_SIZE, sz, 8, e) < 0 || es_file_flush(b->file, e) < 0)
+            return es_err_prefix(e, "growing BASE to %llu bytes", (unsigned long long)c->new_size);
+        b->hdr.size = c->new_size;
+        b->virtual_size = c->new_size;
+    }
+    return 0;
+}
+
+static int run(commit_ctx *c, es_err *e)
+{
+    es_image *top = c->top, *base = c->base;
+    if (reopen_writable(base, e) < 0)
+        return -1;
+    if (!c->opts->keep_top && reopen_writable(top, e) < 0)
+        return -1;
+    if (!c->raw_base && qcow2_refcount_open(base, e) < 0)
+        return -1;
+    if (dry_run(c, e) < 0)
+        return -1;
+    if (!c->opts->skip_space_check && commit_space_check(c, e) < 0)
+        return -1;
+    c->buf = malloc(COMMIT_CHUNK_BYTES);
+    c->scratch = malloc(c->raw_base ? 1 : base->cluster_size);
+    if (!c->buf || !c->scratch)
+        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    if (c->opts->progress)
+        c->opts->progress(c->opts->progress_ctx, 0, c->total_bytes);
+    /* First write from here on. */
+    if (prepare_base(c, e) < 0)
+        return -1;
+    uint64_t pos = 0;
+    while (pos < c->top_size) {
+        if (commit_collect_batch(c, &pos, e) < 0)
+            return -1;
+        if (c->nops == 0)
+            break;
+        if (commit_batch_run(c, e) < 0)
+            return -1;
+    }
+    if (finish_base(c, e) < 0)
+        return -1;
+    if (!c->opts->keep_top && qcow2_make_empty(top, e) < 0)
+        return -1;
+    return 0;
+}
+
+int es_commit(es_image *top, es_image *base, const es_commit_opts *o, es_err *e)
+{
+    static const es_commit_opts defaults = {0};
+    if (!o)
+        o = &defaults;
+    if (refuse(o, top, base, e) < 0)
+        return -1;
+    commit_ctx c;
+    ctx_init(&c, top, base, o);
+    int r = run(&c, e);
+    ctx_free(&c);
+    /* Everything that had to reach the disk was flushed on success; on an
+     * error the cached refcounts are dropped unwritten (a leak at worst). */
+    if (base->format == ES_FMT_QCOW2)
+        qcow2_refcount_close(base);
+    qcow2_refcount_close(top);
+    return r;
+}

@@ -1,0 +1,169 @@
+/* Moving the data of one chunk of ops: every op gets a slot of one unit in
+ * the chunk buffer; slots are filled (BASE's own view where nothing above
+ * covers, zeroes, decompressed clusters, then the data reads) and written
+ * to their destinations. Ops arrive in source order (image, host offset)
+ * and new clusters were allocated in that order, so both the reads and the
+ * writes coalesce into large sequential requests. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qcow2/commit_internal.h"
+#include "qcow2/host_write.h"
+
+typedef struct io_ext {
+    es_image *img;  /* reads: the source image */
+    uint64_t off;   /* host offset (reads: in img; writes: in BASE) */
+    uint8_t *mem;
+    uint64_t len;
+} io_ext;
+
+static int cmp_read(const void *pa, const void *pb)
+{
+    const io_ext *a = pa, *b = pb;
+    if (a->img != b->img)
+        return a->img->depth < b->img->depth ? -1 : 1;
+    return a->off < b->off ? -1 : a->off > b->off;
+}
+
+static int cmp_write(const void *pa, const void *pb)
+{
+    const io_ext *a = pa, *b = pb;
+    return a->off < b->off ? -1 : a->off > b->off;
+}
+
+/* Merge extents contiguous both on disk and in memory (sorted input). */
+static size_t merge(io_ext *x, size_t n)
+{
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (m && x[m - 1].img == x[i].img && x[m - 1].off + x[m - 1].len == x[i].off &&
+            x[m - 1].mem + x[m - 1].len == x[i].mem) {
+            x[m - 1].len += x[i].len;
+            continue;
+        }
+        x[m++] = x[i];
+    }
+    return m;
+}
+
+static int read_host(es_image *img, uint8_t *mem, uint64_t len, uint64_t off, es_err *e)
+{
+    size_t got = 0;
+    if (off < img->file_size &&
+        es_file_pread_some(img->file, mem, (size_t)len, off, &got, e) < 0)
+        return -1;
+    if (got < len) /* past the end of the file: zeroes, as QEMU reads them */
+        memset(mem + got, 0, (size_t)(len - got));
+    return 0;
+}
+
+/* BASE's own view of the uncovered parts of the op's written subclusters. */
+static int fill_from_base(commit_ctx *c, const commit_op *op, uint8_t *slot, es_err *e)
+{
+    uint32_t need = op->write_mask & ~op->full_mask;
+    for (uint32_t k = 0; k < c->nsub;) {
+        if (!(need & (1u << k))) {
+            k++;
+            continue;
+        }
+        uint32_t k1 = k;
+        while (k1 < c->nsub && (need & (1u << k1)))
+            k1++;
+        uint64_t a = op->guest + k * c->sub, b = op->guest + k1 * c->sub;
+        if (b > op->eff_end)
+            b = op->eff_end;
+        if (a < b && es_image_read(c->base, slot + (a - op->guest), b - a, a, e) < 0)
+            return es_err_prefix(e, "reading BASE to complete cluster at guest offset 0x%llx",
+                                 (unsigned long long)op->guest);
+        k = k1;
+    }
+    return 0;
+}
+
+/* Write extents of one op: whole units, runs of subclusters, or (raw) the
+ * covered bytes only. */
+static size_t op_writes(const commit_ctx *c, const commit_op *op, uint8_t *slot, io_ext *w)
+{
+    size_t n = 0;
+    if (c->raw_base) {
+        for (uint32_t i = 0; i < op->nseg; i++) {
+            const commit_seg *s = &c->segs[op->seg_first + i];
+            w[n++] = (io_ext){c->base, s->guest, slot + (s->guest - op->guest), s->len};
+        }
+        return n;
+    }
+    for (uint32_t k = 0; k < c->nsub;) {
+        if (!(op->write_mask & (1u << k))) {
+            k++;
+            continue;
+        }
+        uint32_t k1 = k;
+        while (k1 < c->nsub && (op->write_mask & (1u << k1)))
+            k1++;
+        w[n++] = (io_ext){c->base, op->dest + k * c->sub, slot + k * c->sub, (k1 - k) * c->sub};
+        k = k1;
+    }
+    return n;
+}
+
+int commit_data_chunk(commit_ctx *c, const uint32_t *idx, size_t n, es_err *e)
+{
+    size_t nseg = 0;
+    for (size_t i = 0; i < n; i++)
+        nseg += c->ops[idx[i]].nseg;
+    size_t max_w = nseg > n * c->nsub ? nseg : n * c->nsub;
+    io_ext *rd = malloc((nseg ? nseg : 1) * sizeof *rd);
+    io_ext *wr = malloc((max_w ? max_w : 1) * sizeof *wr);
+    int r = -1;
+    if (!rd || !wr) {
+        es_err_set(e, ENOMEM, NULL, "out of memory");
+        goto out;
+    }
+    size_t nr = 0, nw = 0;
+    uint64_t covered = 0;
+    for (size_t i = 0; i < n; i++) {
+        const commit_op *op = &c->ops[idx[i]];
+        uint8_t *slot = c->buf + i * c->unit;
+        if (!c->raw_base) {
+            if (op->eff_end < op->guest + c->unit) /* past the virtual end */
+                memset(slot + (op->eff_end - op->guest), 0,
+                       (size_t)(op->guest + c->unit - op->eff_end));
+            if (fill_from_base(c, op, slot, e) < 0)
+                goto out;
+        }
+        for (uint32_t j = 0; j < op->nseg; j++) {
+            const commit_seg *s = &c->segs[op->seg_first + j];
+            uint8_t *mem = slot + (s->guest - op->guest);
+            covered += s->len;
+            if (s->kind == SEG_ZERO) {
+                memset(mem, 0, (size_t)s->len);
+            } else if (s->kind == SEG_COMP) {
+                /* Inflated by the read path (it keeps the last cluster). */
+                if (es_image_read(s->src, mem, s->len, s->guest, e) < 0)
+                    goto out;
+            } else {
+                rd[nr++] = (io_ext){s->src, s->host, mem, s->len};
+            }
+        }
+        nw += op_writes(c, op, slot, wr + nw);
+    }
+    qsort(rd, nr, sizeof *rd, cmp_read);
+    nr = merge(rd, nr);
+    for (size_t i = 0; i < nr; i++)
+        if (read_host(rd[i].img, rd[i].mem, rd[i].len, rd[i].off, e) < 0)
+            goto out;
+    qsort(wr, nw, sizeof *wr, cmp_write);
+    nw = merge(wr, nw);
+    for (size_t i = 0; i < nw; i++)
+        if (qcow2_host_write(c->base, wr[i].mem, (size_t)wr[i].len, wr[i].off, e) < 0)
+            goto out;
+    c->done_bytes += covered;
+    if (c->opts->progress)
+        c->opts->progress(c->opts->progress_ctx, c->done_bytes, c->total_bytes);
+    r = 0;
+out:
+    free(rd);
+    free(wr);
+    return r;
+}

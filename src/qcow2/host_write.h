@@ -1,0 +1,20 @@
+/* Writing an image's host file: every write goes through here so that
+ * img->file_size stays current (the read side validates offsets against it,
+ * and a commit appends clusters it reads back). */
+#ifndef ES_QCOW2_HOST_WRITE_H
+#define ES_QCOW2_HOST_WRITE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "qcow2/image.h"
+
+int qcow2_host_write(es_image *img, const void *buf, size_t len, uint64_t off, es_err *e);
+/* Write zeroes over [off, off+len), in bounded pieces. */
+int qcow2_host_write_zeroes(es_image *img, uint64_t off, uint64_t len, es_err *e);
+/* Overwrite bytes of the fixed header in place (a few bytes inside the first
+ * sector: such a write is atomic in practice, which the ordering relies on).
+ * The caller updates img->hdr and flushes. */
+int qcow2_header_patch(es_image *img, uint64_t field_off, const void *buf, size_t len, es_err *e);
+
+#endif
