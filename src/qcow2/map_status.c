@@ -76,13 +76,12 @@ static int qcow2_status(es_image *img, uint64_t off, uint64_t n, layer_status *l
         ls->allocated = ls->data = true;
         break;
     case ES_BS_ZERO:
+        /* A zero cluster (or zero subclusters) may keep its host cluster. */
         ls->allocated = ls->zero = true;
-        if (!img->extended_l2) { /* zero flag: the cluster may keep its host cluster */
-            ls->len = min_u64(ls->len, to_cluster_end);
-            if (host_cluster) {
-                ls->has_offset = true;
-                ls->offset = host_cluster + in_cluster;
-            }
+        ls->len = min_u64(ls->len, to_cluster_end);
+        if (host_cluster) {
+            ls->has_offset = true;
+            ls->offset = host_cluster + in_cluster;
         }
         break;
     case ES_BS_UNALLOC:
