@@ -1,0 +1,297 @@
+#include "domxml/domain.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <libxml/tree.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "domxml/domain_priv.h"
+#include "domxml/names.h"
+#include "domxml/readfile.h"
+#include "domxml/strbuf.h"
+#include "domxml/xmlparse.h"
+
+static void disk_clear(domxml_disk *k)
+{
+    free(k->driver_name);
+    free(k->driver_type);
+    free(k->source);
+    free(k->source_protocol);
+    free(k->target_dev);
+    free(k->target_bus);
+    memset(k, 0, sizeof *k);
+}
+
+void domxml_domain_free(domxml_domain *d)
+{
+    if (!d)
+        return;
+    for (size_t i = 0; i < d->ndisks; i++)
+        disk_clear(&d->disks[i]);
+    free(d->disks);
+    free(d->name);
+    free(d->uuid);
+    free(d->type);
+    free(d->text);
+    free(d->origin);
+    if (d->priv) {
+        xs_free(&d->priv->scan);
+        free(d->priv->disk_elem);
+        free(d->priv);
+    }
+    free(d);
+}
+
+/* Which <source> attribute holds the path for each storage type. */
+static const char *source_attr_for(domxml_storage_type t)
+{
+    switch (t) {
+    case DOMXML_STORAGE_FILE: return "file";
+    case DOMXML_STORAGE_BLOCK: return "dev";
+    case DOMXML_STORAGE_DIR: return "dir";
+    case DOMXML_STORAGE_NETWORK: return "name";
+    case DOMXML_STORAGE_VOLUME: return "volume";
+    default: return NULL;
+    }
+}
+
+static int bad_attr(const char *origin, size_t line, const char *attr, const char *elem,
+                    const char *value, es_err *e)
+{
+    return es_err_set(e, 0, origin, "line %zu: invalid value for attribute '%s' in element '%s': '%s'",
+                      line, attr, elem, value);
+}
+
+static int parse_disk_source(const xmlNode *node, domxml_disk *k, es_err *e)
+{
+    xmlNode *src = dx_child(node, "source");
+    if (!src)
+        return 0;
+    const char *attr = source_attr_for(k->type);
+    if (attr && dx_prop(src, attr, &k->source, e) < 0)
+        return -1;
+    if (k->source && !*k->source) {
+        free(k->source);
+        k->source = NULL;
+    }
+    if (k->type == DOMXML_STORAGE_NETWORK && dx_prop(src, "protocol", &k->source_protocol, e) < 0)
+        return -1;
+    return 0;
+}
+
+static int parse_disk(const xmlNode *node, const xs_doc *scan, const char *origin,
+                      size_t first_line, domxml_disk *k, es_err *e)
+{
+    char *v = NULL;
+    k->line = xs_line_of(scan->text, scan->elems[dx_node_elem(node)].start) + first_line - 1;
+
+    k->device = DOMXML_DEVICE_DISK;
+    if (dx_prop(node, "device", &v, e) < 0)
+        return -1;
+    if (v && domxml_disk_device_parse(v, &k->device) < 0)
+        goto bad_device;
+    free(v);
+
+    k->type = DOMXML_STORAGE_FILE;
+    if (dx_prop(node, "type", &v, e) < 0)
+        return -1;
+    if (v && domxml_storage_type_parse(v, &k->type) < 0)
+        goto bad_type;
+    free(v);
+
+    if (dx_prop(node, "snapshot", &v, e) < 0)
+        return -1;
+    if (v && domxml_snapshot_mode_parse(v, &k->snapshot) < 0)
+        goto bad_snapshot;
+    free(v);
+    v = NULL;
+
+    xmlNode *drv = dx_child(node, "driver");
+    if (drv && (dx_prop(drv, "name", &k->driver_name, e) < 0 ||
+                dx_prop(drv, "type", &k->driver_type, e) < 0))
+        return -1;
+    /* libvirt still accepts the old spelling "aio" for raw. */
+    if (k->driver_type && strcmp(k->driver_type, "aio") != 0 &&
+        !domxml_is_image_format(k->driver_type))
+        return es_err_set(e, 0, origin, "line %zu: unknown driver format value '%s'", k->line,
+                          k->driver_type);
+
+    if (parse_disk_source(node, k, e) < 0)
+        return -1;
+
+    xmlNode *tgt = dx_child(node, "target");
+    if (tgt && (dx_prop(tgt, "dev", &k->target_dev, e) < 0 ||
+                dx_prop(tgt, "bus", &k->target_bus, e) < 0))
+        return -1;
+    if (!k->target_dev || !*k->target_dev)
+        return es_err_set(e, 0, origin, "line %zu: disk has no <target dev=...>", k->line);
+
+    k->readonly = dx_child(node, "readonly") != NULL;
+    k->shareable = dx_child(node, "shareable") != NULL;
+    k->has_backing_store = dx_child(node, "backingStore") != NULL;
+    return 0;
+
+bad_device:
+    bad_attr(origin, k->line, "device", "disk", v, e);
+    free(v);
+    return -1;
+bad_type:
+    bad_attr(origin, k->line, "type", "disk", v, e);
+    free(v);
+    return -1;
+bad_snapshot:
+    bad_attr(origin, k->line, "snapshot", "disk", v, e);
+    free(v);
+    return -1;
+}
+
+static int parse_disks(const xmlNode *root, domxml_domain *d, size_t first_line, es_err *e)
+{
+    const xs_doc *scan = &d->priv->scan;
+    size_t n = 0;
+    for (xmlNode *dev = dx_child(root, "devices"); dev; dev = dx_next_named(dev, "devices"))
+        for (xmlNode *k = dx_child(dev, "disk"); k; k = dx_next_named(k, "disk"))
+            n++;
+    if (!n)
+        return 0;
+    d->disks = calloc(n, sizeof *d->disks);
+    d->priv->disk_elem = calloc(n, sizeof *d->priv->disk_elem);
+    if (!d->disks || !d->priv->disk_elem)
+        return es_err_set(e, ENOMEM, d->origin, "out of memory");
+    for (xmlNode *dev = dx_child(root, "devices"); dev; dev = dx_next_named(dev, "devices")) {
+        for (xmlNode *k = dx_child(dev, "disk"); k; k = dx_next_named(k, "disk")) {
+            domxml_disk *disk = &d->disks[d->ndisks];
+            d->priv->disk_elem[d->ndisks] = dx_node_elem(k);
+            d->ndisks++;
+            if (parse_disk(k, scan, d->origin, first_line, disk, e) < 0)
+                return -1;
+            for (size_t j = 0; j + 1 < d->ndisks; j++)
+                if (strcmp(d->disks[j].target_dev, disk->target_dev) == 0)
+                    return es_err_set(e, 0, d->origin,
+                                      "line %zu: target '%s' duplicated for disks at lines %zu and %zu",
+                                      disk->line, disk->target_dev, d->disks[j].line, disk->line);
+        }
+    }
+    return 0;
+}
+
+/* libvirt's virUUIDParse: 32 hex digits, dashes allowed between them,
+ * surrounding blanks ignored. */
+static bool uuid_valid(const char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    int digits = 0;
+    for (; *s && !isspace((unsigned char)*s); s++) {
+        if (*s == '-')
+            continue;
+        if (!isxdigit((unsigned char)*s) || ++digits > 32)
+            return false;
+    }
+    while (isspace((unsigned char)*s))
+        s++;
+    return digits == 32 && !*s;
+}
+
+static int parse_root(const xmlNode *root, domxml_domain *d, size_t first_line, es_err *e)
+{
+    if (!dx_is(root, "domain"))
+        return es_err_set(e, 0, d->origin, "root element is <%s>, expected <domain>",
+                          (const char *)root->name);
+    if (dx_prop(root, "type", &d->type, e) < 0)
+        return -1;
+    if (!d->type || !*d->type)
+        return es_err_set(e, 0, d->origin, "missing domain type attribute");
+    if (dx_child_text(root, "name", &d->name, e) < 0)
+        return -1;
+    if (!d->name)
+        return es_err_set(e, 0, d->origin, "missing domain name information");
+    if (domxml_check_domain_name(d->name, e) < 0)
+        return -1;
+    if (dx_child_text(root, "uuid", &d->uuid, e) < 0)
+        return -1;
+    if (d->uuid && !uuid_valid(d->uuid))
+        return es_err_set(e, 0, d->origin, "malformed uuid element '%s'", d->uuid);
+    return parse_disks(root, d, first_line, e);
+}
+
+int domxml_domain_parse(const char *text, size_t len, const char *origin, domxml_domain **out,
+                        es_err *e)
+{
+    return dx_domain_parse_at(text, len, origin, 1, out, e);
+}
+
+int dx_domain_parse_at(const char *text, size_t len, const char *origin, size_t first_line,
+                       domxml_domain **out, es_err *e)
+{
+    *out = NULL;
+    domxml_domain *d = calloc(1, sizeof *d);
+    if (!d || !(d->priv = calloc(1, sizeof *d->priv))) {
+        free(d);
+        return es_err_set(e, ENOMEM, origin, "out of memory");
+    }
+    xmlDoc *doc = NULL;
+    int rc = -1;
+    if (dx_strndup(text, len, &d->text, e) < 0 ||
+        dx_strset(&d->origin, origin ? origin : "(domain XML)", e) < 0)
+        goto out;
+    d->len = len;
+    if (xs_scan(d->text, d->len, d->origin, &d->priv->scan, e) < 0)
+        goto out;
+    if (dx_xml_parse(d->text, d->len, d->origin, &d->priv->scan, &doc, e) < 0)
+        goto out;
+    if (parse_root(xmlDocGetRootElement(doc), d, first_line, e) < 0)
+        goto out;
+    rc = 0;
+out:
+    xmlFreeDoc(doc);
+    if (rc < 0) {
+        if (e && !e->path[0] && d->origin)
+            snprintf(e->path, sizeof e->path, "%s", d->origin);
+        domxml_domain_free(d);
+        return -1;
+    }
+    *out = d;
+    return 0;
+}
+
+int domxml_domain_load(const char *path, domxml_domain **out, es_err *e)
+{
+    char *text;
+    size_t len;
+    *out = NULL;
+    if (dx_read_file(path, &text, &len, e) < 0)
+        return -1;
+    int rc = domxml_domain_parse(text, len, path, out, e);
+    free(text);
+    return rc;
+}
+
+int domxml_domain_copy(const domxml_domain *d, domxml_domain **out, es_err *e)
+{
+    return domxml_domain_parse(d->text, d->len, d->origin, out, e);
+}
+
+void domxml_domain_root_span(const domxml_domain *d, size_t *off, size_t *len)
+{
+    const xs_elem *root = &d->priv->scan.elems[0];
+    *off = root->start;
+    *len = root->end - root->start;
+}
+
+int domxml_domain_root_only(const domxml_domain *d, domxml_domain **out, es_err *e)
+{
+    size_t off, len;
+    domxml_domain_root_span(d, &off, &len);
+    return domxml_domain_parse(d->text + off, len, d->origin, out, e);
+}
+
+const domxml_disk *domxml_domain_disk(const domxml_domain *d, const char *dev)
+{
+    for (size_t i = 0; i < d->ndisks; i++)
+        if (strcmp(d->disks[i].target_dev, dev) == 0)
+            return &d->disks[i];
+    return NULL;
+}

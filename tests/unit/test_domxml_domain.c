@@ -1,0 +1,331 @@
+/* domxml/domain: reading libvirt domain configs, and refusing bad ones
+ * clearly (never a crash). */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "domxml/domain.h"
+#include "domxml/header.h"
+#include "test_domxml_util.h"
+
+static domxml_domain *parse_ok(const char *text)
+{
+    es_err e = {0};
+    domxml_domain *d = NULL;
+    ck_assert_msg(domxml_domain_parse(text, strlen(text), "test.xml", &d, &e) == 0, "%s",
+                  err_text(&e));
+    return d;
+}
+
+/* Parsing fails with a message containing want, naming the document. */
+static void parse_fails(const char *text, const char *want)
+{
+    es_err e = {0};
+    domxml_domain *d = NULL;
+    ck_assert_msg(domxml_domain_parse(text, strlen(text), "test.xml", &d, &e) < 0,
+                  "parsed but should fail with '%s'", want);
+    ck_assert_ptr_null(d);
+    ck_assert_msg(strstr(e.msg, want) != NULL, "message '%s' lacks '%s'", e.msg, want);
+    ck_assert_str_eq(e.path, "test.xml");
+}
+
+START_TEST(parses_defined_domain)
+{
+    es_err e = {0};
+    domxml_domain *d = NULL;
+    ck_assert_msg(domxml_domain_load(fixture_path("libvirt-9.0/01-domain-defined.xml"), &d, &e) == 0,
+                  "%s", err_text(&e));
+    ck_assert_str_eq(d->name, "lvtest");
+    ck_assert_str_eq(d->uuid, "ba0d9ea7-91f3-416e-a787-445c388b9128");
+    ck_assert_str_eq(d->type, "qemu");
+    ck_assert_uint_eq(d->ndisks, 5);
+    static const char *targets[] = {"vda", "vdc", "vdd", "sda", "sdb"};
+    for (size_t i = 0; i < 5; i++)
+        ck_assert_str_eq(d->disks[i].target_dev, targets[i]);
+
+    const domxml_disk *vda = domxml_domain_disk(d, "vda");
+    ck_assert_int_eq(vda->device, DOMXML_DEVICE_DISK);
+    ck_assert_int_eq(vda->type, DOMXML_STORAGE_FILE);
+    ck_assert_str_eq(vda->driver_name, "qemu");
+    ck_assert_str_eq(vda->driver_type, "qcow2");
+    ck_assert_str_eq(vda->source, "/var/lib/libvirt/images/lvtest/vda.qcow2");
+    ck_assert_str_eq(vda->target_bus, "virtio");
+    ck_assert(!vda->readonly);
+    ck_assert_int_eq(vda->snapshot, DOMXML_SNAPSHOT_DEFAULT);
+    ck_assert(!vda->has_backing_store);
+
+    const domxml_disk *vdd = domxml_domain_disk(d, "vdd");
+    ck_assert_int_eq(vdd->type, DOMXML_STORAGE_BLOCK);
+    ck_assert_str_eq(vdd->source, "/dev/loop0");
+    ck_assert_str_eq(vdd->driver_type, "raw");
+
+    const domxml_disk *sda = domxml_domain_disk(d, "sda");
+    ck_assert_int_eq(sda->device, DOMXML_DEVICE_CDROM);
+    ck_assert(sda->readonly);
+    ck_assert_str_eq(sda->target_bus, "sata");
+    ck_assert_ptr_null(domxml_domain_disk(d, "vdz"));
+
+    /* the exact bytes are kept */
+    size_t len;
+    char *text = read_fixture("libvirt-9.0/01-domain-defined.xml", &len);
+    ck_assert_uint_eq(d->len, len);
+    ck_assert_mem_eq(d->text, text, len);
+    free(text);
+    domxml_domain_free(d);
+}
+END_TEST
+
+START_TEST(parses_every_domain_fixture)
+{
+    static const char *files[] = {
+        "00-define-input.xml", "01-domain-defined.xml", "02-domain-after-s1.xml",
+        "03-domain-after-s2.xml", "04-domain-after-s3.xml", "05-domain-after-s4-nometadata.xml",
+        "06-handmade-domain.xml", "07-domain-after-9.0-delete-s5.xml",
+        "08-domain-after-9.0-delete-s6.xml", "08-domain-after-s6.xml"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char name[256];
+        snprintf(name, sizeof name, "libvirt-9.0/%s", files[i]);
+        es_err e = {0};
+        domxml_domain *d = NULL;
+        ck_assert_msg(domxml_domain_load(fixture_path(name), &d, &e) == 0, "%s", err_text(&e));
+        ck_assert_uint_eq(d->ndisks, 5);
+        domxml_domain_free(d);
+    }
+}
+END_TEST
+
+START_TEST(root_only_drops_the_comment)
+{
+    es_err e = {0};
+    domxml_domain *d = NULL, *r = NULL;
+    ck_assert_int_eq(domxml_domain_load(fixture_path("libvirt-9.0/01-domain-defined.xml"), &d, &e), 0);
+    ck_assert_int_eq(domxml_domain_root_only(d, &r, &e), 0);
+    ck_assert(strncmp(r->text, "<domain type='qemu'>\n", 21) == 0);
+    ck_assert(r->text[r->len - 1] == '>');
+    size_t off, len;
+    domxml_domain_root_span(d, &off, &len);
+    ck_assert_uint_eq(len, r->len);
+    ck_assert_mem_eq(d->text + off, r->text, len);
+    domxml_domain_free(d);
+    domxml_domain_free(r);
+}
+END_TEST
+
+START_TEST(optional_parts)
+{
+    domxml_domain *d = parse_ok(
+        "<domain type=\"kvm\"><name>x</name>\n"
+        "<devices>\n"
+        " <disk device=\"cdrom\"><target dev=\"hdc\"/><readonly/></disk>\n"
+        " <disk type=\"network\"><driver type=\"raw\"/><source protocol=\"nbd\" name=\"exp\"/>"
+        "<target dev=\"vdb\"/></disk>\n"
+        " <disk snapshot=\"no\"><source file=\"/a\"/><backingStore/><shareable/><target dev=\"vdc\"/></disk>\n"
+        "</devices></domain>");
+    ck_assert_ptr_null(d->uuid);
+    ck_assert_uint_eq(d->ndisks, 3);
+    ck_assert_int_eq(d->disks[0].type, DOMXML_STORAGE_FILE); /* default */
+    ck_assert_ptr_null(d->disks[0].source);                  /* empty drive */
+    ck_assert_ptr_null(d->disks[0].driver_type);
+    ck_assert_ptr_null(d->disks[0].target_bus);
+    ck_assert_str_eq(d->disks[1].source, "exp");
+    ck_assert_str_eq(d->disks[1].source_protocol, "nbd");
+    ck_assert_int_eq(d->disks[2].snapshot, DOMXML_SNAPSHOT_NO);
+    ck_assert(d->disks[2].has_backing_store);
+    ck_assert(d->disks[2].shareable);
+    domxml_domain_free(d);
+}
+END_TEST
+
+START_TEST(utf8_bom_and_declaration)
+{
+    domxml_domain *d = parse_ok("\xEF\xBB\xBF<?xml version='1.0' encoding='UTF-8'?>\n"
+                                "<domain type='qemu'><name>b\xC3\xA9</name></domain>\n");
+    ck_assert_str_eq(d->name, "b\xC3\xA9");
+    domxml_domain_free(d);
+}
+END_TEST
+
+START_TEST(malformed_is_an_error)
+{
+    parse_fails("", "no root element");
+    parse_fails("<domain type='qemu'><name>x</name>", "never closed");
+    parse_fails("<domain type='qemu'><name>x</nam></domain>", "does not match");
+    parse_fails("<domain type='qemu'><name>x</name></domain><domain/>", "more than one root");
+    parse_fails("<domain type='qemu' a='1' a='2'><name>x</name></domain>", "malformed XML");
+    parse_fails("<domain type='qemu'><name>x &bogus;</name></domain>", "malformed XML");
+    parse_fails("<domain type=qemu><name>x</name></domain>", "quoted");
+    parse_fails("junk<domain/>", "outside the root");
+    parse_fails("<domain type='qemu'><name>\xff\xfe</name></domain>", "malformed XML");
+}
+END_TEST
+
+START_TEST(dtd_and_entities_refused)
+{
+    parse_fails("<!DOCTYPE domain [<!ENTITY a 'aaaa'>]><domain type='qemu'><name>&a;</name></domain>",
+                "document type");
+    parse_fails("<!DOCTYPE domain SYSTEM 'http://example.invalid/x.dtd'><domain/>",
+                "document type");
+}
+END_TEST
+
+START_TEST(other_encodings_refused)
+{
+    parse_fails("<?xml version='1.0' encoding='ISO-8859-1'?><domain type='qemu'><name>x</name></domain>",
+                "encoding");
+}
+END_TEST
+
+START_TEST(wrong_root)
+{
+    size_t len;
+    char *text = read_fixture("libvirt-9.0/02-snapshot-s1.xml", &len);
+    es_err e = {0};
+    domxml_domain *d = NULL;
+    ck_assert_int_lt(domxml_domain_parse(text, len, "s1.xml", &d, &e), 0);
+    ck_assert_str_eq(e.msg, "root element is <domainsnapshot>, expected <domain>");
+    free(text);
+}
+END_TEST
+
+START_TEST(missing_elements)
+{
+    parse_fails("<domain><name>x</name></domain>", "missing domain type attribute");
+    parse_fails("<domain type='qemu'></domain>", "missing domain name");
+    parse_fails("<domain type='qemu'><name></name></domain>", "missing domain name");
+    parse_fails("<domain type='qemu'><name>a/b</name></domain>", "can't contain '/'");
+    parse_fails("<domain type='qemu'><name>x</name><uuid>nope</uuid></domain>", "malformed uuid");
+    parse_fails("<domain type='qemu'><name>x</name><devices><disk><source file='/a'/></disk>"
+                "</devices></domain>",
+                "no <target dev");
+}
+END_TEST
+
+START_TEST(bad_enums_and_duplicates)
+{
+    parse_fails("<domain type='qemu'><name>x</name><devices>\n<disk device='cdromx'>"
+                "<target dev='a'/></disk></devices></domain>",
+                "line 2: invalid value for attribute 'device' in element 'disk': 'cdromx'");
+    parse_fails("<domain type='qemu'><name>x</name><devices><disk type='bogus'>"
+                "<target dev='a'/></disk></devices></domain>",
+                "attribute 'type'");
+    parse_fails("<domain type='qemu'><name>x</name><devices><disk type='none'>"
+                "<target dev='a'/></disk></devices></domain>",
+                "attribute 'type'");
+    parse_fails("<domain type='qemu'><name>x</name><devices><disk snapshot='default'>"
+                "<target dev='a'/></disk></devices></domain>",
+                "attribute 'snapshot'");
+    parse_fails("<domain type='qemu'><name>x</name><devices><disk><driver type='qcow3'/>"
+                "<target dev='a'/></disk></devices></domain>",
+                "unknown driver format value 'qcow3'");
+    parse_fails("<domain type='qemu'><name>x</name><devices>\n<disk><target dev='a'/></disk>\n"
+                "<disk><target dev='a'/></disk></devices></domain>",
+                "target 'a' duplicated");
+}
+END_TEST
+
+/* Every prefix of a real file is either parsed or refused cleanly. */
+START_TEST(truncations_never_crash)
+{
+    size_t len;
+    char *text = read_fixture("libvirt-9.0/01-domain-defined.xml", &len);
+    for (size_t n = 0; n < len; n += 7) {
+        es_err e = {0};
+        domxml_domain *d = NULL;
+        int rc = domxml_domain_parse(text, n, "cut.xml", &d, &e);
+        if (rc == 0)
+            domxml_domain_free(d);
+        else
+            ck_assert(e.msg[0] != '\0');
+    }
+    free(text);
+}
+END_TEST
+
+/* Flipping single bytes to markup characters: errors, not crashes. */
+START_TEST(mutations_never_crash)
+{
+    size_t len;
+    char *text = read_fixture("libvirt-9.0/01-domain-defined.xml", &len);
+    static const char subst[] = "<>&'\"/=! \n";
+    for (size_t i = 0; i < len; i += 3) {
+        char saved = text[i];
+        text[i] = subst[i % (sizeof subst - 1)];
+        es_err e = {0};
+        domxml_domain *d = NULL;
+        if (domxml_domain_parse(text, len, "mut.xml", &d, &e) == 0)
+            domxml_domain_free(d);
+        text[i] = saved;
+    }
+    free(text);
+}
+END_TEST
+
+START_TEST(deep_nesting_refused)
+{
+    size_t depth = 100000;
+    char *text = malloc(depth * 7 + 64);
+    ck_assert_ptr_nonnull(text);
+    char *p = text + sprintf(text, "<domain type='qemu'>");
+    for (size_t i = 0; i < depth; i++)
+        p += sprintf(p, "<a>");
+    for (size_t i = 0; i < depth; i++)
+        p += sprintf(p, "</a>");
+    sprintf(p, "</domain>");
+    es_err e = {0};
+    domxml_domain *d = NULL;
+    ck_assert_int_lt(domxml_domain_parse(text, strlen(text), "deep.xml", &d, &e), 0);
+    ck_assert_ptr_nonnull(strstr(e.msg, "malformed XML"));
+    free(text);
+}
+END_TEST
+
+/* libvirt's comment block, as at the top of its domain config. */
+START_TEST(libvirt_header_for_configs)
+{
+    es_err e = {0};
+    char *header = NULL;
+    ck_assert_int_eq(domxml_libvirt_header("edit", "lvtest", &header, &e), 0);
+    char *text = read_fixture("libvirt-9.0/01-domain-defined.xml", NULL);
+    ck_assert(strncmp(text, header, strlen(header)) == 0);
+    ck_assert(strncmp(text + strlen(header), "<domain ", 8) == 0);
+    free(header);
+    free(text);
+}
+END_TEST
+
+START_TEST(missing_file)
+{
+    es_err e = {0};
+    domxml_domain *d = NULL;
+    ck_assert_int_lt(domxml_domain_load("/nonexistent/x.xml", &d, &e), 0);
+    ck_assert_str_eq(e.path, "/nonexistent/x.xml");
+    ck_assert_int_ne(e.errnum, 0);
+}
+END_TEST
+
+static Suite *domain_suite(void)
+{
+    Suite *s = suite_create("domxml_domain");
+    TCase *tc = tcase_create("parse");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, parses_defined_domain);
+    tcase_add_test(tc, parses_every_domain_fixture);
+    tcase_add_test(tc, root_only_drops_the_comment);
+    tcase_add_test(tc, optional_parts);
+    tcase_add_test(tc, utf8_bom_and_declaration);
+    tcase_add_test(tc, malformed_is_an_error);
+    tcase_add_test(tc, dtd_and_entities_refused);
+    tcase_add_test(tc, other_encodings_refused);
+    tcase_add_test(tc, wrong_root);
+    tcase_add_test(tc, missing_elements);
+    tcase_add_test(tc, bad_enums_and_duplicates);
+    tcase_add_test(tc, truncations_never_crash);
+    tcase_add_test(tc, mutations_never_crash);
+    tcase_add_test(tc, deep_nesting_refused);
+    tcase_add_test(tc, libvirt_header_for_configs);
+    tcase_add_test(tc, missing_file);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+RUN_SUITE(domain_suite)
