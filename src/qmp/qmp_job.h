@@ -1,0 +1,58 @@
+/* Block-commit driver: starts one commit job per disk, follows them through
+ * QEMU's job events and query-block-jobs, and finishes them so that either
+ * every disk's commit takes effect or none does.
+ *
+ * How all-or-nothing is obtained: jobs run with auto-finalize off, so QEMU
+ * stops each one in state "pending" before it changes the graph (the pivot
+ * of an active commit, the backing rewrite of an intermediate one). Only when
+ * every job is pending does the driver finalize them, one after the other.
+ * Any failure, cancellation or interrupt before that cancels every job with
+ * force (a non-forced cancel of a READY active commit would complete it). */
+#ifndef ES_QMP_JOB_H
+#define ES_QMP_JOB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "qmp/qmp_client.h"
+#include "util/err.h"
+
+typedef struct qmp_commit_spec {
+    const char *device;       /* BlockBackend name or root node-name of the disk */
+    const char *job_id;       /* NULL: "extsnap-commit-<index>" */
+    const char *top_node;     /* NULL: active commit (the active layer is the top) */
+    const char *base_node;    /* NULL: the deepest image of the chain */
+    const char *backing_file; /* intermediate only: name QEMU writes into the overlay
+                                 of top (NULL: QEMU writes base's absolute path) */
+    uint64_t speed;           /* bytes per second, 0 = unlimited */
+} qmp_commit_spec;
+
+/* Called after each progress sample: offset of len bytes copied for job `index`. */
+typedef void (*qmp_job_progress_fn)(void *opaque, size_t index, const char *job_id,
+                                    uint64_t offset, uint64_t len);
+
+typedef struct qmp_job_opts {
+    qmp_job_progress_fn progress; /* may be NULL */
+    void *opaque;
+    int poll_interval_ms; /* query-block-jobs cadence; <= 0: 1000 */
+    int timeout_ms;       /* whole run; <= 0: no limit (QEMU's replies are still timed) */
+    int cancel_timeout_ms; /* waiting for cancelled jobs to end; <= 0: 60000 */
+} qmp_job_opts;
+
+/* Commit n disks (n >= 1) all-or-nothing, as described above. On failure
+ * every job that was started has ended in QEMU (or the message says which
+ * one could not be stopped), and the message names the job that failed and
+ * why, e.g. "block job extsnap-commit-1 (drive1) failed: No space left on
+ * device; no disk changed (cancelled 1 job)". After an interrupt (the
+ * client's flag) the message starts with "interrupted" and every job is
+ * cancelled. Once all jobs are pending the graph changes begin and an
+ * interrupt is no longer honoured: the run finishes (the flag stays set for
+ * the caller to see). */
+int qmp_commit_run(qmp_client *c, const qmp_commit_spec *specs, size_t n,
+                   const qmp_job_opts *opts, es_err *e);
+
+/* Cancel one block job with force (no pivot, even at READY). A job that no
+ * longer exists is not an error. Does not wait for it to end. */
+int qmp_block_job_cancel(qmp_client *c, const char *job_id, es_err *e);
+
+#endif
