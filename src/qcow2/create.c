@@ -14,6 +14,7 @@
 #include "qcow2/header.h"
 #include "qcow2/image.h"
 #include "util/fileio.h"
+#include "util/imglock.h"
 
 void qcow2_create_opts_init(qcow2_create_opts *o)
 {
@@ -213,6 +214,10 @@ static int open_new_file(const char *path, es_file **f, bool *created, es_err *e
                    S_ISREG(st.st_mode) ? "non-empty file" : "file that is not a regular file");
         goto fail;
     }
+    /* Someone else may have it open (a VM about to use a pre-created file). */
+    es_imglock lk = {0};
+    if (es_imglock_acquire_write((*f)->fd, path, &lk, e) < 0)
+        goto fail;
     return 0;
 fail:
     es_file_close(*f);

@@ -16,6 +16,7 @@
 
 #include "qcow2/format.h"
 #include "qcow2/header.h"
+#include "util/imglock.h"
 
 #define KNOWN_AUTOCLEAR (QCOW2_AUTOCLEAR_BITMAPS | QCOW2_AUTOCLEAR_DATA_FILE_RAW)
 
@@ -115,7 +116,12 @@ int qcow2_rebase_unsafe(const char *path, const char *name, const char *format, 
     es_file *f;
     if (es_file_open(&f, path, O_RDWR, 0, e) < 0)
         return -1;
-    int r = qcow2_rebase_header(f, name, format, e);
+    /* Like qemu-img: no running VM may use the image while its header
+     * changes (the locks go away with the descriptor). */
+    es_imglock lk = {0};
+    int r = es_imglock_acquire_write(f->fd, path, &lk, e);
+    if (r == 0)
+        r = qcow2_rebase_header(f, name, format, e);
     es_file_close(f);
     return r;
 }

@@ -189,6 +189,24 @@ qemu-img create -q -f qcow2 corrupt.qcow2 1M
 printf '\x02' | dd of=corrupt.qcow2 bs=1 seek=79 conv=notrunc status=none # incompatible bit 1
 refuse "image marked corrupt" 1 corrupt.qcow2 -u -b twin.qcow2 -F qcow2 corrupt.qcow2
 
+# --- an image a running QEMU uses is refused (QEMU's OFD locks) -----------
+if command -v qemu-system-x86_64 >/dev/null; then
+    qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 busy.qcow2
+    qemu-system-x86_64 -machine none -display none -nodefaults -S \
+        -blockdev "driver=qcow2,node-name=top,file.driver=file,file.filename=$T/busy.qcow2" 2>qemu.err &
+    qpid=$!
+    for _ in $(seq 1 100); do # until QEMU holds its locks
+        qemu-img info busy.qcow2 >/dev/null 2>&1 || break
+        sleep 0.1
+    done
+    refuse "image in use by QEMU" 1 busy.qcow2 -u -b twin.qcow2 -F qcow2 busy.qcow2
+    ES_CHECKS=$((ES_CHECKS + 1))
+    grep -q "$qpid" refuse.err || fail "lock conflict message does not name QEMU's pid $qpid: $(cat refuse.err)"
+    kill "$qpid"
+    wait "$qpid" 2>/dev/null || true
+    ok_rc "image free again" 0 "$X" img rebase -u -b twin.qcow2 -F qcow2 busy.qcow2
+fi
+
 # --- fault injection: old or new header, never a broken one ---------------
 cp top.qcow2 expected_new.qcow2
 "$X" img rebase -u -b twin.qcow2 -F qcow2 expected_new.qcow2
