@@ -170,8 +170,7 @@ static int check_backing(const char *path, const qcow2_create_opts *o, uint64_t 
     es_open_opts oo = {.root = o->root};
     es_image *b = NULL;
     int r = es_image_open(&b, display, &oo, e);
-    if (r < 0) {
-        es_err_prefix(e, "backing file");
+    if (r < 0) { /* the message names the file and says what is wrong with it */
         free(display);
         return -1;
     }

@@ -193,6 +193,12 @@ refuse "-F qcow2 on a raw backing" 1 new2.qcow2 -f qcow2 -b base.raw -F qcow2 ne
 # qemu-img 7.2 accepts -F raw over a qcow2 file (the guest would see qcow2
 # metadata as disk content); extsnap refuses it.
 refuse "-F raw on a qcow2 backing" 1 new3.qcow2 -f qcow2 -b base.qcow2 -F raw new3.qcow2
+qemu-img create -q -f qcow2 gone.qcow2 1M
+qemu-img create -q -f qcow2 -b gone.qcow2 -F qcow2 mid.qcow2
+rm gone.qcow2
+refuse "broken chain below the backing" 1 new10.qcow2 -f qcow2 -b mid.qcow2 -F qcow2 new10.qcow2
+: >self.img
+refuse "backing is the image itself" 1 self.img -f qcow2 -b self.img -F raw self.img 1M
 refuse "-b without -F" 2 new4.qcow2 -f qcow2 -b base.qcow2 new4.qcow2
 refuse "-u without size" 2 new5.qcow2 -f qcow2 -u -b base.qcow2 -F qcow2 new5.qcow2
 refuse "no size" 2 new6.qcow2 -f qcow2 new6.qcow2
