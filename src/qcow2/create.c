@@ -224,18 +224,23 @@ fail:
     return -1;
 }
 
-/* Write `len` zero bytes at off, at most one cluster at a time. */
-static int write_zeros(es_file *f, uint8_t *buf, size_t cs, uint64_t off, uint64_t len, es_err *e)
+/* Write `len` zero bytes at off (an L1 table of up to 32 MiB), in pieces of
+ * at most 1 MiB. */
+static int write_zeros(es_file *f, uint64_t off, uint64_t len, es_err *e)
 {
-    memset(buf, 0, cs);
-    while (len) {
-        size_t n = len < cs ? (size_t)len : cs;
-        if (es_file_pwrite(f, buf, n, off, e) < 0)
-            return -1;
+    size_t chunk = len < (1u << 20) ? (size_t)len : (1u << 20);
+    uint8_t *zeros = calloc(1, chunk);
+    if (!zeros)
+        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    int r = 0;
+    while (len && r == 0) {
+        size_t n = len < chunk ? (size_t)len : chunk;
+        r = es_file_pwrite(f, zeros, n, off, e);
         off += n;
         len -= n;
     }
-    return 0;
+    free(zeros);
+    return r;
 }
 
 static int write_table(es_file *f, uint8_t *buf, size_t cs, uint64_t off, const uint64_t *t,
@@ -270,7 +275,7 @@ static int write_metadata(es_file *f, const qcow2_create_layout *lay, uint8_t *b
     }
     if (write_table(f, buf, cs, lay->reftable_offset, lay->reftable, lay->reftable_entries, e) < 0)
         return -1;
-    if (lay->l1_size && write_zeros(f, buf, cs, lay->l1_offset, lay->l1_size * 8, e) < 0)
+    if (lay->l1_size && write_zeros(f, lay->l1_offset, lay->l1_size * 8, e) < 0)
         return -1;
     uint64_t size;
     if (es_file_size(f, &size, e) < 0)
