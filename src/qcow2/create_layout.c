@@ -96,13 +96,12 @@ static uint64_t alloc_noref(sim *s, uint64_t n)
 }
 
 static int update_refcount(sim *s, uint64_t start, uint64_t n, int delta);
+static int grow_reftable(sim *s, uint64_t start, uint64_t new_idx, uint64_t new_block);
 
 /* Make sure the refcount block covering cluster c exists. Creating one
  * places it in a free cluster (self-describing when it falls in its own
  * range) and asks the caller to search for free space again; when the
  * refcount table is too small it is replaced by a bigger one. */
-static int grow_reftable(sim *s, uint64_t start, uint64_t new_idx, uint64_t new_block);
-
 static int ensure_refblock(sim *s, uint64_t c)
 {
     uint64_t idx = c / s->rpb;
