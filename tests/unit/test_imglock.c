@@ -171,20 +171,28 @@ static pid_t qemu_start(const char *image, const char *out)
     return spawn(argv, out);
 }
 
-static pid_t qemu_start_and_wait(const char *image, const char *expect_bytes)
+/* Wait until path's lock bytes are `expect` while QEMU q runs. */
+static void wait_locked(pid_t q, const char *path, const char *expect)
 {
-    pid_t q = qemu_start(image, logfile);
     long long end = now_ms() + QEMU_START_MS;
-    while (strcmp(locked_bytes(image), expect_bytes) != 0) {
+    while (strcmp(locked_bytes(path), expect) != 0) {
         int st;
         if (waitpid(q, &st, WNOHANG) == q)
             ck_abort_msg("qemu exited early: %s", read_text(logfile));
         if (now_ms() > end) {
             stop(q);
-            ck_abort_msg("qemu did not lock %s (have [%s])", image, locked_bytes(image));
+            ck_abort_msg("qemu did not lock %s (have [%s])", path, locked_bytes(path));
         }
         sleep_ms(50);
     }
+}
+
+/* A VM on top (its backing base opened with it), all its locks in place. */
+static pid_t vm_start(void)
+{
+    pid_t q = qemu_start(top, logfile);
+    wait_locked(q, top, "100 101 103 201 203");
+    wait_locked(q, base, "100 201 203");
     return q;
 }
 
@@ -213,7 +221,7 @@ static int own_lock_lines(int fd)
 START_TEST(same_bytes_as_qemu)
 {
     make_images();
-    pid_t q = qemu_start_and_wait(top, W_SET);
+    pid_t q = vm_start();
     char qemu_top[64], qemu_base[64];
     snprintf(qemu_top, sizeof qemu_top, "%s", locked_bytes(top));
     snprintf(qemu_base, sizeof qemu_base, "%s", locked_bytes(base));
@@ -246,7 +254,7 @@ END_TEST
 START_TEST(vm_running)
 {
     make_images();
-    pid_t q = qemu_start_and_wait(top, W_SET);
+    pid_t q = vm_start();
     int ft = open_or_die(top, O_RDONLY), fb = open_or_die(base, O_RDONLY);
     es_err e = {0};
     es_lock_holder h;
@@ -348,7 +356,7 @@ START_TEST(extsnap_locks_stop_qemu)
     /* Positive control: released, QEMU starts (and uses base as backing
      * while we still read it). */
     es_imglock_release(&lk);
-    q = qemu_start_and_wait(top, W_SET);
+    q = vm_start();
     ck_assert_str_eq(locked_bytes(base), R_SET);
     stop(q);
     es_imglock_release(&lkb);
