@@ -1,0 +1,209 @@
+#include "snap/context.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "domxml/store.h"
+#include "snap/journal.h"
+#include "snap/plan_print.h"
+#include "snap/precond.h"
+#include "snap/recover.h"
+#include "snap/strv.h"
+#include "util/fileio.h"
+#include "util/rootpath.h"
+
+void snap_ctx_note(const snap_ctx *c, const char *fmt, ...)
+{
+    if (c->env->quiet || !c->env->log)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(c->env->log, "extsnap: %s: ", c->env->cmd ? c->env->cmd : "snap");
+    vfprintf(c->env->log, fmt, ap);
+    fputc('\n', c->env->log);
+    va_end(ap);
+}
+
+int snap_ctx_host(const snap_ctx *c, const char *path, char **out, es_err *e)
+{
+    return es_root_resolve(c->env->root, path, out, e);
+}
+
+void snap_ctx_close(snap_ctx *c)
+{
+    if (!c)
+        return;
+    snap_lock_release(&c->lock);
+    domxml_domain_free(c->config);
+    domxml_snapshot_list_free(c->snaps);
+    free(c->name);
+    free(c->config_path);
+    free(c->config_host);
+    free(c->snapshot_dir_host);
+    free(c->domain_snap_dir);
+    free(c->lock_path);
+    free(c->journal_path);
+    free(c->journal_tmp);
+    free(c);
+}
+
+static bool looks_like_path(const char *arg)
+{
+    size_t l = strlen(arg);
+    return strchr(arg, '/') || (l > 4 && strcmp(arg + l - 4, ".xml") == 0);
+}
+
+/* The config file's path as seen under the root (what a journal records). */
+static int logical_config_path(const snap_ctx *c, const char *arg, es_err *e)
+{
+    snap_ctx *m = (snap_ctx *)c;
+    if (!looks_like_path(arg)) {
+        const char *dir = c->paths.config_dir ? c->paths.config_dir : DOMXML_DEFAULT_CONFIG_DIR;
+        return snap_asprintf(&m->config_path, e, "%s/%s.xml", dir, c->name);
+    }
+    if (arg[0] == '/')
+        return snap_strdup(arg, &m->config_path, e);
+    if (c->env->root && c->env->root[0]) /* relative paths are taken from the root */
+        return snap_asprintf(&m->config_path, e, "/%s", arg);
+    char cwd[PATH_MAX];
+    if (!getcwd(cwd, sizeof cwd))
+        return es_err_set(e, errno, NULL, "cannot get the current directory");
+    return snap_asprintf(&m->config_path, e, "%s/%s", cwd, arg);
+}
+
+int snap_ctx_reload(snap_ctx *c, bool strict, es_err *e)
+{
+    domxml_domain_free(c->config);
+    c->config = NULL;
+    domxml_snapshot_list_free(c->snaps);
+    c->snaps = NULL;
+    if (domxml_domain_load(c->config_host, &c->config, e) < 0)
+        return -1;
+    if (strcmp(c->config->name, c->name) != 0)
+        return es_err_set(e, 0, c->config_host, "now defines domain '%s', not '%s'",
+                          c->config->name, c->name);
+    if (domxml_snapshots_load(&c->paths, c->name, strict ? 0 : DOMXML_LOAD_SKIP_BAD, &c->snaps,
+                              e) < 0)
+        return -1;
+    if (strict && domxml_snapshot_list_check(c->snaps, DOMXML_CHECK_ALLOW_NO_CURRENT, e) < 0)
+        return es_err_prefix(e, "snapshot metadata of domain %s is inconsistent (fix it first, "
+                                "e.g. with virsh snapshot-edit or by hand)",
+                             c->name);
+    return 0;
+}
+
+/* <snapshot-dir> must exist to hold the lock; libvirt creates it when it is
+ * installed, so only its last component is made here. */
+static int ensure_snapshot_dir(snap_ctx *c, es_err *e)
+{
+    struct stat st;
+    if (stat(c->snapshot_dir_host, &st) == 0) {
+        if (!S_ISDIR(st.st_mode))
+            return es_err_set(e, ENOTDIR, c->snapshot_dir_host, "snapshot directory");
+        return 0;
+    }
+    if (errno != ENOENT)
+        return es_err_set(e, errno, c->snapshot_dir_host, "cannot stat the snapshot directory");
+    if (es_fs_mkdir(c->snapshot_dir_host, 0755, e) < 0)
+        return es_err_prefix(e, "cannot create the snapshot directory");
+    char *parent = strdup(c->snapshot_dir_host);
+    if (!parent)
+        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    char *slash = strrchr(parent, '/');
+    if (slash && slash != parent)
+        *slash = '\0';
+    int r = es_fs_fsync_dir(parent, e);
+    free(parent);
+    return r;
+}
+
+static int set_paths(snap_ctx *c, es_err *e)
+{
+    if (es_root_resolve(c->env->root, c->snapshot_dir, &c->snapshot_dir_host, e) < 0 ||
+        snap_asprintf(&c->domain_snap_dir, e, "%s/%s", c->snapshot_dir, c->name) < 0 ||
+        snap_asprintf(&c->lock_path, e, "%s/%s.extsnap.lock", c->snapshot_dir_host, c->name) < 0 ||
+        snap_asprintf(&c->journal_path, e, "%s/%s.extsnap.journal", c->snapshot_dir_host,
+                      c->name) < 0 ||
+        snap_asprintf(&c->journal_tmp, e, "%s/.%s.extsnap.journal.tmp", c->snapshot_dir_host,
+                      c->name) < 0)
+        return -1;
+    return 0;
+}
+
+/* A journal left by an interrupted run: finish or undo it now. */
+static int recover_leftover(snap_ctx *c, es_err *e)
+{
+    snap_journal j = {c->journal_path, c->journal_tmp};
+    bool exists = false;
+    if (snap_journal_exists(&j, &exists, e) < 0)
+        return -1;
+    if (!exists)
+        return 0;
+    if (c->env->dry_run)
+        return es_err_set(e, 0, c->journal_path,
+                          "an interrupted extsnap operation on domain %s must be finished or "
+                          "undone first; run 'extsnap recover %s' (or this command without "
+                          "--dry-run, which recovers first)",
+                          c->name, c->name);
+    snap_recovery r = {0};
+    int rc = snap_recover(c, &r, e);
+    if (rc == 0 && r.found)
+        snap_ctx_note(c, "%s an interrupted operation first: %s", 
+                      r.rolled_back ? "rolled back" : "finished",
+                      r.plan && r.plan->summary ? r.plan->summary : "(unknown)");
+    snap_recovery_clear(&r);
+    return rc;
+}
+
+int snap_ctx_open(const snap_env *env, const char *arg, snap_open_mode mode, snap_ctx **out,
+                  es_err *e)
+{
+    *out = NULL;
+    snap_ctx *c = calloc(1, sizeof *c);
+    if (!c)
+        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    c->env = env;
+    c->paths = (domxml_paths){env->root, env->config_dir, env->snapshot_dir};
+    c->snapshot_dir = env->snapshot_dir ? env->snapshot_dir : DOMXML_DEFAULT_SNAPSHOT_DIR;
+    c->run_dir = env->run_dir ? env->run_dir : SNAP_DEFAULT_RUN_DIR;
+    bool writer = mode != SNAP_OPEN_READ && !env->dry_run;
+
+    domxml_domain *d = NULL;
+    if (domxml_domain_locate(&c->paths, arg, &d, &c->config_host, e) < 0)
+        goto fail;
+    c->config = d;
+    if (snap_strdup(d->name, &c->name, e) < 0 || logical_config_path(c, arg, e) < 0 ||
+        set_paths(c, e) < 0)
+        goto fail;
+    if (writer && ensure_snapshot_dir(c, e) < 0)
+        goto fail;
+    if (snap_lock_take(c->lock_path, c->name, writer, &c->lock, e) < 0)
+        goto fail;
+    if (mode != SNAP_OPEN_READ) {
+        if (snap_check_no_libvirtd(env->root, c->run_dir, e) < 0 ||
+            snap_check_vm_stopped(env->root, c->run_dir, c->config, e) < 0)
+            goto fail;
+    }
+    if (mode == SNAP_OPEN_WRITE && recover_leftover(c, e) < 0)
+        goto fail;
+    if (mode != SNAP_OPEN_RECOVER && snap_ctx_reload(c, mode == SNAP_OPEN_WRITE, e) < 0)
+        goto fail;
+    if (mode == SNAP_OPEN_READ) {
+        snap_journal j = {c->journal_path, c->journal_tmp};
+        bool pending = false;
+        if (snap_journal_exists(&j, &pending, NULL) == 0 && pending)
+            snap_ctx_note(c, "warning: an interrupted operation on domain %s is pending; run "
+                             "'extsnap recover %s'",
+                          c->name, c->name);
+    }
+    *out = c;
+    return 0;
+fail:
+    snap_ctx_close(c);
+    return -1;
+}

@@ -1,0 +1,71 @@
+/* A domain as the snapshot manager sees it: where its files are, its
+ * config, its snapshots, and (for commands that change it) the per-domain
+ * lock, the preconditions and the recovery of an interrupted operation.
+ * Every command on a domain starts with snap_ctx_open. */
+#ifndef ES_SNAP_CONTEXT_H
+#define ES_SNAP_CONTEXT_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "domxml/domain.h"
+#include "domxml/snapshot_list.h"
+#include "domxml/store.h"
+#include "snap/lock.h"
+#include "util/err.h"
+
+#define SNAP_DEFAULT_RUN_DIR "/run/libvirt/qemu"
+
+/* The global options of the domain commands. Directories are as seen under
+ * root; NULL means libvirt's default. */
+typedef struct snap_env {
+    const char *root;
+    const char *config_dir;
+    const char *snapshot_dir;
+    const char *run_dir;
+    bool dry_run;
+    bool quiet;
+    int verbose;
+    FILE *log;          /* where recovery and warnings are reported (stderr) */
+    const char *cmd;    /* command name, to prefix those messages */
+} snap_env;
+
+typedef enum {
+    SNAP_OPEN_READ,    /* list, disks: shared lock, no checks, bad files tolerated */
+    SNAP_OPEN_WRITE,   /* mutating commands: lock, preconditions, recovery first */
+    SNAP_OPEN_RECOVER, /* recover: lock and preconditions; the caller recovers */
+} snap_open_mode;
+
+typedef struct snap_ctx {
+    const snap_env *env;
+    domxml_paths paths;
+    const char *snapshot_dir;   /* with the default applied (under root) */
+    const char *run_dir;
+    char *name;                 /* the domain's name */
+    char *config_path;          /* its config file, as seen under root */
+    char *config_host;          /* the same, on this system */
+    domxml_domain *config;
+    domxml_snapshot_list *snaps;
+    char *snapshot_dir_host;    /* <snapshot-dir> on this system */
+    char *domain_snap_dir;      /* <snapshot-dir>/<name>, as seen under root */
+    char *lock_path;            /* <snapshot-dir>/<name>.extsnap.lock */
+    char *journal_path;         /* <snapshot-dir>/<name>.extsnap.journal */
+    char *journal_tmp;          /* <snapshot-dir>/.<name>.extsnap.journal.tmp */
+    snap_lock lock;
+} snap_ctx;
+
+/* Open the domain arg (a name in the config dir, or a path to its XML). */
+int snap_ctx_open(const snap_env *env, const char *arg, snap_open_mode mode, snap_ctx **out,
+                  es_err *e);
+/* Read the config and the snapshots again (after recovery changed them).
+ * strict: refuse files libvirt would reject and an inconsistent tree. */
+int snap_ctx_reload(snap_ctx *c, bool strict, es_err *e);
+void snap_ctx_close(snap_ctx *c);
+
+/* Host path of a path as seen under the root. */
+int snap_ctx_host(const snap_ctx *c, const char *path, char **out, es_err *e);
+
+/* Print "extsnap: CMD: " + message on env->log unless quiet. */
+void snap_ctx_note(const snap_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

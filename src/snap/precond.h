@@ -1,0 +1,23 @@
+/* What must hold before extsnap changes a domain's files: no libvirt daemon
+ * on that root (it keeps its own copy of every file and would overwrite
+ * extsnap's changes), and the VM not running (its images are being
+ * written). Pid files live under the root; the processes they name are
+ * looked up in this system's /proc. */
+#ifndef ES_SNAP_PRECOND_H
+#define ES_SNAP_PRECOND_H
+
+#include "domxml/domain.h"
+#include "util/err.h"
+
+/* Refuse while libvirtd or virtqemud runs: a pid file (/run/libvirtd.pid,
+ * /run/virtqemud.pid, /run/libvirt/virtqemud.pid, <run-dir>/driver.pid,
+ * the QEMU driver's own) names a live process called libvirtd/virtqemud. */
+int snap_check_no_libvirtd(const char *root, const char *run_dir, es_err *e);
+
+/* Refuse while the VM runs: <run-dir>/<name>.pid names a live process,
+ * <run-dir>/<name>.xml (libvirt's status file of a running domain) exists,
+ * or a process holds QEMU's image locks on one of its disks' images. */
+int snap_check_vm_stopped(const char *root, const char *run_dir, const domxml_domain *config,
+                          es_err *e);
+
+#endif
