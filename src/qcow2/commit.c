@@ -14,6 +14,7 @@
 #include "qcow2/host_write.h"
 #include "qcow2/make_empty.h"
 #include "qcow2/refcount.h"
+#include "util/imglock.h"
 
 #define HDR_SIZE 24
 #define HDR_AUTOCLEAR 88
@@ -35,7 +36,7 @@ es_image *es_commit_find_base(es_image *top, const char *path, es_err *e)
 /* The image was opened read-only as part of a chain: open the same file
  * again for writing (before any write, so a read-only file, file system or
  * an immutable flag stops the commit with nothing changed). */
-static int reopen_writable(es_image *img, es_err *e)
+static int reopen_writable(es_image *img, es_imglock *lk, es_err *e)
 {
     if (img->writable)
         return 0;
@@ -47,6 +48,11 @@ static int reopen_writable(es_image *img, es_err *e)
         (uint64_t)st.st_ino != img->st_ino) {
         es_file_close(f);
         return es_err_set(e, 0, img->filename, "the file changed while it was open");
+    }
+    /* The locks follow the descriptor the writes go through. */
+    if (es_imglock_move(lk, f->fd, img->filename, e) < 0) {
+        es_file_close(f);
+        return -1;
     }
     es_file_close(img->file);
     img->file = f;
@@ -122,6 +128,8 @@ static void ctx_free(commit_ctx *c)
     free(c->updates);
     free(c->buf);
     free(c->scratch);
+    /* The locks stay until the descriptors close with the images. */
+    free(c->locks);
 }
 
 static int dry_run(commit_ctx *c, es_err *e)
@@ -185,12 +193,41 @@ static int finish_base(commit_ctx *c, es_err *e)
     return 0;
 }
 
+/* QEMU-compatible locks, held until the images are closed: write locks on
+ * TOP and BASE (as qemu-img commit takes, -d or not), read locks on the
+ * images between (nobody may write them while we copy from them). A VM
+ * running on any of them makes the commit fail before anything is written. */
+static int lock_chain(commit_ctx *c, es_err *e)
+{
+    size_t n = 0;
+    for (es_image *i = c->top; i; i = i->backing) {
+        n++;
+        if (i == c->base)
+            break;
+    }
+    c->locks = calloc(n, sizeof *c->locks);
+    if (!c->locks)
+        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    c->nlocks = n;
+    size_t k = 0;
+    for (es_image *i = c->top; k < n; i = i->backing, k++) {
+        int r = i == c->top || i == c->base
+                    ? es_imglock_acquire_write(i->file->fd, i->filename, &c->locks[k], e)
+                    : es_imglock_acquire_read(i->file->fd, i->filename, &c->locks[k], e);
+        if (r < 0)
+            return -1;
+    }
+    return 0;
+}
+
 static int run(commit_ctx *c, es_err *e)
 {
     es_image *top = c->top, *base = c->base;
-    if (reopen_writable(base, e) < 0)
+    if (lock_chain(c, e) < 0)
         return -1;
-    if (!c->opts->keep_top && reopen_writable(top, e) < 0)
+    if (reopen_writable(base, &c->locks[c->nlocks - 1], e) < 0)
+        return -1;
+    if (!c->opts->keep_top && reopen_writable(top, &c->locks[0], e) < 0)
         return -1;
     if (!c->raw_base && qcow2_refcount_open(base, e) < 0)
         return -1;

@@ -14,6 +14,7 @@
 #include "qcow2/commit.h"
 #include "qcow2/image.h"
 #include "qcow2/l2_write.h"
+#include "util/imglock.h"
 
 #define COMMIT_RAW_UNIT (64u << 10)        /* op size for a raw BASE */
 #define COMMIT_CHUNK_BYTES (16u << 20)     /* data buffer: bounded memory */
@@ -63,6 +64,8 @@ typedef struct commit_ctx {
     es_image *top;
     es_image *base;       /* writable */
     const es_commit_opts *opts;
+    es_imglock *locks;    /* TOP .. BASE, in chain order */
+    size_t nlocks;
     bool raw_base;
     uint64_t unit;        /* op size: BASE cluster size (raw: COMMIT_RAW_UNIT) */
     uint32_t nsub;        /* subclusters per op: 32 with extended L2, else 1 */

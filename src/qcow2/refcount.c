@@ -268,7 +268,9 @@ int qcow2_refcount_add(es_image *img, uint64_t cluster, int64_t delta, es_err *e
                               "refcount of cluster 0x%llx would drop below zero "
                               "(no refcount block covers it)",
                               (unsigned long long)(cluster * img->cluster_size));
-        if (qcow2_refblock_create(img, rt_idx, e) < 0)
+        /* Only reached for a cluster the allocator did not hand out: the
+         * whole range is free, so its first cluster can hold the block. */
+        if (qcow2_refblock_create(img, rt_idx, rt_idx * rbe, e) < 0)
             return -1;
         if (get_block(img, rt_idx, &s, e) < 0)
             return -1;
@@ -305,12 +307,15 @@ int qcow2_refcount_add(es_image *img, uint64_t cluster, int64_t delta, es_err *e
 }
 
 /* Lowest run of n free clusters at or after `from`; missing refcount blocks
- * count as free (they are created when the clusters are taken). */
-static int find_free(es_image *img, uint64_t from, uint64_t n, uint64_t *start, es_err *e)
+ * count as free (they are created when the clusters are taken). *lowest is
+ * the first free cluster seen (the new hint). */
+static int find_free(es_image *img, uint64_t from, uint64_t n, uint64_t *start, uint64_t *lowest,
+                     es_err *e)
 {
     uint64_t rbe = qcow2_refblock_entries(img);
     uint64_t run_start = from, run_len = 0;
     uint64_t c = from;
+    bool seen = false;
     for (;;) {
         uint64_t rt_idx = c / rbe;
         rb_slot *s;
@@ -319,6 +324,10 @@ static int find_free(es_image *img, uint64_t from, uint64_t n, uint64_t *start, 
         uint64_t block_end = (rt_idx + 1) * rbe;
         if (!s) {
             /* The whole block is free. */
+            if (!seen) {
+                seen = true;
+                *lowest = c;
+            }
             if (run_len == 0)
                 run_start = c;
             run_len += block_end - c;
@@ -326,6 +335,10 @@ static int find_free(es_image *img, uint64_t from, uint64_t n, uint64_t *start, 
         } else {
             for (; c < block_end; c++) {
                 if (qcow2_refblock_entry_get(s->data, c % rbe, img->refcount_bits) == 0) {
+                    if (!seen) {
+                        seen = true;
+                        *lowest = c;
+                    }
                     if (run_len++ == 0)
                         run_start = c;
                     if (run_len >= n)
@@ -352,32 +365,40 @@ int qcow2_alloc_clusters(es_image *img, uint64_t n, uint64_t *host_off, es_err *
     if (n == 0)
         return es_err_set(e, EINVAL, img->filename, "internal error: allocating 0 clusters");
     uint64_t rbe = qcow2_refblock_entries(img);
-    uint64_t start = 0;
+    uint64_t start = 0, lowest = 0;
     for (;;) {
-        if (find_free(img, c->free_hint, n, &start, e) < 0)
+        if (find_free(img, c->free_hint, n, &start, &lowest, e) < 0)
             return -1;
-        /* A missing refcount block is created first; it occupies the first
-         * cluster of the range it covers, which may be in the run: search
-         * again until every block covering the run exists. */
-        bool created = false;
+        c->free_hint = lowest;
+        /* Every block covering the run must exist before it is taken. A
+         * missing one goes to the lowest free cluster (where a block that
+         * counts it exists, or else as the first cluster of its own range),
+         * which may push the run further: search again after each. */
+        uint64_t missing = UINT64_MAX;
         for (uint64_t rt = start / rbe; rt <= (start + n - 1) / rbe; rt++) {
             uint64_t off;
             if (refblock_offset(img, rt, &off, e) < 0)
                 return -1;
             if (!off) {
-                if (qcow2_refblock_create(img, rt, e) < 0)
-                    return -1;
-                created = true;
+                missing = rt;
+                break;
             }
         }
-        if (!created)
+        if (missing == UINT64_MAX)
             break;
+        uint64_t lowest_off;
+        if (refblock_offset(img, lowest / rbe, &lowest_off, e) < 0)
+            return -1;
+        int r = lowest_off ? qcow2_refblock_create(img, missing, lowest, e)
+                           : qcow2_refblock_create(img, lowest / rbe, lowest, e);
+        if (r < 0)
+            return -1;
     }
     for (uint64_t i = 0; i < n; i++)
         if (qcow2_refcount_add(img, start + i, 1, e) < 0)
             return -1;
     if (start == c->free_hint)
-        c->free_hint = start + n;
+        c->free_hint = start + n; /* else a shorter free run lies below */
     *host_off = start << img->cluster_bits;
     return 0;
 }

@@ -10,27 +10,33 @@
 
 #define HDR_REFTABLE_OFFSET 48 /* u64 offset, then u32 clusters at 56 */
 
-/* A block in the table's range: written, flushed, then entered in the table. */
-static int create_in_table(es_image *img, uint64_t rt_idx, es_err *e)
+/* A block in the table's range, placed at cluster `at`: inside its own
+ * range it counts itself; elsewhere `at` must be free in a block that
+ * exists, and its refcount is raised and flushed first. The block is
+ * written and flushed before the table entry names it. */
+static int create_in_table(es_image *img, uint64_t rt_idx, uint64_t at, es_err *e)
 {
     uint64_t cs = img->cluster_size;
     uint64_t rbe = qcow2_refblock_entries(img);
-    uint64_t self = rt_idx * rbe; /* cluster index of the block itself */
+    bool self = at / rbe == rt_idx;
+    if (!self && qcow2_refcount_add(img, at, 1, e) < 0)
+        return -1;
     uint8_t *block = calloc(1, cs);
     if (!block)
         return es_err_set(e, ENOMEM, NULL, "out of memory");
-    qcow2_refblock_entry_set(block, 0, img->refcount_bits, 1);
-    int r = qcow2_host_write(img, block, cs, self << img->cluster_bits, e);
+    if (self)
+        qcow2_refblock_entry_set(block, at % rbe, img->refcount_bits, 1);
+    int r = qcow2_host_write(img, block, cs, at << img->cluster_bits, e);
     free(block);
-    if (r < 0 || es_file_flush(img->file, e) < 0)
+    if (r < 0 || (self ? es_file_flush(img->file, e) : qcow2_refcount_flush(img, e)) < 0)
         return es_err_prefix(e, "adding refcount block %llu", (unsigned long long)rt_idx);
     uint8_t ent[8];
-    be64_store(ent, self << img->cluster_bits);
+    be64_store(ent, at << img->cluster_bits);
     if (qcow2_host_write(img, ent, 8, img->hdr.refcount_table_offset + rt_idx * 8, e) < 0 ||
         es_file_flush(img->file, e) < 0)
         return es_err_prefix(e, "entering refcount block %llu in the refcount table",
                              (unsigned long long)rt_idx);
-    img->reftable[rt_idx] = self << img->cluster_bits;
+    img->reftable[rt_idx] = at << img->cluster_bits;
     qcow2_refcount_forget_block(img, rt_idx);
     return 0;
 }
@@ -111,9 +117,13 @@ static int grow_table(es_image *img, uint64_t first, es_err *e)
     return 0;
 }
 
-int qcow2_refblock_create(es_image *img, uint64_t rt_idx, es_err *e)
+int qcow2_refblock_create(es_image *img, uint64_t rt_idx, uint64_t at, es_err *e)
 {
-    if (rt_idx < img->reftable_entries)
-        return create_in_table(img, rt_idx, e);
-    return grow_table(img, rt_idx, e);
+    uint64_t rbe = qcow2_refblock_entries(img);
+    if (rt_idx >= img->reftable_entries)
+        return grow_table(img, rt_idx, e);
+    if (at / rbe != rt_idx && at / rbe >= img->reftable_entries)
+        return es_err_set(e, EINVAL, img->filename,
+                          "internal error: refcount block placed outside the table's range");
+    return create_in_table(img, rt_idx, at, e);
 }

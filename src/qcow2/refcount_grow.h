@@ -10,10 +10,12 @@
 
 #include "qcow2/image.h"
 
-/* Create refcount block rt_idx (absent so far). It is placed in the first
- * cluster of the range it covers, so it counts itself; when the refcount
- * table is too small, a larger one is built right behind the new block(s). */
-int qcow2_refblock_create(es_image *img, uint64_t rt_idx, es_err *e);
+/* Create refcount block rt_idx (absent so far) at cluster index `at`: a
+ * free cluster, either in the block's own range (it then counts itself) or
+ * in a range whose block exists. When rt_idx is beyond the refcount table,
+ * the table grows instead: new blocks and a larger table are placed at the
+ * start of range rt_idx, counting themselves (`at` is ignored). */
+int qcow2_refblock_create(es_image *img, uint64_t rt_idx, uint64_t at, es_err *e);
 
 /* refcount.c: drop a cached copy of block rt_idx (it was rewritten on disk). */
 void qcow2_refcount_forget_block(es_image *img, uint64_t rt_idx);
