@@ -26,7 +26,8 @@ const es_cmd es_cmd_img_compare = {
     "Compare what a guest would read from IMAGE1 and IMAGE2, each through its\n"
     "backing chain. Unallocated ranges read as zeroes; images of different sizes\n"
     "are identical when the larger one's extra part reads as zeroes (a warning\n"
-    "is printed). Ranges both chains report as zeroes are skipped unread.\n"
+    "is printed). Ranges both chains report as zeroes, or map to the same bytes\n"
+    "of the same file (a shared backing file), are skipped unread.\n"
     "Prints \"Images are identical.\" or \"Content mismatch at offset N!\" (N is\n"
     "the first differing 512-byte sector, as qemu-img reports it).\n"
     "\n"
@@ -86,8 +87,18 @@ static int compare_range(compare_ctx *c, uint64_t off, uint64_t len)
     return 0;
 }
 
-/* Compare the part both images have. Runs that read as zeroes on both sides
- * are skipped; the rest is gathered into reads of up to COMPARE_BUF. */
+/* Both chains map the range to the same bytes of the same file (sibling
+ * overlays over one backing): equal without reading. */
+static bool same_host_bytes(const es_map_status *a, const es_map_status *b)
+{
+    return a->has_offset && b->has_offset && a->data == b->data && a->zero == b->zero &&
+           a->offset == b->offset && a->layer->st_dev == b->layer->st_dev &&
+           a->layer->st_ino == b->layer->st_ino;
+}
+
+/* Compare the part both images have. Runs that read as zeroes on both sides,
+ * or come from the same file bytes, are skipped; the rest is gathered into
+ * reads of up to COMPARE_BUF. */
 static int compare_common(compare_ctx *c, uint64_t size)
 {
     uint64_t pend_start = 0, pend_len = 0, off = 0;
@@ -101,7 +112,7 @@ static int compare_common(compare_ctx *c, uint64_t size)
                 es_map_status_get(c->img[1], off, s1.len, &s2, &err) < 0)
                 return fail(c, &err);
             n = s2.len < s1.len ? s2.len : s1.len;
-            both_zero = s1.zero && s2.zero;
+            both_zero = (s1.zero && s2.zero) || same_host_bytes(&s1, &s2);
         }
         if (!both_zero) {
             if (!pend_len)

@@ -92,6 +92,13 @@ qemu-img create -q -f qcow2 -o lazy_refcounts=on dirty.qcow2 16M
 ok_eq "dirty image setup: dirty-flag" true "$(qemu-img info --output=json dirty.qcow2 | jq '."dirty-flag"')"
 check_both "dirty image (lazy refcounts + abort)" dirty.qcow2
 
+# Corrupt bit (QEMU sets it when it detects bad metadata): shown, not refused.
+cp cs64k.qcow2 corrupt.qcow2
+printf '\x02' | dd of=corrupt.qcow2 bs=1 seek=79 conv=notrunc status=none
+ok_eq "corrupt image setup: corrupt" true \
+    "$(qemu-img info --output=json corrupt.qcow2 | jq '."format-specific".data.corrupt')"
+check_both "corrupt bit" corrupt.qcow2
+
 # --- internal snapshots, bitmaps, compressed clusters ----------------------
 qemu-img create -q -f qcow2 snaps.qcow2 16M
 qemu-io -c 'write -P 1 0 64k' snaps.qcow2 >/dev/null
