@@ -83,6 +83,24 @@ check_map "raw image with holes" disk.raw
 truncate -s 4M sparse.raw
 check_map "raw image, all hole" sparse.raw
 
+qemu-img convert -c -O qcow2 -o compression_type=zstd src.qcow2 compressed-zstd.qcow2
+check_map "zstd compressed clusters" compressed-zstd.qcow2
+for rb in 1 64; do
+    qemu-img create -q -f qcow2 -o refcount_bits=$rb rb$rb.qcow2 4M
+    qemu-io -c 'write -P 3 0 128k' -c 'write -z 1M 64k' rb$rb.qcow2 >/dev/null
+    check_map "refcount_bits=$rb" rb$rb.qcow2
+done
+qemu-img create -q -f qcow2 -o lazy_refcounts=on dirty.qcow2 4M
+(qemu-io -c 'write -P 1 0 64k' -c abort dirty.qcow2 >/dev/null 2>&1 || true) 2>/dev/null
+check_map "dirty image (lazy refcounts + abort)" dirty.qcow2
+# After an internal snapshot clusters are shared (refcount 2, no COPIED flag).
+qemu-img create -q -f qcow2 snaps.qcow2 4M
+qemu-io -c 'write -P 1 0 256k' snaps.qcow2 >/dev/null
+qemu-img snapshot -c first snaps.qcow2
+qemu-io -c 'write -P 2 64k 64k' -c 'write -z 128k 64k' snaps.qcow2 >/dev/null
+qemu-img bitmap --add snaps.qcow2 bm0
+check_map "internal snapshot and bitmap" snaps.qcow2
+
 # A 16 TiB image with a few clusters: the map must not walk the virtual size.
 qemu-img create -q -f qcow2 huge.qcow2 16T
 qemu-io -c 'write -P 1 0 64k' -c 'write -P 2 8T 64k' -c 'write -z 12T 1M' huge.qcow2 >/dev/null
@@ -119,6 +137,17 @@ qemu-img create -q -f qcow2 -b vm/mid.qcow2 -F qcow2 top-raw.qcow2
 qemu-io -c 'write -z 3M 64k' top-raw.qcow2 >/dev/null
 check_map "chain over a raw base in ../other" top-raw.qcow2
 check_map "chain over a raw base in ../other (./ path)" ./top-raw.qcow2
+# A backing name of exactly 1023 bytes (a long relative path).
+c250=$(printf 'd%.0s' {1..250})
+long="$c250/$c250/$c250/$c250/"
+long="$long$(printf 'b%.0s' $(seq 1 $((1023 - ${#long} - 6)))).qcow2"
+ok_eq "test setup: long backing name length" 1023 "${#long}"
+mkdir -p "$(dirname "$long")"
+qemu-img create -q -f qcow2 "$long" 4M
+qemu-io -c 'write -P 1 0 64k' "$long" >/dev/null
+qemu-img create -q -f qcow2 -b "$long" -F qcow2 longname.qcow2
+qemu-io -c 'write -P 2 1M 64k' longname.qcow2 >/dev/null
+check_map "1023-byte backing name" longname.qcow2
 # v2 overlay: write-zeroes over a backing allocates a data cluster.
 qemu-img create -q -f qcow2 -o compat=0.10 -b b1.qcow2 -F qcow2 v2top.qcow2
 qemu-io -c 'write -z 0 64k' -c 'write -P 4 1M 4k' v2top.qcow2 >/dev/null
