@@ -6,19 +6,35 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
-/* The pid the holder wrote, or 0. */
+/* The pid holding an flock on the file open as f, from /proc/locks
+ * ("1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF"), or 0. Nothing is
+ * written into the lock file, so taking the lock changes no file. */
 static long holder_pid(es_file *f)
 {
-    char buf[32] = {0};
-    size_t got = 0;
-    if (es_file_pread_some(f, buf, sizeof buf - 1, 0, &got, NULL) < 0)
+    struct stat st;
+    if (fstat(f->fd, &st) < 0)
         return 0;
-    buf[got] = '\0';
-    char *end;
-    long pid = strtol(buf, &end, 10);
-    return pid > 0 ? pid : 0;
+    FILE *fp = fopen("/proc/locks", "r");
+    if (!fp)
+        return 0;
+    char line[256];
+    long found = 0;
+    while (!found && fgets(line, sizeof line, fp)) {
+        char type[16];
+        long pid;
+        unsigned maj, min;
+        unsigned long long ino;
+        if (sscanf(line, "%*[^:]: %15s %*s %*s %ld %x:%x:%llu", type, &pid, &maj, &min, &ino) == 5 &&
+            strcmp(type, "FLOCK") == 0 && ino == (unsigned long long)st.st_ino &&
+            maj == major(st.st_dev) && min == minor(st.st_dev) && pid != (long)getpid())
+            found = pid;
+    }
+    fclose(fp);
+    return found;
 }
 
 int snap_lock_take(const char *path, const char *domain, bool exclusive, snap_lock *lk, es_err *e)
@@ -46,14 +62,6 @@ int snap_lock_take(const char *path, const char *domain, bool exclusive, snap_lo
             return es_err_set(e, 0, path, "another extsnap is working on domain %s", domain);
         }
         return es_err_set(e, err, path, "cannot lock");
-    }
-    if (exclusive) {
-        char buf[32];
-        int n = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
-        if (es_file_truncate(f, 0, e) < 0 || es_file_pwrite(f, buf, (size_t)n, 0, e) < 0) {
-            es_file_close(f);
-            return -1;
-        }
     }
     lk->f = f;
     return 0;

@@ -1,7 +1,7 @@
 /* One extsnap at a time per domain: an flock on
  * <snapshot-dir>/<domain>.extsnap.lock (beside, never inside, the domain's
- * snapshot directory, which libvirt parses entry by entry). The holder
- * writes its pid into the file so that others can name it. The file stays:
+ * snapshot directory, which libvirt parses entry by entry). The holder is
+ * named from /proc/locks; nothing is written into the file. The file stays:
  * removing a lock file races with the next locker. */
 #ifndef ES_SNAP_LOCK_H
 #define ES_SNAP_LOCK_H

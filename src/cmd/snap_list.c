@@ -1,0 +1,250 @@
+/* extsnap list: a domain's snapshots, as a table or a tree, or JSON. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cmd/cmd.h"
+#include "cmd/domain_opts.h"
+#include "cmd/json_out.h"
+#include "domxml/snapshot_list.h"
+#include "snap/context.h"
+
+static int run(int argc, char **argv);
+
+const es_cmd es_cmd_snap_list = {
+    "list",
+    "list a domain's snapshots (table, tree or JSON)",
+    "usage: extsnap list [OPTIONS] DOMAIN [--tree]\n"
+    "\n"
+    "List the snapshots of a domain from its libvirt metadata (what 'virsh\n"
+    "snapshot-list' shows), oldest first: name, creation time, state, parent,\n"
+    "whether it is the current snapshot, and the disks it has overlays for.\n"
+    "Files in the snapshot directory that libvirt could not load are reported\n"
+    "on stderr. Changes nothing.\n"
+    "\n"
+    "  --tree   show the snapshots as a tree, as 'virsh snapshot-list --tree';\n"
+    "           the current snapshot is marked '(current)'\n"
+    "\n" ES_DOMAIN_OPTS_USAGE "\n"
+    "JSON output (--output=json; field names are stable):\n"
+    "  {domain, current (name or null), snapshots: [{name, description (or null),\n"
+    "   creation-time (Unix seconds), state, parent (or null), current (bool),\n"
+    "   children [names], has-domain (bool: a saved <domain>, needed to revert),\n"
+    "   disks: [{name, snapshot (external|no|...), driver-type, source}],\n"
+    "   revert-disks: [same]}], bad-files: [{filename, error}]}\n"
+    "\n"
+    "Exit status: 0 listed, 1 failed, 2 usage.\n",
+    run,
+};
+
+static int by_time(const void *a, const void *b)
+{
+    const domxml_snapshot *x = *(domxml_snapshot *const *)a, *y = *(domxml_snapshot *const *)b;
+    if (x->creation_time != y->creation_time)
+        return x->creation_time < y->creation_time ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+static json_object *disks_json(const domxml_snap_disk *v, size_t n)
+{
+    json_object *a = es_json_new_array();
+    for (size_t i = 0; i < n; i++) {
+        json_object *d = es_json_new_object();
+        es_json_add_str(d, "name", v[i].name);
+        es_json_add_str(d, "snapshot", v[i].snapshot == DOMXML_SNAPSHOT_DEFAULT
+                                           ? (v[i].source ? "external" : "default")
+                                           : domxml_snapshot_mode_name(v[i].snapshot));
+        es_json_add_str_or_null(d, "driver-type", v[i].driver_type);
+        es_json_add_str_or_null(d, "source", v[i].source);
+        es_json_append(a, d);
+    }
+    return a;
+}
+
+static void print_json(const snap_ctx *c, domxml_snapshot **v, size_t n)
+{
+    json_object *o = es_json_new_object();
+    es_json_add_str(o, "domain", c->name);
+    const domxml_snapshot *cur = domxml_snapshot_list_current(c->snaps);
+    es_json_add_str_or_null(o, "current", cur ? cur->name : NULL);
+    json_object *a = es_json_new_array();
+    for (size_t i = 0; i < n; i++) {
+        const domxml_snapshot *s = v[i];
+        json_object *j = es_json_new_object();
+        es_json_add_str(j, "name", s->name);
+        es_json_add_str_or_null(j, "description", s->description);
+        es_json_add_i64(j, "creation-time", s->creation_time);
+        es_json_add_str_or_null(j, "state", s->state);
+        es_json_add_str_or_null(j, "parent", s->parent);
+        es_json_add_bool(j, "current", s->current);
+        json_object *kids = es_json_new_array();
+        for (size_t k = 0; k < n; k++)
+            if (v[k]->parent && strcmp(v[k]->parent, s->name) == 0)
+                es_json_append(kids, es_json_str(v[k]->name));
+        es_json_add(j, "children", kids);
+        es_json_add_bool(j, "has-domain", s->domain != NULL);
+        es_json_add(j, "disks", disks_json(s->disks, s->ndisks));
+        es_json_add(j, "revert-disks", disks_json(s->revert_disks, s->nrevert_disks));
+        es_json_append(a, j);
+    }
+    es_json_add(o, "snapshots", a);
+    json_object *bad = es_json_new_array();
+    for (size_t i = 0; i < c->snaps->nbad; i++) {
+        json_object *b = es_json_new_object();
+        es_json_add_str(b, "filename", c->snaps->bad_files[i]);
+        es_json_add_str(b, "error", c->snaps->bad_errors[i]);
+        es_json_append(bad, b);
+    }
+    es_json_add(o, "bad-files", bad);
+    es_json_print(stdout, o);
+    fputc('\n', stdout);
+    json_object_put(o);
+}
+
+static void format_time(long long t, char *buf, size_t len)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (!localtime_r(&tt, &tm) || !strftime(buf, len, "%Y-%m-%d %H:%M:%S %z", &tm))
+        snprintf(buf, len, "%lld", t);
+}
+
+/* The disks a snapshot has overlays for: "vda vdb". */
+static void disk_names(const domxml_snapshot *s, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    size_t at = 0;
+    for (size_t i = 0; i < s->ndisks && at < len; i++) {
+        if (!s->disks[i].source)
+            continue;
+        int n = snprintf(buf + at, len - at, "%s%s", at ? " " : "", s->disks[i].name);
+        if (n < 0)
+            break;
+        at += (size_t)n;
+    }
+}
+
+static void print_table(domxml_snapshot **v, size_t n)
+{
+    int wn = 4, wp = 6;
+    for (size_t i = 0; i < n; i++) {
+        int l = (int)strlen(v[i]->name);
+        wn = l > wn ? l : wn;
+        l = v[i]->parent ? (int)strlen(v[i]->parent) : 1;
+        wp = l > wp ? l : wp;
+    }
+    char line[512];
+    int len = snprintf(line, sizeof line, " %-*s   %-25s   %-8s   %-*s   %-7s   %s", wn, "Name",
+                       "Creation Time", "State", wp, "Parent", "Current", "Disks");
+    printf("%s\n", line);
+    for (int i = 0; i < len + 8 && i < (int)sizeof line - 1; i++)
+        putchar('-');
+    putchar('\n');
+    for (size_t i = 0; i < n; i++) {
+        char t[64], disks[256];
+        format_time(v[i]->creation_time, t, sizeof t);
+        disk_names(v[i], disks, sizeof disks);
+        printf(" %-*s   %-25s   %-8s   %-*s   %-7s   %s\n", wn, v[i]->name, t,
+               v[i]->state ? v[i]->state : "-", wp, v[i]->parent ? v[i]->parent : "-",
+               v[i]->current ? "yes" : "", disks);
+    }
+}
+
+/* virsh's tree: children below their parent, "+- " branches, "|" rails. */
+static void print_subtree(domxml_snapshot **v, size_t n, const domxml_snapshot *s, char *prefix,
+                          size_t plen, size_t cap, int depth)
+{
+    printf("%s%s\n", s->name, s->current ? " (current)" : "");
+    if (depth > (int)n) /* a loop in the metadata: stop */
+        return;
+    size_t kids = 0, seen = 0;
+    for (size_t i = 0; i < n; i++)
+        if (v[i]->parent && strcmp(v[i]->parent, s->name) == 0)
+            kids++;
+    for (size_t i = 0; i < n; i++) {
+        if (!v[i]->parent || strcmp(v[i]->parent, s->name) != 0)
+            continue;
+        bool last = ++seen == kids;
+        printf("%s  |\n%s  +- ", prefix, prefix);
+        size_t add = 4;
+        if (plen + add + 1 < cap) {
+            memcpy(prefix + plen, last ? "    " : "  | ", add);
+            prefix[plen + add] = '\0';
+            print_subtree(v, n, v[i], prefix, plen + add, cap, depth + 1);
+            prefix[plen] = '\0';
+        }
+    }
+}
+
+static void print_tree(domxml_snapshot **v, size_t n)
+{
+    char prefix[1024] = "";
+    for (size_t i = 0; i < n; i++) {
+        bool orphan = v[i]->parent && !domxml_snapshot_list_find(
+                                          &(domxml_snapshot_list){.snaps = v, .n = n}, v[i]->parent);
+        if (!v[i]->parent || orphan) {
+            print_subtree(v, n, v[i], prefix, 0, sizeof prefix, 0);
+            putchar('\n');
+        }
+    }
+}
+
+static int run(int argc, char **argv)
+{
+    const es_cmd *cmd = &es_cmd_snap_list;
+    enum { OPT_TREE = 0x2000 };
+    static const struct option longopts[] = {
+        ES_DOMAIN_LONGOPTS, {"tree", no_argument, NULL, OPT_TREE}, {NULL, 0, NULL, 0}};
+    es_domain_opts o;
+    es_domain_opts_init(&o, cmd);
+    bool tree = false;
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ES_DOMAIN_SHORTOPTS, longopts, NULL)) != -1) {
+        int h = es_domain_opt(cmd, &o, c, optarg);
+        if (h < 0)
+            return ES_EXIT_USAGE;
+        if (h > 0)
+            continue;
+        if (c == OPT_TREE)
+            tree = true;
+        else
+            return es_domain_bad_option(cmd, argv);
+    }
+    if (argc - optind != 1)
+        return es_cmd_usage_error(cmd, "expected DOMAIN");
+    if (es_domain_opts_check(cmd, &o) < 0)
+        return ES_EXIT_FAIL;
+    es_err e = {0};
+    snap_ctx *ctx = NULL;
+    if (snap_ctx_open(&o.env, argv[optind], SNAP_OPEN_READ, &ctx, &e) < 0) {
+        es_cmd_error(cmd->name, &e);
+        return ES_EXIT_FAIL;
+    }
+    size_t n = ctx->snaps->n;
+    domxml_snapshot **v = calloc(n + 1, sizeof *v);
+    if (!v) {
+        es_cmd_errorf(cmd->name, "out of memory");
+        snap_ctx_close(ctx);
+        return ES_EXIT_FAIL;
+    }
+    memcpy(v, ctx->snaps->snaps, n * sizeof *v);
+    qsort(v, n, sizeof *v, by_time);
+    for (size_t i = 0; i < ctx->snaps->nbad; i++)
+        es_cmd_errorf(cmd->name, "warning: %s: libvirt would not load this file: %s",
+                      ctx->snaps->bad_files[i], ctx->snaps->bad_errors[i]);
+    es_err chk = {0};
+    if (domxml_snapshot_list_check(ctx->snaps, DOMXML_CHECK_ALLOW_NO_CURRENT, &chk) < 0)
+        es_cmd_errorf(cmd->name, "warning: %s", es_err_str(&chk, (char[2048]){0}, 2048));
+    if (o.json)
+        print_json(ctx, v, n);
+    else if (tree)
+        print_tree(v, n);
+    else
+        print_table(v, n);
+    free(v);
+    snap_ctx_close(ctx);
+    return ES_EXIT_OK;
+}

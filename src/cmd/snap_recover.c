@@ -1,0 +1,109 @@
+/* extsnap recover: finish or undo an interrupted operation on a domain. */
+#include <getopt.h>
+#include <stdio.h>
+
+#include "cmd/cmd.h"
+#include "cmd/domain_opts.h"
+#include "snap/context.h"
+#include "snap/journal.h"
+#include "snap/plan_json.h"
+#include "snap/plan_print.h"
+#include "snap/recover.h"
+#include "cmd/json_out.h"
+
+static int run(int argc, char **argv);
+
+const es_cmd es_cmd_snap_recover = {
+    "recover",
+    "finish or undo an interrupted extsnap operation on a domain",
+    "usage: extsnap recover [OPTIONS] DOMAIN\n"
+    "\n"
+    "Every extsnap operation on a domain records its plan in a journal\n"
+    "(<snapshot-dir>/DOMAIN.extsnap.journal) before it changes anything, and\n"
+    "removes it when done. If a run was interrupted (crash, power loss, kill),\n"
+    "this finishes or undoes it, so that the domain is wholly before or wholly\n"
+    "after the operation, and says which:\n"
+    "  - interrupted before its commit point: rolled back (new overlays removed,\n"
+    "    every XML file and backing pointer given back its old content);\n"
+    "  - interrupted while merging or after the commit point: rolled forward\n"
+    "    (merges repeated, files written, discarded files deleted).\n"
+    "Every mutating command does this first by itself; 'recover' does only this.\n"
+    "With --dry-run it shows the interrupted operation and what would be done.\n"
+    "\n" ES_DOMAIN_OPTS_USAGE "\n"
+    "JSON output: {domain, found (false: nothing to do), action (rolled-back |\n"
+    "rolled-forward), phase (prepare | merge | committed), dry-run, operation\n"
+    "(the interrupted plan, as the other commands print it)}.\n"
+    "\n"
+    "Exit status: 0 recovered or nothing to do, 1 failed, 2 usage.\n",
+    run,
+};
+
+static void report(const es_domain_opts *o, const snap_ctx *c, const snap_recovery *r)
+{
+    const char *action = r->rolled_back ? "rolled-back" : "rolled-forward";
+    if (o->json) {
+        json_object *j = json_object_new_object();
+        json_object_object_add(j, "domain", json_object_new_string(c->name));
+        json_object_object_add(j, "found", json_object_new_boolean(r->found));
+        if (r->found) {
+            json_object *plan = NULL;
+            es_err e = {0};
+            json_object_object_add(j, "action", json_object_new_string(action));
+            json_object_object_add(j, "phase", json_object_new_string(snap_phase_name(r->phase)));
+            if (snap_plan_to_json(r->plan, false, &plan, &e) == 0)
+                json_object_object_add(j, "operation", plan);
+        }
+        json_object_object_add(j, "dry-run", json_object_new_boolean(o->env.dry_run));
+        es_json_print(stdout, j);
+        fputc('\n', stdout);
+        json_object_put(j);
+        return;
+    }
+    if (!r->found) {
+        printf("Nothing to recover for domain %s.\n", c->name);
+        return;
+    }
+    const char *title = o->env.dry_run
+                            ? (r->rolled_back ? "Would roll back (interrupted before its commit point):"
+                                              : "Would finish (interrupted after its commit point):")
+                            : (r->rolled_back ? "Rolled back (interrupted before its commit point):"
+                                              : "Finished (interrupted after its commit point):");
+    snap_plan_print(stdout, r->plan, title);
+}
+
+static int run(int argc, char **argv)
+{
+    const es_cmd *cmd = &es_cmd_snap_recover;
+    static const struct option longopts[] = {ES_DOMAIN_LONGOPTS, {NULL, 0, NULL, 0}};
+    es_domain_opts o;
+    es_domain_opts_init(&o, cmd);
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ES_DOMAIN_SHORTOPTS, longopts, NULL)) != -1) {
+        int h = es_domain_opt(cmd, &o, c, optarg);
+        if (h < 0)
+            return ES_EXIT_USAGE;
+        if (h == 0)
+            return es_domain_bad_option(cmd, argv);
+    }
+    if (argc - optind != 1)
+        return es_cmd_usage_error(cmd, "expected DOMAIN");
+    if (es_domain_opts_check(cmd, &o) < 0)
+        return ES_EXIT_FAIL;
+    es_err e = {0};
+    snap_ctx *ctx = NULL;
+    snap_recovery r = {0};
+    int status = ES_EXIT_FAIL;
+    if (snap_ctx_open(&o.env, argv[optind], SNAP_OPEN_RECOVER, &ctx, &e) < 0 ||
+        (o.env.dry_run ? snap_recover_inspect(ctx, &r, &e) : snap_recover(ctx, &r, &e)) < 0) {
+        es_cmd_error(cmd->name, &e);
+    } else {
+        status = ES_EXIT_OK;
+        if (!o.env.quiet)
+            report(&o, ctx, &r);
+    }
+    snap_recovery_clear(&r);
+    snap_ctx_close(ctx);
+    return status;
+}

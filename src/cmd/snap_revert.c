@@ -1,0 +1,78 @@
+/* extsnap revert: return a shut-off domain to a snapshot (or to base). */
+#include <getopt.h>
+#include <stdio.h>
+#include <time.h>
+
+#include "cmd/cmd.h"
+#include "cmd/domain_opts.h"
+#include "snap/context.h"
+#include "snap/revert.h"
+
+static int run(int argc, char **argv);
+
+const es_cmd es_cmd_snap_revert = {
+    "revert",
+    "return a shut-off domain's disks to a snapshot (or to base)",
+    "usage: extsnap revert [OPTIONS] DOMAIN NAME|base\n"
+    "\n"
+    "Return the disks of a shut-off domain to the state of snapshot NAME, the way\n"
+    "newer libvirt (9.9+) reverts external snapshots, without libvirtd:\n"
+    "  - every writable disk gets a fresh qcow2 overlay over the image the\n"
+    "    snapshot froze (its saved <domain>'s disk source), named\n"
+    "    <image minus its extension>.<Unix seconds> (the next free second if\n"
+    "    taken); frozen images are never written, so revert works any number of\n"
+    "    times; readonly disks, cdroms and empty disks keep their image;\n"
+    "  - the config becomes the domain definition saved in the snapshot, with\n"
+    "    the new overlays as disk sources (the config file's comment kept);\n"
+    "  - NAME becomes the current snapshot; if NAME has children, the new overlays\n"
+    "    are recorded in its <revertDisks> (its <disks> back the children),\n"
+    "    otherwise they become its <disks>;\n"
+    "  - the state being left is discarded: the overlays above the snapshots'\n"
+    "    frozen images in the old config (the changes since the current snapshot)\n"
+    "    are deleted and listed, but never a file that the config, any snapshot's\n"
+    "    metadata or another image in the same directory still needs.\n"
+    "To keep the current state, take a snapshot first.\n"
+    "\n"
+    "'base' is the state before the first snapshot: the images the root snapshot\n"
+    "froze (the root above the current snapshot). After it no snapshot is current.\n"
+    "\n"
+    "Refused when the snapshot has no saved <domain>, or when an image it needs is\n"
+    "missing or broken, or is a block device.\n"
+    "\n" ES_DOMAIN_SAFETY_USAGE "\n" ES_DOMAIN_OPTS_USAGE "\n" ES_PLAN_JSON_USAGE "\n"
+    "Exit status: 0 done (or planned, with --dry-run), 1 refused or failed, 2 usage.\n",
+    run,
+};
+
+static int run(int argc, char **argv)
+{
+    const es_cmd *cmd = &es_cmd_snap_revert;
+    static const struct option longopts[] = {ES_DOMAIN_LONGOPTS, {NULL, 0, NULL, 0}};
+    es_domain_opts o;
+    es_domain_opts_init(&o, cmd);
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ES_DOMAIN_SHORTOPTS, longopts, NULL)) != -1) {
+        int h = es_domain_opt(cmd, &o, c, optarg);
+        if (h < 0)
+            return ES_EXIT_USAGE;
+        if (h == 0)
+            return es_domain_bad_option(cmd, argv);
+    }
+    if (argc - optind != 2)
+        return es_cmd_usage_error(cmd, "expected DOMAIN NAME|base");
+    if (es_domain_opts_check(cmd, &o) < 0)
+        return ES_EXIT_FAIL;
+    es_err e = {0};
+    snap_ctx *ctx = NULL;
+    snap_plan *p = NULL;
+    int status = ES_EXIT_FAIL;
+    if (snap_ctx_open(&o.env, argv[optind], SNAP_OPEN_WRITE, &ctx, &e) < 0 ||
+        snap_plan_revert(ctx, "revert", argv[optind + 1], (long long)time(NULL), &p, &e) < 0)
+        es_cmd_error(cmd->name, &e);
+    else
+        status = es_domain_run_plan(cmd, &o, ctx, p);
+    snap_plan_free(p);
+    snap_ctx_close(ctx);
+    return status;
+}
