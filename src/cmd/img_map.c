@@ -91,7 +91,7 @@ static int map_image(const es_cmd *cmd, es_image *img, bool json, uint64_t start
 {
     uint64_t end = img->virtual_size;
     if (start > end)
-        start = end;
+        end = start; /* nothing to map; qemu-img prints one empty extent */
     if (max_len < end - start)
         end = start + max_len;
     if (json)

@@ -121,6 +121,8 @@ qemu-io -c 'write -P 3 64k 64k' -c 'write -z -u 2M 64k' -c 'discard 0 64k' b3.qc
 check_map "3-layer chain" b3.qcow2
 check_map "3-layer chain, absolute path" "$T/b3.qcow2"
 check_map "3-layer chain, --start-offset/--max-length" b3.qcow2 --start-offset=100000 --max-length=2500000
+check_map "3-layer chain, --start-offset past the end" b3.qcow2 --start-offset=5000000
+check_map "3-layer chain, --max-length=0" b3.qcow2 --max-length=0
 # Backing shorter than the overlay: beyond it the overlay reads zeroes itself.
 qemu-img create -q -f qcow2 short.qcow2 1M
 qemu-io -c 'write -P 1 0 512k' short.qcow2 >/dev/null
