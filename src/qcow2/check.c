@@ -166,6 +166,8 @@ static int open_ctx(qcow2_check_ctx *c, const char *path, unsigned fix, FILE *lo
     if (r < 0)
         return -1;
     const qcow2_header *h = &c->hdr;
+    if (h->crypt_method > CRYPT_LUKS)
+        return es_err_set(e, 0, path, "unsupported encryption method %u", h->crypt_method);
     c->virtual_size = h->size;
     c->cluster_bits = h->cluster_bits;
     c->cluster_size = 1ull << h->cluster_bits;
