@@ -222,8 +222,43 @@ current_snapshot() {
     for f in "$1$SNAP_DIR/$2"/*.xml; do
         [[ -e $f ]] || continue
         if grep -q '<active>1</active>' "$f"; then
-            xmllint --xpath 'string(/domainsnapshot/name)' "$f"
-            echo
+            echo "$(xmllint --xpath 'string(/domainsnapshot/name)' "$f")"
         fi
     done
 }
+
+# snap_layout FILE: a snapshot file reduced to its layout, to compare with
+# libvirt's (fixtures) whatever the names, paths, times and disks: the
+# <domain> body is dropped, each <disks>/<revertDisks> list becomes the
+# sorted kinds of its entries, names/times/descriptions become placeholders.
+snap_layout() {
+    awk '
+        /^  <domain / { print "  <domain .../>"; indom = 1; next }
+        indom { if ($0 ~ /^  <\/domain>/) indom = 0; next }
+        /^  <(disks|revertDisks)>$/ { print; inlist = 1; delete kinds; next }
+        inlist && /^  <\/(disks|revertDisks)>$/ {
+            fflush(); for (k in kinds) print "    " k | "sort"; close("sort")
+            print; inlist = 0; next
+        }
+        inlist {
+            if ($0 ~ /^    <disk .*snapshot=.no.\/>/) kinds["<disk snapshot=no/>"] = 1
+            else if ($0 ~ /^    <disk .*snapshot=.external. type=.file.>/) kinds["<disk snapshot=external type=file><driver type=qcow2/><source file=PATH/></disk>"] = 1
+            else if ($0 ~ /^    <disk /) kinds["OTHER: " $0] = 1
+            else if ($0 !~ /^      <(driver type=.qcow2.\/|source file=.\/[^ ]*.\/)>$/ && $0 !~ /^    <\/disk>$/) kinds["OTHER: " $0] = 1
+            next
+        }
+        {
+            gsub(/<name>[^<]*<\/name>/, "<name>NAME</name>")
+            gsub(/<creationTime>[0-9]+<\/creationTime>/, "<creationTime>TIME</creationTime>")
+            gsub(/<description>[^<]*<\/description>/, "<description>TEXT</description>")
+            print
+        }' "$1"
+}
+
+# fixture FILE: path of a libvirt 9.0 fixture.
+fixture() { echo "$ES_SRC/tests/fixtures/domxml/libvirt-9.0/$1"; }
+
+# ok_eq / ok_rc that record a failure and go on (under set -e a failed
+# assertion would otherwise end the script and hide the checks after it).
+check_eq() { ok_eq "$@" || true; }
+check_rc() { ok_rc "$@" || true; }
