@@ -9,6 +9,7 @@
 
 #include "qcow2/format.h"
 #include "qcow2/l2_cache.h"
+#include "qcow2/refcount.h"
 #include "util/rootpath.h"
 
 static int parse_format_name(const char *name, const char *path, es_img_format *fmt, es_err *e)
@@ -54,8 +55,8 @@ static int refuse_unsupported(const es_image *img, es_err *e)
     if (img->writable && (h->incompatible_features & QCOW2_INCOMPAT_DIRTY))
         return es_err_set(e, 0, img->filename,
                           "image has the dirty bit set (refcounts may be stale after an unclean "
-                          "shutdown with lazy refcounts); repair it with 'qemu-img check -r all' "
-                          "before writing");
+                          "shutdown with lazy refcounts); run 'extsnap img check -r all' (or "
+                          "'qemu-img check -r all') before writing to it");
     return 0;
 }
 
@@ -131,6 +132,8 @@ static void image_free_one(es_image *img)
     if (!img)
         return;
     qcow2_l2_cache_free(img->l2_cache);
+    /* Drops (never writes) cached refcount blocks: writers flush before closing. */
+    qcow2_refcount_close(img);
     es_file_close(img->file);
     qcow2_header_free(&img->hdr);
     free(img->l1);
@@ -159,7 +162,10 @@ static int open_one(es_image **out, const char *display, const char *open_path,
     img->writable = writable;
     if (es_file_open(&img->file, open_path, writable ? O_RDWR : O_RDONLY, 0, e) < 0) {
         int err = e ? e->errnum : 0;
-        if (naming)
+        if (naming && strcmp(display, open_path) != 0)
+            es_err_set(e, err, naming->filename, "cannot open backing file %s (at %s)", display,
+                       open_path);
+        else if (naming)
             es_err_set(e, err, naming->filename, "cannot open backing file %s", display);
         else
             es_err_set(e, err, display, "cannot open");
