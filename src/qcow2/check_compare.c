@@ -78,6 +78,8 @@ static int write_l1_entry(qcow2_check_ctx *c, uint64_t index, uint64_t value, es
 static int oflag_l2(qcow2_check_ctx *c, qcow2_check_result *res, uint64_t l2_offset, bool repair,
                     es_err *e)
 {
+    if (l2_offset >= c->file_size)
+        return 0; /* reads as zeroes: no entry to look at (and no walk to pay for) */
     if (check_pread(c, c->l2, c->cluster_size, l2_offset, e) < 0) {
         check_log(c, "ERROR: Could not read L2 table: %s\n", e->msg);
         res->check_errors++;

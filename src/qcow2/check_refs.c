@@ -213,6 +213,11 @@ static int check_l1(qcow2_check_ctx *c, uint64_t l1_offset, uint32_t l1_size, bo
                           (unsigned long long)l2_offset);
                 c->res->corruptions++;
             }
+            /* A table wholly past the end of the file reads as zeroes and
+             * references nothing: do not walk it (garbage taken for a huge
+             * L1 table would cost a whole table walk per entry). */
+            if (l2_offset >= c->file_size)
+                continue;
             if (check_l2(c, l2_offset, frag, fix, active, e) < 0) {
                 ret = -1;
                 break;
