@@ -68,8 +68,14 @@ int commit_above_status(commit_ctx *c, uint64_t off, uint64_t max, commit_seg *s
 {
     if (chain_first(c->top, c->base, off, max, seg, found, e) < 0)
         return -1;
-    if (*found || off < c->old_size || off >= c->soft_zero_end)
+    if (*found || off >= c->soft_zero_end)
         return 0;
+    if (off < c->old_size) {
+        /* Stop the uncovered run where BASE's old end is. */
+        if (c->soft_zero_end > c->old_size && seg->len > c->old_size - off)
+            seg->len = c->old_size - off;
+        return 0;
+    }
     /* BASE grows over this range: it must read as zeroes afterwards, as it
      * did through TOP, where BASE's backing would otherwise show. */
     uint64_t len = seg->len;

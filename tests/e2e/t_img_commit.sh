@@ -71,7 +71,7 @@ build_case() {
   rnd 12; local nops=$((4 + R))
   local ext=off base_opts="cluster_size=$cs" base_size=$size
   (( variant == 3 && cs >= 16384 )) && ext=on
-  rnd 8; (( variant == 6 )) && base_size=$(( size / 2 + R * 512 ))
+  rnd 8; (( variant == 6 )) && base_size=$(( size - R * 512 ))
   rnd 2; local v2_all=$(( variant == 1 || (variant == 6 && R == 1) ))
   (( v2_all )) && base_opts+=",compat=0.10"
   base=$d/base.qcow2 base_fmt=qcow2
@@ -87,6 +87,8 @@ build_case() {
   *)
     [[ $ext == on ]] && base_opts+=",extended_l2=on"
     qemu-img create -q -f qcow2 -o "$base_opts" "$base" "$base_size"
+    # Shorter layers on a full base: growing them must hide its data.
+    (( variant == 6 )) && qemu-io -c "write -P 51 0 $base_size" "$base" >/dev/null
     write_layer "$base" qcow2 "$base_size" "$cs" "$nops"
     if (( variant == 4 )); then
       qemu-img snapshot -c s1 "$base"
@@ -102,7 +104,9 @@ build_case() {
     lopts="cluster_size=$lcs"
     (( v2_all )) && lopts+=",compat=0.10"
     rnd 2; if [[ $ext == on ]] && ((R == 1)); then lopts+=",extended_l2=on"; fi
-    (( variant == 6 && i == 1 && depth == 4 )) && lsize=$(( size / 2 ))
+    # Shorter layers below TOP, so that BASE grows over a range its own
+    # (longer) backing file would otherwise show.
+    if (( variant == 6 && i < depth - 1 )); then rnd 3; lsize=$(( size / 4 * (1 + R) + 512 * R )); fi
     rnd 6
     if (( variant == 5 && i == depth - 2 )) || ((R == 0)); then
       compressed_layer "$layer" "$(basename "$below")" "$below_fmt" "$lsize" "$lcs" "$nops"

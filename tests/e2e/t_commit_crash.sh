@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Crash safety of extsnap img commit (reference §5), with the fault hook of
+# src/util/fileio.c: the commit of a small chain is traced to enumerate its
+# write, flush and mutating operations, then stopped (a simulated crash:
+# nothing after that point reaches the files) at EVERY one of them. After
+# each stop BASE must check without corruption (exit 0, or 3 for leaked
+# clusters), and running the commit again must complete and leave BASE and
+# TOP reading exactly what TOP read before. The same with an I/O error at
+# every point: a clear error, exit 1, BASE without corruption, and a re-run
+# completes.
+#
+# Scenarios: (a) v3, 4 KiB clusters: BASE with an internal snapshot (shared
+# L2 tables and clusters: copies, then releases), zeroes over data (releases),
+# ~10 MiB of data (a new refcount block), TOP of 2 GiB over a 1 MiB BASE (a
+# new, larger L1 table and a new size); TOP emptied by rebuilding it.
+# (b) v2 BASE and TOP, 64 KiB clusters, a compressed middle layer; TOP
+# emptied the slow way (entries cleared, clusters released).
+set -euo pipefail
+EXTSNAP=${EXTSNAP:?path to the extsnap binary}
+tmp=$(mktemp -d "${ES_TEST_TMP:-/tmp}/t_commit_crash.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+fail() { echo "FAIL [$scenario $fault]: $*"; fails=$((fails + 1)); }
+
+build_a() {
+  local d=$1
+  qemu-img create -q -f qcow2 -o cluster_size=4k "$d/base.qcow2" 1M
+  qemu-io -c 'write -P 1 0 512k' -c 'write -P 2 800k 100k' "$d/base.qcow2" >/dev/null
+  qemu-img snapshot -c s1 "$d/base.qcow2"
+  qemu-io -c 'write -P 3 256k 16k' "$d/base.qcow2" >/dev/null
+  qemu-img create -q -f qcow2 -o cluster_size=4k -b base.qcow2 -F qcow2 "$d/mid.qcow2" 2G
+  qemu-io -c 'write -P 4 100k 300k' -c 'write -z 600k 64k' -c 'write -P 5 1500M 64k' "$d/mid.qcow2" >/dev/null
+  qemu-img create -q -f qcow2 -b mid.qcow2 -F qcow2 "$d/top.qcow2" 2G
+  qemu-io -c 'write -P 6 0 4k' -c 'write -P 7 4M 10M' -c 'write -z 810k 20k' \
+    -c 'write -z -u 200k 64k' -c 'write -P 8 2047M 64k' "$d/top.qcow2" >/dev/null
+  args=(-b base.qcow2)
+  # -b keeps TOP: also crash in the emptying with a default commit of mid.
+}
+
+build_b() {
+  local d=$1
+  qemu-img create -q -f qcow2 -o compat=0.10 "$d/base.qcow2" 8M
+  qemu-io -c 'write -P 1 0 2M' "$d/base.qcow2" >/dev/null
+  qemu-img create -q -f qcow2 "$d/c.src" 8M
+  qemu-io -c 'write -P 2 1M 1M' -c 'write -P 3 5M 64k' "$d/c.src" >/dev/null
+  qemu-img convert -c -O qcow2 -o compat=0.10 "$d/c.src" "$d/mid.qcow2"
+  rm -f "$d/c.src"
+  qemu-img rebase -u -b base.qcow2 -F qcow2 "$d/mid.qcow2"
+  qemu-img create -q -f qcow2 -o compat=0.10 -b mid.qcow2 -F qcow2 "$d/top.qcow2"
+  qemu-io -c 'write -z 0 64k' -c 'write -P 4 1536k 1M' -c 'write -P 5 7M 100k' "$d/top.qcow2" >/dev/null
+  args=(-b base.qcow2)
+}
+
+# check_base DIR WHAT: qemu-img check exit 0 or 3 (leaks) only.
+check_ok() {
+  local img=$1 what=$2 rc=0
+  qemu-img check "$img" >"$tmp/check.log" 2>&1 || rc=$?
+  if ((rc != 0 && rc != 3)); then
+    fail "$what: qemu-img check $(basename "$img") exits $rc: $(grep -m3 -E 'ERROR|error' "$tmp/check.log" | tr '\n' ' ')"
+  fi
+}
+
+# run_points KINDS TARGET ARGS...: every fault point of the listed kinds of
+# `extsnap img commit ARGS top.qcow2`, TARGET being the image committed into.
+# (mutate points are the write, flush and truncate points together.)
+run_points() {
+  local kinds=$1 target=$2
+  shift 2
+  local cargs=("$@")
+  local orig=$tmp/$scenario.orig w=$tmp/$scenario.w
+  # What TOP shows before: BASE must show it afterwards, and TOP too.
+  qemu-img convert -O raw "$orig/top.qcow2" "$tmp/$scenario.view"
+  rm -rf "$w" && cp -a "$orig" "$w"
+  : >"$tmp/trace"
+  (cd "$w" && EXTSNAP_FAULT_TRACE="$tmp/trace" "$EXTSNAP" img commit -q "${cargs[@]}" top.qcow2) ||
+    { fault=trace; fail "traced commit failed"; return; }
+  local kind n total=0
+  for kind in $kinds; do
+    n=$(grep -c "^$kind " "$tmp/trace" || true)
+    echo "$scenario (${cargs[*]:-default}): $n $kind points"
+    for ((i = 1; i <= n; i++)); do
+      for action in stop eio; do
+        [[ $action == eio && $kind != mutate ]] && continue # mutate covers them all
+        fault=$kind:$i:$action
+        rm -rf "$w" && cp -a "$orig" "$w"
+        local rc=0
+        (cd "$w" && EXTSNAP_FAULT=$fault "$EXTSNAP" img commit -q "${cargs[@]}" top.qcow2) \
+          >"$tmp/out.log" 2>&1 || rc=$?
+        if [[ $action == stop ]]; then
+          ((rc == 86)) || fail "expected the simulated crash (exit 86), got exit $rc: $(cat "$tmp/out.log")"
+        else
+          ((rc == 1)) || fail "expected exit 1 on the I/O error, got $rc"
+          grep -q "extsnap: img commit: .*Input/output error" "$tmp/out.log" ||
+            fail "no clear error message: $(cat "$tmp/out.log")"
+        fi
+        check_ok "$w/$target" "after the $action"
+        # Running the commit again finishes it, with the same result.
+        rc=0
+        (cd "$w" && "$EXTSNAP" img commit -q "${cargs[@]}" top.qcow2) >"$tmp/out.log" 2>&1 || rc=$?
+        ((rc == 0)) || { fail "re-run exits $rc: $(cat "$tmp/out.log")"; continue; }
+        check_ok "$w/$target" "after the re-run"
+        qemu-img compare -q "$tmp/$scenario.view" "$w/$target" ||
+          fail "after the re-run $target does not read as TOP did"
+        qemu-img compare -q "$tmp/$scenario.view" "$w/top.qcow2" ||
+          fail "after the re-run TOP does not read as before"
+        if [[ $target == base.qcow2 && -f $orig/mid.qcow2 ]]; then
+          cmp -s "$orig/mid.qcow2" "$w/mid.qcow2" || fail "the middle image was written"
+        fi
+        total=$((total + 1))
+      done
+    done
+  done
+  echo "$scenario (${cargs[*]:-default}): $total fault runs"
+}
+
+for scenario in a b; do
+  mkdir -p "$tmp/$scenario.orig"
+  "build_$scenario" "$tmp/$scenario.orig"
+  fault=none
+  run_points "write flush mutate" base.qcow2 "${args[@]}"
+  # A default commit (into mid, TOP emptied afterwards) crashes in the
+  # emptying too.
+  run_points mutate mid.qcow2
+done
+
+if ((fails)); then
+  echo "$fails assertion(s) failed"
+  exit 1
+fi
+echo "all passed"
