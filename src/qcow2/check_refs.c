@@ -338,6 +338,10 @@ static int check_bitmaps(qcow2_check_ctx *c, es_err *e)
 static int check_refblocks(qcow2_check_ctx *c, unsigned fix, bool *rebuild, es_err *e)
 {
     qcow2_check_result *res = c->res;
+    /* Growth limit for refblocks outside the image, fixed before the first
+     * growth: measured against the grown size it compounded (each entry
+     * could double the file: 8 TiB from a 192 KiB image). */
+    const uint64_t grow_limit = 2 * c->file_size + (1ull << 30);
     for (uint64_t i = 0; i < c->reftable_entries; i++) {
         uint64_t raw = c->reftable[i], off = raw & QCOW2_REFT_OFFSET_MASK;
         uint64_t cluster = off >> c->cluster_bits;
@@ -368,7 +372,7 @@ static int check_refblocks(qcow2_check_ctx *c, unsigned fix, bool *rebuild, es_e
              * QEMU, refuse absurd sizes: the refcount array follows the size. */
             es_err terr;
             uint64_t new_size = off + c->cluster_size;
-            if (new_size > 2 * c->file_size + (1ull << 30)) {
+            if (new_size > grow_limit) {
                 check_log(c, "ERROR could not resize image: refusing to grow the file to %llu "
                              "bytes\n",
                           (unsigned long long)new_size);
