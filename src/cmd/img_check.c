@@ -15,7 +15,7 @@ static int run(int argc, char **argv);
 const es_cmd es_cmd_img_check = {
     "img check",
     "check (and repair) qcow2 images and their backing chains (like qemu-img check)",
-    "usage: extsnap img check [--output=human|json] [-r leaks|all] [-q] IMAGE...\n"
+    "usage: extsnap img check [--output=human|json] [-r leaks|all | -U] [-q] IMAGE...\n"
     "\n"
     "Check each qcow2 IMAGE the way `qemu-img check` does and report the same\n"
     "figures: refcounts too high (leaked clusters: wasted space), refcounts too\n"
@@ -37,10 +37,13 @@ const es_cmd es_cmd_img_check = {
     "  --output=FMT        human (default) or json (one object per image; an\n"
     "                      array when several images are given)\n"
     "  -q, --quiet         no summary on stdout (detail lines still on stderr)\n"
+    "  -U, --force-share   check even if another process writes the image (the\n"
+    "                      result may then be inconsistent); not with -r\n"
     "\n"
+    "Image locks are QEMU's: a check refuses an image a running VM writes\n"
+    "(unless -U), a repair refuses an image anyone else has open.\n"
     "After a repair the image is checked again and that result is reported,\n"
     "with corruptions-fixed/leaks-fixed from the repair (as qemu-img does).\n"
-    "Do not repair an image a running VM uses.\n"
     "\n"
     "Exit status (as qemu-img check):\n"
     "  0  no problems (or all repaired)\n"
@@ -180,9 +183,10 @@ static int check_one(check_out *out, const char *path, unsigned fix)
     char buf[ES_ERR_MSG_MAX + ES_ERR_PATH_MAX + 64];
     bool is_qcow2;
     if (qcow2_check_is_qcow2(path, &is_qcow2, &err) < 0) {
+        qcow2_check_result none = {.check_errors = 1};
         es_cmd_error(es_cmd_img_check.name, &err);
         if (out->json)
-            emit_json(out, result_json(path, NULL, NULL, NULL, es_err_str(&err, buf, sizeof buf)));
+            emit_json(out, result_json(path, NULL, &none, NULL, es_err_str(&err, buf, sizeof buf)));
         return ES_EXIT_FAIL;
     }
     if (!is_qcow2)
@@ -194,7 +198,9 @@ static int check_one(check_out *out, const char *path, unsigned fix)
     qcow2_check_result r;
     bool repaired;
     if (qcow2_check_image(path, fix, stderr, &r, &repaired, &err) < 0) {
+        /* The path is printed anyway: only what failed, and why. */
         char msg[sizeof buf + 32];
+        err.path[0] = '\0';
         snprintf(msg, sizeof msg, "Check failed: %s", es_err_str(&err, buf, sizeof buf));
         if (r.check_errors == 0)
             r.check_errors = 1;
@@ -239,14 +245,16 @@ static int run(int argc, char **argv)
         {"output", required_argument, NULL, OPT_OUTPUT},
         {"repair", required_argument, NULL, 'r'},
         {"quiet", no_argument, NULL, 'q'},
+        {"force-share", no_argument, NULL, 'U'},
         {NULL, 0, NULL, 0},
     };
     check_out out = {0};
     unsigned fix = 0;
+    bool force_share = false;
     optind = 1;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "+r:q", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+r:qU", longopts, NULL)) != -1) {
         switch (c) {
         case OPT_OUTPUT: {
             int o = es_parse_output(optarg);
@@ -265,12 +273,17 @@ static int run(int argc, char **argv)
                                           optarg);
             break;
         case 'q': out.quiet = true; break;
+        case 'U': force_share = true; break;
         default:
             return es_cmd_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind >= argc)
         return es_cmd_usage_error(cmd, "expected at least one IMAGE");
+    if (force_share && fix)
+        return es_cmd_usage_error(cmd, "--force-share (-U) cannot be used with --repair (-r)");
+    if (force_share)
+        fix |= QCOW2_CHECK_FORCE_SHARE;
     out.several = argc - optind > 1;
     if (out.several && out.json)
         out.array = es_json_new_array();

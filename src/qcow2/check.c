@@ -146,8 +146,14 @@ static int open_ctx(qcow2_check_ctx *c, const char *path, unsigned fix, FILE *lo
     memset(c, 0, sizeof *c);
     c->path = path;
     c->log = log;
-    c->fix = fix;
-    if (es_file_open(&c->file, path, fix ? O_RDWR : O_RDONLY, 0, e) < 0)
+    c->fix = fix & QCOW2_CHECK_FIX_ALL;
+    if (es_file_open(&c->file, path, c->fix ? O_RDWR : O_RDONLY, 0, e) < 0)
+        return -1;
+    /* Like qemu-img check: a reader refuses an image someone writes, a
+     * repair refuses an image anyone else uses (a running VM above all). */
+    if (!(fix & QCOW2_CHECK_FORCE_SHARE) &&
+        (c->fix ? es_imglock_acquire_write(c->file->fd, path, &c->lock, e)
+                : es_imglock_acquire_read(c->file->fd, path, &c->lock, e)) < 0)
         return -1;
     if (es_file_size(c->file, &c->file_size, e) < 0)
         return -1;
@@ -200,6 +206,7 @@ static void close_ctx(qcow2_check_ctx *c)
     free(c->imrt);
     free(c->l2);
     free(c->rb);
+    es_imglock_release(&c->lock);
     if (c->file)
         es_file_close(c->file);
     memset(c, 0, sizeof *c);
@@ -336,13 +343,11 @@ int qcow2_check_pass(const char *path, unsigned fix, FILE *log, qcow2_check_resu
     memset(res, 0, sizeof *res);
     int r = open_ctx(&c, path, fix, log, e);
     /* Writers must drop autoclear bits they do not know before writing. */
-    if (r == 0 && fix && c.hdr.version >= 3 && (c.hdr.autoclear_features & ~AUTOCLEAR_KNOWN))
+    if (r == 0 && c.fix && c.hdr.version >= 3 && (c.hdr.autoclear_features & ~AUTOCLEAR_KNOWN))
         r = write_features(&c, c.hdr.incompatible_features,
                            c.hdr.autoclear_features & AUTOCLEAR_KNOWN, e);
     if (r == 0)
         r = check_locked(&c, res, e);
-    /* TODO(imglock): take QEMU-compatible image locks (src/util/imglock)
-     * and refuse to repair an image a running QEMU holds. */
     close_ctx(&c);
     return r;
 }
@@ -356,7 +361,7 @@ int qcow2_check_image(const char *path, unsigned fix, FILE *log, qcow2_check_res
     if (res->corruptions_fixed || res->leaks_fixed) {
         int64_t cf = res->corruptions_fixed, lf = res->leaks_fixed;
         *repaired = true;
-        int r = qcow2_check_pass(path, 0, log, res, e);
+        int r = qcow2_check_pass(path, fix & QCOW2_CHECK_FORCE_SHARE, log, res, e);
         res->corruptions_fixed = cf;
         res->leaks_fixed = lf;
         if (r < 0)

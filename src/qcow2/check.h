@@ -17,6 +17,10 @@
 #define QCOW2_CHECK_FIX_LEAKS 1u  /* -r leaks: lower refcounts that are too high */
 #define QCOW2_CHECK_FIX_ERRORS 2u /* with LEAKS = -r all: everything repairable */
 #define QCOW2_CHECK_FIX_ALL (QCOW2_CHECK_FIX_LEAKS | QCOW2_CHECK_FIX_ERRORS)
+/* Not a repair mode: read without taking QEMU-compatible image locks
+ * (qemu-img's -U). Without it a read-only check refuses an image another
+ * process writes, and a repair refuses an image anyone else uses. */
+#define QCOW2_CHECK_FORCE_SHARE 0x100u
 
 /* QEMU's BdrvCheckResult + BlockFragInfo, field for field. */
 typedef struct qcow2_check_result {
@@ -36,7 +40,7 @@ typedef struct qcow2_check_result {
  * as raw, which has no check). */
 int qcow2_check_is_qcow2(const char *path, bool *is_qcow2, es_err *e);
 
-/* One check pass with the given repair flags (0 = read only), like QEMU's
+/* One check pass with the given flags (repair bits, 0 = read only), like QEMU's
  * bdrv_check(). Detail lines ("Leaked cluster ...", "ERROR ...") go to log.
  * Returns 0 when the check completed (res valid; res->check_errors may still
  * be non-zero), -1 when it could not (e says why; res holds what was counted). */

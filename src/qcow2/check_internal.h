@@ -10,6 +10,7 @@
 #include "qcow2/header.h"
 #include "util/err.h"
 #include "util/fileio.h"
+#include "util/imglock.h"
 
 /* Cluster types, as QEMU's qcow2_get_cluster_type() classifies L2 entries. */
 typedef enum {
@@ -34,8 +35,9 @@ typedef struct qcow2_snap_entry {
 typedef struct qcow2_check_ctx {
     const char *path;
     es_file *file;
+    es_imglock lock;  /* held on file's descriptor while the pass runs */
     FILE *log;
-    unsigned fix;
+    unsigned fix;     /* repair bits only */
     qcow2_check_result *res;
 
     qcow2_header hdr;
