@@ -167,7 +167,8 @@ static int check_backing(const char *path, const qcow2_create_opts *o, uint64_t 
     if (es_backing_resolve(path, o->backing_file, NULL, &display, &unused, e) < 0)
         return -1;
     free(unused);
-    es_open_opts oo = {.root = o->root};
+    /* qemu-img create takes no lock on the backing: a VM may be using it. */
+    es_open_opts oo = {.root = o->root, .force_share = true};
     es_image *b = NULL;
     int r = es_image_open(&b, display, &oo, e);
     if (r < 0) { /* the message names the file and says what is wrong with it */

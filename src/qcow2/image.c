@@ -150,8 +150,8 @@ static void image_free_one(es_image *img)
  * whose header names it and `chain` the top of the chain opened so far: the
  * file must not already be part of it. */
 static int open_one(es_image **out, const char *display, const char *open_path,
-                    const char *format, bool writable, const es_image *chain,
-                    const es_image *naming, es_err *e)
+                    const char *format, bool writable, bool force_share,
+                    const es_image *chain, const es_image *naming, es_err *e)
 {
     *out = NULL;
     es_image *img = calloc(1, sizeof *img);
@@ -187,6 +187,12 @@ static int open_one(es_image **out, const char *display, const char *open_path,
         es_err_set(e, EISDIR, display, "cannot open image");
         goto fail;
     }
+    /* Like QEMU: read-write users lock out other writers and VMs; readers
+     * refuse an image someone writes (no torn metadata) and keep writers out. */
+    if (!force_share &&
+        (writable ? es_imglock_acquire_write(img->file->fd, display, &img->lock, e)
+                  : es_imglock_acquire_read(img->file->fd, display, &img->lock, e)) < 0)
+        goto fail;
     if (es_file_size(img->file, &img->file_size, e) < 0)
         goto fail;
     es_img_format fmt;
@@ -207,7 +213,8 @@ fail:
 }
 
 /* Open the backing file of `img` (the current bottom of the chain). */
-static int open_backing(es_image *top, es_image *img, const char *root, es_err *e)
+static int open_backing(es_image *top, es_image *img, const char *root, bool force_share,
+                        es_err *e)
 {
     const char *name = img->hdr.backing_file;
     if (img->depth + 1 > ES_CHAIN_MAX_DEPTH)
@@ -220,7 +227,7 @@ static int open_backing(es_image *top, es_image *img, const char *root, es_err *
     const char *format = img->hdr.backing_format;
     img->backing_format_probed = format == NULL;
     es_image *b = NULL;
-    int r = open_one(&b, display, open_path, format, false, top, img, e);
+    int r = open_one(&b, display, open_path, format, false, force_share, top, img, e);
     if (r == 0) {
         b->depth = img->depth + 1;
         img->backing = b;
@@ -238,18 +245,21 @@ int es_image_open(es_image **out, const char *path, const es_open_opts *opts, es
     if (!opts)
         opts = &defaults;
     *out = NULL;
+    if (opts->writable && opts->force_share)
+        return es_err_set(e, EINVAL, path, "--force-share can only be used to read images");
     char *open_path = NULL;
     if (es_root_resolve(opts->root, path, &open_path, e) < 0)
         return -1;
     es_image *top = NULL;
-    int r = open_one(&top, path, open_path, opts->format, opts->writable, NULL, NULL, e);
+    int r = open_one(&top, path, open_path, opts->format, opts->writable, opts->force_share,
+                     NULL, NULL, e);
     free(open_path);
     if (r < 0)
         return -1;
     if (!opts->no_backing) {
         for (es_image *img = top; img->format == ES_FMT_QCOW2 && img->hdr.backing_file;
              img = img->backing) {
-            if (open_backing(top, img, opts->root, e) < 0) {
+            if (open_backing(top, img, opts->root, opts->force_share, e) < 0) {
                 es_image_close(top);
                 return -1;
             }

@@ -9,6 +9,7 @@
 #include "qcow2/header.h"
 #include "util/err.h"
 #include "util/fileio.h"
+#include "util/imglock.h"
 
 #define ES_CHAIN_MAX_DEPTH 256
 
@@ -60,6 +61,10 @@ typedef struct es_image {
     /* identity of the open file, to detect loops in the chain */
     uint64_t st_dev;
     uint64_t st_ino;
+
+    /* QEMU-compatible image lock held on file->fd: write mode when
+     * writable, read mode otherwise, nothing with force_share. */
+    es_imglock lock;
 
     /* last decompressed cluster (read.c), allocated on first use */
     uint8_t *zcluster;         /* cluster_size bytes */
