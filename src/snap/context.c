@@ -152,10 +152,11 @@ static int recover_leftover(snap_ctx *c, es_err *e)
                           c->name, c->name);
     snap_recovery r = {0};
     int rc = snap_recover(c, &r, e);
-    if (rc == 0 && r.found)
-        snap_ctx_note(c, "%s an interrupted operation first: %s", 
-                      r.rolled_back ? "rolled back" : "finished",
-                      r.plan && r.plan->summary ? r.plan->summary : "(unknown)");
+    /* Said even with -q: the user should know their last run did not complete. */
+    if (rc == 0 && r.found && c->env->log)
+        fprintf(c->env->log, "extsnap: %s: %s an interrupted operation first: %s\n",
+                c->env->cmd ? c->env->cmd : "snap", r.rolled_back ? "rolled back" : "finished",
+                r.plan && r.plan->summary ? r.plan->summary : "(unknown)");
     snap_recovery_clear(&r);
     return rc;
 }
