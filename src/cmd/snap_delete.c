@@ -1,0 +1,97 @@
+/* extsnap delete: remove one snapshot of a shut-off domain, merging its
+ * overlays down where they are in use. */
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "cmd/cmd.h"
+#include "cmd/domain_opts.h"
+#include "snap/context.h"
+#include "snap/delete.h"
+
+static int run(int argc, char **argv);
+
+const es_cmd es_cmd_snap_delete = {
+    "delete",
+    "delete a snapshot of a shut-off domain, merging its overlays down (offline)",
+    "usage: extsnap delete [OPTIONS] DOMAIN NAME [--metadata]\n"
+    "\n"
+    "Delete snapshot NAME of a shut-off domain without libvirtd or QEMU, for the\n"
+    "current snapshot, a leaf, or a snapshot with children (also outside the\n"
+    "active chain, where libvirt refuses):\n"
+    "  - per disk the snapshot froze, the one image that uses its frozen image\n"
+    "    (the source in its saved <domain>) as backing file - its overlay, the\n"
+    "    state after it - is merged into the frozen image, which survives, in\n"
+    "    one pass with the qcow2 commit engine; the overlay is removed, images\n"
+    "    that used it as backing file are repointed to the frozen image (absolute\n"
+    "    name, as libvirt writes it), and every libvirt file that named it (the\n"
+    "    config, the children's saved definitions) names the frozen image;\n"
+    "  - a leaf that is not current has nothing to merge: the changes after it\n"
+    "    were discarded when the domain left it (as libvirt >= 9.7 does); its\n"
+    "    frozen images and leftover overlay are deleted when nothing else needs\n"
+    "    them (another snapshot, the config, another domain, an image using them\n"
+    "    as backing file); a base image with no backing file is never deleted;\n"
+    "  - children are re-parented to NAME's parent, which becomes current if\n"
+    "    NAME was (no snapshot is current after deleting a current root); a\n"
+    "    parent left without children gets its <revertDisks> as <disks>.\n"
+    "\n"
+    "Refused, naming the files and the branch, where merging would change what\n"
+    "another branch reads: the frozen image also backs another image (a second\n"
+    "child, a revert branch in <revertDisks>, a --no-metadata overlay, a copy in\n"
+    "the directory, another domain's disk), or another snapshot's state is in an\n"
+    "image the merge changes or removes. Refused too: a frozen image that is a\n"
+    "block device, a missing or broken chain, not enough free space.\n"
+    "\n"
+    "  --metadata   delete only the metadata file (libvirt's snapshot-delete\n"
+    "               --metadata): children re-parented, the parent made current\n"
+    "               if NAME was; images and config untouched\n"
+    "\n"
+    "Once merging starts the operation only goes forward: if it is interrupted,\n"
+    "the next extsnap command on the domain (or 'extsnap recover') repeats the\n"
+    "merge, which is idempotent (the overlay is removed only at the very end).\n"
+    "\n" ES_DOMAIN_SAFETY_USAGE "\n" ES_DOMAIN_OPTS_USAGE "\n" ES_PLAN_JSON_USAGE "\n"
+    "Exit status: 0 done (or planned, with --dry-run), 1 refused or failed, 2 usage.\n",
+    run,
+};
+
+enum { OPT_METADATA = 0x2000 };
+
+static int run(int argc, char **argv)
+{
+    const es_cmd *cmd = &es_cmd_snap_delete;
+    static const struct option longopts[] = {
+        ES_DOMAIN_LONGOPTS, {"metadata", no_argument, NULL, OPT_METADATA}, {NULL, 0, NULL, 0}};
+    es_domain_opts o;
+    es_domain_opts_init(&o, cmd);
+    bool metadata = false;
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ES_DOMAIN_SHORTOPTS, longopts, NULL)) != -1) {
+        if (c == OPT_METADATA) {
+            metadata = true;
+            continue;
+        }
+        int h = es_domain_opt(cmd, &o, c, optarg);
+        if (h < 0)
+            return ES_EXIT_USAGE;
+        if (h == 0)
+            return es_domain_bad_option(cmd, argv);
+    }
+    if (argc - optind != 2)
+        return es_cmd_usage_error(cmd, "expected DOMAIN NAME");
+    if (es_domain_opts_check(cmd, &o) < 0)
+        return ES_EXIT_FAIL;
+    es_err e = {0};
+    snap_ctx *ctx = NULL;
+    snap_plan *p = NULL;
+    int status = ES_EXIT_FAIL;
+    if (snap_ctx_open(&o.env, argv[optind], SNAP_OPEN_WRITE, &ctx, &e) < 0 ||
+        snap_plan_delete(ctx, argv[optind + 1], metadata, &p, &e) < 0)
+        es_cmd_error(cmd->name, &e);
+    else
+        status = es_domain_run_plan(cmd, &o, ctx, p);
+    snap_plan_free(p);
+    snap_ctx_close(ctx);
+    return status;
+}

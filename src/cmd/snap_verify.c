@@ -1,0 +1,254 @@
+/* extsnap verify: check that domains' chains, images and snapshot metadata
+ * hold together (for CI). */
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd/cmd.h"
+#include "cmd/domain_opts.h"
+#include "cmd/json_out.h"
+#include "domxml/store.h"
+#include "snap/context.h"
+#include "snap/strv.h"
+#include "snap/verify.h"
+#include "util/rootpath.h"
+
+static int run(int argc, char **argv);
+
+const es_cmd es_cmd_snap_verify = {
+    "verify",
+    "check domains' disk chains, images and snapshot metadata (for CI)",
+    "usage: extsnap verify [OPTIONS] DOMAIN... | --all\n"
+    "\n"
+    "Check, without changing anything (shared lock), that each domain's state\n"
+    "holds together:\n"
+    "  - no interrupted extsnap operation is pending (journal);\n"
+    "  - every file of the snapshot directory loads as libvirt loads it; names\n"
+    "    are unique and match their files; parents exist and do not loop; at\n"
+    "    most one snapshot is current (none: a warning);\n"
+    "  - every image the domain needs exists and opens with its whole backing\n"
+    "    chain: the config's disks, each snapshot's saved images, <revertDisks>,\n"
+    "    the current snapshot's live <disks>;\n"
+    "  - every qcow2 image the domain's files name passes the image check\n"
+    "    (qemu-img check's rules: corruption is an error, leaked clusters a\n"
+    "    warning);\n"
+    "  - each snapshot's overlay has the snapshot's frozen image (its saved\n"
+    "    <domain> source) as backing file; a snapshot's frozen image lies above\n"
+    "    its parent's; the config's disks are the current snapshot's live\n"
+    "    overlays or above them; no disk is marked <snapshotDeleteInProgress/>;\n"
+    "  - no qcow2 image in the directories holding the domain's images is\n"
+    "    unnamed by every libvirt file of every domain (a warning; reported,\n"
+    "    never deleted).\n"
+    "\n"
+    "  --all      every domain of the config directory\n"
+    "  --strict   warnings count as problems (exit 2)\n"
+    "\n" ES_DOMAIN_OPTS_USAGE "\n"
+    "Problem codes: pending-journal, bad-metadata, metadata-tree,\n"
+    "multiple-current, no-current (warning), no-saved-domain (warning),\n"
+    "missing-image, unreadable-image, broken-chain, corrupt-image, check-failed,\n"
+    "leaked-clusters (warning), wrong-backing, tree-mismatch, config-off-current,\n"
+    "delete-in-progress, unreferenced-image (warning).\n"
+    "\n"
+    "JSON output (--output=json): an array with one object per domain:\n"
+    "  {domain, result (clean | problems | failed), error (why it could not be\n"
+    "   checked, or null), snapshots, images-checked, errors, warnings,\n"
+    "   problems: [{code, severity (error|warning), file, message}]}\n"
+    "\n"
+    "Exit status: 0 clean (warnings allowed unless --strict), 2 problems found,\n"
+    "1 a domain could not be checked (or usage error: 2 with a message).\n",
+    run,
+};
+
+enum { OPT_ALL = 0x2000, OPT_STRICT };
+
+typedef struct result {
+    char *name;
+    char *error;           /* could not check */
+    snap_verify_report rep;
+    size_t errors, warnings;
+} result;
+
+static void check_one(const es_domain_opts *o, const char *arg, result *r)
+{
+    es_err e = {0};
+    snap_ctx *c = NULL;
+    char buf[ES_ERR_MSG_MAX + ES_ERR_PATH_MAX + 64];
+    snap_env env = o->env;
+    env.quiet = true; /* pending journals are reported as problems */
+    if (snap_ctx_open(&env, arg, SNAP_OPEN_READ, &c, &e) < 0 ||
+        snap_verify(c, &r->rep, &e) < 0) {
+        r->error = strdup(es_err_str(&e, buf, sizeof buf));
+    }
+    r->name = strdup(c ? c->name : arg);
+    for (size_t i = 0; i < r->rep.n; i++) {
+        if (r->rep.v[i].severity == SNAP_SEV_ERROR)
+            r->errors++;
+        else
+            r->warnings++;
+    }
+    snap_ctx_close(c);
+}
+
+static int list_all(const es_domain_opts *o, snap_strv *names, es_err *e)
+{
+    const char *dir = o->env.config_dir ? o->env.config_dir : DOMXML_DEFAULT_CONFIG_DIR;
+    char *host = NULL;
+    if (es_root_resolve(o->env.root, dir, &host, e) < 0)
+        return -1;
+    struct dirent **ents = NULL;
+    int n = scandir(host, &ents, NULL, alphasort);
+    if (n < 0) {
+        es_err_set(e, errno, host, "cannot list the config directory");
+        free(host);
+        return -1;
+    }
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        const char *nm = ents[i]->d_name;
+        size_t l = strlen(nm);
+        if (rc == 0 && nm[0] != '.' && l > 4 && strcmp(nm + l - 4, ".xml") == 0)
+            rc = snap_strv_addf(names, e, "%.*s", (int)(l - 4), nm);
+        free(ents[i]);
+    }
+    free(ents);
+    free(host);
+    return rc;
+}
+
+static const char *result_word(const result *r, bool strict)
+{
+    if (r->error)
+        return "failed";
+    return r->errors || (strict && r->warnings) ? "problems" : "clean";
+}
+
+static void print_json(const result *v, size_t n, bool strict)
+{
+    json_object *a = es_json_new_array();
+    for (size_t i = 0; i < n; i++) {
+        const result *r = &v[i];
+        json_object *d = es_json_new_object();
+        es_json_add_str_or_null(d, "domain", r->name);
+        es_json_add_str(d, "result", result_word(r, strict));
+        es_json_add_str_or_null(d, "error", r->error);
+        es_json_add_u64(d, "snapshots", r->rep.nsnapshots);
+        es_json_add_u64(d, "images-checked", r->rep.nimages);
+        es_json_add_u64(d, "errors", r->errors);
+        es_json_add_u64(d, "warnings", r->warnings);
+        json_object *ps = es_json_new_array();
+        for (size_t k = 0; k < r->rep.n; k++) {
+            const snap_problem *p = &r->rep.v[k];
+            json_object *j = es_json_new_object();
+            es_json_add_str(j, "code", p->code);
+            es_json_add_str(j, "severity", snap_severity_name(p->severity));
+            es_json_add_str_or_null(j, "file", p->file);
+            es_json_add_str_or_null(j, "message", p->message);
+            es_json_append(ps, j);
+        }
+        es_json_add(d, "problems", ps);
+        es_json_append(a, d);
+    }
+    es_json_print(stdout, a);
+    fputc('\n', stdout);
+    json_object_put(a);
+}
+
+static void print_human(const result *v, size_t n, bool strict, bool quiet)
+{
+    for (size_t i = 0; i < n; i++) {
+        const result *r = &v[i];
+        if (r->error) {
+            fprintf(stderr, "extsnap: verify: %s: could not check: %s\n",
+                    r->name ? r->name : "?", r->error);
+            continue;
+        }
+        if (quiet && !r->errors && !(strict && r->warnings))
+            continue;
+        if (!r->rep.n)
+            printf("%s: clean (%zu snapshot%s, %zu image%s checked)\n", r->name,
+                   r->rep.nsnapshots, r->rep.nsnapshots == 1 ? "" : "s", r->rep.nimages,
+                   r->rep.nimages == 1 ? "" : "s");
+        else
+            printf("%s: %s: %zu error%s, %zu warning%s (%zu snapshot%s, %zu image%s "
+                   "checked)\n",
+                   r->name, result_word(r, strict), r->errors, r->errors == 1 ? "" : "s",
+                   r->warnings, r->warnings == 1 ? "" : "s", r->rep.nsnapshots,
+                   r->rep.nsnapshots == 1 ? "" : "s", r->rep.nimages,
+                   r->rep.nimages == 1 ? "" : "s");
+        for (size_t k = 0; k < r->rep.n; k++) {
+            const snap_problem *p = &r->rep.v[k];
+            printf("  %-7s %-18s %s%s%s\n", snap_severity_name(p->severity), p->code,
+                   p->file ? p->file : "", p->file ? ": " : "", p->message);
+        }
+    }
+}
+
+static int run(int argc, char **argv)
+{
+    const es_cmd *cmd = &es_cmd_snap_verify;
+    static const struct option longopts[] = {ES_DOMAIN_LONGOPTS,
+                                              {"all", no_argument, NULL, OPT_ALL},
+                                              {"strict", no_argument, NULL, OPT_STRICT},
+                                              {NULL, 0, NULL, 0}};
+    es_domain_opts o;
+    es_domain_opts_init(&o, cmd);
+    bool all = false, strict = false;
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ES_DOMAIN_SHORTOPTS, longopts, NULL)) != -1) {
+        if (c == OPT_ALL || c == OPT_STRICT) {
+            *(c == OPT_ALL ? &all : &strict) = true;
+            continue;
+        }
+        int h = es_domain_opt(cmd, &o, c, optarg);
+        if (h < 0)
+            return ES_EXIT_USAGE;
+        if (h == 0)
+            return es_domain_bad_option(cmd, argv);
+    }
+    if (all == (argc - optind > 0))
+        return es_cmd_usage_error(cmd, all ? "--all takes no DOMAIN" : "expected DOMAIN... or --all");
+    if (es_domain_opts_check(cmd, &o) < 0)
+        return ES_EXIT_FAIL;
+    snap_strv names = {0};
+    es_err e = {0};
+    if (all && list_all(&o, &names, &e) < 0) {
+        es_cmd_error(cmd->name, &e);
+        return ES_EXIT_FAIL;
+    }
+    for (int i = optind; !all && i < argc; i++)
+        if (snap_strv_add(&names, argv[i], &e) < 0) {
+            es_cmd_error(cmd->name, &e);
+            snap_strv_free(&names);
+            return ES_EXIT_FAIL;
+        }
+    result *v = calloc(names.n + 1, sizeof *v);
+    if (!v) {
+        snap_strv_free(&names);
+        es_cmd_errorf(cmd->name, "out of memory");
+        return ES_EXIT_FAIL;
+    }
+    bool failed = false, problems = false;
+    for (size_t i = 0; i < names.n; i++) {
+        check_one(&o, names.v[i], &v[i]);
+        failed |= v[i].error != NULL;
+        problems |= v[i].errors || (strict && v[i].warnings);
+    }
+    if (o.json)
+        print_json(v, names.n, strict);
+    else
+        print_human(v, names.n, strict, o.env.quiet);
+    for (size_t i = 0; i < names.n; i++) {
+        free(v[i].name);
+        free(v[i].error);
+        snap_verify_report_free(&v[i].rep);
+    }
+    free(v);
+    snap_strv_free(&names);
+    return failed ? ES_EXIT_FAIL : problems ? 2 : ES_EXIT_OK;
+}

@@ -1,0 +1,53 @@
+/* 'verify DOMAIN': does the domain's state hold together, for CI and
+ * before/after maintenance? Read only (shared lock). The invariants follow
+ * from the model (docs/snap-design.md):
+ *   - nothing is pending: no journal of an interrupted operation;
+ *   - metadata: every entry of the snapshot directory loads as libvirt
+ *     loads it, names are unique and equal to their file names, parents
+ *     exist and never loop, at most one snapshot is current (none is a
+ *     warning: libvirt accepts it, and 'revert base' leaves none);
+ *   - images: every image the domain needs exists and opens, with its whole
+ *     backing chain (the config's disks, every snapshot's saved images,
+ *     <revertDisks> and the current snapshot's live <disks>); every qcow2
+ *     image the domain's files name passes the engine's check (qemu-img
+ *     check's rules: corruption is an error, leaked clusters a warning);
+ *   - the tree: each snapshot's overlay (<disks>, <revertDisks>), where it
+ *     exists, has the snapshot's frozen image (its saved <domain> source) as
+ *     backing file; a snapshot's frozen image lies above its parent's; the
+ *     config's disks are the current snapshot's live overlays or above them;
+ *     no disk is marked <snapshotDeleteInProgress/>;
+ *   - no qcow2 image in the directories holding the domain's images that
+ *     nothing names (not this domain, not another one): a warning, never
+ *     deleted. */
+#ifndef ES_SNAP_VERIFY_H
+#define ES_SNAP_VERIFY_H
+
+#include <stddef.h>
+
+#include "snap/context.h"
+#include "util/err.h"
+
+typedef enum { SNAP_SEV_WARNING, SNAP_SEV_ERROR } snap_severity;
+
+typedef struct snap_problem {
+    const char *code;      /* stable identifier: "missing-image", "corrupt-image" ... */
+    snap_severity severity;
+    char *file;            /* the file concerned, as libvirt names it (NULL: none) */
+    char *message;
+} snap_problem;
+
+typedef struct snap_verify_report {
+    snap_problem *v;
+    size_t n;
+    size_t nimages;        /* images checked with the engine's check */
+    size_t nsnapshots;
+} snap_verify_report;
+
+/* Check the domain of c (opened with SNAP_OPEN_READ). -1 only when the
+ * check itself could not run (out of memory); problems go into r. */
+int snap_verify(snap_ctx *c, snap_verify_report *r, es_err *e);
+void snap_verify_report_free(snap_verify_report *r);
+
+const char *snap_severity_name(snap_severity s);
+
+#endif
