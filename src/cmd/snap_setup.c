@@ -49,6 +49,11 @@ static int execute(const es_cmd *cmd, const es_domain_opts *o, snap_ctx *c, snap
         es_domain_print_plan(o, p, "Plan (dry run, nothing changed):", true);
         return ES_EXIT_OK;
     }
+    if (snap_plan_empty(p)) {
+        if (!o->env.quiet)
+            es_domain_print_plan(o, p, "Nothing to do:", false);
+        return ES_EXIT_OK;
+    }
     if (o->env.verbose && !o->json)
         snap_plan_print(stderr, p, "Plan:");
     es_err e = {0};

@@ -245,6 +245,7 @@ static int plan_move(snap_ctx *c, snap_setup *s, const domxml_disk *k, snap_plan
         es_root_resolve(c->env->root, k->source, &src_host, e) < 0)
         goto out;
     if (strcmp(dst, k->source) == 0) {
+        s->in_place++;
         rc = snap_strv_addf(&p->notes, e, "disk %s is already at %s", k->target_dev, dst);
         goto out;
     }
@@ -355,9 +356,22 @@ int snap_plan_setup(snap_ctx *c, const char *path, snap_setup **sout, snap_plan 
                                              .source_file = s->v[s->n - 1].dst,
                                              .drop_backing_store = true};
     }
-    if (nch == 0) {
+    if (nch == 0 && !s->in_place) {
         es_err_set(e, 0, NULL, "domain %s has no disk image to move to %s", c->name,
                    s->disks_dir);
+        goto out;
+    }
+    if (nch == 0) {
+        /* Everything is in place already (a finished earlier run). */
+        s->make_dir = false;
+        rc = snap_asprintf(&p->summary, e, "domain %s is set up already: its images are in %s",
+                           c->name, s->disks_dir);
+        if (rc == 0) {
+            *out = p;
+            *sout = s;
+            p = NULL;
+            s = NULL;
+        }
         goto out;
     }
     if (domxml_domain_change_disks(c->config, ch, nch, &nd, e) < 0 ||

@@ -39,9 +39,11 @@ typedef struct snap_setup {
     bool make_dir;     /* it does not exist yet */
     snap_setup_move *v;
     size_t n;
+    size_t in_place;   /* disks already at their new name (nothing to do for them) */
 } snap_setup;
 
-/* Check and plan (config write, originals deleted after the commit point). */
+/* Check and plan (config write, originals deleted after the commit point).
+ * A domain whose images are all in place already gets an empty plan. */
 int snap_plan_setup(snap_ctx *c, const char *path, snap_setup **s, snap_plan **out, es_err *e);
 /* Put the images in place under their new names (not for --dry-run). */
 int snap_setup_stage(snap_ctx *c, snap_setup *s, es_err *e);
