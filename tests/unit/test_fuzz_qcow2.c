@@ -1314,6 +1314,57 @@ START_TEST(repair_growth_does_not_compound)
 }
 END_TEST
 
+/* A bitmap directory of 65535 bitmaps whose tables (1M entries each) lie
+ * past the end of the file: every entry read as zero, and every one was
+ * walked (minutes for a 2 MiB image). Only the part inside the file is
+ * walked now. */
+START_TEST(check_does_not_walk_bitmap_tables_past_eof)
+{
+    tu_sh("qemu-img create -q -f qcow2 -o cluster_size=512 b.qcow2 1M && "
+          "qemu-img bitmap --add b.qcow2 bm0");
+    /* the bitmaps extension, after the 112-byte header */
+    uint64_t p = tu_get_be("b.qcow2", 100, 4), ext = 0;
+    while (!ext) {
+        uint32_t type = (uint32_t)tu_get_be("b.qcow2", p, 4);
+        uint32_t len = (uint32_t)tu_get_be("b.qcow2", p + 4, 4);
+        ck_assert_uint_ne(type, 0);
+        if (type == 0x23852875u)
+            ext = p + 8;
+        p += 8 + ((len + 7u) & ~7u);
+    }
+    const uint32_t n = 65535, entry = 32; /* 24 fixed + 1 name byte, padded */
+    uint8_t *dir = calloc(n, entry);
+    ck_assert_ptr_nonnull(dir);
+    for (uint32_t i = 0; i < n; i++) {
+        uint8_t *d = dir + (size_t)i * entry;
+        for (int k = 0; k < 8; k++)
+            d[k] = (uint8_t)((1ull << 40) >> (56 - 8 * k)); /* table offset */
+        d[9] = 0x10;                                           /* 1M entries */
+        d[16] = 1;                                             /* dirty tracking */
+        d[17] = 16;                                            /* granularity */
+        d[19] = 1;                                             /* name size */
+        d[24] = 'x';
+    }
+    struct stat st;
+    ck_assert_int_eq(stat(tu_path("b.qcow2"), &st), 0);
+    uint64_t dir_off = ((uint64_t)st.st_size + 511) & ~511ull;
+    tu_pwrite("b.qcow2", dir, (size_t)n * entry, dir_off);
+    free(dir);
+    tu_put_be("b.qcow2", ext, 4, n);
+    tu_put_be("b.qcow2", ext + 8, 8, (uint64_t)n * entry);
+    tu_put_be("b.qcow2", ext + 16, 8, dir_off);
+
+    qcow2_check_result res;
+    es_err e = {0};
+    double t0 = now_seconds();
+    ck_assert_msg(qcow2_check_pass(tu_path("b.qcow2"), 0, NULL, &res, &e) == 0, "%s",
+                  err_text(&e));
+    double took = now_seconds() - t0;
+    ck_assert_msg(took < 5.0, "check took %.1f s", took);
+    ck_assert_int_ge(res.corruptions, n); /* each table lies past the end */
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("fuzz_qcow2");
@@ -1327,6 +1378,7 @@ static Suite *suite(void)
     tcase_set_timeout(reg, 60);
     tcase_add_test(reg, check_does_not_walk_l2_tables_past_eof);
     tcase_add_test(reg, repair_growth_does_not_compound);
+    tcase_add_test(reg, check_does_not_walk_bitmap_tables_past_eof);
     suite_add_tcase(s, reg);
     return s;
 }
