@@ -126,9 +126,21 @@ int es_file_open(es_file **out, const char *path, int flags, mode_t mode, es_err
         if (inj)
             return es_err_set(e, inj, path, "cannot create file");
     }
-    int fd = open(path, flags | O_CLOEXEC, mode);
+    /* O_NONBLOCK: opening a FIFO (a backing file name is data from the
+     * image) must fail here, not wait for a writer forever. */
+    int fd = open(path, flags | O_CLOEXEC | O_NONBLOCK, mode);
     if (fd < 0)
         return es_err_set(e, errno, path, "cannot open");
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode)) {
+        close(fd);
+        return es_err_set(e, ESPIPE, path, "cannot open a FIFO");
+    }
+    if (!(flags & O_NONBLOCK) && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0) {
+        int err = errno;
+        close(fd);
+        return es_err_set(e, err, path, "cannot open");
+    }
     int acc = flags & O_ACCMODE;
     return es_file_adopt(out, fd, path, acc == O_RDWR || acc == O_WRONLY, e);
 }
@@ -304,4 +316,9 @@ int es_fs_mkdir(const char *path, mode_t mode, es_err *e)
     if (mkdir(path, mode) < 0)
         return es_err_set(e, errno, path, "cannot create directory");
     return 0;
+}
+
+void es_file_start_writeback(es_file *f, uint64_t off, uint64_t len)
+{
+    (void)sync_file_range(f->fd, (off_t)off, (off_t)len, SYNC_FILE_RANGE_WRITE);
 }
