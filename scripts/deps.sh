@@ -3,7 +3,7 @@
 # only when something is missing. Run as root on Debian 12.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libxml2-dev zlib1g-dev libzstd-dev libjson-c-dev check
-      qemu-utils qemu-system-x86 libvirt-clients xxd jq)
+      qemu-utils qemu-system-x86 libvirt-clients xxd jq time)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -120,13 +120,15 @@ static void ctx_init(commit_ctx *c, es_image *top, es_image *base, const es_comm
 
 static void ctx_free(commit_ctx *c)
 {
+    commit_writer_stop(c->writer); /* before its buffers go */
     free(c->segs);
     free(c->ops);
     free(c->order);
     free(c->targets);
     free(c->frees);
     free(c->updates);
-    free(c->buf);
+    free(c->bufs[0]);
+    free(c->bufs[1]);
     free(c->scratch);
     /* The locks stay until the descriptors close with the images. */
     free(c->locks);
@@ -235,10 +237,13 @@ static int run(commit_ctx *c, es_err *e)
         return -1;
     if (!c->opts->skip_space_check && commit_space_check(c, e) < 0)
         return -1;
-    c->buf = malloc(COMMIT_CHUNK_BYTES);
+    c->bufs[0] = malloc(COMMIT_CHUNK_BYTES);
+    c->bufs[1] = malloc(COMMIT_CHUNK_BYTES);
     c->scratch = malloc(c->raw_base ? 1 : base->cluster_size);
-    if (!c->buf || !c->scratch)
+    if (!c->bufs[0] || !c->bufs[1] || !c->scratch)
         return es_err_set(e, ENOMEM, NULL, "out of memory");
+    if (commit_writer_start(&c->writer, base, e) < 0)
+        return -1;
     if (c->opts->progress)
         c->opts->progress(c->opts->progress_ctx, 0, c->total_bytes);
     /* First write from here on. */

@@ -256,6 +256,8 @@ int commit_batch_run(commit_ctx *c, es_err *e)
         if (commit_data_chunk(c, c->order + i, n, e) < 0)
             return -1;
     }
+    if (commit_writer_wait(c->writer, e) < 0)
+        return -1;
     for (size_t i = 0; i < c->nops; i++)
         if (c->ops[i].action != OP_DATA)
             c->done_bytes += op_covered(c, &c->ops[i]);

@@ -1,26 +1,20 @@
 /* Moving the data of one chunk of ops: every op gets a slot of one unit in
- * the chunk buffer; slots are filled (BASE's own view where nothing above
- * covers, zeroes, decompressed clusters, then the data reads) and written
- * to their destinations. Ops arrive in source order (image, host offset)
- * and new clusters were allocated in that order, so both the reads and the
- * writes coalesce into large sequential requests. */
+ * a chunk buffer; slots are filled (BASE's own view where nothing above
+ * covers, zeroes, decompressed clusters, then the data reads) and handed to
+ * the writer thread, which writes them to their destinations while the next
+ * chunk is read into the other buffer. Ops arrive in source order (image,
+ * host offset) and new clusters were allocated in that order, so both the
+ * reads and the writes coalesce into large sequential requests. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "qcow2/commit_internal.h"
-#include "qcow2/host_write.h"
-
-typedef struct io_ext {
-    es_image *img;  /* reads: the source image */
-    uint64_t off;   /* host offset (reads: in img; writes: in BASE) */
-    uint8_t *mem;
-    uint64_t len;
-} io_ext;
+#include "qcow2/commit_writer.h"
 
 static int cmp_read(const void *pa, const void *pb)
 {
-    const io_ext *a = pa, *b = pb;
+    const commit_io *a = pa, *b = pb;
     if (a->img != b->img)
         return a->img->depth < b->img->depth ? -1 : 1;
     return a->off < b->off ? -1 : a->off > b->off;
@@ -28,12 +22,12 @@ static int cmp_read(const void *pa, const void *pb)
 
 static int cmp_write(const void *pa, const void *pb)
 {
-    const io_ext *a = pa, *b = pb;
+    const commit_io *a = pa, *b = pb;
     return a->off < b->off ? -1 : a->off > b->off;
 }
 
 /* Merge extents contiguous both on disk and in memory (sorted input). */
-static size_t merge(io_ext *x, size_t n)
+static size_t merge(commit_io *x, size_t n)
 {
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
@@ -83,13 +77,13 @@ static int fill_from_base(commit_ctx *c, const commit_op *op, uint8_t *slot, es_
 
 /* Write extents of one op: whole units, runs of subclusters, or (raw) the
  * covered bytes only. */
-static size_t op_writes(const commit_ctx *c, const commit_op *op, uint8_t *slot, io_ext *w)
+static size_t op_writes(const commit_ctx *c, const commit_op *op, uint8_t *slot, commit_io *w)
 {
     size_t n = 0;
     if (c->raw_base) {
         for (uint32_t i = 0; i < op->nseg; i++) {
             const commit_seg *s = &c->segs[op->seg_first + i];
-            w[n++] = (io_ext){c->base, s->guest, slot + (s->guest - op->guest), s->len};
+            w[n++] = (commit_io){c->base, s->guest, slot + (s->guest - op->guest), s->len};
         }
         return n;
     }
@@ -101,7 +95,7 @@ static size_t op_writes(const commit_ctx *c, const commit_op *op, uint8_t *slot,
         uint32_t k1 = k;
         while (k1 < c->nsub && (op->write_mask & (1u << k1)))
             k1++;
-        w[n++] = (io_ext){c->base, op->dest + k * c->sub, slot + k * c->sub, (k1 - k) * c->sub};
+        w[n++] = (commit_io){c->base, op->dest + k * c->sub, slot + k * c->sub, (k1 - k) * c->sub};
         k = k1;
     }
     return n;
@@ -113,8 +107,8 @@ int commit_data_chunk(commit_ctx *c, const uint32_t *idx, size_t n, es_err *e)
     for (size_t i = 0; i < n; i++)
         nseg += c->ops[idx[i]].nseg;
     size_t max_w = nseg > n * c->nsub ? nseg : n * c->nsub;
-    io_ext *rd = malloc((nseg ? nseg : 1) * sizeof *rd);
-    io_ext *wr = malloc((max_w ? max_w : 1) * sizeof *wr);
+    commit_io *rd = malloc((nseg ? nseg : 1) * sizeof *rd);
+    commit_io *wr = malloc((max_w ? max_w : 1) * sizeof *wr);
     int r = -1;
     if (!rd || !wr) {
         es_err_set(e, ENOMEM, NULL, "out of memory");
@@ -124,7 +118,7 @@ int commit_data_chunk(commit_ctx *c, const uint32_t *idx, size_t n, es_err *e)
     uint64_t covered = 0;
     for (size_t i = 0; i < n; i++) {
         const commit_op *op = &c->ops[idx[i]];
-        uint8_t *slot = c->buf + i * c->unit;
+        uint8_t *slot = c->bufs[c->cur] + i * c->unit;
         if (!c->raw_base) {
             if (op->eff_end < op->guest + c->unit) /* past the virtual end */
                 memset(slot + (op->eff_end - op->guest), 0,
@@ -143,7 +137,7 @@ int commit_data_chunk(commit_ctx *c, const uint32_t *idx, size_t n, es_err *e)
                 if (es_image_read(s->src, mem, s->len, s->guest, e) < 0)
                     goto out;
             } else {
-                rd[nr++] = (io_ext){s->src, s->host, mem, s->len};
+                rd[nr++] = (commit_io){s->src, s->host, mem, s->len};
             }
         }
         nw += op_writes(c, op, slot, wr + nw);
@@ -155,9 +149,12 @@ int commit_data_chunk(commit_ctx *c, const uint32_t *idx, size_t n, es_err *e)
             goto out;
     qsort(wr, nw, sizeof *wr, cmp_write);
     nw = merge(wr, nw);
-    for (size_t i = 0; i < nw; i++)
-        if (qcow2_host_write(c->base, wr[i].mem, (size_t)wr[i].len, wr[i].off, e) < 0)
-            goto out;
+    /* The writer owns wr from here, and this buffer until the next submit. */
+    r = commit_writer_submit(c->writer, wr, nw, e);
+    wr = NULL;
+    c->cur ^= 1;
+    if (r < 0)
+        goto out;
     c->done_bytes += covered;
     if (c->opts->progress)
         c->opts->progress(c->opts->progress_ctx, c->done_bytes, c->total_bytes);

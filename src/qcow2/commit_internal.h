@@ -12,12 +12,13 @@
 #include <stdint.h>
 
 #include "qcow2/commit.h"
+#include "qcow2/commit_writer.h"
 #include "qcow2/image.h"
 #include "qcow2/l2_write.h"
 #include "util/imglock.h"
 
 #define COMMIT_RAW_UNIT (64u << 10)        /* op size for a raw BASE */
-#define COMMIT_CHUNK_BYTES (16u << 20)     /* data buffer: bounded memory */
+#define COMMIT_CHUNK_BYTES (8u << 20)      /* per data buffer (two): bounded memory */
 #define COMMIT_BATCH_MAX_OPS 32768u        /* ops per allocation batch */
 #define COMMIT_BATCH_MAX_BYTES (1ull << 30)
 #define COMMIT_BATCH_SEG_CAP 65536u        /* segments per batch (soft) */
@@ -87,7 +88,9 @@ typedef struct commit_ctx {
     size_t nfrees, frees_cap;
     qcow2_l2_update *updates;
     size_t updates_cap;
-    uint8_t *buf;         /* COMMIT_CHUNK_BYTES */
+    uint8_t *bufs[2];     /* COMMIT_CHUNK_BYTES each: one filled, one written */
+    int cur;              /* the one being filled */
+    commit_writer *writer;
     uint8_t *scratch;     /* one cluster */
 
     /* dry run totals (space check, progress) */
@@ -122,7 +125,8 @@ int commit_batch_count(commit_ctx *c, es_err *e);
 /* Execute one collected batch with the full ordering discipline. */
 int commit_batch_run(commit_ctx *c, es_err *e);
 
-/* commit_data.c: read sources and write one chunk of data ops. */
+/* commit_data.c: read the sources of one chunk of data ops and hand it to
+ * the writer (commit_writer_wait() before anything depends on the data). */
 int commit_data_chunk(commit_ctx *c, const uint32_t *idx, size_t n, es_err *e);
 
 #endif

@@ -48,6 +48,11 @@ int es_file_size(es_file *f, uint64_t *size, es_err *e);
 /* Bytes actually allocated on disk (st_blocks * 512). */
 int es_file_allocated(es_file *f, uint64_t *bytes, es_err *e);
 
+/* A performance hint (no effect on contents or durability, never fails,
+ * not counted by the fault hook): start writing back the dirty pages of
+ * [off, off+len) without waiting; an fdatasync is still needed. */
+void es_file_start_writeback(es_file *f, uint64_t off, uint64_t len);
+
 /* Path-level mutating operations, counted as "mutate". */
 int es_fs_rename(const char *from, const char *to, es_err *e);
 int es_fs_unlink(const char *path, es_err *e);

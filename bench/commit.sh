@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Benchmark: extsnap img commit vs qemu-img commit vs a plain sequential
+# write (dd), on the same file system. See bench/README.md.
+#
+# BASE: 8 GiB qcow2 with 2 GiB allocated (4 x 512 MiB); TOP: 16384 random
+# 64 KiB clusters (1 GiB) scattered over it (seeded). Each run commits a
+# fresh copy; page caches are dropped before every timed step when allowed.
+#
+# usage: bench/commit.sh [EXTSNAP_BINARY]
+#   env: BENCH_DIR   where the images go (default: a new dir under /var/tmp)
+#        RUNS        runs per method (default 3)
+#        SEED        random seed for TOP's offsets (default 42)
+#        KEEP=1      keep the images
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+EXTSNAP=${1:-${EXTSNAP:-$here/../build/extsnap}}
+[[ -x $EXTSNAP ]] || { echo "no extsnap binary at $EXTSNAP (build first, or pass its path)" >&2; exit 2; }
+EXTSNAP=$(cd "$(dirname "$EXTSNAP")" && pwd)/$(basename "$EXTSNAP")
+RUNS=${RUNS:-3}
+SEED=${SEED:-42}
+TIME=/usr/bin/time
+[[ -x $TIME ]] || { echo "needs GNU time (/usr/bin/time, Debian package 'time')" >&2; exit 2; }
+dir=${BENCH_DIR:-$(mktemp -d /var/tmp/extsnap-bench.XXXXXX)}
+mkdir -p "$dir"
+[[ -n ${KEEP:-} ]] || trap 'rm -rf "$dir"' EXIT
+cd "$dir"
+
+drop_caches() {
+  sync
+  if echo 3 >/proc/sys/vm/drop_caches 2>/dev/null; then return 0; fi
+  return 1
+}
+if drop_caches; then can_drop=1; else can_drop=0; fi
+
+echo "== building images in $dir (seed $SEED)"
+if [[ ! -f orig/top.qcow2 ]]; then
+  mkdir -p orig
+  qemu-img create -q -f qcow2 orig/base.qcow2 8G
+  for i in 0 1 2 3; do
+    qemu-io -c "write -P $((0x10 + i)) $((i * 2))G 512M" orig/base.qcow2 >/dev/null
+  done
+  qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 orig/top.qcow2
+  # 16384 distinct random clusters of the 131072, in random order.
+  awk -v seed="$SEED" 'BEGIN {
+      srand(seed); n = 131072; want = 16384
+      for (i = 0; i < n; i++) p[i] = i
+      for (i = 0; i < want; i++) { j = i + int(rand() * (n - i)); t = p[i]; p[i] = p[j]; p[j] = t
+        printf "write -P %d %.0f 64k\n", 1 + (p[i] % 250), p[i] * 65536 }
+    }' >orig/cmds
+  qemu-io orig/top.qcow2 <orig/cmds >/dev/null
+fi
+qemu-img info orig/top.qcow2 | grep -E "disk size" | sed 's/^/  top /'
+qemu-img info orig/base.qcow2 | grep -E "disk size" | sed 's/^/  base /'
+
+fresh() { # fresh copy of the chain in $1
+  rm -rf "$1"
+  cp -a --sparse=always orig "$1"
+}
+
+# timed NAME CMD...: appends "seconds peak_rss_kib" to $NAME.times
+timed() {
+  local name=$1
+  shift
+  ((can_drop)) && drop_caches
+  $TIME -f "%e %M" -o "$name.one" "$@" >/dev/null
+  cat "$name.one" >>"$name.times"
+}
+
+rm -f ./*.times
+for ((r = 1; r <= RUNS; r++)); do
+  echo "== run $r/$RUNS"
+  fresh x
+  (cd x && timed ../extsnap "$EXTSNAP" img commit -q top.qcow2)
+  fresh q
+  (cd q && timed ../qemu qemu-img commit -q top.qcow2)
+  rm -f dd.out
+  timed dd dd if=/dev/zero of=dd.out bs=1M count=1024 conv=fsync status=none
+  rm -f dd.out
+  for m in extsnap qemu dd; do printf '  %-8s %6ss  peak RSS %6s KiB\n' "$m" $(tail -1 "$m.times"); done
+done
+
+echo "== checking the results"
+qemu-img compare -q x/base.qcow2 q/base.qcow2 && echo "  extsnap's BASE and qemu-img's BASE are identical" ||
+  { echo "  RESULTS DIFFER"; exit 1; }
+qemu-img check -q x/base.qcow2 && echo "  extsnap's BASE checks clean"
+qemu-img compare -q x/top.qcow2 q/top.qcow2 && echo "  emptied TOPs read the same ($(stat -c %s x/top.qcow2) / $(stat -c %s q/top.qcow2) bytes)"
+
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+med_x=$(cut -d' ' -f1 extsnap.times | median)
+med_q=$(cut -d' ' -f1 qemu.times | median)
+med_d=$(cut -d' ' -f1 dd.times | median)
+rss_x=$(cut -d' ' -f2 extsnap.times | sort -n | tail -1)
+rss_q=$(cut -d' ' -f2 qemu.times | sort -n | tail -1)
+echo "== results ($RUNS runs each, medians$( ((can_drop)) && echo ", caches dropped before each step" || echo "; page caches could NOT be dropped (not root?): warm-cache numbers"))"
+printf '  extsnap img commit   %6.2f s   peak RSS %6d KiB\n' "$med_x" "$rss_x"
+printf '  qemu-img commit      %6.2f s   peak RSS %6d KiB\n' "$med_q" "$rss_q"
+printf '  dd 1 GiB conv=fsync  %6.2f s\n' "$med_d"
+awk -v x="$med_x" -v q="$med_q" -v d="$med_d" 'BEGIN {
+  printf "  extsnap / qemu-img = %.2f   (target <= 0.5)\n", x / q
+  printf "  extsnap / dd       = %.2f   (target <= 1.5)\n", x / d }'
