@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "domxml/store.h"
+#include "snap/fsutil.h"
 #include "snap/journal.h"
 #include "snap/plan_print.h"
 #include "snap/precond.h"
@@ -142,8 +143,8 @@ static int recover_leftover(snap_ctx *c, es_err *e)
     bool exists = false;
     if (snap_journal_exists(&j, &exists, e) < 0)
         return -1;
-    if (!exists)
-        return 0;
+    if (!exists) /* a journal write that never reached its rename leaves only litter */
+        return c->env->dry_run ? 0 : snap_unlink_if_exists(c->journal_tmp, e);
     if (c->env->dry_run)
         return es_err_set(e, 0, c->journal_path,
                           "an interrupted extsnap operation on domain %s must be finished or "
