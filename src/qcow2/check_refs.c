@@ -238,7 +238,8 @@ static bool bitmap_entry_valid(const qcow2_check_ctx *c, uint64_t table_off, uin
         name_size > BME_MAX_NAME_SIZE || type != BME_TYPE_DIRTY_TRACKING)
         return false;
     uint64_t phys = (uint64_t)table_size * c->cluster_size;
-    return phys <= BME_MAX_PHYS_SIZE && c->virtual_size <= ((phys * 8) << gran);
+    /* QEMU compares with its length in whole sectors. */
+    return phys <= BME_MAX_PHYS_SIZE && c->virtual_size / 512 * 512 <= ((phys * 8) << gran);
 }
 
 /* Count one bitmap's table and data clusters. Any invalid table entry is a

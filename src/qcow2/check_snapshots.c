@@ -2,6 +2,7 @@
  * (qcow2_check_read_snapshot_table): entries are 8-byte aligned, a 40-byte
  * fixed part, extra data, id string, name string. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,6 +58,15 @@ int check_read_snapshot_table(qcow2_check_ctx *c, es_err *e)
 {
     uint32_t n = c->hdr.nb_snapshots;
     c->snapshots_offset = c->hdr.snapshots_offset;
+    /* QEMU validates the pointer even when there are no snapshots. */
+    if ((c->snapshots_offset & (c->cluster_size - 1)) ||
+        c->snapshots_offset > (uint64_t)INT64_MAX - (uint64_t)n * SNAP_HEADER_BYTES) {
+        c->res->check_errors++;
+        check_log(c, "ERROR snapshot table offset invalid\n");
+        c->snapshots_offset = 0;
+        return es_err_set(e, EINVAL, c->path, "snapshot table offset 0x%llx is invalid",
+                          (unsigned long long)c->hdr.snapshots_offset);
+    }
     if (n == 0)
         return 0;
     c->snaps = calloc(n, sizeof *c->snaps);

@@ -194,6 +194,18 @@ qemu-img bitmap --add -g 128k bm.qcow2 b1
 qemu-img bitmap --add bm.qcow2 b2
 qemu-img bitmap --disable bm.qcow2 b2
 same_check "bitmaps" bm.qcow2
+cp bm.qcow2 bmleak.qcow2
+set_refcount bmleak.qcow2 0 2
+repaired_same "bitmaps with a leak" bmleak.qcow2 all
+# QEMU 7.2's -r all on an image with an auto bitmap AND internal snapshots
+# rewrites the header with nb_snapshots = 0 (the snapshots are lost); extsnap
+# must keep them.
+cp bm.qcow2 bmsnap.qcow2
+qemu-img snapshot -c keep bmsnap.qcow2
+"$EXTSNAP" img check -q -r all bmsnap.qcow2
+ok_eq "-r all keeps internal snapshots next to bitmaps" keep \
+    "$(qemu-img snapshot -l bmsnap.qcow2 | awk 'NR > 2 { print $2 }')"
+ok_rc "-r all on bitmaps + snapshots leaves a clean image" 0 qemu-img check -q bmsnap.qcow2
 
 # a backing chain (the check covers the top image only, like qemu-img)
 qemu-img create -q -f qcow2 base.qcow2 32M
@@ -287,6 +299,35 @@ cp d.qcow2 norefblock.qcow2
 same_check "refcount block missing" norefblock.qcow2
 repaired_same "refcount block missing" norefblock.qcow2 all
 
+# entries pointing past the end of the file, reserved bits in L1, an
+# unaligned refcount table entry
+mkdamage
+put d.qcow2 $(($(u64 d.qcow2 40) + 8)) "$(hex64 $((0x8000000000000000 | (1 << 40))))"
+e=$(l1_entry d.qcow2 0)
+put d.qcow2 "$(u64 d.qcow2 40)" "$(hex64 $((e | 0x0200000000000000)))"
+cp d.qcow2 l1far.qcow2
+same_check "L2 table past EOF, L1 reserved bits" l1far.qcow2
+repaired_same "L2 table past EOF, L1 reserved bits" l1far.qcow2 all
+mkdamage
+rt=$(u64 d.qcow2 48)
+put d.qcow2 $((rt + 8)) "$(hex64 $(($(stat -c %s d.qcow2) / 65536 * 65536 + 3 * 65536)))"
+cp d.qcow2 rbfar.qcow2
+same_check "refcount block past EOF" rbfar.qcow2
+repaired_same "refcount block past EOF" rbfar.qcow2 all
+put d.qcow2 $((rt + 8)) "$(hex64 $((0x50000 + 0x200)))"
+same_check "refcount table entry unaligned" d.qcow2
+cp comp.qcow2 cfar.qcow2
+l2=$(l2_table cfar.qcow2 0)
+for ((i = 0; i < 128; i++)); do
+    e=$(u64 cfar.qcow2 $((l2 + 8 * i)))
+    if (((e & 0x4000000000000000) != 0)); then
+        put cfar.qcow2 $((l2 + 8 * i)) "$(hex64 $((e | 0x003f000000000000)))"
+        break
+    fi
+done
+same_check "compressed descriptor past EOF" cfar.qcow2
+same_check "compressed descriptor past EOF" cfar.qcow2 -r all # unreadable: no data compare
+
 # truncated in the middle of the data
 mkdamage
 truncate -s $(( $(stat -c %s d.qcow2) - 100000 )) d.qcow2
@@ -312,6 +353,16 @@ put d.qcow2 72 "$(hex64 $(( $(u64 d.qcow2 72) | 2 )))"
 "$EXTSNAP" img check -q -r all d.qcow2 2>/dev/null || true
 ok_eq "corrupt bit cleared by -r all" 0 $(( $(u64 d.qcow2 72) & 2 ))
 ok_rc "qemu-img check clean after clearing the corrupt bit" 0 qemu-img check -q d.qcow2
+
+# unknown autoclear bits: kept by a read-only check, dropped by any repair (like QEMU)
+qemu-img create -q -f qcow2 ac.qcow2 8M
+put ac.qcow2 88 0000000000000008
+"$EXTSNAP" img check -q ac.qcow2
+ok_eq "read-only check keeps unknown autoclear bits" 8 "$(u64 ac.qcow2 88)"
+cp ac.qcow2 acq.qcow2
+qemu-img check -q -r leaks acq.qcow2
+"$EXTSNAP" img check -q -r leaks ac.qcow2
+ok_eq "-r leaks drops unknown autoclear bits as qemu-img does" "$(u64 acq.qcow2 88)" "$(u64 ac.qcow2 88)"
 
 # ------------------------------------------------------------------ the chain
 # check_chain WHAT IMG EXPECTED_RC PATTERN: extsnap's own verdict (qemu-img
