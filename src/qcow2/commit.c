@@ -19,17 +19,37 @@
 #define HDR_SIZE 24
 #define HDR_AUTOCLEAR 88
 
-es_image *es_commit_find_base(es_image *top, const char *path, es_err *e)
+static bool same_file(const char *path, const es_image *img)
 {
     struct stat st;
-    if (stat(path, &st) < 0) {
-        es_err_set(e, errno, path, "cannot open BASE");
-        return NULL;
+    return stat(path, &st) == 0 && img->st_dev == (uint64_t)st.st_dev &&
+           img->st_ino == (uint64_t)st.st_ino;
+}
+
+es_image *es_commit_find_base(es_image *top, const char *path, es_err *e)
+{
+    /* Like QEMU: a relative name is taken relative to the directory of
+     * each image in turn, and compared with that image's backing file;
+     * then as given (relative to the working directory). */
+    for (es_image *img = top; img->backing; img = img->backing) {
+        char *display = NULL, *open_path = NULL;
+        if (es_backing_resolve(img->filename, path, NULL, &display, &open_path, NULL) < 0)
+            break;
+        bool hit = same_file(open_path, img->backing);
+        free(display);
+        free(open_path);
+        if (hit)
+            return img->backing;
     }
     for (es_image *img = top->backing; img; img = img->backing)
-        if (img->st_dev == (uint64_t)st.st_dev && img->st_ino == (uint64_t)st.st_ino)
+        if (same_file(path, img))
             return img;
-    es_err_set(e, 0, path, "BASE is not in the backing chain of TOP (%s)", top->filename);
+    struct stat st;
+    if (stat(path, &st) < 0 && errno == ENOENT)
+        es_err_set(e, 0, path, "BASE is not in the backing chain of TOP (%s): no such file",
+                   top->filename);
+    else
+        es_err_set(e, 0, path, "BASE is not in the backing chain of TOP (%s)", top->filename);
     return NULL;
 }
 

@@ -305,6 +305,48 @@ START_TEST(v2_top_emptied)
 }
 END_TEST
 
+/* TOP with an internal snapshot: emptied the slow way (its shared tables
+ * are unlinked, not rewritten), the snapshot still reads as before. */
+START_TEST(top_with_snapshot_emptied)
+{
+    tu_sh("qemu-img create -q -f qcow2 b.qcow2 8M && "
+          "qemu-img create -q -f qcow2 -b b.qcow2 -F qcow2 t.qcow2 && "
+          "qemu-io -c 'write -P 1 0 1M' -c 'write -P 9 3M 64k' t.qcow2 && "
+          "qemu-img snapshot -c s t.qcow2 && "
+          "qemu-io -c 'write -P 2 512k 1M' -c 'write -z 3M 64k' t.qcow2");
+    snapshot_view("t.qcow2", "before.raw");
+    commit_ok("t.qcow2", NULL, false);
+    check_clean("b.qcow2");
+    check_clean("t.qcow2");
+    same_content("before.raw", "b.qcow2");
+    same_content("before.raw", "t.qcow2");
+    /* The snapshot's own clusters (elsewhere it reads through to BASE,
+     * which changed, as with qemu-img). */
+    tu_sh("qemu-img convert -O raw -l snapshot.name=s t.qcow2 snap.raw");
+    ck_assert_int_ne(tu_sh_status("qemu-io -f raw -c 'read -P 1 0 1M' -c 'read -P 9 3M 64k' "
+                                  "snap.raw | grep -q 'verification failed'"),
+                     0);
+}
+END_TEST
+
+/* -b names are found like QEMU finds them: relative to the images of the
+ * chain (not to the working directory). */
+START_TEST(base_found_relative_to_chain)
+{
+    tu_sh("mkdir d && qemu-img create -q -f qcow2 d/b.qcow2 8M && "
+          "qemu-img create -q -f qcow2 -b b.qcow2 -F qcow2 d/m.qcow2 && "
+          "qemu-img create -q -f qcow2 -b m.qcow2 -F qcow2 d/t.qcow2");
+    es_image *top = NULL;
+    es_err e = {0};
+    ck_assert_msg(es_image_open(&top, tu_path("d/t.qcow2"), NULL, &e) == 0, "%s", err_text(&e));
+    ck_assert_ptr_eq(es_commit_find_base(top, "b.qcow2", &e), top->backing->backing);
+    ck_assert_ptr_eq(es_commit_find_base(top, tu_path("d/m.qcow2"), &e), top->backing);
+    ck_assert_ptr_null(es_commit_find_base(top, "t.qcow2", &e));
+    ck_assert_msg(strstr(e.msg, "not in the backing chain") != NULL, "%s", e.msg);
+    es_image_close(top);
+}
+END_TEST
+
 static void sum(const char *name, char *out, size_t len)
 {
     char cmd[256];
@@ -389,6 +431,8 @@ static Suite *suite(void)
     tcase_add_test(t, raw_base);
     tcase_add_test(t, short_intermediate_hides_base);
     tcase_add_test(t, v2_top_emptied);
+    tcase_add_test(t, top_with_snapshot_emptied);
+    tcase_add_test(t, base_found_relative_to_chain);
     tcase_add_test(t, refusals_change_nothing);
     tcase_add_test(t, commit_is_repeatable);
     suite_add_tcase(s, t);
