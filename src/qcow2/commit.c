@@ -80,6 +80,16 @@ static int reopen_writable(es_image *img, es_imglock *lk, es_err *e)
     return 0;
 }
 
+/* Persistent dirty bitmaps must record every write; extsnap does not
+ * maintain them, and clearing their autoclear bit would make QEMU drop
+ * them as inconsistent (and count their clusters as leaks). */
+static bool has_bitmaps(const es_image *img)
+{
+    return img->format == ES_FMT_QCOW2 &&
+           (img->hdr.autoclear_features & QCOW2_AUTOCLEAR_BITMAPS) &&
+           qcow2_header_find_ext(&img->hdr, QCOW2_EXT_BITMAPS);
+}
+
 static int refuse(const es_commit_opts *o, es_image *top, es_image *base, es_err *e)
 {
     if (top->format != ES_FMT_QCOW2 || !top->backing)
@@ -89,6 +99,11 @@ static int refuse(const es_commit_opts *o, es_image *top, es_image *base, es_err
         in_chain |= i == base;
     if (!in_chain)
         return es_err_set(e, 0, base->filename, "BASE is not in the backing chain of TOP");
+    if (has_bitmaps(base) || (!o->keep_top && has_bitmaps(top)))
+        return es_err_set(e, 0, has_bitmaps(base) ? base->filename : top->filename,
+                          "image has persistent dirty bitmaps, which extsnap cannot keep up to "
+                          "date; remove them first ('qemu-img bitmap --remove') or use qemu-img "
+                          "commit");
     if (base->format == ES_FMT_QCOW2) {
         uint64_t inc = base->hdr.incompatible_features;
         if (inc & QCOW2_INCOMPAT_CORRUPT)
@@ -173,9 +188,9 @@ static int prepare_base(commit_ctx *c, es_err *e)
     if (c->raw_base)
         return 0;
     if (b->hdr.version >= 3 && b->hdr.autoclear_features) {
-        /* We do not maintain persistent bitmaps (or anything else an
-         * autoclear bit stands for): clear the bits, as the spec asks of a
-         * writer that does not update those structures. */
+        /* Bits for structures we do not maintain (bitmaps were refused
+         * above unless already inconsistent): clear them, as the spec asks
+         * of a writer that does not update those structures. */
         uint8_t z[8] = {0};
         if (qcow2_header_patch(b, HDR_AUTOCLEAR, z, 8, e) < 0 || es_file_flush(b->file, e) < 0)
             return -1;

@@ -387,6 +387,16 @@ START_TEST(refusals_change_nothing)
         ck_assert_str_eq(t0, t1);
     }
     tu_put_be("b.qcow2", 72, 8, inc);
+    /* Persistent dirty bitmaps in BASE: refused (not kept up to date). */
+    tu_sh("cp b.qcow2 nobitmap.qcow2 && qemu-img bitmap --add b.qcow2 bm0");
+    sum("b.qcow2", b0, sizeof b0);
+    ck_assert_int_eq(try_commit("t.qcow2", NULL, false, &e), -1);
+    ck_assert_msg(strstr(e.msg, "dirty bitmaps"), "%s", e.msg);
+    sum("b.qcow2", b1, sizeof b1);
+    sum("t.qcow2", t1, sizeof t1);
+    ck_assert_str_eq(b0, b1);
+    ck_assert_str_eq(t0, t1);
+    tu_sh("mv nobitmap.qcow2 b.qcow2");
     /* An unwritable BASE (immutable file: even root cannot write it). */
     if (tu_sh_status("chattr +i b.qcow2 2>/dev/null") == 0) {
         sum("b.qcow2", b0, sizeof b0);
