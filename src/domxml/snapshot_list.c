@@ -73,7 +73,8 @@ static int list_entries(const char *dir, char ***out, size_t *n, bool *missing, 
         es_err_set(e, errno, dir, "cannot read snapshot directory");
         goto out;
     }
-    qsort(v, *n, sizeof *v, by_name);
+    if (*n) /* qsort with a NULL array is undefined, even for 0 entries */
+        qsort(v, *n, sizeof *v, by_name);
     *out = v;
     v = NULL;
     rc = 0;
