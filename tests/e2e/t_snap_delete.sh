@@ -12,7 +12,9 @@
 #     unknown names: refused with the reason and the file, and every file
 #     under the root unchanged (sha256);
 #  D. --metadata and --dry-run;
-#  E. libvirt 9.0's snapshots (fixtures 02-04) deleted by extsnap.
+#  E. libvirt 9.0's snapshots (fixtures 02-05, images made to match, under
+#     --root) deleted by extsnap, also below libvirt's --no-metadata s4;
+#  F. the current snapshot under a --no-metadata overlay.
 # After every step: virt-xml-validate accepts the config and every snapshot
 # file, qemu-img check passes on every image, 'extsnap verify' exits 0.
 set -euo pipefail
@@ -237,36 +239,50 @@ ov() {
     size=$(qemu-img info -U -f "$4" --output=json "$1$3" | jq -r '."virtual-size"')
     qemu-img create -q -f qcow2 -u -b "$3" -F "$4" "$1$2" "$size"
 }
-R=$T/e
-snap_root_new "$R"
-mkdir -p "$R$L" "$R$LC" "$R/dev" "$R$SNAP_DIR/lvtest"
-qemu-img create -q -f qcow2 "$R$L/vda.qcow2" 4M
-qemu-img create -q -f qcow2 "$R$L/sdb.qcow2" 4M
-qemu-img create -q -f raw "$R$L/vdc.raw" 2M
-qemu-img create -q -f raw "$R$L/cd.iso" 1M
-qemu-img create -q -f raw "$R/dev/loop0" 2M
-qemu-io -f qcow2 -c 'write -P 0x01 0 64k' "$R$L/vda.qcow2" >/dev/null
-ov "$R" $L/vda.s1 $L/vda.qcow2 qcow2
-ov "$R" $L/vdc.s1 $L/vdc.raw raw
-ov "$R" $L/vdd-s1.qcow2 /dev/loop0 raw
-ov "$R" $L/sdb.s1 $L/sdb.qcow2 qcow2
-qemu-io -c 'write -P 0x11 64k 64k' "$(chain_spec "$R" $L/vda.s1 qcow2)" >/dev/null
-qemu-io -c 'write -P 0x13 64k 64k' "$(chain_spec "$R" $L/vdd-s1.qcow2 qcow2)" >/dev/null
-ov "$R" $L/vda.s2 $L/vda.s1 qcow2
-ov "$R" $L/vdc.s2 $L/vdc.s1 qcow2
-ov "$R" $L/vdd-s1.s2 $L/vdd-s1.qcow2 qcow2
-ov "$R" $L/sdb.s2 $L/sdb.s1 qcow2
-qemu-io -c 'write -P 0x21 128k 64k' "$(chain_spec "$R" $L/vda.s2 qcow2)" >/dev/null
-qemu-io -c 'write -P 0x22 0 64k' "$(chain_spec "$R" $L/vdc.s2 qcow2)" >/dev/null
-ov "$R" $LC/vda-custom.qcow2 $L/vda.s2 qcow2
-ov "$R" $L/vdd-s1.s3 $L/vdd-s1.s2 qcow2
-ov "$R" $L/sdb.s3 $L/sdb.s2 qcow2
-qemu-io -c 'write -P 0x31 0 64k' "$(chain_spec "$R" $LC/vda-custom.qcow2 qcow2)" >/dev/null
-qemu-io -c 'write -P 0x32 1M 64k' "$(chain_spec "$R" $L/vdc.s2 qcow2)" >/dev/null
-install -m 600 "$(fixture 04-domain-after-s3.xml)" "$R$SNAP_CFG/lvtest.xml"
-install -m 600 "$(fixture 03-snapshot-s1-after-s2.xml)" "$R$SNAP_DIR/lvtest/s1.xml"
-install -m 600 "$(fixture 04-snapshot-s2-after-s3.xml)" "$R$SNAP_DIR/lvtest/s2.xml"
-install -m 600 "$(fixture 04-snapshot-s3.xml)" "$R$SNAP_DIR/lvtest/s3.xml"
+# lv_setup R [s4]: libvirt's state after s3 (fixture 04), or after the
+# --no-metadata s4 (fixture 05: overlays over s3's live images, no metadata).
+lv_setup() {
+    R=$1
+    snap_root_new "$R"
+    mkdir -p "$R$L" "$R$LC" "$R/dev" "$R$SNAP_DIR/lvtest"
+    qemu-img create -q -f qcow2 "$R$L/vda.qcow2" 4M
+    qemu-img create -q -f qcow2 "$R$L/sdb.qcow2" 4M
+    qemu-img create -q -f raw "$R$L/vdc.raw" 2M
+    qemu-img create -q -f raw "$R$L/cd.iso" 1M
+    qemu-img create -q -f raw "$R/dev/loop0" 2M
+    qemu-io -f qcow2 -c 'write -P 0x01 0 64k' "$R$L/vda.qcow2" >/dev/null
+    ov "$R" $L/vda.s1 $L/vda.qcow2 qcow2
+    ov "$R" $L/vdc.s1 $L/vdc.raw raw
+    ov "$R" $L/vdd-s1.qcow2 /dev/loop0 raw
+    ov "$R" $L/sdb.s1 $L/sdb.qcow2 qcow2
+    qemu-io -c 'write -P 0x11 64k 64k' "$(chain_spec "$R" $L/vda.s1 qcow2)" >/dev/null
+    qemu-io -c 'write -P 0x13 64k 64k' "$(chain_spec "$R" $L/vdd-s1.qcow2 qcow2)" >/dev/null
+    ov "$R" $L/vda.s2 $L/vda.s1 qcow2
+    ov "$R" $L/vdc.s2 $L/vdc.s1 qcow2
+    ov "$R" $L/vdd-s1.s2 $L/vdd-s1.qcow2 qcow2
+    ov "$R" $L/sdb.s2 $L/sdb.s1 qcow2
+    qemu-io -c 'write -P 0x21 128k 64k' "$(chain_spec "$R" $L/vda.s2 qcow2)" >/dev/null
+    qemu-io -c 'write -P 0x22 0 64k' "$(chain_spec "$R" $L/vdc.s2 qcow2)" >/dev/null
+    ov "$R" $LC/vda-custom.qcow2 $L/vda.s2 qcow2
+    ov "$R" $L/vdd-s1.s3 $L/vdd-s1.s2 qcow2
+    ov "$R" $L/sdb.s3 $L/sdb.s2 qcow2
+    qemu-io -c 'write -P 0x31 0 64k' "$(chain_spec "$R" $LC/vda-custom.qcow2 qcow2)" >/dev/null
+    qemu-io -c 'write -P 0x32 1M 64k' "$(chain_spec "$R" $L/vdc.s2 qcow2)" >/dev/null
+    install -m 600 "$(fixture 04-domain-after-s3.xml)" "$R$SNAP_CFG/lvtest.xml"
+    install -m 600 "$(fixture 03-snapshot-s1-after-s2.xml)" "$R$SNAP_DIR/lvtest/s1.xml"
+    install -m 600 "$(fixture 04-snapshot-s2-after-s3.xml)" "$R$SNAP_DIR/lvtest/s2.xml"
+    install -m 600 "$(fixture 04-snapshot-s3.xml)" "$R$SNAP_DIR/lvtest/s3.xml"
+    if [[ ${2:-} == s4 ]]; then
+        ov "$R" $LC/vda-custom.s4 $LC/vda-custom.qcow2 qcow2
+        ov "$R" $L/vdc.s4 $L/vdc.s2 qcow2
+        ov "$R" $L/vdd-s1.s4 $L/vdd-s1.s3 qcow2
+        ov "$R" $L/sdb.s4 $L/sdb.s3 qcow2
+        qemu-io -c 'write -P 0x41 192k 64k' "$(chain_spec "$R" $LC/vda-custom.s4 qcow2)" >/dev/null
+        qemu-io -c 'write -P 0x42 0 4k' "$(chain_spec "$R" $L/sdb.s4 qcow2)" >/dev/null
+        install -m 600 "$(fixture 05-domain-after-s4-nometadata.xml)" "$R$SNAP_CFG/lvtest.xml"
+    fi
+}
+lv_setup "$T/e"
 DISKS="vda vdc vdd sdb"
 lv_live() {
     local t out=""
@@ -288,5 +304,41 @@ check_eq "E: delete s3: live content unchanged" "$LIVE" "$(lv_live)"
 check_eq "E: delete s3: s1 current" s1 "$(current_snapshot "$R" lvtest)"
 refused "E: delete s1 (vdd's image below it is a block device)" "block device /dev/loop0" \
     delete lvtest s1
+
+# After libvirt's --no-metadata s4 (fixture 05): its overlays sit on s3's.
+lv_setup "$T/e2" s4
+full_check "E2: libvirt's s1..s3 + --no-metadata s4" lvtest 1
+LIVE=$(lv_live)
+check_rc "E2: delete s3 (current; s4's overlays above its overlays)" 0 x delete lvtest s3 -q
+full_check "E2: delete s3" lvtest 1
+check_eq "E2: delete s3: live content unchanged" "$LIVE" "$(lv_live)"
+check_eq "E2: delete s3: the --no-metadata overlays stay live" "$LC/vda-custom.s4 $L/sdb.s4" \
+    "$(cfg_source "$R" lvtest vda) $(cfg_source "$R" lvtest sdb)"
+check_eq "E2: delete s3: rebased onto s3's frozen images" "$L/vda.s2 $L/sdb.s2" \
+    "$(backing_of "$R$LC/vda-custom.s4") $(backing_of "$R$L/sdb.s4")"
+check_rc "E2: delete s2 (now current)" 0 x delete lvtest s2 -q
+full_check "E2: delete s2" lvtest 1
+check_eq "E2: delete s2: live content unchanged" "$LIVE" "$(lv_live)"
+check_eq "E2: delete s2: vdc.s4 rebased onto vdc.s1" "$L/vdc.s1" "$(backing_of "$R$L/vdc.s4")"
+
+# --- F: a --no-metadata overlay on top of the current snapshot -------------------
+R=$T/f
+snap_make_tvm "$R"
+IMG=$R$SNAP_IMG
+x create tvm s1 -q
+guest_write "$R" tvm vda 0x91 0 64k
+x create tvm s2 -q
+guest_write "$R" tvm vda 0x92 64k 64k
+x create tvm n --no-metadata -q
+guest_write "$R" tvm vda 0x93 128k 64k
+guest_write "$R" tvm vdc 0x94 0 64k
+LIVE=$(all_guest_sums "$R" tvm)
+full_check "F: s1, s2, --no-metadata n" tvm 1
+check_rc "F: delete s2 (current, under the --no-metadata overlays)" 0 x delete tvm s2 -q
+full_check "F: delete s2" tvm 1
+check_eq "F: live content unchanged" "$LIVE" "$(all_guest_sums "$R" tvm)"
+check_eq "F: vda.n stays live, rebased onto vda.s1" "$SNAP_IMG/vda.n $SNAP_IMG/vda.s1" \
+    "$(cfg_source "$R" tvm vda) $(backing_of "$IMG/vda.n")"
+check_eq "F: s1 current" s1 "$(current_snapshot "$R" tvm)"
 
 finish
