@@ -1365,6 +1365,25 @@ START_TEST(check_does_not_walk_bitmap_tables_past_eof)
 }
 END_TEST
 
+/* A backing file name that names a FIFO: opening it used to wait for a
+ * writer forever (img info --backing-chain, map, commit ...). */
+START_TEST(fifo_backing_file_is_refused_not_waited_for)
+{
+    tu_sh("mkfifo fifo && qemu-img create -q -f qcow2 -u -b fifo -F raw top.qcow2 1M");
+    es_image *img = NULL;
+    es_err e = {0};
+    es_open_opts o = {0};
+    ck_assert_int_eq(es_image_open(&img, tu_path("top.qcow2"), &o, &e), -1);
+    ck_assert_msg(strstr(e.msg, "fifo") != NULL, "%s", err_text(&e));
+    qcow2_chain_problems cp = {0};
+    memset(&e, 0, sizeof e);
+    ck_assert_msg(qcow2_check_backing_chain(tu_path("top.qcow2"), &cp, &e) == 0, "%s",
+                  err_text(&e));
+    ck_assert_uint_eq(cp.n, 1);
+    qcow2_chain_problems_free(&cp);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("fuzz_qcow2");
@@ -1379,6 +1398,7 @@ static Suite *suite(void)
     tcase_add_test(reg, check_does_not_walk_l2_tables_past_eof);
     tcase_add_test(reg, repair_growth_does_not_compound);
     tcase_add_test(reg, check_does_not_walk_bitmap_tables_past_eof);
+    tcase_add_test(reg, fifo_backing_file_is_refused_not_waited_for);
     suite_add_tcase(s, reg);
     return s;
 }
