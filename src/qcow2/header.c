@@ -171,11 +171,12 @@ static int parse_exts(qcow2_header *h, const uint8_t *b, size_t len, const char 
                               (unsigned long long)off);
         uint32_t type = be32_load(b + off), elen = be32_load(b + off + 4);
         off += 8;
-        if (type == QCOW2_EXT_END)
-            break;
+        /* Length first, as QEMU: even END may not claim more than is left. */
         if (elen > end - off)
             return es_err_set(e, 0, path, "header extension 0x%08x of %u bytes runs past cluster 0",
                               type, elen);
+        if (type == QCOW2_EXT_END)
+            break;
         if (add_ext(h, type, b + off, elen, e) < 0)
             return -1;
         const uint8_t *d = b + off;
