@@ -32,17 +32,21 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&w->mu);
         es_err err;
         bool failed = false;
-        uint64_t end = 0;
+        uint64_t end = 0, lo = UINT64_MAX;
         for (size_t i = 0; i < n && !failed; i++) {
             if (es_file_pwrite(w->base->file, x[i].mem, (size_t)x[i].len, x[i].off, &err) < 0) {
                 failed = true;
                 break;
             }
-            /* Let the disk start on it while the next chunk is read. */
-            es_file_start_writeback(w->base->file, x[i].off, x[i].len);
             if (x[i].off + x[i].len > end)
                 end = x[i].off + x[i].len;
+            if (x[i].off < lo)
+                lo = x[i].off;
         }
+        /* Let the disk start on this chunk while the next one is read (one
+         * hint for the chunk: the kernel sorts the dirty pages itself). */
+        if (!failed && n)
+            es_file_start_writeback(w->base->file, lo, end - lo);
         free(x);
         pthread_mutex_lock(&w->mu);
         if (failed) {
