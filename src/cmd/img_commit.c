@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cmd/cmd.h"
+#include "cmd/img_commit_qmp.h"
 #include "qcow2/commit.h"
 
 static int run(int argc, char **argv);
@@ -51,6 +52,8 @@ const es_cmd es_cmd_img_commit = {
     "Environment: EXTSNAP_SKIP_SPACE_CHECK=1 skips the free-space check (for\n"
     "tests that need a real ENOSPC in the middle of a commit).\n"
     "\n"
+    ES_IMG_COMMIT_QMP_USAGE
+    "\n"
     "Exit status: 0 success, 1 error, 2 usage error.\n",
     run,
 };
@@ -68,6 +71,8 @@ static void show_progress(void *ctx, uint64_t done, uint64_t total)
 static int run(int argc, char **argv)
 {
     const es_cmd *cmd = &es_cmd_img_commit;
+    if (es_img_commit_wants_qmp(argc, argv))
+        return es_img_commit_qmp_run(cmd, argc, argv); /* a running VM: through QEMU */
     static const struct option longopts[] = {
         {"format", required_argument, NULL, 'f'},
         {"base", required_argument, NULL, 'b'},

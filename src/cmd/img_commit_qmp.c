@@ -1,0 +1,297 @@
+/* extsnap img commit --qmp: block-commit through a running QEMU. */
+#include "cmd/img_commit_qmp.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <json-c/json.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cmd/domain_opts.h"
+#include "cmd/json_out.h"
+#include "qmp/qmp_job.h"
+#include "snap/online_chain.h"
+#include "snap/online_connect.h"
+
+enum { OPT_QMP = 0x2000, OPT_DEVICE, OPT_NODE, OPT_SPEED, OPT_TIMEOUT, OPT_OUTPUT };
+
+bool es_img_commit_wants_qmp(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            break;
+        if (strcmp(argv[i], "--qmp") == 0 || strncmp(argv[i], "--qmp=", 6) == 0)
+            return true;
+    }
+    return false;
+}
+
+typedef struct qmp_commit_cli {
+    const char *socket, *device, *node, *base, *top;
+    unsigned long long speed;
+    int timeout_ms;
+    bool progress, quiet, json;
+} qmp_commit_cli;
+
+static int parse_args(const es_cmd *cmd, int argc, char **argv, qmp_commit_cli *o)
+{
+    static const struct option longopts[] = {
+        {"qmp", required_argument, NULL, OPT_QMP},
+        {"device", required_argument, NULL, OPT_DEVICE},
+        {"node", required_argument, NULL, OPT_NODE},
+        {"base", required_argument, NULL, 'b'},
+        {"speed", required_argument, NULL, OPT_SPEED},
+        {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"output", required_argument, NULL, OPT_OUTPUT},
+        {"progress", no_argument, NULL, 'p'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"format", required_argument, NULL, 'f'},
+        {NULL, 0, NULL, 0},
+    };
+    memset(o, 0, sizeof *o);
+    optind = 1;
+    opterr = 0;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "+f:b:dpq", longopts, NULL)) != -1) {
+        switch (ch) {
+        case OPT_QMP: o->socket = optarg; break;
+        case OPT_DEVICE: o->device = optarg; break;
+        case OPT_NODE: o->node = optarg; break;
+        case 'b': o->base = optarg; break;
+        case 'p': o->progress = true; break;
+        case 'q': o->quiet = true; break;
+        case 'f':
+            /* QEMU knows each image's format: accept only what it agrees with. */
+            if (strcmp(optarg, "qcow2") != 0)
+                return es_cmd_usage_error(cmd, "--qmp: TOP is a qcow2 image in QEMU's chain, "
+                                               "not '%s'",
+                                          optarg);
+            break;
+        case 'd':
+            return es_cmd_usage_error(cmd, "-d has no meaning with --qmp: QEMU never empties "
+                                           "TOP");
+        case OPT_SPEED:
+            if (es_parse_size(optarg, &o->speed) < 0 || o->speed > (unsigned long long)INT64_MAX)
+                return es_cmd_usage_error(cmd, "invalid --speed '%s'", optarg);
+            break;
+        case OPT_TIMEOUT: {
+            char *end;
+            double s = strtod(optarg, &end);
+            if (end == optarg || *end || !(s > 0) || s > 86400)
+                return es_cmd_usage_error(cmd, "invalid --timeout '%s' (seconds)", optarg);
+            o->timeout_ms = (int)(s * 1000 + 0.5) > 0 ? (int)(s * 1000 + 0.5) : 1;
+            break;
+        }
+        case OPT_OUTPUT: {
+            int j = es_parse_output(optarg);
+            if (j < 0)
+                return es_cmd_usage_error(cmd, "invalid --output '%s' (human or json)", optarg);
+            o->json = j == 1;
+            break;
+        }
+        case ':':
+            return es_cmd_usage_error(cmd, "option '%s' needs an argument", argv[optind - 1]);
+        default:
+            return es_cmd_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (argc - optind != 1)
+        return es_cmd_usage_error(cmd, argc - optind < 1 ? "TOP is missing" : "too many arguments");
+    o->top = argv[optind];
+    if (!o->socket || !o->socket[0])
+        return es_cmd_usage_error(cmd, "--qmp needs the path of QEMU's QMP socket");
+    if (!!o->device == !!o->node)
+        return es_cmd_usage_error(cmd, "--qmp needs exactly one of --device and --node");
+    return ES_EXIT_OK;
+}
+
+/* ---- progress ---- */
+
+typedef struct progress_out {
+    const qmp_commit_cli *o;
+    bool bar; /* progress bar on stderr */
+    bool shown;
+    const char *device;
+    uint64_t last_offset, last_len; /* last sample printed: repeats are skipped */
+} progress_out;
+
+static void show_progress(void *opaque, size_t index, const char *job_id, uint64_t offset,
+                          uint64_t len)
+{
+    (void)index;
+    progress_out *p = opaque;
+    if (p->shown && offset == p->last_offset && len == p->last_len)
+        return;
+    p->shown = true;
+    p->last_offset = offset;
+    p->last_len = len;
+    if (p->o->json) {
+        json_object *l = es_json_new_object();
+        es_json_add_str(l, "type", "progress");
+        es_json_add_str(l, "job-id", job_id);
+        es_json_add_str(l, "device", p->device);
+        es_json_add_u64(l, "offset", offset);
+        es_json_add_u64(l, "len", len);
+        printf("%s\n", json_object_to_json_string_ext(l, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+        fflush(stdout);
+        json_object_put(l);
+    }
+    if (p->bar) {
+        double pct = len ? 100.0 * (double)offset / (double)len : 0.0;
+        if (pct > 100.0)
+            pct = 100.0;
+        fprintf(stderr, "    (%.2f/100%%)\r", pct);
+        fflush(stderr);
+    }
+}
+
+/* ---- result ---- */
+
+typedef struct merged_file {
+    const char *filename;
+    snap_file_use use;
+    char *node;
+} merged_file;
+
+static void print_result_json(const snap_online_commit *oc, const char *status, const es_err *err,
+                              const merged_file *files, size_t nfiles, const qmp_commit_cli *o)
+{
+    json_object *r = es_json_new_object();
+    es_json_add_str(r, "type", "result");
+    es_json_add_str(r, "status", status);
+    es_json_add_str(r, "device", o->device ? o->device : o->node);
+    if (oc && oc->chain.n) {
+        es_json_add_str(r, "mode", oc->active ? "active" : "intermediate");
+        es_json_add_str_or_null(r, "top", oc->chain.nodes[oc->top].filename);
+        es_json_add_str_or_null(r, "base", oc->chain.nodes[oc->base].filename);
+        es_json_add_str_or_null(r, "backing-filename", oc->backing_file);
+    }
+    json_object *arr = es_json_new_array();
+    for (size_t i = 0; i < nfiles; i++) {
+        json_object *f = es_json_new_object();
+        es_json_add_str(f, "filename", files[i].filename);
+        es_json_add_str(f, "qemu-use", snap_file_use_name(files[i].use));
+        es_json_add_str_or_null(f, "node", files[i].node);
+        es_json_append(arr, f);
+    }
+    es_json_add(r, "files", arr);
+    if (err) {
+        char buf[ES_ERR_MSG_MAX + ES_ERR_PATH_MAX + 64];
+        es_json_add_str(r, "error", es_err_str(err, buf, sizeof buf));
+    }
+    printf("%s\n", json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(r);
+}
+
+static void print_result_human(const snap_online_commit *oc, const merged_file *files,
+                               size_t nfiles, const qmp_commit_cli *o)
+{
+    const char *dev = o->device ? o->device : o->node;
+    if (oc->active)
+        printf("Image committed: %s now runs on %s.\n", dev, oc->chain.nodes[oc->base].filename);
+    else
+        printf("Image committed: %s now has backing file %s.\n",
+               oc->chain.nodes[oc->top - 1].filename, oc->backing_file);
+    bool any_closed = false;
+    for (size_t i = 0; i < nfiles; i++)
+        any_closed |= files[i].use == SNAP_FILE_CLOSED;
+    if (any_closed) {
+        printf("No longer used by QEMU (not deleted):");
+        for (size_t i = 0; i < nfiles; i++)
+            if (files[i].use == SNAP_FILE_CLOSED)
+                printf(" %s", files[i].filename);
+        printf("\n");
+    }
+    for (size_t i = 0; i < nfiles; i++) {
+        if (files[i].use == SNAP_FILE_IDLE)
+            printf("Still open in QEMU as node %s, but nothing uses it (blockdev-del "
+                   "releases it): %s\n",
+                   files[i].node ? files[i].node : "?", files[i].filename);
+        else if (files[i].use == SNAP_FILE_IN_USE)
+            printf("Still in use by QEMU (another chain reads it): %s\n", files[i].filename);
+    }
+}
+
+static int run_commit(const qmp_commit_cli *o, qmp_client *c, snap_online_commit *oc,
+                      merged_file **files, size_t *nfiles, es_err *e)
+{
+    snap_online_commit_args a = {
+        .device = o->device ? o->device : o->node,
+        .top = o->top,
+        .base = o->base,
+        .speed = o->speed,
+    };
+    if (snap_online_commit_plan(c, &a, oc, e) < 0)
+        return -1;
+    progress_out p = {
+        .o = o,
+        .bar = o->progress && !o->quiet && !o->json && isatty(STDERR_FILENO),
+        .device = a.device,
+    };
+    qmp_job_opts jo = {
+        .progress = (p.bar || (o->json && o->progress)) ? show_progress : NULL,
+        .opaque = &p,
+        .poll_interval_ms = 250,
+    };
+    int rc = qmp_commit_run(c, &oc->spec, 1, &jo, e);
+    if (p.shown && p.bar)
+        fputc('\n', stderr);
+    if (rc < 0)
+        return -1;
+    size_t first, last;
+    snap_online_commit_merged(oc, &first, &last);
+    *files = calloc(last - first + 1, sizeof **files);
+    if (!*files)
+        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    for (size_t i = first; i < last; i++) {
+        merged_file *f = &(*files)[(*nfiles)++];
+        f->filename = oc->chain.nodes[i].filename;
+        if (!f->filename)
+            continue;
+        if (snap_online_file_use(c, f->filename, NULL, &f->use, &f->node, e) < 0)
+            return es_err_prefix(e, "the commit succeeded, but asking QEMU what it still uses "
+                                    "failed");
+    }
+    return 0;
+}
+
+int es_img_commit_qmp_run(const es_cmd *cmd, int argc, char **argv)
+{
+    qmp_commit_cli o;
+    int urc = parse_args(cmd, argc, argv, &o);
+    if (urc != ES_EXIT_OK)
+        return urc;
+    es_err err;
+    es_err_clear(&err);
+    snap_online_commit oc;
+    memset(&oc, 0, sizeof oc);
+    merged_file *files = NULL;
+    size_t nfiles = 0;
+    qmp_client *c = NULL;
+
+    snap_online_interrupted = 0;
+    snap_online_signals_catch();
+    int rc = snap_online_connect(o.socket, o.timeout_ms, &c, &err);
+    if (rc == 0)
+        rc = run_commit(&o, c, &oc, &files, &nfiles, &err);
+    qmp_client_close(c);
+    snap_online_signals_restore();
+
+    if (o.json)
+        print_result_json(&oc, rc == 0 ? "completed"
+                               : snap_online_interrupted ? "interrupted"
+                                                         : "failed",
+                          rc == 0 ? NULL : &err, files, nfiles, &o);
+    if (rc < 0)
+        es_cmd_error(cmd->name, &err);
+    else if (!o.quiet && !o.json)
+        print_result_human(&oc, files, nfiles, &o);
+    for (size_t i = 0; i < nfiles; i++)
+        free(files[i].node);
+    free(files);
+    snap_online_commit_clear(&oc);
+    return rc == 0 ? ES_EXIT_OK : ES_EXIT_FAIL;
+}
