@@ -87,7 +87,7 @@ static int run(int argc, char **argv)
     optind = 1;
     opterr = 0;
     int ch;
-    while ((ch = getopt_long(argc, argv, "+f:b:dpq", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "+:f:b:dpq", longopts, NULL)) != -1) {
         switch (ch) {
         case 'f': oo.format = optarg; break;
         case 'b': base_path = optarg; co.keep_top = true; break;
