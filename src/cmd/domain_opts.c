@@ -100,7 +100,8 @@ int es_domain_run_plan(const es_cmd *cmd, const es_domain_opts *o, snap_ctx *c,
                        const snap_plan *p)
 {
     if (o->env.dry_run) {
-        es_domain_print_plan(o, p, "Plan (dry run, nothing changed):", true);
+        if (!o->env.quiet)
+            es_domain_print_plan(o, p, "Plan (dry run, nothing changed):", true);
         return ES_EXIT_OK;
     }
     if (o->env.verbose && !o->json)
