@@ -49,6 +49,8 @@ const es_cmd es_cmd_snap_delete = {
     "Once merging starts the operation only goes forward: if it is interrupted,\n"
     "the next extsnap command on the domain (or 'extsnap recover') repeats the\n"
     "merge, which is idempotent (the overlay is removed only at the very end).\n"
+    "Free space is checked before (against what the overlays hold); should a\n"
+    "merge still fail, fix the cause and run 'extsnap recover DOMAIN'.\n"
     "\n" ES_DOMAIN_SAFETY_USAGE "\n" ES_DOMAIN_OPTS_USAGE "\n" ES_PLAN_JSON_USAGE "\n"
     "Exit status: 0 done (or planned, with --dry-run), 1 refused or failed, 2 usage.\n",
     run,

@@ -179,6 +179,22 @@ x create tvm s3 -q                     # s1 has two children now: s2 and s3
 refused "C: delete s1 (two children)" "snapshot s2's frozen image.*snapshot s3's frozen image|snapshot s3's frozen image.*snapshot s2's frozen image" \
     delete tvm s1
 refused "C: unknown snapshot" "no snapshot named 'nope'" delete tvm nope
+# The core's preconditions: a running VM, a running libvirtd.
+sleep 60 &
+vm_pid=$!
+echo "$vm_pid" >"$R/run/libvirt/qemu/tvm.pid"
+refused "C: delete while the VM runs" "running|runs" delete tvm s2
+refused "C: commit while the VM runs" "running|runs" commit tvm s1 s2
+rm "$R/run/libvirt/qemu/tvm.pid"
+kill "$vm_pid" 2>/dev/null || true
+cp "$(command -v sleep)" "$T/libvirtd"
+"$T/libvirtd" 60 &
+lv_pid=$!
+echo "$lv_pid" >"$R/run/libvirtd.pid"
+refused "C: delete while libvirtd runs" "libvirtd" delete tvm s2
+rm "$R/run/libvirtd.pid"
+kill "$lv_pid" 2>/dev/null || true
+wait 2>/dev/null || true
 full_check "C: after the refusals" tvm 1
 
 # A stray overlay (no libvirt file names it) over s3's frozen image.
