@@ -7,7 +7,6 @@
 #include "snap/context.h"
 #include "snap/journal.h"
 #include "snap/plan_json.h"
-#include "snap/plan_print.h"
 #include "snap/recover.h"
 #include "cmd/json_out.h"
 
@@ -63,12 +62,35 @@ static void report(const es_domain_opts *o, const snap_ctx *c, const snap_recove
         printf("Nothing to recover for domain %s.\n", c->name);
         return;
     }
-    const char *title = o->env.dry_run
-                            ? (r->rolled_back ? "Would roll back (interrupted before its commit point):"
-                                              : "Would finish (interrupted after its commit point):")
-                            : (r->rolled_back ? "Rolled back (interrupted before its commit point):"
-                                              : "Finished (interrupted after its commit point):");
-    snap_plan_print(stdout, r->plan, title);
+    const char *head = r->rolled_back ? "interrupted before its commit point"
+                                      : "interrupted after its commit point";
+    printf("%s %s (%s, phase %s)\n",
+           o->env.dry_run ? (r->rolled_back ? "Would roll back:" : "Would finish:")
+                          : (r->rolled_back ? "Rolled back:" : "Finished:"),
+           r->plan->summary ? r->plan->summary : r->plan->op, head, snap_phase_name(r->phase));
+    const snap_plan *p = r->plan;
+    if (r->rolled_back) {
+        for (size_t i = p->nxml; i-- > 0;)
+            printf("  %-10s %s\n", p->xml[i].old_text ? "restored" : "removed", p->xml[i].path);
+        for (size_t i = p->nrebases; i-- > 0;)
+            printf("  %-10s %s (backing file %s)\n", "restored", p->rebases[i].path,
+                   p->rebases[i].old_backing ? p->rebases[i].old_backing : "none");
+        for (size_t i = p->noverlays; i-- > 0;)
+            printf("  %-10s %s (new overlay of disk %s)\n",
+                   p->overlays[i].existed_empty ? "emptied" : "removed", p->overlays[i].path,
+                   p->overlays[i].disk);
+        return;
+    }
+    if (r->phase == SNAP_PHASE_MERGE) {
+        for (size_t i = 0; i < p->nmerges; i++)
+            printf("  %-10s %s into %s\n", "merged", p->merges[i].top, p->merges[i].base);
+        for (size_t i = 0; i < p->nrebases; i++)
+            printf("  %-10s %s\n", "rebased", p->rebases[i].path);
+        for (size_t i = 0; i < p->nxml; i++)
+            printf("  %-10s %s\n", p->xml[i].new_text ? "wrote" : "removed", p->xml[i].path);
+    }
+    for (size_t i = 0; i < p->ndeletes; i++)
+        printf("  %-10s %s\n", "deleted", p->deletes[i].path);
 }
 
 static int run(int argc, char **argv)
