@@ -14,6 +14,7 @@
 #include "qcow2/host_write.h"
 #include "qcow2/make_empty.h"
 #include "qcow2/refcount.h"
+#include "qcow2/refcount_trust.h"
 #include "util/imglock.h"
 
 #define HDR_SIZE 24
@@ -266,8 +267,8 @@ static int run(commit_ctx *c, es_err *e)
         return -1;
     if (!c->opts->keep_top && reopen_writable(top, &c->locks[0], e) < 0)
         return -1;
-    if (!c->raw_base && qcow2_refcount_open(base, e) < 0)
-        return -1;
+    if (!c->raw_base && qcow2_refcount_check_metadata(base, e) < 0)
+        return -1; /* opens BASE's refcounts; none may leave its metadata free */
     if (dry_run(c, e) < 0)
         return -1;
     if (!c->opts->skip_space_check && commit_space_check(c, e) < 0)
