@@ -1384,6 +1384,39 @@ START_TEST(fifo_backing_file_is_refused_not_waited_for)
 }
 END_TEST
 
+/* A base whose refcount block says its L1 table's cluster is free: the
+ * commit allocated that cluster for guest data and overwrote the L1 table
+ * (base data lost, "Image committed."). QEMU's overlap check refuses such
+ * a write; the commit now refuses before writing anything. */
+START_TEST(commit_refuses_base_with_unreferenced_metadata)
+{
+    tu_sh("qemu-img create -q -f qcow2 -o cluster_size=4k c0.qcow2 1M && " QIO
+          " -c 'write -P 16 0 64k' c0.qcow2 && "
+          "qemu-img create -q -f qcow2 -o cluster_size=4k -b c0.qcow2 -F qcow2 c1.qcow2 && " QIO
+          " -c 'write -P 17 200k 64k' c1.qcow2");
+    ck_assert_uint_eq(tu_get_be("c0.qcow2", 40, 8), 0x3000);     /* L1 in cluster 3 */
+    ck_assert_uint_eq(tu_get_be("c0.qcow2", 0x1000, 8), 0x2000); /* refblock */
+    tu_put_be("c0.qcow2", 0x2000 + 2 * 3, 2, 0);                  /* refcount of cluster 3 */
+    size_t before_len, after_len;
+    uint8_t *before = tu_slurp("c0.qcow2", &before_len);
+
+    es_image *top = NULL;
+    es_err e = {0};
+    es_open_opts o = {0};
+    ck_assert_msg(es_image_open(&top, tu_path("c1.qcow2"), &o, &e) == 0, "%s", err_text(&e));
+    es_commit_opts co = {.keep_top = true};
+    ck_assert_int_eq(es_commit(top, top->backing, &co, &e), -1);
+    ck_assert_msg(strstr(e.msg, "L1 table") && strstr(e.msg, "0x3000"), "%s", err_text(&e));
+    es_image_close(top);
+
+    uint8_t *after = tu_slurp("c0.qcow2", &after_len);
+    ck_assert_msg(before_len == after_len && memcmp(before, after, before_len) == 0,
+                  "the refused commit changed the base");
+    free(before);
+    free(after);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("fuzz_qcow2");
@@ -1399,6 +1432,7 @@ static Suite *suite(void)
     tcase_add_test(reg, repair_growth_does_not_compound);
     tcase_add_test(reg, check_does_not_walk_bitmap_tables_past_eof);
     tcase_add_test(reg, fifo_backing_file_is_refused_not_waited_for);
+    tcase_add_test(reg, commit_refuses_base_with_unreferenced_metadata);
     suite_add_tcase(s, reg);
     return s;
 }
