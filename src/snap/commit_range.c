@@ -160,7 +160,7 @@ static int refuse_users(snap_ctx *c, const snap_graph *g, const char *what, cons
 }
 
 /* L: from top down to B (excluded). */
-static int walk_down(snap_ctx *c, const snap_graph *g, disk_job *j, const char *what, es_err *e)
+static int walk_down(const snap_graph *g, disk_job *j, const char *what, es_err *e)
 {
     size_t cur = j->top;
     for (size_t steps = 0; cur != j->b; steps++) {
@@ -182,7 +182,6 @@ static int walk_down(snap_ctx *c, const snap_graph *g, disk_job *j, const char *
         v[j->nl++] = cur;
         cur = n->backing;
     }
-    (void)c;
     return 0;
 }
 
@@ -384,7 +383,7 @@ static int one_disk(snap_ctx *c, const snap_graph *g, const snap_range *r, const
         refuse_users(c, g, what, target, j.tf, users, n, why, e);
         goto out;
     }
-    if (n == 1 && !g->v[users[0]].named) {
+    if (n == 1 && !g->v[users[0]].named && !g->v[users[0]].foreign) {
         char *role = NULL;
         if (snap_image_role(c, g, users[0], &role, e) == 0)
             refuse(what, e,
@@ -406,7 +405,7 @@ static int one_disk(snap_ctx *c, const snap_graph *g, const snap_range *r, const
         rc = 0; /* the range froze nothing above B: nothing to merge */
         goto out;
     }
-    if (walk_down(c, g, &j, what, e) < 0 || check_users(c, g, &j, what, e) < 0 ||
+    if (walk_down(g, &j, what, e) < 0 || check_users(c, g, &j, what, e) < 0 ||
         check_references(c, g, r, &j, what, e) < 0 ||
         plan_disk(c, g, &j, what, p, repl, e) < 0)
         goto out;
