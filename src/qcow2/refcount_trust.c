@@ -67,6 +67,36 @@ static int need_snapshots(es_image *img, es_err *e)
     return r;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Each refcount block counts one range of clusters: a block the table
+ * names twice is corruption, and would make the search for free clusters
+ * scan the same full block once per entry (hours for a crafted table). */
+static int no_shared_refblocks(es_image *img, es_err *e)
+{
+    uint64_t *offs = malloc((img->reftable_entries ? img->reftable_entries : 1) * sizeof *offs);
+    if (!offs)
+        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    size_t n = 0;
+    for (uint64_t i = 0; i < img->reftable_entries; i++)
+        if (img->reftable[i] & QCOW2_REFT_OFFSET_MASK)
+            offs[n++] = img->reftable[i] & QCOW2_REFT_OFFSET_MASK;
+    qsort(offs, n, sizeof *offs, cmp_u64);
+    int r = 0;
+    for (size_t i = 1; i < n && r == 0; i++)
+        if (offs[i] == offs[i - 1])
+            r = es_err_set(e, 0, img->filename,
+                           "refcounts are inconsistent: the refcount table names the refcount "
+                           "block at 0x%llx more than once; run 'extsnap img check -r all' first",
+                           (unsigned long long)offs[i]);
+    free(offs);
+    return r;
+}
+
 int qcow2_refcount_check_metadata(es_image *img, es_err *e)
 {
     if (img->format != ES_FMT_QCOW2)
@@ -79,6 +109,8 @@ int qcow2_refcount_check_metadata(es_image *img, es_err *e)
         need_counted(img, h->refcount_table_offset,
                      (uint64_t)h->refcount_table_clusters * img->cluster_size,
                      "the refcount table", e) < 0)
+        return -1;
+    if (no_shared_refblocks(img, e) < 0)
         return -1;
     for (uint64_t i = 0; i < img->reftable_entries; i++) {
         uint64_t rb = img->reftable[i] & QCOW2_REFT_OFFSET_MASK;

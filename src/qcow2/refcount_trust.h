@@ -11,7 +11,8 @@
 
 /* Fails, naming the first structure found, when a cluster of the header,
  * the active L1 table, an active L2 table, the refcount table, a refcount
- * block, the snapshot table or a snapshot's L1 table has refcount 0.
+ * block, the snapshot table or a snapshot's L1 or L2 table has refcount
+ * 0, or when the refcount table names one refcount block twice.
  * Opens the image's refcounts (qcow2_refcount_open) when needed. */
 int qcow2_refcount_check_metadata(es_image *img, es_err *e);
 
