@@ -972,6 +972,33 @@ static void expect_clean(const char *path, const char *what)
                   (long long)res.corruptions, (long long)res.check_errors);
 }
 
+#define VIEW_MAX (16u << 20)
+
+/* After a commit that succeeded, BASE (with what is below it) reads as
+ * TOP did before. */
+static void expect_view(const char *base_path, const uint8_t *view, uint64_t len)
+{
+    es_image *b = NULL;
+    es_err e = {0};
+    es_open_opts o = {0};
+    char msg[ES_ERR_MSG_MAX + ES_ERR_PATH_MAX + 64];
+    if (es_image_open(&b, base_path, &o, &e) < 0)
+        case_fail("commit succeeded but the base does not open: %s",
+                  es_err_str(&e, msg, sizeof msg));
+    uint8_t *got = malloc(len ? len : 1);
+    if (!got)
+        case_fail("out of memory");
+    if (es_image_read(b, got, len, 0, &e) < 0)
+        case_fail("commit succeeded but the base does not read: %s",
+                  es_err_str(&e, msg, sizeof msg));
+    es_image_close(b);
+    for (uint64_t i = 0; i < len; i++)
+        if (got[i] != view[i])
+            case_fail("commit succeeded but guest byte 0x%llx of the base is 0x%02x, TOP showed "
+                      "0x%02x", (unsigned long long)i, got[i], view[i]);
+    free(got);
+}
+
 static void write_ops(const mutant *m, rng *r)
 {
     const seed_set *ss = &sets[m->set];
@@ -1027,13 +1054,25 @@ static void write_ops(const mutant *m, rng *r)
             bool base_good = base->format == ES_FMT_QCOW2 &&
                              strcmp(strrchr(base_path, '/') + 1, ss->files[m->target].name) != 0;
             bool top_good = m->target != ss->n - 1;
+            /* What the guest sees through TOP before: BASE must show it after. */
+            uint64_t view_len = img->virtual_size;
+            uint8_t *view = base_good && view_len <= VIEW_MAX ? malloc(view_len ? view_len : 1)
+                                                              : NULL;
+            es_err re = {0};
+            if (view && es_image_read(img, view, view_len, 0, &re) < 0) {
+                free(view);
+                view = NULL;
+            }
             memset(&e, 0, sizeof e);
-            tally(expect(es_commit(img, base, &co, &e), &e, "es_commit") ? ST_COMMIT_FAIL
-                                                                          : ST_COMMIT_OK);
+            bool committed = expect(es_commit(img, base, &co, &e), &e, "es_commit") == 0;
+            tally(committed ? ST_COMMIT_OK : ST_COMMIT_FAIL);
             es_image_close(img);
             img = NULL;
             if (base_good)
                 expect_clean(base_path, "commit into an undamaged base");
+            if (view && committed)
+                expect_view(base_path, view, view_len);
+            free(view);
             if (top_good)
                 expect_clean(top, "commit from an undamaged top");
         }
@@ -1417,6 +1456,36 @@ START_TEST(commit_refuses_base_with_unreferenced_metadata)
 }
 END_TEST
 
+/* A refcount table naming one (full) refcount block in every entry: the
+ * search for a free cluster scanned that block once per entry (a 12 MiB
+ * base with 2 MiB clusters: hours). Now refused before anything is written. */
+START_TEST(commit_refuses_base_with_shared_refcount_blocks)
+{
+    tu_sh("qemu-img create -q -f qcow2 -o cluster_size=4k c0.qcow2 1M && " QIO
+          " -c 'write -P 16 0 64k' c0.qcow2 && "
+          "qemu-img create -q -f qcow2 -o cluster_size=4k -b c0.qcow2 -F qcow2 c1.qcow2 && " QIO
+          " -c 'write -P 17 200k 64k' c1.qcow2");
+    ck_assert_uint_eq(tu_get_be("c0.qcow2", 0x1000, 8), 0x2000); /* refblock */
+    for (uint64_t i = 1; i < 512; i++)
+        tu_put_be("c0.qcow2", 0x1000 + 8 * i, 8, 0x2000);
+    size_t before_len, after_len;
+    uint8_t *before = tu_slurp("c0.qcow2", &before_len);
+    es_image *top = NULL;
+    es_err e = {0};
+    es_open_opts o = {0};
+    ck_assert_msg(es_image_open(&top, tu_path("c1.qcow2"), &o, &e) == 0, "%s", err_text(&e));
+    es_commit_opts co = {.keep_top = true};
+    ck_assert_int_eq(es_commit(top, top->backing, &co, &e), -1);
+    ck_assert_msg(strstr(e.msg, "more than once") != NULL, "%s", err_text(&e));
+    es_image_close(top);
+    uint8_t *after = tu_slurp("c0.qcow2", &after_len);
+    ck_assert_msg(before_len == after_len && memcmp(before, after, before_len) == 0,
+                  "the refused commit changed the base");
+    free(before);
+    free(after);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("fuzz_qcow2");
@@ -1433,6 +1502,7 @@ static Suite *suite(void)
     tcase_add_test(reg, check_does_not_walk_bitmap_tables_past_eof);
     tcase_add_test(reg, fifo_backing_file_is_refused_not_waited_for);
     tcase_add_test(reg, commit_refuses_base_with_unreferenced_metadata);
+    tcase_add_test(reg, commit_refuses_base_with_shared_refcount_blocks);
     suite_add_tcase(s, reg);
     return s;
 }
