@@ -48,3 +48,11 @@ run list demo
 printf '\n# vda now reads what it held at s1:\n'
 qemu-img compare -U "$R$IMG/vda.qcow2" \
     "json:{\"driver\":\"qcow2\",\"file\":{\"driver\":\"file\",\"filename\":\"$R$("$X" disks demo --root "$R" --output=json | jq -r '.disks[0].source')\"},\"backing\":{\"driver\":\"qcow2\",\"file\":{\"driver\":\"file\",\"filename\":\"$R$IMG/vda.qcow2\"}}}"
+
+run delete demo s2          # a leaf the VM has left: its files go, nothing to merge
+run create demo s3
+guest_write $IMG/vda.s3 0x33
+run delete demo s3 --dry-run
+run delete demo s3 -q       # the current snapshot: its overlay is merged down
+run list demo --tree
+run verify demo             # what a CI pipeline runs: exit 0 when every chain and file is sound
