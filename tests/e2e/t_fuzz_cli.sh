@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Mutation fuzzing through the binary: 150 damaged images (header
+# Mutation fuzzing through the binary: 200 damaged images (header
 # fields, extension words, backing names, L1/L2/refcount entries, random bit
 # flips in metadata, truncation, chains that loop), made from qemu-img seeds
 # with a seeded generator, through the read-only commands `img info` (human,
@@ -18,7 +18,7 @@ set -euo pipefail
 need_cmd qemu-img qemu-io xxd sha256sum timeout
 
 SEED=${FUZZ_CLI_SEED:-1}
-N=${FUZZ_CLI_N:-150}
+N=${FUZZ_CLI_N:-200}
 # Sanitizer reports get their own exit status, never mistaken for exit 1.
 export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}exitcode=99
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}exitcode=99
