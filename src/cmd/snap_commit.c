@@ -4,6 +4,7 @@
 
 #include "cmd/cmd.h"
 #include "cmd/domain_opts.h"
+#include "cmd/online_domain.h"
 #include "snap/commit_range.h"
 #include "snap/context.h"
 
@@ -39,6 +40,7 @@ const es_cmd es_cmd_snap_commit = {
     "BASE's image) is used by anything but the next image up - another branch,\n"
     "a revert, another domain, a stray copy - or holds the state of a snapshot\n"
     "outside the range.\n"
+    "\n" ES_ONLINE_USAGE
     "\n" ES_DOMAIN_SAFETY_USAGE "\n" ES_DOMAIN_OPTS_USAGE "\n" ES_PLAN_JSON_USAGE "\n"
     "Exit status: 0 done (or planned, with --dry-run), 1 refused or failed, 2 usage.\n",
     run,
@@ -47,13 +49,19 @@ const es_cmd es_cmd_snap_commit = {
 static int run(int argc, char **argv)
 {
     const es_cmd *cmd = &es_cmd_snap_commit;
-    static const struct option longopts[] = {ES_DOMAIN_LONGOPTS, {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {ES_DOMAIN_LONGOPTS, ES_ONLINE_LONGOPT,
+                                              {NULL, 0, NULL, 0}};
     es_domain_opts o;
     es_domain_opts_init(&o, cmd);
     optind = 1;
     opterr = 0;
+    const char *qmp = NULL;
     int c;
     while ((c = getopt_long(argc, argv, ES_DOMAIN_SHORTOPTS, longopts, NULL)) != -1) {
+        if (c == ES_OPT_QMP) {
+            qmp = optarg;
+            continue;
+        }
         int h = es_domain_opt(cmd, &o, c, optarg);
         if (h < 0)
             return ES_EXIT_USAGE;
@@ -67,13 +75,15 @@ static int run(int argc, char **argv)
     es_err e = {0};
     snap_ctx *ctx = NULL;
     snap_plan *p = NULL;
+    snap_online *ol = NULL;
     int status = ES_EXIT_FAIL;
-    if (snap_ctx_open(&o.env, argv[optind], SNAP_OPEN_WRITE, &ctx, &e) < 0 ||
+    if (snap_online_open(&o.env, argv[optind], qmp, &ctx, &ol, &e) < 0 ||
         snap_plan_commit(ctx, argv[optind + 1], argv[optind + 2], &p, &e) < 0)
         es_cmd_error(cmd->name, &e);
     else
-        status = es_domain_run_plan(cmd, &o, ctx, p);
+        status = es_online_run_plan(cmd, &o, ctx, ol, p);
     snap_plan_free(p);
+    snap_online_close(ol);
     snap_ctx_close(ctx);
     return status;
 }

@@ -7,6 +7,7 @@
 
 #include "cmd/cmd.h"
 #include "cmd/domain_opts.h"
+#include "cmd/online_domain.h"
 #include "snap/context.h"
 #include "snap/create.h"
 
@@ -45,6 +46,7 @@ const es_cmd es_cmd_snap_create = {
     "    previous current one, <domain> = the config before the snapshot); the\n"
     "    previous current snapshot's file is rewritten as not current.\n"
     "  - the domain config: each snapshotted disk's source becomes its overlay.\n"
+    "\n" ES_ONLINE_USAGE
     "\n" ES_DOMAIN_SAFETY_USAGE "\n" ES_DOMAIN_OPTS_USAGE "\n" ES_PLAN_JSON_USAGE "\n"
     "Exit status: 0 done (or planned, with --dry-run), 1 refused or failed, 2 usage.\n",
     run,
@@ -74,12 +76,14 @@ static int run(int argc, char **argv)
         {"description", required_argument, NULL, OPT_DESCRIPTION},
         {"disk", required_argument, NULL, OPT_DISK},
         {"no-metadata", no_argument, NULL, OPT_NO_METADATA},
+        ES_ONLINE_LONGOPT,
         {NULL, 0, NULL, 0},
     };
     es_domain_opts o;
     es_domain_opts_init(&o, cmd);
     snap_strv disks = {0};
     snap_create_args a = {.now = (long long)time(NULL)};
+    const char *qmp = NULL;
     int status = ES_EXIT_USAGE;
     optind = 1;
     opterr = 0;
@@ -104,6 +108,9 @@ static int run(int argc, char **argv)
         case OPT_NO_METADATA:
             a.no_metadata = true;
             break;
+        case ES_OPT_QMP:
+            qmp = optarg;
+            break;
         default:
             status = es_domain_bad_option(cmd, argv);
             goto out;
@@ -122,14 +129,16 @@ static int run(int argc, char **argv)
     es_err e = {0};
     snap_ctx *ctx = NULL;
     snap_plan *p = NULL;
+    snap_online *ol = NULL;
     status = ES_EXIT_FAIL;
-    if (snap_ctx_open(&o.env, argv[optind], SNAP_OPEN_WRITE, &ctx, &e) < 0 ||
+    if (snap_online_open(&o.env, argv[optind], qmp, &ctx, &ol, &e) < 0 ||
         snap_plan_create(ctx, &a, &p, &e) < 0) {
         es_cmd_error(cmd->name, &e);
     } else {
-        status = es_domain_run_plan(cmd, &o, ctx, p);
+        status = es_online_run_plan(cmd, &o, ctx, ol, p);
     }
     snap_plan_free(p);
+    snap_online_close(ol);
     snap_ctx_close(ctx);
 out:
     snap_strv_free(&disks);

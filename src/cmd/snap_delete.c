@@ -6,6 +6,7 @@
 
 #include "cmd/cmd.h"
 #include "cmd/domain_opts.h"
+#include "cmd/online_domain.h"
 #include "snap/context.h"
 #include "snap/delete.h"
 
@@ -51,6 +52,7 @@ const es_cmd es_cmd_snap_delete = {
     "merge, which is idempotent (the overlay is removed only at the very end).\n"
     "Free space is checked before (against what the overlays hold); should a\n"
     "merge still fail, fix the cause and run 'extsnap recover DOMAIN'.\n"
+    "\n" ES_ONLINE_USAGE
     "\n" ES_DOMAIN_SAFETY_USAGE "\n" ES_DOMAIN_OPTS_USAGE "\n" ES_PLAN_JSON_USAGE "\n"
     "Exit status: 0 done (or planned, with --dry-run), 1 refused or failed, 2 usage.\n",
     run,
@@ -62,16 +64,22 @@ static int run(int argc, char **argv)
 {
     const es_cmd *cmd = &es_cmd_snap_delete;
     static const struct option longopts[] = {
-        ES_DOMAIN_LONGOPTS, {"metadata", no_argument, NULL, OPT_METADATA}, {NULL, 0, NULL, 0}};
+        ES_DOMAIN_LONGOPTS, {"metadata", no_argument, NULL, OPT_METADATA}, ES_ONLINE_LONGOPT,
+        {NULL, 0, NULL, 0}};
     es_domain_opts o;
     es_domain_opts_init(&o, cmd);
     bool metadata = false;
+    const char *qmp = NULL;
     optind = 1;
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, ES_DOMAIN_SHORTOPTS, longopts, NULL)) != -1) {
         if (c == OPT_METADATA) {
             metadata = true;
+            continue;
+        }
+        if (c == ES_OPT_QMP) {
+            qmp = optarg;
             continue;
         }
         int h = es_domain_opt(cmd, &o, c, optarg);
@@ -87,13 +95,15 @@ static int run(int argc, char **argv)
     es_err e = {0};
     snap_ctx *ctx = NULL;
     snap_plan *p = NULL;
+    snap_online *ol = NULL;
     int status = ES_EXIT_FAIL;
-    if (snap_ctx_open(&o.env, argv[optind], SNAP_OPEN_WRITE, &ctx, &e) < 0 ||
+    if (snap_online_open(&o.env, argv[optind], qmp, &ctx, &ol, &e) < 0 ||
         snap_plan_delete(ctx, argv[optind + 1], metadata, &p, &e) < 0)
         es_cmd_error(cmd->name, &e);
     else
-        status = es_domain_run_plan(cmd, &o, ctx, p);
+        status = es_online_run_plan(cmd, &o, ctx, ol, p);
     snap_plan_free(p);
+    snap_online_close(ol);
     snap_ctx_close(ctx);
     return status;
 }

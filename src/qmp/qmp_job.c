@@ -520,6 +520,8 @@ static int run_phases(job_run *r, es_err *e)
     }
     if ((w = wait_for(r, GOAL_PENDING, r->deadline, r->o.timeout_ms, e)) != WAIT_DONE)
         return fail_run(r, w, e);
+    if (r->o.before_finalize && r->o.before_finalize(r->o.opaque, e) < 0)
+        return fail_run(r, WAIT_ERROR, e);
     /* From here on the graph changes: no more interrupts, finish what started. */
     if (finalize_all(r, e) < 0)
         return -1;

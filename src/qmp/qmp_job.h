@@ -37,6 +37,10 @@ typedef struct qmp_job_opts {
     int poll_interval_ms; /* query-block-jobs cadence; <= 0: 1000 */
     int timeout_ms;       /* whole run; <= 0: no limit (QEMU's replies are still timed) */
     int cancel_timeout_ms; /* waiting for cancelled jobs to end; <= 0: 60000 */
+    /* Called once every job is pending, just before the first job-finalize
+     * (the graph changes from there on): the caller records that its
+     * operation now goes forward. Failing cancels every job. May be NULL. */
+    int (*before_finalize)(void *opaque, es_err *e);
 } qmp_job_opts;
 
 /* Commit n disks (n >= 1) all-or-nothing, as described above. On failure

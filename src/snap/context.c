@@ -186,14 +186,15 @@ int snap_ctx_open(const snap_env *env, const char *arg, snap_open_mode mode, sna
         goto fail;
     if (snap_lock_take(c->lock_path, c->name, writer, &c->lock, e) < 0)
         goto fail;
-    if (mode != SNAP_OPEN_READ) {
+    if (mode == SNAP_OPEN_WRITE || mode == SNAP_OPEN_RECOVER) {
         if (snap_check_no_libvirtd(env->root, c->run_dir, e) < 0 ||
             snap_check_vm_stopped(env->root, c->run_dir, c->config, e) < 0)
             goto fail;
     }
     if (mode == SNAP_OPEN_WRITE && recover_leftover(c, e) < 0)
         goto fail;
-    if (mode != SNAP_OPEN_RECOVER && snap_ctx_reload(c, mode == SNAP_OPEN_WRITE, e) < 0)
+    if (mode != SNAP_OPEN_RECOVER && mode != SNAP_OPEN_ONLINE &&
+        snap_ctx_reload(c, mode == SNAP_OPEN_WRITE, e) < 0)
         goto fail;
     if (mode == SNAP_OPEN_READ) {
         snap_journal j = {c->journal_path, c->journal_tmp};

@@ -34,6 +34,8 @@ typedef enum {
     SNAP_OPEN_READ,    /* list, disks: shared lock, no checks, bad files tolerated */
     SNAP_OPEN_WRITE,   /* mutating commands: lock, preconditions, recovery first */
     SNAP_OPEN_RECOVER, /* recover: lock and preconditions; the caller recovers */
+    SNAP_OPEN_ONLINE,  /* lock only: the caller checks the preconditions (the VM may
+                          run: snap/online_*.c), recovers and reloads */
 } snap_open_mode;
 
 typedef struct snap_ctx {

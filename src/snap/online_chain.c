@@ -281,6 +281,16 @@ static bool graph_node_used(const graph_use *g, const char *name)
     return false;
 }
 
+int snap_online_node_used(qmp_client *c, const char *name, bool *used, es_err *e)
+{
+    graph_use g;
+    if (graph_use_load(c, &g, e) < 0)
+        return -1;
+    *used = graph_node_used(&g, name);
+    graph_use_free(&g);
+    return 0;
+}
+
 /* Number of parents (of any kind) of the block node called name. */
 static size_t graph_node_parents(const graph_use *g, const char *name)
 {

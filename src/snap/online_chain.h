@@ -76,4 +76,9 @@ int snap_online_release_file(qmp_client *c, const char *path, const char *root,
 
 const char *snap_file_use_name(snap_file_use u);
 
+/* Does a device, an export or a job use the block node called name (so a
+ * pivot or a snapshot on it changes what the VM sees)? Without
+ * x-debug-query-block-graph: assumed yes. */
+int snap_online_node_used(qmp_client *c, const char *name, bool *used, es_err *e);
+
 #endif

@@ -14,7 +14,6 @@
 # $T/vm-events, other output on that channel (qemu-io's) to $T/vm-stdout.
 
 QEMU_PID=
-VM_SEQ=0
 VM_IN=
 VM_OUT=
 
@@ -65,8 +64,11 @@ vm_reply() {
 
 vm_qmp() {
     local cmd=$1 args=${2:-}
-    VM_SEQ=$((VM_SEQ + 1))
-    local id="t$VM_SEQ" req reply
+    # Ids must stay unique across subshells ($(vm_qmp ...)): a counter file.
+    local n
+    n=$(( $(cat "$T/vm-seq" 2>/dev/null || echo 0) + 1 ))
+    echo "$n" >"$T/vm-seq"
+    local id="t$n" req reply
     if [[ -n $args ]]; then
         req="{\"execute\": \"$cmd\", \"arguments\": $args, \"id\": \"$id\"}"
     else

@@ -1,0 +1,38 @@
+/* The domain commands that also work on a running VM (create, delete,
+ * commit): their common end when the VM runs (snap/online_exec.h does the
+ * work), and the --qmp option they take. */
+#ifndef ES_CMD_ONLINE_DOMAIN_H
+#define ES_CMD_ONLINE_DOMAIN_H
+
+#include "cmd/cmd.h"
+#include "cmd/domain_opts.h"
+#include "snap/online_exec.h"
+
+/* getopt_long code of --qmp (clear of ES_OPT_* and the commands' own). */
+#define ES_OPT_QMP 0x1800
+#define ES_ONLINE_LONGOPT {"qmp", required_argument, NULL, ES_OPT_QMP}
+
+#define ES_ONLINE_USAGE                                                                        \
+    "Running VM: when the VM runs (libvirt's run dir, QEMU's image locks), the\n"            \
+    "disks' chains are changed through QEMU's QMP socket, then the config and\n"            \
+    "the metadata are written as offline (same plan, same journal): merges are\n"           \
+    "block-commit jobs (active commit with pivot for the active layer), new\n"              \
+    "overlays are made by extsnap and switched to in one QMP transaction; all\n"            \
+    "disks switch together or none does; merged files are deleted once QEMU no\n"           \
+    "longer has them open. The socket: --qmp=PATH, else the config's\n"                     \
+    "<qemu:commandline> (-qmp unix:PATH,server=on,wait=off, or -chardev\n"                  \
+    "socket,id=X,path=PATH,server=on with -mon chardev=X,mode=control); libvirt's\n"         \
+    "own monitor socket is held by libvirtd and is not usable. When libvirtd runs\n"        \
+    "the VM, libvirt's files are not touched: the files are written to\n"                   \
+    "<snapshot-dir>/DOMAIN.extsnap-pending/ and the virsh commands that load them\n"         \
+    "are printed. EXTSNAP_QMP_TIMEOUT (seconds) bounds each wait for QEMU.\n"                \
+    "  --qmp=PATH   QEMU's QMP socket (a path on this system)\n"
+
+/* ctx was opened by snap_online_open: ol NULL means the VM is shut off and
+ * this is es_domain_run_plan. Otherwise: dry run prints the plan and QEMU's
+ * part; else executes it through QEMU and prints what was done, and what
+ * libvirt does not know yet when libvirtd runs. Returns the exit status. */
+int es_online_run_plan(const es_cmd *cmd, const es_domain_opts *o, snap_ctx *c, snap_online *ol,
+                       const snap_plan *p);
+
+#endif
