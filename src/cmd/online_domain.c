@@ -146,6 +146,10 @@ int es_online_run_plan(const es_cmd *cmd, const es_domain_opts *o, snap_ctx *c, 
         return ES_EXIT_FAIL;
     }
     if (!o->env.quiet)
-        print_result(o, p, ol, "Done:", false);
+        print_result(o, p, ol,
+                     ol->libvirt_mode ? "Done in QEMU only (libvirtd runs: the libvirt files "
+                                        "below were NOT written, see the end):"
+                                      : "Done:",
+                     false);
     return ES_EXIT_OK;
 }

@@ -25,7 +25,10 @@
     "own monitor socket is held by libvirtd and is not usable. When libvirtd runs\n"        \
     "the VM, libvirt's files are not touched: the files are written to\n"                   \
     "<snapshot-dir>/DOMAIN.extsnap-pending/ and the virsh commands that load them\n"         \
-    "are printed. EXTSNAP_QMP_TIMEOUT (seconds) bounds each wait for QEMU.\n"                \
+    "are printed. SIGINT/SIGTERM while QEMU copies cancel the jobs and undo the\n"          \
+    "operation (QEMU keeps what it already copied into BASE, hidden by the chain\n"          \
+    "above it). Environment: EXTSNAP_QMP_TIMEOUT (seconds) bounds each wait for\n"          \
+    "QEMU's replies; EXTSNAP_QMP_SPEED (bytes per second) rate-limits the commits.\n"       \
     "  --qmp=PATH   QEMU's QMP socket (a path on this system)\n"
 
 /* ctx was opened by snap_online_open: ol NULL means the VM is shut off and

@@ -73,7 +73,8 @@ static snap_online_action *new_action(snap_online *ol, snap_online_kind kind, co
 
 int snap_online_job_id(const char *disk, char **out, es_err *e)
 {
-    if (snap_asprintf(out, e, "%s%s", SNAP_ONLINE_JOB_PREFIX, disk) < 0)
+    /* The pid keeps events of an earlier run's job from being taken for ours. */
+    if (snap_asprintf(out, e, "%s%s-%ld", SNAP_ONLINE_JOB_PREFIX, disk, (long)getpid()) < 0)
         return -1;
     for (char *p = *out; *p; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
@@ -399,6 +400,19 @@ static int before_finalize(void *opaque, es_err *e)
 }
 
 /* Commit specs for the QEMU actions of ol (and which action each is). */
+/* EXTSNAP_QMP_SPEED: a rate limit for the commit jobs (bytes per second),
+ * to keep a VM's I/O responsive during a long merge (and for tests). */
+static unsigned long long commit_speed(void)
+{
+    const char *v = getenv("EXTSNAP_QMP_SPEED");
+    if (!v || *v < '0' || *v > '9')
+        return 0;
+    char *end;
+    errno = 0;
+    unsigned long long s = strtoull(v, &end, 10);
+    return errno || *end || s > (unsigned long long)INT64_MAX ? 0 : s;
+}
+
 int snap_online_commit_specs(snap_ctx *c, snap_online *ol, snap_online_commit **ocs,
                              qmp_commit_spec **specs, size_t *n, es_err *e)
 {
@@ -416,7 +430,7 @@ int snap_online_commit_specs(snap_ctx *c, snap_online *ol, snap_online_commit **
             return -1;
         snap_online_commit_args ca = {
             .device = a->node, .top = a->top, .base = a->base, .root = c->env->root,
-            .job_id = job, .backing_file = a->backing_file,
+            .job_id = job, .backing_file = a->backing_file, .speed = commit_speed(),
         };
         int rc = snap_online_commit_plan(ol->qmp, &ca, &(*ocs)[*n], e);
         free(job);

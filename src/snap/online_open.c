@@ -72,8 +72,13 @@ static int settle_jobs(snap_online *ol, bool forward, es_err *e)
         json_object_put(list);
         if (rc < 0)
             return -1;
-        if (!ours)
+        if (!ours) {
+            /* Their events are of no use to the jobs that follow. */
+            qmp_msg *ev;
+            while (qmp_next_event(ol->qmp, 0, &ev, NULL) > 0)
+                qmp_msg_free(ev);
             return 0;
+        }
         if (waited >= SETTLE_TIMEOUT_MS)
             return es_err_set(e, 0, qmp_client_name(ol->qmp),
                               "extsnap's block jobs left by an interrupted run did not end");

@@ -113,7 +113,7 @@ check_images() { # WHAT: every image left passes qemu-img check
 xml_state() {
     local f
     for f in "$CFG"/*.xml "$SNAPS"/*/*.xml; do
-        [[ -f $f ]] || continue
+        [[ -f $f && $f != *.extsnap-pending/* ]] || continue
         echo "== ${f#"$T"/}"
         sed -e 's|<creationTime>[0-9]*</creationTime>|<creationTime/>|' "$f"
     done
@@ -127,6 +127,7 @@ offline_reference() {
     save_state
     X "$@" -q || fail "offline reference: $*"
     xml_state >"$T/offline.xml"
+    rm -rf "$T/offref" && mkdir -p "$T/offref" && cp -r "$CFG" "$SNAPS" "$T/offref/"
     restore_state
 }
 same_as_offline() {
@@ -212,5 +213,182 @@ vm_write vdb 0x62 7M 64k
 stop_vm
 check_guest "after online commit and delete"
 check_images "after online commit and delete"
+
+# ------------------------------------------------------------ refusals
+start_vm
+before=$(xml_state; ls "$IMG")
+for op in "revert ovm s1" "refresh ovm" "setup ovm $T/moved"; do
+    rc_is "$op while running" 1 X $op 2>"$T/err"
+    has "$op while running" "domain ovm is running (pid $QEMU_PID" "$(cat "$T/err")"
+done
+rc_is "socket missing" 1 X delete ovm s1 --qmp "$T/nope.sock" 2>"$T/err"
+has "socket missing" "domain ovm is running (pid $QEMU_PID" "$(cat "$T/err")"
+has "socket missing" "$T/nope.sock: domain ovm is running" "$(cat "$T/err")"
+has "socket missing" "cannot be used: QMP socket does not exist" "$(cat "$T/err")"
+cp "$CFG/ovm.xml" "$T/ovm.xml.keep"
+sed -i '/qemu:commandline\|qemu:arg/d' "$CFG/ovm.xml"
+rm -f "$RUN/ovm.pid" # found by QEMU's image locks alone
+rc_is "no socket in the config" 1 X create ovm s9 2>"$T/err"
+has "no socket in the config" "domain ovm is running (pid $QEMU_PID (qemu-system-x86_64" "$(cat "$T/err")"
+has "no socket in the config" "has no QMP socket extsnap can use" "$(cat "$T/err")"
+cp "$T/ovm.xml.keep" "$CFG/ovm.xml"
+echo "$QEMU_PID" >"$RUN/ovm.pid"
+out=$(X delete ovm s1 --dry-run 2>&1) || fail "online dry run: $out"
+has "online dry run" "vda: block-commit $IMG/ovm-vda.s1 into $IMG/ovm-vda.qcow2, then switch" "$out"
+eq "refusals and dry run change nothing" "$before" "$(xml_state; ls "$IMG")"
+
+# ------------------------------------------------------------ SIGINT
+# A rate-limited delete of a snapshot with 4 MiB to merge, interrupted.
+X create ovm s4 -q || fail "online create s4"
+vm_write vda 0x71 0 4M
+vm_write vdb 0x72 2M 4M
+before=$(xml_state; ls "$IMG")
+# slow_delete NAME: delete NAME at 1 MiB/s in the background (pid in $slow)
+slow_delete() {
+    # (not through X: $! must be extsnap itself, for the signals)
+    EXTSNAP_QMP_SPEED=1048576 "$EXTSNAP" delete ovm "$1" --config-dir="$CFG" \
+        --snapshot-dir="$SNAPS" --run-dir="$RUN" >"$T/out" 2>"$T/err" &
+    slow=$!
+    local i off=0
+    for ((i = 0; i < 200; i++)); do
+        off=$(vm_qmp query-block-jobs | jq '[.[].offset] | add // 0')
+        ((off > 0)) && return 0
+        sleep 0.05
+    done
+    fail "slow delete of $1: the commit jobs never started: $(cat "$T/err")"
+}
+slow_delete s4
+kill -INT "$slow"
+rc=0
+wait "$slow" || rc=$?
+eq "SIGINT: exit status" 1 "$rc"
+has "SIGINT message" "interrupted" "$(cat "$T/err")"
+has "SIGINT message" "nothing was changed" "$(cat "$T/err")"
+has "SIGINT message" "QEMU does not undo a cancelled commit" "$(cat "$T/err")"
+eq "SIGINT: no job left" "[]" "$(vm_qmp query-block-jobs)"
+eq "SIGINT: vda still on s4" "$IMG/ovm-vda.s4" "$(vm_chain_files drive-vda | head -n1)"
+eq "SIGINT: files as before" "$before" "$(xml_state; ls "$IMG")"
+[[ ! -e $SNAPS/ovm.extsnap.journal ]] || fail "SIGINT: journal left behind"
+
+# ------------------------------------------------------------ QEMU killed
+slow_delete s4
+vm_kill
+rc=0
+wait "$slow" || rc=$?
+eq "QEMU killed: exit status" 1 "$rc"
+has "QEMU killed message" "nothing was changed" "$(cat "$T/err")"
+eq "QEMU killed: files as before" "$before" "$(xml_state; ls "$IMG")"
+[[ ! -e $SNAPS/ovm.extsnap.journal ]] || fail "QEMU killed: journal left behind"
+check_guest "QEMU killed during a commit"
+check_images "QEMU killed during a commit"
+# The VM is off now: the same delete finishes offline.
+X delete ovm s4 -q || fail "offline delete of s4 after QEMU was killed"
+check_guest "offline delete after QEMU was killed"
+
+# ------------------------------------------------------------ both killed
+start_vm
+X create ovm s5 -q || fail "online create s5"
+vm_write vda 0x81 0 4M
+vm_write vdb 0x82 2M 4M
+before=$(xml_state; ls "$IMG")
+slow_delete s5
+kill -KILL "$slow"
+wait "$slow" 2>/dev/null || true
+vm_kill
+rm -f "$RUN/ovm.pid"
+[[ -e $SNAPS/ovm.extsnap.journal ]] || fail "both killed: no journal left (nothing to recover?)"
+out=$(X list ovm 2>&1) || fail "list after both were killed: $out"
+has "list warns" "an interrupted operation on domain ovm is pending" "$out"
+out=$(X recover ovm 2>&1) || fail "recover after both were killed: $out"
+eq "both killed: files as before after recover" "$before" "$(xml_state; ls "$IMG")"
+[[ ! -e $SNAPS/ovm.extsnap.journal ]] || fail "both killed: journal left after recover"
+check_guest "both killed, recovered"
+check_images "both killed, recovered"
+X delete ovm s5 -q || fail "offline delete of s5 after recovery"
+check_guest "offline delete of s5 after recovery"
+
+# ------------------------------------------------------------ extsnap killed
+# QEMU still runs the job extsnap started: the next command cancels it,
+# undoes the journal, then does its own work.
+start_vm
+X create ovm s6 -q || fail "online create s6"
+vm_write vda 0x91 0 4M
+slow_delete s6
+kill -KILL "$slow"
+wait "$slow" 2>/dev/null || true
+ES_CHECKS=$((ES_CHECKS + 1))
+[[ $(vm_qmp query-block-jobs | jq length) == 2 ]] || fail "extsnap killed: its 2 jobs are not left in QEMU"
+out=$(X delete ovm s6 2>&1) || fail "delete after extsnap was killed: $out"
+has "recovered first" "rolled back an interrupted operation first: " "$out"
+eq "extsnap killed: vda on s1 after delete" "$IMG/ovm-vda.s1" "$(vm_chain_files drive-vda | head -n1)"
+gone "extsnap killed, then delete" "$IMG/ovm-vda.s6" "$IMG/ovm-vdb.s6"
+vm_write vdb 0x92 7M 64k
+stop_vm
+check_guest "extsnap killed, then delete"
+check_images "extsnap killed, then delete"
+
+# ------------------------------------------------------------ libvirtd runs the VM
+# A process called libvirtd named by the QEMU driver's pid file. extsnap
+# does the QMP work, leaves libvirt's files alone, and writes what they
+# should become to the pending directory, with the virsh commands.
+offline_reference create ovm s7
+cp "$(command -v sleep)" "$T/libvirtd"
+"$T/libvirtd" 300 &
+LVD=$!
+for ((i = 0; i < 100; i++)); do # until it is called libvirtd (exec done)
+    [[ $(cat "/proc/$LVD/comm" 2>/dev/null) == libvirtd ]] && break
+    sleep 0.02
+done
+echo "$LVD" >"$RUN/driver.pid"
+rc_is "libvirtd and the VM off" 1 X create ovm s7 2>"$T/err"
+has "libvirtd and the VM off" "libvirtd is running (pid $LVD)" "$(cat "$T/err")"
+start_vm
+before=$(xml_state)
+out=$(X create ovm s7 2>&1) || fail "create under libvirtd: $out"
+P=$SNAPS/ovm.extsnap-pending
+has "libvirtd output" "libvirtd runs this VM, so extsnap did not touch libvirt's files" "$out"
+has "libvirtd output" "virsh snapshot-create ovm $P/s7.xml --redefine --current" "$out"
+has "libvirtd output" "virsh snapshot-create ovm $P/s1.xml --redefine" "$out"
+has "libvirtd output" "virsh define $P/ovm.xml" "$out"
+has "libvirtd output" "libvirt does not know yet:" "$out"
+has "libvirtd output" "libvirt files below were NOT written" "$out"
+eq "libvirtd: libvirt's files untouched" "$before" "$(xml_state)"
+eq "libvirtd: vda runs on s7" "$IMG/ovm-vda.s7" "$(vm_chain_files drive-vda | head -n1)"
+vm_write vda 0xa1 5M 64k
+stop_vm
+kill "$LVD"
+wait "$LVD" 2>/dev/null || true
+LVD=
+rm -f "$RUN/driver.pid"
+# What virsh would load is what the offline path writes.
+for f in etc/ovm.xml snap/ovm/s7.xml snap/ovm/s1.xml; do
+    ES_CHECKS=$((ES_CHECKS + 1))
+    diff <(sed 's|<creationTime>[0-9]*</creationTime>||' "$T/offref/$f") \
+        <(sed 's|<creationTime>[0-9]*</creationTime>||' "$P/$(basename "$f")") >"$T/xml.diff" ||
+        fail "pending $(basename "$f") differs from the offline result: $(head -n 20 "$T/xml.diff")"
+done
+# Loading them (as virsh would) gives the offline state.
+cp "$P/ovm.xml" "$CFG/ovm.xml"
+cp "$P/s7.xml" "$P/s1.xml" "$SNAPS/ovm/"
+same_as_offline "libvirtd: after loading the pending files"
+check_guest "libvirtd: after loading the pending files"
+
+# ------------------------------------------------------------ one disk
+write_config one vda
+qemu-img create -q -f qcow2 "$IMG/one-vda.qcow2" 4M
+qemu-io -f qcow2 -c "write -q -P 0x13 0 1M" "$IMG/one-vda.qcow2" >/dev/null
+X create one s1 -q
+qemu-io -f qcow2 -c "write -q -P 0x23 512k 1M" "$IMG/one-vda.s1" >/dev/null
+offline_reference delete one s1
+guest_one=$T/one.raw
+qemu-img convert -O raw "$IMG/one-vda.s1" "$guest_one"
+vm_start "$SOCK" -drive "if=none,id=drive-vda,file=$IMG/one-vda.s1,format=qcow2"
+out=$(X delete one s1 2>&1) || fail "one disk: online delete: $out"
+eq "one disk: vda runs on its base" "$IMG/one-vda.qcow2" "$(vm_chain_files drive-vda | head -n1)"
+same_as_offline "one disk: online delete"
+gone "one disk: online delete" "$IMG/one-vda.s1"
+vm_quit
+ES_CHECKS=$((ES_CHECKS + 1))
+out=$(qemu-img compare -f raw "$guest_one" "$IMG/one-vda.qcow2" 2>&1) || fail "one disk: guest content: $out"
 
 finish
