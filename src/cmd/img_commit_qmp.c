@@ -232,7 +232,7 @@ static int run_commit(const qmp_commit_cli *o, qmp_client *c, snap_online_commit
         .device = a.device,
     };
     qmp_job_opts jo = {
-        .progress = (p.bar || (o->json && o->progress)) ? show_progress : NULL,
+        .progress = (p.bar || o->json) ? show_progress : NULL,
         .opaque = &p,
         .poll_interval_ms = 250,
     };

@@ -25,10 +25,10 @@
     "  --speed=BYTES     rate limit in bytes per second (suffixes K, M, G)\n"                 \
     "  --timeout=SECONDS how long to wait for each QMP reply (default 30;\n"                  \
     "                    env EXTSNAP_QMP_TIMEOUT)\n"                                           \
-    "  -p                progress bar on a terminal; with --output=json one JSON\n"          \
-    "                    progress line per sample on stdout\n"                                 \
-    "  --output=json     JSON lines: {\"type\": \"progress\", job-id, device, offset,\n"      \
-    "                    len} ..., then {\"type\": \"result\", status (completed,\n"          \
+    "  -p                progress bar on stderr (only on a terminal)\n"                      \
+    "  --output=json     JSON lines on stdout: {\"type\": \"progress\", job-id, device,\n"    \
+    "                    offset, len} per new sample (every 0.25 s), then\n"                    \
+    "                    {\"type\": \"result\", status (completed,\n"                          \
     "                    failed, interrupted), device, mode (active, intermediate),\n"       \
     "                    top, base, backing-filename, files[] {filename, qemu-use\n"        \
     "                    (closed, idle, in-use), node}, error}\n"                              \

@@ -402,7 +402,9 @@ int snap_online_commit_plan(qmp_client *c, const snap_online_commit_args *a,
                   : make_job_id(oc->chain.device ? oc->chain.device : oc->chain.root_node,
                                 &oc->job_id, e) < 0)
         goto out;
-    oc->spec.device = a->device;
+    /* block-commit takes a BlockBackend name or a root node name, not a
+     * qdev path (/machine/peripheral/...): use the root node for those. */
+    oc->spec.device = strchr(a->device, '/') ? oc->chain.root_node : a->device;
     oc->spec.job_id = oc->job_id;
     oc->spec.top_node = oc->active ? NULL : oc->chain.nodes[oc->top].node_name;
     oc->spec.base_node = oc->chain.nodes[oc->base].node_name;

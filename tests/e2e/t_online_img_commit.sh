@@ -135,6 +135,7 @@ ok_has "blockdev intermediate: mid idle" "as node mid, but nothing uses it" "$ou
 
 out=$("$EXTSNAP" img commit --qmp "$S" --node top --output=json "$D/x/b-top.qcow2" 2>"$T/err") ||
     fail "blockdev active: $(cat "$T/err")"
+out=$(tail -n1 <<<"$out") # the result line, after the progress lines
 eq "blockdev active: mode" active "$(jq -r .mode <<<"$out")"
 eq "blockdev active: top idle" "idle top" \
     "$(jq -r '.files[0] | ."qemu-use" + " " + .node' <<<"$out")"
