@@ -114,7 +114,17 @@ static int redo_in_qemu(snap_ctx *c, snap_online *ol, const snap_plan *p, snap_p
                         es_err *e)
 {
     *rest = NULL;
-    if (snap_online_map(c, ol, p, e) < 0)
+    snap_derive all = {.overlays = true, .merges = true, .rebases = true, .xml = true,
+                       .deletes = true};
+    if (!p->nmerges) /* a create: its overlays are in QEMU already */
+        return snap_online_derive(p, &all, rest, e);
+    snap_plan *merges = NULL;
+    snap_derive only = {.merges = true, .rebases = true};
+    if (snap_online_derive(p, &only, &merges, e) < 0)
+        return -1;
+    int mrc = snap_online_map(c, ol, merges, e);
+    snap_plan_free(merges);
+    if (mrc < 0)
         return -1;
     snap_online_commit *ocs = NULL;
     qmp_commit_spec *specs = NULL;
