@@ -16,6 +16,9 @@
 #include "snap/online_chain.h"
 #include "snap/online_connect.h"
 
+/* One object per line, paths without escaped slashes. */
+#define JSON_LINE_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+
 enum { OPT_QMP = 0x2000, OPT_DEVICE, OPT_NODE, OPT_SPEED, OPT_TIMEOUT, OPT_OUTPUT };
 
 bool es_img_commit_wants_qmp(int argc, char **argv)
@@ -135,7 +138,7 @@ static void show_progress(void *opaque, size_t index, const char *job_id, uint64
         es_json_add_str(l, "device", p->device);
         es_json_add_u64(l, "offset", offset);
         es_json_add_u64(l, "len", len);
-        printf("%s\n", json_object_to_json_string_ext(l, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+        printf("%s\n", json_object_to_json_string_ext(l, JSON_LINE_FLAGS));
         fflush(stdout);
         json_object_put(l);
     }
@@ -182,7 +185,7 @@ static void print_result_json(const snap_online_commit *oc, const char *status, 
         char buf[ES_ERR_MSG_MAX + ES_ERR_PATH_MAX + 64];
         es_json_add_str(r, "error", es_err_str(err, buf, sizeof buf));
     }
-    printf("%s\n", json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+    printf("%s\n", json_object_to_json_string_ext(r, JSON_LINE_FLAGS));
     json_object_put(r);
 }
 

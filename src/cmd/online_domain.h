@@ -29,6 +29,10 @@
     "operation (QEMU keeps what it already copied into BASE, hidden by the chain\n"          \
     "above it). Environment: EXTSNAP_QMP_TIMEOUT (seconds) bounds each wait for\n"          \
     "QEMU's replies; EXTSNAP_QMP_SPEED (bytes per second) rate-limits the commits.\n"       \
+    "With --output=json the plan object gets \"online\": {qmp-socket, qemu-process,\n"       \
+    "actions[] {disk, action (active-commit, intermediate-commit, offline-merge,\n"          \
+    "snapshot), node, top, base, backing-filename, overlay}, kept[], libvirtd,\n"           \
+    "pending-dir, virsh-commands[], libvirt-does-not-know[], notes[]}.\n"                   \
     "  --qmp=PATH   QEMU's QMP socket (a path on this system)\n"
 
 /* ctx was opened by snap_online_open: ol NULL means the VM is shut off and

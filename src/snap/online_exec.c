@@ -2,6 +2,7 @@
  * executing them under the journal (online_exec.h has the design). */
 #include "snap/online_exec.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -671,8 +672,7 @@ static int execute_snapshots(snap_ctx *c, snap_online *ol, const snap_plan *p, e
             h = (h ^ (uint8_t)*q) * 16777619u;
         snprintf(names[n], sizeof names[n], "es-%.16s-%08x", a->disk, (unsigned)h);
         for (char *q = names[n]; *q; q++)
-            if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') ||
-                  *q == '-'))
+            if (!isalnum((unsigned char)*q))
                 *q = '-';
         specs[n] = (qmp_snapshot_spec){
             .node_name = a->node, .overlay_file = a->overlay, .format = "qcow2",

@@ -203,9 +203,14 @@ START_TEST(libvirt_monitor_and_messages)
     char root[PATH_MAX], p[PATH_MAX + 128];
     snprintf(root, sizeof root, "%s/onlsockXXXXXX", base);
     ck_assert_ptr_nonnull(mkdtemp(root));
-    const char *dirs[] = {"/var", "/var/lib", "/var/lib/libvirt", "/var/lib/libvirt/qemu",
-                          "/var/lib/libvirt/qemu/domain-7-vm1", "/var/lib/libvirt/qemu/domain-8-vm10",
-                          "/run", NULL};
+    const char *dirs[] = {"/var",
+                          "/var/lib",
+                          "/var/lib/libvirt",
+                          "/var/lib/libvirt/qemu",
+                          "/var/lib/libvirt/qemu/domain-7-vm1",
+                          "/var/lib/libvirt/qemu/domain-8-vm10",
+                          "/run",
+                          NULL};
     for (size_t i = 0; dirs[i]; i++) {
         snprintf(p, sizeof p, "%s%s", root, dirs[i]);
         ck_assert_int_eq(mkdir(p, 0755), 0);
