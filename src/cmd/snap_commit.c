@@ -12,7 +12,7 @@ static int run(int argc, char **argv);
 
 const es_cmd es_cmd_snap_commit = {
     "commit",
-    "merge the snapshots after BASE up to TOP into BASE's image (offline)",
+    "merge the snapshots after BASE up to TOP into BASE's image",
     "usage: extsnap commit [OPTIONS] DOMAIN BASE TOP\n"
     "\n"
     "Merge the overlays of every snapshot after BASE up to and including TOP into\n"

@@ -15,7 +15,7 @@ static int run(int argc, char **argv);
 
 const es_cmd es_cmd_snap_create = {
     "create",
-    "take an external disk-only snapshot of a shut-off domain",
+    "take an external disk-only snapshot of a domain (running VMs through QMP)",
     "usage: extsnap create [OPTIONS] DOMAIN [NAME]\n"
     "\n"
     "Take an external snapshot of every writable disk of a shut-off domain, as\n"

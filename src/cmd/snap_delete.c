@@ -14,7 +14,7 @@ static int run(int argc, char **argv);
 
 const es_cmd es_cmd_snap_delete = {
     "delete",
-    "delete a snapshot of a shut-off domain, merging its overlays down (offline)",
+    "delete a snapshot, merging its overlays down",
     "usage: extsnap delete [OPTIONS] DOMAIN NAME [--metadata]\n"
     "\n"
     "Delete snapshot NAME of a shut-off domain without libvirtd or QEMU, for the\n"
