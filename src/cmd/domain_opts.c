@@ -123,3 +123,25 @@ void es_json_add_str_or_null(json_object *o, const char *key, const char *val)
     else
         json_object_object_add(o, key, NULL);
 }
+
+int es_domain_parse_plain(const es_cmd *cmd, es_domain_opts *o, int argc, char **argv, int nargs,
+                          const char *expect)
+{
+    static const struct option longopts[] = {ES_DOMAIN_LONGOPTS, {NULL, 0, NULL, 0}};
+    es_domain_opts_init(o, cmd);
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ES_DOMAIN_SHORTOPTS, longopts, NULL)) != -1) {
+        int h = es_domain_opt(cmd, o, c, optarg);
+        if (h < 0)
+            return ES_EXIT_USAGE;
+        if (h == 0)
+            return es_domain_bad_option(cmd, argv);
+    }
+    if (argc - optind != nargs)
+        return es_cmd_usage_error(cmd, "expected %s", expect);
+    if (es_domain_opts_check(cmd, o) < 0)
+        return ES_EXIT_FAIL;
+    return -1;
+}

@@ -84,6 +84,12 @@ void es_domain_opts_init(es_domain_opts *o, const es_cmd *cmd);
 int es_domain_opt(const es_cmd *cmd, es_domain_opts *o, int c, const char *arg);
 /* Check the options once parsed (e.g. --root is a directory). */
 int es_domain_opts_check(const es_cmd *cmd, const es_domain_opts *o);
+/* The whole command line of a command that takes only the global domain
+ * options and exactly nargs operands (named in `expect` for the usage
+ * error), which then start at argv[optind]. Returns -1 when parsed and
+ * checked, else the exit status to return. */
+int es_domain_parse_plain(const es_cmd *cmd, es_domain_opts *o, int argc, char **argv, int nargs,
+                          const char *expect);
 
 /* Dry run: print the plan. Otherwise execute it and print what was done
  * (unless -q). Returns the exit status. */

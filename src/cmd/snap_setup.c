@@ -78,23 +78,10 @@ static int execute(const es_cmd *cmd, const es_domain_opts *o, snap_ctx *c, snap
 static int run(int argc, char **argv)
 {
     const es_cmd *cmd = &es_cmd_snap_setup;
-    static const struct option longopts[] = {ES_DOMAIN_LONGOPTS, {NULL, 0, NULL, 0}};
     es_domain_opts o;
-    es_domain_opts_init(&o, cmd);
-    optind = 1;
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, ES_DOMAIN_SHORTOPTS, longopts, NULL)) != -1) {
-        int h = es_domain_opt(cmd, &o, c, optarg);
-        if (h < 0)
-            return ES_EXIT_USAGE;
-        if (h == 0)
-            return es_domain_bad_option(cmd, argv);
-    }
-    if (argc - optind != 2)
-        return es_cmd_usage_error(cmd, "expected DOMAIN PATH");
-    if (es_domain_opts_check(cmd, &o) < 0)
-        return ES_EXIT_FAIL;
+    int parsed = es_domain_parse_plain(cmd, &o, argc, argv, 2, "DOMAIN PATH");
+    if (parsed >= 0)
+        return parsed;
     es_err e = {0};
     snap_ctx *ctx = NULL;
     snap_plan *p = NULL;
