@@ -14,40 +14,6 @@
 #include "util/imglock.h"
 #include "util/rootpath.h"
 
-/* The pid in a pid file (host path), 0 when there is no readable one. */
-static long read_pid(const char *path)
-{
-    es_file *f = NULL;
-    if (es_file_open(&f, path, O_RDONLY, 0, NULL) < 0)
-        return 0;
-    char buf[32] = {0};
-    size_t got = 0;
-    int r = es_file_pread_some(f, buf, sizeof buf - 1, 0, &got, NULL);
-    es_file_close(f);
-    if (r < 0)
-        return 0;
-    buf[got] = '\0';
-    char *end;
-    long pid = strtol(buf, &end, 10);
-    return pid > 0 && (!*end || *end == '\n') ? pid : 0;
-}
-
-static bool alive(long pid, char *comm, size_t len)
-{
-    comm[0] = '\0';
-    if (kill((pid_t)pid, 0) < 0 && errno == ESRCH)
-        return false;
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%ld/comm", pid);
-    FILE *fp = fopen(path, "r");
-    if (!fp)
-        return errno != ENOENT;
-    if (fgets(comm, (int)len, fp))
-        comm[strcspn(comm, "\n")] = '\0';
-    fclose(fp);
-    return true;
-}
-
 static int run_dir_file(const snap_ctx *c, const char *suffix, char **host, es_err *e)
 {
     char *logical;
@@ -63,9 +29,9 @@ static int check_run_dir(const snap_ctx *c, snap_vm_state *st, es_err *e)
     char *host;
     if (run_dir_file(c, ".pid", &host, e) < 0)
         return -1;
-    long pid = read_pid(host);
+    long pid = snap_read_pid_file(host);
     char comm[64];
-    if (pid && alive(pid, comm, sizeof comm)) {
+    if (pid && snap_process_alive(pid, comm, sizeof comm)) {
         st->running = true;
         st->pid = pid;
         snprintf(st->holder, sizeof st->holder, "pid %ld (%s)", pid, comm[0] ? comm : "?");

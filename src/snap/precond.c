@@ -14,7 +14,7 @@
 #include "util/rootpath.h"
 
 /* The pid in a pid file (host path), or 0 when there is no readable one. */
-static long read_pid_file(const char *path)
+long snap_read_pid_file(const char *path)
 {
     es_file *f = NULL;
     if (es_file_open(&f, path, O_RDONLY, 0, NULL) < 0)
@@ -34,7 +34,7 @@ static long read_pid_file(const char *path)
 }
 
 /* Is pid alive? Then *comm gets its name (/proc/PID/comm). */
-static bool process_alive(long pid, char *comm, size_t len)
+bool snap_process_alive(long pid, char *comm, size_t len)
 {
     comm[0] = '\0';
     if (kill((pid_t)pid, 0) < 0 && errno == ESRCH)
@@ -76,9 +76,9 @@ int snap_check_no_libvirtd(const char *root, const char *run_dir, es_err *e)
             rc = -1;
             break;
         }
-        long pid = read_pid_file(host);
+        long pid = snap_read_pid_file(host);
         char comm[64];
-        if (pid && process_alive(pid, comm, sizeof comm)) {
+        if (pid && snap_process_alive(pid, comm, sizeof comm)) {
             for (size_t d = 0; d < 2; d++) {
                 if (strcmp(comm, daemons[d]) != 0)
                     continue;
@@ -106,9 +106,9 @@ static int check_run_dir(const char *root, const char *run_dir, const char *name
     free(file);
     if (rc < 0)
         return -1;
-    long pid = read_pid_file(host);
+    long pid = snap_read_pid_file(host);
     char comm[64];
-    if (pid && process_alive(pid, comm, sizeof comm)) {
+    if (pid && snap_process_alive(pid, comm, sizeof comm)) {
         rc = es_err_set(e, 0, host, "domain %s is running (pid %ld, %s); shut it down first", name,
                         pid, comm[0] ? comm : "?");
         free(host);

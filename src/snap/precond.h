@@ -6,6 +6,9 @@
 #ifndef ES_SNAP_PRECOND_H
 #define ES_SNAP_PRECOND_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 #include "domxml/domain.h"
 #include "util/err.h"
 
@@ -19,5 +22,10 @@ int snap_check_no_libvirtd(const char *root, const char *run_dir, es_err *e);
  * or a process holds QEMU's image locks on one of its disks' images. */
 int snap_check_vm_stopped(const char *root, const char *run_dir, const domxml_domain *config,
                           es_err *e);
+
+/* The pid in a pid file (host path), or 0 when there is no readable one. */
+long snap_read_pid_file(const char *path);
+/* Whether process pid lives; its /proc comm (or "") goes to comm. */
+bool snap_process_alive(long pid, char *comm, size_t len);
 
 #endif
