@@ -10,44 +10,67 @@ struct commit_writer {
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    commit_io *job;   /* NULL when idle */
-    size_t njob;
+    commit_job job;
+    bool busy;        /* job is waiting or running */
     bool stop;
     bool failed;      /* the last job failed: err holds why */
     es_err err;
     uint64_t end;     /* highest byte written so far */
 };
 
+static void job_free(commit_job *j)
+{
+    free(j->writes);
+    free(j->copies);
+    *j = (commit_job){0};
+}
+
+static void extend(uint64_t off, uint64_t len, uint64_t *lo, uint64_t *end)
+{
+    if (off < *lo)
+        *lo = off;
+    if (off + len > *end)
+        *end = off + len;
+}
+
+static int run_job(commit_writer *w, const commit_job *j, uint64_t *lo, uint64_t *end,
+                   es_err *err)
+{
+    es_file *f = w->base->file;
+    for (size_t i = 0; i < j->ncopies; i++) {
+        const commit_copy *c = &j->copies[i];
+        if (es_file_copy(c->src->file, c->src_off, f, c->dst_off, c->len, err) < 0)
+            return -1;
+        extend(c->dst_off, c->len, lo, end);
+    }
+    for (size_t i = 0; i < j->nwrites; i++) {
+        const commit_io *x = &j->writes[i];
+        if (es_file_pwrite(f, x->mem, (size_t)x->len, x->off, err) < 0)
+            return -1;
+        extend(x->off, x->len, lo, end);
+    }
+    return 0;
+}
+
 static void *writer_main(void *arg)
 {
     commit_writer *w = arg;
     pthread_mutex_lock(&w->mu);
     for (;;) {
-        while (!w->job && !w->stop)
+        while (!w->busy && !w->stop)
             pthread_cond_wait(&w->cv, &w->mu);
-        if (!w->job)
+        if (!w->busy)
             break;
-        commit_io *x = w->job;
-        size_t n = w->njob;
+        commit_job job = w->job;
         pthread_mutex_unlock(&w->mu);
         es_err err;
-        bool failed = false;
         uint64_t end = 0, lo = UINT64_MAX;
-        for (size_t i = 0; i < n && !failed; i++) {
-            if (es_file_pwrite(w->base->file, x[i].mem, (size_t)x[i].len, x[i].off, &err) < 0) {
-                failed = true;
-                break;
-            }
-            if (x[i].off + x[i].len > end)
-                end = x[i].off + x[i].len;
-            if (x[i].off < lo)
-                lo = x[i].off;
-        }
+        bool failed = run_job(w, &job, &lo, &end, &err) < 0;
         /* Let the disk start on this chunk while the next one is read (one
          * hint for the chunk: the kernel sorts the dirty pages itself). */
-        if (!failed && n)
+        if (!failed && end)
             es_file_start_writeback(w->base->file, lo, end - lo);
-        free(x);
+        job_free(&job);
         pthread_mutex_lock(&w->mu);
         if (failed) {
             w->failed = true;
@@ -55,7 +78,8 @@ static void *writer_main(void *arg)
         }
         if (end > w->end)
             w->end = end;
-        w->job = NULL;
+        w->job = (commit_job){0};
+        w->busy = false;
         pthread_cond_broadcast(&w->cv);
     }
     pthread_mutex_unlock(&w->mu);
@@ -85,7 +109,7 @@ int commit_writer_start(commit_writer **out, es_image *base, es_err *e)
 int commit_writer_wait(commit_writer *w, es_err *e)
 {
     pthread_mutex_lock(&w->mu);
-    while (w->job)
+    while (w->busy)
         pthread_cond_wait(&w->cv, &w->mu);
     bool failed = w->failed;
     if (failed && e)
@@ -96,15 +120,15 @@ int commit_writer_wait(commit_writer *w, es_err *e)
     return failed ? -1 : 0;
 }
 
-int commit_writer_submit(commit_writer *w, commit_io *x, size_t n, es_err *e)
+int commit_writer_submit(commit_writer *w, commit_job job, es_err *e)
 {
     if (commit_writer_wait(w, e) < 0) {
-        free(x);
+        job_free(&job);
         return -1;
     }
     pthread_mutex_lock(&w->mu);
-    w->job = x;
-    w->njob = n;
+    w->job = job;
+    w->busy = true;
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
     return 0;
@@ -115,7 +139,7 @@ void commit_writer_stop(commit_writer *w)
     if (!w)
         return;
     pthread_mutex_lock(&w->mu);
-    while (w->job)
+    while (w->busy)
         pthread_cond_wait(&w->cv, &w->mu);
     w->stop = true;
     pthread_cond_broadcast(&w->cv);

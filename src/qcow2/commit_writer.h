@@ -1,6 +1,8 @@
 /* The commit's data writer: a second thread that writes one chunk of data
  * into BASE while the main thread reads the next chunk from the images
- * above (double buffering), so reading and writing overlap.
+ * above (double buffering), so reading and writing overlap. Whole clusters
+ * that come unchanged from one image are copied inside the kernel instead
+ * (no user-space copy, the page cache's readahead does the reading).
  *
  * One job at a time, in submission order, so the order of writes (and the
  * fault-injection points) stays deterministic. The main thread does every
@@ -21,11 +23,28 @@ typedef struct commit_io {
     uint64_t len;
 } commit_io;
 
+/* A copy from an image above BASE straight into BASE (es_file_copy). */
+typedef struct commit_copy {
+    es_image *src;
+    uint64_t src_off; /* host offset in src */
+    uint64_t dst_off; /* host offset in BASE */
+    uint64_t len;
+} commit_copy;
+
+/* One chunk's work; the writer frees both arrays. */
+typedef struct commit_job {
+    commit_io *writes;
+    size_t nwrites;
+    commit_copy *copies;
+    size_t ncopies;
+} commit_job;
+
 typedef struct commit_writer commit_writer;
 
 int commit_writer_start(commit_writer **out, es_image *base, es_err *e);
-/* Wait for the previous job, then hand over x[0..n) (the writer frees x). */
-int commit_writer_submit(commit_writer *w, commit_io *x, size_t n, es_err *e);
+/* Wait for the previous job, then hand over this one (the writer frees its
+ * arrays, also when this fails). */
+int commit_writer_submit(commit_writer *w, commit_job job, es_err *e);
 /* Wait until the writer is idle; its error if the last job failed. */
 int commit_writer_wait(commit_writer *w, es_err *e);
 /* Wait, stop the thread, free. NULL is fine. */

@@ -172,26 +172,51 @@ void es_file_close(es_file *f)
     free(f);
 }
 
-int es_file_pread_some(es_file *f, void *buf, size_t n, uint64_t off, size_t *got, es_err *e)
+/* The loops under the hook: 0 or an errno value. */
+static int raw_pread(int fd, void *buf, size_t n, uint64_t off, size_t *got)
 {
-    int inj = tick(K_READ, "pread", f->path);
-    if (inj)
-        return es_err_set(e, inj, f->path, "read of %zu bytes at offset 0x%llx failed", n,
-                          (unsigned long long)off);
     size_t done = 0;
     while (done < n) {
-        ssize_t r = pread(f->fd, (char *)buf + done, n - done, (off_t)(off + done));
+        ssize_t r = pread(fd, (char *)buf + done, n - done, (off_t)(off + done));
         if (r < 0) {
             if (errno == EINTR)
                 continue;
-            return es_err_set(e, errno, f->path, "read of %zu bytes at offset 0x%llx failed", n,
-                              (unsigned long long)off);
+            *got = done;
+            return errno;
         }
         if (r == 0)
             break;
         done += (size_t)r;
     }
     *got = done;
+    return 0;
+}
+
+static int raw_pwrite(int fd, const void *buf, size_t n, uint64_t off)
+{
+    size_t done = 0;
+    while (done < n) {
+        ssize_t r = pwrite(fd, (const char *)buf + done, n - done, (off_t)(off + done));
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno;
+        }
+        done += (size_t)r;
+    }
+    return 0;
+}
+
+int es_file_pread_some(es_file *f, void *buf, size_t n, uint64_t off, size_t *got, es_err *e)
+{
+    int inj = tick(K_READ, "pread", f->path);
+    if (inj)
+        return es_err_set(e, inj, f->path, "read of %zu bytes at offset 0x%llx failed", n,
+                          (unsigned long long)off);
+    int err = raw_pread(f->fd, buf, n, off, got);
+    if (err)
+        return es_err_set(e, err, f->path, "read of %zu bytes at offset 0x%llx failed", n,
+                          (unsigned long long)off);
     return 0;
 }
 
@@ -209,20 +234,76 @@ int es_file_pread(es_file *f, void *buf, size_t n, uint64_t off, es_err *e)
 int es_file_pwrite(es_file *f, const void *buf, size_t n, uint64_t off, es_err *e)
 {
     int inj = tick(K_WRITE, "pwrite", f->path);
+    if (!inj)
+        inj = raw_pwrite(f->fd, buf, n, off);
     if (inj)
         return es_err_set(e, inj, f->path, "write of %zu bytes at offset 0x%llx failed", n,
                           (unsigned long long)off);
-    size_t done = 0;
-    while (done < n) {
-        ssize_t r = pwrite(f->fd, (const char *)buf + done, n - done, (off_t)(off + done));
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            return es_err_set(e, errno, f->path, "write of %zu bytes at offset 0x%llx failed", n,
-                              (unsigned long long)off);
-        }
-        done += (size_t)r;
+    return 0;
+}
+
+#define COPY_BOUNCE (1u << 20)
+
+/* The fallback of es_file_copy: through a bounded buffer. *werr tells
+ * whether a failure was the write's. */
+static int copy_bounce(int sfd, uint64_t soff, int dfd, uint64_t doff, uint64_t n, bool *werr)
+{
+    size_t cap = n < COPY_BOUNCE ? (size_t)n : COPY_BOUNCE;
+    uint8_t *buf = malloc(cap ? cap : 1);
+    if (!buf)
+        return ENOMEM;
+    int err = 0;
+    while (n && !err) {
+        size_t k = n < cap ? (size_t)n : cap, got;
+        err = raw_pread(sfd, buf, k, soff, &got);
+        if (err)
+            break;
+        memset(buf + got, 0, k - got); /* past the source's end */
+        *werr = true;
+        err = raw_pwrite(dfd, buf, k, doff);
+        *werr = false;
+        soff += k;
+        doff += k;
+        n -= k;
     }
+    free(buf);
+    return err;
+}
+
+int es_file_copy(es_file *src, uint64_t soff, es_file *dst, uint64_t doff, uint64_t n, es_err *e)
+{
+    int inj = tick(K_READ, "copy_file_range", src->path);
+    if (inj)
+        return es_err_set(e, inj, src->path, "read of %llu bytes at offset 0x%llx failed",
+                          (unsigned long long)n, (unsigned long long)soff);
+    inj = tick(K_WRITE, "copy_file_range", dst->path);
+    if (inj)
+        return es_err_set(e, inj, dst->path, "write of %llu bytes at offset 0x%llx failed",
+                          (unsigned long long)n, (unsigned long long)doff);
+    int err = 0;
+    bool werr = false;
+    while (n) {
+        loff_t so = (loff_t)soff, dof = (loff_t)doff;
+        size_t want = n > (1u << 30) ? (1u << 30) : (size_t)n;
+        ssize_t r = copy_file_range(src->fd, &so, dst->fd, &dof, want, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            /* r == 0: the source ended; else the kernel or file system
+             * cannot copy here (or a real error, which the plain path
+             * reports with its own errno and side). */
+            err = copy_bounce(src->fd, soff, dst->fd, doff, n, &werr);
+            break;
+        }
+        soff += (uint64_t)r;
+        doff += (uint64_t)r;
+        n -= (uint64_t)r;
+    }
+    if (err)
+        return werr ? es_err_set(e, err, dst->path, "write at offset 0x%llx failed",
+                                 (unsigned long long)doff)
+                    : es_err_set(e, err, src->path, "read at offset 0x%llx failed",
+                                 (unsigned long long)soff);
     return 0;
 }
 

@@ -41,6 +41,11 @@ int es_file_pread(es_file *f, void *buf, size_t n, uint64_t off, es_err *e);
 /* Read up to n bytes; *got receives the count (short at EOF). */
 int es_file_pread_some(es_file *f, void *buf, size_t n, uint64_t off, size_t *got, es_err *e);
 int es_file_pwrite(es_file *f, const void *buf, size_t n, uint64_t off, es_err *e);
+/* Copy n bytes from src at soff to dst at doff inside the kernel
+ * (copy_file_range: no user-space buffer), falling back to read/write where
+ * the kernel or file system cannot. Bytes past src's end are copied as
+ * zeroes. Counted as one read and one write by the fault hook. */
+int es_file_copy(es_file *src, uint64_t soff, es_file *dst, uint64_t doff, uint64_t n, es_err *e);
 /* fdatasync: an ordering point. */
 int es_file_flush(es_file *f, es_err *e);
 int es_file_truncate(es_file *f, uint64_t size, es_err *e);
