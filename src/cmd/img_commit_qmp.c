@@ -234,14 +234,24 @@ static int run_commit(const qmp_commit_cli *o, qmp_client *c, snap_online_commit
         .bar = o->progress && !o->quiet && !o->json && isatty(STDERR_FILENO),
         .device = a.device,
     };
+    bool written = false;
     qmp_job_opts jo = {
         .progress = (p.bar || o->json) ? show_progress : NULL,
         .opaque = &p,
         .poll_interval_ms = 250,
+        .base_written = &written,
     };
     int rc = qmp_commit_run(c, &oc->spec, 1, &jo, e);
     if (p.shown && p.bar)
         fputc('\n', stderr);
+    if (rc < 0 && written) {
+        size_t len = strlen(e->msg);
+        snprintf(e->msg + len, sizeof e->msg - len,
+                 "; QEMU does not undo a cancelled commit: %s already holds part of the data "
+                 "(the images above hide it from the chain's users)",
+                 oc->chain.nodes[oc->base].filename ? oc->chain.nodes[oc->base].filename
+                                                    : "BASE");
+    }
     if (rc < 0)
         return -1;
     size_t first, last;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cmd/json_out.h"
+#include "snap/inexact.h"
 #include "snap/online_connect.h"
 #include "snap/plan_json.h"
 #include "snap/plan_print.h"
@@ -120,11 +121,28 @@ static void print_result(const es_domain_opts *o, const snap_plan *p, const snap
     json_object_put(j);
 }
 
+/* A finished delete or commit removed snapshots: they leave the record of
+ * inexact ones (a cancelled online run may have put them there). */
+static int forget_inexact(const es_cmd *cmd, const es_domain_opts *o, snap_ctx *c,
+                          const snap_plan *p, int status)
+{
+    if (status != ES_EXIT_OK || o->env.dry_run)
+        return status;
+    es_err e = {0};
+    if (snap_inexact_forget(c, p, &e) < 0) {
+        /* Harmless: entries of snapshots that no longer exist are ignored. */
+        char buf[ES_ERR_MSG_MAX + ES_ERR_PATH_MAX + 64];
+        es_cmd_errorf(cmd->name, "warning: %s (its entries of removed snapshots are ignored)",
+                      es_err_str(&e, buf, sizeof buf));
+    }
+    return status;
+}
+
 int es_online_run_plan(const es_cmd *cmd, const es_domain_opts *o, snap_ctx *c, snap_online *ol,
                        const snap_plan *p)
 {
     if (!ol)
-        return es_domain_run_plan(cmd, o, c, p);
+        return forget_inexact(cmd, o, c, p, es_domain_run_plan(cmd, o, c, p));
     es_err e = {0};
     if (snap_online_map(c, ol, p, &e) < 0) {
         es_cmd_error(cmd->name, &e);
@@ -151,5 +169,5 @@ int es_online_run_plan(const es_cmd *cmd, const es_domain_opts *o, snap_ctx *c, 
                                         "below were NOT written, see the end):"
                                       : "Done:",
                      false);
-    return ES_EXIT_OK;
+    return forget_inexact(cmd, o, c, p, ES_EXIT_OK);
 }

@@ -26,8 +26,11 @@
     "the VM, libvirt's files are not touched: the files are written to\n"                   \
     "<snapshot-dir>/DOMAIN.extsnap-pending/ and the virsh commands that load them\n"         \
     "are printed. SIGINT/SIGTERM while QEMU copies cancel the jobs and undo the\n"          \
-    "operation (QEMU keeps what it already copied into BASE, hidden by the chain\n"          \
-    "above it). Environment: EXTSNAP_QMP_TIMEOUT (seconds) bounds each wait for\n"          \
+    "operation, but QEMU keeps what it already copied into BASE (hidden by the\n"           \
+    "images above it): the snapshots being removed are then recorded as inexact\n"          \
+    "(<snapshot-dir>/DOMAIN.extsnap.inexact; revert/refresh to them refused\n"              \
+    "without --force, verify reports inexact-snapshot) until the same command\n"            \
+    "runs again. Environment: EXTSNAP_QMP_TIMEOUT (seconds) bounds each wait for\n"         \
     "QEMU's replies; EXTSNAP_QMP_SPEED (bytes per second) rate-limits the commits.\n"       \
     "With --output=json the plan object gets \"online\": {qmp-socket, qemu-process,\n"       \
     "actions[] {disk, action (active-commit, intermediate-commit, offline-merge,\n"          \

@@ -10,6 +10,7 @@
 #include "cmd/json_out.h"
 #include "domxml/snapshot_list.h"
 #include "snap/context.h"
+#include "snap/inexact.h"
 
 static int run(int argc, char **argv);
 
@@ -30,6 +31,8 @@ const es_cmd es_cmd_snap_list = {
     "JSON output (--output=json; field names are stable):\n"
     "  {domain, current (name or null), snapshots: [{name, description (or null),\n"
     "   creation-time (Unix seconds), state, parent (or null), current (bool),\n"
+    "   inexact (bool: a cancelled online delete or commit left its saved state\n"
+    "   inexact; see 'extsnap verify'), inexact-reason (or null),\n"
     "   children [names], has-domain (bool: a saved <domain>, needed to revert),\n"
     "   disks: [{name, snapshot (external|no|...), driver-type, source}],\n"
     "   revert-disks: [same]}], bad-files: [{filename, error}]}\n"
@@ -37,6 +40,15 @@ const es_cmd es_cmd_snap_list = {
     "Exit status: 0 listed, 1 failed, 2 usage.\n",
     run,
 };
+
+/* The domain's record of inexact snapshots (snap/inexact.h), for the marks. */
+static const snap_ctx *list_ctx;
+static const snap_inexact *list_marks;
+
+static const snap_inexact_entry *inexact(const domxml_snapshot *s)
+{
+    return list_marks ? snap_inexact_find(list_ctx, list_marks, s->name) : NULL;
+}
 
 static int by_time(const void *a, const void *b)
 {
@@ -78,6 +90,12 @@ static void print_json(const snap_ctx *c, domxml_snapshot **v, size_t n)
         es_json_add_str_or_null(j, "state", s->state);
         es_json_add_str_or_null(j, "parent", s->parent);
         es_json_add_bool(j, "current", s->current);
+        const snap_inexact_entry *x = inexact(s);
+        es_json_add_bool(j, "inexact", x != NULL);
+        char why[2048];
+        if (x)
+            snap_inexact_describe(x, why, sizeof why);
+        es_json_add_str_or_null(j, "inexact-reason", x ? why : NULL);
         json_object *kids = es_json_new_array();
         for (size_t k = 0; k < n; k++)
             if (v[k]->parent && strcmp(v[k]->parent, s->name) == 0)
@@ -145,9 +163,10 @@ static void print_table(domxml_snapshot **v, size_t n)
         char t[64], disks[256];
         format_time(v[i]->creation_time, t, sizeof t);
         disk_names(v[i], disks, sizeof disks);
-        printf(" %-*s   %-25s   %-8s   %-*s   %-7s   %s\n", wn, v[i]->name, t,
+        printf(" %-*s   %-25s   %-8s   %-*s   %-7s   %s%s\n", wn, v[i]->name, t,
                v[i]->state ? v[i]->state : "-", wp, v[i]->parent ? v[i]->parent : "-",
-               v[i]->current ? "yes" : "", disks);
+               v[i]->current ? "yes" : "", disks,
+               inexact(v[i]) ? "   (inexact: see 'extsnap verify')" : "");
     }
 }
 
@@ -155,7 +174,7 @@ static void print_table(domxml_snapshot **v, size_t n)
 static void print_subtree(domxml_snapshot **v, size_t n, const domxml_snapshot *s, char *prefix,
                           size_t plen, size_t cap, int depth)
 {
-    printf("%s%s\n", s->name, s->current ? " (current)" : "");
+    printf("%s%s%s\n", s->name, s->current ? " (current)" : "", inexact(s) ? " (inexact)" : "");
     if (depth > (int)n) /* a loop in the metadata: stop */
         return;
     size_t kids = 0, seen = 0;
@@ -238,12 +257,35 @@ static int run(int argc, char **argv)
     es_err chk = {0};
     if (domxml_snapshot_list_check(ctx->snaps, DOMXML_CHECK_ALLOW_NO_CURRENT, &chk) < 0)
         es_cmd_errorf(cmd->name, "warning: %s", es_err_str(&chk, (char[2048]){0}, 2048));
+    snap_inexact marks;
+    es_err me = {0};
+    if (snap_inexact_load(ctx, &marks, &me) < 0) {
+        char buf[ES_ERR_MSG_MAX + ES_ERR_PATH_MAX];
+        es_cmd_errorf(cmd->name, "warning: %s", es_err_str(&me, buf, sizeof buf));
+    } else {
+        list_ctx = ctx;
+        list_marks = &marks;
+    }
+    for (size_t i = 0; list_marks && i < n; i++) {
+        const snap_inexact_entry *x = inexact(v[i]);
+        char why[2048];
+        if (!x)
+            continue;
+        snap_inexact_describe(x, why, sizeof why);
+        es_cmd_errorf(cmd->name,
+                      "warning: snapshot %s's saved state is inexact: %s; run the same %s "
+                      "again to finish it",
+                      x->name, why, x->command ? x->command : "delete");
+    }
     if (o.json)
         print_json(ctx, v, n);
     else if (tree)
         print_tree(v, n);
     else
         print_table(v, n);
+    list_marks = NULL;
+    list_ctx = NULL;
+    snap_inexact_clear(&marks);
     free(v);
     snap_ctx_close(ctx);
     return ES_EXIT_OK;

@@ -1,5 +1,6 @@
 /* extsnap revert: return a shut-off domain to a snapshot (or to base). */
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <time.h>
 
@@ -13,7 +14,7 @@ static int run(int argc, char **argv);
 const es_cmd es_cmd_snap_revert = {
     "revert",
     "return a shut-off domain's disks to a snapshot (or to base)",
-    "usage: extsnap revert [OPTIONS] DOMAIN NAME|base\n"
+    "usage: extsnap revert [OPTIONS] DOMAIN NAME|base [--force]\n"
     "\n"
     "Return the disks of a shut-off domain to the state of snapshot NAME, the way\n"
     "newer libvirt (9.9+) reverts external snapshots, without libvirtd:\n"
@@ -37,7 +38,13 @@ const es_cmd es_cmd_snap_revert = {
     "froze (the root above the current snapshot). After it no snapshot is current.\n"
     "\n"
     "Refused when the snapshot has no saved <domain>, or when an image it needs is\n"
-    "missing or broken, or is a block device.\n"
+    "missing or broken, or is a block device, or when its saved state is recorded\n"
+    "as inexact: an online delete or commit of it was cancelled after QEMU had\n"
+    "started merging into its saved images (QEMU does not undo that; 'extsnap\n"
+    "verify' reports it, 'extsnap list' marks it; running that delete or commit\n"
+    "again finishes it).\n"
+    "\n"
+    "  --force   revert even to a snapshot whose saved state is inexact\n"
     "\n" ES_DOMAIN_SAFETY_USAGE "\n" ES_DOMAIN_OPTS_USAGE "\n" ES_PLAN_JSON_USAGE "\n"
     "Exit status: 0 done (or planned, with --dry-run), 1 refused or failed, 2 usage.\n",
     run,
@@ -46,16 +53,37 @@ const es_cmd es_cmd_snap_revert = {
 static int run(int argc, char **argv)
 {
     const es_cmd *cmd = &es_cmd_snap_revert;
+    enum { OPT_FORCE = 0x2000 };
+    static const struct option longopts[] = {
+        ES_DOMAIN_LONGOPTS, {"force", no_argument, NULL, OPT_FORCE}, {NULL, 0, NULL, 0}};
     es_domain_opts o;
-    int parsed = es_domain_parse_plain(cmd, &o, argc, argv, 2, "DOMAIN NAME|base");
-    if (parsed >= 0)
-        return parsed;
+    es_domain_opts_init(&o, cmd);
+    bool force = false;
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ES_DOMAIN_SHORTOPTS, longopts, NULL)) != -1) {
+        if (c == OPT_FORCE) {
+            force = true;
+            continue;
+        }
+        int h = es_domain_opt(cmd, &o, c, optarg);
+        if (h < 0)
+            return ES_EXIT_USAGE;
+        if (h == 0)
+            return es_domain_bad_option(cmd, argv);
+    }
+    if (argc - optind != 2)
+        return es_cmd_usage_error(cmd, "expected DOMAIN NAME|base");
+    if (es_domain_opts_check(cmd, &o) < 0)
+        return ES_EXIT_FAIL;
     es_err e = {0};
     snap_ctx *ctx = NULL;
     snap_plan *p = NULL;
     int status = ES_EXIT_FAIL;
     if (snap_ctx_open(&o.env, argv[optind], SNAP_OPEN_WRITE, &ctx, &e) < 0 ||
-        snap_plan_revert(ctx, "revert", argv[optind + 1], (long long)time(NULL), &p, &e) < 0)
+        snap_plan_revert_ex(ctx, "revert", argv[optind + 1], (long long)time(NULL), force, &p,
+                            &e) < 0)
         es_cmd_error(cmd->name, &e);
     else
         status = es_domain_run_plan(cmd, &o, ctx, p);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "qmp/qmp_fault.h"
 #include "qmp/qmp_json.h"
 
 #define DEFAULT_POLL_MS 1000
@@ -36,6 +37,7 @@ typedef struct commit_job {
     int missing_polls;
     char error[512];  /* why it failed, from QEMU */
     uint64_t offset, len;
+    bool end_known;   /* offset is the one of the job's final event */
 } commit_job;
 
 typedef struct job_run {
@@ -84,6 +86,15 @@ static void take_progress(job_run *r, commit_job *j, json_object *data)
         j->len = len;
         report_progress(r, j);
     }
+}
+
+/* The offset of a job's last event: what it copied in all (a cancelled
+ * job's too, which QEMU does not undo). */
+static void take_final_progress(job_run *r, commit_job *j, json_object *data)
+{
+    uint64_t off;
+    j->end_known = qmp_json_u64(data, "offset", &off);
+    take_progress(r, j, data);
 }
 
 /* ---- events ---- */
@@ -145,9 +156,10 @@ static void apply_event(job_run *r, const qmp_msg *ev)
         } else {
             j->phase = PHASE_COMPLETED;
         }
-        take_progress(r, j, data);
+        take_final_progress(r, j, data);
     } else if (strcmp(name, "BLOCK_JOB_CANCELLED") == 0) {
         j->phase = PHASE_CANCELLED;
+        take_final_progress(r, j, data);
     } else if (strcmp(name, "BLOCK_JOB_ERROR") == 0) {
         const char *op = qmp_json_str(data, "operation");
         const char *action = qmp_json_str(data, "action");
@@ -426,7 +438,8 @@ static void cancel_all(job_run *r, es_err *e)
     bool any_completed = false;
     for (size_t i = 0; i < r->n; i++)
         any_completed |= r->jobs[i].started && r->jobs[i].phase == PHASE_COMPLETED;
-    append_msg(e, "%s", any_completed ? "; some disks were already committed" : "; no disk changed");
+    append_msg(e, "%s",
+               any_completed ? "; some disks were already switched" : "; no disk was switched");
     if (cancelled)
         append_msg(e, " (cancelled %zu job%s)", cancelled, cancelled == 1 ? "" : "s");
 }
@@ -466,7 +479,9 @@ static int finalize_all(job_run *r, es_err *e)
 {
     for (size_t i = 0; i < r->n; i++) {
         commit_job *j = &r->jobs[i];
-        int rc = job_command(r, j, "job-finalize", "id", e);
+        int rc = qmp_fault_point("finalize", e);
+        if (rc == 0)
+            rc = job_command(r, j, "job-finalize", "id", e);
         if (rc == 0 && drain_events(r, e) < 0)
             rc = -1;
         if (rc == 0 && j->phase == PHASE_FAILED) {
@@ -535,6 +550,8 @@ static int run_phases(job_run *r, es_err *e)
 int qmp_commit_run(qmp_client *c, const qmp_commit_spec *specs, size_t n,
                    const qmp_job_opts *opts, es_err *e)
 {
+    if (opts && opts->base_written)
+        *opts->base_written = false;
     if (check_specs(specs, n, e) < 0)
         return -1;
     job_run r = {.c = c, .n = n};
@@ -564,6 +581,14 @@ int qmp_commit_run(qmp_client *c, const qmp_commit_spec *specs, size_t n,
     qmp_client_hold_interrupt(c, true);
     int rc = run_phases(&r, e);
     qmp_client_hold_interrupt(c, false);
+    if (r.o.base_written) {
+        bool written = rc == 0;
+        for (size_t i = 0; i < n; i++) {
+            const commit_job *j = &r.jobs[i];
+            written |= j->started && !(j->gone && j->end_known && j->offset == 0);
+        }
+        *r.o.base_written = written;
+    }
     free(r.jobs);
     return rc;
 }

@@ -11,6 +11,7 @@
 #ifndef ES_QMP_JOB_H
 #define ES_QMP_JOB_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,13 +42,20 @@ typedef struct qmp_job_opts {
      * (the graph changes from there on): the caller records that its
      * operation now goes forward. Failing cancels every job. May be NULL. */
     int (*before_finalize)(void *opaque, es_err *e);
+    /* Out (may be NULL), set whatever the outcome: could a job have written
+     * into its base? False only when no job started, or every started job
+     * is known to have ended with nothing copied (offset 0 in its final
+     * event). QEMU does not undo a cancelled commit, so true after a
+     * failure means the bases hold part of the data (hidden by the images
+     * above them). */
+    bool *base_written;
 } qmp_job_opts;
 
 /* Commit n disks (n >= 1) all-or-nothing, as described above. On failure
  * every job that was started has ended in QEMU (or the message says which
  * one could not be stopped), and the message names the job that failed and
  * why, e.g. "block job extsnap-commit-1 (drive1) failed: No space left on
- * device; no disk changed (cancelled 1 job)". After an interrupt (the
+ * device; no disk was switched (cancelled 1 job)". After an interrupt (the
  * client's flag) the message starts with "interrupted" and every job is
  * cancelled. Once all jobs are pending the graph changes begin and an
  * interrupt is no longer honoured: the run finishes (the flag stays set for

@@ -10,14 +10,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "domxml/snapshot_list.h"
 #include "qcow2/create.h"
 #include "qcow2/image.h"
+#include "qmp/qmp_fault.h"
 #include "qmp/qmp_job.h"
 #include "qmp/qmp_nodes.h"
 #include "qmp/qmp_snapshot.h"
 #include "snap/exec.h"
+#include "snap/inexact.h"
 #include "snap/journal.h"
 #include "snap/online_chain.h"
 #include "snap/online_priv.h"
@@ -462,25 +466,130 @@ static int pivoted(snap_online *ol, const snap_online_action *a, const char *roo
     return use != SNAP_FILE_IN_USE;
 }
 
-static void taint_note(snap_online *ol, es_err *e)
+/* ---- snapshots left inexact by a cancelled commit (inexact.h) ---- */
+
+typedef struct inexact_run {
+    snap_inexact before; /* the record as it was before this run */
+    snap_inexact now;    /* with this run's snapshots */
+    snap_strv names;     /* the snapshots the plan removes */
+    char what[1024];     /* "snapshot s4", "snapshots s2, s3" */
+    char images[1024];   /* the merge targets QEMU writes, "/a, /b" */
+    size_t nimages;
+    bool recorded;       /* `now` is on disk */
+} inexact_run;
+
+static void inexact_run_clear(inexact_run *r)
 {
+    snap_inexact_clear(&r->before);
+    snap_inexact_clear(&r->now);
+    snap_strv_free(&r->names);
+}
+
+static void join(char *buf, size_t len, const snap_strv *v)
+{
+    size_t at = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < v->n && at < len; i++) {
+        int k = snprintf(buf + at, len - at, "%s%s", i ? ", " : "", v->v[i]);
+        at += k > 0 ? (size_t)k : 0;
+    }
+}
+
+/* Before QEMU starts copying into the merge targets: the snapshots p
+ * removes (their saved images are those targets) are recorded as
+ * "copying", so that a run killed from here on leaves the record behind. */
+static int inexact_record(snap_ctx *c, snap_online *ol, const snap_plan *p, inexact_run *r,
+                          es_err *e)
+{
+    if (snap_plan_removed_snapshots(p, &r->names, e) < 0)
+        return -1;
+    if (!r->names.n)
+        return 0;
+    if (snap_inexact_load(c, &r->before, e) < 0 || snap_inexact_load(c, &r->now, e) < 0)
+        return -1;
+    snap_inexact_entry x;
+    memset(&x, 0, sizeof x);
+    x.state = SNAP_INEXACT_COPYING;
+    x.since = (long long)time(NULL);
+    char names[900];
+    join(names, sizeof names, &r->names);
+    snprintf(r->what, sizeof r->what, "snapshot%s %s", r->names.n == 1 ? "" : "s", names);
+    int rc = -1;
+    if (snap_asprintf(&x.operation, e, "the online %s of %s", p->op, r->what) < 0 ||
+        snap_strdup(p->op, &x.command, e) < 0)
+        goto out;
     for (size_t i = 0; i < ol->nactions; i++) {
         const snap_online_action *a = &ol->actions[i];
-        if (a->kind != SNAP_ONLINE_ACTIVE_COMMIT && a->kind != SNAP_ONLINE_INTERMEDIATE_COMMIT)
-            continue;
-        size_t len = strlen(e->msg);
-        snprintf(e->msg + len, sizeof e->msg - len,
-                 "; note: QEMU does not undo a cancelled commit: %s may already hold part of "
-                 "%s's data (the VM sees no change, but the snapshot state it holds is no "
-                 "longer exact: run the same command again to finish)",
-                 a->base, a->top);
-        return; /* once is enough */
+        if ((a->kind == SNAP_ONLINE_ACTIVE_COMMIT || a->kind == SNAP_ONLINE_INTERMEDIATE_COMMIT) &&
+            !snap_strv_has(&x.images, p->merges[a->item].base) &&
+            snap_strv_add(&x.images, p->merges[a->item].base, e) < 0)
+            goto out;
     }
+    join(r->images, sizeof r->images, &x.images);
+    r->nimages = x.images.n;
+    for (size_t i = 0; i < r->names.n; i++) {
+        const domxml_snapshot *s = domxml_snapshot_list_find(c->snaps, r->names.v[i]);
+        x.name = r->names.v[i];
+        x.creation_time = s ? s->creation_time : 0;
+        if (snap_inexact_put(&r->now, &x, e) < 0)
+            goto out;
+    }
+    if (snap_inexact_save(c, &r->now, e) < 0)
+        goto out;
+    r->recorded = true;
+    rc = 0;
+out:
+    x.name = NULL; /* borrowed */
+    free(x.operation);
+    free(x.command);
+    snap_strv_free(&x.images);
+    return rc;
+}
+
+/* The commit did not go ahead and its journal was rolled back. written:
+ * QEMU may have copied into the targets (qmp_job_opts.base_written).
+ * Nothing copied: the record is put back as it was and the message says
+ * nothing was changed. Else the snapshots stay recorded ("cancelled", with
+ * the reason) and the message says so, and what to do. */
+static void inexact_settle(snap_ctx *c, const snap_plan *p, inexact_run *r, bool written,
+                           es_err *e)
+{
+    es_err u = {0};
+    if (!r->recorded || !written) {
+        if (r->recorded && snap_inexact_save(c, &r->before, &u) == 0)
+            r->recorded = false;
+        es_err_prefix(e, "nothing was changed");
+        return;
+    }
+    /* Why, without what the job driver adds about the jobs ("; no disk ..."). */
+    char reason[ES_ERR_MSG_MAX];
+    snprintf(reason, sizeof reason, "%s", e->msg);
+    reason[strcspn(reason, ";")] = '\0';
+    for (size_t i = 0; i < r->now.n; i++) {
+        snap_inexact_entry *x = &r->now.v[i];
+        if (!snap_strv_has(&r->names, x->name))
+            continue;
+        x->state = SNAP_INEXACT_CANCELLED;
+        free(x->reason);
+        x->reason = strdup(reason);
+    }
+    bool saved = snap_inexact_save(c, &r->now, &u) == 0; /* else "copying" stays */
+    es_err_prefix(e, "the chains and libvirt's files are as before");
+    size_t len = strlen(e->msg);
+    snprintf(e->msg + len, sizeof e->msg - len,
+             "; but QEMU does not undo a cancelled commit: %s already hold%s part of the data "
+             "being merged (the images above hide it from the VM), so the saved state of %s "
+             "is no longer exact (recorded in %s%s); revert and refresh to %s are refused "
+             "until the same %s runs again and finishes (or give them --force to accept the "
+             "inexact state)",
+             r->images, r->nimages == 1 ? "s" : "", r->what, r->now.path,
+             saved ? "" : ", as still copying", r->names.n == 1 ? "it" : "them", p->op);
 }
 
 /* The commit failed once every job was pending: which disks did QEMU switch? */
 static int after_failed_finalize(snap_ctx *c, snap_online *ol, const snap_plan *p,
-                                 const snap_plan *prep, const snap_plan *fwd, es_err *e)
+                                 const snap_plan *prep, const snap_plan *fwd, inexact_run *ir,
+                                 es_err *e)
 {
     snap_journal j = {c->journal_path, c->journal_tmp};
     size_t done = 0, total = 0;
@@ -511,7 +620,7 @@ static int after_failed_finalize(snap_ctx *c, snap_online *ol, const snap_plan *
         es_err u = {0};
         if (snap_journal_write(&j, prep, SNAP_PHASE_PREPARE, &u) == 0 &&
             snap_rollback(c->env->root, &j, prep, &u) == 0)
-            es_err_prefix(e, "nothing was changed");
+            inexact_settle(c, p, ir, true, e); /* every copy was complete */
         else
             es_err_prefix(e, "undoing failed; run 'extsnap recover %s'", c->name);
     } else if (done == total) {
@@ -549,6 +658,8 @@ static int execute_commits(snap_ctx *c, snap_online *ol, const snap_plan *p, es_
     snap_online_commit *ocs = NULL;
     qmp_commit_spec *specs = NULL;
     size_t n = 0;
+    inexact_run ir;
+    memset(&ir, 0, sizeof ir);
     int rc = -1;
     if (!offline) {
         es_err_set(e, ENOMEM, NULL, "out of memory");
@@ -569,20 +680,26 @@ static int execute_commits(snap_ctx *c, snap_online *ol, const snap_plan *p, es_
         goto out;
     }
     if (n) {
+        if (inexact_record(c, ol, p, &ir, e) < 0) {
+            es_err u = {0};
+            snap_rollback(c->env->root, &j, prep, &u);
+            es_err_prefix(e, "nothing was changed");
+            goto out;
+        }
+        bool written = true;
         commit_run r = {.c = c, .fwd = fwd};
         qmp_job_opts jo = {.poll_interval_ms = 250, .before_finalize = before_finalize,
-                           .opaque = &r};
+                           .opaque = &r, .base_written = &written};
         if (qmp_commit_run(ol->qmp, specs, n, &jo, e) < 0) {
             if (!r.reached) {
                 es_err u = {0};
                 if (snap_rollback(c->env->root, &j, prep, &u) == 0)
-                    es_err_prefix(e, "nothing was changed");
+                    inexact_settle(c, p, &ir, written, e);
                 else
                     es_err_prefix(e, "undoing failed; run 'extsnap recover %s'", c->name);
-                taint_note(ol, e);
                 goto out;
             }
-            if (after_failed_finalize(c, ol, p, prep, fwd, e) <= 0)
+            if (after_failed_finalize(c, ol, p, prep, fwd, &ir, e) <= 0)
                 goto out;
             es_err_clear(e);
         }
@@ -601,6 +718,7 @@ static int execute_commits(snap_ctx *c, snap_online *ol, const snap_plan *p, es_
     }
     rc = 0;
 out:
+    inexact_run_clear(&ir);
     snap_online_commit_specs_free(ocs, specs, n);
     snap_plan_free(prep);
     snap_plan_free(fwd);
@@ -688,7 +806,8 @@ static int execute_snapshots(snap_ctx *c, snap_online *ol, const snap_plan *p, e
         goto out;
     }
     /* QEMU writes into the overlays now: from here on only forward. */
-    if (snap_journal_write(&j, q, SNAP_PHASE_MERGE, e) < 0 ||
+    if (qmp_fault_point("transaction-done", e) < 0 ||
+        snap_journal_write(&j, q, SNAP_PHASE_MERGE, e) < 0 ||
         snap_rollforward(c->env->root, &j, q, SNAP_PHASE_MERGE, e) < 0) {
         es_err_prefix(e, "the VM writes into the new overlays but the rest is not done; run "
                          "'extsnap recover %s' to finish it",

@@ -29,8 +29,10 @@
  *   - an online recovery (the VM still running) first cancels (prepare) or
  *     finalizes (merge) the jobs extsnap left in QEMU.
  * QEMU does not undo a cancelled commit: BASE keeps what was already copied
- * (the chain above it hides it, so the VM sees no change); the messages say
- * so, since the snapshot state BASE holds is then no longer exact.
+ * (the chain above it hides it, so the VM sees no change), so the snapshots
+ * being removed, whose saved state BASE is, are recorded as inexact before
+ * the jobs start and stay so unless QEMU is known to have copied nothing
+ * (snap/inexact.h: revert refuses them, verify reports them).
  *
  * When libvirtd runs (and so runs the VM), libvirt's files are never
  * written: the QMP work is done, the files that would have been written go

@@ -9,6 +9,7 @@
 #include "qmp/qmp_json.h"
 #include "snap/exec.h"
 #include "snap/fsutil.h"
+#include "snap/inexact.h"
 #include "snap/online_connect.h"
 #include "snap/online_exec.h"
 #include "snap/online_priv.h"
@@ -195,6 +196,11 @@ int snap_online_recover(snap_ctx *c, snap_online *ol, es_err *e)
     } else {
         rc = snap_online_finish(c, ol, p, phase, e);
     }
+    /* Finished: the snapshots it removed leave the record of inexact ones
+     * (a cancelled earlier run of the same operation may have put them
+     * there). */
+    if (rc == 0 && forward)
+        rc = snap_inexact_forget(c, p, e);
     if (rc == 0) {
         ol->recovered = true;
         ol->rolled_back = !forward;

@@ -9,6 +9,7 @@
 #include "snap/discard.h"
 #include "snap/fsutil.h"
 #include "snap/image_check.h"
+#include "snap/inexact.h"
 #include "snap/naming.h"
 #include "snap/plan_xml.h"
 #include "util/rootpath.h"
@@ -230,10 +231,19 @@ static int add_disk_notes(snap_ctx *c, const domxml_domain *saved, const bool *o
 int snap_plan_revert(snap_ctx *c, const char *op, const char *target, long long now,
                      snap_plan **out, es_err *e)
 {
+    return snap_plan_revert_ex(c, op, target, now, false, out, e);
+}
+
+int snap_plan_revert_ex(snap_ctx *c, const char *op, const char *target, long long now,
+                        bool force, snap_plan **out, es_err *e)
+{
     *out = NULL;
     domxml_snapshot *t = NULL;
     bool is_base = false;
     if (find_target(c, target, &t, &is_base, e) < 0)
+        return -1;
+    /* A cancelled online delete/commit left its saved images inexact. */
+    if (snap_inexact_check_revert(c, op, target, t, force, e) < 0)
         return -1;
     if (!t->domain)
         return es_err_set(e, 0, NULL,

@@ -19,6 +19,8 @@
 #ifndef ES_SNAP_REVERT_H
 #define ES_SNAP_REVERT_H
 
+#include <stdbool.h>
+
 #include "snap/context.h"
 #include "snap/plan.h"
 #include "util/err.h"
@@ -30,5 +32,9 @@
  * command ("revert", "refresh"). */
 int snap_plan_revert(snap_ctx *c, const char *op, const char *target, long long now,
                      snap_plan **out, es_err *e);
+/* The same; force: also to a snapshot whose saved state is recorded as
+ * inexact (snap/inexact.h), which is refused otherwise. */
+int snap_plan_revert_ex(snap_ctx *c, const char *op, const char *target, long long now,
+                        bool force, snap_plan **out, es_err *e);
 
 #endif

@@ -9,6 +9,7 @@
 #include "qcow2/check.h"
 #include "snap/fsutil.h"
 #include "snap/imggraph.h"
+#include "snap/inexact.h"
 #include "util/rootpath.h"
 
 const char *snap_severity_name(snap_severity s)
@@ -94,6 +95,35 @@ static int check_pending(vctx *v, es_err *e)
                        "an interrupted extsnap operation is pending; run 'extsnap recover %s'",
                        v->c->name);
     return 0;
+}
+
+/* Snapshots a cancelled online delete/commit left inexact (inexact.h). */
+static int check_inexact(vctx *v, es_err *e)
+{
+    snap_inexact m;
+    es_err why = {0};
+    int rc = 0;
+    if (snap_inexact_load(v->c, &m, &why) < 0) {
+        char buf[ES_ERR_MSG_MAX + ES_ERR_PATH_MAX];
+        rc = problem(v->r, e, "inexact-snapshot", SNAP_SEV_ERROR, m.path,
+                     "cannot tell which snapshots' saved states are inexact: %s",
+                     es_err_str(&why, buf, sizeof buf));
+        snap_inexact_clear(&m);
+        return rc;
+    }
+    for (size_t i = 0; i < m.n && rc == 0; i++) {
+        const snap_inexact_entry *x = &m.v[i];
+        if (!snap_inexact_valid(v->c, x))
+            continue;
+        char d[2048];
+        snap_inexact_describe(x, d, sizeof d);
+        rc = problem(v->r, e, "inexact-snapshot", SNAP_SEV_ERROR, m.path,
+                     "snapshot %s's saved state is inexact: %s; run the same %s again to "
+                     "finish it (revert and refresh to it are refused without --force)",
+                     x->name, d, x->command ? x->command : "delete");
+    }
+    snap_inexact_clear(&m);
+    return rc;
 }
 
 /* Metadata files as libvirt names them: <snapshot-dir>/<domain>/<entry>. */
@@ -398,7 +428,7 @@ int snap_verify(snap_ctx *c, snap_verify_report *r, es_err *e)
     vctx v = {.c = c, .r = r};
     r->nsnapshots = c->snaps->n;
     int rc = -1;
-    if (check_pending(&v, e) < 0 || check_metadata(&v, e) < 0 ||
+    if (check_pending(&v, e) < 0 || check_metadata(&v, e) < 0 || check_inexact(&v, e) < 0 ||
         snap_graph_build(c, &v.g, e) < 0)
         goto out;
     v.need = calloc(v.g.n + 1, sizeof *v.need);

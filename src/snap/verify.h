@@ -16,6 +16,8 @@
  *     backing file; a snapshot's frozen image lies above its parent's; the
  *     config's disks are the current snapshot's live overlays or above them;
  *     no disk is marked <snapshotDeleteInProgress/>;
+ *   - no snapshot's saved state is recorded as inexact (a cancelled online
+ *     delete or commit wrote part of the merge into it: inexact.h);
  *   - no qcow2 image in the directories holding the domain's images that
  *     nothing names (not this domain, not another one): a warning, never
  *     deleted. */

@@ -9,8 +9,10 @@
 # offline on the same state (creation times aside), merged files are gone,
 # and once QEMU quit the guest content of every disk is what it wrote.
 # Refusals (revert/refresh/setup, no socket), SIGINT during a rate-limited
-# commit, QEMU killed during a commit (with and without extsnap), and
-# libvirtd running the VM (pending files and virsh commands).
+# delete (the snapshot recorded as inexact: every other file byte for byte
+# as before, revert refused, verify exit 2, list marks it, the delete run
+# again clears it), QEMU killed during a commit (with and without extsnap),
+# and libvirtd running the VM (pending files and virsh commands).
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/lib/qemu_vm.sh"
@@ -117,6 +119,27 @@ xml_state() {
         echo "== ${f#"$T"/}"
         sed -e 's|<creationTime>[0-9]*</creationTime>|<creationTime/>|' "$f"
     done
+}
+# sha256 of files, one "sum name" per line.
+file_sums() { sha256sum "$@" | sed "s|$T/||"; }
+# What a chain shows the guest, per image given (qemu-img convert, -U: QEMU
+# may hold them).
+guest_sums() {
+    local f
+    for f in "$@"; do
+        qemu-img convert -U -O raw "$f" "$T/guest.raw"
+        echo "$(sha256sum <"$T/guest.raw" | cut -c1-64) ${f#"$T"/}"
+    done
+    rm -f "$T/guest.raw"
+}
+# The images of snapshot NAME's saved state (its <domain>'s disk sources).
+saved_images() {
+    sed -n "/<domain /,/<\/domain>/s|.*<source file='\([^']*\)'.*|\1|p" "$SNAPS/ovm/$1.xml"
+}
+# QEMU's caches written out, so that files compare byte for byte.
+flush_vm() {
+    vm_hmp "qemu-io drive-vda flush" >/dev/null || fail "flush vda"
+    vm_hmp "qemu-io $(vdb_node) flush" >/dev/null || fail "flush vdb"
 }
 save_state() { tar -C "$T" -cSf "$T/state.tar" etc snap img; }
 restore_state() { rm -rf "$CFG" "$SNAPS" "$IMG" && tar -C "$T" -xSf "$T/state.tar"; }
@@ -238,11 +261,22 @@ has "online dry run" "vda: block-commit $IMG/ovm-vda.s1 into $IMG/ovm-vda.qcow2,
 eq "refusals and dry run change nothing" "$before" "$(xml_state; ls "$IMG")"
 
 # ------------------------------------------------------------ SIGINT
-# A rate-limited delete of a snapshot with 4 MiB to merge, interrupted.
+# A rate-limited delete of a snapshot with 4 MiB to merge, interrupted once
+# QEMU copies. QEMU 7.2 does not undo a cancelled commit: the merge targets
+# (s4's saved images) keep what was copied, so s4 is recorded as inexact;
+# every other file, and what every other chain shows, is as before.
 X create ovm s4 -q || fail "online create s4"
 vm_write vda 0x71 0 4M
 vm_write vdb 0x72 2M 4M
+flush_vm
 before=$(xml_state; ls "$IMG")
+targets="$IMG/ovm-vda.s1 $IMG/ovm-vdb.s1" # s4's saved images
+libvirt_sums_before=$(file_sums "$CFG"/ovm.xml "$SNAPS"/ovm/*.xml)
+image_sums_before=$(file_sums $(ls "$IMG"/* | grep -vxF -e "$IMG/ovm-vda.s1" -e "$IMG/ovm-vdb.s1"))
+targets_before=$(file_sums $targets)
+live_before=$(guest_sums "$(src -vda ovm)" "$(src -vdb ovm)")
+s1_before=$(guest_sums $(saved_images s1))
+s4_before=$(guest_sums $(saved_images s4))
 # slow_delete NAME: delete NAME at 1 MiB/s in the background (pid in $slow)
 slow_delete() {
     # (not through X: $! must be extsnap itself, for the signals)
@@ -262,27 +296,87 @@ kill -INT "$slow"
 rc=0
 wait "$slow" || rc=$?
 eq "SIGINT: exit status" 1 "$rc"
-has "SIGINT message" "interrupted" "$(cat "$T/err")"
-has "SIGINT message" "nothing was changed" "$(cat "$T/err")"
-has "SIGINT message" "QEMU does not undo a cancelled commit" "$(cat "$T/err")"
+eq "SIGINT: one line" 1 "$(wc -l <"$T/err")"
+has "SIGINT message" "interrupted while waiting for the commit jobs" "$(cat "$T/err")"
+has "SIGINT message" "the chains and libvirt's files are as before" "$(cat "$T/err")"
+has "SIGINT message" "QEMU does not undo a cancelled commit: $IMG/ovm-vda.s1, $IMG/ovm-vdb.s1 already hold part of the data" "$(cat "$T/err")"
+has "SIGINT message" "so the saved state of snapshot s4 is no longer exact (recorded in $SNAPS/ovm.extsnap.inexact)" "$(cat "$T/err")"
+has "SIGINT message" "revert and refresh to it are refused until the same delete runs again and finishes (or give them --force" "$(cat "$T/err")"
 eq "SIGINT: no job left" "[]" "$(vm_qmp query-block-jobs)"
 eq "SIGINT: vda still on s4" "$IMG/ovm-vda.s4" "$(vm_chain_files drive-vda | head -n1)"
 eq "SIGINT: files as before" "$before" "$(xml_state; ls "$IMG")"
 [[ ! -e $SNAPS/ovm.extsnap.journal ]] || fail "SIGINT: journal left behind"
+flush_vm
+eq "SIGINT: config and metadata byte for byte" "$libvirt_sums_before" \
+    "$(file_sums "$CFG"/ovm.xml "$SNAPS"/ovm/*.xml)"
+eq "SIGINT: every image but the merge targets byte for byte" "$image_sums_before" \
+    "$(file_sums $(ls "$IMG"/* | grep -vxF -e "$IMG/ovm-vda.s1" -e "$IMG/ovm-vdb.s1"))"
+eq "SIGINT: the live chains show the same" "$live_before" \
+    "$(guest_sums "$(src -vda ovm)" "$(src -vdb ovm)")"
+eq "SIGINT: s1's saved state is the same" "$s1_before" "$(guest_sums $(saved_images s1))"
+# What the record is about: the targets did change, and so did s4's state.
+ES_CHECKS=$((ES_CHECKS + 1))
+[[ $(file_sums $targets) != "$targets_before" ]] || fail "SIGINT: QEMU copied nothing into $targets (nothing to record?)"
+ES_CHECKS=$((ES_CHECKS + 1))
+[[ $(guest_sums $(saved_images s4)) != "$s4_before" ]] || fail "SIGINT: s4's saved state did not change"
+check_images "SIGINT"
+M=$SNAPS/ovm.extsnap.inexact
+eq "SIGINT: recorded" "s4 cancelled delete $IMG/ovm-vda.s1,$IMG/ovm-vdb.s1" \
+    "$(jq -r '.snapshots[] | "\(.name) \(.state) \(.command) \(.images | join(","))"' "$M")"
+out=$(X list ovm 2>&1) || fail "list: $out"
+has "list marks s4" "(inexact: see 'extsnap verify')" "$(grep ' s4 ' <<<"$out")"
+has "list warns" "warning: snapshot s4's saved state is inexact: the online delete of snapshot s4 was cancelled" "$out"
+eq "list JSON marks s4 only" "s4" \
+    "$(X list ovm --output=json 2>/dev/null | jq -r '[.snapshots[] | select(.inexact) | .name] | join(" ")')"
+rc_is "verify: exit 2" 2 X verify ovm --output=json >"$T/verify.json"
+eq "verify: inexact-snapshot" "error $M" \
+    "$(jq -r '.[0].problems[] | select(.code == "inexact-snapshot") | .severity + " " + .file' "$T/verify.json")"
+has "verify message" "snapshot s4's saved state is inexact" "$(jq -r '.[0].problems[].message' "$T/verify.json")"
+stop_vm
+rc_is "revert to s4 refused" 1 X revert ovm s4 2>"$T/err"
+eq "revert refusal: one line" 1 "$(wc -l <"$T/err")"
+has "revert refusal" "extsnap: revert: cannot revert to s4: its saved state is inexact: the online delete of snapshot s4 was cancelled (" "$(cat "$T/err")"
+has "revert refusal" "run the same delete again to finish it, or give --force to revert to the inexact state" "$(cat "$T/err")"
+rc_is "refresh (to s4) refused" 1 X refresh ovm 2>"$T/err"
+has "refresh refusal" "cannot refresh to s4: its saved state is inexact" "$(cat "$T/err")"
+rc_is "revert --force accepts it" 0 X revert ovm s4 --force --dry-run -q
+rc_is "revert base (s1's state) is not refused" 0 X revert ovm base --dry-run -q
+eq "refusals change nothing" "$libvirt_sums_before" "$(file_sums "$CFG"/ovm.xml "$SNAPS"/ovm/*.xml)"
+# Running the delete again (online) finishes the merge and clears the record.
+start_vm
+out=$(X delete ovm s4 2>&1) || fail "delete of s4 again: $out"
+eq "delete again: vda on s1" "$IMG/ovm-vda.s1" "$(vm_chain_files drive-vda | head -n1)"
+[[ ! -e $M ]] || fail "delete again: the record is still there: $(cat "$M")"
+out=$(X list ovm 2>&1) || fail "list: $out"
+ES_CHECKS=$((ES_CHECKS + 1))
+[[ $out != *inexact* ]] || fail "list after the delete still marks: $out"
+stop_vm
+check_guest "SIGINT, then delete again"
+check_images "SIGINT, then delete again"
+rc_is "verify after the delete" 0 X verify ovm -q
 
 # ------------------------------------------------------------ QEMU killed
+# Recorded too (QEMU may have copied); the offline delete clears it.
+start_vm
+X create ovm s4 -q || fail "online create s4 (again)"
+vm_write vda 0x73 0 4M
+vm_write vdb 0x74 2M 4M
+before=$(xml_state; ls "$IMG")
 slow_delete s4
 vm_kill
 rc=0
 wait "$slow" || rc=$?
 eq "QEMU killed: exit status" 1 "$rc"
-has "QEMU killed message" "nothing was changed" "$(cat "$T/err")"
+has "QEMU killed message" "the chains and libvirt's files are as before" "$(cat "$T/err")"
+has "QEMU killed message" "the saved state of snapshot s4 is no longer exact" "$(cat "$T/err")"
+eq "QEMU killed: recorded" "s4" "$(jq -r '[.snapshots[].name] | join(" ")' "$M")"
 eq "QEMU killed: files as before" "$before" "$(xml_state; ls "$IMG")"
 [[ ! -e $SNAPS/ovm.extsnap.journal ]] || fail "QEMU killed: journal left behind"
 check_guest "QEMU killed during a commit"
 check_images "QEMU killed during a commit"
 # The VM is off now: the same delete finishes offline.
 X delete ovm s4 -q || fail "offline delete of s4 after QEMU was killed"
+[[ ! -e $M ]] || fail "offline delete: the record is still there: $(cat "$M")"
 check_guest "offline delete after QEMU was killed"
 
 # ------------------------------------------------------------ both killed
@@ -299,12 +393,17 @@ rm -f "$RUN/ovm.pid"
 [[ -e $SNAPS/ovm.extsnap.journal ]] || fail "both killed: no journal left (nothing to recover?)"
 out=$(X list ovm 2>&1) || fail "list after both were killed: $out"
 has "list warns" "an interrupted operation on domain ovm is pending" "$out"
+eq "both killed: recorded while copying" "s5 copying" \
+    "$(jq -r '.snapshots[] | .name + " " + .state' "$M")"
 out=$(X recover ovm 2>&1) || fail "recover after both were killed: $out"
 eq "both killed: files as before after recover" "$before" "$(xml_state; ls "$IMG")"
 [[ ! -e $SNAPS/ovm.extsnap.journal ]] || fail "both killed: journal left after recover"
 check_guest "both killed, recovered"
 check_images "both killed, recovered"
+rc_is "both killed: revert to s5 refused" 1 X revert ovm s5 --dry-run 2>"$T/err"
+has "both killed: revert refusal" "the online delete of snapshot s5 was interrupted (extsnap or QEMU stopped) while QEMU copied into" "$(cat "$T/err")"
 X delete ovm s5 -q || fail "offline delete of s5 after recovery"
+[[ ! -e $M ]] || fail "delete of s5: the record is still there"
 check_guest "offline delete of s5 after recovery"
 
 # ------------------------------------------------------------ extsnap killed
@@ -320,6 +419,7 @@ ES_CHECKS=$((ES_CHECKS + 1))
 [[ $(vm_qmp query-block-jobs | jq length) == 2 ]] || fail "extsnap killed: its 2 jobs are not left in QEMU"
 out=$(X delete ovm s6 2>&1) || fail "delete after extsnap was killed: $out"
 has "recovered first" "rolled back an interrupted operation first: " "$out"
+[[ ! -e $M ]] || fail "extsnap killed, then delete: the record is still there"
 eq "extsnap killed: vda on s1 after delete" "$IMG/ovm-vda.s1" "$(vm_chain_files drive-vda | head -n1)"
 gone "extsnap killed, then delete" "$IMG/ovm-vda.s6" "$IMG/ovm-vdb.s6"
 vm_write vdb 0x92 7M 64k

@@ -459,7 +459,7 @@ START_TEST(job_vanished)
     es_err e = {0};
     expect_error(qmp_commit_run(c, &spec, 1, &o, &e), &e,
                  "block job extsnap-commit-0 (drive0) failed: job disappeared from QEMU "
-                 "without a completion event; no disk changed");
+                 "without a completion event; no disk was switched");
     qmp_client_close(c);
     fake_stop(&f);
 }
