@@ -27,6 +27,15 @@ struct qcow2_l2_cache {
     int free_head;
 };
 
+/* Table buffers of all caches. Only the main thread touches L2 caches (the
+ * commit's writer thread moves data only). */
+static size_t total_bytes;
+
+size_t qcow2_l2_cache_total_bytes(void)
+{
+    return total_bytes;
+}
+
 static uint32_t bucket_of(const struct qcow2_l2_cache *c, uint64_t off)
 {
     return (uint32_t)(((off >> 9) * 0x9e3779b97f4a7c15ull) >> 32) & c->bucket_mask;
@@ -71,7 +80,10 @@ void qcow2_l2_cache_free(struct qcow2_l2_cache *c)
         return;
     if (c->slots)
         for (int i = 0; i < c->nslots; i++)
-            free(c->slots[i].data);
+            if (c->slots[i].data) {
+                free(c->slots[i].data);
+                total_bytes -= c->table_bytes;
+            }
     free(c->slots);
     free(c->buckets);
     free(c);
@@ -143,12 +155,18 @@ int qcow2_l2_get(es_image *img, uint64_t l2_off, const uint8_t **table, es_err *
         *table = c->slots[i].data;
         return 0;
     }
-    if (c->free_head == NONE)
-        slot_release(c, c->lru_tail);
+    bool two_used = c->lru_tail != NONE && c->lru_tail != c->lru_head;
+    if (c->free_head == NONE ||
+        (!c->slots[c->free_head].data && two_used &&
+         total_bytes + c->table_bytes > QCOW2_L2_CACHE_TOTAL))
+        slot_release(c, c->lru_tail); /* its buffer heads the free list now */
     i = c->free_head;
     l2_slot *s = &c->slots[i];
-    if (!s->data && !(s->data = malloc(c->table_bytes)))
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    if (!s->data) {
+        if (!(s->data = malloc(c->table_bytes)))
+            return es_err_set(e, ENOMEM, NULL, "out of memory");
+        total_bytes += c->table_bytes;
+    }
     /* The caller checked that the table starts inside the file; a tail cut
      * off by the end of the file reads as zeroes (unallocated), as in QEMU. */
     size_t got = 0;

@@ -9,7 +9,11 @@
 
 #include "qcow2/image.h"
 
-#define QCOW2_L2_CACHE_BUDGET (8u << 20) /* bytes; always room for at least 2 tables */
+#define QCOW2_L2_CACHE_BUDGET (8u << 20) /* bytes per image; always room for at least 2 tables */
+/* All images of the process together (a commit down a deep chain reads
+ * through every image): past this, a cache holding 2 tables or more reuses
+ * its oldest one instead of growing. */
+#define QCOW2_L2_CACHE_TOTAL (24u << 20)
 
 int qcow2_l2_cache_new(struct qcow2_l2_cache **out, size_t table_bytes, es_err *e);
 void qcow2_l2_cache_free(struct qcow2_l2_cache *c);
@@ -22,5 +26,8 @@ int qcow2_l2_get(es_image *img, uint64_t l2_off, const uint8_t **table, es_err *
 /* A writer changed the table at l2_off on disk: forget the cached copy. */
 void qcow2_l2_cache_invalidate(es_image *img, uint64_t l2_off);
 void qcow2_l2_cache_clear(es_image *img);
+
+/* Bytes of table buffers all caches of the process hold (tests). */
+size_t qcow2_l2_cache_total_bytes(void);
 
 #endif
