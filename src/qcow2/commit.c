@@ -209,9 +209,12 @@ static int finish_base(commit_ctx *c, es_err *e)
 {
     es_image *b = c->base;
     if (c->raw_base) {
-        if (b->file_size < c->new_size && es_file_truncate(b->file, c->new_size, e) < 0)
+        /* Only a larger TOP grows a raw BASE (its last partial sector reads
+         * as zeroes without being written). */
+        bool grow = c->new_size > c->old_size && b->file_size < c->new_size;
+        if (grow && es_file_truncate(b->file, c->new_size, e) < 0)
             return -1;
-        if (b->file_size < c->new_size)
+        if (grow)
             b->file_size = c->new_size;
         if (es_file_flush(b->file, e) < 0)
             return -1;

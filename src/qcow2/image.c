@@ -203,7 +203,10 @@ static int open_one(es_image **out, const char *display, const char *open_path,
         if (open_qcow2(img, e) < 0)
             goto fail;
     } else {
-        img->virtual_size = img->file_size;
+        /* QEMU counts a raw image in whole 512-byte sectors; the tail past
+         * the end of the file reads as zeroes. */
+        img->virtual_size = img->file_size > UINT64_MAX - 511 ? img->file_size
+                                                              : (img->file_size + 511) & ~511ull;
     }
     *out = img;
     return 0;

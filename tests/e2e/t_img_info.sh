@@ -135,6 +135,8 @@ qemu-io -f raw -c 'write -P 9 1M 64k' disk.raw >/dev/null
 check_both "raw image" disk.raw
 qemu-img create -q -f qcow2 -b disk.raw -F raw over-raw.qcow2
 check_both "qcow2 over raw" over-raw.qcow2
+head -c 1000 /dev/urandom >odd.raw # virtual size rounded up to 1024, as QEMU does
+check_both "raw image of 1000 bytes" odd.raw
 
 # --- backing chains and names -------------------------------------------
 qemu-img create -q -f qcow2 chain-base.qcow2 32M

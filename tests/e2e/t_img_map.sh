@@ -82,6 +82,8 @@ qemu-io -f raw -c 'write -P 9 1M 64k' -c 'write -P 8 5M 4k' disk.raw >/dev/null
 check_map "raw image with holes" disk.raw
 truncate -s 4M sparse.raw
 check_map "raw image, all hole" sparse.raw
+head -c 1000 /dev/urandom >odd.raw # QEMU counts whole sectors: a zero tail to 1024
+check_map "raw image of 1000 bytes" odd.raw
 
 qemu-img convert -c -O qcow2 -o compression_type=zstd src.qcow2 compressed-zstd.qcow2
 check_map "zstd compressed clusters" compressed-zstd.qcow2
