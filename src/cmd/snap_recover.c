@@ -6,6 +6,7 @@
 #include "cmd/domain_opts.h"
 #include "snap/context.h"
 #include "snap/journal.h"
+#include "snap/online_exec.h"
 #include "snap/plan_json.h"
 #include "snap/recover.h"
 #include "cmd/json_out.h"
@@ -27,6 +28,9 @@ const es_cmd es_cmd_snap_recover = {
     "  - interrupted while merging or after the commit point: rolled forward\n"
     "    (merges repeated, files written, discarded files deleted).\n"
     "Every mutating command does this first by itself; 'recover' does only this.\n"
+    "When the VM runs, this goes through its QMP socket (the config's): block\n"
+    "jobs an interrupted run left in QEMU are cancelled (before the commit point)\n"
+    "or finished (after it), merges still to do are done by QEMU.\n"
     "With --dry-run it shows the interrupted operation and what would be done.\n"
     "\n" ES_DOMAIN_OPTS_USAGE "\n"
     "JSON output: {domain, found (false: nothing to do), action (rolled-back |\n"
@@ -104,8 +108,11 @@ static int run(int argc, char **argv)
     snap_ctx *ctx = NULL;
     snap_recovery r = {0};
     int status = ES_EXIT_FAIL;
-    if (snap_ctx_open(&o.env, argv[optind], SNAP_OPEN_RECOVER, &ctx, &e) < 0 ||
-        (o.env.dry_run ? snap_recover_inspect(ctx, &r, &e) : snap_recover(ctx, &r, &e)) < 0) {
+    /* A running VM: through its QMP socket (QEMU's jobs left by the run too). */
+    if (snap_online_recover_domain(&o.env, argv[optind], &ctx, &r, &e) < 0 ||
+        (!ctx && (snap_ctx_open(&o.env, argv[optind], SNAP_OPEN_RECOVER, &ctx, &e) < 0 ||
+                  (o.env.dry_run ? snap_recover_inspect(ctx, &r, &e)
+                                 : snap_recover(ctx, &r, &e)) < 0))) {
         es_cmd_error(cmd->name, &e);
     } else {
         status = ES_EXIT_OK;

@@ -9,6 +9,7 @@
 
 #include "qmp/qmp_json.h"
 #include "qmp/qmp_msg.h"
+#include "util/rootpath.h"
 
 /* Drivers that sit in a chain without being an image of it (block jobs
  * insert mirror_top/commit_top above the active layer while they run). */
@@ -397,15 +398,29 @@ static int add_location(qmp_file_location **locs, size_t *n, const qmp_chain *ch
     return 0;
 }
 
+/* Is QEMU's (plain) name for a file the file at path? Also tried under
+ * fsroot (--root: a QEMU that sees the paths libvirt's files name). */
+static bool names_file(const char *qemu_name, const char *path, const char *fsroot)
+{
+    if (same_file(qemu_name, path))
+        return true;
+    if (!qemu_name || !fsroot || !fsroot[0] || qemu_name[0] != '/')
+        return false;
+    char *host = NULL;
+    bool same = es_root_resolve(fsroot, qemu_name, &host, NULL) == 0 && same_file(host, path);
+    free(host);
+    return same;
+}
+
 static int locate_in_chain(model *m, json_object *dev, bnode *root, const char *path,
-                           qmp_file_location **locs, size_t *n, es_err *e)
+                           const char *fsroot, qmp_file_location **locs, size_t *n, es_err *e)
 {
     qmp_chain ch;
     if (build_chain(m, dev, root, &ch, e) < 0)
         return -1;
     int rc = 0;
     for (size_t i = 0; i < ch.n && rc == 0; i++)
-        if (same_file(ch.nodes[i].filename, path))
+        if (names_file(ch.nodes[i].filename, path, fsroot))
             rc = add_location(locs, n, &ch, i, e);
     qmp_chain_free(&ch);
     return rc;
@@ -422,8 +437,8 @@ void qmp_file_locations_free(qmp_file_location *locs, size_t n)
 }
 
 int qmp_locate_from_replies(json_object *query_block, json_object *named_nodes,
-                            json_object *graph, const char *path, qmp_file_location **out,
-                            size_t *n, es_err *e)
+                            json_object *graph, const char *path, const char *root,
+                            qmp_file_location **out, size_t *n, es_err *e)
 {
     *out = NULL;
     *n = 0;
@@ -436,16 +451,17 @@ int qmp_locate_from_replies(json_object *query_block, json_object *named_nodes,
         for (size_t i = 0; i < m.n && rc == 0; i++) {
             bnode *b = &m.nodes[i];
             if (b->node_parents == 0)
-                rc = locate_in_chain(&m, backend_of_root(&m, b->name), b, path, out, n, e);
+                rc = locate_in_chain(&m, backend_of_root(&m, b->name), b, path, root, out, n,
+                                     e);
         }
     } else {
         size_t nd = json_object_array_length(query_block);
         for (size_t i = 0; i < nd && rc == 0; i++) {
             json_object *dev = json_object_array_get_idx(query_block, i);
             json_object *ins = qmp_json_member(dev, "inserted", json_type_object);
-            bnode *root = node_by_name(&m, qmp_json_str(ins, "node-name"));
-            if (root)
-                rc = locate_in_chain(&m, dev, root, path, out, n, e);
+            bnode *rootn = node_by_name(&m, qmp_json_str(ins, "node-name"));
+            if (rootn)
+                rc = locate_in_chain(&m, dev, rootn, path, root, out, n, e);
         }
     }
     model_free(&m);
@@ -510,15 +526,15 @@ int qmp_chain_query(qmp_client *c, const char *device_or_node, qmp_chain *out, e
     return rc;
 }
 
-int qmp_locate_file(qmp_client *c, const char *path, qmp_file_location **out, size_t *n,
-                    es_err *e)
+int qmp_locate_file(qmp_client *c, const char *path, const char *root, qmp_file_location **out,
+                    size_t *n, es_err *e)
 {
     *out = NULL;
     *n = 0;
     replies r;
     if (fetch_replies(c, &r, e) < 0)
         return -1;
-    int rc = qmp_locate_from_replies(r.query_block, r.named, r.graph, path, out, n, e);
+    int rc = qmp_locate_from_replies(r.query_block, r.named, r.graph, path, root, out, n, e);
     replies_free(&r);
     if (rc < 0 && e && !e->path[0])
         snprintf(e->path, sizeof e->path, "%s", qmp_client_name(c));

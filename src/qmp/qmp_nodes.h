@@ -52,9 +52,11 @@ void qmp_chain_free(qmp_chain *ch);
 
 /* Every chain position at which QEMU has the image at path open (normally
  * one; two when a shared base is opened by two chains). *n = 0 when QEMU
- * does not have it open. Free with qmp_file_locations_free. */
-int qmp_locate_file(qmp_client *c, const char *path, qmp_file_location **out, size_t *n,
-                    es_err *e);
+ * does not have it open. root (NULL: none): QEMU's names are also tried
+ * under it (--root, a QEMU that sees the paths libvirt's files name).
+ * Free with qmp_file_locations_free. */
+int qmp_locate_file(qmp_client *c, const char *path, const char *root, qmp_file_location **out,
+                    size_t *n, es_err *e);
 void qmp_file_locations_free(qmp_file_location *locs, size_t n);
 
 /* The plain file path inside a QEMU file name ("json:{...}" or a path);
@@ -67,7 +69,7 @@ int qmp_chain_from_replies(json_object *query_block, json_object *named_nodes,
                            json_object *graph, const char *device_or_node, qmp_chain *out,
                            es_err *e);
 int qmp_locate_from_replies(json_object *query_block, json_object *named_nodes,
-                            json_object *graph, const char *path, qmp_file_location **out,
-                            size_t *n, es_err *e);
+                            json_object *graph, const char *path, const char *root,
+                            qmp_file_location **out, size_t *n, es_err *e);
 
 #endif

@@ -326,7 +326,7 @@ static int check_base_shared(qmp_client *c, const snap_online_commit *oc, const 
         return 0;
     qmp_file_location *locs;
     size_t n;
-    if (qmp_locate_file(c, base->filename, &locs, &n, e) < 0)
+    if (qmp_locate_file(c, base->filename, NULL, &locs, &n, e) < 0)
         return -1;
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {

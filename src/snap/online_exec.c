@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "domxml/domain.h"
 #include "domxml/snapshot_list.h"
 #include "qcow2/create.h"
 #include "qcow2/image.h"
@@ -95,7 +96,7 @@ int snap_online_where(const snap_ctx *c, snap_online *ol, const char *logical, c
     *n = 0;
     if (snap_ctx_host(c, logical, host, e) < 0)
         return -1;
-    if (qmp_locate_file(ol->qmp, *host, locs, n, e) < 0) {
+    if (qmp_locate_file(ol->qmp, *host, c->env->root, locs, n, e) < 0) {
         free(*host);
         *host = NULL;
         return -1;
@@ -145,6 +146,26 @@ static int map_merge(snap_ctx *c, snap_online *ol, const snap_plan *p, size_t i,
                        "would change what the running VM reads; shut it down first",
                        m->disk, top);
             goto out;
+        }
+        /* ... but only when QEMU runs this disk from the image the config
+         * names: otherwise the VM's disks are other files, and the merge
+         * could be of the very chain the VM uses under other names. */
+        const domxml_disk *k = domxml_domain_disk(c->config, m->disk);
+        if (k && k->source) {
+            char *live = NULL;
+            qmp_file_location *ll = NULL;
+            size_t nl = 0;
+            if (snap_online_where(c, ol, k->source, &live, &ll, &nl, e) < 0)
+                goto out;
+            qmp_file_locations_free(ll, nl);
+            if (nl == 0)
+                es_err_set(e, 0, live,
+                           "disk %s: QEMU does not have this image open; the running VM's "
+                           "disks differ from its configuration",
+                           m->disk);
+            free(live);
+            if (nl == 0)
+                goto out;
         }
         snap_online_action *a = new_action(ol, SNAP_ONLINE_OFFLINE_MERGE, m->disk, i, e);
         if (!a || snap_strdup(top, &a->top, e) < 0 || snap_strdup(base, &a->base, e) < 0)
@@ -235,9 +256,22 @@ static int map_overlay(snap_ctx *c, snap_online *ol, const snap_plan *p, size_t 
                    o->disk, l[0].root_node);
         goto out;
     }
+    /* QEMU opens the new overlay by name: the name as QEMU sees files. With
+     * --root, a QEMU whose names reach the files only under the root (a VM
+     * in a chroot or container, seeing libvirt's paths) gets libvirt's. */
+    bool local = true;
+    if (c->env->root && c->env->root[0]) {
+        qmp_chain ch;
+        if (qmp_chain_query(ol->qmp, l[0].root_node, &ch, e) < 0)
+            goto out;
+        local = ch.n && snap_online_same_file(ch.nodes[0].filename, cur, NULL);
+        qmp_chain_free(&ch);
+    }
     snap_online_action *a = new_action(ol, SNAP_ONLINE_SNAPSHOT, o->disk, i, e);
     if (!a || snap_strdup(l[0].root_node, &a->node, e) < 0 ||
-        snap_ctx_host(c, o->path, &a->overlay, e) < 0 || snap_strdup(cur, &a->base, e) < 0)
+        (local ? snap_ctx_host(c, o->path, &a->overlay, e)
+               : snap_strdup(o->path, &a->overlay, e)) < 0 ||
+        snap_strdup(cur, &a->base, e) < 0)
         goto out;
     rc = 0;
 out:

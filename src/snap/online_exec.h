@@ -49,7 +49,9 @@
 #include "snap/context.h"
 #include "snap/online_socket.h"
 #include "snap/online_state.h"
+#include "snap/journal.h"
 #include "snap/plan.h"
+#include "snap/recover.h"
 #include "snap/strv.h"
 #include "util/err.h"
 
@@ -68,7 +70,8 @@ typedef struct snap_online_action {
                            snapshot node-name); NULL for an offline merge */
     char *top, *base;   /* merges: host paths */
     char *backing_file; /* intermediate: the name QEMU writes */
-    char *overlay;      /* snapshot: the new image (host path) */
+    char *overlay;      /* snapshot: the new image, as QEMU opens it (host path; with
+                           --root, libvirt's path when QEMU sees only those) */
     size_t item;        /* index of the merge (commits) or overlay (snapshot) in the plan */
     size_t rebase;      /* intermediate: index of the rebase QEMU performs, else (size_t)-1 */
 } snap_online_action;
@@ -88,6 +91,8 @@ typedef struct snap_online {
     bool recovered;          /* an interrupted operation was finished or undone first */
     bool rolled_back;
     char *recovered_summary;
+    snap_plan *recovered_plan;   /* the interrupted operation (journal) */
+    snap_phase recovered_phase;  /* where it had got to */
 } snap_online;
 
 /* Open domain dom for a mutating command that can run on a running VM.
@@ -100,6 +105,14 @@ typedef struct snap_online {
 int snap_online_open(const snap_env *env, const char *dom, const char *cli_socket,
                      snap_ctx **ctx, snap_online **ol, es_err *e);
 void snap_online_close(snap_online *ol);
+
+/* 'extsnap recover' on a domain whose VM may run. VM shut off: *ctx NULL,
+ * nothing done (the caller recovers offline). VM running: connect to its
+ * QMP socket (the config's), finish or undo the interrupted operation as
+ * snap_online_open does (QEMU's jobs included; with dry_run only read the
+ * journal), fill r, and return the domain in *ctx (locked; caller closes). */
+int snap_online_recover_domain(const snap_env *env, const char *dom, snap_ctx **ctx,
+                               snap_recovery *r, es_err *e);
 
 /* Work out QEMU's part of p (ol->actions) and check it can be done: every
  * file QEMU has open is changed only by QEMU, every disk found in QEMU. */

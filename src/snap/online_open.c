@@ -13,6 +13,7 @@
 #include "snap/online_connect.h"
 #include "snap/online_exec.h"
 #include "snap/online_priv.h"
+#include "snap/recover.h"
 
 #define SETTLE_TIMEOUT_MS 60000
 
@@ -29,6 +30,7 @@ void snap_online_close(snap_online *ol)
     snap_strv_free(&ol->kept);
     snap_strv_free(&ol->notes);
     free(ol->recovered_summary);
+    snap_plan_free(ol->recovered_plan);
     free(ol);
 }
 
@@ -204,7 +206,13 @@ int snap_online_recover(snap_ctx *c, snap_online *ol, es_err *e)
     if (rc == 0) {
         ol->recovered = true;
         ol->rolled_back = !forward;
+        ol->recovered_phase = phase;
         rc = snap_strdup(p->summary ? p->summary : "(unknown)", &ol->recovered_summary, e);
+    }
+    if (rc == 0) {
+        snap_plan_free(ol->recovered_plan);
+        ol->recovered_plan = p;
+        p = NULL;
     }
 out:
     if (rc < 0)
@@ -215,6 +223,37 @@ out:
 }
 
 /* ---- opening ---- */
+
+/* The VM of c runs (st): its QMP socket, connected. */
+static int attach(snap_ctx *c, const snap_vm_state *st, const char *cli_socket,
+                  snap_online **out, es_err *e)
+{
+    *out = NULL;
+    snap_online *ol = calloc(1, sizeof *ol);
+    if (!ol)
+        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    ol->vm = *st;
+    ol->libvirt_mode = st->libvirtd;
+    const char *holder = st->holder[0] ? st->holder : NULL;
+    if (snap_qmp_socket_find(c->config, cli_socket, c->env->root, c->run_dir, &ol->sock, e) < 0)
+        goto fail;
+    if (!ol->sock.path) {
+        snap_qmp_socket_missing(&ol->sock, c->name, holder, e);
+        goto fail;
+    }
+    if (snap_online_connect(ol->sock.path, 0, &ol->qmp, e) < 0) {
+        es_err_prefix(e, "domain %s is running%s%s%s and its QMP socket (from %s) cannot be "
+                         "used",
+                      c->name, holder ? " (" : "", holder ? holder : "", holder ? ")" : "",
+                      ol->sock.origin);
+        goto fail;
+    }
+    *out = ol;
+    return 0;
+fail:
+    snap_online_close(ol);
+    return -1;
+}
 
 int snap_online_open(const snap_env *env, const char *dom, const char *cli_socket,
                      snap_ctx **ctx, snap_online **out, es_err *e)
@@ -234,27 +273,9 @@ int snap_online_open(const snap_env *env, const char *dom, const char *cli_socke
         snap_ctx_close(c);
         return snap_ctx_open(env, dom, SNAP_OPEN_WRITE, ctx, e);
     }
-    snap_online *ol = calloc(1, sizeof *ol);
-    if (!ol) {
-        snap_ctx_close(c);
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
-    }
-    ol->vm = st;
-    ol->libvirt_mode = st.libvirtd;
-    const char *holder = st.holder[0] ? st.holder : NULL;
-    if (snap_qmp_socket_find(c->config, cli_socket, env->root, c->run_dir, &ol->sock, e) < 0)
+    snap_online *ol = NULL;
+    if (attach(c, &st, cli_socket, &ol, e) < 0)
         goto fail;
-    if (!ol->sock.path) {
-        snap_qmp_socket_missing(&ol->sock, c->name, holder, e);
-        goto fail;
-    }
-    if (snap_online_connect(ol->sock.path, 0, &ol->qmp, e) < 0) {
-        es_err_prefix(e, "domain %s is running%s%s%s and its QMP socket (from %s) cannot be "
-                         "used",
-                      c->name, holder ? " (" : "", holder ? holder : "", holder ? ")" : "",
-                      ol->sock.origin);
-        goto fail;
-    }
     snap_journal j = {c->journal_path, c->journal_tmp};
     bool pending = false;
     if (snap_journal_exists(&j, &pending, e) < 0)
@@ -281,4 +302,56 @@ fail:
     snap_online_close(ol);
     snap_ctx_close(c);
     return -1;
+}
+
+int snap_online_recover_domain(const snap_env *env, const char *dom, snap_ctx **ctx,
+                               snap_recovery *r, es_err *e)
+{
+    *ctx = NULL;
+    memset(r, 0, sizeof *r);
+    snap_ctx *c = NULL;
+    if (snap_ctx_open(env, dom, SNAP_OPEN_ONLINE, &c, e) < 0)
+        return -1;
+    snap_vm_state st;
+    if (snap_online_vm_state(c, &st, e) < 0) {
+        snap_ctx_close(c);
+        return -1;
+    }
+    if (!st.running) {
+        snap_ctx_close(c);
+        return 0;
+    }
+    snap_online *ol = NULL;
+    int rc = -1;
+    if (env->dry_run) { /* only what the journal says (QEMU is not asked) */
+        rc = snap_recover_inspect(c, r, e);
+        goto out;
+    }
+    if (attach(c, &st, NULL, &ol, e) < 0)
+        goto out;
+    snap_journal j = {c->journal_path, c->journal_tmp};
+    bool pending = false;
+    if (snap_journal_exists(&j, &pending, e) < 0)
+        goto out;
+    if (!pending) {
+        rc = snap_unlink_if_exists(c->journal_tmp, e);
+        goto out;
+    }
+    if (snap_online_recover(c, ol, e) < 0)
+        goto out;
+    r->found = true;
+    r->rolled_back = ol->rolled_back;
+    r->phase = ol->recovered_phase;
+    r->plan = ol->recovered_plan;
+    ol->recovered_plan = NULL;
+    rc = 0;
+out:
+    snap_online_close(ol);
+    if (rc < 0) {
+        snap_recovery_clear(r);
+        snap_ctx_close(c);
+        return -1;
+    }
+    *ctx = c;
+    return 0;
 }

@@ -1,6 +1,7 @@
 #include "snap/verify.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,8 @@
 #include "snap/fsutil.h"
 #include "snap/imggraph.h"
 #include "snap/inexact.h"
+#include "util/fileio.h"
+#include "util/imglock.h"
 #include "util/rootpath.h"
 
 const char *snap_severity_name(snap_severity s)
@@ -277,6 +280,25 @@ static int check_qcow2(vctx *v, size_t i, es_err *e)
     char *host = NULL;
     if (es_root_resolve(v->c->env->root, n->path, &host, e) < 0)
         return -1;
+    /* An image a running VM writes cannot be checked consistently: said,
+     * not counted as damage. */
+    es_file *f = NULL;
+    es_lock_holder h = {0};
+    es_err lk = {0};
+    bool busy = es_file_open(&f, host, O_RDONLY, 0, NULL) == 0 &&
+                es_imglock_probe_read(f->fd, host, &h, &lk) < 0 && h.conflict;
+    es_file_close(f);
+    if (busy) {
+        free(host);
+        char who[ES_LOCK_HOLDER_CMDLINE_MAX + 64] = "another process";
+        if (h.pid)
+            snprintf(who, sizeof who, "process %ld (%s)", (long)h.pid,
+                     h.cmdline[0] ? h.cmdline : "?");
+        return problem(v->r, e, "image-in-use", SNAP_SEV_WARNING, n->path,
+                       "not checked: %s writes it (a running VM?); check it once that has "
+                       "stopped",
+                       who);
+    }
     qcow2_check_result res;
     memset(&res, 0, sizeof res);
     es_err why = {0};

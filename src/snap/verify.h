@@ -10,7 +10,8 @@
  *     backing chain (the config's disks, every snapshot's saved images,
  *     <revertDisks> and the current snapshot's live <disks>); every qcow2
  *     image the domain's files name passes the engine's check (qemu-img
- *     check's rules: corruption is an error, leaked clusters a warning);
+ *     check's rules: corruption is an error, leaked clusters a warning; an
+ *     image a running VM writes is not checked, a warning);
  *   - the tree: each snapshot's overlay (<disks>, <revertDisks>), where it
  *     exists, has the snapshot's frozen image (its saved <domain> source) as
  *     backing file; a snapshot's frozen image lies above its parent's; the

@@ -1,8 +1,11 @@
 /* QMP message parser, QEMU file-name reduction and node mapping from canned
  * replies: no QEMU needed. */
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "qmp/qmp_msg.h"
 #include "qmp/qmp_nodes.h"
@@ -312,8 +315,9 @@ START_TEST(locate)
     qmp_file_location *locs;
     size_t n;
     es_err e = {0};
-    ck_assert_int_eq(
-        qmp_locate_from_replies(cj.qb, cj.named, cj.graph, "/i/base.qcow2", &locs, &n, &e), 0);
+    ck_assert_int_eq(qmp_locate_from_replies(cj.qb, cj.named, cj.graph, "/i/base.qcow2", NULL,
+                                             &locs, &n, &e),
+                     0);
     ck_assert_uint_eq(n, 2);
     bool seen0 = false, seen1 = false;
     for (size_t i = 0; i < n; i++) {
@@ -331,26 +335,63 @@ START_TEST(locate)
     ck_assert(seen0 && seen1);
     qmp_file_locations_free(locs, n);
 
-    ck_assert_int_eq(
-        qmp_locate_from_replies(cj.qb, cj.named, cj.graph, "/i/bare.qcow2", &locs, &n, &e), 0);
+    ck_assert_int_eq(qmp_locate_from_replies(cj.qb, cj.named, cj.graph, "/i/bare.qcow2", NULL,
+                                             &locs, &n, &e),
+                     0);
     ck_assert_uint_eq(n, 1);
     ck_assert_ptr_null(locs[0].device);
     ck_assert_str_eq(locs[0].node_name, "bare");
     qmp_file_locations_free(locs, n);
 
-    ck_assert_int_eq(
-        qmp_locate_from_replies(cj.qb, cj.named, cj.graph, "/i/none.qcow2", &locs, &n, &e), 0);
+    ck_assert_int_eq(qmp_locate_from_replies(cj.qb, cj.named, cj.graph, "/i/none.qcow2", NULL,
+                                             &locs, &n, &e),
+                     0);
     ck_assert_uint_eq(n, 0);
     ck_assert_ptr_null(locs);
 
     /* Garbage replies are errors, not crashes. */
     json_object *junk = json_object_new_int(3);
     ck_assert_int_eq(
-        qmp_locate_from_replies(junk, cj.named, cj.graph, "/i/x", &locs, &n, &e), -1);
-    ck_assert_int_eq(qmp_locate_from_replies(cj.qb, junk, NULL, "/i/x", &locs, &n, &e), -1);
-    ck_assert_int_eq(qmp_locate_from_replies(cj.qb, cj.named, junk, "/i/x", &locs, &n, &e), -1);
+        qmp_locate_from_replies(junk, cj.named, cj.graph, "/i/x", NULL, &locs, &n, &e), -1);
+    ck_assert_int_eq(qmp_locate_from_replies(cj.qb, junk, NULL, "/i/x", NULL, &locs, &n, &e),
+                     -1);
+    ck_assert_int_eq(
+        qmp_locate_from_replies(cj.qb, cj.named, junk, "/i/x", NULL, &locs, &n, &e), -1);
     json_object_put(junk);
     canned_free(&cj);
+}
+END_TEST
+
+/* --root: QEMU names /i/bare.qcow2, which on this system is ROOT/i/bare.qcow2
+ * (a VM seeing libvirt's paths); without the root it is not found. */
+START_TEST(locate_under_root)
+{
+    const char *tmp = getenv("ES_TEST_TMP");
+    char root[512], dir[600], file[700];
+    snprintf(root, sizeof root, "%s/qmp-msg-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    ck_assert_ptr_nonnull(mkdtemp(root));
+    snprintf(dir, sizeof dir, "%s/i", root);
+    ck_assert_int_eq(mkdir(dir, 0755), 0);
+    snprintf(file, sizeof file, "%s/bare.qcow2", dir);
+    FILE *f = fopen(file, "w");
+    ck_assert_ptr_nonnull(f);
+    fclose(f);
+    canned cj = canned_load();
+    qmp_file_location *locs;
+    size_t n;
+    es_err e = {0};
+    ck_assert_int_eq(
+        qmp_locate_from_replies(cj.qb, cj.named, cj.graph, file, NULL, &locs, &n, &e), 0);
+    ck_assert_uint_eq(n, 0);
+    ck_assert_int_eq(
+        qmp_locate_from_replies(cj.qb, cj.named, cj.graph, file, root, &locs, &n, &e), 0);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_str_eq(locs[0].node_name, "bare");
+    qmp_file_locations_free(locs, n);
+    canned_free(&cj);
+    unlink(file);
+    rmdir(dir);
+    rmdir(root);
 }
 END_TEST
 
@@ -390,6 +431,7 @@ static Suite *qmp_msg_suite(void)
     tcase_add_test(tn, chain_with_graph);
     tcase_add_test(tn, chain_without_graph);
     tcase_add_test(tn, locate);
+    tcase_add_test(tn, locate_under_root);
     tcase_add_test(tn, graph_loop);
     suite_add_tcase(s, tn);
     return s;

@@ -161,14 +161,14 @@ START_TEST(nodes_drive)
 
     qmp_file_location *locs;
     size_t n;
-    ck_assert_int_eq(qmp_locate_file(c, mid, &locs, &n, &e), 0);
+    ck_assert_int_eq(qmp_locate_file(c, mid, NULL, &locs, &n, &e), 0);
     ck_assert_uint_eq(n, 1);
     ck_assert_str_eq(locs[0].device, "drive0");
     ck_assert_uint_eq(locs[0].depth, 1);
     qmp_file_locations_free(locs, n);
 
     /* Shared base: found in both chains, as two different nodes. */
-    ck_assert_int_eq(qmp_locate_file(c, base, &locs, &n, &e), 0);
+    ck_assert_int_eq(qmp_locate_file(c, base, NULL, &locs, &n, &e), 0);
     ck_assert_uint_eq(n, 2);
     ck_assert_str_ne(locs[0].node_name, locs[1].node_name);
     for (size_t i = 0; i < n; i++) {
@@ -185,12 +185,12 @@ START_TEST(nodes_drive)
     /* A path spelled differently still matches (realpath). */
     char odd[QT_PATH_MAX + 16];
     snprintf(odd, sizeof odd, "%s/./top.qcow2", dir);
-    ck_assert_int_eq(qmp_locate_file(c, odd, &locs, &n, &e), 0);
+    ck_assert_int_eq(qmp_locate_file(c, odd, NULL, &locs, &n, &e), 0);
     ck_assert_uint_eq(n, 1);
     ck_assert_uint_eq(locs[0].depth, 0);
     qmp_file_locations_free(locs, n);
 
-    ck_assert_int_eq(qmp_locate_file(c, "/nonexistent/x.qcow2", &locs, &n, &e), 0);
+    ck_assert_int_eq(qmp_locate_file(c, "/nonexistent/x.qcow2", NULL, &locs, &n, &e), 0);
     ck_assert_uint_eq(n, 0);
 
     ck_assert_int_eq(qmp_chain_query(c, "drive9", &ch, &e), -1);
@@ -235,7 +235,7 @@ START_TEST(nodes_blockdev)
 
     qmp_file_location *locs;
     size_t n;
-    ck_assert_int_eq(qmp_locate_file(c, base, &locs, &n, &e), 0);
+    ck_assert_int_eq(qmp_locate_file(c, base, NULL, &locs, &n, &e), 0);
     ck_assert_uint_eq(n, 1);
     ck_assert_ptr_null(locs[0].device);
     ck_assert_str_eq(locs[0].root_node, "n-top");

@@ -12,6 +12,11 @@
 #   vm_kill                      SIGKILL and wait
 # QEMU_PID is QEMU's pid. Events seen on the test's channel are appended to
 # $T/vm-events, other output on that channel (qemu-io's) to $T/vm-stdout.
+# VM_PRE_EXEC (an array, default empty): a command that ends by exec'ing
+# its arguments, run before QEMU (e.g. unshare into a mount namespace);
+# QEMU keeps its pid.
+
+VM_PRE_EXEC=()
 
 QEMU_PID=
 VM_IN=
@@ -22,7 +27,7 @@ vm_start() {
     shift
     rm -f "$sock"
     coproc VM {
-        exec qemu-system-x86_64 -machine none -nodefaults -display none \
+        exec "${VM_PRE_EXEC[@]}" qemu-system-x86_64 -machine none -nodefaults -display none \
             -qmp "unix:$sock,server=on,wait=off" -qmp stdio "$@" 2>>"$T/qemu.stderr"
     }
     QEMU_PID=$VM_PID
