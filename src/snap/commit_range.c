@@ -13,6 +13,7 @@
 #include "qcow2/format.h"
 #include "qcow2/image.h"
 #include "snap/imgrole.h"
+#include "snap/parent_disks.h"
 #include "snap/plan_xml.h"
 #include "util/rootpath.h"
 
@@ -57,22 +58,13 @@ bool snap_range_has(const snap_range *r, const domxml_snapshot *s)
     return false;
 }
 
-/* Did s freeze disk `target` (an external <disks> entry)? */
-static bool froze(const domxml_snapshot *s, const char *target)
-{
-    const domxml_snap_disk *sd =
-        domxml_snap_disk_find(((domxml_snapshot *)s)->disks, s->ndisks, target);
-    return sd && sd->snapshot != DOMXML_SNAPSHOT_NO && sd->snapshot != DOMXML_SNAPSHOT_MANUAL &&
-           sd->source;
-}
-
 /* Disk targets some snapshot of the range froze, in order of appearance. */
 static int range_disks(const snap_range *r, snap_strv *out, es_err *e)
 {
     for (size_t i = 0; i < r->n; i++)
         for (size_t j = 0; j < r->v[i]->ndisks; j++) {
             const char *t = r->v[i]->disks[j].name;
-            if (froze(r->v[i], t) && !snap_strv_has(out, t) && snap_strv_add(out, t, e) < 0)
+            if (snap_froze_disk(r->v[i], t) && !snap_strv_has(out, t) && snap_strv_add(out, t, e) < 0)
                 return -1;
         }
     return 0;
@@ -228,7 +220,7 @@ static int check_references(snap_ctx *c, const snap_graph *g, const snap_range *
         for (size_t k = 0; t->domain && k < t->domain->ndisks; k++) {
             const domxml_disk *dk = &t->domain->disks[k];
             size_t n = snap_graph_find(g, root, dk->source);
-            if (n == SNAP_GNONE || n == j->top || !froze(t, dk->target_dev))
+            if (n == SNAP_GNONE || n == j->top || !snap_froze_disk(t, dk->target_dev))
                 continue;
             if (n == j->b || in_list(j->l, j->nl, n))
                 return refuse(what, e,
@@ -353,7 +345,7 @@ static int one_disk(snap_ctx *c, const snap_graph *g, const snap_range *r, const
 {
     disk_job j = {.target = target, .top = SNAP_GNONE};
     for (size_t i = 0; i < r->n; i++) {
-        if (!froze(r->v[i], target))
+        if (!snap_froze_disk(r->v[i], target))
             continue;
         if (!j.first)
             j.first = r->v[i];
@@ -523,17 +515,6 @@ static int update_kept(snap_ctx *c, const snap_graph *g, const snap_range *r,
         if (snap_strv_add(why, "becomes current", e) < 0)
             return -1;
     }
-    if (o->move_revert_disks && t->nrevert_disks && !has_children_after(c, r, t->name)) {
-        domxml_snap_disks_clear(&t->disks, &t->ndisks);
-        t->disks = t->revert_disks;
-        t->ndisks = t->nrevert_disks;
-        t->revert_disks = NULL;
-        t->nrevert_disks = 0;
-        if (snap_strv_add(why, "left without children: its <revertDisks> (its live overlays) "
-                               "become its <disks>",
-                          e) < 0)
-            return -1;
-    }
     return 0;
 }
 
@@ -542,36 +523,51 @@ int snap_range_plan_metadata(snap_ctx *c, const snap_graph *g, const snap_range 
 {
     domxml_snapshot *cur = domxml_snapshot_list_current(c->snaps);
     bool cur_in_range = cur && snap_range_has(r, cur);
+    domxml_domain *nd = NULL;
+    snap_strv *why = calloc(c->snaps->n + 1, sizeof *why);
+    int rc = -1;
+    if (!why)
+        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    if (rewrite_domain(c, g, c->config, o->repl, &nd, e) < 0) {
+        es_err_prefix(e, "the domain config");
+        goto out;
+    }
+    /* Every kept snapshot first, so that the base's disks are derived from
+     * the tree as the plan leaves it. */
     for (size_t i = 0; i < c->snaps->n; i++) {
         domxml_snapshot *t = c->snaps->snaps[i];
-        if (snap_range_has(r, t))
-            continue;
-        snap_strv why = {0};
-        int rc = update_kept(c, g, r, o, cur_in_range, t, &why, e);
-        if (rc == 0 && why.n)
-            rc = put(c, p, t, &why, e);
-        snap_strv_free(&why);
-        if (rc < 0)
-            return -1;
+        if (!snap_range_has(r, t) && update_kept(c, g, r, o, cur_in_range, t, &why[i], e) < 0)
+            goto out;
     }
+    for (size_t i = 0; r->base && o->derive_base_disks && i < c->snaps->n; i++) {
+        if (c->snaps->snaps[i] != r->base)
+            continue;
+        snap_after after = {.gone = r, .config = nd ? nd : c->config, .repl = o->repl};
+        if (snap_parent_disks_derive(c, g, &after, r->base, &why[i], e) < 0)
+            goto out;
+    }
+    for (size_t i = 0; i < c->snaps->n; i++)
+        if (why[i].n && put(c, p, c->snaps->snaps[i], &why[i], e) < 0)
+            goto out;
     for (size_t i = 0; i < r->n; i++) {
         char *sum = NULL;
         if (snap_asprintf(&sum, e, "snapshot %s is deleted%s", r->v[i]->name,
                           r->v[i]->current ? (r->base ? "; its parent becomes current"
                                                       : "; no snapshot is current now")
                                            : "") < 0)
-            return -1;
-        int rc = snap_plan_remove_snapshot(c, p, r->v[i]->name, sum, e);
+            goto out;
+        int x = snap_plan_remove_snapshot(c, p, r->v[i]->name, sum, e);
         free(sum);
-        if (rc < 0)
-            return -1;
+        if (x < 0)
+            goto out;
     }
-    domxml_domain *nd = NULL;
-    if (rewrite_domain(c, g, c->config, o->repl, &nd, e) < 0)
-        return es_err_prefix(e, "the domain config");
-    if (!nd)
-        return 0;
-    int rc = snap_plan_put_config(c, p, nd, "disks on the merged images' base", e);
+    if (nd && snap_plan_put_config(c, p, nd, "disks on the merged images' base", e) < 0)
+        goto out;
+    rc = 0;
+out:
+    for (size_t i = 0; i < c->snaps->n; i++)
+        snap_strv_free(&why[i]);
+    free(why);
     domxml_domain_free(nd);
     return rc;
 }
@@ -652,7 +648,7 @@ int snap_plan_commit(snap_ctx *c, const char *base, const char *top, snap_plan *
     if (snap_graph_build(c, &g, e) < 0 || snap_plan_new("commit", c->name, &p, e) < 0 ||
         snap_range_plan_images(c, &g, &r, what, p, &repl, e) < 0)
         goto out;
-    snap_meta_opts mo = {.repl = &repl, .move_revert_disks = true};
+    snap_meta_opts mo = {.repl = &repl, .derive_base_disks = true};
     if (snap_range_plan_metadata(c, &g, &r, &mo, p, e) < 0)
         goto out;
     char *names = NULL;

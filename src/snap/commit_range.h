@@ -66,15 +66,17 @@ int snap_range_plan_images(snap_ctx *c, const snap_graph *g, const snap_range *r
 
 typedef struct snap_meta_opts {
     const snap_repls *repl;  /* images replaced (NULL: none) */
-    bool move_revert_disks;  /* base left without children: its <revertDisks> (its live
-                                overlays) become its <disks>, as for a leaf */
+    bool derive_base_disks;  /* the base's <disks> and <revertDisks> follow the overlay
+                                rule (parent_disks.h); off for --metadata */
 } snap_meta_opts;
 
 /* The libvirt files once the range is gone: its metadata files removed;
  * its children re-parented to r->base; in every other snapshot's saved
  * <domain> and in the config, a replaced image named by its replacement;
  * r->base current when the current snapshot was in the range (none when
- * r->base is NULL). Snapshots are changed in c->snaps. */
+ * r->base is NULL); with derive_base_disks, r->base's <disks> and
+ * <revertDisks> by the overlay rule (parent_disks.h). Snapshots are
+ * changed in c->snaps. */
 int snap_range_plan_metadata(snap_ctx *c, const snap_graph *g, const snap_range *r,
                              const snap_meta_opts *o, snap_plan *p, es_err *e);
 

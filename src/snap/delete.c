@@ -189,7 +189,7 @@ int snap_plan_delete(snap_ctx *c, const char *name, bool metadata_only, snap_pla
             goto out;
         how = "only its metadata";
     } else if (discard) {
-        snap_meta_opts mo = {.move_revert_disks = true};
+        snap_meta_opts mo = {.derive_base_disks = true};
         /* Metadata first: what is needed depends on the files as they will be. */
         if (snap_graph_build(c, &g, e) < 0 ||
             snap_range_plan_metadata(c, &g, &r, &mo, p, e) < 0 ||
@@ -197,7 +197,7 @@ int snap_plan_delete(snap_ctx *c, const char *name, bool metadata_only, snap_pla
             goto out;
         how = "a leaf that is not current: nothing to merge";
     } else {
-        snap_meta_opts mo = {.repl = &repl, .move_revert_disks = true};
+        snap_meta_opts mo = {.repl = &repl, .derive_base_disks = true};
         if (snap_graph_build(c, &g, e) < 0 ||
             snap_range_plan_images(c, &g, &r, what, p, &repl, e) < 0 ||
             snap_range_plan_metadata(c, &g, &r, &mo, p, e) < 0)

@@ -17,8 +17,9 @@
  *     re-parented and the parent becomes current if it was; images and
  *     config untouched (libvirt's snapshot-delete --metadata).
  * Always: children re-parented to its parent, the parent current when it
- * was current (no current snapshot when it was a root), and a parent left
- * childless gets its <revertDisks> as <disks>. */
+ * was current (no current snapshot when it was a root), and, except with
+ * --metadata, the parent's <disks> and <revertDisks> follow the overlay
+ * rule (parent_disks.h). */
 #ifndef ES_SNAP_DELETE_H
 #define ES_SNAP_DELETE_H
 

@@ -9,13 +9,20 @@
 #  C. snapshots that froze only some disks (create --disk);
 #  D. refusals (TOP a non-current leaf, BASE not above TOP, a revert branch
 #     inside the range, BASE = TOP, unknown names): every file unchanged;
-#  E. --dry-run and its JSON plan.
+#  E. --dry-run and its JSON plan;
+#  F. BASE with a second branch (issue #4): s1 -> s2 -> s3, revert s1, s4;
+#     commit s1 up to the current snapshot, or a TOP with a child, then the
+#     other branch goes: after every step BASE's <disks> name its remaining
+#     children's frozen images, the current snapshot's live images are its
+#     <revertDisks> (children) or <disks> (leaf), every file they name
+#     exists, and the content at every snapshot and live is kept.
 # After every step: virt-xml-validate, qemu-img check of every image,
 # 'extsnap verify' exits 0.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/lib/snap.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/lib/snap_ops.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/lib/snap_parent.sh"
 need_cmd qemu-img qemu-io virt-xml-validate xmllint jq
 export TZ=UTC
 
@@ -146,5 +153,61 @@ check_eq "E: json: s2.xml and s3.xml removed" "s2 s3" \
     "$(jq -r '[."xml-files"[] | select(.action=="remove") | .snapshot] | join(" ")' <<<"$plan")"
 human=$(x commit tvm s1 s3 --dry-run)
 grep -q '^Plan (dry run, nothing changed): commit domain tvm' <<<"$human" || fail "E: human plan: $human"
+
+# --- F: BASE with a second branch (issue #4) ----------------------------------------
+pt_new f
+pt_step create s1
+pt_write
+pt_step create s2
+pt_write
+pt_step create s3
+pt_write
+pt_step revert s1
+pt_write
+pt_step create s4
+pt_write
+pt_save branch
+
+# F1: the range is the current s4: s1 current with the child s2.
+pt_load branch f1
+pt_step commit s1 s4
+check_eq "f1: commit s1 s4: s1 current, <disks> s2's, <revertDisks> the live image" \
+    "s1 $(saved_source "$R" tvm s2 vda) $(cfg_source "$R" tvm vda)" \
+    "$(current_snapshot "$R" tvm) $(pt_list s1 disks vda) $(pt_list s1 revertDisks vda)"
+pt_write
+pt_step delete s3
+pt_step delete s2
+check_eq "f1: delete s2: s1 a leaf on the live image" "$(cfg_source "$R" tvm vdc) 0" \
+    "$(pt_list s1 disks vdc) $(grep -c '<revertDisks>' "$R$SNAP_DIR/tvm/s1.xml" || true)"
+
+# F2: a range of two (s4, s5), then the other branch goes.
+pt_load branch f2
+pt_step create s5
+pt_write
+pt_step commit s1 s5
+pt_write
+pt_step delete s3
+pt_step delete s2
+
+# F3: TOP s4 is not current and has a child s5 (current, with a child s6 and
+# <revertDisks>): s5 moves to s1; the branch s1's <disks> named goes; then
+# s5 is committed into s1's image.
+pt_load branch f3
+pt_step create s5
+pt_write
+pt_step create s6
+pt_write
+pt_step revert s5
+pt_write
+pt_step commit s1 s4
+check_eq "f3: commit s1 s4: s5's parent is s1" s1 "$(snap_parent "$R" tvm s5)"
+pt_step delete s3
+pt_step delete s2
+check_eq "f3: delete s2: s1's <disks> name s5's frozen image" "$(saved_source "$R" tvm s5 vdb)" \
+    "$(pt_list s1 disks vdb)"
+pt_step delete s6
+pt_step commit s1 s5
+check_eq "f3: commit s1 s5: s1 current leaf" "s1 $(cfg_source "$R" tvm vda)" \
+    "$(current_snapshot "$R" tvm) $(pt_list s1 disks vda)"
 
 finish

@@ -14,13 +14,22 @@
 #  D. --metadata and --dry-run;
 #  E. libvirt 9.0's snapshots (fixtures 02-05, images made to match, under
 #     --root) deleted by extsnap, also below libvirt's --no-metadata s4;
-#  F. the current snapshot under a --no-metadata overlay.
+#  F. the current snapshot under a --no-metadata overlay;
+#  G. a parent that loses a child (issue #4): revert s1 (s1 has a child
+#     s2), create s3, then delete s2 and s3 in both orders, with refresh in
+#     between, after a revert to s2, with two children and <revertDisks>, a
+#     child merged away; after every step the parent's <disks> name its
+#     remaining children's frozen images, the current snapshot's live
+#     images are its <revertDisks> (children) or <disks> (leaf), every file
+#     they name exists, and the content at every snapshot and live is kept;
+#     --dry-run lists the parent's rewrite.
 # After every step: virt-xml-validate accepts the config and every snapshot
 # file, qemu-img check passes on every image, 'extsnap verify' exits 0.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/lib/snap.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/lib/snap_ops.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/lib/snap_parent.sh"
 need_cmd qemu-img qemu-io virt-xml-validate xmllint jq
 export TZ=UTC
 
@@ -356,5 +365,89 @@ check_eq "F: live content unchanged" "$LIVE" "$(all_guest_sums "$R" tvm)"
 check_eq "F: vda.n stays live, rebased onto vda.s1" "$SNAP_IMG/vda.n $SNAP_IMG/vda.s1" \
     "$(cfg_source "$R" tvm vda) $(backing_of "$IMG/vda.n")"
 check_eq "F: s1 current" s1 "$(current_snapshot "$R" tvm)"
+
+# --- G: a parent that loses a child (issue #4) -----------------------------------
+# The branch: s1 -> s2, revert s1, s3: s1 has the children s2 and s3, and its
+# <disks> name s2's frozen images (libvirt clears <revertDisks> at create).
+pt_new g
+pt_step create s1
+pt_write
+pt_step create s2
+pt_write
+pt_step revert s1
+pt_write
+pt_step create s3
+pt_write
+check_eq "g: s1's <disks> name s2's frozen image" "$(saved_source "$R" tvm s2 vda)" \
+    "$(pt_list s1 disks vda)"
+pt_save branch
+
+# G1, the issue's demo: the non-current leaf s2 first (its files are deleted,
+# s1's <disks> named them), then the current s3.
+pt_load branch g1
+plan=$(x delete tvm s2 --dry-run --output=json)
+check_eq "g1: dry run: s1.xml is rewritten, its <disks> on s3's frozen image" \
+    "update 1" \
+    "$(jq -r '."xml-files"[] | select(.snapshot=="s1") | .action' <<<"$plan") $(jq -r '."xml-files"[] | select(.snapshot=="s1") | .summary' <<<"$plan" |
+        grep -cF "vda -> $(saved_source "$R" tvm s3 vda) (used by child s3)")"
+pt_step delete s2
+check_eq "g1: delete s2: s1's <disks> name s3's frozen image" "$(saved_source "$R" tvm s3 vda)" \
+    "$(pt_list s1 disks vda)"
+pt_step delete s3
+check_eq "g1: delete s3: s1 current, <disks> on the live image" "s1 $(cfg_source "$R" tvm vdc)" \
+    "$(current_snapshot "$R" tvm) $(pt_list s1 disks vdc)"
+
+# G2: the current s3 first (merged into the revert's overlay: s1 current with
+# a child, so the live images go into <revertDisks>), then s2.
+pt_load branch g2
+pt_step delete s3
+check_eq "g2: delete s3: s1's <revertDisks> hold the live image, <disks> still s2's" \
+    "$(cfg_source "$R" tvm vda) $(saved_source "$R" tvm s2 vda)" \
+    "$(pt_list s1 revertDisks vda) $(pt_list s1 disks vda)"
+pt_write
+pt_step delete s2
+check_eq "g2: delete s2: no <revertDisks> left" 0 "$(grep -c '<revertDisks>' "$R$SNAP_DIR/tvm/s1.xml" || true)"
+
+# G3: refresh between the deletes.
+pt_load branch g3
+pt_step refresh
+pt_write
+pt_step delete s2
+pt_write
+pt_step refresh
+pt_step delete s3
+
+# G4: back to s2 (a leaf: its <disks> replaced), then s3 and s1 go.
+pt_load branch g4
+pt_step revert s2
+pt_write
+pt_step delete s3
+pt_step delete s1
+check_eq "g4: delete s1: s2 is a current root" "s2 " "$(current_snapshot "$R" tvm) $(snap_parent "$R" tvm s2)"
+
+# G5: s1 current with two children and <revertDisks>.
+pt_load branch g5
+pt_step revert s1
+pt_write
+pt_step delete s2
+check_eq "g5: delete s2: <disks> on s3's frozen image, <revertDisks> live" \
+    "$(saved_source "$R" tvm s3 vdb) $(cfg_source "$R" tvm vdb)" \
+    "$(pt_list s1 disks vdb) $(pt_list s1 revertDisks vdb)"
+pt_write
+pt_step delete s3
+
+# G6: a child merged away (s3 -> s4: s3 not current, with a child) after the
+# branch s1's <disks> named went; then a new branch at s1.
+pt_load branch g6
+pt_step create s4
+pt_write
+pt_step delete s2
+pt_step delete s3
+check_eq "g6: delete s3: s4 froze s3's image, which s1's <disks> name" \
+    "s1 $(pt_list s1 disks vda)" "$(snap_parent "$R" tvm s4) $(saved_source "$R" tvm s4 vda)"
+pt_step revert s1
+pt_write
+pt_step create s5
+pt_step delete s4
 
 finish
