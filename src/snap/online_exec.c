@@ -589,10 +589,18 @@ static void inexact_settle(snap_ctx *c, const snap_plan *p, inexact_run *r, bool
                            es_err *e)
 {
     es_err u = {0};
-    if (!r->recorded || !written) {
+    if (!written) {
         if (r->recorded && snap_inexact_save(c, &r->before, &u) == 0)
             r->recorded = false;
         es_err_prefix(e, "nothing was changed");
+        return;
+    }
+    if (!r->recorded) { /* the plan removes no snapshot: nothing to record */
+        es_err_prefix(e, "the chains and libvirt's files are as before");
+        size_t len = strlen(e->msg);
+        snprintf(e->msg + len, sizeof e->msg - len,
+                 "; but QEMU does not undo a cancelled commit: the merge targets already hold "
+                 "part of the data being merged (the images above hide it from the VM)");
         return;
     }
     /* Why, without what the job driver adds about the jobs ("; no disk ..."). */
