@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cmd/cmd.h"
+#include "cmd/img_root.h"
 #include "cmd/json_out.h"
 #include "qcow2/check.h"
 #include "qcow2/check_chain.h"
@@ -15,7 +16,8 @@ static int run(int argc, char **argv);
 const es_cmd es_cmd_img_check = {
     "img check",
     "check (and repair) qcow2 images and their backing chains (like qemu-img check)",
-    "usage: extsnap img check [--output=human|json] [-r leaks|all | -U] [-q] IMAGE...\n"
+    "usage: extsnap img check [--output=human|json] [-r leaks|all | -U] [-q]\n"
+    "                         [--root=DIR] IMAGE...\n"
     "\n"
     "Check each qcow2 IMAGE the way `qemu-img check` does and report the same\n"
     "figures: refcounts too high (leaked clusters: wasted space), refcounts too\n"
@@ -39,6 +41,10 @@ const es_cmd es_cmd_img_check = {
     "  -q, --quiet         no summary on stdout (detail lines still on stderr)\n"
     "  -U, --force-share   check even if another process writes the image (the\n"
     "                      result may then be inconsistent); not with -r\n"
+    ES_IMG_ROOT_USAGE
+    "                      A backing name that leads out of DIR stops the\n"
+    "                      check of that image before anything is read or\n"
+    "                      repaired (exit status 1).\n"
     "\n"
     "Image locks are QEMU's: a check refuses an image a running VM writes\n"
     "(unless -U), a repair refuses an image anyone else has open.\n"
@@ -75,6 +81,7 @@ static int severity(int code)
 
 typedef struct check_out {
     bool json, quiet, several;
+    const char *root;   /* --root DIR, or NULL */
     json_object *array; /* several images in JSON */
 } check_out;
 
@@ -177,27 +184,41 @@ static int no_result(check_out *out, const char *path, const char *format, int c
     return code;
 }
 
-static int check_one(check_out *out, const char *path, unsigned fix)
+/* A check that could not start: the error on stderr, an object in JSON. */
+static int not_started(check_out *out, const char *path, es_err *err)
+{
+    char buf[ES_ERR_MSG_MAX + ES_ERR_PATH_MAX + 64];
+    qcow2_check_result none = {.check_errors = 1};
+    es_cmd_error(es_cmd_img_check.name, err);
+    if (out->json)
+        emit_json(out, result_json(path, NULL, &none, NULL, es_err_str(err, buf, sizeof buf)));
+    return ES_EXIT_FAIL;
+}
+
+/* path: the image as the user (the host) names it; open_path: where it is
+ * opened (under --root; the same string without). */
+static int check_one(check_out *out, const char *path, const char *open_path, unsigned fix)
 {
     es_err err;
     char buf[ES_ERR_MSG_MAX + ES_ERR_PATH_MAX + 64];
     bool is_qcow2;
-    if (qcow2_check_is_qcow2(path, &is_qcow2, &err) < 0) {
-        qcow2_check_result none = {.check_errors = 1};
-        es_cmd_error(es_cmd_img_check.name, &err);
-        if (out->json)
-            emit_json(out, result_json(path, NULL, &none, NULL, es_err_str(&err, buf, sizeof buf)));
-        return ES_EXIT_FAIL;
+    if (qcow2_check_is_qcow2(open_path, &is_qcow2, &err) < 0) {
+        es_img_root_fix_err(&err, out->root, open_path, path);
+        return not_started(out, path, &err);
     }
     if (!is_qcow2)
         return no_result(out, path, "raw", EXIT_NO_CHECK, NULL,
                          "this image format (raw) does not support checks");
+    /* Under --root, a backing name leading out of DIR stops everything
+     * before a repair could write. */
+    if (qcow2_check_chain_names_in_root(path, out->root, &err) < 0)
+        return not_started(out, path, &err);
 
     if (out->several && !out->json && !out->quiet)
         printf("%s:\n", path);
     qcow2_check_result r;
     bool repaired;
-    if (qcow2_check_image(path, fix, stderr, &r, &repaired, &err) < 0) {
+    if (qcow2_check_image(open_path, fix, stderr, &r, &repaired, &err) < 0) {
         /* The path is printed anyway: only what failed, and why. */
         char msg[sizeof buf + 32];
         err.path[0] = '\0';
@@ -207,7 +228,8 @@ static int check_one(check_out *out, const char *path, unsigned fix)
         return no_result(out, path, "qcow2", ES_EXIT_FAIL, &r, msg);
     }
     qcow2_chain_problems chain = {0};
-    if (qcow2_check_backing_chain(path, &chain, &err) < 0) {
+    bool chain_failed = qcow2_check_backing_chain_root(path, out->root, &chain, &err) < 0;
+    if (chain_failed) {
         /* The image itself was checked; its header is what failed here. */
         es_cmd_error(es_cmd_img_check.name, &err);
     }
@@ -223,8 +245,9 @@ static int check_one(check_out *out, const char *path, unsigned fix)
         print_human(&r, &chain);
 
     int code = 0;
-    if (r.check_errors) {
-        es_cmd_errorf(es_cmd_img_check.name, "%s: Check failed", path);
+    if (r.check_errors || chain_failed) {
+        if (r.check_errors)
+            es_cmd_errorf(es_cmd_img_check.name, "%s: Check failed", path);
         code = ES_EXIT_FAIL;
     } else if (r.corruptions || chain.n) {
         code = EXIT_CORRUPT;
@@ -237,6 +260,23 @@ static int check_one(check_out *out, const char *path, unsigned fix)
     return code;
 }
 
+/* One IMAGE argument: its host name and where to open it, then the check. */
+static int check_arg(check_out *out, const char *arg, unsigned fix)
+{
+    es_err err;
+    char *path = NULL, *open_path = NULL;
+    int code;
+    if (es_img_root_name(out->root, arg, &path, &err) < 0)
+        code = not_started(out, arg, &err);
+    else if (es_img_root_open_path(out->root, path, &open_path, &err) < 0)
+        code = not_started(out, path, &err);
+    else
+        code = check_one(out, path, open_path, fix);
+    free(path);
+    free(open_path);
+    return code;
+}
+
 static int run(int argc, char **argv)
 {
     const es_cmd *cmd = &es_cmd_img_check;
@@ -246,6 +286,7 @@ static int run(int argc, char **argv)
         {"repair", required_argument, NULL, 'r'},
         {"quiet", no_argument, NULL, 'q'},
         {"force-share", no_argument, NULL, 'U'},
+        ES_IMG_ROOT_LONGOPT,
         {NULL, 0, NULL, 0},
     };
     check_out out = {0};
@@ -274,7 +315,10 @@ static int run(int argc, char **argv)
             break;
         case 'q': out.quiet = true; break;
         case 'U': force_share = true; break;
+        case ES_IMG_OPT_ROOT: out.root = optarg; break;
         default:
+            if (optopt == ES_IMG_OPT_ROOT)
+                return es_cmd_usage_error(cmd, "--root needs a directory");
             return es_cmd_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
         }
     }
@@ -282,6 +326,9 @@ static int run(int argc, char **argv)
         return es_cmd_usage_error(cmd, "expected at least one IMAGE");
     if (force_share && fix)
         return es_cmd_usage_error(cmd, "--force-share (-U) cannot be used with --repair (-r)");
+    int rc = es_img_root_check(cmd, out.root, ES_EXIT_FAIL);
+    if (rc >= 0)
+        return rc;
     if (force_share)
         fix |= QCOW2_CHECK_FORCE_SHARE;
     out.several = argc - optind > 1;
@@ -289,7 +336,7 @@ static int run(int argc, char **argv)
         out.array = es_json_new_array();
     int worst = 0;
     for (int i = optind; i < argc; i++) {
-        int code = check_one(&out, argv[i], fix);
+        int code = check_arg(&out, argv[i], fix);
         if (severity(code) > severity(worst))
             worst = code;
         fflush(stdout);

@@ -8,6 +8,7 @@
 
 #include "cmd/cmd.h"
 #include "cmd/img_commit_qmp.h"
+#include "cmd/img_root.h"
 #include "qcow2/commit.h"
 
 static int run(int argc, char **argv);
@@ -15,7 +16,7 @@ static int run(int argc, char **argv);
 const es_cmd es_cmd_img_commit = {
     "img commit",
     "commit an image's changes into its backing file (like qemu-img commit)",
-    "usage: extsnap img commit [-f FORMAT] [-b BASE] [-d] [-p] [-q] TOP\n"
+    "usage: extsnap img commit [-f FORMAT] [-b BASE] [-d] [-p] [-q] [--root=DIR] TOP\n"
     "\n"
     "Copy every cluster allocated in TOP, and in every image between BASE and\n"
     "TOP, into BASE (default: TOP's backing file), as `qemu-img commit` does:\n"
@@ -35,6 +36,14 @@ const es_cmd es_cmd_img_commit = {
     "  -d                do not empty TOP afterwards\n"
     "  -p, --progress    show progress on stderr (only on a terminal)\n"
     "  -q, --quiet       print nothing on success\n"
+    "  --root=DIR        DIR holds a host's root file system (a rescue shell's\n"
+    "                    /mnt/sysimage): TOP, BASE and every backing file name\n"
+    "                    are the host's paths, opened under DIR (a relative TOP\n"
+    "                    is taken from DIR, i.e. the host's /; a relative BASE\n"
+    "                    is looked for beside each image of the chain, then\n"
+    "                    from DIR); '..' and symlinks may not lead out of DIR.\n"
+    "                    Names are shown as the host sees them. Not with --qmp\n"
+    "                    (QEMU opens the images itself).\n"
     "\n"
     "Nothing is written before these checks pass: TOP has a backing file; BASE\n"
     "is in its chain; BASE (and TOP unless kept) can be opened for writing;\n"
@@ -68,16 +77,33 @@ static void show_progress(void *ctx, uint64_t done, uint64_t total)
     fflush(stderr);
 }
 
+/* Is --root on the command line (before "--")? */
+static bool wants_root(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            break;
+        if (strcmp(argv[i], "--root") == 0 || strncmp(argv[i], "--root=", 7) == 0)
+            return true;
+    }
+    return false;
+}
+
 static int run(int argc, char **argv)
 {
     const es_cmd *cmd = &es_cmd_img_commit;
-    if (es_img_commit_wants_qmp(argc, argv))
+    if (es_img_commit_wants_qmp(argc, argv)) {
+        if (wants_root(argc, argv))
+            return es_cmd_usage_error(cmd, "--root cannot be used with --qmp: the running QEMU "
+                                           "opens the images by its own names");
         return es_img_commit_qmp_run(cmd, argc, argv); /* a running VM: through QEMU */
+    }
     static const struct option longopts[] = {
         {"format", required_argument, NULL, 'f'},
         {"base", required_argument, NULL, 'b'},
         {"progress", no_argument, NULL, 'p'},
         {"quiet", no_argument, NULL, 'q'},
+        ES_IMG_ROOT_LONGOPT,
         {NULL, 0, NULL, 0},
     };
     es_open_opts oo = {0};
@@ -94,6 +120,7 @@ static int run(int argc, char **argv)
         case 'd': co.keep_top = true; break;
         case 'p': progress = true; break;
         case 'q': quiet = true; break;
+        case ES_IMG_OPT_ROOT: oo.root = optarg; break;
         case ':':
             return es_cmd_usage_error(cmd, "option '%s' needs an argument", argv[optind - 1]);
         default:
@@ -102,23 +129,31 @@ static int run(int argc, char **argv)
     }
     if (argc - optind != 1)
         return es_cmd_usage_error(cmd, argc - optind < 1 ? "TOP is missing" : "too many arguments");
+    int rc = es_img_root_check(cmd, oo.root, ES_EXIT_FAIL);
+    if (rc >= 0)
+        return rc;
     const char *skip = getenv("EXTSNAP_SKIP_SPACE_CHECK");
     co.skip_space_check = skip && strcmp(skip, "1") == 0;
     if (progress && !quiet && isatty(STDERR_FILENO))
         co.progress = show_progress;
 
     es_err err;
-    es_image *top;
-    if (es_image_open(&top, argv[optind], &oo, &err) < 0) {
+    es_image *top = NULL;
+    char *name = NULL;
+    if (es_img_root_name(oo.root, argv[optind], &name, &err) < 0 ||
+        es_image_open(&top, name, &oo, &err) < 0) {
+        es_img_root_fix_err(&err, oo.root, NULL, name ? name : argv[optind]);
         es_cmd_error(cmd->name, &err);
+        free(name);
         return ES_EXIT_FAIL;
     }
-    int rc = ES_EXIT_OK;
+    free(name);
+    rc = ES_EXIT_OK;
     es_image *base = top->backing;
     if (!base) {
         es_err_set(&err, 0, top->filename, "Image does not have a backing file");
         rc = ES_EXIT_FAIL;
-    } else if (base_path && !(base = es_commit_find_base(top, base_path, &err))) {
+    } else if (base_path && !(base = es_commit_find_base_root(top, base_path, oo.root, &err))) {
         rc = ES_EXIT_FAIL;
     } else if (es_commit(top, base, &co, &err) < 0) {
         rc = ES_EXIT_FAIL;

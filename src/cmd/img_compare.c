@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cmd/cmd.h"
+#include "cmd/img_root.h"
 #include "qcow2/image.h"
 #include "qcow2/map_status.h"
 
@@ -21,7 +22,8 @@ static int run(int argc, char **argv);
 const es_cmd es_cmd_img_compare = {
     "img compare",
     "compare the guest content of two image chains (like qemu-img compare)",
-    "usage: extsnap img compare [-f FMT] [-F FMT] [-U|--force-share] [-q] IMAGE1 IMAGE2\n"
+    "usage: extsnap img compare [-f FMT] [-F FMT] [-U|--force-share] [-q]\n"
+    "                           [--root=DIR] IMAGE1 IMAGE2\n"
     "\n"
     "Compare what a guest would read from IMAGE1 and IMAGE2, each through its\n"
     "backing chain. Unallocated ranges read as zeroes; images of different sizes\n"
@@ -35,6 +37,7 @@ const es_cmd es_cmd_img_compare = {
     "  -F FMT              format of IMAGE2\n"
     "  -U, --force-share   read even if another process holds the images\n"
     "  -q, --quiet         print nothing on stdout; use the exit status\n"
+    ES_IMG_ROOT_USAGE
     "\n"
     "Exit status: 0 identical, 1 different, 2 error (open, metadata, read) or\n"
     "usage error.\n",
@@ -189,6 +192,7 @@ static int run(int argc, char **argv)
     static const struct option longopts[] = {
         {"force-share", no_argument, NULL, 'U'},
         {"quiet", no_argument, NULL, 'q'},
+        ES_IMG_ROOT_LONGOPT,
         {NULL, 0, NULL, 0},
     };
     es_open_opts opts[2] = {{0}, {0}};
@@ -202,20 +206,32 @@ static int run(int argc, char **argv)
         case 'F': opts[1].format = optarg; break;
         case 'U': opts[0].force_share = opts[1].force_share = true; break;
         case 'q': c.quiet = true; break;
+        case ES_IMG_OPT_ROOT: opts[0].root = opts[1].root = optarg; break;
         default:
+            if (optopt == ES_IMG_OPT_ROOT)
+                return es_cmd_usage_error(cmd, "--root needs a directory");
             return es_cmd_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
         }
     }
     if (argc - optind != 2)
         return es_cmd_usage_error(cmd, "expected IMAGE1 and IMAGE2");
+    int rc = es_img_root_check(cmd, opts[0].root, COMPARE_EXIT_ERROR);
+    if (rc >= 0)
+        return rc;
 
     es_err err;
-    int rc = COMPARE_EXIT_ERROR;
-    for (int i = 0; i < 2; i++)
-        if (es_image_open(&c.img[i], argv[optind + i], &opts[i], &err) < 0) {
+    rc = COMPARE_EXIT_ERROR;
+    for (int i = 0; i < 2; i++) {
+        char *name = NULL;
+        if (es_img_root_name(opts[i].root, argv[optind + i], &name, &err) < 0 ||
+            es_image_open(&c.img[i], name, &opts[i], &err) < 0) {
+            es_img_root_fix_err(&err, opts[i].root, NULL, name ? name : argv[optind + i]);
+            free(name);
             fail(&c, &err);
             goto out;
         }
+        free(name);
+    }
     c.buf[0] = malloc(COMPARE_BUF);
     c.buf[1] = malloc(COMPARE_BUF);
     if (!c.buf[0] || !c.buf[1]) {

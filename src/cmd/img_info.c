@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "cmd/cmd.h"
+#include "cmd/img_root.h"
 #include "cmd/json_out.h"
 #include "qcow2/image.h"
 #include "qcow2/info.h"
@@ -16,7 +17,7 @@ const es_cmd es_cmd_img_info = {
     "img info",
     "show an image's size, format, backing file and snapshots (like qemu-img info)",
     "usage: extsnap img info [--backing-chain] [--output=human|json] [-f FORMAT]\n"
-    "                        [-U|--force-share] IMAGE\n"
+    "                        [-U|--force-share] [--root=DIR] IMAGE\n"
     "\n"
     "Show what `qemu-img info` shows about IMAGE, with the same JSON field names:\n"
     "filename, format, virtual-size, actual-size, cluster-size, dirty-flag,\n"
@@ -34,6 +35,7 @@ const es_cmd es_cmd_img_info = {
     "  --output=FMT        human (default) or json\n"
     "  -f, --format=FMT    format of IMAGE: qcow2 or raw (default: probe)\n"
     "  -U, --force-share   read even if another process holds the image\n"
+    ES_IMG_ROOT_USAGE
     "\n"
     "Exit status: 0 success, 1 error, 2 usage error.\n",
     run,
@@ -199,6 +201,7 @@ static int run(int argc, char **argv)
         {"backing-chain", no_argument, NULL, OPT_CHAIN},
         {"format", required_argument, NULL, 'f'},
         {"force-share", no_argument, NULL, 'U'},
+        ES_IMG_ROOT_LONGOPT,
         {NULL, 0, NULL, 0},
     };
     es_open_opts opts = {0};
@@ -218,21 +221,32 @@ static int run(int argc, char **argv)
         case OPT_CHAIN: chain = true; break;
         case 'f': opts.format = optarg; break;
         case 'U': opts.force_share = true; break;
+        case ES_IMG_OPT_ROOT: opts.root = optarg; break;
         default:
+            if (optopt == ES_IMG_OPT_ROOT)
+                return es_cmd_usage_error(cmd, "--root needs a directory");
             return es_cmd_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
         }
     }
     if (argc - optind != 1)
         return es_cmd_usage_error(cmd, "expected one IMAGE");
+    int rc = es_img_root_check(cmd, opts.root, ES_EXIT_FAIL);
+    if (rc >= 0)
+        return rc;
 
     /* Like qemu-img: a single image is shown without opening its backing. */
     opts.no_backing = !chain;
-    es_image *top;
+    es_image *top = NULL;
     es_err err;
-    if (es_image_open(&top, argv[optind], &opts, &err) < 0) {
+    char *name = NULL;
+    if (es_img_root_name(opts.root, argv[optind], &name, &err) < 0 ||
+        es_image_open(&top, name, &opts, &err) < 0) {
+        es_img_root_fix_err(&err, opts.root, NULL, name ? name : argv[optind]);
         es_cmd_error(cmd->name, &err);
+        free(name);
         return ES_EXIT_FAIL;
     }
+    free(name);
     /* Gather everything first so that an error prints nothing but itself. */
     int count = 0;
     for (es_image *img = top; img; img = img->backing)

@@ -2,9 +2,11 @@
  * printed the way `qemu-img map` (7.2) prints it. */
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cmd/cmd.h"
+#include "cmd/img_root.h"
 #include "qcow2/image.h"
 #include "qcow2/map_status.h"
 
@@ -14,7 +16,8 @@ const es_cmd es_cmd_img_map = {
     "img map",
     "show where the guest data of an image chain is mapped (like qemu-img map)",
     "usage: extsnap img map [--output=human|json] [-f FORMAT] [-U|--force-share]\n"
-    "                       [--start-offset=OFFSET] [--max-length=LENGTH] IMAGE\n"
+    "                       [--start-offset=OFFSET] [--max-length=LENGTH]\n"
+    "                       [--root=DIR] IMAGE\n"
     "\n"
     "Print the extents of IMAGE's guest view, walking its backing chain, in the\n"
     "format of `qemu-img map`. JSON fields per extent: start, length, depth (0 =\n"
@@ -29,6 +32,7 @@ const es_cmd es_cmd_img_map = {
     "  -U, --force-share   read even if another process holds the image\n"
     "  --start-offset=N    start at guest offset N (size suffixes K, M, G ...)\n"
     "  --max-length=N      map at most N bytes\n"
+    ES_IMG_ROOT_USAGE
     "\n"
     "Exit status: 0 success, 1 error, 2 usage error.\n",
     run,
@@ -143,6 +147,7 @@ static int run(int argc, char **argv)
         {"force-share", no_argument, NULL, 'U'},
         {"start-offset", required_argument, NULL, OPT_START},
         {"max-length", required_argument, NULL, OPT_MAXLEN},
+        ES_IMG_ROOT_LONGOPT,
         {NULL, 0, NULL, 0},
     };
     es_open_opts opts = {0};
@@ -162,6 +167,7 @@ static int run(int argc, char **argv)
         }
         case 'f': opts.format = optarg; break;
         case 'U': opts.force_share = true; break;
+        case ES_IMG_OPT_ROOT: opts.root = optarg; break;
         case OPT_START:
             if (es_parse_size(optarg, &start) < 0)
                 return es_cmd_usage_error(cmd, "invalid --start-offset '%s'", optarg);
@@ -171,19 +177,29 @@ static int run(int argc, char **argv)
                 return es_cmd_usage_error(cmd, "invalid --max-length '%s'", optarg);
             break;
         default:
+            if (optopt == ES_IMG_OPT_ROOT)
+                return es_cmd_usage_error(cmd, "--root needs a directory");
             return es_cmd_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
         }
     }
     if (argc - optind != 1)
         return es_cmd_usage_error(cmd, "expected one IMAGE");
+    int rc = es_img_root_check(cmd, opts.root, ES_EXIT_FAIL);
+    if (rc >= 0)
+        return rc;
 
-    es_image *img;
+    es_image *img = NULL;
     es_err err;
-    if (es_image_open(&img, argv[optind], &opts, &err) < 0) {
+    char *name = NULL;
+    if (es_img_root_name(opts.root, argv[optind], &name, &err) < 0 ||
+        es_image_open(&img, name, &opts, &err) < 0) {
+        es_img_root_fix_err(&err, opts.root, NULL, name ? name : argv[optind]);
         es_cmd_error(cmd->name, &err);
+        free(name);
         return ES_EXIT_FAIL;
     }
-    int rc = map_image(cmd, img, json, start, max_len);
+    free(name);
+    rc = map_image(cmd, img, json, start, max_len);
     es_image_close(img);
     return rc;
 }

@@ -1,9 +1,14 @@
 /* extsnap img rebase -u: point an image at another backing file. */
 #include <getopt.h>
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cmd/cmd.h"
+#include "cmd/img_root.h"
+#include "qcow2/image.h"
 #include "qcow2/rebase.h"
 
 static int run(int argc, char **argv);
@@ -11,8 +16,8 @@ static int run(int argc, char **argv);
 const es_cmd es_cmd_img_rebase = {
     "img rebase",
     "change the backing file an image names (-u: header only)",
-    "usage: extsnap img rebase -u -b BACKING -F FMT IMAGE\n"
-    "       extsnap img rebase -u -b \"\" IMAGE\n"
+    "usage: extsnap img rebase -u -b BACKING -F FMT [--root=DIR] IMAGE\n"
+    "       extsnap img rebase -u -b \"\" [--root=DIR] IMAGE\n"
     "\n"
     "Rewrite the backing file name and backing format stored in a qcow2 image's\n"
     "header, as 'qemu-img rebase -u' does. The image's data is not touched and\n"
@@ -28,7 +33,16 @@ const es_cmd es_cmd_img_rebase = {
     "  -F, --backing-format=FMT  format of the new backing file: qcow2 or raw;\n"
     "                            required with a non-empty -b, refused with -b \"\"\n"
     "  -f, --format=FMT          format of IMAGE; only qcow2 has a backing file\n"
-    "  -q, --quiet               accepted for qemu-img compatibility\n"
+    "  -q, --quiet               no warnings\n"
+    "  --root=DIR                DIR holds a host's root file system (a rescue\n"
+    "                            shell's /mnt/sysimage): IMAGE is the host's path,\n"
+    "                            opened under DIR (a relative IMAGE is taken from\n"
+    "                            DIR, i.e. the host's /); BACKING is written as\n"
+    "                            given (it is the host's name) but must resolve\n"
+    "                            inside DIR, from IMAGE's directory as the host\n"
+    "                            sees it; '..' and symlinks may not lead out of\n"
+    "                            DIR (refused, nothing written). A warning says\n"
+    "                            when no file is there yet.\n"
     "  -h, --help                this text\n"
     "\n"
     "Every other header field and extension (bitmaps, unknown ones) is kept byte\n"
@@ -41,6 +55,32 @@ const es_cmd es_cmd_img_rebase = {
     run,
 };
 
+/* Under --root: the new backing name (the host's) must resolve inside the
+ * root, from the directory of IMAGE as the host names it. It is not opened
+ * (-u), but a name with no file behind it is most likely a rescue-shell path
+ * given for a host path: *missing (malloc'd) says where it was looked for. */
+static int check_backing_in_root(const char *root, const char *image, const char *backing,
+                                 char **missing, es_err *e)
+{
+    *missing = NULL;
+    if (!root)
+        return 0;
+    char *display = NULL, *open_path = NULL;
+    if (es_backing_resolve(image, backing, root, &display, &open_path, e) < 0)
+        return -1;
+    struct stat st;
+    int r = 0;
+    if (stat(open_path, &st) < 0 && errno == ENOENT &&
+        asprintf(missing, "the new backing file %s does not exist under %s (%s)", display, root,
+                 open_path) < 0) {
+        *missing = NULL;
+        r = es_err_set(e, ENOMEM, NULL, "out of memory");
+    }
+    free(display);
+    free(open_path);
+    return r;
+}
+
 static int run(int argc, char **argv)
 {
     const es_cmd *c = &es_cmd_img_rebase;
@@ -50,10 +90,11 @@ static int run(int argc, char **argv)
         {"backing-format", required_argument, NULL, 'F'},
         {"format", required_argument, NULL, 'f'},
         {"quiet", no_argument, NULL, 'q'},
+        ES_IMG_ROOT_LONGOPT,
         {NULL, 0, NULL, 0},
     };
-    const char *backing = NULL, *bfmt = NULL, *fmt = NULL;
-    bool unsafe = false;
+    const char *backing = NULL, *bfmt = NULL, *fmt = NULL, *root = NULL;
+    bool unsafe = false, quiet = false;
     optind = 1;
     opterr = 0;
     int ch;
@@ -63,9 +104,12 @@ static int run(int argc, char **argv)
         case 'b': backing = optarg; break;
         case 'F': bfmt = optarg; break;
         case 'f': fmt = optarg; break;
-        case 'q': break;
+        case 'q': quiet = true; break;
+        case ES_IMG_OPT_ROOT: root = optarg; break;
         default:
-            if (optopt)
+            if (optopt == ES_IMG_OPT_ROOT)
+                return es_cmd_usage_error(c, "--root needs a directory");
+            if (optopt && optopt < 0x100)
                 return es_cmd_usage_error(c, "option '-%c' %s", optopt,
                                           strchr("bFf", optopt) ? "needs an argument"
                                                                 : "is unknown");
@@ -98,11 +142,31 @@ static int run(int argc, char **argv)
         return es_cmd_usage_error(c, "-F makes no sense with -b \"\" (which removes the backing "
                                      "file)");
     }
+    int rc = es_img_root_check(c, root, ES_EXIT_FAIL);
+    if (rc >= 0)
+        return rc;
     es_err err;
     es_err_clear(&err);
-    if (qcow2_rebase_unsafe(image, backing[0] ? backing : NULL, backing[0] ? bfmt : NULL, &err) < 0) {
+    char *name = NULL, *open_path = NULL, *missing = NULL;
+    rc = ES_EXIT_FAIL;
+    if (es_img_root_name(root, image, &name, &err) < 0 ||
+        es_img_root_open_path(root, name, &open_path, &err) < 0 ||
+        (backing[0] && check_backing_in_root(root, name, backing, &missing, &err) < 0)) {
         es_cmd_error(c->name, &err);
-        return ES_EXIT_FAIL;
+        goto out;
     }
-    return ES_EXIT_OK;
+    if (qcow2_rebase_unsafe(open_path, backing[0] ? backing : NULL, backing[0] ? bfmt : NULL,
+                            &err) < 0) {
+        es_img_root_fix_err(&err, root, open_path, name);
+        es_cmd_error(c->name, &err);
+        goto out;
+    }
+    if (missing && !quiet)
+        es_cmd_errorf(c->name, "warning: %s", missing);
+    rc = ES_EXIT_OK;
+out:
+    free(missing);
+    free(name);
+    free(open_path);
+    return rc;
 }

@@ -15,6 +15,7 @@
 #include "qcow2/format.h"
 #include "qcow2/header.h"
 #include "qcow2/image.h"
+#include "util/rootpath.h"
 
 #define HEADER_READ_MAX (1u << QCOW2_MAX_CLUSTER_BITS)
 
@@ -104,12 +105,72 @@ static int judge_opened(const es_image *naming, const es_image *img, const char 
     return 0;
 }
 
+int qcow2_check_chain_names_in_root(const char *path, const char *root, es_err *e)
+{
+    if (!root || !root[0])
+        return 0;
+    char *cur = strdup(path);
+    if (!cur)
+        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    int ret = 0;
+    /* A loop stops at the depth limit: headers only, so that is cheap. */
+    for (int depth = 0; depth <= ES_CHAIN_MAX_DEPTH; depth++) {
+        char *open_path = NULL, *name = NULL, *format = NULL, *display = NULL;
+        es_err ignored;
+        if (es_root_resolve(root, cur, &open_path, e) < 0) {
+            ret = -1;
+            break;
+        }
+        int r = read_backing_fields(open_path, &name, &format, &ignored);
+        free(open_path);
+        free(format);
+        /* Not readable as qcow2, or the bottom: nothing more to resolve. */
+        if (r < 0 || !name)
+            break;
+        /* Protocol names are never followed (the chain check says so). */
+        if (es_backing_resolve(cur, name, NULL, &display, &open_path, &ignored) < 0) {
+            free(name);
+            break;
+        }
+        free(open_path);
+        free(display);
+        r = es_backing_resolve(cur, name, root, &display, &open_path, e);
+        free(name);
+        free(open_path);
+        if (r < 0) {
+            ret = -1;
+            break;
+        }
+        free(cur);
+        cur = display;
+    }
+    free(cur);
+    return ret;
+}
+
 int qcow2_check_backing_chain(const char *path, qcow2_chain_problems *out, es_err *e)
+{
+    return qcow2_check_backing_chain_root(path, NULL, out, e);
+}
+
+int qcow2_check_backing_chain_root(const char *path, const char *root,
+                                   qcow2_chain_problems *out, es_err *e)
 {
     out->msgs = NULL;
     out->n = 0;
-    char *name, *format;
-    if (read_backing_fields(path, &name, &format, e) < 0)
+    if (root && !root[0])
+        root = NULL;
+    char *name, *format, *top_path;
+    if (es_root_resolve(root, path, &top_path, e) < 0)
+        return -1;
+    int rf = read_backing_fields(top_path, &name, &format, e);
+    if (rf < 0 && root && e && strcmp(e->path, top_path) == 0) {
+        /* Name the image as the host does; where it was looked for after. */
+        snprintf(e->path, sizeof e->path, "%s", path);
+        es_err_prefix(e, "at %s", top_path);
+    }
+    free(top_path);
+    if (rf < 0)
         return -1;
     if (!name) {
         free(format);
@@ -126,19 +187,21 @@ int qcow2_check_backing_chain(const char *path, qcow2_chain_problems *out, es_er
         ret = -1;
         goto done;
     }
-    if (es_backing_resolve(path, name, NULL, &display, &open_path, &oerr) < 0) {
+    if (es_backing_resolve(path, name, root, &display, &open_path, &oerr) < 0) {
         char buf[ES_ERR_MSG_MAX + ES_ERR_PATH_MAX + 64];
         ret = add(out, e, "%s", es_err_str(&oerr, buf, sizeof buf));
         goto done;
     }
     struct stat st;
     if (stat(open_path, &st) < 0 && errno == ENOENT) {
-        ret = add(out, e, "backing file '%s' of %s does not exist (resolved to %s)", name, path,
-                  display);
+        ret = add(out, e, "backing file '%s' of %s does not exist (resolved to %s%s%s)", name,
+                  path, display, root ? " under " : "", root ? root : "");
         goto done;
     }
-    es_open_opts opts = {.format = format, .force_share = true};
-    if (es_image_open(&chain, open_path, &opts, &oerr) < 0) {
+    /* Opened by its host name so that deeper names resolve (and are shown)
+     * as the host sees them; without a root display is open_path. */
+    es_open_opts opts = {.format = format, .force_share = true, .root = root};
+    if (es_image_open(&chain, display, &opts, &oerr) < 0) {
         char buf[ES_ERR_MSG_MAX + ES_ERR_PATH_MAX + 64];
         ret = add(out, e, "backing chain of %s: %s", path, es_err_str(&oerr, buf, sizeof buf));
         goto done;

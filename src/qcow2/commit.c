@@ -16,6 +16,7 @@
 #include "qcow2/refcount.h"
 #include "qcow2/refcount_trust.h"
 #include "util/imglock.h"
+#include "util/rootpath.h"
 
 #define HDR_SIZE 24
 #define HDR_AUTOCLEAR 88
@@ -29,24 +30,37 @@ static bool same_file(const char *path, const es_image *img)
 
 es_image *es_commit_find_base(es_image *top, const char *path, es_err *e)
 {
+    return es_commit_find_base_root(top, path, NULL, e);
+}
+
+es_image *es_commit_find_base_root(es_image *top, const char *path, const char *root, es_err *e)
+{
     /* Like QEMU: a relative name is taken relative to the directory of
      * each image in turn, and compared with that image's backing file;
-     * then as given (relative to the working directory). */
+     * then as given (relative to the working directory, or under a root
+     * from its top). */
     for (es_image *img = top; img->backing; img = img->backing) {
         char *display = NULL, *open_path = NULL;
-        if (es_backing_resolve(img->filename, path, NULL, &display, &open_path, NULL) < 0)
-            break;
+        if (es_backing_resolve(img->filename, path, root, &display, &open_path, NULL) < 0)
+            continue; /* a protocol, or out of the root from here */
         bool hit = same_file(open_path, img->backing);
         free(display);
         free(open_path);
         if (hit)
             return img->backing;
     }
+    char *given = NULL;
+    if (es_root_resolve(root, path, &given, e) < 0)
+        return NULL;
     for (es_image *img = top->backing; img; img = img->backing)
-        if (same_file(path, img))
+        if (same_file(given, img)) {
+            free(given);
             return img;
+        }
     struct stat st;
-    if (stat(path, &st) < 0 && errno == ENOENT)
+    bool missing = stat(given, &st) < 0 && errno == ENOENT;
+    free(given);
+    if (missing)
         es_err_set(e, 0, path, "BASE is not in the backing chain of TOP (%s): no such file",
                    top->filename);
     else

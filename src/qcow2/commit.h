@@ -28,6 +28,9 @@ typedef struct es_commit_opts {
 /* The image of top's backing chain (below top) that is the same file as
  * path, or NULL (e says why) when there is none. */
 es_image *es_commit_find_base(es_image *top, const char *path, es_err *e);
+/* Same, for a chain opened under --root DIR (root NULL or "": none): path is
+ * the host's name, resolved under root as the chain's names were. */
+es_image *es_commit_find_base_root(es_image *top, const char *path, const char *root, es_err *e);
 
 /* Commit top (opened with its chain, read-only is fine) into base, an image
  * of that chain below top. Images are reopened for writing as needed. */
