@@ -91,6 +91,26 @@ static int add_candidate(size_t **v, size_t *n, size_t node, es_err *e)
     return 0;
 }
 
+/* S's frozen image f of disk target, and the images between it and the
+ * parent's frozen image (a --no-metadata overlay the parent's <disks> no
+ * longer names once S is gone): candidates. Only f when the chain does not
+ * reach the parent's frozen image. */
+static int add_below(const snap_ctx *c, const snap_graph *g, const domxml_snapshot *s,
+                     const char *target, size_t f, size_t **cand, size_t *ncand, es_err *e)
+{
+    if (add_candidate(cand, ncand, f, e) < 0)
+        return -1;
+    const domxml_snapshot *p = s->parent ? domxml_snapshot_list_find(c->snaps, s->parent) : NULL;
+    const domxml_disk *pk = p && p->domain ? domxml_domain_disk(p->domain, target) : NULL;
+    size_t pf = pk ? snap_graph_find(g, c->env->root, pk->source) : SNAP_GNONE;
+    if (f == SNAP_GNONE || pf == SNAP_GNONE || f == pf || !snap_graph_chain_has(g, f, pf))
+        return 0;
+    for (size_t n = g->v[f].backing; n != pf && n != SNAP_GNONE; n = g->v[n].backing)
+        if (add_candidate(cand, ncand, n, e) < 0)
+            return -1;
+    return 0;
+}
+
 /* A non-current leaf: its files go when nothing needs them. */
 static int plan_discard(snap_ctx *c, const snap_graph *g, const domxml_snapshot *s, snap_plan *p,
                         es_err *e)
@@ -109,7 +129,8 @@ static int plan_discard(snap_ctx *c, const snap_graph *g, const domxml_snapshot 
         if (!sd->source || sd->snapshot == DOMXML_SNAPSHOT_NO || !s->domain)
             continue;
         const domxml_disk *k = domxml_domain_disk(s->domain, sd->name);
-        if (k && add_candidate(&cand, &ncand, snap_graph_find(g, root, k->source), e) < 0)
+        if (k && add_below(c, g, s, sd->name, snap_graph_find(g, root, k->source), &cand,
+                           &ncand, e) < 0)
             goto out;
     }
     if (needed_after(c, g, s, cand, ncand, &need, e) < 0)

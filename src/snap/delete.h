@@ -7,8 +7,10 @@
  *     frozen image, which survives, then removed; what used the overlay is
  *     repointed (commit_range.h has the rules and the refusals);
  *   - a leaf that is not current: the changes after it were discarded when
- *     the domain left it, so nothing is merged; its frozen images and any
- *     overlay left over are deleted when nothing else needs them (config,
+ *     the domain left it, so nothing is merged; its frozen images, the
+ *     images between them and the parent's frozen images (--no-metadata
+ *     overlays) and any overlay left over are deleted when nothing else
+ *     needs them (config,
  *     every other snapshot's saved definition and <revertDisks>, the
  *     current snapshot's live <disks>, another domain, any other image
  *     using them as backing file) and they are overlays (a base image with

@@ -22,7 +22,8 @@
 #     remaining children's frozen images, the current snapshot's live
 #     images are its <revertDisks> (children) or <disks> (leaf), every file
 #     they name exists, and the content at every snapshot and live is kept;
-#     --dry-run lists the parent's rewrite.
+#     --dry-run lists the parent's rewrite; a --no-metadata overlay below a
+#     deleted leaf's frozen image goes with it.
 # After every step: virt-xml-validate accepts the config and every snapshot
 # file, qemu-img check passes on every image, 'extsnap verify' exits 0.
 set -euo pipefail
@@ -449,5 +450,24 @@ pt_step revert s1
 pt_write
 pt_step create s5
 pt_step delete s4
+
+# G7: s2 froze a --no-metadata overlay above s1's: once s2 is gone nothing
+# names either (s1's <disks> move to s3's), so both go, and verify --strict
+# finds no unreferenced image.
+pt_new g7
+pt_step create s1
+pt_write
+check_rc "g7: create --no-metadata n" 0 x create tvm n --no-metadata -q
+pt_write
+pt_step create s2
+pt_write
+pt_step revert s1
+pt_write
+pt_step create s3
+pt_step delete s2
+check_eq "g7: delete s2: s1's overlays and the --no-metadata ones are gone" "" \
+    "$(ls "$IMG" | grep -E '\.(s1|n)$' || true)"
+check_rc "g7: verify --strict (no unreferenced image)" 0 x verify tvm --strict -q
+pt_step delete s3
 
 finish
