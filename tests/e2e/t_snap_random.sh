@@ -5,7 +5,8 @@
 #   create NAME                 extsnap create tvm NAME (fresh, reused or taken names)
 #   write DISK KIND PAT OFF LEN qemu-io into the live chain of DISK: KIND data
 #                               (write -P PAT), zero (write -z) or compressed
-#                               (write -c -P PAT, whole clusters)
+#                               (write -c -P PAT, whole clusters the top image
+#                               does not have yet, else as data)
 #   revert NAME|base            extsnap revert tvm NAME
 #   refresh                     extsnap refresh tvm
 #   delete NAME                 extsnap delete tvm NAME (current, leaf, non-leaf)
@@ -107,6 +108,12 @@ do_step() { # LINE LABEL
             SM_FAILS+=("$what: the live chain does not open: $SM_ERR")
             return
         fi
+        # QEMU compresses only into clusters the top image does not have yet.
+        if [[ $kind == compressed ]] && ! qemu-io -r -c "alloc $off $len" \
+            "json:{\"driver\":\"qcow2\",\"file\":{\"driver\":\"file\",\"filename\":\"$R$(cfg_source "$R" tvm "$d")\"},\"backing\":null}" |
+            grep -q "^0/$len bytes allocated"; then
+            cmd="write -P $pat $off $len"
+        fi
         qemu-io -c "$cmd" "$SM_SPEC" >"$T/out" 2>&1 || SM_FAILS+=("$what: qemu-io: $(cat "$T/out")")
         [[ $kind == compressed ]] && cmd="write -P $pat $off $len"
         qemu-io -f raw -c "$cmd" "$T/ref/live.$d" >/dev/null
@@ -118,7 +125,11 @@ do_step() { # LINE LABEL
         else
             sm_m_revert "${a[1]}"
         fi
-        [[ -z $SM_REFUSE ]] && SM_PENDING_NODE=$SM_NEWNODE || before=$(root_sums "$R")
+        if [[ -z $SM_REFUSE ]]; then
+            SM_PENDING_NODE=$SM_NEWNODE SM_PENDING_STEM=$SM_NEWSTEM
+        else
+            before=$(root_sums "$R")
+        fi
         if [[ ${a[0]} == refresh ]]; then x_run refresh tvm; else x_run revert tvm "${a[1]}"; fi
         expect_outcome "$what" "$before"
         ;;
@@ -161,10 +172,11 @@ check_state() {
     IFS='|' read -r -a cf <<<"$SM_X"
     if [[ -n $SM_PENDING_NODE ]]; then
         s=${cf[3]##*/vda.}
-        if [[ $s =~ ^[0-9]{10}$ ]]; then
+        if [[ ${s#"${SM_PENDING_STEM:+$SM_PENDING_STEM.}"} =~ ^[0-9]{10}$ &&
+            $s == "${SM_PENDING_STEM:+$SM_PENDING_STEM.}"* ]]; then
             N_SUF[SM_PENDING_NODE]=$s
         else
-            SM_FAILS+=("$what: the revert's vda overlay ${cf[3]} is not vda.<epoch>")
+            SM_FAILS+=("$what: the revert's vda overlay ${cf[3]} is not vda.${SM_PENDING_STEM:+$SM_PENDING_STEM.}<epoch>")
         fi
         SM_PENDING_NODE=""
     fi
@@ -285,6 +297,14 @@ random_name() {
             sm_rand ${#NAME_REST}
             n+=${NAME_REST:SM_R:1}
         done
+        # Now and then a name with a dot: overlay names keep all but the last part.
+        sm_rand 8
+        if ((SM_R == 0)); then
+            sm_rand ${#NAME_REST}
+            n+=.${NAME_REST:SM_R:1}
+            sm_rand 26
+            n+=${NAME_FIRST:SM_R:1}
+        fi
         case $n in base | qcow2 | raw | iso) continue ;; esac
         SM_PICK=$n
         return

@@ -8,7 +8,8 @@
 # model keeps one graph of "nodes": node n is the three files
 # vda.<suffix>, vdb.<suffix>, vdc.<suffix> (node 0, the base, is vda.qcow2,
 # vdb.qcow2, vdc.raw), N_BACK[n] its backing node, N_ALIVE[n] whether its
-# files exist. The libvirt files name nodes: CFG (the config's disks) and per
+# files exist. A new overlay is named after the image below it cut at its
+# last extension: over vda.a.b, snapshot c's is vda.a.c, a revert's vda.a.<epoch>. The libvirt files name nodes: CFG (the config's disks) and per
 # snapshot S_DOM (the frozen images its <domain> names), S_DISKS (its
 # <disks>), S_RD (its <revertDisks>, "" if none), S_PAR (parent, "" for a
 # root); CUR is the current snapshot ("" if none).
@@ -65,6 +66,12 @@ sm_img() {
     else
         SM_F=$SNAP_IMG/$2.${N_SUF[$1]}
     fi
+}
+
+# sm_stem NODE: SM_STEM, the node's suffix cut at its last extension.
+sm_stem() {
+    SM_STEM=""
+    [[ ${N_SUF[$1]} == base || ${N_SUF[$1]} != *.* ]] || SM_STEM=${N_SUF[$1]%.*}
 }
 
 sm_node_new() { # SUFFIX BACK: SM_NODE
@@ -136,16 +143,18 @@ sm_restore() { eval "${SM_SAVED//declare -/declare -g -}"; }
 # design refuses it) and leaves the model as it was.
 
 sm_m_create() { # NAME
-    local name=$1 n d
+    local name=$1 n d suffix
     SM_REFUSE=""
     if sm_is_snap "$name"; then SM_REFUSE="snapshot $name exists"; return; fi
+    sm_stem "$CFG"
+    suffix=${SM_STEM:+$SM_STEM.}$name
     for n in "${!N_SUF[@]}"; do
-        if [[ ${N_SUF[n]} == "$name" && ${N_ALIVE[n]} == 1 ]]; then
+        if [[ ${N_SUF[n]} == "$suffix" && ${N_ALIVE[n]} == 1 ]]; then
             SM_REFUSE="overlay $(sm_file "$n" vda) exists"
             return
         fi
     done
-    sm_node_new "$name" "$CFG"
+    sm_node_new "$suffix" "$CFG"
     S_DOM[$name]=$CFG
     S_DISKS[$name]=$SM_NODE
     S_RD[$name]=""
@@ -162,7 +171,7 @@ sm_m_create() { # NAME
 }
 
 # sm_m_revert NAME|base: SM_NEWNODE is the node of the new overlays (its
-# suffix, an epoch, is learnt from the config afterwards).
+# suffix, SM_NEWSTEM.<epoch>, is learnt from the config afterwards).
 sm_m_revert() {
     local t=$1 src s roots=() old_cfg=$CFG old_cur=$CUR excl="" n top d
     SM_REFUSE=""
@@ -185,6 +194,8 @@ sm_m_revert() {
     fi
     local left=("$old_cfg")
     [[ -n $old_cur ]] && left+=("${S_RD[$old_cur]:-${S_DISKS[$old_cur]}}")
+    sm_stem "${S_DOM[$src]}"
+    SM_NEWSTEM=$SM_STEM
     sm_node_new "?" "${S_DOM[$src]}"
     SM_NEWNODE=$SM_NODE
     [[ -n $old_cur ]] && S_RD[$old_cur]=""
@@ -255,11 +266,7 @@ sm_m_delete() {
         sm_drop_snap "$s"
         if [[ $s == "$CUR" ]]; then
             CUR=$p
-            if [[ -n $p && $CFG != "${S_DISKS[$p]}" && $CFG != "${S_RD[$p]}" ]]; then
-                # The parent is current again: its live images are the config's.
-                sm_kids "$p"
-                if ((${#SM_KIDS[@]})); then S_RD[$p]=$CFG; else S_DISKS[$p]=$CFG; fi
-            fi
+            sm_live_is_cfg
         fi
     else
         # A non-current leaf: nothing merged; its files go when nothing needs them.
@@ -279,13 +286,26 @@ sm_m_delete() {
             ((${#SM_USERS[@]})) || N_ALIVE[f]=0
         fi
     fi
-    # A parent left without children: its <revertDisks> become its <disks>.
-    if [[ -n $p ]]; then
-        sm_kids "$p"
-        if ((${#SM_KIDS[@]} == 0)) && [[ -n ${S_RD[$p]} ]]; then
-            S_DISKS[$p]=${S_RD[$p]}
-            S_RD[$p]=""
-        fi
+    sm_childless_parent "$p"
+}
+
+# sm_live_is_cfg: CUR became current again by a delete: its live images are
+# the config's (<revertDisks> when it has children, else <disks>).
+sm_live_is_cfg() {
+    if [[ -n $CUR && $CFG != "${S_DISKS[$CUR]}" && $CFG != "${S_RD[$CUR]}" ]]; then
+        sm_kids "$CUR"
+        if ((${#SM_KIDS[@]})); then S_RD[$CUR]=$CFG; else S_DISKS[$CUR]=$CFG; fi
+    fi
+}
+
+# sm_childless_parent P: a parent left without children gets its
+# <revertDisks> as its <disks>.
+sm_childless_parent() {
+    [[ -n $1 ]] || return 0
+    sm_kids "$1"
+    if ((${#SM_KIDS[@]} == 0)) && [[ -n ${S_RD[$1]} ]]; then
+        S_DISKS[$1]=${S_RD[$1]}
+        S_RD[$1]=""
     fi
 }
 
@@ -299,11 +319,13 @@ sm_m_delete_metadata() { # NAME
     sm_drop_snap "$s"
 }
 
-# sm_m_commit BASE TOP: as deleting TOP, its parent, ... down to BASE's child
-# one by one (the design says the files are the same); refused as a whole
-# when any of those deletes is.
+# sm_m_commit BASE TOP: one merge per disk (the design's commit): L is the
+# image using TOP's frozen image and everything below it down to BASE's image
+# (the frozen image of the range's first snapshot), all merged into BASE's
+# image. Usually the same files as deleting TOP, its parent, ... one by one;
+# not when an image nothing names any more (delete --metadata) lies between.
 sm_m_commit() {
-    local base=$1 top=$2 s range=()
+    local base=$1 top=$2 s range=() b x n m i k newbase
     SM_REFUSE=""
     sm_is_snap "$top" || { SM_REFUSE="no snapshot $top"; return; }
     [[ $base == base ]] || sm_is_snap "$base" || { SM_REFUSE="no snapshot $base"; return; }
@@ -314,17 +336,56 @@ sm_m_commit() {
         return
     fi
     sm_kids "$top"
-    if [[ $top != "$CUR" ]] && ((${#SM_KIDS[@]} == 0)); then SM_REFUSE="$top is a non-current leaf"; return; fi
-    sm_save
-    for s in "${range[@]}"; do
-        sm_m_delete "$s"
-        if [[ -n $SM_REFUSE ]]; then
-            local why="delete $s: $SM_REFUSE"
-            sm_restore
-            SM_REFUSE=$why
+    local kids=("${SM_KIDS[@]}")
+    if [[ $top != "$CUR" ]] && ((${#kids[@]} == 0)); then SM_REFUSE="$top is a non-current leaf"; return; fi
+    b=${S_DOM[${range[-1]}]}
+    sm_users "${S_DOM[$top]}"
+    if ((${#SM_USERS[@]} != 1)); then
+        SM_REFUSE="$top's frozen image $(sm_file "${S_DOM[$top]}" vda) has ${#SM_USERS[@]} users: ${SM_USERS[*]}"
+        return
+    fi
+    x=${SM_USERS[0]}
+    sm_named "$x" || { SM_REFUSE="$(sm_file "$x" vda) is named by no libvirt file"; return; }
+    local l=()
+    n=$x
+    while [[ -n $n && $n != "$b" ]]; do l+=("$n"); n=${N_BACK[n]}; done
+    [[ $n == "$b" ]] || { SM_REFUSE="BASE's image is not below TOP's (model)"; return; }
+    # Every image of L below its top, and BASE's image: used by the next one up only.
+    local below=("${l[@]:1}" "$b")
+    for ((i = 0; i < ${#below[@]}; i++)); do
+        sm_users "${below[i]}"
+        if [[ ${#SM_USERS[@]} != 1 || ${SM_USERS[0]} != "${l[i]}" ]]; then
+            SM_REFUSE="$(sm_file "${below[i]}" vda) is used by ${SM_USERS[*]}"
             return
         fi
     done
+    # No snapshot outside the range has its state in one of them.
+    local -A in_range=() in_below=()
+    for s in "${range[@]}"; do in_range[$s]=1; done
+    for n in "${below[@]}"; do in_below[$n]=1; done
+    for s in "${SNAPS[@]}"; do
+        if [[ -z ${in_range[$s]:-} && -n ${in_below[${S_DOM[$s]}]:-} ]]; then
+            SM_REFUSE="snapshot $s's state is in $(sm_file "${S_DOM[$s]}" vda)"
+            return
+        fi
+    done
+    sm_users "$x"
+    for m in "${SM_USERS[@]}"; do N_BACK[m]=$b; done
+    local -A gone=()
+    for n in "${l[@]}"; do N_ALIVE[n]=0; gone[$n]=1; done
+    [[ -z ${gone[$CFG]:-} ]] || CFG=$b
+    for s in "${SNAPS[@]}"; do [[ -z ${gone[${S_DOM[$s]}]:-} ]] || S_DOM[$s]=$b; done
+    newbase=$base
+    [[ $base != base ]] || newbase=""
+    for k in "${kids[@]}"; do S_PAR[$k]=$newbase; done
+    local was_cur=""
+    [[ -z $CUR || -z ${in_range[$CUR]:-} ]] || was_cur=1
+    for s in "${range[@]}"; do sm_drop_snap "$s"; done
+    if [[ -n $was_cur ]]; then
+        CUR=$newbase
+        sm_live_is_cfg
+    fi
+    sm_childless_parent "$newbase"
 }
 
 sm_model_dump() {
