@@ -64,7 +64,8 @@ static int range_disks(const snap_range *r, snap_strv *out, es_err *e)
     for (size_t i = 0; i < r->n; i++)
         for (size_t j = 0; j < r->v[i]->ndisks; j++) {
             const char *t = r->v[i]->disks[j].name;
-            if (snap_froze_disk(r->v[i], t) && !snap_strv_has(out, t) && snap_strv_add(out, t, e) < 0)
+            if (snap_froze_disk(r->v[i], t) && !snap_strv_has(out, t) &&
+                snap_strv_add(out, t, e) < 0)
                 return -1;
         }
     return 0;

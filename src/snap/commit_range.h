@@ -67,7 +67,7 @@ int snap_range_plan_images(snap_ctx *c, const snap_graph *g, const snap_range *r
 typedef struct snap_meta_opts {
     const snap_repls *repl;  /* images replaced (NULL: none) */
     bool derive_base_disks;  /* the base's <disks> and <revertDisks> follow the overlay
-                                rule (parent_disks.h); off for --metadata */
+                                rule (parent_disks.h) */
 } snap_meta_opts;
 
 /* The libvirt files once the range is gone: its metadata files removed;

@@ -201,8 +201,11 @@ int snap_plan_delete(snap_ctx *c, const char *name, bool metadata_only, snap_pla
         snap_asprintf(&what, e, "delete snapshot %s", name) < 0)
         goto out;
     if (metadata_only) {
-        snap_meta_opts mo = {0};
-        if (snap_range_plan_metadata(c, &g, &r, &mo, p, e) < 0 ||
+        /* The parent's lists still follow the files (the rule changes only
+         * metadata), so that its live overlays are what the config uses. */
+        snap_meta_opts mo = {.derive_base_disks = true};
+        if (snap_graph_build(c, &g, e) < 0 ||
+            snap_range_plan_metadata(c, &g, &r, &mo, p, e) < 0 ||
             snap_strv_addf(&p->notes, e,
                            "--metadata: images and the domain config are not touched; the "
                            "files snapshot %s named stay",

@@ -15,13 +15,12 @@
  *     current snapshot's live <disks>, another domain, any other image
  *     using them as backing file) and they are overlays (a base image with
  *     no backing file is never deleted: the note says so);
- *   - metadata_only (--metadata): only the metadata file; children are
+ *   - metadata_only (--metadata): only the metadata files; children are
  *     re-parented and the parent becomes current if it was; images and
  *     config untouched (libvirt's snapshot-delete --metadata).
  * Always: children re-parented to its parent, the parent current when it
- * was current (no current snapshot when it was a root), and, except with
- * --metadata, the parent's <disks> and <revertDisks> follow the overlay
- * rule (parent_disks.h). */
+ * was current (no current snapshot when it was a root), and the parent's
+ * <disks> and <revertDisks> follow the overlay rule (parent_disks.h). */
 #ifndef ES_SNAP_DELETE_H
 #define ES_SNAP_DELETE_H
 

@@ -23,7 +23,8 @@
 #     images are its <revertDisks> (children) or <disks> (leaf), every file
 #     they name exists, and the content at every snapshot and live is kept;
 #     --dry-run lists the parent's rewrite; a --no-metadata overlay below a
-#     deleted leaf's frozen image goes with it.
+#     deleted leaf's frozen image goes with it; --metadata of the current
+#     snapshot derives the parent's lists from the config left as it is.
 # After every step: virt-xml-validate accepts the config and every snapshot
 # file, qemu-img check passes on every image, 'extsnap verify' exits 0.
 set -euo pipefail
@@ -387,9 +388,9 @@ pt_save branch
 # s1's <disks> named them), then the current s3.
 pt_load branch g1
 plan=$(x delete tvm s2 --dry-run --output=json)
-check_eq "g1: dry run: s1.xml is rewritten, its <disks> on s3's frozen image" \
-    "update 1" \
-    "$(jq -r '."xml-files"[] | select(.snapshot=="s1") | .action' <<<"$plan") $(jq -r '."xml-files"[] | select(.snapshot=="s1") | .summary' <<<"$plan" |
+s1w=$(jq -c '."xml-files"[] | select(.snapshot=="s1")' <<<"$plan")
+check_eq "g1: dry run: s1.xml is rewritten, its <disks> on s3's frozen image" "update 1" \
+    "$(jq -r .action <<<"$s1w") $(jq -r .summary <<<"$s1w" |
         grep -cF "vda -> $(saved_source "$R" tvm s3 vda) (used by child s3)")"
 pt_step delete s2
 check_eq "g1: delete s2: s1's <disks> name s3's frozen image" "$(saved_source "$R" tvm s3 vda)" \
@@ -469,5 +470,23 @@ check_eq "g7: delete s2: s1's overlays and the --no-metadata ones are gone" "" \
     "$(ls "$IMG" | grep -E '\.(s1|n)$' || true)"
 check_rc "g7: verify --strict (no unreferenced image)" 0 x verify tvm --strict -q
 pt_step delete s3
+
+# G8: delete --metadata of the current s3 (the config stays on s3's overlays,
+# above s3's frozen image E): s1 becomes current with the child s2, so E goes
+# into its <revertDisks>; no image changes; then s2 goes and E is s1's <disks>.
+pt_load branch g8
+e3=$(saved_source "$R" tvm s3 vda)
+isums=$(images_sums "$R")
+check_rc "g8: delete s3 --metadata" 0 x delete tvm s3 --metadata -q
+full_check "g8: delete s3 --metadata" tvm 1
+check_eq "g8: --metadata: images untouched" "$isums" "$(images_sums "$R")"
+check_eq "g8: s1 current, <disks> s2's, <revertDisks> the image below the config's" \
+    "s1 $(saved_source "$R" tvm s2 vda) $e3 $SNAP_IMG/vda.s3" \
+    "$(current_snapshot "$R" tvm) $(pt_list s1 disks vda) $(pt_list s1 revertDisks vda) $(cfg_source "$R" tvm vda)"
+check_rc "g8: delete s2" 0 x delete tvm s2 -q
+full_check "g8: delete s2" tvm 1
+check_eq "g8: delete s2: s1's <disks> on E, no <revertDisks>" "$e3 0" \
+    "$(pt_list s1 disks vda) $(grep -c '<revertDisks>' "$R$SNAP_DIR/tvm/s1.xml" || true)"
+check_eq "g8: live content unchanged" "$PT_LIVE" "$(all_guest_sums "$R" tvm "$PT_TARGETS")"
 
 finish

@@ -95,7 +95,8 @@ pt_lists() {
             if ((${#kids[@]})); then
                 ok=0
                 for k in "${kids[@]}"; do ! pt_in_chain "$d" "$(saved_source "$R" tvm "$k" "$t")" || ok=1; done
-                ((ok)) || fail "$what: $s's <disks> name $d for $t, the frozen image of none of its children (${kids[*]})"
+                ((ok)) || fail "$what: $s's <disks> name $d for $t, the frozen image of none" \
+                    "of its children (${kids[*]})"
                 ES_CHECKS=$((ES_CHECKS + 1))
             fi
             if [[ $s == "$cur" ]]; then
