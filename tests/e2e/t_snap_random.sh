@@ -18,7 +18,8 @@
 # guest content afterwards. After every step:
 #   extsnap verify exits 0; no journal is left;
 #   the snapshots, their parents and the current one (at most one) are the
-#   model's; the config and every snapshot's <domain> name the model's images;
+#   model's; the config and every snapshot's <domain>, <disks> and
+#   <revertDisks> name the model's images;
 #   the image files are exactly the model's, with the model's backing files;
 #   the config and every snapshot file validate (libvirt 9.0's schema, plus
 #   <revertDisks> where present); every qcow2 image passes qemu-img check;
@@ -37,7 +38,7 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib/snap_ops.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/lib/snap_model.sh"
 need_cmd qemu-img qemu-io virt-xml-validate xmllint
-export TZ=UTC
+export TZ=UTC LC_ALL=C
 
 STEPS_PER_SEED=${ES_RANDOM_STEPS:-25}
 if [[ -n ${SEED:-} ]]; then
@@ -201,6 +202,7 @@ check_state() {
         sm_assert "$what: $f names itself" "$s" "${sf[0]}"
         [[ ${sf[2]} == 1 ]] && cur+="$s "
         sm_is_snap "$s" || continue
+        [[ -n ${S_CT[$s]:-} ]] || S_CT[$s]=${sf[17]}
         sm_assert "$what: parent of $s" "${S_PAR[$s]}" "${sf[1]}"
         i=3
         for d in $SM_DISKS; do
@@ -208,7 +210,14 @@ check_state() {
             sm_assert "$what: $s's <domain> $d" "$SM_F $SM_FT" "${sf[i]} ${sf[i + 1]}"
             i=$((i + 2))
         done
+        # Its <disks> and <revertDisks> (vda stands for the three).
+        sm_img "${S_DISKS[$s]}" vda
+        sm_assert "$what: $s's <disks> vda" "$SM_F" "${sf[11]}"
+        SM_F=""
+        [[ -z ${S_RD[$s]} ]] || sm_img "${S_RD[$s]}" vda
+        sm_assert "$what: $s's <revertDisks> vda" "$SM_F" "${sf[14]}"
     done
+    names=$(tr ' ' '\n' <<<"$names" | sed '/^$/d' | sort | tr '\n' ' ')
     want_names=$(printf '%s\n' "${SNAPS[@]}" | sort | tr '\n' ' ')
     [[ ${#SNAPS[@]} -gt 0 ]] || want_names=""
     sm_assert "$what: snapshot files" "$want_names" "$names"

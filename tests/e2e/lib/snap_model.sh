@@ -37,7 +37,7 @@ sm_rand() {
 # --- the model ---------------------------------------------------------------
 sm_model_init() {
     declare -ga N_BACK=("") N_SUF=(base) N_ALIVE=(1)
-    declare -gA S_DOM=() S_DISKS=() S_RD=() S_PAR=() LH=() MH=()
+    declare -gA S_DOM=() S_DISKS=() S_RD=() S_PAR=() S_CT=() LH=() MH=()
     declare -ga SNAPS=()
     declare -g CUR="" CFG=0 SM_USED_NAMES=""
     mkdir -p "$T/ref"
@@ -132,11 +132,11 @@ sm_drop_snap() { # SNAP: remove from the list and the tables
     local s d keep=()
     for s in "${SNAPS[@]}"; do [[ $s == "$1" ]] || keep+=("$s"); done
     SNAPS=("${keep[@]}")
-    unset "S_DOM[$1]" "S_DISKS[$1]" "S_RD[$1]" "S_PAR[$1]"
+    unset "S_DOM[$1]" "S_DISKS[$1]" "S_RD[$1]" "S_PAR[$1]" "S_CT[$1]"
     for d in $SM_DISKS; do unset "MH[$1 $d]"; done
 }
 
-sm_save() { SM_SAVED=$(declare -p N_BACK N_SUF N_ALIVE S_DOM S_DISKS S_RD S_PAR SNAPS CUR CFG MH); }
+sm_save() { SM_SAVED=$(declare -p N_BACK N_SUF N_ALIVE S_DOM S_DISKS S_RD S_PAR S_CT SNAPS CUR CFG MH); }
 sm_restore() { eval "${SM_SAVED//declare -/declare -g -}"; }
 
 # Each sm_m_* applies a command to the model, or sets SM_REFUSE (why the
@@ -241,7 +241,7 @@ sm_m_revert() {
 
 # sm_m_delete NAME: delete with merges; sets SM_REFUSE or changes the model.
 sm_m_delete() {
-    local s=$1 f x m p k o
+    local s=$1 f x m p k o n
     SM_REFUSE=""
     sm_is_snap "$s" || { SM_REFUSE="no snapshot $s"; return; }
     p=${S_PAR[$s]}
@@ -264,59 +264,105 @@ sm_m_delete() {
         for o in "${SNAPS[@]}"; do [[ ${S_DOM[$o]} == "$x" ]] && S_DOM[$o]=$f; done
         for k in "${kids[@]}"; do S_PAR[$k]=$p; done
         sm_drop_snap "$s"
-        if [[ $s == "$CUR" ]]; then
-            CUR=$p
-            sm_live_is_cfg
-        fi
+        [[ $s != "$CUR" ]] || CUR=$p
     else
-        # A non-current leaf: nothing merged; its files go when nothing needs them.
-        local d=${S_DISKS[$s]} roots=("$CFG")
+        # A non-current leaf: nothing merged. Its leftover <disks> overlay, its
+        # frozen image and the images between that and its parent's frozen image
+        # go when nothing needs them: not an image outside these (using one as
+        # backing file), the config, another snapshot's <domain> or
+        # <revertDisks>, the current snapshot's live <disks>. Base images stay.
+        local cand=("${S_DISKS[$s]}") roots=("$CFG") pf=""
         f=${S_DOM[$s]}
-        sm_drop_snap "$s"
-        for o in "${SNAPS[@]}"; do roots+=("${S_DOM[$o]}" "${S_RD[$o]}"); done
-        # The current snapshot's <disks> when they are live (no <revertDisks>).
-        [[ -n $CUR && -z ${S_RD[$CUR]} ]] && roots+=("${S_DISKS[$CUR]}")
+        cand+=("$f")
+        [[ -z $p ]] || pf=${S_DOM[$p]}
+        if [[ -n $pf && $f != "$pf" ]] && sm_in_chain "$pf" "$f"; then
+            n=${N_BACK[f]}
+            while [[ $n != "$pf" ]]; do cand+=("$n"); n=${N_BACK[n]}; done
+        fi
+        local -A is_cand=()
+        for n in "${cand[@]}"; do is_cand[$n]=1; done
+        for n in "${!N_ALIVE[@]}"; do
+            [[ ${N_ALIVE[n]} == 1 && -z ${is_cand[$n]:-} ]] && roots+=("$n")
+        done
+        for o in "${SNAPS[@]}"; do
+            [[ $o == "$s" ]] && continue
+            roots+=("${S_DOM[$o]}" "${S_RD[$o]}")
+            [[ $o == "$CUR" && -z ${S_RD[$o]} ]] && roots+=("${S_DISKS[$o]}")
+        done
         sm_needed "${roots[@]}"
-        if [[ ${N_ALIVE[d]} == 1 && -z ${SM_NEEDED[$d]:-} ]]; then
-            sm_users "$d"
-            ((${#SM_USERS[@]})) || N_ALIVE[d]=0
-        fi
-        if [[ ${N_ALIVE[f]} == 1 && -n ${N_BACK[f]} && -z ${SM_NEEDED[$f]:-} ]]; then
-            sm_users "$f"
-            ((${#SM_USERS[@]})) || N_ALIVE[f]=0
-        fi
+        for n in "${cand[@]}"; do
+            [[ ${N_ALIVE[n]} == 1 && -n ${N_BACK[n]} && -z ${SM_NEEDED[$n]:-} ]] && N_ALIVE[n]=0
+        done
+        sm_drop_snap "$s"
     fi
-    sm_childless_parent "$p"
+    sm_rederive "$p"
 }
 
-# sm_live_is_cfg: CUR became current again by a delete: its live images are
-# the config's (<revertDisks> when it has children, else <disks>).
-sm_live_is_cfg() {
-    if [[ -n $CUR && $CFG != "${S_DISKS[$CUR]}" && $CFG != "${S_RD[$CUR]}" ]]; then
-        sm_kids "$CUR"
-        if ((${#SM_KIDS[@]})); then S_RD[$CUR]=$CFG; else S_DISKS[$CUR]=$CFG; fi
+# sm_rederive P: the design's overlay rule, for a snapshot P that lost a
+# child. An overlay of F (P's frozen image) is in use by a child C when it
+# is the image directly above F in C's frozen image's chain, by the config
+# when it is the one above F in the config's chain and P is current.
+# <disks>: kept when it names one a child uses, else the one the oldest such
+# child uses (creation time, then name); with no children the live one; a
+# non-current leaf keeps it, but its leftover <revertDisks> become <disks>.
+# <revertDisks> (P current): the live one when it is not <disks>.
+sm_rederive() {
+    local p=$1 f live="" first="" inuse="" k u rd
+    [[ -n $p ]] && sm_is_snap "$p" || return 0
+    sm_kids "$p"
+    local kids=("${SM_KIDS[@]}")
+    if [[ $p != "$CUR" ]] && ((${#kids[@]} == 0)); then
+        if [[ -n ${S_RD[$p]} ]]; then S_DISKS[$p]=${S_RD[$p]}; S_RD[$p]=""; fi
+        return 0
+    fi
+    f=${S_DOM[$p]}
+    [[ ${N_ALIVE[f]} == 1 ]] || return 0
+    [[ $p != "$CUR" ]] || { sm_over "$CFG" "$f"; live=$SM_OVER; }
+    local sorted
+    sorted=$(for k in "${kids[@]}"; do printf '%s %s\n' "${S_CT[$k]:-0}" "$k"; done | sort -k1,1n -k2,2)
+    while read -r _ k; do
+        [[ -n $k ]] || continue
+        sm_over "${S_DOM[$k]}" "$f"
+        u=$SM_OVER
+        [[ -n $u ]] || continue
+        [[ $u == "${S_DISKS[$p]}" ]] && inuse=1
+        [[ -n $first ]] || first=$u
+    done <<<"$sorted"
+    if [[ -z $inuse ]]; then
+        if [[ -n $first ]]; then
+            S_DISKS[$p]=$first
+        elif ((${#kids[@]} == 0)) && [[ -n $live ]]; then
+            S_DISKS[$p]=$live
+        fi
+    fi
+    if [[ $p == "$CUR" ]]; then
+        rd=${live:-${S_RD[$p]:-${S_DISKS[$p]}}}
+        [[ $rd == "${S_DISKS[$p]}" ]] && rd=""
+        S_RD[$p]=$rd
     fi
 }
 
-# sm_childless_parent P: a parent left without children gets its
-# <revertDisks> as its <disks>.
-sm_childless_parent() {
-    [[ -n $1 ]] || return 0
-    sm_kids "$1"
-    if ((${#SM_KIDS[@]} == 0)) && [[ -n ${S_RD[$1]} ]]; then
-        S_DISKS[$1]=${S_RD[$1]}
-        S_RD[$1]=""
-    fi
+# sm_over TOP F: SM_OVER, the live image directly above F in TOP's chain ("" if none).
+sm_over() {
+    local n=$1
+    SM_OVER=""
+    while [[ -n $n ]]; do
+        if [[ ${N_BACK[n]} == "$2" && ${N_ALIVE[n]} == 1 ]]; then SM_OVER=$n; return 0; fi
+        n=${N_BACK[n]}
+    done
+    return 0
 }
 
 sm_m_delete_metadata() { # NAME
     local s=$1 k
     SM_REFUSE=""
     sm_is_snap "$s" || { SM_REFUSE="no snapshot $s"; return; }
+    local p=${S_PAR[$s]}
     sm_kids "$s"
-    for k in "${SM_KIDS[@]}"; do S_PAR[$k]=${S_PAR[$s]}; done
-    [[ $s == "$CUR" ]] && CUR=${S_PAR[$s]}
+    for k in "${SM_KIDS[@]}"; do S_PAR[$k]=$p; done
+    [[ $s != "$CUR" ]] || CUR=$p
     sm_drop_snap "$s"
+    sm_rederive "$p"
 }
 
 # sm_m_commit BASE TOP: one merge per disk (the design's commit): L is the
@@ -381,11 +427,8 @@ sm_m_commit() {
     local was_cur=""
     [[ -z $CUR || -z ${in_range[$CUR]:-} ]] || was_cur=1
     for s in "${range[@]}"; do sm_drop_snap "$s"; done
-    if [[ -n $was_cur ]]; then
-        CUR=$newbase
-        sm_live_is_cfg
-    fi
-    sm_childless_parent "$newbase"
+    [[ -z $was_cur ]] || CUR=$newbase
+    sm_rederive "$newbase"
 }
 
 sm_model_dump() {
@@ -492,7 +535,8 @@ sm_contents() {
 
 # sm_xml PATH: SM_X, the fields of a config or snapshot file, '|'-separated:
 # snapshot name, parent, active, then source and format of vda vdb vdc sda
-# in its domain, then the <disks> and <revertDisks> sources of vda vdb vdc.
+# in its domain, then the <disks> and <revertDisks> sources of vda vdb vdc,
+# then the creation time.
 sm_xml() {
     local h=${FH[$1]} xp="concat(" t dom
     if [[ -z ${SM_XML_MEMO[$h]+x} ]]; then
@@ -504,6 +548,7 @@ sm_xml() {
         done
         for t in vda vdb vdc; do xp+=",'|',string(/domainsnapshot/disks/disk[@name='$t']/source/@file)"; done
         for t in vda vdb vdc; do xp+=",'|',string(/domainsnapshot/revertDisks/disk[@name='$t']/source/@file)"; done
+        xp+=",'|',string(/domainsnapshot/creationTime)"
         SM_XML_MEMO[$h]=$(xmllint --xpath "$xp)" "$R$1" 2>&1) || SM_XML_MEMO[$h]="unparsable"
     fi
     SM_X=${SM_XML_MEMO[$h]}
