@@ -37,39 +37,84 @@ static long holder_pid(es_file *f)
     return found;
 }
 
+/* Does path still name the file open as f? A writer that releases the
+ * lock removes the file first, so one locked meanwhile may be gone. */
+static bool still_named(const char *path, es_file *f)
+{
+    struct stat a, b;
+    return fstat(f->fd, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev &&
+           a.st_ino == b.st_ino;
+}
+
+#define LOCK_TRIES 16
+
 int snap_lock_take(const char *path, const char *domain, bool exclusive, snap_lock *lk, es_err *e)
 {
     lk->f = NULL;
-    es_file *f = NULL;
-    if (exclusive) {
-        if (es_file_open(&f, path, O_RDWR | O_CREAT, 0600, e) < 0)
+    lk->exclusive = exclusive;
+    lk->created = false;
+    for (int attempt = 0; attempt < LOCK_TRIES; attempt++) {
+        es_file *f = NULL;
+        bool created = false;
+        if (exclusive) {
+            /* Remember whether this run made the file: only then is it
+             * removed again (a lock file someone else made stays). */
+            es_err oe;
+            if (es_file_open(&f, path, O_RDWR, 0, &oe) < 0) {
+                if (oe.errnum != ENOENT) {
+                    if (e)
+                        *e = oe;
+                    return es_err_prefix(e, "cannot open the domain lock file");
+                }
+                if (es_file_open(&f, path, O_RDWR | O_CREAT | O_EXCL, 0600, &oe) < 0) {
+                    if (oe.errnum == EEXIST)
+                        continue; /* made by another locker just now */
+                    if (e)
+                        *e = oe;
+                    return es_err_prefix(e, "cannot create the domain lock file");
+                }
+                created = true;
+            }
+        } else if (es_file_open(&f, path, O_RDONLY, 0, e) < 0) {
+            if (e && e->errnum == ENOENT) {
+                es_err_clear(e);
+                return 0; /* nobody holds it */
+            }
             return es_err_prefix(e, "cannot open the domain lock file");
-    } else if (es_file_open(&f, path, O_RDONLY, 0, e) < 0) {
-        if (e && e->errnum == ENOENT) {
-            es_err_clear(e);
-            return 0; /* nobody ever locked it */
         }
-        return es_err_prefix(e, "cannot open the domain lock file");
-    }
-    if (flock(f->fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) < 0) {
-        int err = errno;
-        long pid = holder_pid(f);
-        es_file_close(f);
-        if (err == EWOULDBLOCK) {
-            if (pid)
-                return es_err_set(e, 0, path, "another extsnap is working on domain %s (pid %ld)",
-                                  domain, pid);
-            return es_err_set(e, 0, path, "another extsnap is working on domain %s", domain);
+        if (flock(f->fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) < 0) {
+            int err = errno;
+            long pid = holder_pid(f);
+            es_file_close(f);
+            if (err == EWOULDBLOCK) {
+                if (pid)
+                    return es_err_set(e, 0, path,
+                                      "another extsnap is working on domain %s (pid %ld)", domain,
+                                      pid);
+                return es_err_set(e, 0, path, "another extsnap is working on domain %s", domain);
+            }
+            return es_err_set(e, err, path, "cannot lock");
         }
-        return es_err_set(e, err, path, "cannot lock");
+        if (still_named(path, f)) {
+            lk->f = f;
+            lk->created = created;
+            return 0;
+        }
+        es_file_close(f); /* its holder removed it as we locked it: again */
     }
-    lk->f = f;
-    return 0;
+    return es_err_set(e, 0, path, "the domain lock file keeps changing; is another extsnap looping?");
 }
 
 void snap_lock_release(snap_lock *lk)
 {
-    if (lk->f)
-        es_file_close(lk->f); /* closing drops the flock */
+    if (!lk->f)
+        return;
+    /* A writer removes the file it made while it still holds it, so a
+     * refused or finished command leaves nothing behind; whoever opened it
+     * meanwhile sees it gone once locked and starts over. Not a fault point
+     * and not fatal: the file holds no data, a stale empty one is harmless. */
+    if (lk->exclusive && lk->created)
+        (void)unlink(lk->f->path);
+    es_file_close(lk->f); /* closing drops the flock */
     lk->f = NULL;
 }

@@ -1,8 +1,9 @@
 /* One extsnap at a time per domain: an flock on
  * <snapshot-dir>/<domain>.extsnap.lock (beside, never inside, the domain's
  * snapshot directory, which libvirt parses entry by entry). The holder is
- * named from /proc/locks; nothing is written into the file. The file stays:
- * removing a lock file races with the next locker. */
+ * named from /proc/locks; nothing is written into the file. A writer that
+ * creates the file removes it before it lets go (a locker checks that the path
+ * still names what it locked), so no command leaves a lock file behind. */
 #ifndef ES_SNAP_LOCK_H
 #define ES_SNAP_LOCK_H
 
@@ -13,6 +14,8 @@
 
 typedef struct snap_lock {
     es_file *f;
+    bool exclusive;
+    bool created;   /* this run made the file: it removes it again */
 } snap_lock;
 
 /* Take the lock at host path `path` for domain `domain` (for messages).

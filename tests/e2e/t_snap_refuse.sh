@@ -109,7 +109,8 @@ fcntl.flock(f, fcntl.LOCK_EX); os.execvp("sleep", ["sleep", "300"])' \
     "$R$SNAP_DIR/tvm.extsnap.lock" </dev/null >/dev/null 2>&1 &
 fpid=$!
 PIDS+=($fpid)
-for _ in $(seq 50); do grep -q FLOCK /proc/locks && break; sleep 0.1; done
+# Wait for that process's own lock (other tests may hold flocks too).
+for _ in $(seq 100); do grep -Eq "FLOCK +ADVISORY +WRITE +$fpid " /proc/locks && break; sleep 0.1; done
 refused "another extsnap at work" "another extsnap is working on domain tvm (pid $fpid)" x create tvm s2
 kill "$fpid" 2>/dev/null || true; wait "$fpid" 2>/dev/null || true
 

@@ -23,6 +23,9 @@ guest_write "$B" tvm vdc 0x12 64k 64k
 x create tvm s2 -q
 guest_write "$B" tvm vda 0x21 128k 64k
 
+check_eq "no domain lock file left behind by create" "" \
+    "$(ls "$B$SNAP_DIR" | grep extsnap.lock || true)"
+
 fresh() { rm -rf "$T/w"; cp -a "$B" "$T/w"; R=$T/w; IMG=$R$SNAP_IMG; }
 
 # verify_json: run verify --output=json; sets RC and J (the first domain's object).
@@ -129,9 +132,15 @@ verify_json
 expect "config on s1's (frozen) overlay" 2 config-off-current "$SNAP_IMG/vda.s1"
 
 # --- leftover journal -------------------------------------------------------------
+# Stop at the first change after the journal is in place (found by a traced
+# run on a copy, so the test does not depend on how many changes come first).
+fresh
+EXTSNAP_FAULT_TRACE=$T/trace x delete tvm s2 -q
+n=$(awk '$1 == "mutate" && $3 == "rename" && $4 ~ /tvm\.extsnap\.journal$/ { print $2 + 1; exit }' "$T/trace")
+check_eq "journal: the traced delete renamed its journal into place" yes "${n:+yes}"
 fresh
 rc=0
-EXTSNAP_FAULT=mutate:7:stop x delete tvm s2 -q 2>/dev/null || rc=$?
+EXTSNAP_FAULT=mutate:${n:-1}:stop x delete tvm s2 -q 2>/dev/null || rc=$?
 check_eq "journal: delete stopped by the fault" 86 "$rc"
 verify_json
 expect "leftover journal" 2 pending-journal "$R$SNAP_DIR/tvm.extsnap.journal"
