@@ -21,17 +21,23 @@
 #   model's; the config and every snapshot's <domain>, <disks> and
 #   <revertDisks> name the model's images;
 #   the image files are exactly the model's, with the model's backing files;
-#   the config and every snapshot file validate (libvirt 9.0's schema, plus
+#   the config and every snapshot file validate (xmllint --relaxng with the
+#   schemas virt-xml-validate uses: libvirt 9.0's, plus
 #   <revertDisks> where present); every qcow2 image passes qemu-img check;
 #   the live guest content of each disk, and the content at every snapshot
 #   (read through the images its <domain> names) equal the model's.
 # Reverts in the sequence compare a snapshot's content the destructive way.
+# Fixed cases (sequences earlier runs found, shortest form) run first.
 #
-# Knobs: SEED=n (one seed), ES_RANDOM_SEEDS (how many, from
-# ES_RANDOM_FIRST_SEED, default 1), ES_RANDOM_STEPS (steps per seed),
-# ES_RANDOM_REPLAY=FILE (run the steps listed in FILE, one per line, as
-# printed on failure), ES_RANDOM_VERBOSE=1 (print every step). A failure prints the seed, the steps so far and the
-# model; that seed stops there and the next one runs.
+# Knobs (defaults: the fixed cases, then seeds 1..6 of 25 steps):
+#   SEED=n                  only seed n (no fixed cases): replays a failure
+#   ES_RANDOM_SEEDS=k       run k seeds from ES_RANDOM_FIRST_SEED (default 1)
+#   ES_RANDOM_STEPS=n       steps per seed (soak: e.g. 40 seeds of 60 steps)
+#   ES_RANDOM_REPLAY=FILE   run the steps in FILE (one per line, as a failure
+#                           prints them) instead
+#   ES_RANDOM_VERBOSE=1     print every step and the model's refusals
+# A failure prints the seed, the steps so far, the model and the snapshot
+# tree; that run stops there and the next one goes on.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/lib/snap.sh"

@@ -9,8 +9,9 @@
 # vda.<suffix>, vdb.<suffix>, vdc.<suffix> (node 0, the base, is vda.qcow2,
 # vdb.qcow2, vdc.raw), N_BACK[n] its backing node, N_ALIVE[n] whether its
 # files exist. A new overlay is named after the image below it cut at its
-# last extension: over vda.a.b, snapshot c's is vda.a.c, a revert's vda.a.<epoch>. The libvirt files name nodes: CFG (the config's disks) and per
-# snapshot S_DOM (the frozen images its <domain> names), S_DISKS (its
+# last extension: over vda.a.b, snapshot c's is vda.a.c, a revert's
+# vda.a.<epoch>. The libvirt files name nodes: CFG (the config's disks) and
+# per snapshot S_DOM (the frozen images its <domain> names), S_DISKS (its
 # <disks>), S_RD (its <revertDisks>, "" if none), S_PAR (parent, "" for a
 # root); CUR is the current snapshot ("" if none).
 #
