@@ -127,12 +127,28 @@ void es_json_add_str_or_null(json_object *o, const char *key, const char *val)
 int es_domain_parse_plain(const es_cmd *cmd, es_domain_opts *o, int argc, char **argv, int nargs,
                           const char *expect)
 {
-    static const struct option longopts[] = {ES_DOMAIN_LONGOPTS, {NULL, 0, NULL, 0}};
+    return es_domain_parse_force(cmd, o, argc, argv, nargs, expect, NULL);
+}
+
+int es_domain_parse_force(const es_cmd *cmd, es_domain_opts *o, int argc, char **argv, int nargs,
+                          const char *expect, bool *force)
+{
+    enum { OPT_FORCE = 0x2000 };
+    static const struct option plain[] = {ES_DOMAIN_LONGOPTS, {NULL, 0, NULL, 0}};
+    static const struct option with_force[] = {
+        ES_DOMAIN_LONGOPTS, {"force", no_argument, NULL, OPT_FORCE}, {NULL, 0, NULL, 0}};
     es_domain_opts_init(o, cmd);
+    if (force)
+        *force = false;
     optind = 1;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, ES_DOMAIN_SHORTOPTS, longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ES_DOMAIN_SHORTOPTS, force ? with_force : plain, NULL)) !=
+           -1) {
+        if (c == OPT_FORCE && force) {
+            *force = true;
+            continue;
+        }
         int h = es_domain_opt(cmd, o, c, optarg);
         if (h < 0)
             return ES_EXIT_USAGE;

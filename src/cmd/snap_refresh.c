@@ -31,30 +31,11 @@ const es_cmd es_cmd_snap_refresh = {
 static int run(int argc, char **argv)
 {
     const es_cmd *cmd = &es_cmd_snap_refresh;
-    enum { OPT_FORCE = 0x2000 };
-    static const struct option longopts[] = {
-        ES_DOMAIN_LONGOPTS, {"force", no_argument, NULL, OPT_FORCE}, {NULL, 0, NULL, 0}};
     es_domain_opts o;
-    es_domain_opts_init(&o, cmd);
-    bool force = false;
-    optind = 1;
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, ES_DOMAIN_SHORTOPTS, longopts, NULL)) != -1) {
-        if (c == OPT_FORCE) {
-            force = true;
-            continue;
-        }
-        int h = es_domain_opt(cmd, &o, c, optarg);
-        if (h < 0)
-            return ES_EXIT_USAGE;
-        if (h == 0)
-            return es_domain_bad_option(cmd, argv);
-    }
-    if (argc - optind != 1)
-        return es_cmd_usage_error(cmd, "expected DOMAIN");
-    if (es_domain_opts_check(cmd, &o) < 0)
-        return ES_EXIT_FAIL;
+    bool force;
+    int r = es_domain_parse_force(cmd, &o, argc, argv, 1, "DOMAIN", &force);
+    if (r >= 0)
+        return r;
     es_err e = {0};
     snap_ctx *ctx = NULL;
     snap_plan *p = NULL;
