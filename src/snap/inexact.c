@@ -9,6 +9,7 @@
 
 #include "domxml/snapshot_list.h"
 #include "snap/fsutil.h"
+#include "snap/jsonfile.h"
 #include "util/atomic_file.h"
 
 /* A few entries of a few paths each; anything far larger is not ours. */
@@ -119,31 +120,14 @@ int snap_inexact_load(const snap_ctx *c, snap_inexact *m, es_err *e)
     memset(m, 0, sizeof *m);
     if (set_paths(c, m, e) < 0)
         return -1;
-    char *text = NULL;
-    size_t len = 0;
     bool exists = false;
-    if (snap_read_file(m->path, SNAP_INEXACT_MAX, &text, &len, &exists, e) < 0)
-        return es_err_prefix(e, "cannot read the record of inexact snapshots");
+    json_object *o = NULL, *v = NULL, *list = NULL;
+    if (snap_read_json(m->path, SNAP_INEXACT_MAX, "the record of inexact snapshots",
+                       "inspect it, then move it away by hand", &o, &exists, e) < 0)
+        return -1;
     if (!exists)
         return 0;
-    json_tokener *tok = json_tokener_new();
-    if (!tok) {
-        free(text);
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
-    }
-    json_object *o = json_tokener_parse_ex(tok, text, (int)len);
-    enum json_tokener_error jerr = json_tokener_get_error(tok);
-    json_tokener_free(tok);
-    free(text);
     int rc = -1;
-    json_object *v = NULL, *list = NULL;
-    if (!o || jerr != json_tokener_success) {
-        es_err_set(e, 0, m->path,
-                   "the record of inexact snapshots is not valid JSON (%s); inspect it, then "
-                   "move it away by hand",
-                   json_tokener_error_desc(jerr));
-        goto out;
-    }
     if (!json_object_object_get_ex(o, "extsnap-inexact", &v) ||
         !json_object_is_type(v, json_type_int) ||
         json_object_get_int(v) != SNAP_INEXACT_VERSION ||

@@ -10,6 +10,7 @@
 
 #include "snap/plan_json.h"
 #include "snap/fsutil.h"
+#include "snap/jsonfile.h"
 #include "util/atomic_file.h"
 #include "util/fileio.h"
 
@@ -79,31 +80,15 @@ int snap_journal_write(const snap_journal *j, const snap_plan *p, snap_phase pha
 int snap_journal_read(const snap_journal *j, snap_plan **p, snap_phase *phase, es_err *e)
 {
     *p = NULL;
-    char *text = NULL;
-    size_t len = 0;
     bool exists = false;
-    if (snap_read_file(j->path, SNAP_JOURNAL_MAX, &text, &len, &exists, e) < 0)
-        return es_err_prefix(e, "cannot read the journal");
+    json_object *o = NULL, *v = NULL;
+    if (snap_read_json(j->path, SNAP_JOURNAL_MAX, "the journal",
+                       "it was not written by this extsnap: inspect it, then move it away by hand",
+                       &o, &exists, e) < 0)
+        return -1;
     if (!exists)
         return es_err_set(e, ENOENT, j->path, "no journal");
-    json_tokener *tok = json_tokener_new();
-    if (!tok) {
-        free(text);
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
-    }
-    json_object *o = json_tokener_parse_ex(tok, text, (int)len);
-    enum json_tokener_error jerr = json_tokener_get_error(tok);
-    json_tokener_free(tok);
-    free(text);
     int rc = -1;
-    json_object *v = NULL;
-    if (!o || jerr != json_tokener_success) {
-        es_err_set(e, 0, j->path,
-                   "the journal is not valid JSON (%s); it was not written by this extsnap: "
-                   "inspect it, then move it away by hand",
-                   json_tokener_error_desc(jerr));
-        goto out;
-    }
     if (!json_object_object_get_ex(o, "extsnap-journal", &v) ||
         !json_object_is_type(v, json_type_int) || json_object_get_int(v) != SNAP_JOURNAL_VERSION) {
         es_err_set(e, 0, j->path, "not an extsnap journal of version %d", SNAP_JOURNAL_VERSION);
