@@ -162,6 +162,22 @@ static int recover_leftover(snap_ctx *c, es_err *e)
     return rc;
 }
 
+/* Files are only written offline: no libvirtd on that root, VM stopped. */
+static int offline_checks(snap_ctx *c, es_err *e)
+{
+    if (snap_check_no_libvirtd(c->env->root, c->run_dir, e) < 0 ||
+        snap_check_vm_stopped(c->env->root, c->run_dir, c->config, e) < 0)
+        return -1;
+    return 0;
+}
+
+int snap_ctx_go_offline(snap_ctx *c, es_err *e)
+{
+    if (offline_checks(c, e) < 0 || recover_leftover(c, e) < 0)
+        return -1;
+    return snap_ctx_reload(c, true, e);
+}
+
 int snap_ctx_open(const snap_env *env, const char *arg, snap_open_mode mode, snap_ctx **out,
                   es_err *e)
 {
@@ -186,15 +202,11 @@ int snap_ctx_open(const snap_env *env, const char *arg, snap_open_mode mode, sna
         goto fail;
     if (snap_lock_take(c->lock_path, c->name, writer, &c->lock, e) < 0)
         goto fail;
-    if (mode == SNAP_OPEN_WRITE || mode == SNAP_OPEN_RECOVER) {
-        if (snap_check_no_libvirtd(env->root, c->run_dir, e) < 0 ||
-            snap_check_vm_stopped(env->root, c->run_dir, c->config, e) < 0)
-            goto fail;
-    }
-    if (mode == SNAP_OPEN_WRITE && recover_leftover(c, e) < 0)
+    if (mode == SNAP_OPEN_WRITE && snap_ctx_go_offline(c, e) < 0)
         goto fail;
-    if (mode != SNAP_OPEN_RECOVER && mode != SNAP_OPEN_ONLINE &&
-        snap_ctx_reload(c, mode == SNAP_OPEN_WRITE, e) < 0)
+    if (mode == SNAP_OPEN_RECOVER && offline_checks(c, e) < 0)
+        goto fail;
+    if (mode == SNAP_OPEN_READ && snap_ctx_reload(c, false, e) < 0)
         goto fail;
     if (mode == SNAP_OPEN_READ) {
         snap_journal j = {c->journal_path, c->journal_tmp};

@@ -59,6 +59,10 @@ typedef struct snap_ctx {
 /* Open the domain arg (a name in the config dir, or a path to its XML). */
 int snap_ctx_open(const snap_env *env, const char *arg, snap_open_mode mode, snap_ctx **out,
                   es_err *e);
+/* An ONLINE context whose VM turned out to be stopped becomes a WRITE one
+ * under the same lock: the offline preconditions, recovery of a leftover
+ * journal, and the files loaded (what snap_ctx_open does for WRITE). */
+int snap_ctx_go_offline(snap_ctx *c, es_err *e);
 /* Read the config and the snapshots again (after recovery changed them).
  * strict: refuse files libvirt would reject and an inconsistent tree. */
 int snap_ctx_reload(snap_ctx *c, bool strict, es_err *e);

@@ -269,9 +269,14 @@ int snap_online_open(const snap_env *env, const char *dom, const char *cli_socke
         return -1;
     }
     if (!st.running) {
-        /* Shut off: exactly the offline path (its checks, its recovery). */
-        snap_ctx_close(c);
-        return snap_ctx_open(env, dom, SNAP_OPEN_WRITE, ctx, e);
+        /* Shut off: exactly the offline path (its checks, its recovery),
+         * under the lock already held. */
+        if (snap_ctx_go_offline(c, e) < 0) {
+            snap_ctx_close(c);
+            return -1;
+        }
+        *ctx = c;
+        return 0;
     }
     snap_online *ol = NULL;
     if (attach(c, &st, cli_socket, &ol, e) < 0)
