@@ -68,7 +68,11 @@ guest_write "$R" tvm vda 0x11 0 64k
 guest_write "$R" tvm vdb 0x12 2M 64k
 guest_write "$R" tvm vdc 0x13 1M 4k
 AT[s2]=$(all_guest_sums "$R" tvm)
-check_rc "create s2" 0 x create tvm s2 --description "second snap" -q
+EXTSNAP_FAULT_TRACE=$T/create-s2.trace check_rc "create s2" 0 x create tvm s2 --description "second snap" -q
+# Looking whether the VM runs and then writing happen under one domain lock:
+# no window for another extsnap in between.
+check_eq "create s2: the domain lock is taken once" 1 \
+    "$(grep -c 'create .*/tvm\.extsnap\.lock$' "$T/create-s2.trace")"
 after_step "create s2"
 check_eq "create s2: parent" s1 "$(xmllint --xpath 'string(//parent/name)' "$SD/s2.xml")"
 check_eq "create s2: s1 no longer current" 0 "$(xmllint --xpath 'string(//active)' "$SD/s1.xml")"
