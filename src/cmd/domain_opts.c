@@ -127,26 +127,25 @@ void es_json_add_str_or_null(json_object *o, const char *key, const char *val)
 int es_domain_parse_plain(const es_cmd *cmd, es_domain_opts *o, int argc, char **argv, int nargs,
                           const char *expect)
 {
-    return es_domain_parse_force(cmd, o, argc, argv, nargs, expect, NULL);
+    return es_domain_parse_flag(cmd, o, argc, argv, nargs, expect, NULL, NULL);
 }
 
-int es_domain_parse_force(const es_cmd *cmd, es_domain_opts *o, int argc, char **argv, int nargs,
-                          const char *expect, bool *force)
+int es_domain_parse_flag(const es_cmd *cmd, es_domain_opts *o, int argc, char **argv, int nargs,
+                         const char *expect, const char *flag, bool *value)
 {
-    enum { OPT_FORCE = 0x2000 };
-    static const struct option plain[] = {ES_DOMAIN_LONGOPTS, {NULL, 0, NULL, 0}};
-    static const struct option with_force[] = {
-        ES_DOMAIN_LONGOPTS, {"force", no_argument, NULL, OPT_FORCE}, {NULL, 0, NULL, 0}};
+    enum { OPT_FLAG = 0x2000 };
+    /* Without a flag its entry ends the table early. */
+    const struct option longopts[] = {
+        ES_DOMAIN_LONGOPTS, {flag, no_argument, NULL, OPT_FLAG}, {NULL, 0, NULL, 0}};
     es_domain_opts_init(o, cmd);
-    if (force)
-        *force = false;
+    if (value)
+        *value = false;
     optind = 1;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, ES_DOMAIN_SHORTOPTS, force ? with_force : plain, NULL)) !=
-           -1) {
-        if (c == OPT_FORCE && force) {
-            *force = true;
+    while ((c = getopt_long(argc, argv, ES_DOMAIN_SHORTOPTS, longopts, NULL)) != -1) {
+        if (c == OPT_FLAG && value) {
+            *value = true;
             continue;
         }
         int h = es_domain_opt(cmd, o, c, optarg);

@@ -90,9 +90,10 @@ int es_domain_opts_check(const es_cmd *cmd, const es_domain_opts *o);
  * checked, else the exit status to return. */
 int es_domain_parse_plain(const es_cmd *cmd, es_domain_opts *o, int argc, char **argv, int nargs,
                           const char *expect);
-/* The same, also accepting --force (into *force). */
-int es_domain_parse_force(const es_cmd *cmd, es_domain_opts *o, int argc, char **argv, int nargs,
-                          const char *expect, bool *force);
+/* The same, also accepting one switch --FLAG (into *value; none when
+ * flag is NULL). */
+int es_domain_parse_flag(const es_cmd *cmd, es_domain_opts *o, int argc, char **argv, int nargs,
+                         const char *expect, const char *flag, bool *value);
 
 /* Dry run: print the plan. Otherwise execute it and print what was done
  * (unless -q). Returns the exit status. */

@@ -122,30 +122,11 @@ static json_object *chain_json(const snap_chain *ch)
 static int run(int argc, char **argv)
 {
     const es_cmd *cmd = &es_cmd_snap_disks;
-    enum { OPT_CHAIN = 0x2000 };
-    static const struct option longopts[] = {
-        ES_DOMAIN_LONGOPTS, {"chain", no_argument, NULL, OPT_CHAIN}, {NULL, 0, NULL, 0}};
     es_domain_opts o;
-    es_domain_opts_init(&o, cmd);
-    bool chain = false;
-    optind = 1;
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, ES_DOMAIN_SHORTOPTS, longopts, NULL)) != -1) {
-        int h = es_domain_opt(cmd, &o, c, optarg);
-        if (h < 0)
-            return ES_EXIT_USAGE;
-        if (h > 0)
-            continue;
-        if (c == OPT_CHAIN)
-            chain = true;
-        else
-            return es_domain_bad_option(cmd, argv);
-    }
-    if (argc - optind != 1)
-        return es_cmd_usage_error(cmd, "expected DOMAIN");
-    if (es_domain_opts_check(cmd, &o) < 0)
-        return ES_EXIT_FAIL;
+    bool chain;
+    int r = es_domain_parse_flag(cmd, &o, argc, argv, 1, "DOMAIN", "chain", &chain);
+    if (r >= 0)
+        return r;
     es_err e = {0};
     snap_ctx *ctx = NULL;
     if (snap_ctx_open(&o.env, argv[optind], SNAP_OPEN_READ, &ctx, &e) < 0) {

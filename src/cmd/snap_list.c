@@ -212,30 +212,11 @@ static void print_tree(domxml_snapshot **v, size_t n)
 static int run(int argc, char **argv)
 {
     const es_cmd *cmd = &es_cmd_snap_list;
-    enum { OPT_TREE = 0x2000 };
-    static const struct option longopts[] = {
-        ES_DOMAIN_LONGOPTS, {"tree", no_argument, NULL, OPT_TREE}, {NULL, 0, NULL, 0}};
     es_domain_opts o;
-    es_domain_opts_init(&o, cmd);
-    bool tree = false;
-    optind = 1;
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, ES_DOMAIN_SHORTOPTS, longopts, NULL)) != -1) {
-        int h = es_domain_opt(cmd, &o, c, optarg);
-        if (h < 0)
-            return ES_EXIT_USAGE;
-        if (h > 0)
-            continue;
-        if (c == OPT_TREE)
-            tree = true;
-        else
-            return es_domain_bad_option(cmd, argv);
-    }
-    if (argc - optind != 1)
-        return es_cmd_usage_error(cmd, "expected DOMAIN");
-    if (es_domain_opts_check(cmd, &o) < 0)
-        return ES_EXIT_FAIL;
+    bool tree;
+    int r = es_domain_parse_flag(cmd, &o, argc, argv, 1, "DOMAIN", "tree", &tree);
+    if (r >= 0)
+        return r;
     es_err e = {0};
     snap_ctx *ctx = NULL;
     if (snap_ctx_open(&o.env, argv[optind], SNAP_OPEN_READ, &ctx, &e) < 0) {

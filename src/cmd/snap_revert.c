@@ -55,7 +55,7 @@ static int run(int argc, char **argv)
     const es_cmd *cmd = &es_cmd_snap_revert;
     es_domain_opts o;
     bool force;
-    int r = es_domain_parse_force(cmd, &o, argc, argv, 2, "DOMAIN NAME|base", &force);
+    int r = es_domain_parse_flag(cmd, &o, argc, argv, 2, "DOMAIN NAME|base", "force", &force);
     if (r >= 0)
         return r;
     es_err e = {0};
