@@ -127,25 +127,40 @@ void es_json_add_str_or_null(json_object *o, const char *key, const char *val)
 int es_domain_parse_plain(const es_cmd *cmd, es_domain_opts *o, int argc, char **argv, int nargs,
                           const char *expect)
 {
-    return es_domain_parse_flag(cmd, o, argc, argv, nargs, expect, NULL, NULL);
+    return es_domain_parse(cmd, o, argc, argv, nargs, expect, NULL, NULL, NULL);
 }
 
 int es_domain_parse_flag(const es_cmd *cmd, es_domain_opts *o, int argc, char **argv, int nargs,
                          const char *expect, const char *flag, bool *value)
 {
+    return es_domain_parse(cmd, o, argc, argv, nargs, expect, flag, value, NULL);
+}
+
+int es_domain_parse(const es_cmd *cmd, es_domain_opts *o, int argc, char **argv, int nargs,
+                    const char *expect, const char *flag, bool *value, const char **qmp)
+{
     enum { OPT_FLAG = 0x2000 };
-    /* Without a flag its entry ends the table early. */
-    const struct option longopts[] = {
-        ES_DOMAIN_LONGOPTS, {flag, no_argument, NULL, OPT_FLAG}, {NULL, 0, NULL, 0}};
+    struct option longopts[] = {ES_DOMAIN_LONGOPTS, {0}, {0}, {0}};
+    size_t n = sizeof longopts / sizeof *longopts - 3;
+    if (flag)
+        longopts[n++] = (struct option){flag, no_argument, NULL, OPT_FLAG};
+    if (qmp)
+        longopts[n++] = (struct option)ES_ONLINE_LONGOPT;
     es_domain_opts_init(o, cmd);
     if (value)
         *value = false;
+    if (qmp)
+        *qmp = NULL;
     optind = 1;
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, ES_DOMAIN_SHORTOPTS, longopts, NULL)) != -1) {
         if (c == OPT_FLAG && value) {
             *value = true;
+            continue;
+        }
+        if (c == ES_OPT_QMP && qmp) {
+            *qmp = optarg;
             continue;
         }
         int h = es_domain_opt(cmd, o, c, optarg);

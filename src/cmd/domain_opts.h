@@ -14,6 +14,10 @@
 #include "snap/context.h"
 #include "snap/plan.h"
 
+/* getopt_long code of --qmp (clear of ES_OPT_* and the commands' own). */
+#define ES_OPT_QMP 0x1800
+#define ES_ONLINE_LONGOPT {"qmp", required_argument, NULL, ES_OPT_QMP}
+
 enum {
     ES_OPT_ROOT = 0x1000,
     ES_OPT_CONFIG_DIR,
@@ -94,6 +98,10 @@ int es_domain_parse_plain(const es_cmd *cmd, es_domain_opts *o, int argc, char *
  * flag is NULL). */
 int es_domain_parse_flag(const es_cmd *cmd, es_domain_opts *o, int argc, char **argv, int nargs,
                          const char *expect, const char *flag, bool *value);
+/* The same, also accepting --qmp PATH (into *qmp) unless qmp is NULL: the
+ * commands that work on a running VM. */
+int es_domain_parse(const es_cmd *cmd, es_domain_opts *o, int argc, char **argv, int nargs,
+                    const char *expect, const char *flag, bool *value, const char **qmp);
 
 /* Dry run: print the plan. Otherwise execute it and print what was done
  * (unless -q). Returns the exit status. */

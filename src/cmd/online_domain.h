@@ -8,9 +8,7 @@
 #include "cmd/domain_opts.h"
 #include "snap/online_exec.h"
 
-/* getopt_long code of --qmp (clear of ES_OPT_* and the commands' own). */
-#define ES_OPT_QMP 0x1800
-#define ES_ONLINE_LONGOPT {"qmp", required_argument, NULL, ES_OPT_QMP}
+/* --qmp: ES_OPT_QMP and ES_ONLINE_LONGOPT in cmd/domain_opts.h. */
 
 #define ES_ONLINE_USAGE                                                                        \
     "Running VM: when the VM runs (libvirt's run dir, QEMU's image locks), the\n"            \

@@ -49,29 +49,11 @@ const es_cmd es_cmd_snap_commit = {
 static int run(int argc, char **argv)
 {
     const es_cmd *cmd = &es_cmd_snap_commit;
-    static const struct option longopts[] = {ES_DOMAIN_LONGOPTS, ES_ONLINE_LONGOPT,
-                                              {NULL, 0, NULL, 0}};
     es_domain_opts o;
-    es_domain_opts_init(&o, cmd);
-    optind = 1;
-    opterr = 0;
-    const char *qmp = NULL;
-    int c;
-    while ((c = getopt_long(argc, argv, ES_DOMAIN_SHORTOPTS, longopts, NULL)) != -1) {
-        if (c == ES_OPT_QMP) {
-            qmp = optarg;
-            continue;
-        }
-        int h = es_domain_opt(cmd, &o, c, optarg);
-        if (h < 0)
-            return ES_EXIT_USAGE;
-        if (h == 0)
-            return es_domain_bad_option(cmd, argv);
-    }
-    if (argc - optind != 3)
-        return es_cmd_usage_error(cmd, "expected DOMAIN BASE TOP");
-    if (es_domain_opts_check(cmd, &o) < 0)
-        return ES_EXIT_FAIL;
+    const char *qmp;
+    int r = es_domain_parse(cmd, &o, argc, argv, 3, "DOMAIN BASE TOP", NULL, NULL, &qmp);
+    if (r >= 0)
+        return r;
     es_err e = {0};
     snap_ctx *ctx = NULL;
     snap_plan *p = NULL;

@@ -61,40 +61,15 @@ const es_cmd es_cmd_snap_delete = {
     run,
 };
 
-enum { OPT_METADATA = 0x2000 };
-
 static int run(int argc, char **argv)
 {
     const es_cmd *cmd = &es_cmd_snap_delete;
-    static const struct option longopts[] = {
-        ES_DOMAIN_LONGOPTS, {"metadata", no_argument, NULL, OPT_METADATA}, ES_ONLINE_LONGOPT,
-        {NULL, 0, NULL, 0}};
     es_domain_opts o;
-    es_domain_opts_init(&o, cmd);
-    bool metadata = false;
-    const char *qmp = NULL;
-    optind = 1;
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, ES_DOMAIN_SHORTOPTS, longopts, NULL)) != -1) {
-        if (c == OPT_METADATA) {
-            metadata = true;
-            continue;
-        }
-        if (c == ES_OPT_QMP) {
-            qmp = optarg;
-            continue;
-        }
-        int h = es_domain_opt(cmd, &o, c, optarg);
-        if (h < 0)
-            return ES_EXIT_USAGE;
-        if (h == 0)
-            return es_domain_bad_option(cmd, argv);
-    }
-    if (argc - optind != 2)
-        return es_cmd_usage_error(cmd, "expected DOMAIN NAME");
-    if (es_domain_opts_check(cmd, &o) < 0)
-        return ES_EXIT_FAIL;
+    bool metadata;
+    const char *qmp;
+    int r = es_domain_parse(cmd, &o, argc, argv, 2, "DOMAIN NAME", "metadata", &metadata, &qmp);
+    if (r >= 0)
+        return r;
     es_err e = {0};
     snap_ctx *ctx = NULL;
     snap_plan *p = NULL;
