@@ -11,11 +11,14 @@
 #include "cmd/img_root.h"
 #include "qcow2/image.h"
 #include "qcow2/map_status.h"
+#include "qcow2/prefetch.h"
 
 #define COMPARE_EXIT_DIFFER 1
 #define COMPARE_EXIT_ERROR 2
 #define COMPARE_BUF (1u << 20) /* read this much from each side at a time */
 #define SECTOR 512u            /* qemu-img reports mismatches per 512-byte sector */
+#define PREFETCH_AHEAD (32u << 20) /* guest bytes read ahead of the comparison */
+#define PREFETCH_STEP (8u << 20)   /* ... asked for this much at a time */
 
 static int run(int argc, char **argv);
 
@@ -48,6 +51,7 @@ typedef struct compare_ctx {
     const es_cmd *cmd;
     es_image *img[2];
     uint8_t *buf[2];
+    uint64_t ahead[2]; /* guest offset each image is prefetched up to */
     bool quiet;
 } compare_ctx;
 
@@ -75,10 +79,25 @@ static uint64_t first_diff_sector(const uint8_t *a, const uint8_t *b, uint64_t l
     return len;
 }
 
+/* Keep image i read ahead to PREFETCH_AHEAD past off (cold caches: the
+ * clusters of a committed image are scattered). */
+static void prefetch(compare_ctx *c, int i, uint64_t off)
+{
+    if (c->ahead[i] < off)
+        c->ahead[i] = off;
+    if (c->ahead[i] >= off + PREFETCH_AHEAD - PREFETCH_STEP || c->ahead[i] >= c->img[i]->virtual_size)
+        return;
+    uint64_t to = off + PREFETCH_AHEAD;
+    es_image_prefetch(c->img[i], c->ahead[i], to - c->ahead[i]);
+    c->ahead[i] = to;
+}
+
 /* Read [off, off+len) (len <= COMPARE_BUF) from both chains and compare. */
 static int compare_range(compare_ctx *c, uint64_t off, uint64_t len)
 {
     es_err err;
+    for (int i = 0; i < 2; i++)
+        prefetch(c, i, off);
     for (int i = 0; i < 2; i++)
         if (es_image_read(c->img[i], c->buf[i], len, off, &err) < 0)
             return fail(c, &err);
@@ -153,6 +172,7 @@ static int check_tail(compare_ctx *c, int which, uint64_t from, uint64_t to)
         uint64_t end = off + st.len;
         while (off < end) {
             uint64_t chunk = end - off < COMPARE_BUF ? end - off : COMPARE_BUF;
+            prefetch(c, which, off);
             if (es_image_read(img, c->buf[0], chunk, off, &err) < 0)
                 return fail(c, &err);
             memset(c->buf[1], 0, (size_t)chunk);
@@ -232,8 +252,8 @@ static int run(int argc, char **argv)
         }
         free(name);
     }
-    c.buf[0] = malloc(COMPARE_BUF);
-    c.buf[1] = malloc(COMPARE_BUF);
+    c.buf[0] = es_io_alloc(COMPARE_BUF);
+    c.buf[1] = es_io_alloc(COMPARE_BUF);
     if (!c.buf[0] || !c.buf[1]) {
         es_cmd_errorf(cmd->name, "out of memory");
         goto out;

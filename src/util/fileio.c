@@ -249,7 +249,7 @@ int es_file_pwrite(es_file *f, const void *buf, size_t n, uint64_t off, es_err *
 static int copy_bounce(int sfd, uint64_t soff, int dfd, uint64_t doff, uint64_t n, bool *werr)
 {
     size_t cap = n < COPY_BOUNCE ? (size_t)n : COPY_BOUNCE;
-    uint8_t *buf = malloc(cap ? cap : 1);
+    uint8_t *buf = es_io_alloc(cap);
     if (!buf)
         return ENOMEM;
     int err = 0;
@@ -402,4 +402,15 @@ int es_fs_mkdir(const char *path, mode_t mode, es_err *e)
 void es_file_start_writeback(es_file *f, uint64_t off, uint64_t len)
 {
     (void)sync_file_range(f->fd, (off_t)off, (off_t)len, SYNC_FILE_RANGE_WRITE);
+}
+
+void *es_io_alloc(size_t n)
+{
+    void *p = NULL;
+    return posix_memalign(&p, 4096, n ? n : 1) == 0 ? p : NULL;
+}
+
+void es_file_prefetch(es_file *f, uint64_t off, uint64_t len)
+{
+    (void)posix_fadvise(f->fd, (off_t)off, (off_t)len, POSIX_FADV_WILLNEED);
 }

@@ -58,6 +58,16 @@ int es_file_allocated(es_file *f, uint64_t *bytes, es_err *e);
  * [off, off+len) without waiting; an fdatasync is still needed. */
 void es_file_start_writeback(es_file *f, uint64_t off, uint64_t len);
 
+/* A buffer for file data, page-aligned (free() it): the kernel copies
+ * between the page cache and an aligned buffer several times faster than
+ * into malloc's 16-byte-aligned memory (measured: `img compare` of two
+ * cached 2.9 GB images, 3.6 s of which 3 s copying, against 0.9 s). */
+void *es_io_alloc(size_t n);
+
+/* A performance hint as well: start reading [off, off+len) into the page
+ * cache without waiting, so that reads to come find it there. */
+void es_file_prefetch(es_file *f, uint64_t off, uint64_t len);
+
 /* Path-level mutating operations, counted as "mutate". */
 int es_fs_rename(const char *from, const char *to, es_err *e);
 int es_fs_unlink(const char *path, es_err *e);
