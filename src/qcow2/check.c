@@ -191,8 +191,8 @@ static int open_ctx(qcow2_check_ctx *c, const char *path, unsigned fix, FILE *lo
     c->reftable_clusters = h->refcount_table_clusters;
     if (parse_extensions(c, e) < 0)
         return -1;
-    c->l2 = malloc((size_t)c->cluster_size);
-    c->rb = malloc((size_t)c->cluster_size);
+    c->l2 = es_io_alloc((size_t)c->cluster_size);
+    c->rb = es_io_alloc((size_t)c->cluster_size);
     if (!c->l2 || !c->rb)
         return es_err_set(e, ENOMEM, path, "out of memory");
     return ondisk_load_reftable(c, e);

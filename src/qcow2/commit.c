@@ -290,9 +290,9 @@ static int run(commit_ctx *c, es_err *e)
         return -1;
     if (!c->opts->skip_space_check && commit_space_check(c, e) < 0)
         return -1;
-    c->bufs[0] = malloc(COMMIT_CHUNK_BYTES);
-    c->bufs[1] = malloc(COMMIT_CHUNK_BYTES);
-    c->scratch = malloc(c->raw_base ? 1 : base->cluster_size);
+    c->bufs[0] = es_io_alloc(COMMIT_CHUNK_BYTES);
+    c->bufs[1] = es_io_alloc(COMMIT_CHUNK_BYTES);
+    c->scratch = es_io_alloc(c->raw_base ? 1 : base->cluster_size);
     if (!c->bufs[0] || !c->bufs[1] || !c->scratch)
         return es_err_set(e, ENOMEM, NULL, "out of memory");
     if (commit_writer_start(&c->writer, base, e) < 0)

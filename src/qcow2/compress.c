@@ -102,7 +102,7 @@ int qcow2_read_compressed_cluster(es_image *img, uint64_t l2_entry, uint8_t *out
                           "compressed cluster at 0x%llx lies beyond end of file (0x%llx)",
                           (unsigned long long)off, (unsigned long long)img->file_size);
     /* nbytes <= 2 clusters by construction of the descriptor. */
-    if (!img->zinput && !(img->zinput = malloc(2 * img->cluster_size)))
+    if (!img->zinput && !(img->zinput = es_io_alloc(2 * img->cluster_size)))
         return es_err_set(e, ENOMEM, NULL, "out of memory");
     size_t got = 0;
     if (es_file_pread_some(img->file, img->zinput, (size_t)nbytes, off, &got, e) < 0)

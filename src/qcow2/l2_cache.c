@@ -163,7 +163,7 @@ int qcow2_l2_get(es_image *img, uint64_t l2_off, const uint8_t **table, es_err *
     i = c->free_head;
     l2_slot *s = &c->slots[i];
     if (!s->data) {
-        if (!(s->data = malloc(c->table_bytes)))
+        if (!(s->data = es_io_alloc(c->table_bytes)))
             return es_err_set(e, ENOMEM, NULL, "out of memory");
         total_bytes += c->table_bytes;
     }

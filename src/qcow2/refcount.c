@@ -220,7 +220,7 @@ static int get_block(es_image *img, uint64_t rt_idx, rb_slot **slot, es_err *e)
     if (victim->used && victim->dirty && write_slot(img, victim, e) < 0)
         return -1;
     victim->used = false;
-    if (!victim->data && !(victim->data = malloc(img->cluster_size)))
+    if (!victim->data && !(victim->data = es_io_alloc(img->cluster_size)))
         return es_err_set(e, ENOMEM, NULL, "out of memory");
     size_t got = 0;
     if (es_file_pread_some(img->file, victim->data, img->cluster_size, off, &got, e) < 0)

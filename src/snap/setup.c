@@ -67,7 +67,7 @@ static int same_bytes(es_file *a, es_file *b, bool *same, es_err *e)
         return -1;
     if (sa != sb)
         return 0;
-    uint8_t *x = malloc(COPY_CHUNK), *y = malloc(COPY_CHUNK);
+    uint8_t *x = es_io_alloc(COPY_CHUNK), *y = es_io_alloc(COPY_CHUNK);
     int rc = -1;
     if (!x || !y) {
         es_err_set(e, ENOMEM, NULL, "out of memory");
@@ -112,7 +112,7 @@ static int sparse_copy(es_file *src, es_file *dst, es_err *e)
     uint64_t size;
     if (es_file_size(src, &size, e) < 0)
         return -1;
-    uint8_t *buf = malloc(COPY_CHUNK);
+    uint8_t *buf = es_io_alloc(COPY_CHUNK);
     if (!buf)
         return es_err_set(e, ENOMEM, NULL, "out of memory");
     int rc = -1;
