@@ -25,45 +25,17 @@ mkdir -p "$dir"
 [[ -n ${KEEP:-} ]] || trap 'rm -rf "$dir"' EXIT
 cd "$dir"
 
-drop_caches() {
-  sync
-  if echo 3 >/proc/sys/vm/drop_caches 2>/dev/null; then return 0; fi
-  return 1
-}
+. "$here/lib.sh"
 if drop_caches; then can_drop=1; else can_drop=0; fi
 
 echo "== building images in $dir (seed $SEED)"
-if [[ ! -f orig/top.qcow2 ]]; then
-  mkdir -p orig
-  qemu-img create -q -f qcow2 orig/base.qcow2 8G
-  for i in 0 1 2 3; do
-    qemu-io -c "write -P $((0x10 + i)) $((i * 2))G 512M" orig/base.qcow2 >/dev/null
-  done
-  qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 orig/top.qcow2
-  # 16384 distinct random clusters of the 131072, in random order.
-  awk -v seed="$SEED" 'BEGIN {
-      srand(seed); n = 131072; want = 16384
-      for (i = 0; i < n; i++) p[i] = i
-      for (i = 0; i < want; i++) { j = i + int(rand() * (n - i)); t = p[i]; p[i] = p[j]; p[j] = t
-        printf "write -P %d %.0f 64k\n", 1 + (p[i] % 250), p[i] * 65536 }
-    }' >orig/cmds
-  qemu-io orig/top.qcow2 <orig/cmds >/dev/null
-fi
+build_chain orig "$SEED"
 qemu-img info orig/top.qcow2 | grep -E "disk size" | sed 's/^/  top /'
 qemu-img info orig/base.qcow2 | grep -E "disk size" | sed 's/^/  base /'
 
 fresh() { # fresh copy of the chain in $1
   rm -rf "$1"
   cp -a --sparse=always orig "$1"
-}
-
-# timed NAME CMD...: appends "seconds peak_rss_kib" to $NAME.times
-timed() {
-  local name=$1
-  shift
-  ((can_drop)) && drop_caches
-  $TIME -f "%e %M" -o "$name.one" "$@" >/dev/null
-  cat "$name.one" >>"$name.times"
 }
 
 rm -f ./*.times
@@ -88,7 +60,6 @@ qemu-img compare -q x/base.qcow2 q/base.qcow2 && echo "  extsnap's BASE and qemu
 qemu-img check -q x/base.qcow2 && echo "  extsnap's BASE checks clean"
 qemu-img compare -q x/top.qcow2 q/top.qcow2 && echo "  emptied TOPs read the same ($(stat -c %s x/top.qcow2) / $(stat -c %s q/top.qcow2) bytes)"
 
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 med_x=$(cut -d' ' -f1 extsnap.times | median)
 med_q=$(cut -d' ' -f1 qemu.times | median)
 med_d=$(cut -d' ' -f1 dd.times | median)

@@ -1,0 +1,42 @@
+# Shared by the benchmarks (sourced; needs $TIME, and can_drop set by the caller).
+
+drop_caches() {
+  sync
+  if echo 3 >/proc/sys/vm/drop_caches 2>/dev/null; then return 0; fi
+  return 1
+}
+
+# build_chain DIR SEED: DIR/base.qcow2, an 8 GiB qcow2 (64 KiB clusters)
+# with 2 GiB allocated (4 x 512 MiB), and DIR/top.qcow2 over it with 16384
+# distinct 64 KiB clusters (1 GiB) at random offsets, written in random
+# order. Kept when DIR already holds them.
+build_chain() {
+  local d=$1 seed=$2
+  [[ -f $d/top.qcow2 ]] && return 0
+  mkdir -p "$d"
+  qemu-img create -q -f qcow2 "$d/base.qcow2" 8G
+  for i in 0 1 2 3; do
+    qemu-io -c "write -P $((0x10 + i)) $((i * 2))G 512M" "$d/base.qcow2" >/dev/null
+  done
+  qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 "$d/top.qcow2"
+  # 16384 distinct random clusters of the 131072, in random order.
+  awk -v seed="$seed" 'BEGIN {
+      srand(seed); n = 131072; want = 16384
+      for (i = 0; i < n; i++) p[i] = i
+      for (i = 0; i < want; i++) { j = i + int(rand() * (n - i)); t = p[i]; p[i] = p[j]; p[j] = t
+        printf "write -P %d %.0f 64k\n", 1 + (p[i] % 250), p[i] * 65536 }
+    }' >"$d/cmds"
+  qemu-io "$d/top.qcow2" <"$d/cmds" >/dev/null
+}
+
+# timed NAME CMD...: appends "seconds peak_rss_kib" to $NAME.times (page
+# cache dropped first when allowed; set WARM=1 to keep it).
+timed() {
+  local name=$1
+  shift
+  ((can_drop)) && [[ -z ${WARM:-} ]] && drop_caches
+  $TIME -f "%e %M" -o "$name.one" "$@" >/dev/null
+  cat "$name.one" >>"$name.times"
+}
+
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
