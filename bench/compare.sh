@@ -10,19 +10,8 @@
 #        KEEP=1 directory is reused), RUNS (default 3), SEED (42), KEEP=1
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-EXTSNAP=${1:-${EXTSNAP:-$here/../build/extsnap}}
-[[ -x $EXTSNAP ]] || { echo "no extsnap binary at $EXTSNAP (build first, or pass its path)" >&2; exit 2; }
-EXTSNAP=$(cd "$(dirname "$EXTSNAP")" && pwd)/$(basename "$EXTSNAP")
-RUNS=${RUNS:-3}
-SEED=${SEED:-42}
-TIME=/usr/bin/time
-[[ -x $TIME ]] || { echo "needs GNU time (/usr/bin/time, Debian package 'time')" >&2; exit 2; }
-dir=${BENCH_DIR:-$(mktemp -d /var/tmp/extsnap-bench.XXXXXX)}
-mkdir -p "$dir"
-[[ -n ${KEEP:-} ]] || trap 'rm -rf "$dir"' EXIT
-cd "$dir"
 . "$here/lib.sh"
-if drop_caches; then can_drop=1; else can_drop=0; fi
+bench_init "$@"
 
 echo "== building images in $dir (seed $SEED)"
 build_chain orig "$SEED"

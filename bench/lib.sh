@@ -1,4 +1,22 @@
-# Shared by the benchmarks (sourced; needs $TIME, and can_drop set by the caller).
+# Shared by the benchmarks (sourced with $here set to bench/).
+
+# bench_init [EXTSNAP_BINARY]: the binary, RUNS, SEED, TIME, the working
+# directory (BENCH_DIR or a new one, removed at exit unless KEEP=1; the
+# shell moves into it) and can_drop (page caches can be dropped).
+bench_init() {
+  EXTSNAP=${1:-${EXTSNAP:-$here/../build/extsnap}}
+  [[ -x $EXTSNAP ]] || { echo "no extsnap binary at $EXTSNAP (build first, or pass its path)" >&2; exit 2; }
+  EXTSNAP=$(cd "$(dirname "$EXTSNAP")" && pwd)/$(basename "$EXTSNAP")
+  RUNS=${RUNS:-3}
+  SEED=${SEED:-42}
+  TIME=/usr/bin/time
+  [[ -x $TIME ]] || { echo "needs GNU time (/usr/bin/time, Debian package 'time')" >&2; exit 2; }
+  dir=${BENCH_DIR:-$(mktemp -d /var/tmp/extsnap-bench.XXXXXX)}
+  mkdir -p "$dir"
+  [[ -n ${KEEP:-} ]] || trap 'rm -rf "$dir"' EXIT
+  cd "$dir"
+  if drop_caches; then can_drop=1; else can_drop=0; fi
+}
 
 drop_caches() {
   sync
