@@ -107,6 +107,16 @@ static __attribute__((unused)) void mutate_bytes(rng *r, buf *b, const char *con
     }
 }
 
+/* A mutated copy of src (not NUL-terminated: b.n bytes). */
+static __attribute__((unused)) buf mutated_copy(rng *r, const char *src, const char *const *donors,
+                                                size_t ndonors)
+{
+    buf b = {0};
+    buf_insert(&b, 0, src, strlen(src));
+    mutate_bytes(r, &b, donors, ndonors);
+    return b;
+}
+
 /* Every value slot of a tree: the object member or array element holding it. */
 typedef struct slot {
     json_object *parent;

@@ -58,9 +58,7 @@ START_TEST(msg_parse_mutated_lines)
     for (uint64_t i = 0; i < iters; i++) {
         rng r = {seed_of(i)};
         const char *src = LINES[below(&r, sizeof LINES / sizeof *LINES)];
-        buf b = {0};
-        buf_insert(&b, 0, src, strlen(src));
-        mutate_bytes(&r, &b, LINES, sizeof LINES / sizeof *LINES);
+        buf b = mutated_copy(&r, src, LINES, sizeof LINES / sizeof *LINES);
         qmp_msg *m = NULL;
         es_err e = {0};
         int rc = qmp_msg_parse(b.p, b.n, &m, &e);
@@ -163,9 +161,7 @@ START_TEST(plain_filename_mutated_names)
     for (uint64_t i = 0; i < iters; i++) {
         rng r = {seed_of(i)};
         const char *src = seeds[below(&r, sizeof seeds / sizeof *seeds)];
-        buf b = {0};
-        buf_insert(&b, 0, src, strlen(src));
-        mutate_bytes(&r, &b, LINES, sizeof LINES / sizeof *LINES);
+        buf b = mutated_copy(&r, src, LINES, sizeof LINES / sizeof *LINES);
         buf_insert(&b, b.n, "", 1); /* a C string */
         char *p = qmp_plain_filename(b.p);
         if (p)

@@ -86,9 +86,7 @@ static void out_line(fake *f, const char *line)
         }
         return;
     case 2: { /* bytes */
-        buf b = {0};
-        buf_insert(&b, 0, line, strlen(line));
-        mutate_bytes(&f->r, &b, DONORS, sizeof DONORS / sizeof *DONORS);
+        buf b = mutated_copy(&f->r, line, DONORS, sizeof DONORS / sizeof *DONORS);
         send_raw(f->fd, b.p, b.n);
         send_raw(f->fd, "\r\n", 2);
         free(b.p);
