@@ -18,7 +18,9 @@
  * and mutations.
  *
  * Environment: FUZZ_SEED (default 1), FUZZ_ITERS (cases per test, see
- * below), FUZZ_ITER=N runs case N alone and prints its mutations,
+ * below; the end of the range), FUZZ_FIRST=N starts the range at case N
+ * (a batch's state carries from case to case), FUZZ_ITER=N runs case N
+ * alone and prints its mutations,
  * FUZZ_SAVE=DIR with FUZZ_ITER also writes that case's files into DIR,
  * FUZZ_CASE_TIMEOUT seconds per case (default 10), FUZZ_STATS=1 prints how
  * far the damaged images got (opened, checked, committed ...). */
@@ -1135,7 +1137,7 @@ static void run_cases(uint64_t iters, uint64_t writes_every)
     uint64_t seed = env_u64("FUZZ_SEED", 1);
     unsigned timeout = (unsigned)env_u64("FUZZ_CASE_TIMEOUT", 10);
     const char *one = getenv("FUZZ_ITER");
-    uint64_t start = 0, end = env_u64("FUZZ_ITERS", iters);
+    uint64_t start = env_u64("FUZZ_FIRST", 0), end = env_u64("FUZZ_ITERS", iters);
     if (one && *one) {
         start = strtoull(one, NULL, 0);
         end = start + 1;
