@@ -9,7 +9,8 @@
 
 #define ES_HINT_FORCE_SHARE "use --force-share to read it anyway"
 #define ES_HINT_QMP                                                                            \
-    "use --qmp PATH (the QMP socket of the VM that holds it) to commit through QEMU"
+    "to commit through the QEMU that holds it, use --qmp PATH (its QMP socket) with "       \
+    "--device or --node"
 
 /* Append "; hint" to e's message when e is an image-lock conflict. */
 void es_busy_hint(es_err *e, const char *hint);
