@@ -293,10 +293,20 @@ int snap_online_open(const snap_env *env, const char *dom, const char *cli_socke
     if (snap_journal_exists(&j, &pending, e) < 0)
         goto fail;
     if (pending && env->dry_run) {
+        /* What the real run's recovery would refuse, it refuses the same way. */
+        snap_recovery r = {0};
+        int rc = snap_recover_inspect(c, &r, e);
+        if (rc == 0 && r.found)
+            rc = libvirt_refusal(c, ol, r.plan, e);
+        snap_recovery_clear(&r);
+        if (rc < 0) {
+            es_err_prefix(e, "recovering an interrupted operation on the running VM");
+            goto fail;
+        }
         es_err_set(e, 0, c->journal_path,
                    "an interrupted extsnap operation on domain %s must be finished or undone "
-                   "first; run this command without --dry-run, which recovers first",
-                   c->name);
+                   "first; run '%s' (or this command without --dry-run, which recovers first)",
+                   c->name, snap_ctx_recover_cmd(c));
         goto fail;
     }
     if (pending && snap_online_recover(c, ol, e) < 0)

@@ -165,8 +165,11 @@ PY
     echo "$QEMU_PID" >"$RUN/tvm.pid"
     start_fake virtqemud
     echo "$FAKE_PID" >"$RUN/driver.pid"
-    same_refusal "recover on a running VM under virtqemud" recover tvm
-    grep -q "stop libvirtd" "$T/err" || fail "recover under virtqemud: not the refusal expected: $(cat "$T/err")"
+    for c in "recover tvm" "delete tvm s2" "create tvm s3"; do
+        # shellcheck disable=SC2086
+        same_refusal "pending journal, running VM under virtqemud" $c
+        grep -q "stop libvirtd" "$T/err" || fail "$c under virtqemud: not the refusal expected: $(cat "$T/err")"
+    done
     stop_fake
     rm "$RUN/driver.pid"
     vm_quit

@@ -105,8 +105,8 @@ KNOWN=$(cat <<'EOF'
 3 src/snap/exec.c: run '%s'	recover_offline
 7 src/snap/online_exec.c: recover command line	recover_online
 6 src/snap/online_exec.c: run '%s'	recover_online
-1 src/snap/online_open.c: recover command line	recover_online
-1 src/snap/online_open.c: run '%s'	recover_online
+2 src/snap/online_open.c: recover command line	recover_online
+2 src/snap/online_open.c: run '%s'	recover_online
 1 src/snap/online_socket.c: or --qmp PATH	recover_online
 1 src/snap/verify.c: 'extsnap img check -r leaks'	verify_check
 1 src/snap/verify.c: 'extsnap img check'	verify_check
@@ -392,6 +392,11 @@ eq "failed finalize: exit status ($(cat "$T/err"))" 1 "$rc"
 hint=$(hint_of "$T/err")
 if names "failed finalize" "$hint" "--qmp $SOCK" "--config-dir $CFG" "--snapshot-dir $SNAPS" \
     "--run-dir $RUN"; then
+    # A dry run on the pending journal suggests the same recover command.
+    rc=0
+    X delete ovm s2 --qmp "$SOCK" --dry-run >/dev/null 2>"$T/err" || rc=$?
+    eq "dry run on the pending journal: refused" 1 "$rc"
+    eq "dry run on the pending journal: the same hint" "$hint" "$(hint_of "$T/err")"
     # virtqemud runs (its driver pid file): recovery would write libvirt's
     # files, refused with what to do.
     start_fake virtqemud
