@@ -97,7 +97,7 @@ KNOWN=$(cat <<'EOF'
 2 src/qcow2/refcount_trust.c: run 'extsnap img check -r all'	img_check_marked
 2 src/snap/commit_range.c: 'extsnap delete'	commit_range
 1 src/snap/commit_range.c: 'extsnap verify'	commit_range
-1 src/snap/commit_range.c: run 'extsnap img check -r all'	img_check_marked
+1 src/snap/commit_range.c: run 'extsnap img check -r all%s%s %s'	domain_marked
 2 src/snap/context.c: recover command line	recover_offline
 2 src/snap/context.c: run '%s'	recover_offline
 3 src/snap/create.c: out with --disk	create_disks
@@ -325,6 +325,24 @@ for what in "BASE corrupt:base:1" "BASE dirty:base:0" "TOP corrupt:top:1"; do
     rc_is "$label: img commit after the repair" 0 "$EXTSNAP" img commit -q "$D/top.qcow2"
 done
 ran img_check_marked
+
+# A domain's merge BASE marked corrupt or dirty: the hint checks it under
+# the same --root, and the delete works after.
+for bit in 1 0; do
+    fresh_tvm
+    base=$R$(cfg_source "$R" tvm vda)
+    base=${base%.*}.qcow2 # s1's image of vda: the first one
+    set_bit "$base" $bit
+    rc=0
+    x delete tvm s1 >/dev/null 2>"$T/err" || rc=$?
+    eq "domain image marked (bit $bit): delete refused ($(cat "$T/err"))" 1 "$rc"
+    hint=$(hint_of "$T/err")
+    names "domain image marked (bit $bit)" "$hint" "--root $R" || continue
+    run_hint "domain image marked (bit $bit)" "$hint"
+    eq "domain image marked (bit $bit): '$hint' ($(cat "$T/hint.err"))" 0 "$HINT_RC"
+    rc_is "domain image marked (bit $bit): delete after the repair" 0 x delete tvm s1 -q
+done
+ran domain_marked
 
 # ------------------------------------------------------------ img map of compressed clusters
 qemu-img create -q -f qcow2 "$D/plain.qcow2" 1M
