@@ -311,10 +311,13 @@ static int check_qcow2(vctx *v, size_t i, es_err *e)
                        "the image check could not complete: %s",
                        es_err_str(&why, buf, sizeof buf));
     }
+    /* The hints' commands reach the image as this run did (its --root). */
+    const char *root = v->c->env->root && v->c->env->root[0] ? v->c->env->root : NULL;
     if (res.corruptions > 0 &&
         problem(v->r, e, "corrupt-image", SNAP_SEV_ERROR, n->path,
-                "%lld corruption(s) in the image's metadata (see 'extsnap img check')",
-                (long long)res.corruptions) < 0)
+                "%lld corruption(s) in the image's metadata (see 'extsnap img check%s%s %s')",
+                (long long)res.corruptions, root ? " --root " : "", root ? root : "",
+                n->path) < 0)
         return -1;
     if (res.check_errors > 0 &&
         problem(v->r, e, "check-failed", SNAP_SEV_ERROR, n->path,
@@ -324,8 +327,8 @@ static int check_qcow2(vctx *v, size_t i, es_err *e)
     if (res.leaks > 0 &&
         problem(v->r, e, "leaked-clusters", SNAP_SEV_WARNING, n->path,
                 "%lld leaked cluster(s): space lost, no data harmed ('extsnap img check -r "
-                "leaks' frees them)",
-                (long long)res.leaks) < 0)
+                "leaks%s%s %s' frees them)",
+                (long long)res.leaks, root ? " --root " : "", root ? root : "", n->path) < 0)
         return -1;
     return 0;
 }
