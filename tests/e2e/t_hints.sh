@@ -13,8 +13,8 @@
 #     while virtqemud runs (the hint to stop it and recover), then done;
 #   - img commit on an image QEMU holds (--qmp), img info/map/compare/check
 #     on it (--force-share), img map on compressed clusters (--output=json),
-#     images marked corrupt or dirty (img check -r all on the image the
-#     message names), disks create cannot snapshot (--disk), commit ranges
+#     images marked corrupt or dirty (img check -r all on the image, with
+#     img commit's --root), disks create cannot snapshot (--disk), commit ranges
 #     that only delete can do (delete), verify.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
@@ -87,6 +87,8 @@ PY
 # COUNT FILE: HINT <tab> the case below that provokes it and runs it.
 KNOWN=$(cat <<'EOF'
 1 src/cmd/busy_hint.h: use --force-share	busy
+1 src/cmd/check_hint.c: 'extsnap img check -r all'	img_check_marked
+1 src/cmd/check_hint.c: 'extsnap img check -r all%s%s %s'	img_check_marked
 1 src/cmd/busy_hint.h: use --qmp	busy
 1 src/cmd/img_map.c: use --output	compressed_map
 1 src/cmd/snap_list.c: 'extsnap verify'	recover_offline
@@ -342,25 +344,35 @@ set_bit() { # FILE BIT: set an incompatible-feature bit (0 dirty, 1 corrupt)
     v=$(od -An -j79 -N1 -tu1 "$1" | tr -d ' ')
     printf "$(printf '\\%03o' $((v | (1 << $2))))" | dd of="$1" bs=1 seek=79 conv=notrunc status=none
 }
-for what in "BASE corrupt:base:1" "BASE dirty:base:0" "TOP corrupt:top:1"; do
-    IFS=: read -r label which bit <<<"$what"
-    rm -f "$D"/*.qcow2
-    qemu-img create -q -f qcow2 -o lazy_refcounts=on "$D/base.qcow2" 1M
-    qemu-io -f qcow2 -c 'write -P 0x33 0 64k' "$D/base.qcow2" >/dev/null
-    qemu-img create -q -f qcow2 -b "$D/base.qcow2" -F qcow2 "$D/top.qcow2"
-    qemu-io -f qcow2 -c 'write -P 0x44 64k 64k' "$D/top.qcow2" >/dev/null
-    set_bit "$D/$which.qcow2" "$bit"
-    rc=0
-    "$EXTSNAP" img commit "$D/top.qcow2" >/dev/null 2>"$T/err" || rc=$?
-    eq "$label: img commit refused ($(cat "$T/err"))" 1 "$rc"
-    hint=$(grep -o "run 'extsnap img check -r all'" "$T/err" || true)
-    eq "$label: the hint" "run 'extsnap img check -r all'" "$hint"
-    # The hint is about the image the message names first.
-    img=$(sed -E "s/^extsnap: [a-z ]*: ([^:]*): .*/\1/" "$T/err")
-    eq "$label: the message names the $which image" "$D/$which.qcow2" "$img"
-    run_hint "$label" "extsnap img check -r all" "$img"
-    eq "$label: img check -r all ($(cat "$T/hint.err"))" 0 "$HINT_RC"
-    rc_is "$label: img commit after the repair" 0 "$EXTSNAP" img commit -q "$D/top.qcow2"
+# The hint is the whole command: the image the message names, and --root
+# when img commit ran under one (the name shown is then the root's view).
+for under in "" root; do
+    for what in "BASE corrupt:base:1" "BASE dirty:base:0" "TOP corrupt:top:1"; do
+        IFS=: read -r label which bit <<<"$what"
+        label="$label${under:+ (--root)}"
+        rm -f "$D"/*.qcow2
+        qemu-img create -q -f qcow2 -o lazy_refcounts=on "$D/base.qcow2" 1M
+        qemu-io -f qcow2 -c 'write -P 0x33 0 64k' "$D/base.qcow2" >/dev/null
+        args=("$D/top.qcow2")
+        shown=$D/$which.qcow2
+        if [[ -n $under ]]; then
+            qemu-img create -q -f qcow2 -u -b /base.qcow2 -F qcow2 "$D/top.qcow2" 1M
+            args=(--root "$D" /top.qcow2)
+            shown=/$which.qcow2
+        else
+            qemu-img create -q -f qcow2 -b "$D/base.qcow2" -F qcow2 "$D/top.qcow2"
+        fi
+        qemu-io -f qcow2 -c 'write -P 0x44 64k 64k' "json:{\"driver\": \"qcow2\", \"file\": {\"driver\": \"file\", \"filename\": \"$D/top.qcow2\"}, \"backing\": null}" >/dev/null
+        set_bit "$D/$which.qcow2" "$bit"
+        rc=0
+        "$EXTSNAP" img commit "${args[@]}" >/dev/null 2>"$T/err" || rc=$?
+        eq "$label: img commit refused ($(cat "$T/err"))" 1 "$rc"
+        hint=$(hint_of "$T/err")
+        names "$label" "$hint" "$shown" ${under:+"--root $D"} || continue
+        run_hint "$label" "$hint"
+        eq "$label: '$hint' ($(cat "$T/hint.err"))" 0 "$HINT_RC"
+        rc_is "$label: img commit after the repair" 0 "$EXTSNAP" img commit -q "${args[@]}"
+    done
 done
 ran img_check_marked
 
