@@ -253,6 +253,14 @@ if pending; then
         "$(cat "$T/err")"
     [[ ! -e $RJ ]] || fail "pending journal: the command without --dry-run left it"
 fi
+# recover takes the options of the command it recovers (the interrupted
+# command line with 'recover DOMAIN' in place of the command and operands).
+for opts in "--description=x --disk=vda,vdb --no-metadata" "--metadata" "--force"; do
+    pending || break
+    # shellcheck disable=SC2086
+    rc_is "recover with the options $opts" 0 x recover $opts tvm -q
+    [[ ! -e $RJ ]] || fail "recover with the options $opts left the journal"
+done
 # list marks inexact snapshots "(see 'extsnap verify')": the same verify.
 rc_is "verify, as list suggests" 0 x verify tvm -q
 ran recover_offline
