@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Every message that tells the user to run a command tells them one that
 # works. The hints are found in the sources (string literals of src/ that say
-# "run '...'", "'extsnap ...'", "use --...", "give it --...", "or --X PATH",
-# "out with --..."; help texts excluded) and listed with their count per
-# file: a hint added without a case here fails the test. Each case provokes
+# "run '...'", "'extsnap ...'", "use --...", "give it --...", "give --...",
+# "or --X PATH", "out with --..."; help texts excluded; and the uses of the
+# recover command line) and listed with their count per file: a hint added
+# without a case here fails the test. Each case provokes
 # its hint and runs what it suggests, which must be accepted (not a usage
 # error) and, for recover, recover:
 #   - recover offline (--root): a delete failing at each I/O point, a
@@ -15,7 +16,8 @@
 #     on it (--force-share), img map on compressed clusters (--output=json),
 #     images marked corrupt or dirty (img check -r all on the image, with
 #     img commit's --root), disks create cannot snapshot (--disk), commit ranges
-#     that only delete can do (delete), verify.
+#     that only delete can do (delete), verify; inexact snapshots (list's
+#     verify, revert's --force).
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/lib/qemu_vm.sh"
@@ -41,7 +43,7 @@ scan_hints() {
 import os, re, sys
 root = sys.argv[1]
 hint = re.compile(r"run '[^']*'|'extsnap [^']*'|use --[a-z-]+|give it --[a-z-]+"
-                  r"|or --[a-z-]+ PATH|out with --[a-z-]+")
+                  r"|or --[a-z-]+ PATH|out with --[a-z-]+|give --[a-z-]+")
 count = {}
 for d, _, files in os.walk(os.path.join(root, "src")):
     for f in files:
@@ -91,7 +93,7 @@ KNOWN=$(cat <<'EOF'
 1 src/cmd/check_hint.c: 'extsnap img check -r all%s%s %s'	img_check_marked
 1 src/cmd/busy_hint.h: use --qmp	busy
 1 src/cmd/img_map.c: use --output	compressed_map
-1 src/cmd/snap_list.c: 'extsnap verify'	recover_offline
+1 src/cmd/snap_list.c: 'extsnap verify'	inexact
 4 src/qcow2/commit.c: run 'extsnap img check -r all'	img_check_marked
 1 src/qcow2/commit_plan.c: run 'extsnap img check -r all'	img_check_marked
 2 src/qcow2/image.c: run 'extsnap img check -r all'	img_check_marked
@@ -103,6 +105,7 @@ KNOWN=$(cat <<'EOF'
 2 src/snap/context.c: recover command line	recover_offline
 2 src/snap/context.c: run '%s'	recover_offline
 3 src/snap/create.c: out with --disk	create_disks
+1 src/snap/inexact.c: give --force	inexact
 3 src/snap/exec.c: recover command line	recover_offline
 3 src/snap/exec.c: run '%s'	recover_offline
 7 src/snap/online_exec.c: recover command line	recover_online
@@ -261,9 +264,26 @@ for opts in "--description=x --disk=vda,vdb --no-metadata" "--metadata" "--force
     rc_is "recover with the options $opts" 0 x recover $opts tvm -q
     [[ ! -e $RJ ]] || fail "recover with the options $opts left the journal"
 done
-# list marks inexact snapshots "(see 'extsnap verify')": the same verify.
-rc_is "verify, as list suggests" 0 x verify tvm -q
 ran recover_offline
+
+# ------------------------------------------------------------ inexact snapshots
+# (A record as a cancelled online delete of s1 leaves it.) list says to see
+# verify, revert says to give --force.
+fresh_tvm
+printf '{"extsnap-inexact": 1, "snapshots": [{"name": "s1", "creation-time": %s, "state": "cancelled", "images": []}]}\n' \
+    "$(xmllint --xpath 'string(/domainsnapshot/creationTime)' "$R$SNAP_DIR/tvm/s1.xml")" \
+    >"$R$SNAP_DIR/tvm.extsnap.inexact"
+has "list of an inexact snapshot" "(inexact: see 'extsnap verify')" "$(x list tvm 2>&1)"
+rc=0
+x verify tvm >"$T/out" 2>&1 || rc=$?
+has "verify, as list suggests: reports it ($rc)" "inexact-snapshot" "$(cat "$T/out")"
+! grep -q "^Try 'extsnap" "$T/out" || fail "verify, as list suggests: a usage error"
+rc=0
+x revert tvm s1 >/dev/null 2>"$T/err" || rc=$?
+eq "revert to an inexact snapshot: refused" 1 "$rc"
+has "revert to an inexact snapshot" "give --force to revert" "$(cat "$T/err")"
+rc_is "revert --force, as suggested" 0 x revert tvm s1 --force -q
+ran inexact
 
 # ------------------------------------------------------------ disks create cannot snapshot
 fresh_tvm
