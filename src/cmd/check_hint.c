@@ -16,6 +16,6 @@ void es_img_check_hint(es_err *e, const char *root)
     bool under = root && root[0];
     size_t off = (size_t)(at - e->msg);
     /* Paths are shown plain in these messages; quote none here either. */
-    snprintf(at, sizeof e->msg - off, "'extsnap img check -r all%s%s %s'%s", under ? " --root " : "",
-             under ? root : "", e->path, rest);
+    snprintf(at, sizeof e->msg - off, "'extsnap img check -r all%s%s %s'%s",
+             under ? " --root " : "", under ? root : "", e->path, rest);
 }

@@ -447,7 +447,9 @@ for c in info map check compare; do
     rc=0
     "$EXTSNAP" img $c "${imgs[@]}" >/dev/null 2>"$T/err" || rc=$?
     # (img compare's errors exit 2, as qemu-img compare's.)
-    eq "img $c of an image QEMU writes: refused ($(cat "$T/err"))" $([[ $c == compare ]] && echo 2 || echo 1) "$rc"
+    want=1
+    [[ $c == compare ]] && want=2
+    eq "img $c of an image QEMU writes: refused ($(cat "$T/err"))" "$want" "$rc"
     has "img $c of an image QEMU writes" "use --force-share" "$(cat "$T/err")"
     rc_is "img $c --force-share, as suggested" 0 "$EXTSNAP" img $c --force-share "${imgs[@]}"
 done
