@@ -9,6 +9,7 @@
 #include "qcow2/compress.h"
 #include "qcow2/format.h"
 #include "qcow2/host_write.h"
+#include "qcow2/overlap.h"
 #include "qcow2/refcount_grow.h"
 
 #define RB_CACHE_BUDGET (4u << 20) /* bytes of cached refcount blocks */
@@ -140,7 +141,7 @@ void qcow2_refcount_close(es_image *img)
 
 static int write_slot(es_image *img, rb_slot *s, es_err *e)
 {
-    if (qcow2_host_write(img, s->data, img->cluster_size, s->off, e) < 0)
+    if (qcow2_host_write(img, QCOW2_OL_REFBLOCK, s->data, img->cluster_size, s->off, e) < 0)
         return es_err_prefix(e, "writing refcount block");
     s->dirty = false;
     return 0;
