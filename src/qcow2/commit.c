@@ -203,6 +203,9 @@ static int prepare_base(commit_ctx *c, es_err *e)
     es_image *b = c->base;
     if (c->raw_base)
         return 0;
+    /* A re-run after an interruption takes back what that run left. */
+    if (qcow2_reclaim_apply(b, &c->reclaim, e) < 0)
+        return -1;
     if (b->hdr.version >= 3 && b->hdr.autoclear_features) {
         /* Bits for structures we do not maintain (bitmaps were refused
          * above unless already inconsistent): clear them, as the spec asks
@@ -298,6 +301,10 @@ static int run(commit_ctx *c, es_err *e)
     if (dry_run(c, e) < 0)
         return -1;
     if (!c->opts->skip_space_check && commit_space_check(c, e) < 0)
+        return -1;
+    /* BASE passes the check 'verify' applies (else refused here), and
+     * what an interrupted run left is known. */
+    if (!c->raw_base && qcow2_reclaim_survey(base, &c->reclaim, e) < 0)
         return -1;
     c->bufs[0] = es_io_alloc(COMMIT_CHUNK_BYTES);
     c->bufs[1] = es_io_alloc(COMMIT_CHUNK_BYTES);

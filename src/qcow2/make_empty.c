@@ -10,6 +10,7 @@
 #include "qcow2/l2_cache.h"
 #include "qcow2/l2_write.h"
 #include "qcow2/overlap.h"
+#include "qcow2/reclaim.h"
 #include "qcow2/refcount.h"
 
 #define HDR_INCOMPAT 72
@@ -194,7 +195,12 @@ int qcow2_make_empty(es_image *img, es_err *e)
 {
     if (img->format != ES_FMT_QCOW2 || !img->writable)
         return es_err_set(e, EINVAL, img->filename, "internal error: cannot empty this image");
-    int r = qcow2_make_empty_rebuilds(img) ? rebuild_empty(img, e) : discard_all(img, e);
+    /* Emptied entry by entry, an interrupted run leaves leaked clusters
+     * (released after their entries were cleared): the re-run takes them
+     * back. */
+    int r = qcow2_make_empty_rebuilds(img) ? rebuild_empty(img, e)
+                                           : discard_all(img, e) < 0 ? -1
+                                                                     : qcow2_reclaim_leaks(img, e);
     if (r < 0)
         return es_err_prefix(e, "emptying the image after the commit");
     return 0;

@@ -307,6 +307,31 @@ int qcow2_refcount_add(es_image *img, uint64_t cluster, int64_t delta, es_err *e
     return 0;
 }
 
+int qcow2_refcount_from(es_image *img, uint64_t first, bool clear, uint64_t *n, es_err *e)
+{
+    *n = 0;
+    if (qcow2_refcount_open(img, e) < 0)
+        return -1;
+    uint64_t rbe = qcow2_refblock_entries(img);
+    for (uint64_t rt = first / rbe; rt < img->reftable_entries; rt++) {
+        rb_slot *s;
+        if (get_block(img, rt, &s, e) < 0)
+            return -1;
+        for (uint64_t i = rt == first / rbe ? first % rbe : 0; s && i < rbe; i++) {
+            if (qcow2_refblock_entry_get(s->data, i, img->refcount_bits) == 0)
+                continue;
+            (*n)++;
+            if (clear) {
+                qcow2_refblock_entry_set(s->data, i, img->refcount_bits, 0);
+                s->dirty = true;
+            }
+        }
+    }
+    if (clear && *n && first < img->rb_cache->free_hint)
+        img->rb_cache->free_hint = first;
+    return 0;
+}
+
 /* Lowest run of n free clusters at or after `from`; missing refcount blocks
  * count as free (they are created when the clusters are taken). *lowest is
  * the first free cluster seen (the new hint). */
