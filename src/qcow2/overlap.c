@@ -274,7 +274,8 @@ static int find(es_image *img, unsigned what, uint64_t off, uint64_t len, es_err
     const ol_vec *v = &img->overlap->all;
     uint64_t cs = img->cluster_size;
     uint64_t start = off & ~(cs - 1);
-    uint64_t end = off + len > UINT64_MAX - cs ? UINT64_MAX : (off + len + cs - 1) & ~(cs - 1);
+    uint64_t last = off > UINT64_MAX - len ? UINT64_MAX : off + len;
+    uint64_t end = last > UINT64_MAX - cs ? UINT64_MAX : (last + cs - 1) & ~(cs - 1);
     size_t lo = 0, hi = v->n; /* first region ending after start */
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
