@@ -12,6 +12,7 @@
 #include "domxml/enums.h"
 #include "qcow2/format.h"
 #include "qcow2/image.h"
+#include "snap/image_check.h"
 #include "snap/imgrole.h"
 #include "snap/parent_disks.h"
 #include "snap/plan_xml.h"
@@ -304,6 +305,18 @@ static int check_base(snap_ctx *c, const snap_graph *g, disk_job *j, const char 
     return 0;
 }
 
+/* Every image the merge reads (L) or writes (B) must pass the check
+ * 'verify' applies: merging through corrupt metadata destroys the disk. */
+static int check_sound(snap_ctx *c, const snap_graph *g, const disk_job *j, const char *what,
+                       es_err *e)
+{
+    for (size_t i = 0; i <= j->nl; i++)
+        if (snap_check_image_sound(c->env->root, g->v[i < j->nl ? j->l[i] : j->b].path, what,
+                                   j->target, e) < 0)
+            return -1;
+    return 0;
+}
+
 static int plan_disk(snap_ctx *c, const snap_graph *g, disk_job *j, const char *what,
                      snap_plan *p, snap_repls *repl, es_err *e)
 {
@@ -399,7 +412,7 @@ static int one_disk(snap_ctx *c, const snap_graph *g, const snap_range *r, const
         goto out;
     }
     if (walk_down(g, &j, what, e) < 0 || check_users(c, g, &j, what, e) < 0 ||
-        check_references(c, g, r, &j, what, e) < 0 ||
+        check_references(c, g, r, &j, what, e) < 0 || check_sound(c, g, &j, what, e) < 0 ||
         plan_disk(c, g, &j, what, p, repl, e) < 0)
         goto out;
     rc = 0;
