@@ -271,10 +271,13 @@ static int check_base(snap_ctx *c, const snap_graph *g, disk_job *j, const char 
         return -1;
     uint64_t inc = img->format == ES_FMT_QCOW2 ? img->hdr.incompatible_features : 0;
     es_image_close(img);
+    /* The hint's command reaches the image as this run did (its --root). */
+    bool root = c->env->root && c->env->root[0];
     if (inc & (QCOW2_INCOMPAT_CORRUPT | QCOW2_INCOMPAT_DIRTY))
-        return refuse(what, e, "disk %s: %s is marked %s; run 'extsnap img check -r all' on it "
+        return refuse(what, e, "disk %s: %s is marked %s; run 'extsnap img check -r all%s%s %s' "
                                "first",
-                      j->target, b->path, inc & QCOW2_INCOMPAT_CORRUPT ? "corrupt" : "dirty");
+                      j->target, b->path, inc & QCOW2_INCOMPAT_CORRUPT ? "corrupt" : "dirty",
+                      root ? " --root " : "", root ? c->env->root : "", b->path);
     const char *skip = getenv("EXTSNAP_SKIP_SPACE_CHECK");
     if (skip && strcmp(skip, "1") == 0)
         return 0;

@@ -219,19 +219,18 @@ static int fail_and_undo(const snap_ctx *c, const snap_journal *j, const snap_pl
         return es_err_prefix(e, "nothing was changed");
     char buf[ES_ERR_MSG_MAX + ES_ERR_PATH_MAX];
     snap_ctx_note(c, "undoing failed too: %s", es_err_str(&u, buf, sizeof buf));
-    return es_err_prefix(e, "the operation is half done; run 'extsnap recover %s' to undo it",
-                         c->name);
+    return es_err_prefix(e, "the operation is half done; run '%s' to undo it",
+                         snap_ctx_recover_cmd(c));
 }
 
 static int fail_forward(const snap_ctx *c, es_err *e, bool committed)
 {
     if (committed)
-        return es_err_prefix(e, "the operation is done but its clean-up is not; run 'extsnap "
-                                "recover %s' to finish it",
-                             c->name);
-    return es_err_prefix(e, "the operation passed the point of no return; run 'extsnap "
-                            "recover %s' to finish it",
-                         c->name);
+        return es_err_prefix(e, "the operation is done but its clean-up is not; run '%s' to "
+                                "finish it",
+                             snap_ctx_recover_cmd(c));
+    return es_err_prefix(e, "the operation passed the point of no return; run '%s' to finish it",
+                         snap_ctx_recover_cmd(c));
 }
 
 int snap_execute(snap_ctx *c, const snap_plan *p, es_err *e)

@@ -656,15 +656,15 @@ static int after_failed_finalize(snap_ctx *c, snap_online *ol, const snap_plan *
     if (unknown) {
         /* QEMU went away after every copy was complete: the journal finishes it. */
         es_err_prefix(e, "QEMU went away while switching the disks; every copy was complete, "
-                         "so 'extsnap recover %s' (or the next command) finishes the operation",
-                      c->name);
+                         "so '%s' (or the next command) finishes the operation",
+                      snap_ctx_recover_cmd(c));
     } else if (done == 0) {
         es_err u = {0};
         if (snap_journal_write(&j, prep, SNAP_PHASE_PREPARE, &u) == 0 &&
             snap_rollback(c->env->root, &j, prep, &u) == 0)
             inexact_settle(c, p, ir, true, e); /* every copy was complete */
         else
-            es_err_prefix(e, "undoing failed; run 'extsnap recover %s'", c->name);
+            es_err_prefix(e, "undoing failed; run '%s'", snap_ctx_recover_cmd(c));
     } else if (done == total) {
         rc = 1; /* every disk switched: go on */
     } else {
@@ -684,8 +684,8 @@ static int after_failed_finalize(snap_ctx *c, snap_online *ol, const snap_plan *
         snap_plan_free(mixed);
         free(keep);
         es_err_prefix(e, "%zu of %zu disks were switched; the operation is half done: run "
-                         "'extsnap recover %s' to finish it",
-                      done, total, c->name);
+                         "'%s' to finish it",
+                      done, total, snap_ctx_recover_cmd(c));
     }
     free(redo);
     return rc;
@@ -738,7 +738,7 @@ static int execute_commits(snap_ctx *c, snap_online *ol, const snap_plan *p, es_
                 if (snap_rollback(c->env->root, &j, prep, &u) == 0)
                     inexact_settle(c, p, &ir, written, e);
                 else
-                    es_err_prefix(e, "undoing failed; run 'extsnap recover %s'", c->name);
+                    es_err_prefix(e, "undoing failed; run '%s'", snap_ctx_recover_cmd(c));
                 goto out;
             }
             if (after_failed_finalize(c, ol, p, prep, fwd, &ir, e) <= 0)
@@ -753,9 +753,9 @@ static int execute_commits(snap_ctx *c, snap_online *ol, const snap_plan *p, es_
     }
     /* Past the point of no return: the metadata follows what QEMU did. */
     if (snap_online_finish(c, ol, fwd, SNAP_PHASE_MERGE, e) < 0) {
-        es_err_prefix(e, "the disks were switched but the rest is not done; run 'extsnap "
-                         "recover %s' to finish it",
-                      c->name);
+        es_err_prefix(e, "the disks were switched but the rest is not done; run '%s' to "
+                         "finish it",
+                      snap_ctx_recover_cmd(c));
         goto out;
     }
     rc = 0;
@@ -844,7 +844,7 @@ static int execute_snapshots(snap_ctx *c, snap_online *ol, const snap_plan *p, e
         if (snap_rollback(c->env->root, &j, q, &u) == 0)
             es_err_prefix(e, "nothing was changed");
         else
-            es_err_prefix(e, "undoing failed; run 'extsnap recover %s'", c->name);
+            es_err_prefix(e, "undoing failed; run '%s'", snap_ctx_recover_cmd(c));
         goto out;
     }
     /* QEMU writes into the overlays now: from here on only forward. */
@@ -852,8 +852,8 @@ static int execute_snapshots(snap_ctx *c, snap_online *ol, const snap_plan *p, e
         snap_journal_write(&j, q, SNAP_PHASE_MERGE, e) < 0 ||
         snap_rollforward(c->env->root, &j, q, SNAP_PHASE_MERGE, e) < 0) {
         es_err_prefix(e, "the VM writes into the new overlays but the rest is not done; run "
-                         "'extsnap recover %s' to finish it",
-                      c->name);
+                         "'%s' to finish it",
+                      snap_ctx_recover_cmd(c));
         goto out;
     }
     rc = 0;
