@@ -100,7 +100,8 @@ eq "lying events: QEMU's disks unchanged" "$before_chains" "$(chains)"
 eq "lying events: libvirt files unchanged" "$before_sums" "$(sums)"
 ES_CHECKS=$((ES_CHECKS + 1))
 [[ ! -e $J ]] || fail "lying events: journal left"
-has "lying events: cancelled, never finalized" "block-job-cancel" "$(cat "$T/proxy.log")"
+ES_CHECKS=$((ES_CHECKS + 1))
+grep -q '^block-job-cancel$' "$T/proxy.log" || fail "lying events: no block-job-cancel sent"
 ES_CHECKS=$((ES_CHECKS + 1))
 ! grep -q '^job-finalize$' "$T/proxy.log" || fail "lying events: a job was finalized"
 # The record says what the message says: present exactly when it says the
@@ -188,6 +189,8 @@ took=$((SECONDS - t0))
 touch "$T/loop.stop"
 wait "$LOOP_PID" || true
 LOOP_PID=
+ES_CHECKS=$((ES_CHECKS + 1))
+[[ ! -s $T/loop.err ]] || fail "guest outpaces the copy: the guest's writes failed: $(cat "$T/loop.err")"
 eq "guest outpaces the copy: exit status (124: no end after 60 s)" 0 "$rc"
 has "guest outpaces the copy: the limit was lifted" "still to copy did not shrink for 2 s at a speed limit of 524288 bytes/s: limit lifted" "$(cat "$T/out")"
 ES_CHECKS=$((ES_CHECKS + 1))
@@ -204,4 +207,4 @@ check_guest "guest outpaces the copy"
 check_images "guest outpaces the copy"
 echo "guest outpaces the copy: $(wc -l <"$T/loop.done") guest writes of 1 MiB, delete took $took s" >&2
 
-cat "$T/loop.err" >&2 || true; finish
+finish
