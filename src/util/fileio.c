@@ -1,13 +1,11 @@
 #include "util/fileio.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "util/fileio_root.h"
@@ -132,7 +130,7 @@ int es_file_open(es_file **out, const char *path, int flags, mode_t mode, es_err
     }
     /* O_NONBLOCK: opening a FIFO (a backing file name is data from the
      * image) must fail here, not wait for a writer forever. */
-    int fd = es_root_openat(path, flags | O_CLOEXEC | O_NONBLOCK, mode);
+    int fd = es_root_open(path, flags | O_CLOEXEC | O_NONBLOCK, mode);
     if (fd < 0)
         return es_err_set(e, errno, path, "cannot open");
     struct stat st;
@@ -362,41 +360,18 @@ int es_fs_rename(const char *from, const char *to, es_err *e)
     int inj = tick(K_MUTATE, "rename", to);
     if (inj)
         return es_err_set(e, inj, to, "cannot rename %s", from);
-    es_root_at a, b;
-    if (es_root_at_open(from, &a) < 0)
+    if (es_root_rename(from, to) < 0)
         return es_err_set(e, errno, to, "cannot rename %s", from);
-    if (es_root_at_open(to, &b) < 0) {
-        int err = errno;
-        es_root_at_close(&a);
-        return es_err_set(e, err, to, "cannot rename %s", from);
-    }
-    int r = renameat(a.dirfd, a.name, b.dirfd, b.name), err = errno;
-    es_root_at_close(&a);
-    es_root_at_close(&b);
-    if (r < 0)
-        return es_err_set(e, err, to, "cannot rename %s", from);
     return 0;
-}
-
-/* unlinkat or mkdirat-like operations on path's last component, inside the
- * root: 0 or an errno value. */
-static int at_unlink(const char *path, int flags)
-{
-    es_root_at at;
-    if (es_root_at_open(path, &at) < 0)
-        return errno;
-    int r = unlinkat(at.dirfd, at.name, flags), err = errno;
-    es_root_at_close(&at);
-    return r < 0 ? err : 0;
 }
 
 int es_fs_unlink(const char *path, es_err *e)
 {
     int inj = tick(K_MUTATE, "unlink", path);
-    if (!inj)
-        inj = at_unlink(path, 0);
     if (inj)
         return es_err_set(e, inj, path, "cannot remove");
+    if (es_root_unlink(path) < 0)
+        return es_err_set(e, errno, path, "cannot remove");
     return 0;
 }
 
@@ -405,7 +380,7 @@ int es_fs_fsync_dir(const char *dir, es_err *e)
     int inj = tick(K_MUTATE, "fsync-dir", dir);
     if (inj)
         return es_err_set(e, inj, dir, "cannot sync directory");
-    int fd = es_root_openat(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+    int fd = es_root_open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
     if (fd < 0)
         return es_err_set(e, errno, dir, "cannot open directory");
     int r = fsync(fd);
@@ -421,76 +396,9 @@ int es_fs_mkdir(const char *path, mode_t mode, es_err *e)
     int inj = tick(K_MUTATE, "mkdir", path);
     if (inj)
         return es_err_set(e, inj, path, "cannot create directory");
-    es_root_at at;
-    int r = es_root_at_open(path, &at);
-    if (r == 0) {
-        r = mkdirat(at.dirfd, at.name, mode);
-        int err = errno;
-        es_root_at_close(&at);
-        errno = err;
-    }
-    if (r < 0)
+    if (es_root_mkdir(path, mode) < 0)
         return es_err_set(e, errno, path, "cannot create directory");
     return 0;
-}
-
-/* stat(2) and lstat(2) through an O_PATH descriptor opened inside the root. */
-static int stat_in_root(const char *path, struct stat *st, int nofollow)
-{
-    int fd = es_root_openat(path, O_PATH | O_CLOEXEC | nofollow, 0);
-    if (fd < 0)
-        return -1;
-    int r = fstat(fd, st), err = errno;
-    close(fd);
-    errno = err;
-    return r;
-}
-
-int es_fs_stat(const char *path, struct stat *st)
-{
-    return stat_in_root(path, st, 0);
-}
-
-int es_fs_lstat(const char *path, struct stat *st)
-{
-    return stat_in_root(path, st, O_NOFOLLOW);
-}
-
-DIR *es_fs_opendir(const char *path)
-{
-    int fd = es_root_openat(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-    if (fd < 0)
-        return NULL;
-    DIR *d = fdopendir(fd);
-    if (!d) {
-        int err = errno;
-        close(fd);
-        errno = err;
-    }
-    return d;
-}
-
-int es_fs_statvfs(const char *path, struct statvfs *st)
-{
-    int fd = es_root_openat(path, O_PATH | O_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    int r = fstatvfs(fd, st), err = errno;
-    close(fd);
-    errno = err;
-    return r;
-}
-
-ssize_t es_fs_readlink(const char *path, char *buf, size_t size)
-{
-    int fd = es_root_openat(path, O_PATH | O_NOFOLLOW | O_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    ssize_t n = readlinkat(fd, "", buf, size);
-    int err = errno;
-    close(fd);
-    errno = err;
-    return n;
 }
 
 void es_file_start_writeback(es_file *f, uint64_t off, uint64_t len)

@@ -15,9 +15,9 @@
 #ifndef ES_UTIL_FILEIO_H
 #define ES_UTIL_FILEIO_H
 
+#include <dirent.h>
 #include <stdbool.h>
 #include <stddef.h>
-#include <dirent.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>

@@ -17,15 +17,23 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
-/* open(2) of path, inside the root when it lies under it. Returns a
- * descriptor, or -1 with errno set. */
-int es_root_openat(const char *path, int flags, mode_t mode);
+/* The system calls the I/O layer makes on paths, with the same results and
+ * errno, inside the root when the path lies under it (the last component of
+ * rename, unlink, rmdir, mkdir and link is never followed, as by the system
+ * calls; open, chown and chmod follow links, but inside the root). */
+int es_root_open(const char *path, int flags, mode_t mode);
+int es_root_rename(const char *from, const char *to);
+int es_root_unlink(const char *path);
+int es_root_rmdir(const char *path);
+int es_root_mkdir(const char *path, mode_t mode);
+int es_root_link(const char *from, const char *to);
+int es_root_chown(const char *path, uid_t uid, gid_t gid);
+int es_root_chmod(const char *path, mode_t mode);
 
-/* A path-level operation's target: the directory holding it (opened
- * inside the root, O_PATH) and its last component, for renameat, unlinkat,
- * mkdirat, linkat, fchownat, ...: the last component is never followed by
- * those, and everything above it was resolved inside the root. Outside the
- * root: dirfd is AT_FDCWD and name the path itself. */
+/* What those are made of, for any further path-level operation: the
+ * directory holding path's last component, opened inside the root (O_PATH),
+ * and that component, for the *at(2) calls. Outside the root: dirfd is
+ * AT_FDCWD and name the path itself. */
 typedef struct {
     int dirfd;
     const char *name;

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "util/fileio.h"
+#include "util/fileio_root.h"
 
 #ifndef RENAME_EXCHANGE
 #define RENAME_EXCHANGE (1 << 1)
@@ -241,6 +242,32 @@ END_TEST
 START_TEST(race_relative_link) { race("../outside"); }
 END_TEST
 
+/* The syscall equivalents for the wrappers that are not in fileio.c yet
+ * (link, rmdir, chown, chmod): same confinement. */
+START_TEST(syscall_equivalents_resolve_inside)
+{
+    struct stat st;
+    ck_assert_int_eq(es_root_link(IN("abs/file"), IN("up/a/linked")), 0);
+    ck_assert_int_eq(stat(IN("a/linked"), &st), 0);
+    ck_assert_int_eq(st.st_nlink, 2);
+    ck_assert_int_eq(es_root_link(IN("out/file"), IN("a/stolen")), -1);
+    ck_assert_int_eq(errno, ENOENT);
+    ck_assert_int_eq(es_root_chmod(IN("abs/file"), 0600), 0);
+    ck_assert_int_eq(stat(IN("a/file"), &st), 0);
+    ck_assert_int_eq(st.st_mode & 07777, 0600);
+    ck_assert_int_eq(es_root_chmod(IN("out/file"), 0600), -1);
+    ck_assert_int_eq(stat(OUT("file"), &st), 0);
+    ck_assert_int_ne(st.st_mode & 07777, 0600);
+    ck_assert_int_eq(es_root_chown(IN("abs/file"), getuid(), getgid()), 0);
+    ck_assert_int_eq(es_root_chown(IN("rel-out/file"), getuid(), getgid()), -1);
+    ck_assert_int_eq(mkdir(IN("a/empty"), 0755), 0);
+    ck_assert_int_eq(es_root_rmdir(IN("abs/empty")), 0);
+    ck_assert_int_eq(stat(IN("a/empty"), &st), -1);
+    ck_assert_int_eq(es_root_rmdir(IN("out/a")), -1);
+    ck_assert_int_eq(stat(OUT("a"), &st), 0);
+}
+END_TEST
+
 static Suite *fileio_root_suite(void)
 {
     Suite *s = suite_create("fileio_root");
@@ -252,6 +279,7 @@ static Suite *fileio_root_suite(void)
         tcase_add_test(modes[i], opens_resolve_inside);
         tcase_add_test(modes[i], creates_resolve_inside);
         tcase_add_test(modes[i], path_operations_resolve_inside);
+        tcase_add_test(modes[i], syscall_equivalents_resolve_inside);
         tcase_add_test(modes[i], race_absolute_link);
         tcase_add_test(modes[i], race_relative_link);
         suite_add_tcase(s, modes[i]);
