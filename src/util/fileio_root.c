@@ -308,9 +308,11 @@ static int open_in_root(const char *rel, int flags, mode_t mode)
 {
     if (!root.no_openat2 && !root.walk_only) {
         int fd = openat2_in_root(rel, flags, mode);
-        if (fd >= 0 || errno != ENOSYS)
+        /* EAGAIN: renames kept racing its ".." checks; the walk needs none. */
+        if (fd >= 0 || (errno != ENOSYS && errno != EAGAIN))
             return fd;
-        root.no_openat2 = true;
+        if (errno == ENOSYS)
+            root.no_openat2 = true;
     }
     return walk_in_root(rel, flags, mode);
 }
