@@ -447,13 +447,24 @@ int es_root_chown(const char *path, uid_t uid, gid_t gid)
     return done_fd(fchownat(fd, "", uid, gid, AT_EMPTY_PATH), fd);
 }
 
+/* Syscall numbers from 424 on are the same on every architecture; the
+ * C library's headers may predate this one (Linux 6.6). */
+#ifndef SYS_fchmodat2
+#define SYS_fchmodat2 452
+#endif
+
 int es_root_chmod(const char *path, mode_t mode)
 {
     int fd = es_root_open(path, O_PATH | O_CLOEXEC, 0);
     if (fd < 0)
         return -1;
-    /* fchmod refuses O_PATH descriptors; the descriptor's /proc name is the
-     * file found inside the root, whatever the tree does meanwhile. */
+    /* fchmod refuses O_PATH descriptors: fchmodat2 takes one as it is;
+     * before Linux 6.6, the descriptor's /proc name (the file found inside
+     * the root, whatever the tree does meanwhile). */
+    if (syscall(SYS_fchmodat2, fd, "", mode, AT_EMPTY_PATH) == 0)
+        return done_fd(0, fd);
+    if (errno != ENOSYS && errno != EINVAL)
+        return done_fd(-1, fd);
     char name[40];
     snprintf(name, sizeof name, "/proc/self/fd/%d", fd);
     return done_fd(chmod(name, mode), fd);
