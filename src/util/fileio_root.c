@@ -1,11 +1,11 @@
 #include "util/fileio_root.h"
 
-#include <errno.h>
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
-#include <stdio.h>
 #include <limits.h>
 #include <linux/openat2.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -30,6 +30,8 @@ static struct {
 
 int es_io_root_set(const char *dir, es_err *e)
 {
+    if (dir && root.real && strcmp(dir, root.real) == 0)
+        return 0; /* es_root_resolve, with the real path, every time */
     char *real = NULL;
     if (dir && *dir) {
         real = realpath(dir, NULL);
@@ -82,7 +84,8 @@ static int openat2_in_root(const char *rel, int flags, mode_t mode)
 {
     struct open_how how = {
         .flags = (unsigned)flags,
-        .mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0,
+        /* openat2 refuses a mode it would not use (O_TMPFILE has O_DIRECTORY's bit) */
+        .mode = (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? mode : 0,
         .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
     };
     long fd = -1;
