@@ -311,8 +311,10 @@ static int open_in_root(const char *rel, int flags, mode_t mode)
 {
     if (!root.no_openat2 && !root.walk_only) {
         int fd = openat2_in_root(rel, flags, mode);
-        /* EAGAIN: renames kept racing its ".." checks; the walk needs none. */
-        if (fd >= 0 || (errno != ENOSYS && errno != EAGAIN))
+        /* EAGAIN: renames kept racing its ".." checks; the walk needs none.
+         * EPERM: what some container sandboxes answer for a system call
+         * they do not know (a real EPERM, the walk meets again). */
+        if (fd >= 0 || (errno != ENOSYS && errno != EAGAIN && errno != EPERM))
             return fd;
         if (errno == ENOSYS)
             root.no_openat2 = true;
