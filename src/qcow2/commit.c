@@ -16,6 +16,7 @@
 #include "qcow2/overlap.h"
 #include "qcow2/refcount.h"
 #include "qcow2/refcount_trust.h"
+#include "util/fileio.h"
 #include "util/imglock.h"
 #include "util/rootpath.h"
 
@@ -25,7 +26,7 @@
 static bool same_file(const char *path, const es_image *img)
 {
     struct stat st;
-    return stat(path, &st) == 0 && img->st_dev == (uint64_t)st.st_dev &&
+    return es_fs_stat(path, &st) == 0 && img->st_dev == (uint64_t)st.st_dev &&
            img->st_ino == (uint64_t)st.st_ino;
 }
 
@@ -59,7 +60,7 @@ es_image *es_commit_find_base_root(es_image *top, const char *path, const char *
             return img;
         }
     struct stat st;
-    bool missing = stat(given, &st) < 0 && errno == ENOENT;
+    bool missing = es_fs_stat(given, &st) < 0 && errno == ENOENT;
     free(given);
     if (missing)
         es_err_set(e, 0, path, "BASE is not in the backing chain of TOP (%s): no such file",

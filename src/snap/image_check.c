@@ -7,6 +7,7 @@
 
 #include "qcow2/check.h"
 #include "qcow2/image.h"
+#include "util/fileio.h"
 #include "util/rootpath.h"
 
 int snap_check_image(const char *root, const char *path, const char *format, es_err *e)
@@ -61,7 +62,7 @@ int snap_owner_from(const char *root, const char *below, snap_overlay *o, es_err
     if (es_root_resolve(root, below, &host, e) < 0)
         return -1;
     struct stat st;
-    int r = stat(host, &st);
+    int r = es_fs_stat(host, &st);
     if (r < 0)
         r = es_err_set(e, errno, host, "cannot stat");
     free(host);
@@ -82,7 +83,7 @@ int snap_check_new_overlay(const char *root, const char *path, const char *disk,
         return es_err_prefix(e, "overlay of disk %s", disk);
     struct stat st;
     int r = 0;
-    if (lstat(host, &st) == 0) {
+    if (es_fs_lstat(host, &st) == 0) {
         if (S_ISREG(st.st_mode) && st.st_size == 0)
             *existed_empty = true;
         else
@@ -102,7 +103,7 @@ int snap_check_new_overlay(const char *root, const char *path, const char *disk,
             char *slash = strrchr(dir, '/');
             if (slash && slash != dir)
                 *slash = '\0';
-            if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
+            if (es_fs_stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
                 r = es_err_set(e, errno ? errno : ENOTDIR, dir,
                                "directory of the overlay of disk %s", disk);
             free(dir);
