@@ -114,7 +114,7 @@ void snap_lock_release(snap_lock *lk)
      * meanwhile sees it gone once locked and starts over. Not a fault point
      * and not fatal: the file holds no data, a stale empty one is harmless. */
     if (lk->exclusive && lk->created)
-        (void)unlink(lk->f->path);
+        (void)es_fs_unlink(lk->f->path, NULL);
     es_file_close(lk->f); /* closing drops the flock */
     lk->f = NULL;
 }
