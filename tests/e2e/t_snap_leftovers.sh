@@ -2,8 +2,8 @@
 # Files extsnap keeps for itself must not outlive their use (issue #10,
 # "Leftovers"): the domain lock file <dom>.extsnap.lock left by a crash or by
 # a locker that did not create it is removed by the next command that
-# changes the domain; verify names a fifo or character-device disk source
-# plainly.
+# changes the domain; verify says plainly that a disk source which is a fifo
+# or a character device is no image file.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/lib/snap.sh"
@@ -58,4 +58,31 @@ while kill -0 "$wpid" 2>/dev/null; do timeout 1 cat "$T/pause" >/dev/null || tru
 wait "$wpid" || fail "the first writer failed: $(cat "$T/win.out")"
 check_eq "no lock file after two writers" no "$([[ -e $LOCK ]] && echo yes || echo no)"
 
+# --- verify on a disk source that is no file -------------------------------
+R=$T/root2
+snap_make_tvm "$R"
+skip_cdev=0
+for kind in fifo cdev; do
+    rm -f "$R$SNAP_IMG/vdc.raw"
+    if [[ $kind == fifo ]]; then
+        mkfifo "$R$SNAP_IMG/vdc.raw"
+        want="is a fifo, not an image file"
+    else
+        # (making a character device needs CAP_MKNOD: without it, the script
+        # ends as skipped once the other checks ran)
+        mknod "$R$SNAP_IMG/vdc.raw" c 1 3 2>/dev/null || { skip_cdev=1; continue; }
+        want="is a character device, not an image file"
+    fi
+    rc=0
+    out=$(timeout 60 "$EXTSNAP" verify tvm --root "$R" 2>&1) || rc=$?
+    check_eq "verify with a $kind as vdc's source: exit status (2: problems found)" 2 "$rc"
+    grep -qF "vdc.raw" <<<"$out" && grep -qF "$want" <<<"$out" ||
+        fail "verify with a $kind as vdc's source does not say '$want': $out"
+    grep -qF ': ?' <<<"$out" && fail "verify with a $kind: a '?' for a reason: $out"
+done
+
+if ((skip_cdev && ES_FAILS == 0)); then
+    echo "SKIP: cannot make a character device (mknod) to verify on" >&2
+    exit 77
+fi
 finish
