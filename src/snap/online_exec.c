@@ -26,6 +26,7 @@
 #include "snap/journal.h"
 #include "snap/online_chain.h"
 #include "snap/online_priv.h"
+#include "util/fileio.h"
 #include "util/rootpath.h"
 
 const char *snap_online_kind_name(snap_online_kind k)
@@ -917,11 +918,12 @@ static int make_overlay(const char *root, const snap_overlay *o, es_err *e)
     opts.backing_format = o->backing_format;
     opts.root = root;
     int rc = qcow2_create(host, &opts, e);
-    if (rc == 0 && o->uid >= 0 && chown(host, (uid_t)o->uid, (gid_t)o->gid) < 0 &&
-        errno != EPERM)
-        rc = es_err_set(e, errno, host, "cannot set the owner of the new overlay");
-    if (rc == 0 && o->mode >= 0 && chmod(host, (mode_t)o->mode) < 0)
-        rc = es_err_set(e, errno, host, "cannot set the mode of the new overlay");
+    es_err oe;
+    if (rc == 0 && o->uid >= 0 && es_fs_chown(host, (uid_t)o->uid, (gid_t)o->gid, &oe) < 0 &&
+        oe.errnum != EPERM)
+        rc = es_err_set(e, oe.errnum, host, "cannot set the owner of the new overlay");
+    if (rc == 0 && o->mode >= 0 && es_fs_chmod(host, (mode_t)o->mode, &oe) < 0)
+        rc = es_err_set(e, oe.errnum, host, "cannot set the mode of the new overlay");
     free(host);
     if (rc < 0)
         return es_err_prefix(e, "creating the overlay of disk %s", o->disk);
