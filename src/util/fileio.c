@@ -406,7 +406,7 @@ int es_fs_rmdir(const char *path, es_err *e)
     int inj = tick(K_MUTATE, "rmdir", path);
     if (inj)
         return es_err_set(e, inj, path, "cannot remove directory");
-    if (rmdir(path) < 0)
+    if (es_root_rmdir(path) < 0)
         return es_err_set(e, errno, path, "cannot remove directory");
     return 0;
 }
@@ -416,7 +416,7 @@ int es_fs_link(const char *from, const char *to, es_err *e)
     int inj = tick(K_MUTATE, "link", to);
     if (inj)
         return es_err_set(e, inj, to, "cannot link %s", from);
-    if (link(from, to) < 0)
+    if (es_root_link(from, to) < 0)
         return es_err_set(e, errno, to, "cannot link %s", from);
     return 0;
 }
@@ -427,7 +427,7 @@ int es_fs_chown(const char *path, uid_t uid, gid_t gid, es_err *e)
     if (inj)
         return es_err_set(e, inj, path, "cannot set the owner to %u:%u", (unsigned)uid,
                           (unsigned)gid);
-    if (chown(path, uid, gid) < 0)
+    if (es_root_chown(path, uid, gid) < 0)
         return es_err_set(e, errno, path, "cannot set the owner to %u:%u", (unsigned)uid,
                           (unsigned)gid);
     return 0;
@@ -438,7 +438,7 @@ int es_fs_chmod(const char *path, mode_t mode, es_err *e)
     int inj = tick(K_MUTATE, "chmod", path);
     if (inj)
         return es_err_set(e, inj, path, "cannot set mode %04o", (unsigned)mode);
-    if (chmod(path, mode) < 0)
+    if (es_root_chmod(path, mode) < 0)
         return es_err_set(e, errno, path, "cannot set mode %04o", (unsigned)mode);
     return 0;
 }
