@@ -161,7 +161,7 @@ int snap_ctx_reload(snap_ctx *c, bool strict, es_err *e)
 static int ensure_snapshot_dir(snap_ctx *c, es_err *e)
 {
     struct stat st;
-    if (stat(c->snapshot_dir_host, &st) == 0) {
+    if (es_fs_stat(c->snapshot_dir_host, &st) == 0) {
         if (!S_ISDIR(st.st_mode))
             return es_err_set(e, ENOTDIR, c->snapshot_dir_host, "snapshot directory");
         return 0;
