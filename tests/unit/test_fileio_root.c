@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -94,6 +95,21 @@ static void make_tree(void)
     ck_assert_int_eq(symlink("/proc/self/root", IN("magic")), 0);
     es_err e = {0};
     ck_assert_int_eq(es_io_root_set(root, &e), 0);
+}
+
+static int remove_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)st;
+    (void)type;
+    (void)ftw;
+    return remove(path) < 0 ? -1 : 0;
+}
+
+static void remove_tree(void)
+{
+    es_err e = {0};
+    es_io_root_set(NULL, &e);
+    nftw(top, remove_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 static void setup_openat2(void)
@@ -272,8 +288,8 @@ static Suite *fileio_root_suite(void)
 {
     Suite *s = suite_create("fileio_root");
     TCase *modes[2] = {tcase_create("openat2"), tcase_create("walk")};
-    tcase_add_checked_fixture(modes[0], setup_openat2, NULL);
-    tcase_add_checked_fixture(modes[1], setup_walk, NULL);
+    tcase_add_checked_fixture(modes[0], setup_openat2, remove_tree);
+    tcase_add_checked_fixture(modes[1], setup_walk, remove_tree);
     for (int i = 0; i < 2; i++) {
         tcase_set_timeout(modes[i], 60);
         tcase_add_test(modes[i], opens_resolve_inside);
