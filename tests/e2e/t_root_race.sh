@@ -2,7 +2,7 @@
 # --root against a racing attacker: a helper (lib/race_swap.c, built here)
 # exchanges directories under R with symbolic links pointing outside R
 # (renameat2 RENAME_EXCHANGE, in a loop) while image commands (img info,
-# img rebase -u) and domain commands (create, delete, list, verify) run under
+# map, check, compare, commit, rebase -u) and domain commands run under
 # --root R again and again. Whatever each run does (it may well fail: its
 # files come and go), no file outside R may be read or written:
 #  - the outside tree (same names as inside, so a walk that leaves R finds
@@ -35,6 +35,7 @@ IMG=$R$SNAP_IMG
 qemu-img create -q -f qcow2 "$IMG/base.qcow2" 4M
 qemu-img create -q -f qcow2 "$IMG/base2.qcow2" 4M
 qemu-img create -q -f qcow2 -u -b base.qcow2 -F qcow2 "$IMG/img.qcow2" 4M
+qemu-io -f qcow2 -c 'write -P 0x5a 0 192k' "$IMG/img.qcow2" >/dev/null
 
 # --- outside R: the same names, each carrying the sentinel -------------------
 mkdir -p "$O/tvm" "$O/qemu" "$O/snapshot"
@@ -82,6 +83,12 @@ for ((i = 0; i < RUNS; i++)); do
     run info-chain "$EXTSNAP" img info --root "$R" --backing-chain "$SNAP_IMG/img.qcow2"
     if ((i % 2)); then b=base.qcow2; else b=base2.qcow2; fi
     run rebase "$EXTSNAP" img rebase --root "$R" -u -b "$b" -F qcow2 "$SNAP_IMG/img.qcow2"
+    run map "$EXTSNAP" img map --root "$R" --output=json "$SNAP_IMG/img.qcow2"
+    run check "$EXTSNAP" img check --root "$R" "$SNAP_IMG/img.qcow2"
+    run compare "$EXTSNAP" img compare --root "$R" "$SNAP_IMG/img.qcow2" "$SNAP_IMG/vda.qcow2"
+    if ((i % 5 == 2)); then
+        run commit-img "$EXTSNAP" img commit --root "$R" -q "$SNAP_IMG/img.qcow2"
+    fi
     if ((i % 5 == 0)); then
         run create x create tvm "r$i" -q
         run list x list tvm
