@@ -143,6 +143,15 @@ static int open_node(snap_graph *g, const char *root, size_t i, const char *fmt,
     return r;
 }
 
+static const char *not_image_kind(mode_t m)
+{
+    return S_ISFIFO(m)  ? "a fifo"
+           : S_ISCHR(m) ? "a character device"
+           : S_ISDIR(m) ? "a directory"
+           : S_ISSOCK(m) ? "a socket"
+                         : "of an unknown kind";
+}
+
 static int add(snap_graph *g, const char *root, const char *path, const char *fmt,
                const origin *o, int depth, size_t *out, es_err *e)
 {
@@ -175,9 +184,16 @@ static int add(snap_graph *g, const char *root, const char *path, const char *fm
     n->regular = S_ISREG(st.st_mode);
     n->dev = (unsigned long long)st.st_dev;
     n->ino = (unsigned long long)st.st_ino;
-    if ((S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)) &&
-        open_node(g, root, i, fmt, o, depth, e) < 0)
-        return -1;
+    if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)) {
+        if (open_node(g, root, i, fmt, o, depth, e) < 0)
+            return -1;
+    } else {
+        /* Never opened (a fifo would block, a device could be anything):
+         * say what it is instead. */
+        es_err_set(&why, 0, NULL, "is %s, not an image file", not_image_kind(st.st_mode));
+        if (set_error(g, i, &why, e) < 0)
+            return -1;
+    }
     mark(g, i, o);
     return 0;
 }

@@ -25,8 +25,8 @@ static char *dir_of(const char *path)
  * target, so there is no moment where the new file is more open than the old. */
 static int copy_identity(es_file *f, mode_t mode, const struct stat *old, es_err *e)
 {
-    if (fchmod(f->fd, mode) < 0)
-        return es_err_set(e, errno, f->path, "cannot set mode %04o", (unsigned)mode);
+    if (es_file_chmod(f, mode, e) < 0)
+        return -1;
     if (!old)
         return 0;
     struct stat now;
@@ -34,12 +34,11 @@ static int copy_identity(es_file *f, mode_t mode, const struct stat *old, es_err
         return es_err_set(e, errno, f->path, "cannot stat");
     if (now.st_uid == old->st_uid && now.st_gid == old->st_gid)
         return 0;
-    if (fchown(f->fd, old->st_uid, old->st_gid) < 0)
-        return es_err_set(e, errno, f->path, "cannot give the new file the owner %u:%u of the old one",
-                          (unsigned)old->st_uid, (unsigned)old->st_gid);
+    if (es_file_chown(f, old->st_uid, old->st_gid, e) < 0)
+        return es_err_prefix(e, "cannot give the new file the owner of the old one");
     /* chown may clear set-id bits: apply the mode again. */
-    if (fchmod(f->fd, mode) < 0)
-        return es_err_set(e, errno, f->path, "cannot set mode %04o", (unsigned)mode);
+    if (es_file_chmod(f, mode, e) < 0)
+        return -1;
     return 0;
 }
 

@@ -401,6 +401,70 @@ int es_fs_mkdir(const char *path, mode_t mode, es_err *e)
     return 0;
 }
 
+int es_fs_rmdir(const char *path, es_err *e)
+{
+    int inj = tick(K_MUTATE, "rmdir", path);
+    if (inj)
+        return es_err_set(e, inj, path, "cannot remove directory");
+    if (es_root_rmdir(path) < 0)
+        return es_err_set(e, errno, path, "cannot remove directory");
+    return 0;
+}
+
+int es_fs_link(const char *from, const char *to, es_err *e)
+{
+    int inj = tick(K_MUTATE, "link", to);
+    if (inj)
+        return es_err_set(e, inj, to, "cannot link %s", from);
+    if (es_root_link(from, to) < 0)
+        return es_err_set(e, errno, to, "cannot link %s", from);
+    return 0;
+}
+
+int es_fs_chown(const char *path, uid_t uid, gid_t gid, es_err *e)
+{
+    int inj = tick(K_MUTATE, "chown", path);
+    if (inj)
+        return es_err_set(e, inj, path, "cannot set the owner to %u:%u", (unsigned)uid,
+                          (unsigned)gid);
+    if (es_root_chown(path, uid, gid) < 0)
+        return es_err_set(e, errno, path, "cannot set the owner to %u:%u", (unsigned)uid,
+                          (unsigned)gid);
+    return 0;
+}
+
+int es_fs_chmod(const char *path, mode_t mode, es_err *e)
+{
+    int inj = tick(K_MUTATE, "chmod", path);
+    if (inj)
+        return es_err_set(e, inj, path, "cannot set mode %04o", (unsigned)mode);
+    if (es_root_chmod(path, mode) < 0)
+        return es_err_set(e, errno, path, "cannot set mode %04o", (unsigned)mode);
+    return 0;
+}
+
+int es_file_chown(es_file *f, uid_t uid, gid_t gid, es_err *e)
+{
+    int inj = tick(K_MUTATE, "chown", f->path);
+    if (inj)
+        return es_err_set(e, inj, f->path, "cannot set the owner to %u:%u", (unsigned)uid,
+                          (unsigned)gid);
+    if (fchown(f->fd, uid, gid) < 0)
+        return es_err_set(e, errno, f->path, "cannot set the owner to %u:%u", (unsigned)uid,
+                          (unsigned)gid);
+    return 0;
+}
+
+int es_file_chmod(es_file *f, mode_t mode, es_err *e)
+{
+    int inj = tick(K_MUTATE, "chmod", f->path);
+    if (inj)
+        return es_err_set(e, inj, f->path, "cannot set mode %04o", (unsigned)mode);
+    if (fchmod(f->fd, mode) < 0)
+        return es_err_set(e, errno, f->path, "cannot set mode %04o", (unsigned)mode);
+    return 0;
+}
+
 void es_file_start_writeback(es_file *f, uint64_t off, uint64_t len)
 {
     (void)sync_file_range(f->fd, (off_t)off, (off_t)len, SYNC_FILE_RANGE_WRITE);

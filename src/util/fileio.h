@@ -5,8 +5,9 @@
  *
  * Hook configuration, from the environment (read once) or es_fault_set():
  *   EXTSNAP_FAULT=KIND:N:ACTION[,KIND:N:ACTION...]
- *     KIND   read | write | flush | mutate  (mutate = write, flush, truncate,
- *            rename, unlink, mkdir, fsync of a directory: anything that changes disk)
+ *     KIND   read | write | flush | mutate  (mutate = write, flush, create,
+ *            truncate, rename, link, unlink, mkdir, rmdir, chown, chmod, fsync
+ *            of a directory: anything that changes disk)
  *     N      1-based index of the operation of that kind
  *     ACTION eio | enospc | stop
  *   EXTSNAP_FAULT_TRACE=FILE  append one line per counted operation
@@ -52,6 +53,9 @@ int es_file_copy(es_file *src, uint64_t soff, es_file *dst, uint64_t doff, uint6
 /* fdatasync: an ordering point. */
 int es_file_flush(es_file *f, es_err *e);
 int es_file_truncate(es_file *f, uint64_t size, es_err *e);
+/* Owner and mode of an open file (counted as "mutate"). */
+int es_file_chown(es_file *f, uid_t uid, gid_t gid, es_err *e);
+int es_file_chmod(es_file *f, mode_t mode, es_err *e);
 int es_file_size(es_file *f, uint64_t *size, es_err *e);
 /* Bytes actually allocated on disk (st_blocks * 512). */
 int es_file_allocated(es_file *f, uint64_t *bytes, es_err *e);
@@ -105,6 +109,11 @@ int es_fs_rename(const char *from, const char *to, es_err *e);
 int es_fs_unlink(const char *path, es_err *e);
 int es_fs_fsync_dir(const char *dir, es_err *e);
 int es_fs_mkdir(const char *path, mode_t mode, es_err *e);
+int es_fs_rmdir(const char *path, es_err *e);
+/* A second name for an existing file (link(2): no data copied). */
+int es_fs_link(const char *from, const char *to, es_err *e);
+int es_fs_chown(const char *path, uid_t uid, gid_t gid, es_err *e);
+int es_fs_chmod(const char *path, mode_t mode, es_err *e);
 
 /* Fault hook control (tests). kind: "read","write","flush","mutate". */
 typedef enum { ES_FAULT_EIO, ES_FAULT_ENOSPC, ES_FAULT_STOP } es_fault_action;
