@@ -103,6 +103,7 @@ typedef struct commit_ctx {
     uint64_t fill_bytes;      /* holes of BASE's file the data lands in */
     uint64_t fs_block;        /* BASE's file-system block size, 0 until known */
     uint64_t data_lo, data_hi; /* last extent of BASE's file found allocated */
+    uint64_t holes_l1;        /* last L1 index whose L2 table was looked at (+1), 0 = none */
 } commit_ctx;
 
 /* commit_scan.c */

@@ -41,34 +41,38 @@ int es_space_free(const char *path, uint64_t *avail, es_err *e)
 /* The unit the file system allocates in (st_blksize: 4 KiB on ext4, xfs,
  * tmpfs; larger where the file system prefers larger writes, which only
  * makes the estimate safer). */
+static uint64_t block_size_of(int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) == 0 && st.st_blksize >= 512 && !(st.st_blksize & (st.st_blksize - 1)))
+        return (uint64_t)st.st_blksize;
+    return FALLBACK_FS_BLOCK;
+}
+
 static uint64_t fs_block(commit_ctx *c)
 {
-    if (!c->fs_block) {
-        struct stat st;
-        uint64_t bs = FALLBACK_FS_BLOCK;
-        if (fstat(c->base->file->fd, &st) == 0 && st.st_blksize >= 512 &&
-            !(st.st_blksize & (st.st_blksize - 1)))
-            bs = (uint64_t)st.st_blksize;
-        c->fs_block = bs;
-    }
+    if (!c->fs_block)
+        c->fs_block = block_size_of(c->base->file->fd);
     return c->fs_block;
 }
 
-/* Bytes of [off, off + len), widened to whole file-system blocks, that are
- * holes in BASE's file (or lie past its end): a write there makes the file
- * system allocate them. SEEK_DATA/SEEK_HOLE find the extents; the last
- * allocated extent is remembered, as ops mostly land in one. A file system
- * without SEEK_DATA reports the whole file as data (the kernel's generic
- * answer), so nothing counts there: such file systems do not make holes. */
-static uint64_t hole_bytes(commit_ctx *c, uint64_t off, uint64_t len)
+/* The last extent of BASE's file found allocated: ops mostly land in one. */
+typedef struct extent_cache {
+    uint64_t lo, hi;
+} extent_cache;
+
+/* Bytes of [off, off + len), widened to whole file-system blocks of bs,
+ * that are holes in the file (or lie past its end): a write there makes
+ * the file system allocate them. A file system without SEEK_DATA reports
+ * the whole file as data (the kernel's generic answer), so nothing counts
+ * there: such file systems do not make holes. */
+static uint64_t hole_bytes(int fd, uint64_t bs, extent_cache *x, uint64_t off, uint64_t len)
 {
-    uint64_t bs = fs_block(c);
     uint64_t a = off / bs * bs, end = (off + len + bs - 1) / bs * bs;
     uint64_t holes = 0;
-    int fd = c->base->file->fd;
     while (a < end) {
-        if (a >= c->data_lo && a < c->data_hi) {
-            a = c->data_hi;
+        if (a >= x->lo && a < x->hi) {
+            a = x->hi;
             continue;
         }
         off_t d = lseek(fd, (off_t)a, SEEK_DATA);
@@ -90,28 +94,58 @@ static uint64_t hole_bytes(commit_ctx *c, uint64_t off, uint64_t len)
             holes += end - data;
             break;
         }
-        c->data_lo = data;
-        c->data_hi = ((uint64_t)h + bs - 1) / bs * bs;
-        if (c->data_hi <= data) /* defensive: always move on */
-            c->data_hi = data + bs;
-        a = c->data_hi;
+        x->lo = data;
+        x->hi = ((uint64_t)h + bs - 1) / bs * bs;
+        if (x->hi <= data) /* defensive: always move on */
+            x->hi = data + bs;
+        a = x->hi;
     }
     return holes;
+}
+
+/* The same for BASE, through the dry run's cache. */
+static uint64_t base_holes(commit_ctx *c, uint64_t off, uint64_t len)
+{
+    extent_cache x = {c->data_lo, c->data_hi};
+    uint64_t n = hole_bytes(c->base->file->fd, fs_block(c), &x, off, len);
+    c->data_lo = x.lo;
+    c->data_hi = x.hi;
+    return n;
+}
+
+/* The L2 table of the op's L1 entry is rewritten in place when BASE owns it
+ * alone (a shared or missing one is a new cluster, counted whole): a table
+ * a sparse copy (cp --sparse=always, extsnap setup) turned into holes then
+ * takes space again. */
+static void count_l2_table(commit_ctx *c, const commit_op *op)
+{
+    es_image *b = c->base;
+    uint64_t l1 = op->guest >> (b->cluster_bits + (uint32_t)__builtin_ctzll(b->l2_entries));
+    if (c->holes_l1 == l1 + 1)
+        return;
+    c->holes_l1 = l1 + 1;
+    if (l1 >= b->l1_size || !(b->l1[l1] & QCOW2_OFLAG_COPIED))
+        return;
+    uint64_t off = b->l1[l1] & QCOW2_L1E_OFFSET_MASK;
+    if (off)
+        c->fill_bytes += base_holes(c, off, b->cluster_size);
 }
 
 void commit_space_count_op(commit_ctx *c, const commit_op *op)
 {
     /* A new cluster is counted whole (need_clusters); only writes into
      * space BASE's file already has can fill its holes. */
-    if (op->action != OP_DATA || op->need_alloc)
-        return;
     if (c->raw_base) { /* the covered bytes, zeroes too, are written */
         for (uint32_t i = 0; i < op->nseg; i++) {
             const commit_seg *s = &c->segs[op->seg_first + i];
-            c->fill_bytes += hole_bytes(c, s->guest, s->len);
+            c->fill_bytes += base_holes(c, s->guest, s->len);
         }
         return;
     }
+    if (op->action != OP_NONE)
+        count_l2_table(c, op);
+    if (op->action != OP_DATA || op->need_alloc)
+        return;
     for (uint32_t k = 0; k < c->nsub;) {
         if (!(op->write_mask & (1u << k))) {
             k++;
@@ -120,7 +154,7 @@ void commit_space_count_op(commit_ctx *c, const commit_op *op)
         uint32_t k1 = k;
         while (k1 < c->nsub && (op->write_mask & (1u << k1)))
             k1++;
-        c->fill_bytes += hole_bytes(c, op->dest + k * c->sub, (k1 - k) * c->sub);
+        c->fill_bytes += base_holes(c, op->dest + k * c->sub, (k1 - k) * c->sub);
         k = k1;
     }
 }
@@ -167,6 +201,24 @@ static uint64_t refcount_growth(const es_image *b, uint64_t n)
     return meta;
 }
 
+/* Holes in the tables every commit may rewrite in place: the refcount
+ * blocks (any of them may count a new or a released cluster) and the L1
+ * table. Zero unless a sparse copy made holes of them. */
+static uint64_t table_holes(const commit_ctx *c)
+{
+    es_image *b = c->base;
+    int fd = b->file->fd;
+    uint64_t bs = c->fs_block ? c->fs_block : block_size_of(fd);
+    extent_cache x = {0, 0};
+    uint64_t n = hole_bytes(fd, bs, &x, b->hdr.l1_table_offset, (uint64_t)b->l1_size * 8);
+    for (uint64_t i = 0; b->reftable && i < b->reftable_entries; i++) {
+        uint64_t off = b->reftable[i] & QCOW2_REFT_OFFSET_MASK;
+        if (off)
+            n += hole_bytes(fd, bs, &x, off, b->cluster_size);
+    }
+    return n;
+}
+
 uint64_t commit_space_needed(const commit_ctx *c)
 {
     es_image *b = c->base;
@@ -181,7 +233,13 @@ uint64_t commit_space_needed(const commit_ctx *c)
         n += refcount_growth(b, n);
     else if (n) /* refcounts not loaded: a block per range, and a new table */
         n += n / (qcow2_refblock_entries(b) - 1) + 2 + (b->hdr.refcount_table_clusters + 1) * 2;
-    return n * cs + c->fill_bytes;
+    uint64_t bytes = n * cs;
+    /* Clusters smaller than the file system's blocks: the last one may
+     * start a block of its own. */
+    uint64_t bs = c->fs_block ? c->fs_block : block_size_of(b->file->fd);
+    if (n && cs < bs)
+        bytes = (bytes + bs - 1) / bs * bs + bs;
+    return bytes + c->fill_bytes + table_holes(c);
 }
 
 int commit_space_check(const commit_ctx *c, es_err *e)

@@ -4,9 +4,11 @@
  * the clusters BASE must newly allocate (data, L2 tables, a larger L1
  * table, the refcount blocks and refcount table they need) plus the holes
  * of BASE's file that writes in place fill (a BASE made with
- * preallocation=metadata, a sparse raw BASE), at file-system block
- * granularity. Never less than what the commit makes the file system
- * allocate; more only where a new cluster reuses space the file already has. */
+ * preallocation=metadata, a sparse raw BASE, tables a sparse copy turned
+ * into holes), at file-system block granularity. Never less than what the
+ * commit makes the file system allocate; more only where a new cluster
+ * reuses space the file already has, or a table with holes is only partly
+ * rewritten. */
 #ifndef ES_QCOW2_COMMIT_SPACE_H
 #define ES_QCOW2_COMMIT_SPACE_H
 
