@@ -8,6 +8,8 @@
 
 #include "qcow2/commit.h"
 #include "qcow2/commit_space.h"
+#include "qcow2/format.h"
+#include "qcow2/header.h"
 #include "qcow2/image.h"
 #include "snap/precond.h"
 #include "util/fileio.h"
@@ -78,6 +80,38 @@ static int writable(const snap_ctx *c, const snap_plan *p, const char *path, con
     return r;
 }
 
+/* The new backing name must fit in cluster 0 as qcow2_rebase_header
+ * writes it (header, extensions, name): its refusals, without the write. */
+static int rebase_fits(const snap_ctx *c, const snap_plan *p, const snap_rebase *rb, es_err *e)
+{
+    es_open_opts oo = {.no_backing = true, .format = "qcow2", .root = c->env->root,
+                       .force_share = true};
+    es_image *img = NULL;
+    if (es_image_open(&img, rb->path, &oo, e) < 0)
+        return es_err_prefix(e, "cannot %s; nothing was changed: an image it repoints",
+                             what_of(p));
+    qcow2_header h = {0};
+    uint8_t *buf = NULL;
+    int r = qcow2_header_copy(&h, &img->hdr, e);
+    if (r == 0 && (h.incompatible_features & QCOW2_INCOMPAT_CORRUPT))
+        r = es_err_set(e, 0, rb->path, "image is marked corrupt; repair it before changing its header");
+    if (r == 0 && rb->backing && strlen(rb->backing) > QCOW2_MAX_BACKING_NAME)
+        r = es_err_set(e, 0, rb->path, "backing file name too long (%zu bytes, max %d)",
+                       strlen(rb->backing), QCOW2_MAX_BACKING_NAME);
+    if (r == 0)
+        r = qcow2_header_set_backing(&h, rb->backing, rb->backing_format, e);
+    if (r == 0 && !(buf = malloc(img->cluster_size)))
+        r = es_err_set(e, ENOMEM, NULL, "out of memory");
+    if (r == 0 && qcow2_header_serialize(&h, buf, img->cluster_size, rb->path, e) < 0)
+        r = es_err_prefix(e, "new backing file name %s does not fit", rb->backing);
+    if (r < 0)
+        es_err_prefix(e, "cannot %s; nothing was changed: repointing an image", what_of(p));
+    free(buf);
+    qcow2_header_free(&h);
+    es_image_close(img);
+    return r;
+}
+
 static int all_writable(const snap_ctx *c, const snap_plan *p, es_err *e)
 {
     char role[300];
@@ -87,7 +121,8 @@ static int all_writable(const snap_ctx *c, const snap_plan *p, es_err *e)
             return -1;
     }
     for (size_t i = 0; i < p->nrebases; i++)
-        if (writable(c, p, p->rebases[i].path, "an image the operation repoints", e) < 0)
+        if (writable(c, p, p->rebases[i].path, "an image the operation repoints", e) < 0 ||
+            rebase_fits(c, p, &p->rebases[i], e) < 0)
             return -1;
     return 0;
 }

@@ -14,7 +14,9 @@
 #     for both it goes through;
 #  C. a BASE carrying a persistent dirty bitmap (vdb's, vda's BASE clean):
 #     refused before anything is written (it used to be refused after vda
-#     was merged, with the journal left), every file unchanged, no journal.
+#     was merged, with the journal left), every file unchanged, no journal;
+#  D. an image the delete repoints whose cluster 0 cannot hold the new
+#     backing name: refused before anything is written.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/lib/snap.sh"
@@ -123,4 +125,23 @@ refused_early "C: delete s1, vdb's BASE has a bitmap" "persistent dirty bitmaps"
 check_rc "C: the bitmap removed" 0 qemu-img bitmap --remove "$IMG/vdb.qcow2" b0
 check_rc "C: delete s1 then" 0 x delete tvm s1 -q
 full_check "C: delete s1" tvm 0
+# --- D: a repointed image whose new backing name no longer fits ---------------
+# vda's base image has a long name; vda.s2 (repointed from vda.s1 to it by
+# 'delete s1') has 512-byte clusters: the old name fits in its cluster 0,
+# the new one does not, which the rebase refuses. It used to be found after
+# the merge, past the point of no return.
+R=$T/d
+snap_make_tvm "$R"
+IMG=$R$SNAP_IMG
+LONGDIR=$(printf 'd%.0s' {1..150})
+LONGEXT=$(printf 'x%.0s' {1..250})
+mkdir "$IMG/$LONGDIR"
+mv "$IMG/vda.qcow2" "$IMG/$LONGDIR/vda.$LONGEXT"
+sed -i "s|$SNAP_IMG/vda.qcow2|$SNAP_IMG/$LONGDIR/vda.$LONGEXT|" "$R$SNAP_CFG/tvm.xml"
+x create tvm s1 -q
+guest_write "$R" tvm vda 0xe1 0 64k
+x create tvm s2 -q
+qemu-img create -q -f qcow2 -o cluster_size=512 -u -b "$SNAP_IMG/$LONGDIR/vda.s1" -F qcow2 \
+    "$IMG/$LONGDIR/vda.s2" 4M
+refused_early "D: delete s1, vda.s2's new backing name does not fit" "does not fit" x delete tvm s1
 finish
