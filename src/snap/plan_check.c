@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "qcow2/commit.h"
 #include "qcow2/commit_space.h"
@@ -127,6 +128,32 @@ static int all_writable(const snap_ctx *c, const snap_plan *p, es_err *e)
     return 0;
 }
 
+/* Every libvirt file the plan writes or removes is replaced through a
+ * temporary file in its directory: a read-only or unwritable directory
+ * (/etc on a read-only mount) would stop the operation after its merges. A
+ * directory that does not exist yet is made by the write itself. */
+static int xml_dirs_writable(const snap_ctx *c, const snap_plan *p, es_err *e)
+{
+    for (size_t i = 0; i < p->nxml; i++) {
+        char *host = NULL;
+        if (es_root_resolve(c->env->root, p->xml[i].path, &host, e) < 0)
+            return -1;
+        char *slash = strrchr(host, '/');
+        if (slash && slash != host)
+            *slash = '\0';
+        int r = 0;
+        if (access(host, F_OK) == 0 && access(host, W_OK | X_OK) < 0)
+            r = es_err_set(e, errno, host,
+                           "cannot %s: the directory of %s cannot be written; nothing was "
+                           "changed",
+                           what_of(p), p->xml[i].path);
+        free(host);
+        if (r < 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* The engine's checks and estimate of one merge, as snap_merge_qcow2 will
  * run it; *dev is the file system of its BASE. */
 static int merge_estimate(const snap_ctx *c, const snap_merge *m, uint64_t *need, uint64_t *dev,
@@ -218,7 +245,8 @@ static int all_merges(const snap_ctx *c, const snap_plan *p, es_err *e)
 
 int snap_plan_check(const snap_ctx *c, const snap_plan *p, es_err *e)
 {
-    if (all_unused(c, p, e) < 0 || all_writable(c, p, e) < 0 || all_merges(c, p, e) < 0)
+    if (all_unused(c, p, e) < 0 || all_writable(c, p, e) < 0 || xml_dirs_writable(c, p, e) < 0 ||
+        all_merges(c, p, e) < 0)
         return -1;
     return 0;
 }

@@ -4,7 +4,9 @@
  *   - no other process holds QEMU's image locks on an image the plan
  *     merges into, merges from, repoints or deletes (a second VM, a backup
  *     job, qemu-io: they would read a changing or vanishing file);
- *   - the images it writes (merge bases, repointed images) open for writing;
+ *   - the images it writes (merge bases, repointed images) open for writing,
+ *     a repointed image's cluster 0 holds its new backing name, and the
+ *     directories of the libvirt files it writes can be written;
  *   - every merge passes the commit engine's own checks without writing
  *     (es_commit_estimate: persistent bitmaps, a corrupt or dirty BASE,
  *     metadata it refuses), and the engine's space estimates, summed per

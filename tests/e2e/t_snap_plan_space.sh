@@ -16,7 +16,9 @@
 #     refused before anything is written (it used to be refused after vda
 #     was merged, with the journal left), every file unchanged, no journal;
 #  D. an image the delete repoints whose cluster 0 cannot hold the new
-#     backing name: refused before anything is written.
+#     backing name: refused before anything is written;
+#  E. a read-only config directory (the config is rewritten after the
+#     merges): refused before anything is written.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/lib/snap.sh"
@@ -144,4 +146,26 @@ x create tvm s2 -q
 qemu-img create -q -f qcow2 -o cluster_size=512 -u -b "$SNAP_IMG/$LONGDIR/vda.s1" -F qcow2 \
     "$IMG/$LONGDIR/vda.s2" 4M
 refused_early "D: delete s1, vda.s2's new backing name does not fit" "does not fit" x delete tvm s1
+
+# --- E: the config directory is read-only --------------------------------------
+# Deleting the current leaf s1 merges the live overlays and rewrites the
+# config: a read-only config directory used to stop it after the merges.
+R=$T/e
+snap_make_tvm "$R"
+x create tvm s1 -q
+guest_write "$R" tvm vda 0xf1 0 64k
+LIVE=$(all_guest_sums "$R" tvm)
+if mount --bind "$R$SNAP_CFG" "$R$SNAP_CFG" 2>"$T/mount.log"; then
+    MOUNTS+=("$R$SNAP_CFG")
+    mount -o remount,bind,ro "$R$SNAP_CFG"
+    refused_early "E: delete s1 with the config directory read-only" "cannot be written" \
+        x delete tvm s1
+    umount "$R$SNAP_CFG"
+    check_rc "E: delete s1 once it is writable" 0 x delete tvm s1 -q
+    check_eq "E: live content kept" "$LIVE" "$(all_guest_sums "$R" tvm)"
+    full_check "E: delete s1" tvm 0
+else
+    echo "SKIP: cannot bind-mount here ($(cat "$T/mount.log"))"
+    exit 77
+fi
 finish
