@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 
 #include "domxml/domain_edit.h"
 #include "domxml/enums.h"
@@ -256,8 +255,7 @@ static int check_references(snap_ctx *c, const snap_graph *g, const snap_range *
     return 0;
 }
 
-/* B must take writes: a regular qcow2 or raw file, not corrupt or dirty,
- * with room for what L holds (an upper bound). */
+/* B must take writes: a regular qcow2 or raw file, not corrupt or dirty. */
 static int check_base(snap_ctx *c, const snap_graph *g, disk_job *j, const char *what,
                       es_err *e)
 {
@@ -278,33 +276,8 @@ static int check_base(snap_ctx *c, const snap_graph *g, disk_job *j, const char 
                                "first",
                       j->target, b->path, inc & QCOW2_INCOMPAT_CORRUPT ? "corrupt" : "dirty",
                       root ? " --root " : "", root ? c->env->root : "", b->path);
-    const char *skip = getenv("EXTSNAP_SKIP_SPACE_CHECK");
-    if (skip && strcmp(skip, "1") == 0)
-        return 0;
-    unsigned long long need = 0;
-    for (size_t i = 0; i < j->nl; i++) {
-        char *host = NULL;
-        struct stat st;
-        if (es_root_resolve(c->env->root, g->v[j->l[i]].path, &host, e) < 0)
-            return -1;
-        if (stat(host, &st) == 0)
-            need += (unsigned long long)st.st_blocks * 512ull;
-        free(host);
-    }
-    char *host = NULL;
-    struct statvfs vfs;
-    if (es_root_resolve(c->env->root, b->path, &host, e) < 0)
-        return -1;
-    int r = statvfs(host, &vfs);
-    free(host);
-    if (r == 0) {
-        unsigned long long avail = (unsigned long long)vfs.f_bavail * vfs.f_frsize;
-        if (avail < need)
-            return es_err_set(e, ENOSPC, b->path,
-                              "cannot %s: merging disk %s may need up to %llu bytes (what the "
-                              "overlays hold) and only %llu are free",
-                              what, j->target, need, avail);
-    }
+    /* Locks, engine refusals and free space: snap_plan_check, once the
+     * whole plan is known (space is summed per file system). */
     return 0;
 }
 

@@ -5,7 +5,8 @@
 #     human units and bytes) and changes nothing (sha256 of BASE and TOP);
 #  2. with the pre-check bypassed (EXTSNAP_SKIP_SPACE_CHECK=1) the commit
 #     hits a real ENOSPC in the middle: a clear error, exit 1, BASE checks
-#     without corruption (leaks allowed), TOP unchanged;
+#     without corruption (leaks allowed), TOP unchanged, and the message
+#     names the failed write of BASE (not a read of TOP);
 #  3. once space is freed, running the commit again completes it and BASE
 #     reads what TOP read before.
 # Also a raw BASE (pre-check and real ENOSPC).
@@ -21,7 +22,7 @@ trap cleanup EXIT
 mkdir -p "$mnt"
 if ! mount -t tmpfs -o size=40M tmpfs "$mnt" 2>"$tmp/mount.log"; then
   echo "SKIP: cannot mount a tmpfs here ($(cat "$tmp/mount.log")); the ENOSPC test needs a small file system"
-  exit 0
+  exit 77
 fi
 fails=0
 fail() { echo "FAIL [$case]: $*"; fails=$((fails + 1)); }
@@ -73,6 +74,11 @@ run_case() {
   EXTSNAP_SKIP_SPACE_CHECK=1 "$EXTSNAP" img commit "$tmp/top.qcow2" >"$tmp/out.log" 2>&1 || rc=$?
   ((rc == 1)) || fail "real ENOSPC: exit $rc, expected 1: $(cat "$tmp/out.log")"
   grep -q "No space left on device" "$tmp/out.log" || fail "real ENOSPC: unclear message: $(cat "$tmp/out.log")"
+  # The failed write is reported against the file written (BASE), not as a
+  # read of TOP (the copy fallback used to lose the write-error flag).
+  grep -qF "$base: " "$tmp/out.log" && grep -q "write" "$tmp/out.log" ||
+    fail "real ENOSPC: the message does not name the write of BASE: $(cat "$tmp/out.log")"
+  ! grep -q "read .*failed" "$tmp/out.log" || fail "real ENOSPC: reported as a failed read: $(cat "$tmp/out.log")"
   [[ $fmt == raw ]] || check_no_corruption "$base"
   [[ $(sum "$tmp/top.qcow2") == "$t0" ]] || fail "real ENOSPC: TOP changed"
 
