@@ -31,8 +31,7 @@ in_host() {
 }
 H() { in_host "$R" "$@"; }
 if ! H true 2>"$T/err"; then
-    echo "ERROR: cannot run qemu-img in a mount namespace (unshare -m): $(cat "$T/err")" >&2
-    exit 1
+    skip_test "cannot run qemu-img in a mount namespace (unshare -m): $(cat "$T/err")"
 fi
 # E CMD...: run CMD with its stderr in $T/e.err (for rc_is: its own messages stay visible).
 E() { "$@" 2>"$T/e.err"; }

@@ -134,7 +134,7 @@ if mount -t tmpfs -o size=256m tmpfs "$R/srv/fast" 2>/dev/null; then
         check_rc "B: stop at $n: verify" 0 x verify tvm -q
     done
 else
-    echo "B: skipped: cannot mount a tmpfs here (needs root and mount rights)"
+    skip_part "B: cannot mount a tmpfs here (needs root and mount rights): the cross-file-system setup did not run"
 fi
 
 # --- C: refusals ------------------------------------------------------------------
