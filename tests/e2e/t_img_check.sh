@@ -451,10 +451,10 @@ else
     wait $vmpid 2>/dev/null || true
     ok_rc "VM gone: check works again" 0 "$EXTSNAP" img check -q vm.qcow2
 fi
-ok_rc "-U with -r is a usage error" 2 "$EXTSNAP" img check -U -r all top.qcow2
+ok_rc "-U with -r is a usage error" 1 "$EXTSNAP" img check -U -r all top.qcow2
 
 # usage errors
-ok_rc "bad -r value" 2 "$EXTSNAP" img check -r bogus top.qcow2
-ok_rc "no image" 2 "$EXTSNAP" img check
+ok_rc "bad -r value" 1 "$EXTSNAP" img check -r bogus top.qcow2
+ok_rc "no image" 1 "$EXTSNAP" img check
 
 finish

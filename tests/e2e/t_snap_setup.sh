@@ -156,7 +156,7 @@ echo "someone else's" >"$R/srv/vm/disks/tvm-vdb.base"
 refused "C: new name taken by other content" "tvm-vdb.base.*taken" setup tvm /srv/vm
 rm "$R/srv/vm/disks/tvm-vdb.base"
 refused "C: PATH not a directory" "existing directory" setup tvm /srv/none
-check_rc "C: usage" 2 x setup tvm 2>/dev/null
+check_rc "C: usage" 1 x setup tvm 2>/dev/null
 
 # --- D: dry run ---------------------------------------------------------------------
 before=$(root_sums "$R")

@@ -15,6 +15,7 @@
 #                    exits 77 unless something failed
 #   oracle CMD...    run an oracle; when it fails its stderr is in the
 #                    failure line (stdout is passed through)
+#   oracle_err FILE  an oracle's saved stderr on one line, for messages
 #   finish           print a summary and exit 1 if anything failed, 77 if a
 #                    part was skipped, else 0
 # Keep this file generic: helpers specific to one script live in that script.
@@ -27,9 +28,13 @@ mkdir -p "${ES_TEST_TMP:-/tmp}"
 T=$(mktemp -d "${ES_TEST_TMP:-/tmp}/$(basename "${0%.sh}").XXXXXX")
 trap 'rm -rf "$T"' EXIT
 
+# The script's own stderr: a FAIL line reaches the log even from a check
+# whose stderr the caller redirected (ok_rc ... 2>/dev/null).
+exec {ES_STDERR}>&2
+
 fail() {
     ES_FAILS=$((ES_FAILS + 1))
-    echo "FAIL: $*" >&2
+    echo "FAIL: $*" >&"$ES_STDERR"
 }
 
 ok_eq() {
@@ -73,12 +78,16 @@ skip_part() {
     echo "SKIP: $(basename "$0"): $*" >&2
 }
 
+oracle_err() { # FILE: an oracle's error output on one line (at most 400 bytes)
+    tr -s '\n' ' ' <"$1" | head -c 400
+}
+
 oracle() {
     local err rc=0
     err=$(mktemp "$T/oracle-err.XXXXXX")
     "$@" 2>"$err" || rc=$?
     if ((rc)); then
-        fail "oracle '$*' exited $rc: $(tr '\n' ' ' <"$err")"
+        fail "oracle '$*' exited $rc: $(oracle_err "$err")"
     fi
     rm -f "$err"
     return $rc
