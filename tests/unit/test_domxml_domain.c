@@ -241,21 +241,78 @@ START_TEST(truncations_never_crash)
 }
 END_TEST
 
-/* Flipping single bytes to markup characters: errors, not crashes. */
+/* A value read from a text with one byte changed (to c): the original's,
+ * the original's with one byte replaced by c, or absent (a '<' that became
+ * text took its element along). */
+static void same_but_one_byte(const char *what, size_t at, const char *orig, const char *got, char c)
+{
+    if (!got)
+        return;
+    if (!orig) {
+        ck_assert_msg(orig == got, "mutation at %zu: %s %s, was %s", at, what, got ? got : "absent",
+                      orig ? orig : "absent");
+        return;
+    }
+    if (strcmp(orig, got) == 0)
+        return;
+    size_t n = strlen(orig), diff = 0;
+    ck_assert_msg(strlen(got) == n, "mutation at %zu: %s '%s', was '%s'", at, what, got, orig);
+    for (size_t k = 0; k < n; k++)
+        if (orig[k] != got[k]) {
+            /* (XML reads a newline in an attribute value as a space) */
+            ck_assert_msg(got[k] == c || (c == '\n' && got[k] == ' '), "mutation at %zu: %s '%s', was '%s'", at, what, got, orig);
+            diff++;
+        }
+    ck_assert_msg(diff == 1, "mutation at %zu: %s '%s', was '%s'", at, what, got, orig);
+}
+
+/* Flipping single bytes to markup characters: each mutated text is either
+ * refused with a message naming it, or parsed into what the original gives
+ * except for that one byte; never a crash. */
 START_TEST(mutations_never_crash)
 {
     size_t len;
     char *text = read_fixture("libvirt-9.0/01-domain-defined.xml", &len);
+    es_err e = {0};
+    domxml_domain *o = NULL;
+    ck_assert_int_eq(domxml_domain_parse(text, len, "orig.xml", &o, &e), 0);
     static const char subst[] = "<>&'\"/=! \n";
+    size_t refused = 0, parsed = 0;
     for (size_t i = 0; i < len; i += 3) {
-        char saved = text[i];
-        text[i] = subst[i % (sizeof subst - 1)];
-        es_err e = {0};
+        char saved = text[i], c = subst[i % (sizeof subst - 1)];
+        text[i] = c;
+        es_err_clear(&e);
         domxml_domain *d = NULL;
-        if (domxml_domain_parse(text, len, "mut.xml", &d, &e) == 0)
-            domxml_domain_free(d);
+        if (domxml_domain_parse(text, len, "mut.xml", &d, &e) < 0) {
+            ck_assert_ptr_null(d);
+            ck_assert_msg(e.msg[0] != '\0', "mutation at %zu: refused without a message", i);
+            ck_assert_msg(strcmp(e.path, "mut.xml") == 0, "mutation at %zu: error names '%s'", i,
+                          e.path);
+            refused++;
+        } else if (saved != c) {
+            ck_assert_ptr_nonnull(d);
+            ck_assert_uint_eq(d->len, len);
+            ck_assert_msg(memcmp(d->text, text, len) == 0, "mutation at %zu: text not kept", i);
+            same_but_one_byte("name", i, o->name, d->name, c);
+            same_but_one_byte("uuid", i, o->uuid, d->uuid, c);
+            same_but_one_byte("type", i, o->type, d->type, c);
+            ck_assert_msg(d->ndisks == o->ndisks, "mutation at %zu: %zu disks, was %zu", i, d->ndisks,
+                          o->ndisks);
+            for (size_t k = 0; k < d->ndisks; k++) {
+                same_but_one_byte("disk target", i, o->disks[k].target_dev, d->disks[k].target_dev, c);
+                same_but_one_byte("disk source", i, o->disks[k].source, d->disks[k].source, c);
+                same_but_one_byte("disk format", i, o->disks[k].driver_type, d->disks[k].driver_type,
+                                  c);
+                ck_assert_ptr_eq(domxml_domain_disk(d, d->disks[k].target_dev), &d->disks[k]);
+            }
+            parsed++;
+        }
+        domxml_domain_free(d);
         text[i] = saved;
     }
+    /* Markup characters break most places of a document. */
+    ck_assert_msg(refused > parsed, "%zu mutations refused, %zu parsed", refused, parsed);
+    domxml_domain_free(o);
     free(text);
 }
 END_TEST
