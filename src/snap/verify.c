@@ -11,6 +11,7 @@
 #include "snap/fsutil.h"
 #include "snap/imggraph.h"
 #include "snap/inexact.h"
+#include "snap/verify_priv.h"
 #include "util/fileio.h"
 #include "util/imglock.h"
 #include "util/rootpath.h"
@@ -30,11 +31,8 @@ void snap_verify_report_free(snap_verify_report *r)
     memset(r, 0, sizeof *r);
 }
 
-static int problem(snap_verify_report *r, es_err *e, const char *code, snap_severity sev,
-                   const char *file, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
-
-static int problem(snap_verify_report *r, es_err *e, const char *code, snap_severity sev,
-                   const char *file, const char *fmt, ...)
+int snap_verify_problemv(snap_verify_report *r, es_err *e, const char *code,
+                         snap_severity sev, const char *file, const char *fmt, va_list ap)
 {
     snap_problem *v = realloc(r->v, (r->n + 1) * sizeof *v);
     if (!v)
@@ -44,16 +42,26 @@ static int problem(snap_verify_report *r, es_err *e, const char *code, snap_seve
     memset(p, 0, sizeof *p);
     p->code = code;
     p->severity = sev;
-    va_list ap;
-    va_start(ap, fmt);
     int n = vasprintf(&p->message, fmt, ap);
-    va_end(ap);
     if (n < 0) {
         p->message = NULL;
         return es_err_set(e, ENOMEM, NULL, "out of memory");
     }
     r->n++;
     return snap_strdup(file, &p->file, e);
+}
+
+static int problem(snap_verify_report *r, es_err *e, const char *code, snap_severity sev,
+                   const char *file, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+static int problem(snap_verify_report *r, es_err *e, const char *code, snap_severity sev,
+                   const char *file, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = snap_verify_problemv(r, e, code, sev, file, fmt, ap);
+    va_end(ap);
+    return rc;
 }
 
 typedef struct vctx {
@@ -467,7 +475,7 @@ int snap_verify(snap_ctx *c, snap_verify_report *r, es_err *e)
     for (size_t i = 0; i < c->snaps->n; i++)
         if (check_snapshot(&v, c->snaps->snaps[i], e) < 0)
             goto out;
-    if (check_config(&v, e) < 0)
+    if (check_config(&v, e) < 0 || snap_verify_image_props(c, &v.g, r, e) < 0)
         goto out;
     rc = 0;
 out:

@@ -6,6 +6,7 @@
 
 #include "domxml/domain.h"
 #include "domxml/header.h"
+#include "domxml/image_props.h"
 #include "test_domxml_util.h"
 
 static domxml_domain *parse_ok(const char *text)
@@ -28,6 +29,50 @@ static void parse_fails(const char *text, const char *want)
     ck_assert_msg(strstr(e.msg, want) != NULL, "message '%s' lacks '%s'", e.msg, want);
     ck_assert_str_eq(e.path, "test.xml");
 }
+
+/* What <source> and the older <disk><encryption> say about the image file
+ * (image_props.h), and a vhostvdpa disk's device as its source. */
+START_TEST(image_only_properties)
+{
+    domxml_domain *d = parse_ok(
+        "<domain type='kvm'><name>p</name><devices>"
+        "<disk type='file'><driver name='qemu' type='raw' cache='none'/>"
+        "<source file='/i/a.luks'><encryption format='luks'><secret type='passphrase' "
+        "uuid='0f6f4c1e-5a43-4c2e-9d39-7e0e8f2a5b11'/></encryption></source>"
+        "<target dev='vda'/></disk>"
+        "<disk type='file'><driver type='qcow2'/><source file='/i/b.qcow2'/>"
+        "<encryption format='qcow'/><target dev='vdb'/></disk>"
+        "<disk type='file'><driver type='raw'/><source file='/i/c.raw'><slices>"
+        "<slice type='storage' offset='512' size='1024'/></slices></source>"
+        "<target dev='vdc'/></disk>"
+        "<disk type='file'><driver type='raw'/><source file='/i/d.raw' fdgroup='g'/>"
+        "<target dev='vdd'/></disk>"
+        "<disk type='file'><driver type='qcow2' discard='unmap'/><source file='/i/e.qcow2' "
+        "startupPolicy='optional'><seclabel model='dac' relabel='no'/></source>"
+        "<target dev='vde'/></disk>"
+        "<disk type='vhostvdpa'><driver type='raw'/><source dev='/dev/vhost-vdpa-0'/>"
+        "<target dev='vdf'/></disk>"
+        "</devices></domain>");
+    char what[128], why[512];
+    ck_assert_str_eq(d->disks[0].encryption_format, "luks");
+    ck_assert(domxml_disk_image_only(&d->disks[0], what, sizeof what, why, sizeof why));
+    ck_assert_str_eq(what, "LUKS encryption (<encryption format='luks'>)");
+    ck_assert_ptr_nonnull(strstr(why, "the guest would see the LUKS container"));
+    ck_assert_str_eq(d->disks[1].encryption_format, "qcow");
+    ck_assert(domxml_disk_image_only(&d->disks[1], what, sizeof what, why, sizeof why));
+    ck_assert(d->disks[2].has_slices && !d->disks[2].encryption_format);
+    ck_assert(domxml_disk_image_only(&d->disks[2], what, sizeof what, why, sizeof why));
+    ck_assert_str_eq(what, "a storage slice (<source><slices>)");
+    ck_assert(d->disks[3].has_fdgroup);
+    ck_assert(domxml_disk_image_only(&d->disks[3], what, sizeof what, why, sizeof why));
+    /* The disk's own policies stay with it: nothing image-only. */
+    ck_assert(!domxml_disk_image_only(&d->disks[4], what, sizeof what, why, sizeof why));
+    ck_assert(!domxml_disk_image_props_equal(&d->disks[0], &d->disks[4]));
+    ck_assert(domxml_disk_image_props_equal(&d->disks[4], &d->disks[5]));
+    ck_assert_str_eq(d->disks[5].source, "/dev/vhost-vdpa-0");
+    domxml_domain_free(d);
+}
+END_TEST
 
 START_TEST(parses_defined_domain)
 {
@@ -381,6 +426,7 @@ static Suite *domain_suite(void)
     tcase_add_test(tc, deep_nesting_refused);
     tcase_add_test(tc, libvirt_header_for_configs);
     tcase_add_test(tc, missing_file);
+    tcase_add_test(tc, image_only_properties);
     suite_add_tcase(s, tc);
     return s;
 }
