@@ -18,7 +18,7 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/lib/qemu_vm.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/lib/online_domain.sh"
-need_cmd qemu-img qemu-io qemu-system-x86_64 jq sha256sum timeout
+need_cmd qemu-img qemu-io qemu-system-x86_64 jq sha256sum timeout script
 PROXY=$(dirname "$EXTSNAP")/qmp_proxy
 if [[ ! -x $PROXY ]]; then
     echo "SKIP: $PROXY not built" >&2
@@ -220,8 +220,9 @@ LOOP_PID=$!
 sleep 1
 rc=0
 t0=$SECONDS
-EXTSNAP_QMP_SPEED=1048576 EXTSNAP_QMP_STALL=2 timeout 20 "$EXTSNAP" delete ovm s2 \
-    --config-dir="$CFG" --snapshot-dir="$SNAPS" --run-dir="$RUN" >"$T/out" 2>"$T/err" || rc=$?
+# On a terminal (script(1) gives it one) extsnap shows the jobs' progress.
+script -qec "EXTSNAP_QMP_SPEED=1048576 EXTSNAP_QMP_STALL=2 timeout 20 $EXTSNAP delete ovm s2 \
+    --config-dir=$CFG --snapshot-dir=$SNAPS --run-dir=$RUN" "$T/out" </dev/null >/dev/null || rc=$?
 took=$((SECONDS - t0))
 wrc=0
 wait "$LOOP_PID" || wrc=$?
@@ -233,6 +234,12 @@ has "guest outpaces the copy: the limit was lifted" "block job extsnap-snap-vdb-
 has "guest outpaces the copy: the limit was lifted" "still to copy did not shrink for 2 s at a speed limit of 1048576 bytes/s: limit lifted" "$(cat "$T/out")"
 ES_CHECKS=$((ES_CHECKS + 1))
 ((took < 15)) || fail "guest outpaces the copy: took $took s"
+ES_CHECKS=$((ES_CHECKS + 1))
+grep -aqE 'vdb: (running|ready), [0-9]+\.[0-9] MiB to copy, [0-9]+\.[0-9] MiB/s' "$T/out" ||
+    fail "guest outpaces the copy: no progress shown: $(tr '\r' '\n' <"$T/out" | head -n 5)"
+ES_CHECKS=$((ES_CHECKS + 1))
+grep -aq '  note: block job extsnap-snap-vdb-.*limit lifted' "$T/out" ||
+    fail "guest outpaces the copy: no note on the terminal"
 eq "guest outpaces the copy: vdb runs on s1's image" "$IMG/ovm-vdb.s1" "$(vdb_file)"
 eq "guest outpaces the copy: no job left" "" "$(jobs_now)"
 stop_all
