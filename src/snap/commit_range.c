@@ -16,6 +16,7 @@
 #include "snap/imgrole.h"
 #include "snap/parent_disks.h"
 #include "snap/plan_xml.h"
+#include "util/fileio.h"
 #include "util/rootpath.h"
 
 void snap_repls_free(snap_repls *r)
@@ -287,7 +288,7 @@ static int check_base(snap_ctx *c, const snap_graph *g, disk_job *j, const char 
         struct stat st;
         if (es_root_resolve(c->env->root, g->v[j->l[i]].path, &host, e) < 0)
             return -1;
-        if (stat(host, &st) == 0)
+        if (es_fs_stat(host, &st) == 0)
             need += (unsigned long long)st.st_blocks * 512ull;
         free(host);
     }
@@ -295,7 +296,7 @@ static int check_base(snap_ctx *c, const snap_graph *g, disk_job *j, const char 
     struct statvfs vfs;
     if (es_root_resolve(c->env->root, b->path, &host, e) < 0)
         return -1;
-    int r = statvfs(host, &vfs);
+    int r = es_fs_statvfs(host, &vfs);
     free(host);
     if (r == 0) {
         unsigned long long avail = (unsigned long long)vfs.f_bavail * vfs.f_frsize;
