@@ -353,3 +353,26 @@ int es_commit(es_image *top, es_image *base, const es_commit_opts *o, es_err *e)
     qcow2_refcount_close(top);
     return r;
 }
+
+int es_commit_estimate(es_image *top, es_image *base, const es_commit_opts *o, uint64_t *need,
+                       es_err *e)
+{
+    static const es_commit_opts defaults = {0};
+    if (!o)
+        o = &defaults;
+    *need = 0;
+    if (refuse(o, top, base, e) < 0)
+        return -1;
+    commit_ctx c;
+    ctx_init(&c, top, base, o);
+    int r = c.raw_base ? 0 : qcow2_refcount_check_metadata(base, e);
+    if (r == 0)
+        r = dry_run(&c, e);
+    if (r == 0)
+        *need = commit_space_needed(&c);
+    ctx_free(&c);
+    if (base->format == ES_FMT_QCOW2)
+        qcow2_refcount_close(base);
+    qcow2_refcount_close(top);
+    return r;
+}

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "qcow2/commit_internal.h"
+#include "qcow2/commit_space.h"
 #include "qcow2/format.h"
 #include "qcow2/overlap.h"
 #include "qcow2/refcount.h"
@@ -67,6 +68,7 @@ int commit_batch_count(commit_ctx *c, es_err *e)
         commit_op *op = &c->ops[i];
         if (commit_classify(c, op, e) < 0 || refuse_in_place(c, op, e) < 0)
             return -1;
+        commit_space_count_op(c, op);
         uint64_t cov = op_covered(c, op);
         c->total_bytes += cov;
         if (op->action == OP_DATA)

@@ -6,17 +6,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 
 #include "domxml/domain_edit.h"
 #include "domxml/enums.h"
+#include "domxml/image_props.h"
 #include "qcow2/format.h"
 #include "qcow2/image.h"
 #include "snap/image_check.h"
 #include "snap/imgrole.h"
 #include "snap/parent_disks.h"
 #include "snap/plan_xml.h"
-#include "util/fileio.h"
 #include "util/rootpath.h"
 
 void snap_repls_free(snap_repls *r)
@@ -257,8 +256,7 @@ static int check_references(snap_ctx *c, const snap_graph *g, const snap_range *
     return 0;
 }
 
-/* B must take writes: a regular qcow2 or raw file, not corrupt or dirty,
- * with room for what L holds (an upper bound). */
+/* B must take writes: a regular qcow2 or raw file, not corrupt or dirty. */
 static int check_base(snap_ctx *c, const snap_graph *g, disk_job *j, const char *what,
                       es_err *e)
 {
@@ -279,33 +277,8 @@ static int check_base(snap_ctx *c, const snap_graph *g, disk_job *j, const char 
                                "first",
                       j->target, b->path, inc & QCOW2_INCOMPAT_CORRUPT ? "corrupt" : "dirty",
                       root ? " --root " : "", root ? c->env->root : "", b->path);
-    const char *skip = getenv("EXTSNAP_SKIP_SPACE_CHECK");
-    if (skip && strcmp(skip, "1") == 0)
-        return 0;
-    unsigned long long need = 0;
-    for (size_t i = 0; i < j->nl; i++) {
-        char *host = NULL;
-        struct stat st;
-        if (es_root_resolve(c->env->root, g->v[j->l[i]].path, &host, e) < 0)
-            return -1;
-        if (es_fs_stat(host, &st) == 0)
-            need += (unsigned long long)st.st_blocks * 512ull;
-        free(host);
-    }
-    char *host = NULL;
-    struct statvfs vfs;
-    if (es_root_resolve(c->env->root, b->path, &host, e) < 0)
-        return -1;
-    int r = es_fs_statvfs(host, &vfs);
-    free(host);
-    if (r == 0) {
-        unsigned long long avail = (unsigned long long)vfs.f_bavail * vfs.f_frsize;
-        if (avail < need)
-            return es_err_set(e, ENOSPC, b->path,
-                              "cannot %s: merging disk %s may need up to %llu bytes (what the "
-                              "overlays hold) and only %llu are free",
-                              what, j->target, need, avail);
-    }
+    /* Locks, engine refusals and free space: snap_plan_check, once the
+     * whole plan is known (space is summed per file system). */
     return 0;
 }
 
@@ -413,6 +386,15 @@ static int one_disk(snap_ctx *c, const snap_graph *g, const snap_range *r, const
     j.top = n == 1 ? users[0] : (j.tf != j.b ? j.tf : SNAP_GNONE);
     if (j.top == SNAP_GNONE) {
         rc = 0; /* the range froze nothing above B: nothing to merge */
+        goto out;
+    }
+    char prop[128], why[512];
+    if (domxml_disk_image_only(j.kb, prop, sizeof prop, why, sizeof why)) {
+        refuse(what, e,
+               "disk %s: the merge would write into %s, which has %s; extsnap writes image "
+               "files as they are and cannot write the guest's data through that (it would "
+               "corrupt the image). 'delete --metadata' drops only the metadata",
+               target, j.kb->source, prop);
         goto out;
     }
     if (walk_down(g, &j, what, e) < 0 || check_users(c, g, &j, what, e) < 0 ||

@@ -11,6 +11,7 @@
 #include "qcow2/rebase.h"
 #include "snap/fsutil.h"
 #include "snap/merge.h"
+#include "snap/plan_check.h"
 #include "snap/xmlfile.h"
 #include "util/fileio.h"
 #include "util/rootpath.h"
@@ -244,6 +245,9 @@ int snap_execute(snap_ctx *c, const snap_plan *p, es_err *e)
     snap_journal j = {c->journal_path, c->journal_tmp};
     if (p->nmerges && !snap_merge_impl)
         return es_err_set(e, ENOTSUP, NULL, "this extsnap has no merge engine; nothing was changed");
+    /* Whatever the steps below could refuse on, refused now, with no journal. */
+    if (snap_merge_impl == snap_merge_qcow2 && snap_plan_check(c, p, e) < 0)
+        return -1;
     bool *made = calloc(p->noverlays + 1, sizeof *made);
     if (!made)
         return es_err_set(e, ENOMEM, NULL, "out of memory");

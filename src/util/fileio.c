@@ -261,9 +261,11 @@ static int copy_bounce(int sfd, uint64_t soff, int dfd, uint64_t doff, uint64_t 
         if (err)
             break;
         memset(buf + got, 0, k - got); /* past the source's end */
-        *werr = true;
         err = raw_pwrite(dfd, buf, k, doff);
-        *werr = false;
+        if (err) { /* the caller reports it against the file written */
+            *werr = true;
+            break;
+        }
         soff += k;
         doff += k;
         n -= k;
