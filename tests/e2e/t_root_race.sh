@@ -16,7 +16,7 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib/snap.sh"
 need_cmd qemu-img qemu-io xmllint sha256sum "${CC:-cc}"
 
-RUNS=${ES_RACE_RUNS:-50}
+RUNS=${ES_RACE_RUNS:-40}
 R=$T/root
 O=$T/outside
 SENTINEL=SENTINELOUTSIDE
@@ -127,7 +127,7 @@ stop_swapping
 # (new overlays given their disk's owner and mode, merges, removals).
 x recover tvm >>"$OUT" 2>&1 || true
 swapping "$R/srv/vm" "$R/srv/vm.swap"
-for ((k = 0; k < 8; k++)); do
+for ((k = 0; k < 6; k++)); do
     run setup x setup tvm /srv/vm -q
     run recover2 x recover tvm
 done
