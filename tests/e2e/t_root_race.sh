@@ -6,7 +6,8 @@
 # --root R again and again. Whatever each run does (it may well fail: its
 # files come and go), no file outside R may be read or written:
 #  - the outside tree (same names as inside, so a walk that leaves R finds
-#    something) keeps every file's sha256, size and mtime, and gains none;
+#    something) keeps every file's sha256, size, mode, owner, mtime and
+#    ctime (a chown or chmod), and gains none;
 #  - a sentinel only the outside files contain (a backing name, a virtual
 #    size, a disk source) never appears in any output.
 # Bounded: a fixed number of runs per command (ES_RACE_RUNS to change it).
@@ -15,7 +16,7 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib/snap.sh"
 need_cmd qemu-img qemu-io xmllint sha256sum "${CC:-cc}"
 
-RUNS=${ES_RACE_RUNS:-60}
+RUNS=${ES_RACE_RUNS:-40}
 R=$T/root
 O=$T/outside
 SENTINEL=SENTINELOUTSIDE
@@ -69,7 +70,7 @@ ln -s "$O/srv" "$R/srv/vm.swap"
 [[ -f $R$SNAP_CFG.swap/tvm.xml ]] || { echo "ERROR: the relative link does not reach $O/qemu" >&2; exit 1; }
 
 outside_state() {
-    (cd "$O" && find . -printf '%p %y %s %T@\n' | LC_ALL=C sort &&
+    (cd "$O" && find . -printf '%p %y %m %U:%G %s %T@ %C@\n' | LC_ALL=C sort &&
         find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
 }
 BEFORE=$(outside_state)
@@ -126,7 +127,7 @@ stop_swapping
 # (new overlays given their disk's owner and mode, merges, removals).
 x recover tvm >>"$OUT" 2>&1 || true
 swapping "$R/srv/vm" "$R/srv/vm.swap"
-for ((k = 0; k < 8; k++)); do
+for ((k = 0; k < 6; k++)); do
     run setup x setup tvm /srv/vm -q
     run recover2 x recover tvm
 done
@@ -149,7 +150,7 @@ echo "t_root_race: $RUNS rounds in ${elapsed}s; succeeded: $oks"
 ES_CHECKS=$((ES_CHECKS + 1))
 AFTER=$(outside_state)
 if [[ $BEFORE != "$AFTER" ]]; then
-    fail "outside R: files changed (sha256, size, mtime or names):" \
+    fail "outside R: files changed (sha256, size, mode, owner, m/ctime or names):" \
         "$(diff <(echo "$BEFORE") <(echo "$AFTER") | grep '^>' | cut -c1-120 | tr '\n' ';')"
 fi
 ES_CHECKS=$((ES_CHECKS + 1))
