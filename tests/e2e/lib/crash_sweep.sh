@@ -277,3 +277,23 @@ sweep_recover() {
     SWEEP_TOTAL=$((SWEEP_TOTAL + pts))
     echo "$label: recover has $max mutate points; stopped at all $pts (the last one past them), $((SECONDS - t0)) s"
 }
+
+# faults_base B: domain tvm with s1, s2, s3 and writes to every disk in
+# between (several clusters per overlay, so each merge has several steps):
+# the base of the delete/commit sweeps (t_snap_faults*.sh).
+faults_base() {
+    local B=$1 R=$1
+    snap_make_tvm "$B"
+    x create tvm s1 -q
+    guest_write "$B" tvm vda 0x11 0 192k
+    guest_write "$B" tvm vdc 0x12 1M 64k
+    x create tvm s2 -q
+    guest_write "$B" tvm vda 0x21 64k 128k
+    guest_write "$B" tvm vdb 0x22 0 64k
+    guest_write "$B" tvm vdb 0x23 2M 64k
+    guest_write "$B" tvm vdc 0x24 0 128k
+    x create tvm s3 -q
+    guest_write "$B" tvm vda 0x31 3M 64k
+    guest_write "$B" tvm vdb 0x32 1M 128k
+    guest_write "$B" tvm vdc 0x33 2M 64k
+}
