@@ -6,6 +6,7 @@
 
 #include "cmd/json_out.h"
 #include "snap/exec.h"
+#include "snap/plan_check.h"
 #include "snap/plan_json.h"
 #include "snap/plan_print.h"
 
@@ -99,14 +100,19 @@ void es_domain_print_plan(const es_domain_opts *o, const snap_plan *p, const cha
 int es_domain_run_plan(const es_cmd *cmd, const es_domain_opts *o, snap_ctx *c,
                        const snap_plan *p)
 {
+    es_err e = {0};
     if (o->env.dry_run) {
+        /* The refusals the real run makes before its journal. */
+        if (snap_plan_check(c, p, &e) < 0) {
+            es_cmd_error(cmd->name, &e);
+            return ES_EXIT_FAIL;
+        }
         if (!o->env.quiet)
             es_domain_print_plan(o, p, "Plan (dry run, nothing changed):", true);
         return ES_EXIT_OK;
     }
     if (o->env.verbose && !o->json)
         snap_plan_print(stderr, p, "Plan:");
-    es_err e = {0};
     if (snap_execute(c, p, &e) < 0) {
         es_cmd_error(cmd->name, &e);
         return ES_EXIT_FAIL;
@@ -160,7 +166,7 @@ int es_domain_parse(const es_cmd *cmd, es_domain_opts *o, int argc, char **argv,
             continue;
         }
         if (c == ES_OPT_QMP && qmp) {
-            *qmp = optarg;
+            *qmp = o->env.qmp = optarg;
             continue;
         }
         int h = es_domain_opt(cmd, o, c, optarg);

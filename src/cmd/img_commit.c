@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cmd/busy_hint.h"
+#include "cmd/check_hint.h"
 #include "cmd/cmd.h"
 #include "cmd/img_commit_qmp.h"
 #include "cmd/img_root.h"
@@ -50,8 +52,10 @@ const es_cmd es_cmd_img_commit = {
     "BASE is neither marked corrupt nor dirty (run 'extsnap img check -r all'\n"
     "first); neither BASE nor an emptied TOP has persistent dirty bitmaps\n"
     "(extsnap cannot keep them up to date); BASE's file system has room for\n"
-    "the worst case (every cluster copied into a new cluster, plus the L2\n"
-    "tables, refcount blocks and table growth that may need).\n"
+    "what the commit allocates, counted from the allocation maps: the clusters\n"
+    "BASE must newly allocate (data, L2 tables, L1 and refcount growth) and the\n"
+    "holes of BASE's file that writes in place fill (preallocation=metadata,\n"
+    "sparse raw images), in whole file-system blocks.\n"
     "\n"
     "Crash safety: a crash or power loss at any point leaves at worst leaked\n"
     "clusters in BASE (reclaimed by 'extsnap img check -r leaks'), never a\n"
@@ -143,6 +147,8 @@ static int run(int argc, char **argv)
     if (es_img_root_name(oo.root, argv[optind], &name, &err) < 0 ||
         es_image_open(&top, name, &oo, &err) < 0) {
         es_img_root_fix_err(&err, oo.root, NULL, name ? name : argv[optind]);
+        es_busy_hint(&err, ES_HINT_QMP);
+        es_img_check_hint(&err, oo.root);
         es_cmd_error(cmd->name, &err);
         free(name);
         return ES_EXIT_FAIL;
@@ -162,6 +168,8 @@ static int run(int argc, char **argv)
         fputc('\n', stderr);
     es_image_close(top);
     if (rc != ES_EXIT_OK) {
+        es_busy_hint(&err, ES_HINT_QMP);
+        es_img_check_hint(&err, oo.root);
         es_cmd_error(cmd->name, &err);
         return rc;
     }

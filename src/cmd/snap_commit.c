@@ -39,7 +39,10 @@ const es_cmd es_cmd_snap_commit = {
     "Refused, naming the files and the branch, when any image in the range (or\n"
     "BASE's image) is used by anything but the next image up - another branch,\n"
     "a revert, another domain, a stray copy - or holds the state of a snapshot\n"
-    "outside the range.\n"
+    "outside the range. Refused too, before anything is written: another\n"
+    "process using an image the commit changes (named), what the merge engine\n"
+    "refuses (persistent bitmaps, a corrupt BASE), not enough free space for\n"
+    "all merges on one file system.\n"
     "\n" ES_ONLINE_USAGE
     "\n" ES_DOMAIN_SAFETY_USAGE "\n" ES_DOMAIN_OPTS_USAGE "\n" ES_PLAN_JSON_USAGE "\n"
     "Exit status: 0 done (or planned, with --dry-run), 1 refused or failed, 2 usage.\n",

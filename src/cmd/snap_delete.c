@@ -53,8 +53,11 @@ const es_cmd es_cmd_snap_delete = {
     "Once merging starts the operation only goes forward: if it is interrupted,\n"
     "the next extsnap command on the domain (or 'extsnap recover') repeats the\n"
     "merge, which is idempotent (the overlay is removed only at the very end).\n"
-    "Free space is checked before (against what the overlays hold); should a\n"
-    "merge still fail, fix the cause and run 'extsnap recover DOMAIN'.\n"
+    "Before anything is written, every cause a merge could fail on is checked:\n"
+    "another process using an image it changes (named), what the merge engine\n"
+    "refuses (persistent bitmaps, a corrupt BASE), free space for all merges on\n"
+    "one file system; should a merge still fail, fix the cause and run\n"
+    "'extsnap recover DOMAIN'.\n"
     "\n" ES_ONLINE_USAGE
     "\n" ES_DOMAIN_SAFETY_USAGE "\n" ES_DOMAIN_OPTS_USAGE "\n" ES_PLAN_JSON_USAGE "\n"
     "Exit status: 0 done (or planned, with --dry-run), 1 refused or failed, 2 usage.\n",

@@ -1,17 +1,36 @@
-/* Free-space pre-check of a commit (before any write). */
+/* The free-space estimate of a commit: one figure for every caller (img
+ * commit through es_commit, delete and commit of a domain through
+ * es_commit_estimate), computed by the dry run from the allocation maps:
+ * the clusters BASE must newly allocate (data, L2 tables, a larger L1
+ * table, the refcount blocks and refcount table they need) plus the holes
+ * of BASE's file that writes in place fill (a BASE made with
+ * preallocation=metadata, a sparse raw BASE, tables a sparse copy turned
+ * into holes), at file-system block granularity. Never less than what the
+ * commit makes the file system allocate; more only where a new cluster
+ * reuses space the file already has, or a table with holes is only partly
+ * rewritten. */
 #ifndef ES_QCOW2_COMMIT_SPACE_H
 #define ES_QCOW2_COMMIT_SPACE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
-#include "qcow2/commit_internal.h"
+#include "util/err.h"
 
-/* Worst case of what BASE may grow by: new clusters for data and L2 tables
- * (counted by the dry run), a new L1 table, refcount blocks and a larger
- * refcount table; for a raw BASE the bytes written into holes or past the
- * end. */
-uint64_t commit_space_needed(const commit_ctx *c);
+struct commit_ctx;
+struct commit_op;
+
+/* Dry run, once per classified op: the holes its in-place writes fill. */
+void commit_space_count_op(struct commit_ctx *c, const struct commit_op *op);
+/* Bytes BASE's file may grow by on its file system (after the dry run). */
+uint64_t commit_space_needed(const struct commit_ctx *c);
 /* ENOSPC error (need and free, human units and bytes) when it does not fit. */
-int commit_space_check(const commit_ctx *c, es_err *e);
+int commit_space_check(const struct commit_ctx *c, es_err *e);
+
+/* n in human units: "512 bytes", "1.5 MiB". */
+const char *es_space_human(uint64_t n, char *buf, size_t len);
+/* Bytes an unprivileged writer may still use on the file system holding
+ * path (f_bavail). */
+int es_space_free(const char *path, uint64_t *avail, es_err *e);
 
 #endif

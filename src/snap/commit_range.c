@@ -6,12 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 
 #include "domxml/domain_edit.h"
 #include "domxml/enums.h"
+#include "domxml/image_props.h"
 #include "qcow2/format.h"
 #include "qcow2/image.h"
+#include "snap/image_check.h"
 #include "snap/imgrole.h"
 #include "snap/parent_disks.h"
 #include "snap/plan_xml.h"
@@ -255,8 +256,7 @@ static int check_references(snap_ctx *c, const snap_graph *g, const snap_range *
     return 0;
 }
 
-/* B must take writes: a regular qcow2 or raw file, not corrupt or dirty,
- * with room for what L holds (an upper bound). */
+/* B must take writes: a regular qcow2 or raw file, not corrupt or dirty. */
 static int check_base(snap_ctx *c, const snap_graph *g, disk_job *j, const char *what,
                       es_err *e)
 {
@@ -270,37 +270,27 @@ static int check_base(snap_ctx *c, const snap_graph *g, disk_job *j, const char 
         return -1;
     uint64_t inc = img->format == ES_FMT_QCOW2 ? img->hdr.incompatible_features : 0;
     es_image_close(img);
+    /* The hint's command reaches the image as this run did (its --root). */
+    bool root = c->env->root && c->env->root[0];
     if (inc & (QCOW2_INCOMPAT_CORRUPT | QCOW2_INCOMPAT_DIRTY))
-        return refuse(what, e, "disk %s: %s is marked %s; run 'extsnap img check -r all' on it "
+        return refuse(what, e, "disk %s: %s is marked %s; run 'extsnap img check -r all%s%s %s' "
                                "first",
-                      j->target, b->path, inc & QCOW2_INCOMPAT_CORRUPT ? "corrupt" : "dirty");
-    const char *skip = getenv("EXTSNAP_SKIP_SPACE_CHECK");
-    if (skip && strcmp(skip, "1") == 0)
-        return 0;
-    unsigned long long need = 0;
-    for (size_t i = 0; i < j->nl; i++) {
-        char *host = NULL;
-        struct stat st;
-        if (es_root_resolve(c->env->root, g->v[j->l[i]].path, &host, e) < 0)
+                      j->target, b->path, inc & QCOW2_INCOMPAT_CORRUPT ? "corrupt" : "dirty",
+                      root ? " --root " : "", root ? c->env->root : "", b->path);
+    /* Locks, engine refusals and free space: snap_plan_check, once the
+     * whole plan is known (space is summed per file system). */
+    return 0;
+}
+
+/* Every image the merge reads (L) or writes (B) must pass the check
+ * 'verify' applies: merging through corrupt metadata destroys the disk. */
+static int check_sound(snap_ctx *c, const snap_graph *g, const disk_job *j, const char *what,
+                       es_err *e)
+{
+    for (size_t i = 0; i <= j->nl; i++)
+        if (snap_check_image_sound(c->env->root, g->v[i < j->nl ? j->l[i] : j->b].path, what,
+                                   j->target, e) < 0)
             return -1;
-        if (stat(host, &st) == 0)
-            need += (unsigned long long)st.st_blocks * 512ull;
-        free(host);
-    }
-    char *host = NULL;
-    struct statvfs vfs;
-    if (es_root_resolve(c->env->root, b->path, &host, e) < 0)
-        return -1;
-    int r = statvfs(host, &vfs);
-    free(host);
-    if (r == 0) {
-        unsigned long long avail = (unsigned long long)vfs.f_bavail * vfs.f_frsize;
-        if (avail < need)
-            return es_err_set(e, ENOSPC, b->path,
-                              "cannot %s: merging disk %s may need up to %llu bytes (what the "
-                              "overlays hold) and only %llu are free",
-                              what, j->target, need, avail);
-    }
     return 0;
 }
 
@@ -398,8 +388,17 @@ static int one_disk(snap_ctx *c, const snap_graph *g, const snap_range *r, const
         rc = 0; /* the range froze nothing above B: nothing to merge */
         goto out;
     }
+    char prop[128], why[512];
+    if (domxml_disk_image_only(j.kb, prop, sizeof prop, why, sizeof why)) {
+        refuse(what, e,
+               "disk %s: the merge would write into %s, which has %s; extsnap writes image "
+               "files as they are and cannot write the guest's data through that (it would "
+               "corrupt the image). 'delete --metadata' drops only the metadata",
+               target, j.kb->source, prop);
+        goto out;
+    }
     if (walk_down(g, &j, what, e) < 0 || check_users(c, g, &j, what, e) < 0 ||
-        check_references(c, g, r, &j, what, e) < 0 ||
+        check_references(c, g, r, &j, what, e) < 0 || check_sound(c, g, &j, what, e) < 0 ||
         plan_disk(c, g, &j, what, p, repl, e) < 0)
         goto out;
     rc = 0;

@@ -11,6 +11,7 @@
 #include "qcow2/rebase.h"
 #include "snap/fsutil.h"
 #include "snap/merge.h"
+#include "snap/plan_check.h"
 #include "snap/xmlfile.h"
 #include "util/fileio.h"
 #include "util/rootpath.h"
@@ -224,19 +225,18 @@ static int fail_and_undo(const snap_ctx *c, const snap_journal *j, const snap_pl
         return es_err_prefix(e, "nothing was changed");
     char buf[ES_ERR_MSG_MAX + ES_ERR_PATH_MAX];
     snap_ctx_note(c, "undoing failed too: %s", es_err_str(&u, buf, sizeof buf));
-    return es_err_prefix(e, "the operation is half done; run 'extsnap recover %s' to undo it",
-                         c->name);
+    return es_err_prefix(e, "the operation is half done; run '%s' to undo it",
+                         snap_ctx_recover_cmd(c));
 }
 
 static int fail_forward(const snap_ctx *c, es_err *e, bool committed)
 {
     if (committed)
-        return es_err_prefix(e, "the operation is done but its clean-up is not; run 'extsnap "
-                                "recover %s' to finish it",
-                             c->name);
-    return es_err_prefix(e, "the operation passed the point of no return; run 'extsnap "
-                            "recover %s' to finish it",
-                         c->name);
+        return es_err_prefix(e, "the operation is done but its clean-up is not; run '%s' to "
+                                "finish it",
+                             snap_ctx_recover_cmd(c));
+    return es_err_prefix(e, "the operation passed the point of no return; run '%s' to finish it",
+                         snap_ctx_recover_cmd(c));
 }
 
 int snap_execute(snap_ctx *c, const snap_plan *p, es_err *e)
@@ -245,6 +245,9 @@ int snap_execute(snap_ctx *c, const snap_plan *p, es_err *e)
     snap_journal j = {c->journal_path, c->journal_tmp};
     if (p->nmerges && !snap_merge_impl)
         return es_err_set(e, ENOTSUP, NULL, "this extsnap has no merge engine; nothing was changed");
+    /* Whatever the steps below could refuse on, refused now, with no journal. */
+    if (snap_merge_impl == snap_merge_qcow2 && snap_plan_check(c, p, e) < 0)
+        return -1;
     bool *made = calloc(p->noverlays + 1, sizeof *made);
     if (!made)
         return es_err_set(e, ENOMEM, NULL, "out of memory");

@@ -10,6 +10,8 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "util/fileio.h"
+
 /* The pid holding an flock on the file open as f, from /proc/locks
  * ("1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF"), or 0. Nothing is
  * written into the lock file, so taking the lock changes no file. */
@@ -42,7 +44,7 @@ static long holder_pid(es_file *f)
 static bool still_named(const char *path, es_file *f)
 {
     struct stat a, b;
-    return fstat(f->fd, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev &&
+    return fstat(f->fd, &a) == 0 && es_fs_stat(path, &b) == 0 && a.st_dev == b.st_dev &&
            a.st_ino == b.st_ino;
 }
 

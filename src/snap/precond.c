@@ -123,7 +123,7 @@ static int check_run_dir(const char *root, const char *run_dir, const char *name
     if (rc < 0)
         return -1;
     struct stat st;
-    if (lstat(host, &st) == 0)
+    if (es_fs_lstat(host, &st) == 0)
         rc = es_err_set(e, 0, host,
                         "domain %s has a libvirt status file, so it is running (or libvirt was "
                         "stopped while it ran); shut it down first, or remove the file if the "
@@ -179,4 +179,27 @@ int snap_check_vm_stopped(const char *root, const char *run_dir, const domxml_do
     if (check_run_dir(root, run_dir, config->name, e) < 0)
         return -1;
     return check_image_locks(root, config, e);
+}
+
+int snap_check_image_unused(const char *host, const char *what, const char *role, es_err *e)
+{
+    es_file *f = NULL;
+    if (es_file_open(&f, host, O_RDONLY, 0, NULL) < 0)
+        return 0; /* a missing image is reported where it is needed */
+    es_lock_holder h = {0};
+    es_err le = {0};
+    /* Every byte QEMU locks: any user at all, reader or writer. */
+    int r = es_imglock_probe(f->fd, host, ES_PERM_ALL, ES_PERM_ALL, &h, &le);
+    es_file_close(f);
+    if (r == 0 || !h.conflict)
+        return 0; /* no OFD locks on this file system proves nothing either way */
+    if (h.pid)
+        return es_err_set(e, 0, host,
+                          "cannot %s: %s is in use by process %ld (%s); stop it first; "
+                          "nothing was changed",
+                          what, role, (long)h.pid, h.cmdline[0] ? h.cmdline : "?");
+    return es_err_set(e, 0, host,
+                      "cannot %s: %s is in use by another process (it holds QEMU's image "
+                      "locks on it); stop it first; nothing was changed",
+                      what, role);
 }

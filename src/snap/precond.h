@@ -23,6 +23,13 @@ int snap_check_no_libvirtd(const char *root, const char *run_dir, es_err *e);
 int snap_check_vm_stopped(const char *root, const char *run_dir, const domxml_domain *config,
                           es_err *e);
 
+/* Refuse (naming the process: pid and command line) when another process
+ * holds any of QEMU's image locks on the file at host path: a VM, a backup
+ * job or qemu-img uses it, and would see it change or vanish. what is the
+ * operation ("delete snapshot s1 ..."), role what it does to the file.
+ * A file that cannot be opened passes (reported where it is needed). */
+int snap_check_image_unused(const char *host, const char *what, const char *role, es_err *e);
+
 /* The pid in a pid file (host path), or 0 when there is no readable one. */
 long snap_read_pid_file(const char *path);
 /* Whether process pid lives; its /proc comm (or "") goes to comm. */

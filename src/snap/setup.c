@@ -164,7 +164,7 @@ static int files_identical(const char *a, const char *b, bool *same, es_err *e)
 static bool same_id(const char *a, const char *b)
 {
     struct stat sa, sb;
-    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+    return es_fs_stat(a, &sa) == 0 && es_fs_stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
            sa.st_ino == sb.st_ino;
 }
 
@@ -253,7 +253,7 @@ static int plan_move(snap_ctx *c, snap_setup *s, const domxml_disk *k, snap_plan
         goto out;
     snap_setup_move *m = &s->v[s->n - 1];
     struct stat st;
-    if (lstat(dst_host, &st) == 0) {
+    if (es_fs_lstat(dst_host, &st) == 0) {
         bool same = same_id(src_host, dst_host);
         if (!same && S_ISREG(st.st_mode) && files_identical(src_host, dst_host, &same, e) < 0)
             goto out;
@@ -328,7 +328,7 @@ int snap_plan_setup(snap_ctx *c, const char *path, snap_setup **sout, snap_plan 
     if (snap_asprintf(&s->disks_dir, e, "%.*s/disks", (int)l, l == 1 ? "" : path) < 0 ||
         es_root_resolve(c->env->root, path, &host, e) < 0)
         goto out;
-    int sr = stat(host, &st);
+    int sr = es_fs_stat(host, &st);
     free(host);
     if (sr < 0 || !S_ISDIR(st.st_mode)) {
         es_err_set(e, sr < 0 ? errno : ENOTDIR, path, "PATH must be an existing directory");

@@ -65,7 +65,7 @@ static void remove_quietly(const char *path)
 {
     es_err ignored;
     struct stat st;
-    if (lstat(path, &st) == 0)
+    if (es_fs_lstat(path, &st) == 0)
         es_fs_unlink(path, &ignored);
 }
 
@@ -74,7 +74,7 @@ int es_atomic_replace(const char *path, const char *tmp_path, const void *data, 
 {
     struct stat old, st;
     bool exists = false;
-    if (lstat(path, &old) == 0) {
+    if (es_fs_lstat(path, &old) == 0) {
         if (!S_ISREG(old.st_mode))
             return es_err_set(e, 0, path, "not a regular file; refusing to replace it");
         exists = true;
@@ -83,7 +83,7 @@ int es_atomic_replace(const char *path, const char *tmp_path, const void *data, 
     }
     mode_t mode = exists ? (old.st_mode & 07777) : (new_mode & 07777);
 
-    if (lstat(tmp_path, &st) == 0) {
+    if (es_fs_lstat(tmp_path, &st) == 0) {
         if (!S_ISREG(st.st_mode))
             return es_err_set(e, 0, tmp_path, "temporary path exists and is not a regular file");
         if (es_fs_unlink(tmp_path, e) < 0)

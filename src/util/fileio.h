@@ -16,9 +16,12 @@
 #ifndef ES_UTIL_FILEIO_H
 #define ES_UTIL_FILEIO_H
 
+#include <dirent.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
 
 #include "util/err.h"
@@ -72,7 +75,36 @@ void *es_io_alloc(size_t n);
  * cache without waiting, so that reads to come find it there. */
 void es_file_prefetch(es_file *f, uint64_t off, uint64_t len);
 
-/* Path-level mutating operations, counted as "mutate". */
+/* --root: hold DIR (a directory) as the root. From then on every path under
+ * it (its real path, then '/'), as es_root_resolve makes them, is opened,
+ * created, examined, renamed or removed by the functions here inside DIR by
+ * construction: resolved by the kernel from a descriptor of DIR
+ * (openat2 RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS; where the kernel has no
+ * openat2, a walk with O_NOFOLLOW per component), so a directory swapped for
+ * a symbolic link meanwhile cannot lead outside. The path strings stay what
+ * messages show. NULL, "" or "/": no root (paths are used as they are).
+ * es_root_resolve calls it with its root; one root at a time. */
+int es_io_root_set(const char *dir, es_err *e);
+/* Tests: resolve under the root by the fallback walk, even with openat2. */
+void es_io_root_walk_only(bool on);
+
+/* Path-level operations that change nothing (not counted by the hook),
+ * inside the root as above; same results and errno as stat(2), lstat(2),
+ * statvfs(3), opendir(3) and readlink(2). */
+int es_fs_stat(const char *path, struct stat *st);
+int es_fs_lstat(const char *path, struct stat *st);
+int es_fs_statvfs(const char *path, struct statvfs *st);
+DIR *es_fs_opendir(const char *path);
+ssize_t es_fs_readlink(const char *path, char *buf, size_t size);
+/* The name for connect(2) to reach the UNIX socket at path: under the root,
+ * "/proc/self/fd/N" of a descriptor of the socket file found inside it
+ * (*held = N: close it once connected); elsewhere path itself (*held = -1).
+ * 0, or -1 with errno set. */
+int es_fs_socket_name(const char *path, char *name, size_t size, int *held);
+
+/* Path-level mutating operations, counted as "mutate", inside the root as
+ * above: the directory holding the target is opened inside the root and the
+ * operation applies to its last component (never followed). */
 int es_fs_rename(const char *from, const char *to, es_err *e);
 int es_fs_unlink(const char *path, es_err *e);
 int es_fs_fsync_dir(const char *dir, es_err *e);

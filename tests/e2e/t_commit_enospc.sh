@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # extsnap img commit into a BASE on a nearly full file system (a small
-# tmpfs mounted by the test; SKIP when mounting is not allowed here):
+# tmpfs mounted by the test; exit 77 (skipped) when mounting is not allowed here):
 #  1. the free-space pre-check refuses with a clear error (need and free, in
 #     human units and bytes) and changes nothing (sha256 of BASE and TOP);
 #  2. with the pre-check bypassed (EXTSNAP_SKIP_SPACE_CHECK=1) the commit
 #     hits a real ENOSPC in the middle: a clear error, exit 1, BASE checks
-#     without corruption (leaks allowed), TOP unchanged;
+#     without corruption (leaks allowed), TOP unchanged, and the message
+#     names the failed write of BASE (not a read of TOP);
 #  3. once space is freed, running the commit again completes it and BASE
 #     reads what TOP read before.
 # Also a raw BASE (pre-check and real ENOSPC).
 set -euo pipefail
 EXTSNAP=${EXTSNAP:?path to the extsnap binary}
+for c in qemu-img qemu-io fallocate; do # the oracles: without them, skipped (exit 77), never passed
+  command -v "$c" >/dev/null || { echo "SKIP: $c is not installed (run scripts/deps.sh)" >&2; exit 77; }
+done
 tmp=$(mktemp -d "${ES_TEST_TMP:-/tmp}/t_commit_enospc.XXXXXX")
 mnt=$tmp/mnt
 cleanup() {
@@ -20,8 +24,8 @@ cleanup() {
 trap cleanup EXIT
 mkdir -p "$mnt"
 if ! mount -t tmpfs -o size=40M tmpfs "$mnt" 2>"$tmp/mount.log"; then
-  echo "SKIP: cannot mount a tmpfs here ($(cat "$tmp/mount.log")); the ENOSPC test needs a small file system"
-  exit 0
+  echo "SKIP: cannot mount a tmpfs here ($(cat "$tmp/mount.log")); the ENOSPC test needs a small file system" >&2
+  exit 77
 fi
 fails=0
 fail() { echo "FAIL [$case]: $*"; fails=$((fails + 1)); }
@@ -73,6 +77,11 @@ run_case() {
   EXTSNAP_SKIP_SPACE_CHECK=1 "$EXTSNAP" img commit "$tmp/top.qcow2" >"$tmp/out.log" 2>&1 || rc=$?
   ((rc == 1)) || fail "real ENOSPC: exit $rc, expected 1: $(cat "$tmp/out.log")"
   grep -q "No space left on device" "$tmp/out.log" || fail "real ENOSPC: unclear message: $(cat "$tmp/out.log")"
+  # The failed write is reported against the file written (BASE), not as a
+  # read of TOP (the copy fallback used to lose the write-error flag).
+  grep -qF "$base: " "$tmp/out.log" && grep -q "write" "$tmp/out.log" ||
+    fail "real ENOSPC: the message does not name the write of BASE: $(cat "$tmp/out.log")"
+  ! grep -q "read .*failed" "$tmp/out.log" || fail "real ENOSPC: reported as a failed read: $(cat "$tmp/out.log")"
   [[ $fmt == raw ]] || check_no_corruption "$base"
   [[ $(sum "$tmp/top.qcow2") == "$t0" ]] || fail "real ENOSPC: TOP changed"
 

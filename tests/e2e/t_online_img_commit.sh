@@ -91,6 +91,9 @@ eq "active: mode" active "$(jq -r .mode <<<"$res")"
 eq "active: files" "$D/top.qcow2=closed $D/mid1.qcow2=closed" \
     "$(jq -r '[.files[] | .filename + "=" + ."qemu-use"] | join(" ")' <<<"$res")"
 eq "active: progress lines" progress "$(head -n1 <<<"$out" | jq -r .type)"
+# Each progress line: QEMU's status, bytes left (len - offset), rate, speed.
+eq "active: progress fields" "true" "$(head -n1 <<<"$out" | jq -c '(.status | type == "string")
+    and .remaining == .len - .offset and (.rate | type == "number") and .speed == 0')"
 chain_is "after pivot" drive0 "$D/base.qcow2 "
 vm_hmp 'qemu-io drive0 "write -P 0x66 3584k 64k"' >/dev/null || fail "qemu-io write after pivot"
 qemu-io -f raw -c "write -q -P 0x66 3584k 64k" "$T/expect.raw" >/dev/null
@@ -157,7 +160,7 @@ wr "$D/f-top.qcow2" 0x33 0 1M
 rc_is "socket missing" 1 "$EXTSNAP" img commit --qmp "$T/nope.sock" --device drive0 \
     "$D/e-top.qcow2" 2>"$T/err"
 ok_has "socket missing message" "$T/nope.sock: QMP socket does not exist" "$(cat "$T/err")"
-rc_is "usage: no device" 2 "$EXTSNAP" img commit --qmp "$S" "$D/e-top.qcow2" 2>/dev/null
+rc_is "usage: no device" 1 "$EXTSNAP" img commit --qmp "$S" "$D/e-top.qcow2" 2>/dev/null
 
 before=$(sums "$D")
 vm_start "$S" -drive "if=none,id=drive0,file=$D/e-top.qcow2,format=qcow2" \
@@ -213,7 +216,7 @@ done
 kill -INT "$pid"
 rc=0
 wait "$pid" || rc=$?
-eq "SIGINT: exit status" 1 "$rc"
+eq "SIGINT: exit status (128 + SIGINT, the job cancelled first)" 130 "$rc"
 ok_has "SIGINT message" "interrupted" "$(cat "$T/err")"
 ok_has "SIGINT message" "no disk was switched (cancelled 1 job)" "$(cat "$T/err")"
 ok_has "SIGINT message" "; QEMU does not undo a cancelled commit: $D/e-base.qcow2 already holds part of the data" "$(cat "$T/err")"

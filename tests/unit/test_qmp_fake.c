@@ -17,6 +17,7 @@
 #include "../qmp/qmp_test_harness.h"
 #include "qmp/qmp_client.h"
 #include "qmp/qmp_job.h"
+#include "tu_skip.h"
 
 #define GREETING                                                                             \
     "{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 22, \"minor\": 2, \"major\": 7}, "        \
@@ -432,7 +433,7 @@ START_TEST(job_connection_lost)
         "G", "R", "L" OK_REPLY, "R",
         "L{\"event\": \"JOB_STATUS_CHANGE\", \"data\": {\"status\": \"running\", "
         "\"id\": \"extsnap-commit-0\"}}",
-        "L" OK_REPLY, "W100", "X", NULL};
+        "L" OK_REPLY, "R", "W100", "X", NULL};
     fake f = fake_start(script);
     qmp_client *c = open_ok(&f, 5000, 0);
     qmp_commit_spec spec = {.device = "drive0"};
@@ -587,5 +588,5 @@ int main(void)
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_exit_status(failed);
 }

@@ -124,19 +124,22 @@ chain_spec() {
     fi
 }
 
-# guest_sum R DOMAIN TARGET: sha256 of what the guest sees on that disk now.
+# guest_sum R DOMAIN TARGET: sha256 of what the guest sees on that disk now;
+# else "no-chain(...)" / "unreadable(...)" with the oracle's error, which so
+# ends up in the failure message.
 guest_sum() {
     local r=$1 d=$2 t=$3 src fmt spec tmp
     src=$(cfg_source "$r" "$d" "$t")
     fmt=$(cfg_format "$r" "$d" "$t")
-    spec=$(chain_spec "$r" "$src" "$fmt") || { echo "no-chain"; return 0; }
     tmp=$(mktemp "$T/guest.XXXXXX")
-    if qemu-img convert -U -O raw "$spec" "$tmp" 2>/dev/null; then
+    if ! spec=$(chain_spec "$r" "$src" "$fmt" 2>"$tmp.err"); then
+        echo "no-chain($src: $(oracle_err "$tmp.err"))"
+    elif qemu-img convert -U -O raw "$spec" "$tmp" 2>"$tmp.err"; then
         sha256sum <"$tmp" | cut -d' ' -f1
     else
-        echo "unreadable"
+        echo "unreadable($src: $(oracle_err "$tmp.err"))"
     fi
-    rm -f "$tmp"
+    rm -f "$tmp" "$tmp.err"
 }
 
 # guest_write R DOMAIN TARGET PATTERN OFFSET LEN: qemu-io write into the disk.
@@ -161,7 +164,7 @@ check_image() {
     local f=$1 rc=0
     qemu-img check -U -q "json:{\"driver\":\"qcow2\",\"file\":{\"driver\":\"file\",\"filename\":\"$f\"},\"backing\":null}" \
         >/dev/null 2>&1 || rc=$?
-    ((rc == 0)) || echo "qemu-img check $f: exit $rc"
+    ((rc == 0)) || echo "qemu-img check $f: exit $rc: $(qemu-img check -U "json:{\"driver\":\"qcow2\",\"file\":{\"driver\":\"file\",\"filename\":\"$f\"},\"backing\":null}" 2>&1 | oracle_err /dev/stdin)"
 }
 
 # check_images R: check_image on every qcow2 file under R.
