@@ -65,7 +65,7 @@ void snap_pending_tidy(const snap_ctx *c)
     char *dir = NULL;
     if (snap_asprintf(&dir, NULL, "%s/%s.extsnap-pending", c->snapshot_dir_host, c->name) < 0)
         return;
-    DIR *d = opendir(dir);
+    DIR *d = es_fs_opendir(dir);
     if (!d) {
         free(dir);
         return;

@@ -73,7 +73,8 @@ sed -i '1,/^-->$/s/virsh edit tvm/virsh edit tvm /' "$R$SNAP_CFG/tvm.xml"
 sed -i 's|<description>third</description>|<description>not yet</description>|' "$PEND/s1.xml"
 echo '<description>not yet</description>' >>"$PEND/s1.xml"
 check_rc "create with a pending directory not yet applied" 0 x create tvm p1 -q
-check_eq "a pending directory not yet applied stays" "s1.xml tvm.xml" "$(ls "$PEND" | tr '\n' ' ' | sed 's/ $//')"
+check_eq "a pending directory not yet applied stays" "s1.xml tvm.xml" \
+    "$(find "$PEND" -mindepth 1 -printf '%f\n' | sort | tr '\n' ' ' | sed 's/ $//')"
 x delete tvm p1 -q
 cp "$R$SNAP_CFG/tvm.xml" "$PEND/tvm.xml"
 cp "$R$SNAP_DIR/tvm/s1.xml" "$PEND/s1.xml"
@@ -101,8 +102,9 @@ for kind in fifo cdev; do
     rc=0
     out=$(timeout 60 "$EXTSNAP" verify tvm --root "$R" 2>&1) || rc=$?
     check_eq "verify with a $kind as vdc's source: exit status (2: problems found)" 2 "$rc"
-    grep -qF "vdc.raw" <<<"$out" && grep -qF "$want" <<<"$out" ||
+    if ! grep -qF "vdc.raw" <<<"$out" || ! grep -qF "$want" <<<"$out"; then
         fail "verify with a $kind as vdc's source does not say '$want': $out"
+    fi
     grep -qF ': ?' <<<"$out" && fail "verify with a $kind: a '?' for a reason: $out"
 done
 

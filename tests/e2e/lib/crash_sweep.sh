@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Crash sweeps (t_snap_crash_*.sh, t_snap_faults.sh): an extsnap command is
 # stopped at EVERY file-system change it makes (EXTSNAP_FAULT=mutate:N:stop,
 # N = 1 .. all of them, and N = one past the last: the run completes), on a
@@ -52,7 +53,7 @@ sweep_info() {
 # sweep_view W LOGICAL FMT: sha256 of what a guest reads from that image and
 # its chain; cached by the keys of every file of the chain.
 sweep_view() {
-    local w=$1 p=$2 fmt=$3 chain="" spec back=null q=$2 qf=$3 depth=0 info tmp c links=()
+    local w=$1 p=$2 chain="" back=null q=$2 qf=$3 depth=0 info tmp c links=()
     [[ -n ${SWEEP_KEY[$p]:-} ]] || { echo "missing"; return; }
     while :; do
         chain+="${SWEEP_KEY[$q]:-missing}:$qf;"
@@ -203,11 +204,13 @@ sweep_case() {
                 if [[ -e $W$SNAP_DIR/$d.extsnap.journal ]]; then
                     rc=0
                     "$EXTSNAP" refresh "$d" --dry-run --root "$W" >/dev/null 2>"$T/err2" || rc=$?
-                    ((rc == 1)) && grep -q "recover" "$T/err2" ||
+                    if ((rc != 1)) || ! grep -q "recover" "$T/err2"; then
                         fail "$label: $n:stop: a dry run ignored the pending journal ($(cat "$T/err2"))"
+                    fi
                 fi
                 local had_journal=no
                 [[ -e $W$SNAP_DIR/$d.extsnap.journal ]] && had_journal=yes
+                # shellcheck disable=SC2086 # (words: a command line)
                 out=$("$EXTSNAP" $SWEEP_NEXT --root "$W" 2>&1) || true
                 [[ $had_journal == no ]] || grep -q "interrupted operation first" <<<"$out" ||
                     fail "$label: $n:stop: '$SWEEP_NEXT' did not report its recovery: $out"
@@ -276,4 +279,25 @@ sweep_recover() {
     done
     SWEEP_TOTAL=$((SWEEP_TOTAL + pts))
     echo "$label: recover has $max mutate points; stopped at all $pts (the last one past them), $((SECONDS - t0)) s"
+}
+
+# faults_base B: domain tvm with s1, s2, s3 and writes to every disk in
+# between (several clusters per overlay, so each merge has several steps):
+# the base of the delete/commit sweeps (t_snap_faults*.sh).
+faults_base() {
+    # shellcheck disable=SC2034 # (R: the root x works on)
+    local B=$1 R=$1
+    snap_make_tvm "$B"
+    x create tvm s1 -q
+    guest_write "$B" tvm vda 0x11 0 192k
+    guest_write "$B" tvm vdc 0x12 1M 64k
+    x create tvm s2 -q
+    guest_write "$B" tvm vda 0x21 64k 128k
+    guest_write "$B" tvm vdb 0x22 0 64k
+    guest_write "$B" tvm vdb 0x23 2M 64k
+    guest_write "$B" tvm vdc 0x24 0 128k
+    x create tvm s3 -q
+    guest_write "$B" tvm vda 0x31 3M 64k
+    guest_write "$B" tvm vdb 0x32 1M 128k
+    guest_write "$B" tvm vdc 0x33 2M 64k
 }
