@@ -1,5 +1,5 @@
 /* The qcow2 layer ends some refusals with "run 'extsnap img check -r all'"
- * about the image the error names; it does not know how the command
+ * or "see 'extsnap img check'" about the image the error names; it does not know how the command
  * reached that image. The img commands complete the command line: the
  * image, and --root when they ran under one (the path shown is then the
  * host's view, which this system reaches only through --root). */

@@ -52,7 +52,8 @@ enum {
     "  --snapshot-dir=DIR  snapshot metadata (default /var/lib/libvirt/qemu/snapshot)\n"      \
     "  --run-dir=DIR       libvirt's QEMU run dir, to see whether the VM runs\n"              \
     "                      (default /run/libvirt/qemu)\n"                                     \
-    "  --dry-run           print the plan, change nothing\n"                                  \
+    "  --dry-run           print the plan, change nothing (refused when and as the\n"        \
+    "                      real run would be)\n"                                             \
     "  --output=FMT        human (default) or json\n"                                         \
     "  -q, --quiet         print nothing but errors\n"                                        \
     "  -v, --verbose       also print the plan before carrying it out\n"                     \

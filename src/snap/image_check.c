@@ -48,11 +48,13 @@ int snap_check_image_sound(const char *root, const char *path, const char *what,
     if (snap_image_corruptions(root, path, &n, e) < 0)
         return es_err_prefix(e, "cannot %s: disk %s: the image check of %s could not complete",
                              what, disk, path);
+    /* The hint's command reaches the image as this run did (its --root). */
+    bool under = root && root[0];
     if (n > 0)
         return es_err_set(e, 0, path,
                           "cannot %s: disk %s: %lld corruption(s) in the image's metadata (see "
-                          "'extsnap img check'); nothing was changed",
-                          what, disk, n);
+                          "'extsnap img check%s%s %s'); nothing was changed",
+                          what, disk, n, under ? " --root " : "", under ? root : "", path);
     return 0;
 }
 

@@ -1040,8 +1040,8 @@ static int execute_snapshots(snap_ctx *c, snap_online *ol, const snap_plan *p, e
                              "QEMU; nothing was changed");
         else
             es_err_prefix(e, "QEMU's transaction reported success, but switched only %zu of "
-                             "%zu disks; run 'extsnap recover %s'",
-                          switched, n, c->name);
+                             "%zu disks; run '%s'",
+                          switched, n, snap_ctx_recover_cmd(c));
         goto out;
     }
     /* QEMU writes into the overlays now: from here on only forward. */

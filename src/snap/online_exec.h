@@ -117,9 +117,10 @@ void snap_online_close(snap_online *ol);
 
 /* 'extsnap recover' on a domain whose VM may run. VM shut off: *ctx NULL,
  * nothing done (the caller recovers offline). VM running: connect to its
- * QMP socket (the config's), finish or undo the interrupted operation as
- * snap_online_open does (QEMU's jobs included; with dry_run only read the
- * journal), fill r, and return the domain in *ctx (locked; caller closes). */
+ * QMP socket (env->qmp, else the config's), finish or undo the interrupted
+ * operation as snap_online_open does (QEMU's jobs included; with dry_run
+ * only read the journal, refused where the real run would be), fill r, and
+ * return the domain in *ctx (locked; caller closes). */
 int snap_online_recover_domain(const snap_env *env, const char *dom, snap_ctx **ctx,
                                snap_recovery *r, es_err *e);
 

@@ -89,15 +89,16 @@ PY
 # COUNT FILE: HINT <tab> the case below that provokes it and runs it.
 KNOWN=$(cat <<'EOF'
 1 src/cmd/busy_hint.h: use --force-share	busy
-1 src/cmd/check_hint.c: 'extsnap img check -r all'	img_check_marked
-1 src/cmd/check_hint.c: 'extsnap img check -r all%s%s %s'	img_check_marked
 1 src/cmd/busy_hint.h: use --qmp	busy
 1 src/cmd/img_map.c: use --output	compressed_map
 1 src/cmd/snap_list.c: 'extsnap verify'	inexact
 4 src/qcow2/commit.c: run 'extsnap img check -r all'	img_check_marked
+1 src/qcow2/commit_batch.c: 'extsnap img check'	corrupt_base
 1 src/qcow2/commit_plan.c: run 'extsnap img check -r all'	img_check_marked
 2 src/qcow2/image.c: run 'extsnap img check -r all'	img_check_marked
 1 src/qcow2/l2_write.c: run 'extsnap img check -r all'	img_check_marked
+1 src/qcow2/overlap.c: 'extsnap img check'	corrupt_base
+2 src/qcow2/reclaim.c: 'extsnap img check'	corrupt_base
 2 src/qcow2/refcount_trust.c: run 'extsnap img check -r all'	img_check_marked
 2 src/snap/commit_range.c: 'extsnap delete'	commit_range
 1 src/snap/commit_range.c: 'extsnap verify'	commit_range
@@ -105,11 +106,12 @@ KNOWN=$(cat <<'EOF'
 2 src/snap/context.c: recover command line	recover_offline
 2 src/snap/context.c: run '%s'	recover_offline
 3 src/snap/create.c: out with --disk	create_disks
+1 src/snap/image_check.c: 'extsnap img check%s%s %s'	corrupt_base
 1 src/snap/inexact.c: give --force	inexact
 3 src/snap/exec.c: recover command line	recover_offline
 3 src/snap/exec.c: run '%s'	recover_offline
-7 src/snap/online_exec.c: recover command line	recover_online
-6 src/snap/online_exec.c: run '%s'	recover_online
+8 src/snap/online_exec.c: recover command line	recover_online
+7 src/snap/online_exec.c: run '%s'	recover_online
 2 src/snap/online_open.c: recover command line	recover_online
 2 src/snap/online_open.c: run '%s'	recover_online
 1 src/snap/online_socket.c: or --qmp PATH	recover_online
@@ -403,6 +405,50 @@ for under in "" root; do
     done
 done
 ran img_check_marked
+
+# A BASE whose L2 entry points into its own L1 table (qemu-img check: a
+# corruption): img commit and a domain delete refuse, and say which img
+# check to run (the image, and --root for the domain's).
+point_into_l1() { # FILE: guest cluster 0's L2 entry -> the L1 table's cluster
+    python3 - "$1" <<'PY'
+import struct, sys
+with open(sys.argv[1], "r+b") as f:
+    h = f.read(104)
+    l1 = struct.unpack(">Q", h[40:48])[0]
+    f.seek(l1)
+    l2 = struct.unpack(">Q", f.read(8))[0] & 0x00fffffffffffe00
+    assert l2, "guest cluster 0 has no L2 table"
+    f.seek(l2)
+    f.write(struct.pack(">Q", l1 | (1 << 63)))
+PY
+}
+rm -f "$D"/*.qcow2
+qemu-img create -q -f qcow2 "$D/base.qcow2" 1M
+qemu-io -f qcow2 -c 'write -P 0x33 0 64k' "$D/base.qcow2" >/dev/null
+qemu-img create -q -f qcow2 -b "$D/base.qcow2" -F qcow2 "$D/top.qcow2"
+qemu-io -f qcow2 -c 'write -P 0x44 0 64k' "$D/top.qcow2" >/dev/null
+point_into_l1 "$D/base.qcow2"
+rc=0
+"$EXTSNAP" img commit "$D/top.qcow2" >/dev/null 2>"$T/err" || rc=$?
+eq "img commit into a corrupt BASE: refused ($(cat "$T/err"))" 1 "$rc"
+hint=$(hint_of "$T/err")
+if names "img commit into a corrupt BASE" "$hint" "$D/base.qcow2"; then
+    run_hint "img commit into a corrupt BASE" "$hint"
+    has "img commit into a corrupt BASE: '$hint' reports it" "errors were found on the image" \
+        "$(cat "$T/hint.out")"
+fi
+fresh_tvm
+point_into_l1 "$R$SNAP_IMG/vda.qcow2"
+rc=0
+x delete tvm s1 >/dev/null 2>"$T/err" || rc=$?
+eq "delete into a corrupt BASE: refused ($(cat "$T/err"))" 1 "$rc"
+hint=$(hint_of "$T/err")
+if names "delete into a corrupt BASE" "$hint" "--root $R" "$SNAP_IMG/vda.qcow2"; then
+    run_hint "delete into a corrupt BASE" "$hint"
+    has "delete into a corrupt BASE: '$hint' reports it" "errors were found on the image" \
+        "$(cat "$T/hint.out")"
+fi
+ran corrupt_base
 
 # A domain's merge BASE marked corrupt or dirty: the hint checks it under
 # the same --root, and the delete works after.
