@@ -15,6 +15,7 @@
 #include "qcow2/commit_writer.h"
 #include "qcow2/image.h"
 #include "qcow2/l2_write.h"
+#include "qcow2/reclaim.h"
 #include "util/imglock.h"
 
 #define COMMIT_RAW_UNIT (64u << 10)        /* op size for a raw BASE */
@@ -104,6 +105,7 @@ typedef struct commit_ctx {
     uint64_t fs_block;        /* BASE's file-system block size, 0 until known */
     uint64_t data_lo, data_hi; /* last extent of BASE's file found allocated */
     uint64_t holes_l1;        /* last L1 index whose L2 table was looked at (+1), 0 = none */
+    qcow2_reclaim reclaim;    /* what an interrupted earlier run left in BASE */
 } commit_ctx;
 
 /* commit_scan.c */
