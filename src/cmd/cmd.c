@@ -2,10 +2,13 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "snap/online_connect.h"
 
 const es_cmd *es_cmd_find(const char *name)
 {
@@ -53,6 +56,21 @@ bool es_cmd_wants_help(const es_cmd *cmd, int argc, char **argv)
         }
     }
     return false;
+}
+
+int es_cmd_exit_status(int rc)
+{
+    int sig = snap_online_interrupted;
+    if (rc == ES_EXIT_OK || !sig)
+        return rc;
+    /* End by the signal itself, as an uncaught one would: the shell reports
+     * 128 + sig and a calling script stops too (it would go on after a
+     * plain exit 130). */
+    fflush(stdout);
+    fflush(stderr);
+    signal(sig, SIG_DFL);
+    raise(sig);
+    return ES_EXIT_SIGNAL_BASE + sig;
 }
 
 int es_parse_size(const char *s, unsigned long long *out)

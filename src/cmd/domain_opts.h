@@ -61,11 +61,14 @@ enum {
 
 /* Text shared by the mutating commands' --help. */
 #define ES_DOMAIN_SAFETY_USAGE                                                                 \
-    "Safety: one extsnap at a time per domain (<snapshot-dir>/DOMAIN.extsnap.lock);\n"        \
-    "refused while libvirtd or virtqemud runs on that root (it would overwrite the\n"        \
-    "files: stop it, or use virsh) or while the VM runs (run dir, QEMU's image\n"             \
-    "locks). An operation left half done by a crash is finished or undone first\n"           \
-    "(see 'extsnap recover'). All disks switch together or not at all.\n"
+    "Safety: one extsnap at a time per domain (<snapshot-dir>/DOMAIN.extsnap.lock);\n"         \
+    "refused while libvirtd or virtqemud runs on that root (it would overwrite the\n"          \
+    "files: stop it, or use virsh) or while the VM runs (run dir, QEMU's image\n"              \
+    "locks). An operation left half done by a crash is finished or undone first\n"             \
+    "(see 'extsnap recover'). All disks switch together or not at all.\n"                      \
+    "Left-over files: the lock file is removed by the command that holds it and\n"             \
+    "one a crash left by the next command that changes the domain; so is\n"                    \
+    "DOMAIN.extsnap-pending/ (libvirtd mode) once libvirt's files say what it holds.\n"
 
 #define ES_PLAN_JSON_USAGE                                                                     \
     "JSON output (--output=json): an object with operation, domain, summary,\n"              \

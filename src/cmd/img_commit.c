@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cmd/busy_hint.h"
+#include "cmd/check_hint.h"
 #include "cmd/cmd.h"
 #include "cmd/img_commit_qmp.h"
 #include "cmd/img_root.h"
@@ -147,6 +148,7 @@ static int run(int argc, char **argv)
         es_image_open(&top, name, &oo, &err) < 0) {
         es_img_root_fix_err(&err, oo.root, NULL, name ? name : argv[optind]);
         es_busy_hint(&err, ES_HINT_QMP);
+        es_img_check_hint(&err, oo.root);
         es_cmd_error(cmd->name, &err);
         free(name);
         return ES_EXIT_FAIL;
@@ -167,6 +169,7 @@ static int run(int argc, char **argv)
     es_image_close(top);
     if (rc != ES_EXIT_OK) {
         es_busy_hint(&err, ES_HINT_QMP);
+        es_img_check_hint(&err, oo.root);
         es_cmd_error(cmd->name, &err);
         return rc;
     }

@@ -16,6 +16,9 @@
 
 #define COMPARE_EXIT_DIFFER 1
 #define COMPARE_EXIT_ERROR 2
+/* Not qemu-img's 1, which here means "images differ": a usage error is an
+ * error, never a finding. */
+#define COMPARE_EXIT_USAGE COMPARE_EXIT_ERROR
 #define COMPARE_BUF (1u << 20) /* read this much from each side at a time */
 #define SECTOR 512u            /* qemu-img reports mismatches per 512-byte sector */
 #define PREFETCH_AHEAD (32u << 20) /* guest bytes read ahead of the comparison */
@@ -230,15 +233,19 @@ static int run(int argc, char **argv)
         case ES_IMG_OPT_ROOT: opts[0].root = opts[1].root = optarg; break;
         default:
             if (optopt == ES_IMG_OPT_ROOT)
-                return es_cmd_usage_error(cmd, "--root needs a directory");
-            return es_cmd_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+                es_cmd_usage_error(cmd, "--root needs a directory");
+            else
+                es_cmd_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+            return COMPARE_EXIT_USAGE;
         }
     }
-    if (argc - optind != 2)
-        return es_cmd_usage_error(cmd, "expected IMAGE1 and IMAGE2");
+    if (argc - optind != 2) {
+        es_cmd_usage_error(cmd, "expected IMAGE1 and IMAGE2");
+        return COMPARE_EXIT_USAGE;
+    }
     int rc = es_img_root_check(cmd, opts[0].root, COMPARE_EXIT_ERROR);
     if (rc >= 0)
-        return rc;
+        return rc == ES_EXIT_USAGE ? COMPARE_EXIT_USAGE : rc;
 
     es_err err;
     rc = COMPARE_EXIT_ERROR;

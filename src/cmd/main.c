@@ -88,5 +88,5 @@ int main(int argc, char **argv)
     char **cargv = argv + words;
     if (es_cmd_wants_help(c, cargc, cargv))
         return ES_EXIT_OK;
-    return c->run(cargc, cargv);
+    return es_cmd_exit_status(c->run(cargc, cargv));
 }

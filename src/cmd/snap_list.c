@@ -143,28 +143,39 @@ static void disk_names(const domxml_snapshot *s, char *buf, size_t len)
     }
 }
 
+static const char *state_or_dash(const domxml_snapshot *s)
+{
+    return s->state ? s->state : "-";
+}
+
+/* Columns as wide as their longest value: a state can be any libvirt
+ * writes ("disk-snapshot", "pmsuspended" ...), names and parents any length. */
 static void print_table(domxml_snapshot **v, size_t n)
 {
-    int wn = 4, wp = 6;
+    int wn = 4, wt = 13, ws = 5, wp = 6;
     for (size_t i = 0; i < n; i++) {
+        char t[64];
+        format_time(v[i]->creation_time, t, sizeof t);
         int l = (int)strlen(v[i]->name);
         wn = l > wn ? l : wn;
+        l = (int)strlen(t);
+        wt = l > wt ? l : wt;
+        l = (int)strlen(state_or_dash(v[i]));
+        ws = l > ws ? l : ws;
         l = v[i]->parent ? (int)strlen(v[i]->parent) : 1;
         wp = l > wp ? l : wp;
     }
-    char line[512];
-    int len = snprintf(line, sizeof line, " %-*s   %-25s   %-8s   %-*s   %-7s   %s", wn, "Name",
-                       "Creation Time", "State", wp, "Parent", "Current", "Disks");
-    printf("%s\n", line);
-    for (int i = 0; i < len + 8 && i < (int)sizeof line - 1; i++)
+    int len = printf(" %-*s   %-*s   %-*s   %-*s   %-7s   %s\n", wn, "Name", wt,
+                     "Creation Time", ws, "State", wp, "Parent", "Current", "Disks");
+    for (int i = 0; i < len - 1 + 8; i++)
         putchar('-');
     putchar('\n');
     for (size_t i = 0; i < n; i++) {
         char t[64], disks[256];
         format_time(v[i]->creation_time, t, sizeof t);
         disk_names(v[i], disks, sizeof disks);
-        printf(" %-*s   %-25s   %-8s   %-*s   %-7s   %s%s\n", wn, v[i]->name, t,
-               v[i]->state ? v[i]->state : "-", wp, v[i]->parent ? v[i]->parent : "-",
+        printf(" %-*s   %-*s   %-*s   %-*s   %-7s   %s%s\n", wn, v[i]->name, wt, t, ws,
+               state_or_dash(v[i]), wp, v[i]->parent ? v[i]->parent : "-",
                v[i]->current ? "yes" : "", disks,
                inexact(v[i]) ? "   (inexact: see 'extsnap verify')" : "");
     }

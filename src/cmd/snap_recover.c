@@ -38,6 +38,10 @@ const es_cmd es_cmd_snap_recover = {
     "\n"
     "  --qmp=PATH   the running VM's QMP socket (a path on this system), as given\n"
     "               to the interrupted command\n"
+    "The other options of the mutating commands (--description, --disk,\n"
+    "--no-metadata, --metadata, --force) are accepted and change nothing, so that\n"
+    "the interrupted command line works with 'recover DOMAIN' in place of the\n"
+    "command and its operands.\n"
     "\n" ES_DOMAIN_OPTS_USAGE "\n"
     "JSON output: {domain, found (false: nothing to do), action (rolled-back |\n"
     "rolled-forward), phase (prepare | merge | committed), dry-run, operation\n"
@@ -103,12 +107,53 @@ static void report(const es_domain_opts *o, const snap_ctx *c, const snap_recove
         printf("  %-10s %s\n", "deleted", p->deletes[i].path);
 }
 
+/* The options of every command a run may have been interrupted in (create,
+ * delete, commit, revert, refresh, setup) are taken, so that its command
+ * line works with 'recover' in place of the command: the domain and VM
+ * options locate what to recover, the others change nothing in it. */
+enum { OPT_IGNORED = 0x2000 };
+
+static int parse(const es_cmd *cmd, es_domain_opts *o, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        ES_DOMAIN_LONGOPTS,
+        ES_ONLINE_LONGOPT,
+        {"description", required_argument, NULL, OPT_IGNORED},
+        {"disk", required_argument, NULL, OPT_IGNORED},
+        {"no-metadata", no_argument, NULL, OPT_IGNORED},
+        {"metadata", no_argument, NULL, OPT_IGNORED},
+        {"force", no_argument, NULL, OPT_IGNORED},
+        {NULL, 0, NULL, 0},
+    };
+    es_domain_opts_init(o, cmd);
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ES_DOMAIN_SHORTOPTS, longopts, NULL)) != -1) {
+        if (c == OPT_IGNORED)
+            continue;
+        if (c == ES_OPT_QMP) {
+            o->env.qmp = optarg;
+            continue;
+        }
+        int h = es_domain_opt(cmd, o, c, optarg);
+        if (h < 0)
+            return ES_EXIT_USAGE;
+        if (h == 0)
+            return es_domain_bad_option(cmd, argv);
+    }
+    if (argc - optind != 1)
+        return es_cmd_usage_error(cmd, "expected DOMAIN");
+    if (es_domain_opts_check(cmd, o) < 0)
+        return ES_EXIT_FAIL;
+    return -1;
+}
+
 static int run(int argc, char **argv)
 {
     const es_cmd *cmd = &es_cmd_snap_recover;
     es_domain_opts o;
-    const char *qmp;
-    int parsed = es_domain_parse(cmd, &o, argc, argv, 1, "DOMAIN", NULL, NULL, &qmp);
+    int parsed = parse(cmd, &o, argc, argv);
     if (parsed >= 0)
         return parsed;
     es_err e = {0};

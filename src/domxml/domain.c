@@ -21,6 +21,7 @@ static void disk_clear(domxml_disk *k)
     free(k->source_protocol);
     free(k->target_dev);
     free(k->target_bus);
+    free(k->encryption_format);
     memset(k, 0, sizeof *k);
 }
 
@@ -50,6 +51,7 @@ static const char *source_attr_for(domxml_storage_type t)
     switch (t) {
     case DOMXML_STORAGE_FILE: return "file";
     case DOMXML_STORAGE_BLOCK: return "dev";
+    case DOMXML_STORAGE_VHOSTVDPA: return "dev";
     case DOMXML_STORAGE_DIR: return "dir";
     case DOMXML_STORAGE_NETWORK: return "name";
     case DOMXML_STORAGE_VOLUME: return "volume";
@@ -64,9 +66,36 @@ static int bad_attr(const char *origin, size_t line, const char *attr, const cha
                       line, attr, elem, value);
 }
 
+/* What the <source> (and the older <disk><encryption>) say about the image
+ * file itself. */
+static int parse_image_props(const xmlNode *node, const xmlNode *src, domxml_disk *k, es_err *e)
+{
+    xmlNode *enc = src ? dx_child(src, "encryption") : NULL;
+    if (!enc)
+        enc = dx_child(node, "encryption");
+    if (enc) {
+        if (dx_prop(enc, "format", &k->encryption_format, e) < 0)
+            return -1;
+        if (!k->encryption_format && dx_strset(&k->encryption_format, "default", e) < 0)
+            return -1;
+    }
+    if (!src)
+        return 0;
+    k->has_slices = dx_child(src, "slices") != NULL;
+    k->has_data_store = dx_child(src, "dataStore") != NULL;
+    char *fd = NULL;
+    if (dx_prop(src, "fdgroup", &fd, e) < 0)
+        return -1;
+    k->has_fdgroup = fd != NULL;
+    free(fd);
+    return 0;
+}
+
 static int parse_disk_source(const xmlNode *node, domxml_disk *k, es_err *e)
 {
     xmlNode *src = dx_child(node, "source");
+    if (parse_image_props(node, src, k, e) < 0)
+        return -1;
     if (!src)
         return 0;
     const char *attr = source_attr_for(k->type);

@@ -15,9 +15,10 @@ typedef struct domxml_disk {
     domxml_storage_type type;     /* type=, default file */
     char *driver_name;            /* <driver name=>, NULL if absent */
     char *driver_type;            /* <driver type=> (image format), NULL if absent */
-    char *source;                 /* the path: <source file=> for file, dev= for block,
-                                     dir= for dir, name= for network, volume= for volume;
-                                     NULL when the disk is empty (no <source> or no path) */
+    char *source;                 /* the path: <source file=> for file, dev= for block and
+                                     vhostvdpa, dir= for dir, name= for network, volume= for
+                                     volume; NULL when the disk is empty (no <source> or no
+                                     path) */
     char *source_protocol;        /* <source protocol=> of a network disk, else NULL */
     char *target_dev;             /* <target dev=>: the disk's name (vda, sda ...) */
     char *target_bus;             /* <target bus=>, NULL if absent */
@@ -26,6 +27,13 @@ typedef struct domxml_disk {
     domxml_snapshot_mode snapshot; /* snapshot= on <disk>, DEFAULT when absent */
     bool has_backing_store;       /* a <backingStore> element (even empty) is present:
                                      it describes the chain below source by hand */
+    /* Properties of the image file itself (source.h says what they mean for
+     * an overlay): */
+    char *encryption_format;      /* <encryption format=> in <source>, or in <disk> (the
+                                     older place libvirt still reads); NULL if none */
+    bool has_slices;              /* <source><slices>: the image is a part of the file */
+    bool has_fdgroup;             /* <source fdgroup=>: opened through passed descriptors */
+    bool has_data_store;          /* <source><dataStore>: a qcow2 external data file */
     size_t line;                  /* line of <disk> in text, for messages */
 } domxml_disk;
 

@@ -5,8 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "domxml/backing_nest.h"
 #include "domxml/domain_priv.h"
 #include "domxml/enums.h"
+#include "domxml/image_props.h"
 #include "domxml/splice.h"
 #include "domxml/strbuf.h"
 
@@ -161,6 +163,13 @@ static int check_change(const domxml_domain *d, const domxml_disk_change *c,
     if (!c->driver_type && !old->driver_type)
         return es_err_set(e, EINVAL, d->origin, "disk %s: no image format given and none in the config",
                           c->target);
+    if (c->old_image_below && c->drop_backing_store)
+        return es_err_set(e, EINVAL, d->origin, "disk %s: backingStore both dropped and kept",
+                          c->target);
+    if (c->old_image_below && !old->driver_type)
+        return es_err_set(e, EINVAL, d->origin,
+                          "disk %s: the old image's format is unknown (no <driver type=...>)",
+                          c->target);
     if (old->type != DOMXML_STORAGE_FILE && old->type != DOMXML_STORAGE_BLOCK)
         return es_err_set(e, 0, d->origin, "disk %s: type '%s' disks are not supported", c->target,
                           domxml_storage_type_name(old->type));
@@ -200,7 +209,7 @@ static bool disk_same(const domxml_disk *a, const domxml_disk *b)
            a->has_backing_store == b->has_backing_store && str_eq(a->driver_name, b->driver_name) &&
            str_eq(a->driver_type, b->driver_type) && str_eq(a->source, b->source) &&
            str_eq(a->source_protocol, b->source_protocol) && str_eq(a->target_dev, b->target_dev) &&
-           str_eq(a->target_bus, b->target_bus);
+           str_eq(a->target_bus, b->target_bus) && domxml_disk_image_props_equal(a, b);
 }
 
 /* The new text must say exactly what was asked, and nothing else may differ. */
@@ -225,6 +234,7 @@ static int verify(const domxml_domain *old, const domxml_domain *new,
         const char *format = c->driver_type ? c->driver_type : a->driver_type;
         if (b->type != DOMXML_STORAGE_FILE || !str_eq(b->source, c->source_file) ||
             !str_eq(b->driver_type, format) || !str_eq(b->target_dev, a->target_dev) ||
+            !domxml_disk_image_props_equal(a, b) ||
             (c->drop_backing_store && b->has_backing_store))
             return es_err_set(e, 0, old->origin, "internal error: edit of disk %s did not take",
                               a->target_dev);
@@ -258,10 +268,16 @@ int domxml_domain_change_disks(const domxml_domain *d, const domxml_disk_change 
         if (c->driver_type)
             edit_driver(&ed, disk, drv, src, c->driver_type);
         edit_source(&ed, disk, drv, src, old, c->source_file);
-        if (c->drop_backing_store) {
-            size_t bs = xs_child(ed.scan, disk, "backingStore");
-            if (bs != XS_NONE)
-                drop_element(&ed, bs);
+        size_t bs = xs_child(ed.scan, disk, "backingStore");
+        if (bs != XS_NONE && (c->drop_backing_store ||
+                              (c->old_image_below && dx_backing_store_is_empty(ed.scan, bs)))) {
+            drop_element(&ed, bs);
+        } else if (bs != XS_NONE && c->old_image_below) {
+            dx_buf b = {0};
+            dx_backing_store_nest(ed.scan, src, bs, domxml_storage_type_name(old->type),
+                                  old->driver_type, &b);
+            dx_splices_add_buf(&ed.sp, ed.scan->elems[bs].start,
+                               ed.scan->elems[bs].end - ed.scan->elems[bs].start, &b);
         }
     }
     if (dx_splices_apply(&ed.sp, d->text, d->len, &text, &len, e) < 0)

@@ -19,6 +19,10 @@ typedef struct domxml_disk_change {
     const char *driver_type;  /* its new image format (qcow2 ...), NULL to keep */
     bool drop_backing_store;  /* remove its <backingStore>, which described the chain
                                  below the old image (libvirt then probes the new one) */
+    bool old_image_below;     /* the old image becomes the new one's backing file (a new
+                                 overlay): an explicit <backingStore> chain moves below
+                                 the new source with the old one, <backingStore/> goes,
+                                 as libvirt 9.0 writes it (backing_nest.h) */
 } domxml_disk_change;
 
 /* A new domain: d with each change applied (disks not named keep every byte).

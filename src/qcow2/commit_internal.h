@@ -100,12 +100,12 @@ typedef struct commit_ctx {
     uint64_t total_bytes;     /* guest bytes covered from above */
     uint64_t done_bytes;
     uint64_t last_counted_l1; /* dry: last L1 index counted (+1), 0 = none */
+    qcow2_reclaim reclaim;    /* what an interrupted earlier run left in BASE */
     /* dry: file-system blocks that writes in place fill (commit_space.c) */
     uint64_t fill_bytes;      /* holes of BASE's file the data lands in */
     uint64_t fs_block;        /* BASE's file-system block size, 0 until known */
     uint64_t data_lo, data_hi; /* last extent of BASE's file found allocated */
     uint64_t holes_l1;        /* last L1 index whose L2 table was looked at (+1), 0 = none */
-    qcow2_reclaim reclaim;    /* what an interrupted earlier run left in BASE */
 } commit_ctx;
 
 /* commit_scan.c */

@@ -33,7 +33,7 @@ const char *es_space_human(uint64_t n, char *buf, size_t len)
 int es_space_free(const char *path, uint64_t *avail, es_err *e)
 {
     struct statvfs st;
-    if (es_fs_statvfs(path, &st) < 0)
+    if (es_fs_statvfs(path, &st) < 0) /* inside --root, like every path operation */
         return es_err_set(e, errno, path, "cannot find the free space of its file system");
     *avail = (uint64_t)st.f_bavail * st.f_frsize;
     return 0;

@@ -12,15 +12,19 @@
 
 #include "util/fileio.h"
 
-/* sun_path holds 107 bytes; longer paths (deep --root prefixes) are reached
- * through the directory's /proc/self/fd entry. */
+/* sun_path holds 107 bytes; longer paths are reached through the
+ * directory's /proc/self/fd entry. A socket under --root is found inside
+ * the root first (es_fs_socket_name) and reached through its own entry. */
 static int connect_unix(int fd, const char *path, es_err *e)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     int dirfd = -1;
-    if (strlen(path) < sizeof sa.sun_path) {
-        memcpy(sa.sun_path, path, strlen(path) + 1);
-    } else {
+    /* dirfd: the socket's own descriptor, when under the root */
+    int named = es_fs_socket_name(path, sa.sun_path, sizeof sa.sun_path, &dirfd);
+    if (named < 0 && errno != ENAMETOOLONG)
+        return es_err_set(e, errno, path,
+                          errno == ENOENT ? "QMP socket does not exist" : "QMP socket");
+    if (named < 0) {
         const char *slash = strrchr(path, '/');
         if (!slash)
             return es_err_set(e, ENAMETOOLONG, path, "QMP socket name too long");

@@ -9,13 +9,13 @@
 
 #include "domxml/domain_edit.h"
 #include "domxml/enums.h"
+#include "domxml/image_props.h"
 #include "qcow2/format.h"
 #include "qcow2/image.h"
 #include "snap/image_check.h"
 #include "snap/imgrole.h"
 #include "snap/parent_disks.h"
 #include "snap/plan_xml.h"
-#include "util/fileio.h"
 #include "util/rootpath.h"
 
 void snap_repls_free(snap_repls *r)
@@ -386,6 +386,15 @@ static int one_disk(snap_ctx *c, const snap_graph *g, const snap_range *r, const
     j.top = n == 1 ? users[0] : (j.tf != j.b ? j.tf : SNAP_GNONE);
     if (j.top == SNAP_GNONE) {
         rc = 0; /* the range froze nothing above B: nothing to merge */
+        goto out;
+    }
+    char prop[128], why[512];
+    if (domxml_disk_image_only(j.kb, prop, sizeof prop, why, sizeof why)) {
+        refuse(what, e,
+               "disk %s: the merge would write into %s, which has %s; extsnap writes image "
+               "files as they are and cannot write the guest's data through that (it would "
+               "corrupt the image). 'delete --metadata' drops only the metadata",
+               target, j.kb->source, prop);
         goto out;
     }
     if (walk_down(g, &j, what, e) < 0 || check_users(c, g, &j, what, e) < 0 ||

@@ -11,6 +11,7 @@
 #include "domxml/store.h"
 #include "snap/fsutil.h"
 #include "snap/journal.h"
+#include "snap/pending.h"
 #include "snap/plan_print.h"
 #include "snap/precond.h"
 #include "snap/recover.h"
@@ -271,6 +272,8 @@ int snap_ctx_open(const snap_env *env, const char *arg, snap_open_mode mode, sna
     bool exclusive = writer || (mode != SNAP_OPEN_READ && snap_path_exists(c->lock_path));
     if (snap_lock_take(c->lock_path, c->name, exclusive, &c->lock, e) < 0)
         goto fail;
+    if (writer)
+        snap_pending_tidy(c); /* libvirt's pending files, once loaded */
     if (mode == SNAP_OPEN_WRITE && snap_ctx_go_offline(c, e) < 0)
         goto fail;
     if (mode == SNAP_OPEN_RECOVER && offline_checks(c, e) < 0)

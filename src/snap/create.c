@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "domxml/domain_edit.h"
+#include "domxml/image_props.h"
 #include "domxml/names.h"
 #include "domxml/snapshot.h"
 #include "snap/image_check.h"
@@ -23,8 +24,10 @@ static bool selected(const snap_create_args *a, const char *target)
 static int classify(const snap_create_args *a, const domxml_disk *k, disk_action *act, es_err *e)
 {
     *act = DISK_SKIP;
+    /* A vhost-vdpa disk names a device, not an image (it has no image to
+     * snapshot, like the vhost-user disks, whose <source> has no path). */
     if (!selected(a, k->target_dev) || k->snapshot == DOMXML_SNAPSHOT_NO || k->readonly ||
-        k->device == DOMXML_DEVICE_CDROM || !k->source)
+        k->device == DOMXML_DEVICE_CDROM || !k->source || k->type == DOMXML_STORAGE_VHOSTVDPA)
         return 0;
     if (k->snapshot == DOMXML_SNAPSHOT_MANUAL) {
         *act = DISK_MANUAL;
@@ -58,6 +61,12 @@ static int classify(const snap_create_args *a, const domxml_disk *k, disk_action
     if (k->source[0] != '/')
         return es_err_set(e, 0, NULL, "disk %s: source '%s' is not an absolute path",
                           k->target_dev, k->source);
+    char what[128], why[512];
+    if (domxml_disk_image_only(k, what, sizeof what, why, sizeof why))
+        return es_err_set(e, 0, NULL,
+                          "disk %s has %s, a property of its image %s that no new overlay can "
+                          "carry: %s. Leave the disk out with --disk (listing the other disks)",
+                          k->target_dev, what, k->source, why);
     *act = DISK_OVERLAY;
     return 0;
 }
@@ -131,7 +140,7 @@ static int plan_overlays(snap_ctx *c, const snap_create_args *a, const char *nam
         free(o.path);
         changes[(*nchanges)++] = (domxml_disk_change){
             .target = k->target_dev, .source_file = path, .driver_type = "qcow2",
-            .drop_backing_store = true};
+            .old_image_below = true};
         sd.snapshot = DOMXML_SNAPSHOT_EXTERNAL;
         sd.type = DOMXML_STORAGE_FILE;
         sd.driver_type = "qcow2";

@@ -97,18 +97,41 @@ static int snapshot_happened(snap_ctx *c, snap_online *ol, const snap_plan *p, b
                              es_err *e)
 {
     *yes = false;
-    for (size_t i = 0; i < p->noverlays && !*yes; i++) {
+    snap_strv in = {0}, out = {0};
+    int rc = 0;
+    for (size_t i = 0; i < p->noverlays && rc == 0; i++) {
         char *host;
-        if (snap_ctx_host(c, p->overlays[i].path, &host, e) < 0)
-            return -1;
+        if (snap_ctx_host(c, p->overlays[i].path, &host, e) < 0) {
+            rc = -1;
+            break;
+        }
         snap_file_use use = SNAP_FILE_CLOSED;
-        int rc = snap_online_file_use(ol->qmp, host, c->env->root, &use, NULL, e);
+        rc = snap_online_file_use(ol->qmp, host, c->env->root, &use, NULL, e);
         free(host);
-        if (rc < 0)
-            return -1;
-        *yes = use == SNAP_FILE_IN_USE;
+        if (rc == 0)
+            rc = snap_strv_add(use == SNAP_FILE_IN_USE ? &in : &out, p->overlays[i].disk, e);
     }
-    return 0;
+    /* QEMU switches all disks or none (one transaction): only some means
+     * something else changed its graph. Finishing would name as saved an
+     * image the VM still writes, undoing would drop its writes into the
+     * switched overlays: neither is done. */
+    if (rc == 0 && in.n && out.n) {
+        char a[512] = "", b[512] = "";
+        for (size_t i = 0; i < in.n; i++)
+            snprintf(a + strlen(a), sizeof a - strlen(a), "%s%s", i ? ", " : "", in.v[i]);
+        for (size_t i = 0; i < out.n; i++)
+            snprintf(b + strlen(b), sizeof b - strlen(b), "%s%s", i ? ", " : "", out.v[i]);
+        rc = es_err_set(e, 0, c->journal_path,
+                        "the interrupted create left QEMU writing into the new overlays of "
+                        "%s but not of %s: it can be neither finished nor undone; switch those "
+                        "disks to their new overlays in QEMU too (blockdev-snapshot-sync, mode "
+                        "existing), then run 'extsnap recover %s'",
+                        a, b, c->name);
+    }
+    *yes = rc == 0 && in.n > 0;
+    snap_strv_free(&in);
+    snap_strv_free(&out);
+    return rc;
 }
 
 /* Merges of the journal that QEMU still has to do (their top is in a chain

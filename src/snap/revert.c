@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "domxml/domain_edit.h"
+#include "domxml/image_props.h"
 #include "domxml/snapshot.h"
 #include "snap/discard.h"
 #include "snap/fsutil.h"
@@ -91,7 +92,8 @@ static int wants_overlay(const domxml_snapshot *t, const domxml_disk *k, bool *o
                          es_err *e)
 {
     *overlay = false;
-    if (k->readonly || k->device == DOMXML_DEVICE_CDROM || !k->source)
+    if (k->readonly || k->device == DOMXML_DEVICE_CDROM || !k->source ||
+        k->type == DOMXML_STORAGE_VHOSTVDPA) /* a device, no image (as create) */
         return 0;
     if (k->type != DOMXML_STORAGE_FILE) {
         const domxml_snap_disk *sd =
@@ -113,6 +115,16 @@ static int wants_overlay(const domxml_snapshot *t, const domxml_disk *k, bool *o
     if (k->source[0] != '/')
         return es_err_set(e, 0, NULL, "disk %s: saved source '%s' is not an absolute path",
                           k->target_dev, k->source);
+    char what[128], why[512];
+    if (domxml_disk_image_only(k, what, sizeof what, why, sizeof why)) {
+        const domxml_snap_disk *sd =
+            domxml_snap_disk_find(t->disks, t->ndisks, k->target_dev);
+        if (!sd || sd->snapshot == DOMXML_SNAPSHOT_NO)
+            return 0; /* left out by this snapshot (create must): used as it is */
+        return es_err_set(e, 0, NULL,
+                          "disk %s's saved image %s has %s, which no new overlay can carry: %s",
+                          k->target_dev, k->source, what, why);
+    }
     *overlay = true;
     return 0;
 }

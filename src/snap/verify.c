@@ -11,6 +11,7 @@
 #include "snap/fsutil.h"
 #include "snap/imggraph.h"
 #include "snap/inexact.h"
+#include "snap/verify_priv.h"
 #include "util/fileio.h"
 #include "util/imglock.h"
 #include "util/rootpath.h"
@@ -30,11 +31,8 @@ void snap_verify_report_free(snap_verify_report *r)
     memset(r, 0, sizeof *r);
 }
 
-static int problem(snap_verify_report *r, es_err *e, const char *code, snap_severity sev,
-                   const char *file, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
-
-static int problem(snap_verify_report *r, es_err *e, const char *code, snap_severity sev,
-                   const char *file, const char *fmt, ...)
+int snap_verify_problemv(snap_verify_report *r, es_err *e, const char *code,
+                         snap_severity sev, const char *file, const char *fmt, va_list ap)
 {
     snap_problem *v = realloc(r->v, (r->n + 1) * sizeof *v);
     if (!v)
@@ -44,16 +42,26 @@ static int problem(snap_verify_report *r, es_err *e, const char *code, snap_seve
     memset(p, 0, sizeof *p);
     p->code = code;
     p->severity = sev;
-    va_list ap;
-    va_start(ap, fmt);
     int n = vasprintf(&p->message, fmt, ap);
-    va_end(ap);
     if (n < 0) {
         p->message = NULL;
         return es_err_set(e, ENOMEM, NULL, "out of memory");
     }
     r->n++;
     return snap_strdup(file, &p->file, e);
+}
+
+static int problem(snap_verify_report *r, es_err *e, const char *code, snap_severity sev,
+                   const char *file, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+static int problem(snap_verify_report *r, es_err *e, const char *code, snap_severity sev,
+                   const char *file, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = snap_verify_problemv(r, e, code, sev, file, fmt, ap);
+    va_end(ap);
+    return rc;
 }
 
 typedef struct vctx {
@@ -311,10 +319,13 @@ static int check_qcow2(vctx *v, size_t i, es_err *e)
                        "the image check could not complete: %s",
                        es_err_str(&why, buf, sizeof buf));
     }
+    /* The hints' commands reach the image as this run did (its --root). */
+    const char *root = v->c->env->root && v->c->env->root[0] ? v->c->env->root : NULL;
     if (res.corruptions > 0 &&
         problem(v->r, e, "corrupt-image", SNAP_SEV_ERROR, n->path,
-                "%lld corruption(s) in the image's metadata (see 'extsnap img check')",
-                (long long)res.corruptions) < 0)
+                "%lld corruption(s) in the image's metadata (see 'extsnap img check%s%s %s')",
+                (long long)res.corruptions, root ? " --root " : "", root ? root : "",
+                n->path) < 0)
         return -1;
     if (res.check_errors > 0 &&
         problem(v->r, e, "check-failed", SNAP_SEV_ERROR, n->path,
@@ -324,8 +335,8 @@ static int check_qcow2(vctx *v, size_t i, es_err *e)
     if (res.leaks > 0 &&
         problem(v->r, e, "leaked-clusters", SNAP_SEV_WARNING, n->path,
                 "%lld leaked cluster(s): space lost, no data harmed ('extsnap img check -r "
-                "leaks' frees them)",
-                (long long)res.leaks) < 0)
+                "leaks%s%s %s' frees them)",
+                (long long)res.leaks, root ? " --root " : "", root ? root : "", n->path) < 0)
         return -1;
     return 0;
 }
@@ -464,7 +475,7 @@ int snap_verify(snap_ctx *c, snap_verify_report *r, es_err *e)
     for (size_t i = 0; i < c->snaps->n; i++)
         if (check_snapshot(&v, c->snaps->snaps[i], e) < 0)
             goto out;
-    if (check_config(&v, e) < 0)
+    if (check_config(&v, e) < 0 || snap_verify_image_props(c, &v.g, r, e) < 0)
         goto out;
     rc = 0;
 out:

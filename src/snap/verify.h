@@ -21,7 +21,10 @@
  *     delete or commit wrote part of the merge into it: inexact.h);
  *   - no qcow2 image in the directories holding the domain's images that
  *     nothing names (not this domain, not another one): a warning, never
- *     deleted. */
+ *     deleted;
+ *   - what a disk description says about its image file holds for the file
+ *     (verify_priv.h): an <encryption> the header has, no overlay reading an
+ *     encrypted image without its secret, no <slices> on a qcow2 overlay. */
 #ifndef ES_SNAP_VERIFY_H
 #define ES_SNAP_VERIFY_H
 

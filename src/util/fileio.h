@@ -96,6 +96,11 @@ int es_fs_lstat(const char *path, struct stat *st);
 int es_fs_statvfs(const char *path, struct statvfs *st);
 DIR *es_fs_opendir(const char *path);
 ssize_t es_fs_readlink(const char *path, char *buf, size_t size);
+/* The name for connect(2) to reach the UNIX socket at path: under the root,
+ * "/proc/self/fd/N" of a descriptor of the socket file found inside it
+ * (*held = N: close it once connected); elsewhere path itself (*held = -1).
+ * 0, or -1 with errno set. */
+int es_fs_socket_name(const char *path, char *name, size_t size, int *held);
 
 /* Path-level mutating operations, counted as "mutate", inside the root as
  * above: the directory holding the target is opened inside the root and the

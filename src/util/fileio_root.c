@@ -523,3 +523,33 @@ ssize_t es_fs_readlink(const char *path, char *buf, size_t size)
     done_fd(0, fd);
     return n;
 }
+
+int es_fs_socket_name(const char *path, char *name, size_t size, int *held)
+{
+    *held = -1;
+    if (!under_root(path)) {
+        if (strlen(path) >= size) {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        strcpy(name, path);
+        return 0;
+    }
+    int fd = es_root_open(path, O_PATH | O_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return done_fd(-1, fd);
+    if (!S_ISSOCK(st.st_mode)) {
+        errno = ECONNREFUSED; /* what connect(2) says of a file that is no socket */
+        return done_fd(-1, fd);
+    }
+    int n = snprintf(name, size, "/proc/self/fd/%d", fd);
+    if (n < 0 || (size_t)n >= size) {
+        errno = ENAMETOOLONG;
+        return done_fd(-1, fd);
+    }
+    *held = fd;
+    return 0;
+}

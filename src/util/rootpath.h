@@ -11,6 +11,9 @@
 
 /* Resolve `path` under `root` into a host path (*out, malloc'd).
  * root NULL or "": *out is a copy of path, used as it is.
+ * The string is what messages show; the tree may change before it is
+ * opened, so this also makes the I/O layer hold `root` (es_io_root_set):
+ * fileio opens, creates, renames and removes every path under it inside it.
  * With a root, relative paths are taken from DIR too. Components that do not
  * exist (yet) are kept as written, so new files can be named. */
 int es_root_resolve(const char *root, const char *path, char **out, es_err *e);

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # extsnap img commit into a BASE on a nearly full file system (a small
-# tmpfs mounted by the test; SKIP when mounting is not allowed here):
+# tmpfs mounted by the test; exit 77 (skipped) when mounting is not allowed here):
 #  1. the free-space pre-check refuses with a clear error (need and free, in
 #     human units and bytes) and changes nothing (sha256 of BASE and TOP);
 #  2. with the pre-check bypassed (EXTSNAP_SKIP_SPACE_CHECK=1) the commit
@@ -12,6 +12,9 @@
 # Also a raw BASE (pre-check and real ENOSPC).
 set -euo pipefail
 EXTSNAP=${EXTSNAP:?path to the extsnap binary}
+for c in qemu-img qemu-io fallocate; do # the oracles: without them, skipped (exit 77), never passed
+  command -v "$c" >/dev/null || { echo "SKIP: $c is not installed (run scripts/deps.sh)" >&2; exit 77; }
+done
 tmp=$(mktemp -d "${ES_TEST_TMP:-/tmp}/t_commit_enospc.XXXXXX")
 mnt=$tmp/mnt
 cleanup() {
@@ -21,7 +24,7 @@ cleanup() {
 trap cleanup EXIT
 mkdir -p "$mnt"
 if ! mount -t tmpfs -o size=40M tmpfs "$mnt" 2>"$tmp/mount.log"; then
-  echo "SKIP: cannot mount a tmpfs here ($(cat "$tmp/mount.log")); the ENOSPC test needs a small file system"
+  echo "SKIP: cannot mount a tmpfs here ($(cat "$tmp/mount.log")); the ENOSPC test needs a small file system" >&2
   exit 77
 fi
 fails=0

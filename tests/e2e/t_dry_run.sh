@@ -134,6 +134,17 @@ sed -i "s|</devices>|<disk type='block' device='disk'><driver name='qemu' type='
 same_refusal "block disk" create tvm s3
 cp "$T/tvm.xml" "$R$SNAP_CFG/tvm.xml"
 
+# ------------------------------------------------------------ inexact snapshots
+ct() { xmllint --xpath 'string(/domainsnapshot/creationTime)' "$R$SNAP_DIR/tvm/$1.xml"; }
+printf '{"extsnap-inexact": 1, "snapshots": [%s, %s]}\n' \
+    "{\"name\": \"s1\", \"creation-time\": $(ct s1), \"state\": \"cancelled\", \"images\": []}" \
+    "{\"name\": \"s2\", \"creation-time\": $(ct s2), \"state\": \"cancelled\", \"images\": []}" \
+    >"$R$SNAP_DIR/tvm.extsnap.inexact"
+same_refusal "inexact snapshot" revert tvm s1
+grep -q "saved state is inexact" "$T/err" || fail "revert to an inexact snapshot: $(cat "$T/err")"
+same_refusal "inexact snapshot" refresh tvm
+rm "$R$SNAP_DIR/tvm.extsnap.inexact"
+
 # ------------------------------------------------------------ recover, VM running, under virtqemud
 # A journal left by a delete stopped dead, then the VM "runs" (a real QEMU
 # with the QMP socket the config names) under virtqemud: recovery would

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Every message that tells the user to run a command tells them one that
 # works. The hints are found in the sources (string literals of src/ that say
-# "run '...'", "'extsnap ...'", "use --...", "give it --...", "or --X PATH",
-# "out with --..."; help texts excluded) and listed with their count per
-# file: a hint added without a case here fails the test. Each case provokes
+# "run '...'", "'extsnap ...'", "use --...", "give it --...", "give --...",
+# "or --X PATH", "out with --..."; help texts excluded; and the uses of the
+# recover command line) and listed with their count per file: a hint added
+# without a case here fails the test. Each case provokes
 # its hint and runs what it suggests, which must be accepted (not a usage
 # error) and, for recover, recover:
 #   - recover offline (--root): a delete failing at each I/O point, a
@@ -13,9 +14,10 @@
 #     while virtqemud runs (the hint to stop it and recover), then done;
 #   - img commit on an image QEMU holds (--qmp), img info/map/compare/check
 #     on it (--force-share), img map on compressed clusters (--output=json),
-#     images marked corrupt or dirty (img check -r all on the image the
-#     message names), disks create cannot snapshot (--disk), commit ranges
-#     that only delete can do (delete), verify.
+#     images marked corrupt or dirty (img check -r all on the image, with
+#     img commit's --root), disks create cannot snapshot (--disk), commit ranges
+#     that only delete can do (delete), verify; inexact snapshots (list's
+#     verify, revert's --force).
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/lib/qemu_vm.sh"
@@ -41,7 +43,7 @@ scan_hints() {
 import os, re, sys
 root = sys.argv[1]
 hint = re.compile(r"run '[^']*'|'extsnap [^']*'|use --[a-z-]+|give it --[a-z-]+"
-                  r"|or --[a-z-]+ PATH|out with --[a-z-]+")
+                  r"|or --[a-z-]+ PATH|out with --[a-z-]+|give --[a-z-]+")
 count = {}
 for d, _, files in os.walk(os.path.join(root, "src")):
     for f in files:
@@ -87,9 +89,11 @@ PY
 # COUNT FILE: HINT <tab> the case below that provokes it and runs it.
 KNOWN=$(cat <<'EOF'
 1 src/cmd/busy_hint.h: use --force-share	busy
+1 src/cmd/check_hint.c: 'extsnap img check -r all'	img_check_marked
+1 src/cmd/check_hint.c: 'extsnap img check -r all%s%s %s'	img_check_marked
 1 src/cmd/busy_hint.h: use --qmp	busy
 1 src/cmd/img_map.c: use --output	compressed_map
-1 src/cmd/snap_list.c: 'extsnap verify'	recover_offline
+1 src/cmd/snap_list.c: 'extsnap verify'	inexact
 4 src/qcow2/commit.c: run 'extsnap img check -r all'	img_check_marked
 1 src/qcow2/commit_plan.c: run 'extsnap img check -r all'	img_check_marked
 2 src/qcow2/image.c: run 'extsnap img check -r all'	img_check_marked
@@ -101,6 +105,7 @@ KNOWN=$(cat <<'EOF'
 2 src/snap/context.c: recover command line	recover_offline
 2 src/snap/context.c: run '%s'	recover_offline
 3 src/snap/create.c: out with --disk	create_disks
+1 src/snap/inexact.c: give --force	inexact
 3 src/snap/exec.c: recover command line	recover_offline
 3 src/snap/exec.c: run '%s'	recover_offline
 7 src/snap/online_exec.c: recover command line	recover_online
@@ -108,15 +113,15 @@ KNOWN=$(cat <<'EOF'
 2 src/snap/online_open.c: recover command line	recover_online
 2 src/snap/online_open.c: run '%s'	recover_online
 1 src/snap/online_socket.c: or --qmp PATH	recover_online
-1 src/snap/verify.c: 'extsnap img check -r leaks'	verify_check
-1 src/snap/verify.c: 'extsnap img check'	verify_check
+1 src/snap/verify.c: 'extsnap img check%s%s %s'	verify_check
+1 src/snap/verify.c: 'extsnap img check -r leaks%s%s %s'	verify_check
 1 src/snap/verify.c: recover command line	recover_offline
 1 src/snap/verify.c: run '%s'	recover_offline
 EOF
 )
 
-scan_hints >"$T/found"
-sed 's/\t.*//' <<<"$KNOWN" >"$T/known"
+scan_hints | LC_ALL=C sort >"$T/found"
+sed 's/\t.*//' <<<"$KNOWN" | LC_ALL=C sort >"$T/known"
 ES_CHECKS=$((ES_CHECKS + 1))
 if ! diff -u "$T/known" "$T/found" >"$T/hints.diff"; then
     fail "the hints in src/ are not those this test has cases for (+ new, - gone):
@@ -136,7 +141,8 @@ ran() { CASES_RUN+="$1 "; }
 hint_of() { grep -o "'extsnap [^']*'" "$1" | head -n1 | tr -d "'" || true; }
 # run_hint WHAT HINT EXTRA-ARGS...: run the suggested command (its words as
 # the shell would split them, plus EXTRA-ARGS); output in $T/hint.out/err,
-# status in HINT_RC. A usage error (2) is always a failure.
+# status in HINT_RC. A usage error (told by its "Try 'extsnap ... --help'",
+# not by its status, which img check and compare share) always fails.
 run_hint() {
     local what=$1 hint=$2
     shift 2
@@ -150,7 +156,8 @@ run_hint() {
     fi
     "$EXTSNAP" "${w[@]:1}" "$@" >"$T/hint.out" 2>"$T/hint.err" || HINT_RC=$?
     ES_CHECKS=$((ES_CHECKS + 1))
-    ((HINT_RC != 2)) || fail "$what: the suggested '$hint' is a usage error: $(cat "$T/hint.err")"
+    ! grep -q "^Try 'extsnap" "$T/hint.err" ||
+        fail "$what: the suggested '$hint' is a usage error: $(cat "$T/hint.err")"
 }
 # names WHAT HINT WORDS...: the hint carries these options (else it would
 # reach another domain: the host's).
@@ -244,14 +251,39 @@ if pending; then
     rc=0
     x delete tvm s1 -q >/dev/null 2>"$T/err" || rc=$?
     ES_CHECKS=$((ES_CHECKS + 1))
-    ((rc != 2)) || fail "pending journal: the command without --dry-run is a usage error"
+    ! grep -q "^Try 'extsnap" "$T/err" || fail "pending journal: the command without --dry-run is a usage error"
     has "pending journal: the command without --dry-run recovers" "an interrupted operation first" \
         "$(cat "$T/err")"
     [[ ! -e $RJ ]] || fail "pending journal: the command without --dry-run left it"
 fi
-# list marks inexact snapshots "(see 'extsnap verify')": the same verify.
-rc_is "verify, as list suggests" 0 x verify tvm -q
+# recover takes the options of the command it recovers (the interrupted
+# command line with 'recover DOMAIN' in place of the command and operands).
+for opts in "--description=x --disk=vda,vdb --no-metadata" "--metadata" "--force"; do
+    pending || break
+    # shellcheck disable=SC2086
+    rc_is "recover with the options $opts" 0 x recover $opts tvm -q
+    [[ ! -e $RJ ]] || fail "recover with the options $opts left the journal"
+done
 ran recover_offline
+
+# ------------------------------------------------------------ inexact snapshots
+# (A record as a cancelled online delete of s1 leaves it.) list says to see
+# verify, revert says to give --force.
+fresh_tvm
+printf '{"extsnap-inexact": 1, "snapshots": [{"name": "s1", "creation-time": %s, "state": "cancelled", "images": []}]}\n' \
+    "$(xmllint --xpath 'string(/domainsnapshot/creationTime)' "$R$SNAP_DIR/tvm/s1.xml")" \
+    >"$R$SNAP_DIR/tvm.extsnap.inexact"
+has "list of an inexact snapshot" "(inexact: see 'extsnap verify')" "$(x list tvm 2>&1)"
+rc=0
+x verify tvm >"$T/out" 2>&1 || rc=$?
+has "verify, as list suggests: reports it ($rc)" "inexact-snapshot" "$(cat "$T/out")"
+! grep -q "^Try 'extsnap" "$T/out" || fail "verify, as list suggests: a usage error"
+rc=0
+x revert tvm s1 >/dev/null 2>"$T/err" || rc=$?
+eq "revert to an inexact snapshot: refused" 1 "$rc"
+has "revert to an inexact snapshot" "give --force to revert" "$(cat "$T/err")"
+rc_is "revert --force, as suggested" 0 x revert tvm s1 --force -q
+ran inexact
 
 # ------------------------------------------------------------ disks create cannot snapshot
 fresh_tvm
@@ -290,10 +322,46 @@ rc_is "verify, as commit suggests for a broken live image" 0 x verify tvm -q
 ran commit_range
 
 # ------------------------------------------------------------ img check on what verify names
-fresh_tvm
-vda=$(cfg_source "$R" tvm vda)
-rc_is "img check -r leaks, as verify suggests" 0 "$EXTSNAP" img check -r leaks -q --root "$R" "$vda"
-rc_is "img check, as verify suggests" 0 "$EXTSNAP" img check -q --root "$R" "$vda"
+# refcount FILE CLUSTER VALUE [GROW]: set a cluster's refcount (16-bit
+# refcounts, first refcount block), growing the file to hold it if asked.
+refcount() {
+    python3 - "$@" <<'PY'
+import struct, sys
+path, cl, val = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+with open(path, "r+b") as f:
+    h = f.read(104)
+    cbits = struct.unpack(">I", h[20:24])[0]
+    rt = struct.unpack(">Q", h[48:56])[0]
+    f.seek(rt)
+    rb = struct.unpack(">Q", f.read(8))[0]
+    if len(sys.argv) > 4:
+        f.truncate((cl + 1) << cbits)
+    f.seek(rb + 2 * cl)
+    f.write(struct.pack(">H", val))
+PY
+}
+# A leaked cluster, then a cluster in use with refcount 0, in the image of
+# s1's vda: verify says which img check to run, under the same --root.
+for kind in leak corrupt; do
+    fresh_tvm
+    img=$R$SNAP_IMG/vda.qcow2
+    if [[ $kind == leak ]]; then
+        refcount "$img" $(( $(stat -c %s "$img") / 65536 )) 1 grow
+    else
+        refcount "$img" 0 0 # the header's cluster
+    fi
+    x verify tvm >"$T/out" 2>&1 || true
+    hint=$(hint_of "$T/out")
+    names "verify ($kind)" "$hint" "--root $R" "$SNAP_IMG/vda.qcow2" || continue
+    run_hint "verify ($kind)" "$hint"
+    if [[ $kind == leak ]]; then
+        eq "verify ($kind): '$hint' ($(cat "$T/hint.err"))" 0 "$HINT_RC"
+        rc_is "verify ($kind): verify after '$hint'" 0 x verify tvm -q
+    else # it reports the corruption (exit 2 would also be a usage error: look at the output)
+        has "verify ($kind): '$hint' reports it" "1 errors were found on the image" \
+            "$(cat "$T/hint.out")"
+    fi
+done
 ran verify_check
 
 # ------------------------------------------------------------ images marked corrupt or dirty
@@ -304,25 +372,35 @@ set_bit() { # FILE BIT: set an incompatible-feature bit (0 dirty, 1 corrupt)
     v=$(od -An -j79 -N1 -tu1 "$1" | tr -d ' ')
     printf "$(printf '\\%03o' $((v | (1 << $2))))" | dd of="$1" bs=1 seek=79 conv=notrunc status=none
 }
-for what in "BASE corrupt:base:1" "BASE dirty:base:0" "TOP corrupt:top:1"; do
-    IFS=: read -r label which bit <<<"$what"
-    rm -f "$D"/*.qcow2
-    qemu-img create -q -f qcow2 -o lazy_refcounts=on "$D/base.qcow2" 1M
-    qemu-io -f qcow2 -c 'write -P 0x33 0 64k' "$D/base.qcow2" >/dev/null
-    qemu-img create -q -f qcow2 -b "$D/base.qcow2" -F qcow2 "$D/top.qcow2"
-    qemu-io -f qcow2 -c 'write -P 0x44 64k 64k' "$D/top.qcow2" >/dev/null
-    set_bit "$D/$which.qcow2" "$bit"
-    rc=0
-    "$EXTSNAP" img commit "$D/top.qcow2" >/dev/null 2>"$T/err" || rc=$?
-    eq "$label: img commit refused ($(cat "$T/err"))" 1 "$rc"
-    hint=$(grep -o "run 'extsnap img check -r all'" "$T/err" || true)
-    eq "$label: the hint" "run 'extsnap img check -r all'" "$hint"
-    # The hint is about the image the message names first.
-    img=$(sed -E "s/^extsnap: [a-z ]*: ([^:]*): .*/\1/" "$T/err")
-    eq "$label: the message names the $which image" "$D/$which.qcow2" "$img"
-    run_hint "$label" "extsnap img check -r all" "$img"
-    eq "$label: img check -r all ($(cat "$T/hint.err"))" 0 "$HINT_RC"
-    rc_is "$label: img commit after the repair" 0 "$EXTSNAP" img commit -q "$D/top.qcow2"
+# The hint is the whole command: the image the message names, and --root
+# when img commit ran under one (the name shown is then the root's view).
+for under in "" root; do
+    for what in "BASE corrupt:base:1" "BASE dirty:base:0" "TOP corrupt:top:1"; do
+        IFS=: read -r label which bit <<<"$what"
+        label="$label${under:+ (--root)}"
+        rm -f "$D"/*.qcow2
+        qemu-img create -q -f qcow2 -o lazy_refcounts=on "$D/base.qcow2" 1M
+        qemu-io -f qcow2 -c 'write -P 0x33 0 64k' "$D/base.qcow2" >/dev/null
+        args=("$D/top.qcow2")
+        shown=$D/$which.qcow2
+        if [[ -n $under ]]; then
+            qemu-img create -q -f qcow2 -u -b /base.qcow2 -F qcow2 "$D/top.qcow2" 1M
+            args=(--root "$D" /top.qcow2)
+            shown=/$which.qcow2
+        else
+            qemu-img create -q -f qcow2 -b "$D/base.qcow2" -F qcow2 "$D/top.qcow2"
+        fi
+        qemu-io -f qcow2 -c 'write -P 0x44 64k 64k' "json:{\"driver\": \"qcow2\", \"file\": {\"driver\": \"file\", \"filename\": \"$D/top.qcow2\"}, \"backing\": null}" >/dev/null
+        set_bit "$D/$which.qcow2" "$bit"
+        rc=0
+        "$EXTSNAP" img commit "${args[@]}" >/dev/null 2>"$T/err" || rc=$?
+        eq "$label: img commit refused ($(cat "$T/err"))" 1 "$rc"
+        hint=$(hint_of "$T/err")
+        names "$label" "$hint" "$shown" ${under:+"--root $D"} || continue
+        run_hint "$label" "$hint"
+        eq "$label: '$hint' ($(cat "$T/hint.err"))" 0 "$HINT_RC"
+        rc_is "$label: img commit after the repair" 0 "$EXTSNAP" img commit -q "${args[@]}"
+    done
 done
 ran img_check_marked
 
@@ -369,7 +447,9 @@ for c in info map check compare; do
     rc=0
     "$EXTSNAP" img $c "${imgs[@]}" >/dev/null 2>"$T/err" || rc=$?
     # (img compare's errors exit 2, as qemu-img compare's.)
-    eq "img $c of an image QEMU writes: refused ($(cat "$T/err"))" $([[ $c == compare ]] && echo 2 || echo 1) "$rc"
+    want=1
+    [[ $c == compare ]] && want=2
+    eq "img $c of an image QEMU writes: refused ($(cat "$T/err"))" "$want" "$rc"
     has "img $c of an image QEMU writes" "use --force-share" "$(cat "$T/err")"
     rc_is "img $c --force-share, as suggested" 0 "$EXTSNAP" img $c --force-share "${imgs[@]}"
 done

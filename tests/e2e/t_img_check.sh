@@ -428,7 +428,9 @@ ok_eq "several images: could not check (1) beats corruption" 1 "$rc"
 
 # image locks: a running VM's image is refused (like qemu-img), -U reads it,
 # a repair is refused; afterwards it works again
-if command -v qemu-system-x86_64 >/dev/null; then
+if ! command -v qemu-system-x86_64 >/dev/null; then
+    skip_part "qemu-system-x86_64 is not installed: the image-lock checks did not run"
+else
     qemu-img create -q -f qcow2 vm.qcow2 16M
     qemu-system-x86_64 -machine none -nographic -monitor none -serial none -display none \
         -blockdev driver=qcow2,node-name=top,file.driver=file,file.filename="$T/vm.qcow2" &
@@ -449,10 +451,10 @@ if command -v qemu-system-x86_64 >/dev/null; then
     wait $vmpid 2>/dev/null || true
     ok_rc "VM gone: check works again" 0 "$EXTSNAP" img check -q vm.qcow2
 fi
-ok_rc "-U with -r is a usage error" 2 "$EXTSNAP" img check -U -r all top.qcow2
+ok_rc "-U with -r is a usage error" 1 "$EXTSNAP" img check -U -r all top.qcow2
 
 # usage errors
-ok_rc "bad -r value" 2 "$EXTSNAP" img check -r bogus top.qcow2
-ok_rc "no image" 2 "$EXTSNAP" img check
+ok_rc "bad -r value" 1 "$EXTSNAP" img check -r bogus top.qcow2
+ok_rc "no image" 1 "$EXTSNAP" img check
 
 finish

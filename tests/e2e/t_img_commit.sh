@@ -16,6 +16,9 @@
 # SEED=n reruns one case; CASES=n sets how many (default 64), FIRST=n the first seed.
 set -euo pipefail
 EXTSNAP=${EXTSNAP:?path to the extsnap binary}
+for c in qemu-img qemu-io timeout; do # the oracles: without them, skipped (exit 77), never passed
+  command -v "$c" >/dev/null || { echo "SKIP: $c is not installed (run scripts/deps.sh)" >&2; exit 77; }
+done
 tmp=$(mktemp -d "${ES_TEST_TMP:-/tmp}/t_img_commit.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 fails=0

@@ -183,9 +183,9 @@ qemu-img create -q -f qcow2 -u -b 'nbd://localhost/x' -F raw nbd.qcow2 16M
 check_info "protocol backing name (single image)" nbd.qcow2
 
 # --- usage -----------------------------------------------------------------
-ok_rc "no image" 2 "$EXTSNAP" img info 2>/dev/null
-ok_rc "bad --output" 2 "$EXTSNAP" img info --output=xml cs64k.qcow2 2>/dev/null
-ok_rc "unknown option" 2 "$EXTSNAP" img info --bogus cs64k.qcow2 2>/dev/null
+ok_rc "no image" 1 "$EXTSNAP" img info 2>/dev/null
+ok_rc "bad --output" 1 "$EXTSNAP" img info --output=xml cs64k.qcow2 2>/dev/null
+ok_rc "unknown option" 1 "$EXTSNAP" img info --bogus cs64k.qcow2 2>/dev/null
 ok_rc "nonexistent image" 1 "$EXTSNAP" img info nonexistent.qcow2 2>/dev/null
 
 finish

@@ -208,7 +208,7 @@ qemu-img create -q -f qcow2 -u -b missing.qcow2 -F qcow2 orphan.qcow2 4M
 ok_rc "missing backing file" 1 "$EXTSNAP" img map orphan.qcow2 2>"$T/err"
 grep -q '^extsnap: img map: .*missing.qcow2' "$T/err" ||
     fail "missing backing: error does not name missing.qcow2: $(cat "$T/err")"
-ok_rc "no image" 2 "$EXTSNAP" img map 2>/dev/null
-ok_rc "bad --output" 2 "$EXTSNAP" img map --output=yaml b3.qcow2 2>/dev/null
+ok_rc "no image" 1 "$EXTSNAP" img map 2>/dev/null
+ok_rc "bad --output" 1 "$EXTSNAP" img map --output=yaml b3.qcow2 2>/dev/null
 
 finish

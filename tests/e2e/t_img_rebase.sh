@@ -116,7 +116,7 @@ name1023=$(head -c 1023 /dev/zero | tr '\0' n)
 cp top.qcow2 n1023.qcow2
 rebase_ok "1023-byte name" n1023.qcow2 "$name1023" qcow2
 before=$(sha256sum <n1023.qcow2)
-ok_rc "1024-byte name refused" 2 "$X" img rebase -u -b "${name1023}n" -F qcow2 n1023.qcow2 2>/dev/null
+ok_rc "1024-byte name refused" 1 "$X" img rebase -u -b "${name1023}n" -F qcow2 n1023.qcow2 2>/dev/null
 ok_eq "1024-byte name: unchanged" "$before" "$(sha256sum <n1023.qcow2)"
 
 # --- extensions survive byte for byte ------------------------------------
@@ -170,19 +170,20 @@ refuse() { # refuse LABEL RC FILE ARGS...
     ok_rc "$label" "$rc" "$X" img rebase "$@" 2>refuse.err || cat refuse.err >&2
     ok_eq "$label: unchanged" "$before" "$(hash_of "$file")"
     if ((rc == 1)); then
-        ok_eq "$label: one error line" 1 "$(wc -l <refuse.err)"
+        # (a usage error adds its "Try 'extsnap img rebase --help'." line)
+        ok_eq "$label: one error line" 1 "$(grep -vc "^Try 'extsnap img rebase --help'.$" refuse.err)"
     fi
 }
 qemu-img create -q -f qcow2 -o cluster_size=512 -b base.qcow2 -F qcow2 small.qcow2
 refuse "name does not fit in a 512-byte cluster 0" 1 small.qcow2 -u -b "$(head -c 400 /dev/zero | tr '\0' s)" -F qcow2 small.qcow2
 ok_rc "512-byte clusters: a name that fits" 0 "$X" img rebase -u -b twin.qcow2 -F qcow2 small.qcow2
 ok_rc "512-byte clusters: check" 0 qemu-img check -q small.qcow2
-refuse "no -u (safe rebase not implemented)" 2 top.qcow2 -b twin.qcow2 -F qcow2 top.qcow2
-refuse "-b without -F" 2 top.qcow2 -u -b twin.qcow2 top.qcow2
-refuse "-F with -b \"\"" 2 top.qcow2 -u -b "" -F qcow2 top.qcow2
-refuse "no -b" 2 top.qcow2 -u top.qcow2
-refuse "unsupported backing format" 2 top.qcow2 -u -b x.vmdk -F vmdk top.qcow2
-refuse "unknown option" 2 top.qcow2 -u --frobnicate -b twin.qcow2 -F qcow2 top.qcow2
+refuse "no -u (safe rebase not implemented)" 1 top.qcow2 -b twin.qcow2 -F qcow2 top.qcow2
+refuse "-b without -F" 1 top.qcow2 -u -b twin.qcow2 top.qcow2
+refuse "-F with -b \"\"" 1 top.qcow2 -u -b "" -F qcow2 top.qcow2
+refuse "no -b" 1 top.qcow2 -u top.qcow2
+refuse "unsupported backing format" 1 top.qcow2 -u -b x.vmdk -F vmdk top.qcow2
+refuse "unknown option" 1 top.qcow2 -u --frobnicate -b twin.qcow2 -F qcow2 top.qcow2
 refuse "raw image" 1 base.raw -u -b twin.qcow2 -F qcow2 base.raw
 refuse "missing image" 1 missing.qcow2 -u -b twin.qcow2 -F qcow2 missing.qcow2
 qemu-img create -q -f qcow2 corrupt.qcow2 1M
@@ -190,7 +191,9 @@ printf '\x02' | dd of=corrupt.qcow2 bs=1 seek=79 conv=notrunc status=none # inco
 refuse "image marked corrupt" 1 corrupt.qcow2 -u -b twin.qcow2 -F qcow2 corrupt.qcow2
 
 # --- an image a running QEMU uses is refused (QEMU's OFD locks) -----------
-if command -v qemu-system-x86_64 >/dev/null; then
+if ! command -v qemu-system-x86_64 >/dev/null; then
+    skip_part "qemu-system-x86_64 is not installed: the image-in-use refusal did not run"
+else
     qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 busy.qcow2
     qemu-system-x86_64 -machine none -display none -nodefaults -S \
         -blockdev "driver=qcow2,node-name=top,file.driver=file,file.filename=$T/busy.qcow2" 2>qemu.err &

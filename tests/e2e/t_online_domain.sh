@@ -131,7 +131,7 @@ s4_before=$(guest_sums $(saved_images s4))
 # slow_delete NAME: delete NAME at 1 MiB/s in the background (pid in $slow)
 slow_delete() {
     # (not through X: $! must be extsnap itself, for the signals)
-    EXTSNAP_QMP_SPEED=1048576 "$EXTSNAP" delete ovm "$1" --config-dir="$CFG" \
+    EXTSNAP_QMP_SPEED=1048576 "${OWN_RUN[@]}" "$EXTSNAP" delete ovm "$1" --config-dir="$CFG" \
         --snapshot-dir="$SNAPS" --run-dir="$RUN" >"$T/out" 2>"$T/err" &
     slow=$!
     local i off=0
@@ -146,7 +146,7 @@ slow_delete s4
 kill -INT "$slow"
 rc=0
 wait "$slow" || rc=$?
-eq "SIGINT: exit status" 1 "$rc"
+eq "SIGINT: exit status (128 + SIGINT, the jobs cancelled first)" 130 "$rc"
 eq "SIGINT: one line" 1 "$(wc -l <"$T/err")"
 has "SIGINT message" "interrupted while waiting for the commit jobs" "$(cat "$T/err")"
 has "SIGINT message" "the chains and libvirt's files are as before" "$(cat "$T/err")"

@@ -95,7 +95,7 @@ EXTSNAP_QMP_FAULT=finalize:2:error X delete ovm s3 >"$T/out" 2>"$T/err" || rc=$?
 eq "second finalize fails: exit status" 1 "$rc"
 eq "second finalize fails: one line" 1 "$(wc -l <"$T/err")"
 has "second finalize fails: message" "injected fault at finalize #2" "$(cat "$T/err")"
-has "second finalize fails: message" "1 of 2 disks were switched; the operation is half done: run 'extsnap recover ovm' to finish it" "$(cat "$T/err")"
+has "second finalize fails: message" "1 of 2 disks were switched; the operation is half done: run 'extsnap recover --config-dir $CFG --snapshot-dir $SNAPS --run-dir $RUN ovm' to finish it" "$(cat "$T/err")"
 eq "second finalize fails: journal phase" merge "$(journal_phase)"
 eq "second finalize fails: no job left" "" "$(jobs_now)"
 eq "second finalize fails: vda's chain" "$IMG/ovm-vda.s4 $IMG/ovm-vda.s1 $IMG/ovm-vda.qcow2 " \
@@ -143,7 +143,7 @@ start_vm
 rc=0
 EXTSNAP_QMP_FAULT=transaction-done:1:error X create ovm s6 >"$T/out" 2>"$T/err" || rc=$?
 eq "create fails after the transaction: exit status" 1 "$rc"
-has "create fails after the transaction: message" "the VM writes into the new overlays but the rest is not done; run 'extsnap recover ovm' to finish it" "$(cat "$T/err")"
+has "create fails after the transaction: message" "the VM writes into the new overlays but the rest is not done; run 'extsnap recover --config-dir $CFG --snapshot-dir $SNAPS --run-dir $RUN ovm' to finish it" "$(cat "$T/err")"
 vm_write vda 0x73 7M 64k
 out=$(X create ovm s7 2>&1) || fail "create s7 after the failed create: $out"
 has "create s7 output" "finished an interrupted operation first: create snapshot s6" "$out"

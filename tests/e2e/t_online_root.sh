@@ -155,8 +155,7 @@ off_write vdb 0x22 2M 1M
 
 # ------------------------------------------------------------ 1. QEMU sees libvirt's paths
 if ! unshare -m sh -c 'mount --bind "$0" /srv' "$R/srv" 2>"$T/err"; then
-    echo "ERROR: cannot run QEMU in a mount namespace: $(cat "$T/err")" >&2
-    exit 1
+    skip_test "cannot run QEMU in a mount namespace: $(cat "$T/err")"
 fi
 offline_reference create rvm s2
 start_vm_ns

@@ -129,7 +129,7 @@ refused "D: BASE not above TOP" "not a descendant of snapshot s3" commit tvm s3 
 refused "D: BASE = TOP" "same snapshot" commit tvm s2 s2
 refused "D: unknown TOP" "no snapshot named 'nope'" commit tvm s1 nope
 refused "D: unknown BASE" "no snapshot named 'nope'" commit tvm nope s2
-check_rc "D: usage error" 2 x commit tvm s1 2>/dev/null
+check_rc "D: usage error" 1 x commit tvm s1 2>/dev/null
 full_check "D: after the refusals" tvm 1
 # Once the domain leaves that branch (revert s4 discards it), the commit works.
 x revert tvm s4 -q

@@ -2,7 +2,8 @@
 # Files extsnap keeps for itself must not outlive their use (issue #10,
 # "Leftovers"): the domain lock file <dom>.extsnap.lock left by a crash or by
 # a locker that did not create it is removed by the next command that
-# changes the domain; verify says plainly that a disk source which is a fifo
+# changes the domain; so is <dom>.extsnap-pending/ once libvirt's files
+# say what it holds (its virsh commands ran); verify says plainly that a disk source which is a fifo
 # or a character device is no image file.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
@@ -57,6 +58,30 @@ grep -q "another extsnap is working on domain tvm (pid $wpid)" "$T/err" ||
 while kill -0 "$wpid" 2>/dev/null; do timeout 1 cat "$T/pause" >/dev/null || true; done
 wait "$wpid" || fail "the first writer failed: $(cat "$T/win.out")"
 check_eq "no lock file after two writers" no "$([[ -e $LOCK ]] && echo yes || echo no)"
+
+# --- the pending directory ---------------------------------------------------
+# Under libvirtd, extsnap leaves libvirt's files alone and writes what they
+# should become to <dom>.extsnap-pending/ with the virsh commands that load
+# them. Once libvirt's files say what the pending files say (the commands
+# ran), the next command removes the directory; while they do not, it stays.
+PEND=$R$SNAP_DIR/tvm.extsnap-pending
+mkdir -p "$PEND"
+cp "$R$SNAP_CFG/tvm.xml" "$PEND/tvm.xml"
+cp "$R$SNAP_DIR/tvm/s1.xml" "$PEND/s1.xml"
+# (libvirt rewrites its files: its own header comment, as a define would)
+sed -i '1,/^-->$/s/virsh edit tvm/virsh edit tvm /' "$R$SNAP_CFG/tvm.xml"
+sed -i 's|<description>third</description>|<description>not yet</description>|' "$PEND/s1.xml"
+echo '<description>not yet</description>' >>"$PEND/s1.xml"
+check_rc "create with a pending directory not yet applied" 0 x create tvm p1 -q
+check_eq "a pending directory not yet applied stays" "s1.xml tvm.xml" "$(ls "$PEND" | tr '\n' ' ' | sed 's/ $//')"
+x delete tvm p1 -q
+cp "$R$SNAP_CFG/tvm.xml" "$PEND/tvm.xml"
+cp "$R$SNAP_DIR/tvm/s1.xml" "$PEND/s1.xml"
+check_rc "list with an applied pending directory (a reader)" 0 x list tvm
+check_eq "a reader leaves it" yes "$([[ -d $PEND ]] && echo yes || echo no)"
+check_rc "create with an applied pending directory" 0 x create tvm p2 -q
+check_eq "an applied pending directory is gone after the next writer" no \
+    "$([[ -e $PEND ]] && echo yes || echo no)"
 
 # --- verify on a disk source that is no file -------------------------------
 R=$T/root2

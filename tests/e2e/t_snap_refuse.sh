@@ -124,7 +124,7 @@ refused "name with /" "name can't contain '/'" x create tvm a/b
 refused "name starting with ." "name can't start with '.'" x create tvm .hidden
 refused "revert to an unknown snapshot" "no snapshot named 'nope'" x revert tvm nope
 refused "unknown --disk" "has no disk 'vdz'" x create tvm s2 --disk vdz
-check_rc "usage error: no domain" 2 x create 2>/dev/null
+check_rc "usage error: no domain" 1 x create 2>/dev/null
 
 # --- files in the way --------------------------------------------------------------
 echo data >"$IMG/vdb.s2"

@@ -164,7 +164,7 @@ fresh
 check_rc "unknown domain: exit 1" 1 x verify nope -q 2>/dev/null
 out=$(x verify nope --output=json 2>/dev/null) || true
 check_eq "unknown domain: JSON result" failed "$(jq -r '.[0].result' <<<"$out")"
-check_rc "usage: neither DOMAIN nor --all" 2 x verify 2>/dev/null
+check_rc "usage: neither DOMAIN nor --all" 1 x verify 2>/dev/null
 cp "$R$SNAP_CFG/tvm.xml" "$R$SNAP_CFG/broken.xml"
 sed -i 's|<name>tvm</name>|<name>broken</name>|; s|<domain |<domain bogus |' "$R$SNAP_CFG/broken.xml"
 echo '<domain' >>"$R$SNAP_CFG/broken.xml"

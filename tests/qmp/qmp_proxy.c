@@ -10,6 +10,8 @@
  *                       EVENTS (event objects separated by '|'), with $JOB
  *                       replaced by the request's job-id argument
  *   sleep:CMD:N:MS      the Nth CMD is handled MS milliseconds late
+ *   trim:CMD:N:K        the Nth CMD (a transaction) goes to QEMU with only
+ *                       its first K actions
  *
  * N counts from 1 over the proxy's life (connections included). Every
  * request's command name is appended to LOG, one per line.
@@ -29,7 +31,7 @@
 #define MAX_RULES 16
 #define MAX_LINE (1 << 20)
 
-typedef enum { RULE_REPLY, RULE_AFTER, RULE_SLEEP } rule_kind;
+typedef enum { RULE_REPLY, RULE_AFTER, RULE_SLEEP, RULE_TRIM } rule_kind;
 
 typedef struct rule {
     rule_kind kind;
@@ -134,6 +136,18 @@ static void on_request(const char *line, int client, int upstream)
             usleep((useconds_t)atoi(r->text) * 1000);
             continue;
         }
+        if (r->kind == RULE_TRIM) {
+            json_object *acts;
+            if (args && json_object_object_get_ex(args, "actions", &acts) &&
+                json_object_is_type(acts, json_type_array)) {
+                size_t keep = (size_t)atoi(r->text), n = json_object_array_length(acts);
+                if (keep < n)
+                    json_object_array_del_idx(acts, keep, n - keep);
+            }
+            send_line(upstream, json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN));
+            json_object_put(req);
+            return;
+        }
         if (r->kind == RULE_REPLY) {
             json_object *ans = json_tokener_parse(r->text);
             if (ans && id)
@@ -211,13 +225,15 @@ int main(int argc, char **argv)
         char kind[16];
         int off = 0;
         if (sscanf(argv[i], "%15[a-z]:%63[a-z_-]:%lu:%n", kind, r->cmd, &r->nth, &off) != 3 ||
-            !off || (strcmp(kind, "reply") && strcmp(kind, "after") && strcmp(kind, "sleep"))) {
+            !off || (strcmp(kind, "reply") && strcmp(kind, "after") && strcmp(kind, "sleep") &&
+                     strcmp(kind, "trim"))) {
             fprintf(stderr, "qmp_proxy: bad rule '%s'\n", argv[i]);
             return 2;
         }
         r->kind = strcmp(kind, "reply") == 0   ? RULE_REPLY
                   : strcmp(kind, "after") == 0 ? RULE_AFTER
-                                               : RULE_SLEEP;
+                  : strcmp(kind, "sleep") == 0 ? RULE_SLEEP
+                                               : RULE_TRIM;
         r->text = argv[i] + off;
         nrules++;
     }

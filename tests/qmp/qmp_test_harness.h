@@ -28,6 +28,7 @@
 #include <json-c/json.h>
 
 #include "qmp/qmp_client.h"
+#include "../unit/tu_skip.h"
 
 #define QT_UNUSED __attribute__((unused))
 #define QT_PATH_MAX 512
@@ -100,12 +101,14 @@ static QT_UNUSED bool qt_in_path(const char *prog)
     return false;
 }
 
+/* false (and the skip recorded: the program exits 77, see tu_skip.h) when
+ * an oracle is missing; the caller returns from its test. */
 static QT_UNUSED bool qt_have_qemu(void)
 {
     bool ok = qt_in_path("qemu-system-x86_64") && qt_in_path("qemu-img") &&
               qt_in_path("qemu-io");
     if (!ok)
-        fprintf(stderr, "SKIP: qemu-system-x86_64, qemu-img or qemu-io not found in PATH\n");
+        tu_skip_note("qemu-system-x86_64, qemu-img or qemu-io not found in PATH");
     return ok;
 }
 

@@ -4,6 +4,7 @@
 #include "qcow2/format.h"
 #include "qcow2/image.h"
 #include "qcow2_test_util.h"
+#include "tu_skip.h"
 
 static es_image *open_img(const char *name)
 {
@@ -133,6 +134,7 @@ static Suite *suite(void)
 
 int main(void)
 {
+    tu_need_tools("qemu-img", NULL);
     SRunner *sr = srunner_create(suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

@@ -6,6 +6,7 @@
 
 #include "domxml/domain.h"
 #include "domxml/header.h"
+#include "domxml/image_props.h"
 #include "test_domxml_util.h"
 
 static domxml_domain *parse_ok(const char *text)
@@ -28,6 +29,50 @@ static void parse_fails(const char *text, const char *want)
     ck_assert_msg(strstr(e.msg, want) != NULL, "message '%s' lacks '%s'", e.msg, want);
     ck_assert_str_eq(e.path, "test.xml");
 }
+
+/* What <source> and the older <disk><encryption> say about the image file
+ * (image_props.h), and a vhostvdpa disk's device as its source. */
+START_TEST(image_only_properties)
+{
+    domxml_domain *d = parse_ok(
+        "<domain type='kvm'><name>p</name><devices>"
+        "<disk type='file'><driver name='qemu' type='raw' cache='none'/>"
+        "<source file='/i/a.luks'><encryption format='luks'><secret type='passphrase' "
+        "uuid='0f6f4c1e-5a43-4c2e-9d39-7e0e8f2a5b11'/></encryption></source>"
+        "<target dev='vda'/></disk>"
+        "<disk type='file'><driver type='qcow2'/><source file='/i/b.qcow2'/>"
+        "<encryption format='qcow'/><target dev='vdb'/></disk>"
+        "<disk type='file'><driver type='raw'/><source file='/i/c.raw'><slices>"
+        "<slice type='storage' offset='512' size='1024'/></slices></source>"
+        "<target dev='vdc'/></disk>"
+        "<disk type='file'><driver type='raw'/><source file='/i/d.raw' fdgroup='g'/>"
+        "<target dev='vdd'/></disk>"
+        "<disk type='file'><driver type='qcow2' discard='unmap'/><source file='/i/e.qcow2' "
+        "startupPolicy='optional'><seclabel model='dac' relabel='no'/></source>"
+        "<target dev='vde'/></disk>"
+        "<disk type='vhostvdpa'><driver type='raw'/><source dev='/dev/vhost-vdpa-0'/>"
+        "<target dev='vdf'/></disk>"
+        "</devices></domain>");
+    char what[128], why[512];
+    ck_assert_str_eq(d->disks[0].encryption_format, "luks");
+    ck_assert(domxml_disk_image_only(&d->disks[0], what, sizeof what, why, sizeof why));
+    ck_assert_str_eq(what, "LUKS encryption (<encryption format='luks'>)");
+    ck_assert_ptr_nonnull(strstr(why, "the guest would see the LUKS container"));
+    ck_assert_str_eq(d->disks[1].encryption_format, "qcow");
+    ck_assert(domxml_disk_image_only(&d->disks[1], what, sizeof what, why, sizeof why));
+    ck_assert(d->disks[2].has_slices && !d->disks[2].encryption_format);
+    ck_assert(domxml_disk_image_only(&d->disks[2], what, sizeof what, why, sizeof why));
+    ck_assert_str_eq(what, "a storage slice (<source><slices>)");
+    ck_assert(d->disks[3].has_fdgroup);
+    ck_assert(domxml_disk_image_only(&d->disks[3], what, sizeof what, why, sizeof why));
+    /* The disk's own policies stay with it: nothing image-only. */
+    ck_assert(!domxml_disk_image_only(&d->disks[4], what, sizeof what, why, sizeof why));
+    ck_assert(!domxml_disk_image_props_equal(&d->disks[0], &d->disks[4]));
+    ck_assert(domxml_disk_image_props_equal(&d->disks[4], &d->disks[5]));
+    ck_assert_str_eq(d->disks[5].source, "/dev/vhost-vdpa-0");
+    domxml_domain_free(d);
+}
+END_TEST
 
 START_TEST(parses_defined_domain)
 {
@@ -241,21 +286,78 @@ START_TEST(truncations_never_crash)
 }
 END_TEST
 
-/* Flipping single bytes to markup characters: errors, not crashes. */
+/* A value read from a text with one byte changed (to c): the original's,
+ * the original's with one byte replaced by c, or absent (a '<' that became
+ * text took its element along). */
+static void same_but_one_byte(const char *what, size_t at, const char *orig, const char *got, char c)
+{
+    if (!got)
+        return;
+    if (!orig) {
+        ck_assert_msg(orig == got, "mutation at %zu: %s %s, was %s", at, what, got ? got : "absent",
+                      orig ? orig : "absent");
+        return;
+    }
+    if (strcmp(orig, got) == 0)
+        return;
+    size_t n = strlen(orig), diff = 0;
+    ck_assert_msg(strlen(got) == n, "mutation at %zu: %s '%s', was '%s'", at, what, got, orig);
+    for (size_t k = 0; k < n; k++)
+        if (orig[k] != got[k]) {
+            /* (XML reads a newline in an attribute value as a space) */
+            ck_assert_msg(got[k] == c || (c == '\n' && got[k] == ' '), "mutation at %zu: %s '%s', was '%s'", at, what, got, orig);
+            diff++;
+        }
+    ck_assert_msg(diff == 1, "mutation at %zu: %s '%s', was '%s'", at, what, got, orig);
+}
+
+/* Flipping single bytes to markup characters: each mutated text is either
+ * refused with a message naming it, or parsed into what the original gives
+ * except for that one byte; never a crash. */
 START_TEST(mutations_never_crash)
 {
     size_t len;
     char *text = read_fixture("libvirt-9.0/01-domain-defined.xml", &len);
+    es_err e = {0};
+    domxml_domain *o = NULL;
+    ck_assert_int_eq(domxml_domain_parse(text, len, "orig.xml", &o, &e), 0);
     static const char subst[] = "<>&'\"/=! \n";
+    size_t refused = 0, parsed = 0;
     for (size_t i = 0; i < len; i += 3) {
-        char saved = text[i];
-        text[i] = subst[i % (sizeof subst - 1)];
-        es_err e = {0};
+        char saved = text[i], c = subst[i % (sizeof subst - 1)];
+        text[i] = c;
+        es_err_clear(&e);
         domxml_domain *d = NULL;
-        if (domxml_domain_parse(text, len, "mut.xml", &d, &e) == 0)
-            domxml_domain_free(d);
+        if (domxml_domain_parse(text, len, "mut.xml", &d, &e) < 0) {
+            ck_assert_ptr_null(d);
+            ck_assert_msg(e.msg[0] != '\0', "mutation at %zu: refused without a message", i);
+            ck_assert_msg(strcmp(e.path, "mut.xml") == 0, "mutation at %zu: error names '%s'", i,
+                          e.path);
+            refused++;
+        } else if (saved != c) {
+            ck_assert_ptr_nonnull(d);
+            ck_assert_uint_eq(d->len, len);
+            ck_assert_msg(memcmp(d->text, text, len) == 0, "mutation at %zu: text not kept", i);
+            same_but_one_byte("name", i, o->name, d->name, c);
+            same_but_one_byte("uuid", i, o->uuid, d->uuid, c);
+            same_but_one_byte("type", i, o->type, d->type, c);
+            ck_assert_msg(d->ndisks == o->ndisks, "mutation at %zu: %zu disks, was %zu", i, d->ndisks,
+                          o->ndisks);
+            for (size_t k = 0; k < d->ndisks; k++) {
+                same_but_one_byte("disk target", i, o->disks[k].target_dev, d->disks[k].target_dev, c);
+                same_but_one_byte("disk source", i, o->disks[k].source, d->disks[k].source, c);
+                same_but_one_byte("disk format", i, o->disks[k].driver_type, d->disks[k].driver_type,
+                                  c);
+                ck_assert_ptr_eq(domxml_domain_disk(d, d->disks[k].target_dev), &d->disks[k]);
+            }
+            parsed++;
+        }
+        domxml_domain_free(d);
         text[i] = saved;
     }
+    /* Markup characters break most places of a document. */
+    ck_assert_msg(refused > parsed, "%zu mutations refused, %zu parsed", refused, parsed);
+    domxml_domain_free(o);
     free(text);
 }
 END_TEST
@@ -324,6 +426,7 @@ static Suite *domain_suite(void)
     tcase_add_test(tc, deep_nesting_refused);
     tcase_add_test(tc, libvirt_header_for_configs);
     tcase_add_test(tc, missing_file);
+    tcase_add_test(tc, image_only_properties);
     suite_add_tcase(s, tc);
     return s;
 }

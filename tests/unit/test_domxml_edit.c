@@ -250,6 +250,68 @@ START_TEST(backing_store_dropped_on_request)
 }
 END_TEST
 
+/* A new overlay over a disk whose config spells out its chain: the old
+ * source and chain move below it, as libvirt 9.0 writes them; the disk's
+ * startupPolicy stays on top; an empty <backingStore/> goes. */
+START_TEST(backing_store_moves_below_new_image)
+{
+    const char *text =
+        "<domain type='qemu'>\n  <name>b</name>\n  <devices>\n"
+        "    <disk type='file' device='disk'>\n"
+        "      <driver name='qemu' type='qcow2'/>\n"
+        "      <source file='/img/top.qcow2' startupPolicy='optional'>\n"
+        "        <seclabel model='dac' relabel='no'/>\n"
+        "      </source>\n"
+        "      <backingStore type='file'>\n"
+        "        <format type='raw'/>\n"
+        "        <source file='/img/base.raw'/>\n"
+        "        <backingStore/>\n"
+        "      </backingStore>\n"
+        "      <target dev='vda' bus='virtio'/>\n"
+        "    </disk>\n"
+        "    <disk type='file' device='disk'>\n"
+        "      <driver name='qemu' type='raw'/>\n"
+        "      <source file='/img/b.raw'/>\n"
+        "      <backingStore/>\n"
+        "      <target dev='vdb' bus='virtio'/>\n"
+        "    </disk>\n  </devices>\n</domain>\n";
+    domxml_domain *d = parse_text(text);
+    domxml_disk_change c[] = {{.target = "vda", .source_file = "/img/top.s1",
+                               .driver_type = "qcow2", .old_image_below = true},
+                              {.target = "vdb", .source_file = "/img/b.s1",
+                               .driver_type = "qcow2", .old_image_below = true}};
+    domxml_domain *got = change(d, c, 2);
+    ck_assert_str_eq(got->text,
+                     "<domain type='qemu'>\n  <name>b</name>\n  <devices>\n"
+                     "    <disk type='file' device='disk'>\n"
+                     "      <driver name='qemu' type='qcow2'/>\n"
+                     "      <source file='/img/top.s1' startupPolicy='optional'>\n"
+                     "        <seclabel model='dac' relabel='no'/>\n"
+                     "      </source>\n"
+                     "      <backingStore type='file'>\n"
+                     "        <format type='qcow2'/>\n"
+                     "        <source file='/img/top.qcow2'>\n"
+                     "          <seclabel model='dac' relabel='no'/>\n"
+                     "        </source>\n"
+                     "        <backingStore type='file'>\n"
+                     "          <format type='raw'/>\n"
+                     "          <source file='/img/base.raw'/>\n"
+                     "          <backingStore/>\n"
+                     "        </backingStore>\n"
+                     "      </backingStore>\n"
+                     "      <target dev='vda' bus='virtio'/>\n"
+                     "    </disk>\n"
+                     "    <disk type='file' device='disk'>\n"
+                     "      <driver name='qemu' type='qcow2'/>\n"
+                     "      <source file='/img/b.s1'/>\n"
+                     "      <target dev='vdb' bus='virtio'/>\n"
+                     "    </disk>\n  </devices>\n</domain>\n");
+    ck_assert(got->disks[0].has_backing_store && !got->disks[1].has_backing_store);
+    domxml_domain_free(d);
+    domxml_domain_free(got);
+}
+END_TEST
+
 START_TEST(refused_changes)
 {
     domxml_domain *d = load("01-domain-defined.xml");
@@ -357,6 +419,7 @@ static Suite *edit_suite(void)
     tcase_add_test(tc, quote_style_and_escaping_kept);
     tcase_add_test(tc, missing_driver_and_source_are_added);
     tcase_add_test(tc, backing_store_dropped_on_request);
+    tcase_add_test(tc, backing_store_moves_below_new_image);
     tcase_add_test(tc, refused_changes);
     tcase_add_test(tc, edited_config_validates);
     tcase_add_test(tc, replace_root_with_saved_domain);

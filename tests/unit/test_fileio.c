@@ -7,23 +7,71 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <dlfcn.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+
 #include "util/fileio.h"
+#include "tu_skip.h"
 
 static char dir_a[64], dir_b[64];
+static bool b_mounted;
+
+/* copy_file_range as es_file_copy sees it: this definition in the test
+ * program takes the place of libc's for the statically linked library, so
+ * the test knows whether the kernel copied or refused (and the fallback
+ * ran), and can make it refuse (EXDEV, as across file systems). */
+static int cfr_calls, cfr_refused, cfr_force_errno;
+
+ssize_t copy_file_range(int fd_in, off_t *off_in, int fd_out, off_t *off_out, size_t len,
+                        unsigned flags)
+{
+    static ssize_t (*real)(int, off_t *, int, off_t *, size_t, unsigned);
+    if (!real)
+        real = (ssize_t(*)(int, off_t *, int, off_t *, size_t, unsigned))dlsym(RTLD_NEXT,
+                                                                            "copy_file_range");
+    cfr_calls++;
+    if (cfr_force_errno) {
+        cfr_refused++;
+        errno = cfr_force_errno;
+        return -1;
+    }
+    ssize_t r = real(fd_in, off_in, fd_out, off_out, len, flags);
+    if (r < 0)
+        cfr_refused++;
+    return r;
+}
 
 static void make_dirs(void)
 {
     strcpy(dir_a, "/tmp/es-fileio-XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(dir_a));
-    /* tmpfs: a different file system from /tmp on most hosts, so the
-     * kernel refuses the cross-device copy and the fallback runs. */
-    strcpy(dir_b, "/dev/shm/es-fileio-XXXXXX");
-    if (!mkdtemp(dir_b))
-        strcpy(dir_b, dir_a);
+    strcpy(dir_b, "/tmp/es-fileio-b-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir_b));
+    b_mounted = false;
+}
+
+/* dir_b on a file system of its own: a small tmpfs mounted on it. false
+ * when this host does not let the test mount one. */
+static bool mount_b(void)
+{
+    if (mount("es-fileio", dir_b, "tmpfs", 0, "size=16m") != 0) {
+        fprintf(stderr, "mount tmpfs on %s: %s\n", dir_b, strerror(errno));
+        return false;
+    }
+    b_mounted = true;
+    struct stat sa, sb;
+    ck_assert_int_eq(stat(dir_a, &sa), 0);
+    ck_assert_int_eq(stat(dir_b, &sb), 0);
+    ck_assert_msg(sa.st_dev != sb.st_dev, "%s and %s on the same file system", dir_a, dir_b);
+    return true;
 }
 
 static void remove_dirs(void)
 {
+    if (b_mounted)
+        ck_assert_int_eq(umount(dir_b), 0);
+    b_mounted = false;
     char cmd[200];
     snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'", dir_a, dir_b);
     ck_assert_int_eq(system(cmd), 0);
@@ -86,11 +134,41 @@ START_TEST(copy_same_fs)
 }
 END_TEST
 
+/* Across two file systems the kernel refuses (EXDEV) and the plain
+ * read/write fallback copies, with the same result. */
 START_TEST(copy_cross_fs_falls_back)
 {
     make_dirs();
+    if (!mount_b()) {
+        remove_dirs();
+        TU_SKIP_IF(true, "cannot mount a tmpfs: no second file system for the cross-fs copy");
+    }
+    cfr_calls = cfr_refused = 0;
     copy_and_check(dir_b, dir_a);
+    ck_assert_msg(cfr_calls >= 1 && cfr_refused >= 1,
+                  "tmpfs -> ext4: copy_file_range called %d times, refused %d: the fallback did "
+                  "not run",
+                  cfr_calls, cfr_refused);
+    cfr_calls = cfr_refused = 0;
     copy_and_check(dir_a, dir_b);
+    ck_assert_msg(cfr_calls >= 1 && cfr_refused >= 1,
+                  "-> tmpfs: copy_file_range called %d times, refused %d: the fallback did not run",
+                  cfr_calls, cfr_refused);
+    remove_dirs();
+}
+END_TEST
+
+/* The fallback alone (the kernel refuses every copy, as some file systems
+ * do even within themselves) gives the same bytes. */
+START_TEST(copy_fallback_when_kernel_refuses)
+{
+    make_dirs();
+    cfr_calls = cfr_refused = 0;
+    cfr_force_errno = EOPNOTSUPP;
+    copy_and_check(dir_a, dir_a);
+    cfr_force_errno = 0;
+    ck_assert_int_eq(cfr_calls, 1);
+    ck_assert_int_eq(cfr_refused, 1);
     remove_dirs();
 }
 END_TEST
@@ -142,6 +220,7 @@ int main(void)
     TCase *tc = tcase_create("copy");
     tcase_add_test(tc, copy_same_fs);
     tcase_add_test(tc, copy_cross_fs_falls_back);
+    tcase_add_test(tc, copy_fallback_when_kernel_refuses);
     tcase_add_test(tc, copy_is_a_fault_point);
     tcase_add_test(tc, copy_read_error_names_source);
     suite_add_tcase(s, tc);
@@ -149,5 +228,5 @@ int main(void)
     srunner_run_all(r, CK_NORMAL);
     int failed = srunner_ntests_failed(r);
     srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_exit_status(failed);
 }

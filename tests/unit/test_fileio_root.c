@@ -9,13 +9,16 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -94,6 +97,43 @@ static void make_tree(void)
     ck_assert_int_eq(symlink("/proc/self/root", IN("magic")), 0);
     es_err e = {0};
     ck_assert_int_eq(es_io_root_set(root, &e), 0);
+}
+
+/* A UNIX socket listening at path (its descriptor). */
+static int listen_at(const char *path)
+{
+    int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    ck_assert_int_lt(strlen(path), sizeof sa.sun_path);
+    strcpy(sa.sun_path, path);
+    ck_assert_int_eq(bind(s, (struct sockaddr *)&sa, sizeof sa), 0);
+    ck_assert_int_eq(listen(s, 4), 0);
+    return s;
+}
+
+static int connect_name(const char *name)
+{
+    int c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    strcpy(sa.sun_path, name);
+    int r = connect(c, (struct sockaddr *)&sa, sizeof sa);
+    close(c);
+    return r;
+}
+
+static int remove_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)st;
+    (void)type;
+    (void)ftw;
+    return remove(path) < 0 ? -1 : 0;
+}
+
+static void remove_tree(void)
+{
+    es_err e = {0};
+    es_io_root_set(NULL, &e);
+    nftw(top, remove_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 static void setup_openat2(void)
@@ -268,18 +308,45 @@ START_TEST(syscall_equivalents_resolve_inside)
 }
 END_TEST
 
+/* A QMP socket under the root is reached through the file found inside it. */
+START_TEST(socket_names_resolve_inside)
+{
+    /* (bind needs a short name: relative to a directory we enter) */
+    char cwd[PATH_MAX];
+    ck_assert_ptr_nonnull(getcwd(cwd, sizeof cwd));
+    ck_assert_int_eq(chdir(root), 0);
+    int in = listen_at("a/sock");
+    ck_assert_int_eq(chdir(outside), 0);
+    int out = listen_at("sock");
+    ck_assert_int_eq(chdir(cwd), 0);
+    char name[108];
+    int held;
+    ck_assert_int_eq(es_fs_socket_name(IN("abs/sock"), name, sizeof name, &held), 0);
+    ck_assert_int_ge(held, 0);
+    ck_assert_int_eq(connect_name(name), 0);
+    close(held);
+    ck_assert_int_eq(es_fs_socket_name(IN("out/sock"), name, sizeof name, &held), -1);
+    ck_assert_int_eq(errno, ENOENT);
+    ck_assert_int_eq(es_fs_socket_name(IN("a/file"), name, sizeof name, &held), -1);
+    ck_assert_int_eq(errno, ECONNREFUSED);
+    close(in);
+    close(out);
+}
+END_TEST
+
 static Suite *fileio_root_suite(void)
 {
     Suite *s = suite_create("fileio_root");
     TCase *modes[2] = {tcase_create("openat2"), tcase_create("walk")};
-    tcase_add_checked_fixture(modes[0], setup_openat2, NULL);
-    tcase_add_checked_fixture(modes[1], setup_walk, NULL);
+    tcase_add_checked_fixture(modes[0], setup_openat2, remove_tree);
+    tcase_add_checked_fixture(modes[1], setup_walk, remove_tree);
     for (int i = 0; i < 2; i++) {
         tcase_set_timeout(modes[i], 60);
         tcase_add_test(modes[i], opens_resolve_inside);
         tcase_add_test(modes[i], creates_resolve_inside);
         tcase_add_test(modes[i], path_operations_resolve_inside);
         tcase_add_test(modes[i], syscall_equivalents_resolve_inside);
+        tcase_add_test(modes[i], socket_names_resolve_inside);
         tcase_add_test(modes[i], race_absolute_link);
         tcase_add_test(modes[i], race_relative_link);
         suite_add_tcase(s, modes[i]);

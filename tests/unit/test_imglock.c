@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "util/imglock.h"
+#include "tu_skip.h"
 
 #define PATH_MAX_T 512
 #define QEMU_START_MS 30000
@@ -533,6 +534,7 @@ static Suite *imglock_suite(void)
 
 int main(void)
 {
+    tu_need_tools("qemu-img", "qemu-system-x86_64", NULL);
     const char *tmp = getenv("ES_TEST_TMP");
     if (!tmp || !*tmp)
         tmp = "/tmp";
@@ -552,5 +554,5 @@ int main(void)
     srunner_free(sr);
     remove_images();
     rmdir(dir);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_exit_status(failed);
 }

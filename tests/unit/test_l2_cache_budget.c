@@ -4,6 +4,7 @@
 #include "qcow2/image.h"
 #include "qcow2/l2_cache.h"
 #include "qcow2_test_util.h"
+#include "tu_skip.h"
 
 #define DEPTH 6
 #define REGIONS 8
@@ -65,6 +66,7 @@ END_TEST
 
 int main(void)
 {
+    tu_need_tools("qemu-img", "qemu-io", NULL);
     Suite *s = suite_create("l2_cache_budget");
     TCase *tc = tcase_create("total");
     tcase_set_timeout(tc, 60);
@@ -74,5 +76,5 @@ int main(void)
     srunner_run_all(r, CK_NORMAL);
     int failed = srunner_ntests_failed(r);
     srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_exit_status(failed);
 }

@@ -13,6 +13,7 @@
 #include "domxml/domain.h"
 #include "domxml/qemu_cmdline.h"
 #include "snap/online_socket.h"
+#include "tu_skip.h"
 
 /* Run the parser on a NULL-terminated list; returns the path or NULL. */
 static char *parse(const char *const *argv, char **origin, char **unusable)
@@ -196,8 +197,10 @@ static void make_socket(const char *path)
 
 START_TEST(libvirt_monitor_and_messages)
 {
+    /* The longest socket name below is $ES_TEST_TMP + 62 bytes: under a deep
+     * $ES_TEST_TMP it would not fit in sun_path, so /tmp then. */
     const char *base = getenv("ES_TEST_TMP");
-    if (!base || !*base)
+    if (!base || !*base || strlen(base) + 62 >= sizeof((struct sockaddr_un *)0)->sun_path)
         base = "/tmp";
     mkdir(base, 0755);
     char root[PATH_MAX], p[PATH_MAX + 128];
@@ -217,10 +220,6 @@ START_TEST(libvirt_monitor_and_messages)
     }
     /* domain-8-vm10 belongs to another domain: not taken for vm1's. */
     snprintf(p, sizeof p, "%s/var/lib/libvirt/qemu/domain-8-vm10/monitor.sock", root);
-    if (strlen(p) >= sizeof((struct sockaddr_un *)0)->sun_path) {
-        fprintf(stderr, "SKIP: temp dir too deep for socket names\n");
-        return;
-    }
     make_socket(p);
 
     domxml_domain *d = domain_with("");
@@ -287,5 +286,5 @@ int main(void)
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_exit_status(failed);
 }

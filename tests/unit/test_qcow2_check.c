@@ -11,6 +11,7 @@
 #include "qcow2/check_internal.h"
 #include "qcow2_test_util.h"
 #include "util/fileio.h"
+#include "tu_skip.h"
 
 /* ---- refcount array packing: every width, round trip and neighbours ---- */
 
@@ -256,9 +257,10 @@ static Suite *suite(void)
 
 int main(void)
 {
+    tu_need_tools("qemu-img", "qemu-io", "jq", NULL);
     SRunner *r = srunner_create(suite());
     srunner_run_all(r, CK_NORMAL);
     int failed = srunner_ntests_failed(r);
     srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_exit_status(failed);
 }

@@ -14,6 +14,7 @@
 #include "qcow2/header.h"
 #include "qcow2/rebase.h"
 #include "qcow2_test_util.h"
+#include "tu_skip.h"
 
 START_TEST(plan_default_1g)
 {
@@ -299,6 +300,7 @@ END_TEST
 
 int main(void)
 {
+    tu_need_tools("qemu-img", NULL);
     Suite *s = suite_create("qcow2_create");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 120);
@@ -318,5 +320,5 @@ int main(void)
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_exit_status(failed);
 }

@@ -8,6 +8,7 @@
 #include "qcow2/format.h"
 #include "qcow2/image.h"
 #include "qcow2_test_util.h"
+#include "tu_skip.h"
 
 static char errbuf[8192];
 
@@ -644,9 +645,10 @@ static Suite *suite(void)
 
 int main(void)
 {
+    tu_need_tools("qemu-img", "qemu-io", NULL);
     SRunner *r = srunner_create(suite());
     srunner_run_all(r, CK_NORMAL);
     int failed = srunner_ntests_failed(r);
     srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_exit_status(failed);
 }

@@ -12,6 +12,7 @@
 #include "qmp/qmp_hmp.h"
 #include "qmp/qmp_job.h"
 #include "qmp/qmp_nodes.h"
+#include "tu_skip.h"
 
 typedef struct disk {
     char base[QT_PATH_MAX], mid[QT_PATH_MAX], top[QT_PATH_MAX];
@@ -517,5 +518,5 @@ int main(void)
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_exit_status(failed);
 }

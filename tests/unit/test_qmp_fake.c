@@ -17,6 +17,7 @@
 #include "../qmp/qmp_test_harness.h"
 #include "qmp/qmp_client.h"
 #include "qmp/qmp_job.h"
+#include "tu_skip.h"
 
 #define GREETING                                                                             \
     "{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 22, \"minor\": 2, \"major\": 7}, "        \
@@ -587,5 +588,5 @@ int main(void)
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_exit_status(failed);
 }

@@ -7,6 +7,7 @@
 #include "qmp/qmp_client.h"
 #include "qmp/qmp_hmp.h"
 #include "qmp/qmp_nodes.h"
+#include "tu_skip.h"
 
 static bool skip_without_qemu(void)
 {
@@ -304,5 +305,5 @@ int main(void)
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_exit_status(failed);
 }

@@ -10,6 +10,7 @@
 #include "qmp/qmp_hmp.h"
 #include "qmp/qmp_nodes.h"
 #include "qmp/qmp_snapshot.h"
+#include "tu_skip.h"
 
 static void expect_chain(qmp_client *c, const char *dev, size_t n, const char *top_file)
 {
@@ -188,5 +189,5 @@ int main(void)
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_exit_status(failed);
 }

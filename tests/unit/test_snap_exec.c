@@ -163,6 +163,25 @@ static bool clean(void)
            !exists("/snap/.dom-s1.xml.tmp") && !exists("/snap/.dom-s2.xml.tmp");
 }
 
+/* The journal's JSON of merge_plan() plus an overlay, written out by hand
+ * from the plan (mode 0640 = 416). */
+static const char plan_json_expected[] =
+    "{\"operation\": \"test\", \"domain\": \"dom\", \"summary\": \"merge top into base\","
+    " \"overlays\": [{\"disk\": \"vdb\", \"filename\": \"/img/vdb.s1\","
+    " \"backing-filename\": \"/img/vdb.qcow2\", \"backing-filename-format\": \"qcow2\","
+    " \"existed-empty\": true, \"uid\": 7, \"gid\": 8, \"mode\": 416}],"
+    " \"merges\": [{\"disk\": \"vda\", \"top\": \"/img/top\", \"base\": \"/img/base\"}],"
+    " \"rebases\": [],"
+    " \"xml-files\": ["
+    "{\"kind\": \"snapshot\", \"filename\": \"/snap/dom/s1.xml\", \"domain\": \"dom\","
+    " \"snapshot\": \"s1\", \"action\": \"update\", \"summary\": null,"
+    " \"old-text\": \"<old s1/>\\n\", \"new-text\": \"<new s1/>\\n\"},"
+    " {\"kind\": \"snapshot\", \"filename\": \"/snap/dom/s2.xml\", \"domain\": \"dom\","
+    " \"snapshot\": \"s2\", \"action\": \"create\", \"summary\": null,"
+    " \"old-text\": null, \"new-text\": \"<s2/>\\n\"}],"
+    " \"deletes\": [{\"filename\": \"/img/top\", \"reason\": \"merged\"}],"
+    " \"notes\": [], \"snapshot-dir-created\": null}";
+
 START_TEST(plan_json_round_trip)
 {
     snap_plan *p = merge_plan();
@@ -171,15 +190,45 @@ START_TEST(plan_json_round_trip)
                       .mode = 0640};
     es_err e = {0};
     ck_assert_int_eq(snap_plan_add_overlay(p, &o, &e), 0);
-    json_object *j = NULL, *j2 = NULL;
+    json_object *want = json_tokener_parse(plan_json_expected), *j = NULL, *j2 = NULL;
+    ck_assert_ptr_nonnull(want);
+    /* Encoding: the fixed expectation. */
     ck_assert_int_eq(snap_plan_to_json(p, true, &j, &e), 0);
+    ck_assert_msg(json_object_equal(j, want), "plan JSON %s, expected %s",
+                  json_object_to_json_string(j), json_object_to_json_string(want));
+    /* Decoding the expectation: the plan's own fields. */
     snap_plan *back = NULL;
-    ck_assert_msg(snap_plan_from_json(j, "test", &back, &e) == 0, "%s", e.msg);
-    ck_assert_int_eq(snap_plan_to_json(back, true, &j2, &e), 0);
-    ck_assert_str_eq(json_object_to_json_string(j), json_object_to_json_string(j2));
-    ck_assert_int_eq(back->overlays[0].mode, 0640);
+    ck_assert_msg(snap_plan_from_json(want, "test", &back, &e) == 0, "%s", e.msg);
+    ck_assert_str_eq(back->summary, "merge top into base");
+    ck_assert_uint_eq(back->noverlays, 1);
+    ck_assert_str_eq(back->overlays[0].disk, "vdb");
+    ck_assert_str_eq(back->overlays[0].path, "/img/vdb.s1");
+    ck_assert_str_eq(back->overlays[0].backing, "/img/vdb.qcow2");
+    ck_assert_str_eq(back->overlays[0].backing_format, "qcow2");
     ck_assert(back->overlays[0].existed_empty);
+    ck_assert_int_eq(back->overlays[0].uid, 7);
+    ck_assert_int_eq(back->overlays[0].gid, 8);
+    ck_assert_int_eq(back->overlays[0].mode, 0640);
+    ck_assert_uint_eq(back->nmerges, 1);
+    ck_assert_str_eq(back->merges[0].disk, "vda");
+    ck_assert_str_eq(back->merges[0].top, "/img/top");
+    ck_assert_str_eq(back->merges[0].base, "/img/base");
+    ck_assert_uint_eq(back->nxml, 2);
+    ck_assert_str_eq(back->xml[0].path, "/snap/dom/s1.xml");
+    ck_assert_str_eq(back->xml[0].snapshot, "s1");
+    ck_assert_uint_eq(back->xml[0].old_len, 10);
+    ck_assert(memcmp(back->xml[0].old_text, "<old s1/>\n", 10) == 0);
+    ck_assert_uint_eq(back->xml[0].new_len, 10);
+    ck_assert(memcmp(back->xml[0].new_text, "<new s1/>\n", 10) == 0);
+    ck_assert_str_eq(back->xml[1].path, "/snap/dom/s2.xml");
     ck_assert_ptr_null(back->xml[1].old_text);
+    ck_assert_uint_eq(back->xml[1].new_len, 6);
+    ck_assert(memcmp(back->xml[1].new_text, "<s2/>\n", 6) == 0);
+    ck_assert_uint_eq(back->ndeletes, 1);
+    /* And back again: nothing lost or added. */
+    ck_assert_int_eq(snap_plan_to_json(back, true, &j2, &e), 0);
+    ck_assert_msg(json_object_equal(j2, want), "re-encoded %s", json_object_to_json_string(j2));
+    json_object_put(want);
     json_object_put(j);
     json_object_put(j2);
     snap_plan_free(back);

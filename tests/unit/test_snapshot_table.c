@@ -7,6 +7,7 @@
 #include "qcow2/image.h"
 #include "qcow2/snapshot_table.h"
 #include "qcow2_test_util.h"
+#include "tu_skip.h"
 
 #define TABLE_OFF 0x10000u
 
@@ -254,6 +255,7 @@ static Suite *suite(void)
 
 int main(void)
 {
+    tu_need_tools("qemu-img", "qemu-io", NULL);
     SRunner *sr = srunner_create(suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

@@ -11,12 +11,12 @@ saved_sums() {
         src=$(xmllint --xpath "string(//domain/devices/disk[target/@dev='$t']/source/@file)" "$f")
         fmt=$(xmllint --xpath "string(//domain/devices/disk[target/@dev='$t']/driver/@type)" "$f")
         tmp=$(mktemp "$T/saved.XXXXXX")
-        if qemu-img convert -U -O raw "$(chain_spec "$r" "$src" "$fmt")" "$tmp" 2>/dev/null; then
+        if qemu-img convert -U -O raw "$(chain_spec "$r" "$src" "$fmt" 2>"$tmp.err")" "$tmp" 2>>"$tmp.err"; then
             out+="$t=$(sha256sum <"$tmp" | cut -d' ' -f1) "
-        else
-            out+="$t=unreadable "
+        else # (why, in the failure message)
+            out+="$t=unreadable($src: $(oracle_err "$tmp.err")) "
         fi
-        rm -f "$tmp"
+        rm -f "$tmp" "$tmp.err"
     done
     echo "${out% }"
 }
@@ -30,7 +30,7 @@ check_images_no_corruption() {
         rc=0
         qemu-img check -U -q "json:{\"driver\":\"qcow2\",\"file\":{\"driver\":\"file\",\"filename\":\"$f\"},\"backing\":null}" \
             >/dev/null 2>&1 || rc=$?
-        ((rc == 0 || rc == 3)) || echo "qemu-img check $f: exit $rc"
+        ((rc == 0 || rc == 3)) || echo "qemu-img check $f: exit $rc: $(qemu-img check -U "json:{\"driver\":\"qcow2\",\"file\":{\"driver\":\"file\",\"filename\":\"$f\"},\"backing\":null}" 2>&1 | oracle_err /dev/stdin)"
     done < <(find "$r" -type f -print0)
 }
 
