@@ -365,11 +365,19 @@ int es_commit_estimate(es_image *top, es_image *base, const es_commit_opts *o, u
         return -1;
     commit_ctx c;
     ctx_init(&c, top, base, o);
+    /* run()'s checks before its first write, in its order, minus locks and
+     * reopening (the caller checks those its own way). */
     int r = c.raw_base ? 0 : qcow2_refcount_check_metadata(base, e);
+    if (r == 0 && !c.raw_base)
+        r = qcow2_overlap_open(base, e);
+    if (r == 0 && !o->keep_top && !qcow2_make_empty_rebuilds(top))
+        r = qcow2_overlap_open(top, e);
     if (r == 0)
         r = dry_run(&c, e);
     if (r == 0)
         *need = commit_space_needed(&c);
+    if (r == 0 && !c.raw_base)
+        r = qcow2_reclaim_survey(base, &c.reclaim, e);
     ctx_free(&c);
     if (base->format == ES_FMT_QCOW2)
         qcow2_refcount_close(base);

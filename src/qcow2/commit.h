@@ -38,7 +38,8 @@ int es_commit(es_image *top, es_image *base, const es_commit_opts *o, es_err *e)
 
 /* Everything es_commit checks before its first write, without writing or
  * locking anything: its refusals (bitmaps, a corrupt or dirty BASE, ...),
- * BASE's metadata, and the dry run; *need gets the bytes BASE's file may
+ * BASE's metadata (refcounts, overlapping structures, the check 'verify'
+ * applies), and the dry run; *need gets the bytes BASE's file may
  * grow by (qcow2/commit_space.h), for callers that check the free space of
  * several commits at once (a domain's disks on one file system). */
 int es_commit_estimate(es_image *top, es_image *base, const es_commit_opts *o, uint64_t *need,

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "qcow2/commit.h"
@@ -141,9 +142,14 @@ static int xml_dirs_writable(const snap_ctx *c, const snap_plan *p, es_err *e)
         char *slash = strrchr(host, '/');
         if (slash && slash != host)
             *slash = '\0';
-        int r = 0;
-        if (access(host, F_OK) == 0 && access(host, W_OK | X_OK) < 0)
-            r = es_err_set(e, errno, host,
+        int r = 0, err = 0;
+        struct statvfs vfs;
+        if (es_fs_statvfs(host, &vfs) == 0 && (vfs.f_flag & ST_RDONLY))
+            err = EROFS;
+        else if (access(host, F_OK) == 0 && access(host, W_OK | X_OK) < 0)
+            err = errno;
+        if (err)
+            r = es_err_set(e, err, host,
                            "cannot %s: the directory of %s cannot be written; nothing was "
                            "changed",
                            what_of(p), p->xml[i].path);

@@ -119,9 +119,9 @@ make_small() {
     qemu-img create -q -f qcow2 -o cluster_size=512 "$mnt/base" 32M
     qemu-io -c 'write -P 1 0 64k' "$mnt/base" >/dev/null
     top_over qcow2
-    qemu-io -c 'write -P 2 1M 3M' "$T/top.qcow2" >/dev/null
+    qemu-io -c 'write -P 2 1M 10M' "$T/top.qcow2" >/dev/null
 }
-check_case "fresh allocation, 512-byte clusters" 512 $((3 << 20)) qcow2 make_small
+check_case "fresh allocation, 512-byte clusters" 512 $((10 << 20)) qcow2 make_small
 
 # A BASE copied sparsely (cp --sparse=always, or any copy that skips zero
 # blocks): its L2 tables and refcount blocks are partly holes, filled again
