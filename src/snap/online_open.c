@@ -125,8 +125,8 @@ static int snapshot_happened(snap_ctx *c, snap_online *ol, const snap_plan *p, b
                         "the interrupted create left QEMU writing into the new overlays of "
                         "%s but not of %s: it can be neither finished nor undone; switch those "
                         "disks to their new overlays in QEMU too (blockdev-snapshot-sync, mode "
-                        "existing), then run 'extsnap recover %s'",
-                        a, b, c->name);
+                        "existing), then run '%s'",
+                        a, b, snap_ctx_recover_cmd(c));
     }
     *yes = rc == 0 && in.n > 0;
     snap_strv_free(&in);

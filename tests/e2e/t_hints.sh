@@ -105,15 +105,15 @@ KNOWN=$(cat <<'EOF'
 1 src/snap/commit_range.c: run 'extsnap img check -r all%s%s %s'	domain_marked
 2 src/snap/context.c: recover command line	recover_offline
 2 src/snap/context.c: run '%s'	recover_offline
-3 src/snap/create.c: out with --disk	create_disks
+4 src/snap/create.c: out with --disk	create_disks
 1 src/snap/image_check.c: 'extsnap img check%s%s %s'	corrupt_base
 1 src/snap/inexact.c: give --force	inexact
 3 src/snap/exec.c: recover command line	recover_offline
 3 src/snap/exec.c: run '%s'	recover_offline
 8 src/snap/online_exec.c: recover command line	recover_online
 7 src/snap/online_exec.c: run '%s'	recover_online
-2 src/snap/online_open.c: recover command line	recover_online
-2 src/snap/online_open.c: run '%s'	recover_online
+3 src/snap/online_open.c: recover command line	recover_online
+3 src/snap/online_open.c: run '%s'	recover_online
 1 src/snap/online_socket.c: or --qmp PATH	recover_online
 1 src/snap/verify.c: 'extsnap img check%s%s %s'	verify_check
 1 src/snap/verify.c: 'extsnap img check -r leaks%s%s %s'	verify_check
@@ -290,19 +290,20 @@ ran inexact
 # ------------------------------------------------------------ disks create cannot snapshot
 fresh_tvm
 C=$R$SNAP_CFG/tvm.xml
-for kind in block internal network; do
+for kind in block internal network sliced; do
     fresh_tvm
     case $kind in
     block) sed -i "s|</devices>|<disk type='block' device='disk'><driver name='qemu' type='raw'/><source dev='/dev-blk'/><target dev='vdx' bus='virtio'/></disk></devices>|" "$C" ;;
     internal) sed -i "0,/<disk type='file' device='disk'>/s//<disk type='file' device='disk' snapshot='internal'>/" "$C" ;;
     network) sed -i "s|</devices>|<disk type='network' device='disk'><driver name='qemu' type='raw'/><source protocol='nbd' name='x'><host name='h' port='10809'/></source><target dev='vdx' bus='virtio'/></disk></devices>|" "$C" ;;
+    sliced) sed -i "0,/<source file='\([^']*\)'\/>/s//<source file='\1'><slices><slice type='storage' offset='0' size='1048576'\/><\/slices><\/source>/" "$C" ;;
     esac
     rc=0
     x create tvm s3 >/dev/null 2>"$T/err" || rc=$?
     eq "create with a $kind disk: refused ($(cat "$T/err"))" 1 "$rc"
-    has "create with a $kind disk" "leave it out with --disk" "$(cat "$T/err")"
+    has "create with a $kind disk" "out with --disk" "$(cat "$T/err")"
     others=vda,vdb,vdc
-    [[ $kind == internal ]] && others=vdb,vdc
+    [[ $kind == internal || $kind == sliced ]] && others=vdb,vdc
     rc_is "create with a $kind disk, the others given with --disk" 0 x create tvm s3 --disk=$others --dry-run -q
 done
 ran create_disks

@@ -153,7 +153,8 @@ rc=0
 X create ovm s3 >"$T/out" 2>"$T/err" || rc=$?
 err=$(cat "$T/err")
 eq "transaction for one disk: exit status" 1 "$rc"
-has "transaction for one disk: message" "QEMU's transaction reported success, but switched only 1 of 2 disks; run 'extsnap recover ovm'" "$err"
+has "transaction for one disk: message" "QEMU's transaction reported success, but switched only 1 of 2 disks; run 'extsnap recover " "$err"
+has "transaction for one disk: the recover hint names the domain" " ovm'" "$err"
 has "transaction for one disk: message" "disk vdb: QEMU does not have the new overlay open (the VM still writes into $IMG/ovm-vdb.s2)" "$err"
 eq "transaction for one disk: QEMU's disks" "$IMG/ovm-vda.s3 $IMG/ovm-vdb.s2" "$(chains)"
 eq "transaction for one disk: journal kept" prepare "$(jq -r .phase "$J")"
