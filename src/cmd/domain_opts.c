@@ -160,7 +160,7 @@ int es_domain_parse(const es_cmd *cmd, es_domain_opts *o, int argc, char **argv,
             continue;
         }
         if (c == ES_OPT_QMP && qmp) {
-            *qmp = optarg;
+            *qmp = o->env.qmp = optarg;
             continue;
         }
         int h = es_domain_opt(cmd, o, c, optarg);

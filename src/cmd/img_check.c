@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmd/busy_hint.h"
 #include "cmd/cmd.h"
 #include "cmd/img_root.h"
 #include "cmd/json_out.h"
@@ -222,6 +223,8 @@ static int check_one(check_out *out, const char *path, const char *open_path, un
         /* The path is printed anyway: only what failed, and why. */
         char msg[sizeof buf + 32];
         err.path[0] = '\0';
+        if (fix == 0) /* only reading: -U would do */
+            es_busy_hint(&err, ES_HINT_FORCE_SHARE);
         snprintf(msg, sizeof msg, "Check failed: %s", es_err_str(&err, buf, sizeof buf));
         if (r.check_errors == 0)
             r.check_errors = 1;

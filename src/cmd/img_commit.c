@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cmd/busy_hint.h"
 #include "cmd/cmd.h"
 #include "cmd/img_commit_qmp.h"
 #include "cmd/img_root.h"
@@ -143,6 +144,7 @@ static int run(int argc, char **argv)
     if (es_img_root_name(oo.root, argv[optind], &name, &err) < 0 ||
         es_image_open(&top, name, &oo, &err) < 0) {
         es_img_root_fix_err(&err, oo.root, NULL, name ? name : argv[optind]);
+        es_busy_hint(&err, ES_HINT_QMP);
         es_cmd_error(cmd->name, &err);
         free(name);
         return ES_EXIT_FAIL;
@@ -162,6 +164,7 @@ static int run(int argc, char **argv)
         fputc('\n', stderr);
     es_image_close(top);
     if (rc != ES_EXIT_OK) {
+        es_busy_hint(&err, ES_HINT_QMP);
         es_cmd_error(cmd->name, &err);
         return rc;
     }

@@ -19,7 +19,7 @@
 /* One object per line, paths without escaped slashes. */
 #define JSON_LINE_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
 
-enum { OPT_QMP = 0x2000, OPT_DEVICE, OPT_NODE, OPT_SPEED, OPT_TIMEOUT, OPT_OUTPUT };
+enum { OPT_QMP = 0x2000, OPT_DEVICE, OPT_NODE, OPT_SPEED, OPT_TIMEOUT, OPT_STALL, OPT_OUTPUT };
 
 bool es_img_commit_wants_qmp(int argc, char **argv)
 {
@@ -36,6 +36,7 @@ typedef struct qmp_commit_cli {
     const char *socket, *device, *node, *base, *top;
     unsigned long long speed;
     int timeout_ms;
+    int stall_ms; /* 0: the reply timeout */
     bool progress, quiet, json;
 } qmp_commit_cli;
 
@@ -48,6 +49,7 @@ static int parse_args(const es_cmd *cmd, int argc, char **argv, qmp_commit_cli *
         {"base", required_argument, NULL, 'b'},
         {"speed", required_argument, NULL, OPT_SPEED},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"stall", required_argument, NULL, OPT_STALL},
         {"output", required_argument, NULL, OPT_OUTPUT},
         {"progress", no_argument, NULL, 'p'},
         {"quiet", no_argument, NULL, 'q'},
@@ -80,12 +82,15 @@ static int parse_args(const es_cmd *cmd, int argc, char **argv, qmp_commit_cli *
             if (es_parse_size(optarg, &o->speed) < 0 || o->speed > (unsigned long long)INT64_MAX)
                 return es_cmd_usage_error(cmd, "invalid --speed '%s'", optarg);
             break;
-        case OPT_TIMEOUT: {
+        case OPT_TIMEOUT:
+        case OPT_STALL: {
             char *end;
             double s = strtod(optarg, &end);
+            const char *name = ch == OPT_TIMEOUT ? "--timeout" : "--stall";
             if (end == optarg || *end || !(s > 0) || s > 86400)
-                return es_cmd_usage_error(cmd, "invalid --timeout '%s' (seconds)", optarg);
-            o->timeout_ms = (int)(s * 1000 + 0.5) > 0 ? (int)(s * 1000 + 0.5) : 1;
+                return es_cmd_usage_error(cmd, "invalid %s '%s' (seconds)", name, optarg);
+            int ms = (int)(s * 1000 + 0.5) > 0 ? (int)(s * 1000 + 0.5) : 1;
+            *(ch == OPT_TIMEOUT ? &o->timeout_ms : &o->stall_ms) = ms;
             break;
         }
         case OPT_OUTPUT: {
@@ -117,37 +122,55 @@ typedef struct progress_out {
     const qmp_commit_cli *o;
     bool bar; /* progress bar on stderr */
     bool shown;
-    const char *device;
     uint64_t last_offset, last_len; /* last sample printed: repeats are skipped */
 } progress_out;
 
-static void show_progress(void *opaque, size_t index, const char *job_id, uint64_t offset,
-                          uint64_t len)
+static void show_progress(void *opaque, const qmp_job_progress *s)
 {
-    (void)index;
     progress_out *p = opaque;
-    if (p->shown && offset == p->last_offset && len == p->last_len)
+    if (p->shown && s->offset == p->last_offset && s->len == p->last_len)
         return;
     p->shown = true;
-    p->last_offset = offset;
-    p->last_len = len;
+    p->last_offset = s->offset;
+    p->last_len = s->len;
     if (p->o->json) {
         json_object *l = es_json_new_object();
         es_json_add_str(l, "type", "progress");
-        es_json_add_str(l, "job-id", job_id);
-        es_json_add_str(l, "device", p->device);
-        es_json_add_u64(l, "offset", offset);
-        es_json_add_u64(l, "len", len);
+        es_json_add_str(l, "job-id", s->job_id);
+        es_json_add_str(l, "device", s->device);
+        es_json_add_str(l, "status", s->status);
+        es_json_add_u64(l, "offset", s->offset);
+        es_json_add_u64(l, "len", s->len);
+        es_json_add_u64(l, "remaining", s->remaining);
+        es_json_add_u64(l, "rate", s->rate);
+        es_json_add_u64(l, "speed", s->speed);
         printf("%s\n", json_object_to_json_string_ext(l, JSON_LINE_FLAGS));
         fflush(stdout);
         json_object_put(l);
     }
     if (p->bar) {
-        double pct = len ? 100.0 * (double)offset / (double)len : 0.0;
+        double pct = s->len ? 100.0 * (double)s->offset / (double)s->len : 0.0;
         if (pct > 100.0)
             pct = 100.0;
-        fprintf(stderr, "    (%.2f/100%%)\r", pct);
+        fprintf(stderr, "    (%.2f/100%%) %.1f MiB to copy, %.1f MiB/s   \r", pct,
+                (double)s->remaining / 1048576.0, (double)s->rate / 1048576.0);
         fflush(stderr);
+    }
+}
+
+static void show_notice(void *opaque, const char *msg)
+{
+    progress_out *p = opaque;
+    if (p->o->json) {
+        json_object *l = es_json_new_object();
+        es_json_add_str(l, "type", "notice");
+        es_json_add_str(l, "message", msg);
+        printf("%s\n", json_object_to_json_string_ext(l, JSON_LINE_FLAGS));
+        fflush(stdout);
+        json_object_put(l);
+    } else if (!p->o->quiet) {
+        fprintf(stderr, "%sextsnap: img commit: note: %s\n", p->shown && p->bar ? "\n" : "",
+                msg);
     }
 }
 
@@ -232,14 +255,15 @@ static int run_commit(const qmp_commit_cli *o, qmp_client *c, snap_online_commit
     progress_out p = {
         .o = o,
         .bar = o->progress && !o->quiet && !o->json && isatty(STDERR_FILENO),
-        .device = a.device,
     };
     bool written = false;
     qmp_job_opts jo = {
         .progress = (p.bar || o->json) ? show_progress : NULL,
         .opaque = &p,
         .poll_interval_ms = 250,
+        .stall_ms = o->stall_ms,
         .base_written = &written,
+        .notice = show_notice,
     };
     int rc = qmp_commit_run(c, &oc->spec, 1, &jo, e);
     if (p.shown && p.bar)

@@ -10,7 +10,8 @@
 
 #define ES_IMG_COMMIT_QMP_USAGE                                                               \
     "Running VM: extsnap img commit --qmp=SOCKET (--device=DEV | --node=NODE)\n"              \
-    "                    [-b BASE] [--speed=BYTES] [--timeout=SECONDS] [-p] [-q]\n"          \
+    "                    [-b BASE] [--speed=BYTES] [--timeout=SECONDS]\n"                     \
+    "                    [--stall=SECONDS] [-p] [-q]\n"                                       \
     "                    [--output=human|json] TOP\n"                                          \
     "When QEMU runs the image, only QEMU may change its chain: the commit is\n"               \
     "asked of QEMU through its QMP socket (block-commit). DEV is the QEMU block\n"            \
@@ -25,9 +26,15 @@
     "  --speed=BYTES     rate limit in bytes per second (suffixes K, M, G)\n"                 \
     "  --timeout=SECONDS how long to wait for each QMP reply (default 30;\n"                  \
     "                    env EXTSNAP_QMP_TIMEOUT)\n"                                           \
-    "  -p                progress bar on stderr (only on a terminal)\n"                      \
+    "  --stall=SECONDS   no progress this long (the amount left to copy not\n"              \
+    "                    shrinking: e.g. the guest writes faster than the copy)\n"           \
+    "                    first lifts the --speed limit, then cancels (default:\n"            \
+    "                    the --timeout value)\n"                                              \
+    "  -p                progress (bytes to copy, rate) on stderr (only on a terminal)\n"  \
     "  --output=json     JSON lines on stdout: {\"type\": \"progress\", job-id, device,\n"    \
-    "                    offset, len} per new sample (every 0.25 s), then\n"                    \
+    "                    status, offset, len, remaining, rate (bytes/s), speed}\n"            \
+    "                    per new sample (every 0.25 s), {\"type\": \"notice\",\n"            \
+    "                    message} (a speed limit lifted), then\n"                              \
     "                    {\"type\": \"result\", status (completed,\n"                          \
     "                    failed, interrupted), device, mode (active, intermediate),\n"       \
     "                    top, base, backing-filename, files[] {filename, qemu-use\n"        \

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmd/busy_hint.h"
 #include "cmd/cmd.h"
 #include "cmd/img_root.h"
 #include "qcow2/image.h"
@@ -246,6 +247,7 @@ static int run(int argc, char **argv)
         if (es_img_root_name(opts[i].root, argv[optind + i], &name, &err) < 0 ||
             es_image_open(&c.img[i], name, &opts[i], &err) < 0) {
             es_img_root_fix_err(&err, opts[i].root, NULL, name ? name : argv[optind + i]);
+            es_busy_hint(&err, ES_HINT_FORCE_SHARE);
             free(name);
             fail(&c, &err);
             goto out;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmd/busy_hint.h"
 #include "cmd/cmd.h"
 #include "cmd/img_root.h"
 #include "qcow2/image.h"
@@ -194,6 +195,7 @@ static int run(int argc, char **argv)
     if (es_img_root_name(opts.root, argv[optind], &name, &err) < 0 ||
         es_image_open(&img, name, &opts, &err) < 0) {
         es_img_root_fix_err(&err, opts.root, NULL, name ? name : argv[optind]);
+        es_busy_hint(&err, ES_HINT_FORCE_SHARE);
         es_cmd_error(cmd->name, &err);
         free(name);
         return ES_EXIT_FAIL;

@@ -10,6 +10,7 @@
 #include "cmd/img_root.h"
 #include "qcow2/image.h"
 #include "qcow2/rebase.h"
+#include "util/fileio.h"
 
 static int run(int argc, char **argv);
 
@@ -70,7 +71,7 @@ static int check_backing_in_root(const char *root, const char *image, const char
         return -1;
     struct stat st;
     int r = 0;
-    if (stat(open_path, &st) < 0 && errno == ENOENT &&
+    if (es_fs_stat(open_path, &st) < 0 && errno == ENOENT &&
         asprintf(missing, "the new backing file %s does not exist under %s (%s)", display, root,
                  open_path) < 0) {
         *missing = NULL;

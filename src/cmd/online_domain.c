@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cmd/json_out.h"
 #include "snap/inexact.h"
@@ -138,6 +139,36 @@ static int forget_inexact(const es_cmd *cmd, const es_domain_opts *o, snap_ctx *
     return status;
 }
 
+/* The commit jobs' progress on a terminal: one line per sample, redrawn. */
+typedef struct term_progress {
+    const snap_online *ol;
+    bool shown;
+} term_progress;
+
+static void show_progress(void *opaque, const qmp_job_progress *s)
+{
+    term_progress *t = opaque;
+    const char *disk = s->device;
+    for (size_t i = 0, k = 0; i < t->ol->nactions; i++) {
+        const snap_online_action *a = &t->ol->actions[i];
+        if (a->kind != SNAP_ONLINE_ACTIVE_COMMIT && a->kind != SNAP_ONLINE_INTERMEDIATE_COMMIT)
+            continue;
+        if (k++ == s->index)
+            disk = a->disk;
+    }
+    fprintf(stderr, "\r  %s: %s, %.1f MiB to copy, %.1f MiB/s   ", disk, s->status,
+            (double)s->remaining / 1048576.0, (double)s->rate / 1048576.0);
+    fflush(stderr);
+    t->shown = true;
+}
+
+static void show_notice(void *opaque, const char *msg)
+{
+    term_progress *t = opaque;
+    fprintf(stderr, "%s  note: %s\n", t->shown ? "\n" : "", msg);
+    t->shown = false;
+}
+
 int es_online_run_plan(const es_cmd *cmd, const es_domain_opts *o, snap_ctx *c, snap_online *ol,
                        const snap_plan *p)
 {
@@ -155,10 +186,18 @@ int es_online_run_plan(const es_cmd *cmd, const es_domain_opts *o, snap_ctx *c, 
     }
     if (o->env.verbose && !o->json)
         snap_plan_print(stderr, p, "Plan:");
+    term_progress tp = {.ol = ol};
+    if (!o->env.quiet && isatty(STDERR_FILENO)) {
+        ol->progress = show_progress;
+        ol->notice = show_notice;
+        ol->progress_opaque = &tp;
+    }
     snap_online_interrupted = 0;
     snap_online_signals_catch();
     int rc = snap_online_execute(c, ol, p, &e);
     snap_online_signals_restore();
+    if (tp.shown)
+        fputc('\n', stderr);
     if (rc < 0) {
         es_cmd_error(cmd->name, &e);
         return ES_EXIT_FAIL;

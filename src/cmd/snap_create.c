@@ -113,7 +113,7 @@ static int run(int argc, char **argv)
             a.no_metadata = true;
             break;
         case ES_OPT_QMP:
-            qmp = optarg;
+            qmp = o.env.qmp = optarg;
             break;
         default:
             status = es_domain_bad_option(cmd, argv);

@@ -28,10 +28,16 @@ const es_cmd es_cmd_snap_recover = {
     "  - interrupted while merging or after the commit point: rolled forward\n"
     "    (merges repeated, files written, discarded files deleted).\n"
     "Every mutating command does this first by itself; 'recover' does only this.\n"
-    "When the VM runs, this goes through its QMP socket (the config's): block\n"
-    "jobs an interrupted run left in QEMU are cancelled (before the commit point)\n"
-    "or finished (after it), merges still to do are done by QEMU.\n"
+    "When the VM runs, this goes through its QMP socket (--qmp, else the\n"
+    "config's, as for the interrupted command): block jobs an interrupted run\n"
+    "left in QEMU are cancelled (before the commit point) or finished (after it),\n"
+    "merges still to do are done by QEMU.\n"
     "With --dry-run it shows the interrupted operation and what would be done.\n"
+    "The messages of an interrupted command name the recover command line to run\n"
+    "(with the same --root, directories and --qmp).\n"
+    "\n"
+    "  --qmp=PATH   the running VM's QMP socket (a path on this system), as given\n"
+    "               to the interrupted command\n"
     "\n" ES_DOMAIN_OPTS_USAGE "\n"
     "JSON output: {domain, found (false: nothing to do), action (rolled-back |\n"
     "rolled-forward), phase (prepare | merge | committed), dry-run, operation\n"
@@ -101,7 +107,8 @@ static int run(int argc, char **argv)
 {
     const es_cmd *cmd = &es_cmd_snap_recover;
     es_domain_opts o;
-    int parsed = es_domain_parse_plain(cmd, &o, argc, argv, 1, "DOMAIN");
+    const char *qmp;
+    int parsed = es_domain_parse(cmd, &o, argc, argv, 1, "DOMAIN", NULL, NULL, &qmp);
     if (parsed >= 0)
         return parsed;
     es_err e = {0};

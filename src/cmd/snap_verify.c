@@ -15,6 +15,7 @@
 #include "snap/context.h"
 #include "snap/strv.h"
 #include "snap/verify.h"
+#include "util/fileio.h"
 #include "util/rootpath.h"
 
 static int run(int argc, char **argv);
@@ -99,28 +100,34 @@ static void check_one(const es_domain_opts *o, const char *arg, result *r)
     snap_ctx_close(c);
 }
 
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 static int list_all(const es_domain_opts *o, snap_strv *names, es_err *e)
 {
     const char *dir = o->env.config_dir ? o->env.config_dir : DOMXML_DEFAULT_CONFIG_DIR;
     char *host = NULL;
     if (es_root_resolve(o->env.root, dir, &host, e) < 0)
         return -1;
-    struct dirent **ents = NULL;
-    int n = scandir(host, &ents, NULL, alphasort);
-    if (n < 0) {
+    DIR *d = es_fs_opendir(host);
+    if (!d) {
         es_err_set(e, errno, host, "cannot list the config directory");
         free(host);
         return -1;
     }
+    size_t first = names->n;
     int rc = 0;
-    for (int i = 0; i < n; i++) {
-        const char *nm = ents[i]->d_name;
+    for (struct dirent *de; rc == 0 && (de = readdir(d));) {
+        const char *nm = de->d_name;
         size_t l = strlen(nm);
-        if (rc == 0 && nm[0] != '.' && l > 4 && strcmp(nm + l - 4, ".xml") == 0)
+        if (nm[0] != '.' && l > 4 && strcmp(nm + l - 4, ".xml") == 0)
             rc = snap_strv_addf(names, e, "%.*s", (int)(l - 4), nm);
-        free(ents[i]);
     }
-    free(ents);
+    closedir(d);
+    if (names->n > first)
+        qsort(names->v + first, names->n - first, sizeof *names->v, cmp_names);
     free(host);
     return rc;
 }

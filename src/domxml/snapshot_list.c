@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "domxml/names.h"
+#include "util/fileio.h"
 #include "util/rootpath.h"
 
 void domxml_snapshot_list_free(domxml_snapshot_list *l)
@@ -41,7 +42,7 @@ static int list_entries(const char *dir, char ***out, size_t *n, bool *missing, 
     *out = NULL;
     *n = 0;
     *missing = false;
-    DIR *dp = opendir(dir);
+    DIR *dp = es_fs_opendir(dir);
     if (!dp) {
         if (errno == ENOENT) {
             *missing = true;

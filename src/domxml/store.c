@@ -93,7 +93,7 @@ int domxml_domain_load_named(const domxml_paths *p, const char *name, domxml_dom
     if (domxml_config_path(p, name, &path, e) < 0)
         return -1;
     struct stat st;
-    if (stat(path, &st) < 0 && errno == ENOENT) {
+    if (es_fs_stat(path, &st) < 0 && errno == ENOENT) {
         es_err_set(e, 0, path, "no domain '%s' is defined (no config file)", name);
         free(path);
         return -1;
@@ -212,7 +212,7 @@ static int format_verified(const domxml_snapshot *s, const char *path, char **ou
 static int ensure_dir(const char *dir, const char *parent, es_err *e)
 {
     struct stat st;
-    if (stat(dir, &st) == 0) {
+    if (es_fs_stat(dir, &st) == 0) {
         if (!S_ISDIR(st.st_mode))
             return es_err_set(e, ENOTDIR, dir, "snapshot directory is not a directory");
         return 0;

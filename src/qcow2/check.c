@@ -141,20 +141,10 @@ static int parse_extensions(qcow2_check_ctx *c, es_err *e)
     return 0;
 }
 
-static int open_ctx(qcow2_check_ctx *c, const char *path, unsigned fix, FILE *log, es_err *e)
+/* Everything but opening the file (c->file, c->path, c->log, c->fix set). */
+static int init_ctx(qcow2_check_ctx *c, es_err *e)
 {
-    memset(c, 0, sizeof *c);
-    c->path = path;
-    c->log = log;
-    c->fix = fix & QCOW2_CHECK_FIX_ALL;
-    if (es_file_open(&c->file, path, c->fix ? O_RDWR : O_RDONLY, 0, e) < 0)
-        return -1;
-    /* Like qemu-img check: a reader refuses an image someone writes, a
-     * repair refuses an image anyone else uses (a running VM above all). */
-    if (!(fix & QCOW2_CHECK_FORCE_SHARE) &&
-        (c->fix ? es_imglock_acquire_write(c->file->fd, path, &c->lock, e)
-                : es_imglock_acquire_read(c->file->fd, path, &c->lock, e)) < 0)
-        return -1;
+    const char *path = c->path;
     if (es_file_size(c->file, &c->file_size, e) < 0)
         return -1;
     size_t want = c->file_size < HEADER_READ_MAX ? (size_t)c->file_size : HEADER_READ_MAX;
@@ -198,7 +188,25 @@ static int open_ctx(qcow2_check_ctx *c, const char *path, unsigned fix, FILE *lo
     return ondisk_load_reftable(c, e);
 }
 
-static void close_ctx(qcow2_check_ctx *c)
+static int open_ctx(qcow2_check_ctx *c, const char *path, unsigned fix, FILE *log, es_err *e)
+{
+    memset(c, 0, sizeof *c);
+    c->path = path;
+    c->log = log;
+    c->fix = fix & QCOW2_CHECK_FIX_ALL;
+    if (es_file_open(&c->file, path, c->fix ? O_RDWR : O_RDONLY, 0, e) < 0)
+        return -1;
+    /* Like qemu-img check: a reader refuses an image someone writes, a
+     * repair refuses an image anyone else uses (a running VM above all). */
+    if (!(fix & QCOW2_CHECK_FORCE_SHARE) &&
+        (c->fix ? es_imglock_acquire_write(c->file->fd, path, &c->lock, e)
+                : es_imglock_acquire_read(c->file->fd, path, &c->lock, e)) < 0)
+        return -1;
+    return init_ctx(c, e);
+}
+
+/* keep_file: the caller's file, left open. */
+static void close_ctx(qcow2_check_ctx *c, bool keep_file)
 {
     check_free_snapshots(c);
     qcow2_header_free(&c->hdr);
@@ -207,7 +215,7 @@ static void close_ctx(qcow2_check_ctx *c)
     free(c->l2);
     free(c->rb);
     es_imglock_release(&c->lock);
-    if (c->file)
+    if (c->file && !keep_file)
         es_file_close(c->file);
     memset(c, 0, sizeof *c);
 }
@@ -348,7 +356,24 @@ int qcow2_check_pass(const char *path, unsigned fix, FILE *log, qcow2_check_resu
                            c.hdr.autoclear_features & AUTOCLEAR_KNOWN, e);
     if (r == 0)
         r = check_locked(&c, res, e);
-    close_ctx(&c);
+    close_ctx(&c, false);
+    return r;
+}
+
+int qcow2_check_pass_file(es_file *f, const char *path, unsigned fix, FILE *log,
+                          qcow2_check_result *res, es_err *e)
+{
+    qcow2_check_ctx c;
+    memset(res, 0, sizeof *res);
+    memset(&c, 0, sizeof c);
+    c.path = path;
+    c.log = log;
+    c.fix = fix & QCOW2_CHECK_FIX_ALL;
+    c.file = f;
+    int r = init_ctx(&c, e);
+    if (r == 0)
+        r = check_locked(&c, res, e);
+    close_ctx(&c, true);
     return r;
 }
 

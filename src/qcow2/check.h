@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "util/err.h"
+#include "util/fileio.h"
 
 /* Repair modes (bit flags, as QEMU's BdrvCheckMode). */
 #define QCOW2_CHECK_FIX_LEAKS 1u  /* -r leaks: lower refcounts that are too high */
@@ -46,6 +47,12 @@ int qcow2_check_is_qcow2(const char *path, bool *is_qcow2, es_err *e);
  * be non-zero), -1 when it could not (e says why; res holds what was counted). */
 int qcow2_check_pass(const char *path, unsigned fix, FILE *log, qcow2_check_result *res,
                      es_err *e);
+
+/* The same pass on a file the caller has open (and locked, as a writer
+ * holding the image does): no locks are taken, f stays open. A pass with
+ * repair bits needs f open for writing. */
+int qcow2_check_pass_file(es_file *f, const char *path, unsigned fix, FILE *log,
+                          qcow2_check_result *res, es_err *e);
 
 /* What `qemu-img check [-r ...]` does: one pass with `fix`; if anything was
  * repaired, a second read-only pass whose result is returned, carrying the

@@ -15,6 +15,7 @@
 #include "qcow2/format.h"
 #include "qcow2/header.h"
 #include "qcow2/image.h"
+#include "util/fileio.h"
 #include "util/rootpath.h"
 
 #define HEADER_READ_MAX (1u << QCOW2_MAX_CLUSTER_BITS)
@@ -193,7 +194,7 @@ int qcow2_check_backing_chain_root(const char *path, const char *root,
         goto done;
     }
     struct stat st;
-    if (stat(open_path, &st) < 0 && errno == ENOENT) {
+    if (es_fs_stat(open_path, &st) < 0 && errno == ENOENT) {
         ret = add(out, e, "backing file '%s' of %s does not exist (resolved to %s%s%s)", name,
                   path, display, root ? " under " : "", root ? root : "");
         goto done;

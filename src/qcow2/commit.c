@@ -13,8 +13,10 @@
 #include "qcow2/format.h"
 #include "qcow2/host_write.h"
 #include "qcow2/make_empty.h"
+#include "qcow2/overlap.h"
 #include "qcow2/refcount.h"
 #include "qcow2/refcount_trust.h"
+#include "util/fileio.h"
 #include "util/imglock.h"
 #include "util/rootpath.h"
 
@@ -24,7 +26,7 @@
 static bool same_file(const char *path, const es_image *img)
 {
     struct stat st;
-    return stat(path, &st) == 0 && img->st_dev == (uint64_t)st.st_dev &&
+    return es_fs_stat(path, &st) == 0 && img->st_dev == (uint64_t)st.st_dev &&
            img->st_ino == (uint64_t)st.st_ino;
 }
 
@@ -58,7 +60,7 @@ es_image *es_commit_find_base_root(es_image *top, const char *path, const char *
             return img;
         }
     struct stat st;
-    bool missing = stat(given, &st) < 0 && errno == ENOENT;
+    bool missing = es_fs_stat(given, &st) < 0 && errno == ENOENT;
     free(given);
     if (missing)
         es_err_set(e, 0, path, "BASE is not in the backing chain of TOP (%s): no such file",
@@ -202,6 +204,9 @@ static int prepare_base(commit_ctx *c, es_err *e)
     es_image *b = c->base;
     if (c->raw_base)
         return 0;
+    /* A re-run after an interruption takes back what that run left. */
+    if (qcow2_reclaim_apply(b, &c->reclaim, e) < 0)
+        return -1;
     if (b->hdr.version >= 3 && b->hdr.autoclear_features) {
         /* Bits for structures we do not maintain (bitmaps were refused
          * above unless already inconsistent): clear them, as the spec asks
@@ -286,9 +291,21 @@ static int run(commit_ctx *c, es_err *e)
         return -1;
     if (!c->raw_base && qcow2_refcount_check_metadata(base, e) < 0)
         return -1; /* opens BASE's refcounts; none may leave its metadata free */
+    /* The metadata maps every write is checked against (overlap.h): built
+     * now, so that structures overlapping each other refuse the commit
+     * before anything is written. TOP is written only when emptied in
+     * place. */
+    if (!c->raw_base && qcow2_overlap_open(base, e) < 0)
+        return -1;
+    if (!c->opts->keep_top && !qcow2_make_empty_rebuilds(top) && qcow2_overlap_open(top, e) < 0)
+        return -1;
     if (dry_run(c, e) < 0)
         return -1;
     if (!c->opts->skip_space_check && commit_space_check(c, e) < 0)
+        return -1;
+    /* BASE passes the check 'verify' applies (else refused here), and
+     * what an interrupted run left is known. */
+    if (!c->raw_base && qcow2_reclaim_survey(base, &c->reclaim, e) < 0)
         return -1;
     c->bufs[0] = es_io_alloc(COMMIT_CHUNK_BYTES);
     c->bufs[1] = es_io_alloc(COMMIT_CHUNK_BYTES);

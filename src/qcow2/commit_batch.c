@@ -21,11 +21,13 @@
  * durable before L1 names it, and a pointer must be gone on disk before
  * the refcount that protects its cluster drops. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "qcow2/commit_internal.h"
 #include "qcow2/format.h"
+#include "qcow2/overlap.h"
 #include "qcow2/refcount.h"
 
 static uint32_t l1_shift(const es_image *img)
@@ -41,11 +43,29 @@ static uint64_t op_covered(const commit_ctx *c, const commit_op *op)
     return n;
 }
 
+/* Planning: a cluster written in place must not be metadata of BASE (its
+ * L2 entry points into its own tables: the image is corrupt). */
+static int refuse_in_place(const commit_ctx *c, const commit_op *op, es_err *e)
+{
+    if (c->raw_base || op->action != OP_DATA || op->need_alloc)
+        return 0;
+    if (qcow2_overlap_check(c->base, QCOW2_OL_DATA, op->dest, c->unit, e) == 0)
+        return 0;
+    if (e) {
+        size_t n = strlen(e->msg);
+        snprintf(e->msg + n, sizeof e->msg - n,
+                 " (BASE's cluster for guest offset 0x%llx); the image is corrupt, nothing was "
+                 "written (see 'extsnap img check')",
+                 (unsigned long long)op->guest);
+    }
+    return -1;
+}
+
 int commit_batch_count(commit_ctx *c, es_err *e)
 {
     for (size_t i = 0; i < c->nops; i++) {
         commit_op *op = &c->ops[i];
-        if (commit_classify(c, op, e) < 0)
+        if (commit_classify(c, op, e) < 0 || refuse_in_place(c, op, e) < 0)
             return -1;
         uint64_t cov = op_covered(c, op);
         c->total_bytes += cov;
@@ -65,6 +85,9 @@ int commit_batch_count(commit_ctx *c, es_err *e)
             return -1;
         if (needs)
             c->need_clusters++;
+        else if (qcow2_overlap_check(c->base, QCOW2_OL_ACTIVE_L2, t.l2_off, c->base->cluster_size,
+                                     e) < 0)
+            return -1;
     }
     return 0;
 }

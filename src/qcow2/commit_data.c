@@ -16,6 +16,7 @@
 
 #include "qcow2/commit_internal.h"
 #include "qcow2/commit_writer.h"
+#include "qcow2/overlap.h"
 
 static int cmp_read(const void *pa, const void *pb)
 {
@@ -210,6 +211,13 @@ int commit_data_chunk(commit_ctx *c, const uint32_t *idx, size_t n, es_err *e)
             goto out;
     qsort(wr, nw, sizeof *wr, cmp_write);
     nw = merge(wr, nw);
+    /* Guest data must land on no metadata of BASE (overlap.h). */
+    for (size_t i = 0; i < ncp; i++)
+        if (qcow2_write_guard(c->base, QCOW2_OL_DATA, cp[i].dst_off, cp[i].len, e) < 0)
+            goto out;
+    for (size_t i = 0; i < nw; i++)
+        if (qcow2_write_guard(c->base, QCOW2_OL_DATA, wr[i].off, wr[i].len, e) < 0)
+            goto out;
     /* The writer owns the arrays from here, and this buffer until the next
      * submit. */
     r = commit_writer_submit(c->writer, (commit_job){wr, nw, cp, ncp}, e);

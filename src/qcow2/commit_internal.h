@@ -15,6 +15,7 @@
 #include "qcow2/commit_writer.h"
 #include "qcow2/image.h"
 #include "qcow2/l2_write.h"
+#include "qcow2/reclaim.h"
 #include "util/imglock.h"
 
 #define COMMIT_RAW_UNIT (64u << 10)        /* op size for a raw BASE */
@@ -99,6 +100,7 @@ typedef struct commit_ctx {
     uint64_t total_bytes;     /* guest bytes covered from above */
     uint64_t done_bytes;
     uint64_t last_counted_l1; /* dry: last L1 index counted (+1), 0 = none */
+    qcow2_reclaim reclaim;    /* what an interrupted earlier run left in BASE */
 } commit_ctx;
 
 /* commit_scan.c */

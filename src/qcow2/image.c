@@ -9,6 +9,7 @@
 
 #include "qcow2/format.h"
 #include "qcow2/l2_cache.h"
+#include "qcow2/overlap.h"
 #include "qcow2/refcount.h"
 #include "util/rootpath.h"
 
@@ -134,6 +135,7 @@ static void image_free_one(es_image *img)
     qcow2_l2_cache_free(img->l2_cache);
     /* Drops (never writes) cached refcount blocks: writers flush before closing. */
     qcow2_refcount_close(img);
+    qcow2_overlap_close(img);
     es_file_close(img->file);
     qcow2_header_free(&img->hdr);
     free(img->l1);

@@ -25,6 +25,7 @@ typedef struct es_open_opts {
 
 struct qcow2_l2_cache;
 struct qcow2_refblock_cache;
+struct qcow2_overlap;
 
 typedef struct es_image {
     char *filename;      /* path as given by the caller (or as resolved for backings) */
@@ -50,6 +51,8 @@ typedef struct es_image {
     uint64_t reftable_entries;
     struct qcow2_l2_cache *l2_cache;
     struct qcow2_refblock_cache *rb_cache;
+    struct qcow2_overlap *overlap; /* metadata map for the overlap checks (overlap.h) */
+    bool writes_stopped;       /* a write would have hit metadata: no more writes */
 
     /* chain */
     struct es_image *backing;  /* NULL at the bottom */

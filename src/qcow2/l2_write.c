@@ -7,6 +7,7 @@
 #include "qcow2/format.h"
 #include "qcow2/host_write.h"
 #include "qcow2/l2_cache.h"
+#include "qcow2/overlap.h"
 #include "qcow2/refcount.h"
 
 #define HDR_L1_SIZE 36 /* u32 l1_size, then u64 l1_table_offset at 40 */
@@ -117,11 +118,12 @@ int qcow2_l2_target_write(es_image *img, const qcow2_l2_target *t, const qcow2_l
     }
     int r;
     if (qcow2_l2_target_is_new(t) || n == 0) {
-        r = qcow2_host_write(img, scratch, cs, t->l2_off, e);
+        r = qcow2_host_write(img, QCOW2_OL_ACTIVE_L2, scratch, cs, t->l2_off, e);
     } else {
         size_t from = (size_t)(lo * img->l2_entry_bytes);
         size_t to = (size_t)((hi + 1) * img->l2_entry_bytes);
-        r = qcow2_host_write(img, scratch + from, to - from, t->l2_off + from, e);
+        r = qcow2_host_write(img, QCOW2_OL_ACTIVE_L2, scratch + from, to - from,
+                             t->l2_off + from, e);
     }
     qcow2_l2_cache_invalidate(img, t->l2_off);
     if (r < 0)
@@ -144,7 +146,8 @@ int qcow2_l1_set(es_image *img, uint64_t l1_idx, uint64_t l2_off, es_err *e)
     }
     uint8_t buf[8];
     be64_store(buf, v);
-    if (qcow2_host_write(img, buf, 8, img->hdr.l1_table_offset + l1_idx * 8, e) < 0)
+    if (qcow2_host_write(img, QCOW2_OL_ACTIVE_L1, buf, 8,
+                         img->hdr.l1_table_offset + l1_idx * 8, e) < 0)
         return es_err_prefix(e, "writing L1 entry %llu", (unsigned long long)l1_idx);
     img->l1[l1_idx] = v;
     return 0;
@@ -182,7 +185,7 @@ int qcow2_l1_grow(es_image *img, uint32_t new_size, es_err *e)
 
     if (old_off && (uint64_t)new_size * 8 <= old_clusters * cs) {
         /* Room in the current clusters: zero the new entries, then say so. */
-        if (qcow2_host_write_zeroes(img, old_off + (uint64_t)old_size * 8,
+        if (qcow2_host_write_zeroes(img, QCOW2_OL_ACTIVE_L1, old_off + (uint64_t)old_size * 8,
                                     (uint64_t)(new_size - old_size) * 8, e) < 0 ||
             es_file_flush(img->file, e) < 0)
             return es_err_prefix(e, "growing the L1 table");
@@ -200,7 +203,7 @@ int qcow2_l1_grow(es_image *img, uint32_t new_size, es_err *e)
         return es_err_set(e, ENOMEM, NULL, "out of memory");
     for (uint32_t i = 0; i < old_size; i++)
         be64_store(buf + (uint64_t)i * 8, l1[i]);
-    int r = qcow2_host_write(img, buf, (size_t)(n * cs), new_off, e);
+    int r = qcow2_host_write(img, QCOW2_OL_ACTIVE_L1, buf, (size_t)(n * cs), new_off, e);
     free(buf);
     if (r < 0 || es_file_flush(img->file, e) < 0)
         return es_err_prefix(e, "writing the grown L1 table");

@@ -9,6 +9,8 @@
 #include "qcow2/host_write.h"
 #include "qcow2/l2_cache.h"
 #include "qcow2/l2_write.h"
+#include "qcow2/overlap.h"
+#include "qcow2/reclaim.h"
 #include "qcow2/refcount.h"
 
 #define HDR_INCOMPAT 72
@@ -53,9 +55,9 @@ static int rebuild_empty(es_image *img, es_err *e)
     if (set_incompat(img, img->hdr.incompatible_features | QCOW2_INCOMPAT_DIRTY, e) < 0)
         return es_err_prefix(e, "marking the image dirty");
     /* From here on the refcounts on disk mean nothing (the dirty bit says so). */
-    if (l1c && qcow2_host_write_zeroes(img, img->hdr.l1_table_offset, l1c * cs, e) < 0)
+    if (l1c && qcow2_host_write_zeroes(img, QCOW2_OL_ALL, img->hdr.l1_table_offset, l1c * cs, e) < 0)
         return es_err_prefix(e, "clearing the L1 table");
-    if (qcow2_host_write_zeroes(img, cs, (2 + l1c) * cs, e) < 0)
+    if (qcow2_host_write_zeroes(img, QCOW2_OL_ALL, cs, (2 + l1c) * cs, e) < 0)
         return es_err_prefix(e, "clearing the new metadata area");
     uint8_t hdr[20];
     be64_store(hdr, 3 * cs);
@@ -69,14 +71,14 @@ static int rebuild_empty(es_image *img, es_err *e)
     img->hdr.refcount_table_clusters = 1;
     uint8_t ent[8];
     be64_store(ent, 2 * cs);
-    if (qcow2_host_write(img, ent, 8, cs, e) < 0 || es_file_flush(img->file, e) < 0)
+    if (qcow2_host_write(img, QCOW2_OL_ALL, ent, 8, cs, e) < 0 || es_file_flush(img->file, e) < 0)
         return es_err_prefix(e, "writing the new refcount table");
     uint8_t *block = calloc(1, cs);
     if (!block)
         return es_err_set(e, ENOMEM, NULL, "out of memory");
     for (uint64_t c = 0; c < 3 + l1c; c++)
         qcow2_refblock_entry_set(block, c, img->refcount_bits, 1);
-    int r = qcow2_host_write(img, block, cs, 2 * cs, e);
+    int r = qcow2_host_write(img, QCOW2_OL_ALL, block, cs, 2 * cs, e);
     free(block);
     if (r < 0)
         return es_err_prefix(e, "writing the new refcount block");
@@ -88,6 +90,10 @@ static int rebuild_empty(es_image *img, es_err *e)
     if (img->l1)
         memset(img->l1, 0, (size_t)img->l1_size * 8);
     qcow2_l2_cache_clear(img);
+    /* The in-memory refcount table and metadata map describe the old
+     * structures: drop them (read again if anything follows). */
+    qcow2_refcount_close(img);
+    qcow2_overlap_close(img);
     return 0;
 }
 
@@ -169,7 +175,7 @@ static int discard_all(es_image *img, es_err *e)
             if (qcow2_l1_set(img, i, 0, e) < 0)
                 goto out;
         } else if (changed) {
-            if (qcow2_host_write(img, table, cs, l2_off, e) < 0)
+            if (qcow2_host_write(img, QCOW2_OL_ACTIVE_L2, table, cs, l2_off, e) < 0)
                 goto out;
             qcow2_l2_cache_invalidate(img, l2_off);
         }
@@ -189,7 +195,12 @@ int qcow2_make_empty(es_image *img, es_err *e)
 {
     if (img->format != ES_FMT_QCOW2 || !img->writable)
         return es_err_set(e, EINVAL, img->filename, "internal error: cannot empty this image");
-    int r = qcow2_make_empty_rebuilds(img) ? rebuild_empty(img, e) : discard_all(img, e);
+    /* Emptied entry by entry, an interrupted run leaves leaked clusters
+     * (released after their entries were cleared): the re-run takes them
+     * back. */
+    int r = qcow2_make_empty_rebuilds(img) ? rebuild_empty(img, e)
+                                           : discard_all(img, e) < 0 ? -1
+                                                                     : qcow2_reclaim_leaks(img, e);
     if (r < 0)
         return es_err_prefix(e, "emptying the image after the commit");
     return 0;

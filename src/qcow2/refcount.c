@@ -9,6 +9,7 @@
 #include "qcow2/compress.h"
 #include "qcow2/format.h"
 #include "qcow2/host_write.h"
+#include "qcow2/overlap.h"
 #include "qcow2/refcount_grow.h"
 
 #define RB_CACHE_BUDGET (4u << 20) /* bytes of cached refcount blocks */
@@ -140,7 +141,7 @@ void qcow2_refcount_close(es_image *img)
 
 static int write_slot(es_image *img, rb_slot *s, es_err *e)
 {
-    if (qcow2_host_write(img, s->data, img->cluster_size, s->off, e) < 0)
+    if (qcow2_host_write(img, QCOW2_OL_REFBLOCK, s->data, img->cluster_size, s->off, e) < 0)
         return es_err_prefix(e, "writing refcount block");
     s->dirty = false;
     return 0;
@@ -303,6 +304,31 @@ int qcow2_refcount_add(es_image *img, uint64_t cluster, int64_t delta, es_err *e
     s->dirty = true;
     if (nv == 0 && cluster < img->rb_cache->free_hint)
         img->rb_cache->free_hint = cluster;
+    return 0;
+}
+
+int qcow2_refcount_from(es_image *img, uint64_t first, bool clear, uint64_t *n, es_err *e)
+{
+    *n = 0;
+    if (qcow2_refcount_open(img, e) < 0)
+        return -1;
+    uint64_t rbe = qcow2_refblock_entries(img);
+    for (uint64_t rt = first / rbe; rt < img->reftable_entries; rt++) {
+        rb_slot *s;
+        if (get_block(img, rt, &s, e) < 0)
+            return -1;
+        for (uint64_t i = rt == first / rbe ? first % rbe : 0; s && i < rbe; i++) {
+            if (qcow2_refblock_entry_get(s->data, i, img->refcount_bits) == 0)
+                continue;
+            (*n)++;
+            if (clear) {
+                qcow2_refblock_entry_set(s->data, i, img->refcount_bits, 0);
+                s->dirty = true;
+            }
+        }
+    }
+    if (clear && *n && first < img->rb_cache->free_hint)
+        img->rb_cache->free_hint = first;
     return 0;
 }
 

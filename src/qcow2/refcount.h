@@ -17,6 +17,7 @@
 #ifndef ES_QCOW2_REFCOUNT_H
 #define ES_QCOW2_REFCOUNT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "qcow2/image.h"
@@ -49,6 +50,12 @@ int qcow2_refcount_add(es_image *img, uint64_t cluster, int64_t delta, es_err *e
 int qcow2_refcount_writeback(es_image *img, es_err *e);
 /* Write every dirty cached block, then fdatasync the image: an ordering point. */
 int qcow2_refcount_flush(es_image *img, es_err *e);
+
+/* Clusters with index >= first that have a non-zero refcount: *n. With
+ * clear, their refcounts drop to 0 (in the cache). For the space past the
+ * end of the file, which nothing may reference: an interrupted writer
+ * raised those refcounts and stopped before writing the clusters. */
+int qcow2_refcount_from(es_image *img, uint64_t first, bool clear, uint64_t *n, es_err *e);
 
 /* Allocate one cluster (refcount 0 -> 1, in the cache): the lowest free one. */
 int qcow2_alloc_cluster(es_image *img, uint64_t *host_off, es_err *e);

@@ -6,6 +6,7 @@
 
 #include "qcow2/format.h"
 #include "qcow2/host_write.h"
+#include "qcow2/overlap.h"
 #include "qcow2/refcount.h"
 
 #define HDR_REFTABLE_OFFSET 48 /* u64 offset, then u32 clusters at 56 */
@@ -26,13 +27,14 @@ static int create_in_table(es_image *img, uint64_t rt_idx, uint64_t at, es_err *
         return es_err_set(e, ENOMEM, NULL, "out of memory");
     if (self)
         qcow2_refblock_entry_set(block, at % rbe, img->refcount_bits, 1);
-    int r = qcow2_host_write(img, block, cs, at << img->cluster_bits, e);
+    int r = qcow2_host_write(img, QCOW2_OL_REFBLOCK, block, cs, at << img->cluster_bits, e);
     free(block);
     if (r < 0 || (self ? es_file_flush(img->file, e) : qcow2_refcount_flush(img, e)) < 0)
         return es_err_prefix(e, "adding refcount block %llu", (unsigned long long)rt_idx);
     uint8_t ent[8];
     be64_store(ent, at << img->cluster_bits);
-    if (qcow2_host_write(img, ent, 8, img->hdr.refcount_table_offset + rt_idx * 8, e) < 0 ||
+    if (qcow2_host_write(img, QCOW2_OL_REFTABLE, ent, 8,
+                         img->hdr.refcount_table_offset + rt_idx * 8, e) < 0 ||
         es_file_flush(img->file, e) < 0)
         return es_err_prefix(e, "entering refcount block %llu in the refcount table",
                              (unsigned long long)rt_idx);
@@ -77,7 +79,8 @@ static int grow_table(es_image *img, uint64_t first, es_err *e)
     for (uint64_t j = 0; j < k; j++)
         be64_store(table + (first + j) * 8, (start + j) << img->cluster_bits);
     uint64_t new_off = (start + k) << img->cluster_bits;
-    int r = qcow2_host_write(img, buf, bytes, start << img->cluster_bits, e);
+    int r = qcow2_host_write(img, QCOW2_OL_REFBLOCK | QCOW2_OL_REFTABLE, buf, bytes,
+                             start << img->cluster_bits, e);
     if (r == 0)
         r = es_file_flush(img->file, e);
     if (r < 0) {

@@ -1,6 +1,20 @@
 /* Block-commit driver: starts one commit job per disk, follows them through
- * QEMU's job events and query-block-jobs, and finishes them so that either
- * every disk's commit takes effect or none does.
+ * query-block-jobs, and finishes them so that either every disk's commit
+ * takes effect or none does.
+ *
+ * QEMU's state, not its messages: a job's status and progress come from
+ * query-block-jobs only. Events just wake the driver up for an early poll
+ * (and the failure text of a job is taken from them, which can only make
+ * the driver more careful). A poll that shows a job behind what an event
+ * said of it before the poll was sent (statuses only move forward:
+ * created, running, ready, waiting, pending, aborting, concluded, null)
+ * is a contradiction: the jobs are cancelled and the run fails, naming it.
+ *
+ * Every wait is bounded: no progress (no status moving forward, no new
+ * low of a job's remaining bytes) for stall_ms ends the run. An active
+ * commit whose remaining amount stops shrinking because the guest writes
+ * faster than the copy first gets its speed limit lifted (when one was
+ * set), then is cancelled with a message saying so.
  *
  * How all-or-nothing is obtained: jobs run with auto-finalize off, so QEMU
  * stops each one in state "pending" before it changes the graph (the pivot
@@ -28,15 +42,28 @@ typedef struct qmp_commit_spec {
     uint64_t speed;           /* bytes per second, 0 = unlimited */
 } qmp_commit_spec;
 
-/* Called after each progress sample: offset of len bytes copied for job `index`. */
-typedef void (*qmp_job_progress_fn)(void *opaque, size_t index, const char *job_id,
-                                    uint64_t offset, uint64_t len);
+/* One progress sample of a job, from query-block-jobs. */
+typedef struct qmp_job_progress {
+    size_t index;       /* into the specs */
+    const char *job_id;
+    const char *device; /* the spec's */
+    const char *status; /* QEMU's: running, ready, pending ... */
+    uint64_t offset, len;
+    uint64_t remaining; /* len - offset: grows when the guest writes faster than the copy */
+    uint64_t rate;      /* bytes per second copied since the previous sample (0: unknown) */
+    uint64_t speed;     /* the job's speed limit, 0 = none */
+} qmp_job_progress;
+
+/* Called after each poll, for every job still listed. */
+typedef void (*qmp_job_progress_fn)(void *opaque, const qmp_job_progress *p);
 
 typedef struct qmp_job_opts {
     qmp_job_progress_fn progress; /* may be NULL */
     void *opaque;
     int poll_interval_ms; /* query-block-jobs cadence; <= 0: 1000 */
-    int timeout_ms;       /* whole run; <= 0: no limit (QEMU's replies are still timed) */
+    int timeout_ms;       /* whole run; <= 0: no limit (stall_ms still bounds it) */
+    int stall_ms;         /* no progress this long ends the run (after lifting a speed
+                             limit once); <= 0: the client's reply timeout */
     int cancel_timeout_ms; /* waiting for cancelled jobs to end; <= 0: 60000 */
     /* Called once every job is pending, just before the first job-finalize
      * (the graph changes from there on): the caller records that its
@@ -49,6 +76,12 @@ typedef struct qmp_job_opts {
      * failure means the bases hold part of the data (hidden by the images
      * above them). */
     bool *base_written;
+    /* Out (may be NULL): the same per spec (n entries): job i may have
+     * written into its base. False for a job that never started. */
+    bool *job_written;
+    /* Things the user should know that are not errors (a speed limit
+     * lifted); may be NULL. */
+    void (*notice)(void *opaque, const char *msg);
 } qmp_job_opts;
 
 /* Commit n disks (n >= 1) all-or-nothing, as described above. On failure

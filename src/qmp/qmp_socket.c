@@ -10,6 +10,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "util/fileio.h"
+
 /* sun_path holds 107 bytes; longer paths (deep --root prefixes) are reached
  * through the directory's /proc/self/fd entry. */
 static int connect_unix(int fd, const char *path, es_err *e)
@@ -59,7 +61,7 @@ static int connect_unix(int fd, const char *path, es_err *e)
 int qmp_socket_connect(const char *path, es_err *e)
 {
     struct stat st;
-    if (stat(path, &st) < 0) {
+    if (es_fs_stat(path, &st) < 0) {
         if (errno == ENOENT)
             return es_err_set(e, errno, path, "QMP socket does not exist");
         return es_err_set(e, errno, path, "QMP socket");

@@ -13,9 +13,11 @@
 #include "domxml/image_props.h"
 #include "qcow2/format.h"
 #include "qcow2/image.h"
+#include "snap/image_check.h"
 #include "snap/imgrole.h"
 #include "snap/parent_disks.h"
 #include "snap/plan_xml.h"
+#include "util/fileio.h"
 #include "util/rootpath.h"
 
 void snap_repls_free(snap_repls *r)
@@ -321,10 +323,13 @@ static int check_base(snap_ctx *c, const snap_graph *g, disk_job *j, const char 
         return -1;
     uint64_t inc = img->format == ES_FMT_QCOW2 ? img->hdr.incompatible_features : 0;
     es_image_close(img);
+    /* The hint's command reaches the image as this run did (its --root). */
+    bool root = c->env->root && c->env->root[0];
     if (inc & (QCOW2_INCOMPAT_CORRUPT | QCOW2_INCOMPAT_DIRTY))
-        return refuse(what, e, "disk %s: %s is marked %s; run 'extsnap img check -r all' on it "
+        return refuse(what, e, "disk %s: %s is marked %s; run 'extsnap img check -r all%s%s %s' "
                                "first",
-                      j->target, b->path, inc & QCOW2_INCOMPAT_CORRUPT ? "corrupt" : "dirty");
+                      j->target, b->path, inc & QCOW2_INCOMPAT_CORRUPT ? "corrupt" : "dirty",
+                      root ? " --root " : "", root ? c->env->root : "", b->path);
     const char *skip = getenv("EXTSNAP_SKIP_SPACE_CHECK");
     if (skip && strcmp(skip, "1") == 0)
         return 0;
@@ -334,7 +339,7 @@ static int check_base(snap_ctx *c, const snap_graph *g, disk_job *j, const char 
         struct stat st;
         if (es_root_resolve(c->env->root, g->v[j->l[i]].path, &host, e) < 0)
             return -1;
-        if (stat(host, &st) == 0)
+        if (es_fs_stat(host, &st) == 0)
             need += (unsigned long long)st.st_blocks * 512ull;
         free(host);
     }
@@ -342,7 +347,7 @@ static int check_base(snap_ctx *c, const snap_graph *g, disk_job *j, const char 
     struct statvfs vfs;
     if (es_root_resolve(c->env->root, b->path, &host, e) < 0)
         return -1;
-    int r = statvfs(host, &vfs);
+    int r = es_fs_statvfs(host, &vfs);
     free(host);
     if (r == 0) {
         unsigned long long avail = (unsigned long long)vfs.f_bavail * vfs.f_frsize;
@@ -352,6 +357,18 @@ static int check_base(snap_ctx *c, const snap_graph *g, disk_job *j, const char 
                               "overlays hold) and only %llu are free",
                               what, j->target, need, avail);
     }
+    return 0;
+}
+
+/* Every image the merge reads (L) or writes (B) must pass the check
+ * 'verify' applies: merging through corrupt metadata destroys the disk. */
+static int check_sound(snap_ctx *c, const snap_graph *g, const disk_job *j, const char *what,
+                       es_err *e)
+{
+    for (size_t i = 0; i <= j->nl; i++)
+        if (snap_check_image_sound(c->env->root, g->v[i < j->nl ? j->l[i] : j->b].path, what,
+                                   j->target, e) < 0)
+            return -1;
     return 0;
 }
 
@@ -450,8 +467,8 @@ static int one_disk(snap_ctx *c, const snap_graph *g, const snap_range *r, const
         goto out;
     }
     if (walk_down(g, &j, what, e) < 0 || check_image_props(c, g, &j, what, e) < 0 ||
-        check_users(c, g, &j, what, e) < 0 ||
-        check_references(c, g, r, &j, what, e) < 0 ||
+        check_users(c, g, &j, what, e) < 0 || check_references(c, g, r, &j, what, e) < 0 ||
+        check_sound(c, g, &j, what, e) < 0 ||
         plan_disk(c, g, &j, what, p, repl, e) < 0)
         goto out;
     rc = 0;

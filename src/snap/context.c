@@ -50,6 +50,7 @@ void snap_ctx_close(snap_ctx *c)
     free(c->lock_path);
     free(c->journal_path);
     free(c->journal_tmp);
+    free(c->recover_cmd);
     free(c);
 }
 
@@ -75,6 +76,63 @@ static int logical_config_path(const snap_ctx *c, const char *arg, es_err *e)
     if (!getcwd(cwd, sizeof cwd))
         return es_err_set(e, errno, NULL, "cannot get the current directory");
     return snap_asprintf(&m->config_path, e, "%s/%s", cwd, arg);
+}
+
+/* One word of a shell command line; quoted (double quotes, so that it can
+ * stand inside a message's '...') when the shell would change it. */
+static void put_word(FILE *f, const char *w)
+{
+    bool plain = *w != '\0';
+    for (const char *q = w; *q && plain; q++)
+        plain = strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_./:=,@+%-",
+                       *q) != NULL;
+    fputc(' ', f);
+    if (plain) {
+        fputs(w, f);
+        return;
+    }
+    fputc('"', f);
+    for (const char *q = w; *q; q++) {
+        if (strchr("\"\\$`", *q))
+            fputc('\\', f);
+        fputc(*q, f);
+    }
+    fputc('"', f);
+}
+
+static void put_option(FILE *f, const char *name, const char *value)
+{
+    if (!value || !*value)
+        return;
+    put_word(f, name);
+    put_word(f, value);
+}
+
+/* Everything that located the domain and its VM in this run: recover
+ * reaches the same files and the same QEMU with it. */
+static void make_recover_cmd(snap_ctx *c, const char *arg)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f)
+        return;
+    fputs("extsnap recover", f);
+    put_option(f, "--root", c->env->root);
+    put_option(f, "--config-dir", c->env->config_dir);
+    put_option(f, "--snapshot-dir", c->env->snapshot_dir);
+    put_option(f, "--run-dir", c->env->run_dir);
+    put_option(f, "--qmp", c->env->qmp);
+    put_word(f, looks_like_path(arg) ? c->config_path : c->name);
+    if (fclose(f) == 0)
+        c->recover_cmd = text;
+    else
+        free(text);
+}
+
+const char *snap_ctx_recover_cmd(const snap_ctx *c)
+{
+    return c->recover_cmd ? c->recover_cmd : "extsnap recover DOMAIN";
 }
 
 int snap_ctx_reload(snap_ctx *c, bool strict, es_err *e)
@@ -103,7 +161,7 @@ int snap_ctx_reload(snap_ctx *c, bool strict, es_err *e)
 static int ensure_snapshot_dir(snap_ctx *c, es_err *e)
 {
     struct stat st;
-    if (stat(c->snapshot_dir_host, &st) == 0) {
+    if (es_fs_stat(c->snapshot_dir_host, &st) == 0) {
         if (!S_ISDIR(st.st_mode))
             return es_err_set(e, ENOTDIR, c->snapshot_dir_host, "snapshot directory");
         return 0;
@@ -145,12 +203,19 @@ static int recover_leftover(snap_ctx *c, es_err *e)
         return -1;
     if (!exists) /* a journal write that never reached its rename leaves only litter */
         return c->env->dry_run ? 0 : snap_unlink_if_exists(c->journal_tmp, e);
-    if (c->env->dry_run)
+    if (c->env->dry_run) {
+        /* A journal recovery cannot read is refused as the real run refuses it. */
+        snap_recovery r = {0};
+        int rc = snap_recover_inspect(c, &r, e);
+        snap_recovery_clear(&r);
+        if (rc < 0)
+            return -1;
         return es_err_set(e, 0, c->journal_path,
                           "an interrupted extsnap operation on domain %s must be finished or "
-                          "undone first; run 'extsnap recover %s' (or this command without "
-                          "--dry-run, which recovers first)",
-                          c->name, c->name);
+                          "undone first; run '%s' (or this command without --dry-run, "
+                          "which recovers first)",
+                          c->name, snap_ctx_recover_cmd(c));
+    }
     snap_recovery r = {0};
     int rc = snap_recover(c, &r, e);
     /* Said even with -q: the user should know their last run did not complete. */
@@ -198,9 +263,13 @@ int snap_ctx_open(const snap_env *env, const char *arg, snap_open_mode mode, sna
     if (snap_strdup(d->name, &c->name, e) < 0 || logical_config_path(c, arg, e) < 0 ||
         set_paths(c, e) < 0)
         goto fail;
+    make_recover_cmd(c, arg);
     if (writer && ensure_snapshot_dir(c, e) < 0)
         goto fail;
-    if (snap_lock_take(c->lock_path, c->name, writer, &c->lock, e) < 0)
+    /* A dry run is refused when the real run would be: it tries the writer's
+     * lock too, but creates no lock file (nobody holds one that is not there). */
+    bool exclusive = writer || (mode != SNAP_OPEN_READ && snap_path_exists(c->lock_path));
+    if (snap_lock_take(c->lock_path, c->name, exclusive, &c->lock, e) < 0)
         goto fail;
     if (mode == SNAP_OPEN_WRITE && snap_ctx_go_offline(c, e) < 0)
         goto fail;
@@ -213,8 +282,8 @@ int snap_ctx_open(const snap_env *env, const char *arg, snap_open_mode mode, sna
         bool pending = false;
         if (snap_journal_exists(&j, &pending, NULL) == 0 && pending)
             snap_ctx_note(c, "warning: an interrupted operation on domain %s is pending; run "
-                             "'extsnap recover %s'",
-                          c->name, c->name);
+                             "'%s'",
+                          c->name, snap_ctx_recover_cmd(c));
     }
     *out = c;
     return 0;

@@ -23,6 +23,7 @@ typedef struct snap_env {
     const char *config_dir;
     const char *snapshot_dir;
     const char *run_dir;
+    const char *qmp;    /* --qmp: the running VM's QMP socket (NULL: the config's) */
     bool dry_run;
     bool quiet;
     int verbose;
@@ -53,6 +54,7 @@ typedef struct snap_ctx {
     char *lock_path;            /* <snapshot-dir>/<name>.extsnap.lock */
     char *journal_path;         /* <snapshot-dir>/<name>.extsnap.journal */
     char *journal_tmp;          /* <snapshot-dir>/.<name>.extsnap.journal.tmp */
+    char *recover_cmd;          /* snap_ctx_recover_cmd's text */
     snap_lock lock;
 } snap_ctx;
 
@@ -70,6 +72,11 @@ void snap_ctx_close(snap_ctx *c);
 
 /* Host path of a path as seen under the root. */
 int snap_ctx_host(const snap_ctx *c, const char *path, char **out, es_err *e);
+
+/* The 'extsnap recover' command line that reaches this domain as this run
+ * did (its --root, directories, --qmp and domain argument), for the
+ * messages that tell the user to run it. */
+const char *snap_ctx_recover_cmd(const snap_ctx *c);
 
 /* Print "extsnap: CMD: " + message on env->log unless quiet. */
 void snap_ctx_note(const snap_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

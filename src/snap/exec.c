@@ -31,10 +31,12 @@ int snap_exec_merge(const char *root, const snap_merge *m, es_err *e)
  * used the old one. chown is best effort for an unprivileged user. */
 static int apply_owner(const snap_overlay *o, const char *host, es_err *e)
 {
-    if (o->uid >= 0 && chown(host, (uid_t)o->uid, (gid_t)o->gid) < 0 && errno != EPERM)
-        return es_err_set(e, errno, host, "cannot set the owner of the new overlay");
-    if (o->mode >= 0 && chmod(host, (mode_t)o->mode) < 0)
-        return es_err_set(e, errno, host, "cannot set the mode of the new overlay");
+    es_err oe;
+    if (o->uid >= 0 && es_fs_chown(host, (uid_t)o->uid, (gid_t)o->gid, &oe) < 0 &&
+        oe.errnum != EPERM)
+        return es_err_set(e, oe.errnum, host, "cannot set the owner of the new overlay");
+    if (o->mode >= 0 && es_fs_chmod(host, (mode_t)o->mode, &oe) < 0)
+        return es_err_set(e, oe.errnum, host, "cannot set the mode of the new overlay");
     return 0;
 }
 
@@ -155,9 +157,12 @@ static int undo(const char *root, const snap_journal *j, const snap_plan *p, con
     if (!failed && p->snapshot_dir_created) {
         char *host = NULL;
         if (es_root_resolve(root, p->snapshot_dir_created, &host, &cur) == 0) {
-            if (rmdir(host) == 0)
+            int r = es_fs_rmdir(host, &cur);
+            if (r == 0)
                 keep_first(snap_fsync_parent(host, &cur), &first, &failed, &cur);
             /* not empty (someone else's file) or already gone: leave it */
+            else if (cur.errnum != ENOTEMPTY && cur.errnum != EEXIST && cur.errnum != ENOENT)
+                keep_first(r, &first, &failed, &cur);
         }
         free(host);
     }
@@ -219,19 +224,18 @@ static int fail_and_undo(const snap_ctx *c, const snap_journal *j, const snap_pl
         return es_err_prefix(e, "nothing was changed");
     char buf[ES_ERR_MSG_MAX + ES_ERR_PATH_MAX];
     snap_ctx_note(c, "undoing failed too: %s", es_err_str(&u, buf, sizeof buf));
-    return es_err_prefix(e, "the operation is half done; run 'extsnap recover %s' to undo it",
-                         c->name);
+    return es_err_prefix(e, "the operation is half done; run '%s' to undo it",
+                         snap_ctx_recover_cmd(c));
 }
 
 static int fail_forward(const snap_ctx *c, es_err *e, bool committed)
 {
     if (committed)
-        return es_err_prefix(e, "the operation is done but its clean-up is not; run 'extsnap "
-                                "recover %s' to finish it",
-                             c->name);
-    return es_err_prefix(e, "the operation passed the point of no return; run 'extsnap "
-                            "recover %s' to finish it",
-                         c->name);
+        return es_err_prefix(e, "the operation is done but its clean-up is not; run '%s' to "
+                                "finish it",
+                             snap_ctx_recover_cmd(c));
+    return es_err_prefix(e, "the operation passed the point of no return; run '%s' to finish it",
+                         snap_ctx_recover_cmd(c));
 }
 
 int snap_execute(snap_ctx *c, const snap_plan *p, es_err *e)

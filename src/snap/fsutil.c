@@ -53,7 +53,7 @@ out:
 bool snap_path_exists(const char *path)
 {
     struct stat st;
-    return lstat(path, &st) == 0;
+    return es_fs_lstat(path, &st) == 0;
 }
 
 int snap_unlink_if_exists(const char *path, es_err *e)

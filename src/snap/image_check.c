@@ -5,7 +5,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "qcow2/check.h"
 #include "qcow2/image.h"
+#include "util/fileio.h"
 #include "util/rootpath.h"
 
 int snap_check_image(const char *root, const char *path, const char *format, es_err *e)
@@ -18,13 +20,49 @@ int snap_check_image(const char *root, const char *path, const char *format, es_
     return 0;
 }
 
+int snap_image_corruptions(const char *root, const char *path, long long *corruptions,
+                           es_err *e)
+{
+    *corruptions = 0;
+    char *host = NULL;
+    if (es_root_resolve(root, path, &host, e) < 0)
+        return -1;
+    bool qcow2 = false;
+    int r = qcow2_check_is_qcow2(host, &qcow2, e);
+    qcow2_check_result res;
+    memset(&res, 0, sizeof res);
+    if (r == 0 && qcow2)
+        r = qcow2_check_pass(host, QCOW2_CHECK_FORCE_SHARE, NULL, &res, e);
+    if (r == 0 && res.check_errors > 0)
+        r = es_err_set(e, 0, host, "%lld internal error(s) while checking the image",
+                       (long long)res.check_errors);
+    free(host);
+    *corruptions = (long long)res.corruptions;
+    return r;
+}
+
+int snap_check_image_sound(const char *root, const char *path, const char *what,
+                           const char *disk, es_err *e)
+{
+    long long n = 0;
+    if (snap_image_corruptions(root, path, &n, e) < 0)
+        return es_err_prefix(e, "cannot %s: disk %s: the image check of %s could not complete",
+                             what, disk, path);
+    if (n > 0)
+        return es_err_set(e, 0, path,
+                          "cannot %s: disk %s: %lld corruption(s) in the image's metadata (see "
+                          "'extsnap img check'); nothing was changed",
+                          what, disk, n);
+    return 0;
+}
+
 int snap_owner_from(const char *root, const char *below, snap_overlay *o, es_err *e)
 {
     char *host = NULL;
     if (es_root_resolve(root, below, &host, e) < 0)
         return -1;
     struct stat st;
-    int r = stat(host, &st);
+    int r = es_fs_stat(host, &st);
     if (r < 0)
         r = es_err_set(e, errno, host, "cannot stat");
     free(host);
@@ -45,7 +83,7 @@ int snap_check_new_overlay(const char *root, const char *path, const char *disk,
         return es_err_prefix(e, "overlay of disk %s", disk);
     struct stat st;
     int r = 0;
-    if (lstat(host, &st) == 0) {
+    if (es_fs_lstat(host, &st) == 0) {
         if (S_ISREG(st.st_mode) && st.st_size == 0)
             *existed_empty = true;
         else
@@ -65,7 +103,7 @@ int snap_check_new_overlay(const char *root, const char *path, const char *disk,
             char *slash = strrchr(dir, '/');
             if (slash && slash != dir)
                 *slash = '\0';
-            if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
+            if (es_fs_stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
                 r = es_err_set(e, errno ? errno : ENOTDIR, dir,
                                "directory of the overlay of disk %s", disk);
             free(dir);

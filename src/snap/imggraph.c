@@ -9,6 +9,7 @@
 #include "domxml/store.h"
 #include "qcow2/check.h"
 #include "qcow2/image.h"
+#include "util/fileio.h"
 #include "util/rootpath.h"
 
 /* Where a path came from: propagated down its backing chain. */
@@ -71,7 +72,7 @@ size_t snap_graph_find(const snap_graph *g, const char *root, const char *path)
         return SNAP_GNONE;
     char *host = NULL;
     struct stat st;
-    bool exists = es_root_resolve(root, path, &host, NULL) == 0 && stat(host, &st) == 0;
+    bool exists = es_root_resolve(root, path, &host, NULL) == 0 && es_fs_stat(host, &st) == 0;
     free(host);
     if (exists)
         return find_id(g, (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
@@ -142,6 +143,15 @@ static int open_node(snap_graph *g, const char *root, size_t i, const char *fmt,
     return r;
 }
 
+static const char *not_image_kind(mode_t m)
+{
+    return S_ISFIFO(m)  ? "a fifo"
+           : S_ISCHR(m) ? "a character device"
+           : S_ISDIR(m) ? "a directory"
+           : S_ISSOCK(m) ? "a socket"
+                         : "of an unknown kind";
+}
+
 static int add(snap_graph *g, const char *root, const char *path, const char *fmt,
                const origin *o, int depth, size_t *out, es_err *e)
 {
@@ -150,7 +160,7 @@ static int add(snap_graph *g, const char *root, const char *path, const char *fm
     es_err why = {0};
     struct stat st;
     bool resolved = es_root_resolve(root, path, &host, &why) == 0;
-    bool exists = resolved && stat(host, &st) == 0;
+    bool exists = resolved && es_fs_stat(host, &st) == 0;
     int err = errno;
     free(host);
     size_t i = exists ? find_id(g, (unsigned long long)st.st_dev, (unsigned long long)st.st_ino)
@@ -174,9 +184,16 @@ static int add(snap_graph *g, const char *root, const char *path, const char *fm
     n->regular = S_ISREG(st.st_mode);
     n->dev = (unsigned long long)st.st_dev;
     n->ino = (unsigned long long)st.st_ino;
-    if ((S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)) &&
-        open_node(g, root, i, fmt, o, depth, e) < 0)
-        return -1;
+    if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)) {
+        if (open_node(g, root, i, fmt, o, depth, e) < 0)
+            return -1;
+    } else {
+        /* Never opened (a fifo would block, a device could be anything):
+         * say what it is instead. */
+        es_err_set(&why, 0, NULL, "is %s, not an image file", not_image_kind(st.st_mode));
+        if (set_error(g, i, &why, e) < 0)
+            return -1;
+    }
     mark(g, i, o);
     return 0;
 }
@@ -222,7 +239,7 @@ static int add_snapshots(snap_graph *g, const char *root, const domxml_snapshot_
 static bool same_file(const char *a, const char *b)
 {
     struct stat sa, sb;
-    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+    return es_fs_stat(a, &sa) == 0 && es_fs_stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
            sa.st_ino == sb.st_ino;
 }
 
@@ -234,7 +251,7 @@ static int add_foreign(snap_graph *g, const snap_ctx *c, es_err *e)
     char *host_dir = NULL;
     if (es_root_resolve(root, dir, &host_dir, NULL) < 0)
         return 0;
-    DIR *dp = opendir(host_dir);
+    DIR *dp = es_fs_opendir(host_dir);
     if (!dp) {
         free(host_dir);
         return 0;
@@ -285,7 +302,7 @@ static int scan_dir(snap_graph *g, const char *root, const char *dir, es_err *e)
     char *host_dir = NULL;
     if (es_root_resolve(root, dir, &host_dir, NULL) < 0)
         return 0;
-    DIR *dp = opendir(host_dir);
+    DIR *dp = es_fs_opendir(host_dir);
     if (!dp) {
         free(host_dir);
         return 0;
@@ -306,7 +323,7 @@ static int scan_dir(snap_graph *g, const char *root, const char *dir, es_err *e)
             rc = -1;
             break;
         }
-        if (lstat(host, &st) == 0 && S_ISREG(st.st_mode) &&
+        if (es_fs_lstat(host, &st) == 0 && S_ISREG(st.st_mode) &&
             find_id(g, (unsigned long long)st.st_dev, (unsigned long long)st.st_ino) ==
                 SNAP_GNONE &&
             qcow2_check_is_qcow2(host, &is_qcow2, NULL) == 0 && is_qcow2) {

@@ -28,7 +28,7 @@ int snap_journal_exists(const snap_journal *j, bool *exists, es_err *e)
 {
     struct stat st;
     *exists = false;
-    if (lstat(j->path, &st) == 0) {
+    if (es_fs_lstat(j->path, &st) == 0) {
         *exists = true;
         return 0;
     }

@@ -10,6 +10,8 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "util/fileio.h"
+
 /* The pid holding an flock on the file open as f, from /proc/locks
  * ("1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF"), or 0. Nothing is
  * written into the lock file, so taking the lock changes no file. */
@@ -42,7 +44,7 @@ static long holder_pid(es_file *f)
 static bool still_named(const char *path, es_file *f)
 {
     struct stat a, b;
-    return fstat(f->fd, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev &&
+    return fstat(f->fd, &a) == 0 && es_fs_stat(path, &b) == 0 && a.st_dev == b.st_dev &&
            a.st_ino == b.st_ino;
 }
 
@@ -52,13 +54,9 @@ int snap_lock_take(const char *path, const char *domain, bool exclusive, snap_lo
 {
     lk->f = NULL;
     lk->exclusive = exclusive;
-    lk->created = false;
     for (int attempt = 0; attempt < LOCK_TRIES; attempt++) {
         es_file *f = NULL;
-        bool created = false;
         if (exclusive) {
-            /* Remember whether this run made the file: only then is it
-             * removed again (a lock file someone else made stays). */
             es_err oe;
             if (es_file_open(&f, path, O_RDWR, 0, &oe) < 0) {
                 if (oe.errnum != ENOENT) {
@@ -73,7 +71,6 @@ int snap_lock_take(const char *path, const char *domain, bool exclusive, snap_lo
                         *e = oe;
                     return es_err_prefix(e, "cannot create the domain lock file");
                 }
-                created = true;
             }
         } else if (es_file_open(&f, path, O_RDONLY, 0, e) < 0) {
             if (e && e->errnum == ENOENT) {
@@ -97,7 +94,6 @@ int snap_lock_take(const char *path, const char *domain, bool exclusive, snap_lo
         }
         if (still_named(path, f)) {
             lk->f = f;
-            lk->created = created;
             return 0;
         }
         es_file_close(f); /* its holder removed it as we locked it: again */
@@ -109,12 +105,15 @@ void snap_lock_release(snap_lock *lk)
 {
     if (!lk->f)
         return;
-    /* A writer removes the file it made while it still holds it, so a
-     * refused or finished command leaves nothing behind; whoever opened it
-     * meanwhile sees it gone once locked and starts over. Not a fault point
-     * and not fatal: the file holds no data, a stale empty one is harmless. */
-    if (lk->exclusive && lk->created)
-        (void)unlink(lk->f->path);
+    /* A writer removes the file while it still holds it, whoever made it
+     * (a locker that lost the race, or a run that crashed), so a refused or
+     * finished command leaves nothing behind; whoever opened it meanwhile
+     * sees it gone once locked and starts over. Readers (shared) never
+     * remove it: others may hold it too. A fault point like every change,
+     * but not fatal: the file holds no data, a stale empty one is harmless
+     * and the next writer removes it. */
+    if (lk->exclusive)
+        (void)es_fs_unlink(lk->f->path, NULL);
     es_file_close(lk->f); /* closing drops the flock */
     lk->f = NULL;
 }

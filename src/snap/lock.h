@@ -1,9 +1,11 @@
 /* One extsnap at a time per domain: an flock on
  * <snapshot-dir>/<domain>.extsnap.lock (beside, never inside, the domain's
  * snapshot directory, which libvirt parses entry by entry). The holder is
- * named from /proc/locks; nothing is written into the file. A writer that
- * creates the file removes it before it lets go (a locker checks that the path
- * still names what it locked), so no command leaves a lock file behind. */
+ * named from /proc/locks; nothing is written into the file. A writer removes
+ * the file before it lets go, whoever created it (a locker checks that the
+ * path still names what it locked), so no command leaves a lock file behind;
+ * one a crash left is removed by the next writer (a read-only command leaves
+ * it: it changes no file). */
 #ifndef ES_SNAP_LOCK_H
 #define ES_SNAP_LOCK_H
 
@@ -14,8 +16,7 @@
 
 typedef struct snap_lock {
     es_file *f;
-    bool exclusive;
-    bool created;   /* this run made the file: it removes it again */
+    bool exclusive; /* a writer: it removes the file when it lets go */
 } snap_lock;
 
 /* Take the lock at host path `path` for domain `domain` (for messages).

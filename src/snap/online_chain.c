@@ -10,6 +10,7 @@
 #include "qcow2/image.h"
 #include "qmp/qmp_json.h"
 #include "snap/strv.h"
+#include "util/fileio.h"
 #include "util/rootpath.h"
 
 /* ---- files ---- */
@@ -17,7 +18,7 @@
 static bool same_inode(const char *a, const char *b)
 {
     struct stat sa, sb;
-    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+    return es_fs_stat(a, &sa) == 0 && es_fs_stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
            sa.st_ino == sb.st_ino;
 }
 
@@ -43,7 +44,7 @@ bool snap_online_same_file(const char *qemu_name, const char *path, const char *
 static char *local_path(const char *plain, const char *root)
 {
     struct stat st;
-    if (stat(plain, &st) == 0 || !root || !root[0])
+    if (es_fs_stat(plain, &st) == 0 || !root || !root[0])
         return strdup(plain);
     char *host = NULL;
     if (es_root_resolve(root, plain, &host, NULL) < 0)

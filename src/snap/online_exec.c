@@ -26,6 +26,7 @@
 #include "snap/journal.h"
 #include "snap/online_chain.h"
 #include "snap/online_priv.h"
+#include "util/fileio.h"
 #include "util/rootpath.h"
 
 const char *snap_online_kind_name(snap_online_kind k)
@@ -424,6 +425,7 @@ out:
 
 typedef struct commit_run {
     snap_ctx *c;
+    snap_online *ol;
     const snap_plan *fwd; /* journal content from the point of no return */
     bool reached;         /* every job pending: the journal says "merge" */
 } commit_run;
@@ -435,6 +437,59 @@ static int before_finalize(void *opaque, es_err *e)
     if (snap_journal_write(&j, r->fwd, SNAP_PHASE_MERGE, e) < 0)
         return es_err_prefix(e, "recording that the commit goes ahead");
     r->reached = true;
+    return 0;
+}
+
+static int pivoted(snap_online *ol, const snap_online_action *a, const char *root);
+
+static void commit_notice(void *opaque, const char *msg)
+{
+    commit_run *r = opaque;
+    es_err u = {0};
+    snap_strv_add(&r->ol->notes, msg, &u);
+    if (r->ol->notice)
+        r->ol->notice(r->ol->progress_opaque, msg);
+}
+
+static void commit_progress(void *opaque, const qmp_job_progress *pr)
+{
+    commit_run *r = opaque;
+    r->ol->progress(r->ol->progress_opaque, pr);
+}
+
+/* How long the jobs may make no progress (online_exec.h). */
+static int stall_ms(const snap_online *ol)
+{
+    if (ol->stall_ms > 0)
+        return ol->stall_ms;
+    const char *v = getenv("EXTSNAP_QMP_STALL");
+    if (v && *v >= '0' && *v <= '9') {
+        char *end;
+        double sec = strtod(v, &end);
+        if (!*end && sec > 0 && sec <= 86400)
+            return (int)(sec * 1000 + 0.5) > 0 ? (int)(sec * 1000 + 0.5) : 1;
+    }
+    return qmp_client_timeout(ol->qmp);
+}
+
+/* After QEMU reported every commit job complete: is every merged top out
+ * of the chains the VM uses? 0 when so; else -1 with e saying which. */
+static int verify_switched(snap_ctx *c, snap_online *ol, es_err *e)
+{
+    for (size_t i = 0; i < ol->nactions; i++) {
+        const snap_online_action *a = &ol->actions[i];
+        if (a->kind != SNAP_ONLINE_ACTIVE_COMMIT && a->kind != SNAP_ONLINE_INTERMEDIATE_COMMIT)
+            continue;
+        int pv = pivoted(ol, a, c->env->root);
+        if (pv == 1)
+            continue;
+        return es_err_set(e, 0, a->top,
+                          pv < 0 ? "disk %s: QEMU could not be asked whether its commit took "
+                                   "effect"
+                                 : "disk %s: QEMU reported its commit complete, but the VM "
+                                   "still uses this image",
+                          a->disk);
+    }
     return 0;
 }
 
@@ -509,6 +564,8 @@ typedef struct inexact_run {
     char what[1024];     /* "snapshot s4", "snapshots s2, s3" */
     char images[1024];   /* the merge targets QEMU writes, "/a, /b" */
     size_t nimages;
+    snap_strv targets;   /* every merge target of a QEMU job */
+    snap_strv written;   /* those a started job may have written (after the run) */
     bool recorded;       /* `now` is on disk */
 } inexact_run;
 
@@ -517,6 +574,8 @@ static void inexact_run_clear(inexact_run *r)
     snap_inexact_clear(&r->before);
     snap_inexact_clear(&r->now);
     snap_strv_free(&r->names);
+    snap_strv_free(&r->targets);
+    snap_strv_free(&r->written);
 }
 
 static void join(char *buf, size_t len, const snap_strv *v)
@@ -561,6 +620,9 @@ static int inexact_record(snap_ctx *c, snap_online *ol, const snap_plan *p, inex
     }
     join(r->images, sizeof r->images, &x.images);
     r->nimages = x.images.n;
+    for (size_t i = 0; i < x.images.n; i++)
+        if (snap_strv_add(&r->targets, x.images.v[i], e) < 0)
+            goto out;
     for (size_t i = 0; i < r->names.n; i++) {
         const domxml_snapshot *s = domxml_snapshot_list_find(c->snaps, r->names.v[i]);
         x.name = r->names.v[i];
@@ -578,6 +640,27 @@ out:
     free(x.command);
     snap_strv_free(&x.images);
     return rc;
+}
+
+/* Is snapshot name's saved state hit by the run? Its saved images (its
+ * <domain>'s disks) that are merge targets must be among those written;
+ * a snapshot none of whose images is a target (or unknown) counts as hit,
+ * as the record always had it. */
+static bool snapshot_hit(const snap_ctx *c, const char *name, const inexact_run *r)
+{
+    const domxml_snapshot *s = domxml_snapshot_list_find(c->snaps, name);
+    if (!s || !s->domain || !r->written.n)
+        return true;
+    bool target = false;
+    for (size_t i = 0; i < s->domain->ndisks; i++) {
+        const char *src = s->domain->disks[i].source;
+        if (!src || !snap_strv_has(&r->targets, src))
+            continue;
+        target = true;
+        if (snap_strv_has(&r->written, src))
+            return true;
+    }
+    return !target;
 }
 
 /* The commit did not go ahead and its journal was rolled back. written:
@@ -607,25 +690,56 @@ static void inexact_settle(snap_ctx *c, const snap_plan *p, inexact_run *r, bool
     char reason[ES_ERR_MSG_MAX];
     snprintf(reason, sizeof reason, "%s", e->msg);
     reason[strcspn(reason, ";")] = '\0';
-    for (size_t i = 0; i < r->now.n; i++) {
+    /* Only the targets a started job may have written are inexact, and
+     * only the snapshots whose saved state is one of them. */
+    const snap_strv *wrote = r->written.n ? &r->written : &r->targets;
+    join(r->images, sizeof r->images, wrote);
+    r->nimages = wrote->n;
+    snap_inexact hit;
+    memset(&hit, 0, sizeof hit);
+    snap_strv names = {0};
+    bool ok = true;
+    for (size_t i = 0; i < r->now.n && ok; i++) {
         snap_inexact_entry *x = &r->now.v[i];
-        if (!snap_strv_has(&r->names, x->name))
+        if (!snap_strv_has(&r->names, x->name) || !snapshot_hit(c, x->name, r))
             continue;
         x->state = SNAP_INEXACT_CANCELLED;
         free(x->reason);
         x->reason = strdup(reason);
+        snap_strv_free(&x->images);
+        for (size_t k = 0; k < wrote->n && ok; k++)
+            ok = snap_strv_add(&x->images, wrote->v[k], &u) == 0;
+        ok = ok && snap_inexact_put(&hit, x, &u) == 0 && snap_strv_add(&names, x->name, &u) == 0;
     }
-    bool saved = snap_inexact_save(c, &r->now, &u) == 0; /* else "copying" stays */
+    /* The record as it was, plus the snapshots hit. */
+    ok = ok && snap_inexact_copy(&r->now, &r->before, &u) == 0;
+    for (size_t i = 0; i < hit.n && ok; i++)
+        ok = snap_inexact_put(&r->now, &hit.v[i], &u) == 0;
+    snap_inexact_clear(&hit);
+    bool saved = ok && snap_inexact_save(c, &r->now, &u) == 0; /* else "copying" stays */
+    if (ok && names.n) {
+        char list[900];
+        join(list, sizeof list, &names);
+        snprintf(r->what, sizeof r->what, "snapshot%s %s", names.n == 1 ? "" : "s", list);
+    }
     es_err_prefix(e, "the chains and libvirt's files are as before");
     size_t len = strlen(e->msg);
-    snprintf(e->msg + len, sizeof e->msg - len,
-             "; but QEMU does not undo a cancelled commit: %s already hold%s part of the data "
-             "being merged (the images above hide it from the VM), so the saved state of %s "
-             "is no longer exact (recorded in %s%s); revert and refresh to %s are refused "
-             "until the same %s runs again and finishes (or give them --force to accept the "
-             "inexact state)",
-             r->images, r->nimages == 1 ? "s" : "", r->what, r->now.path,
-             saved ? "" : ", as still copying", r->names.n == 1 ? "it" : "them", p->op);
+    if (ok && !names.n) /* saved states untouched: no snapshot to name */
+        snprintf(e->msg + len, sizeof e->msg - len,
+                 "; but QEMU does not undo a cancelled commit: %s already hold%s part of the "
+                 "data being merged (the images above hide it from the VM); no snapshot's "
+                 "saved state is among them",
+                 r->images, r->nimages == 1 ? "s" : "");
+    else
+        snprintf(e->msg + len, sizeof e->msg - len,
+                 "; but QEMU does not undo a cancelled commit: %s already hold%s part of the "
+                 "data being merged (the images above hide it from the VM), so the saved state "
+                 "of %s is no longer exact (recorded in %s%s); revert and refresh to %s are "
+                 "refused until the same %s runs again and finishes (or give them --force to "
+                 "accept the inexact state)",
+                 r->images, r->nimages == 1 ? "s" : "", r->what, r->now.path,
+                 saved ? "" : ", as still copying", names.n == 1 ? "it" : "them", p->op);
+    snap_strv_free(&names);
 }
 
 /* The commit failed once every job was pending: which disks did QEMU switch? */
@@ -656,15 +770,15 @@ static int after_failed_finalize(snap_ctx *c, snap_online *ol, const snap_plan *
     if (unknown) {
         /* QEMU went away after every copy was complete: the journal finishes it. */
         es_err_prefix(e, "QEMU went away while switching the disks; every copy was complete, "
-                         "so 'extsnap recover %s' (or the next command) finishes the operation",
-                      c->name);
+                         "so '%s' (or the next command) finishes the operation",
+                      snap_ctx_recover_cmd(c));
     } else if (done == 0) {
         es_err u = {0};
         if (snap_journal_write(&j, prep, SNAP_PHASE_PREPARE, &u) == 0 &&
             snap_rollback(c->env->root, &j, prep, &u) == 0)
             inexact_settle(c, p, ir, true, e); /* every copy was complete */
         else
-            es_err_prefix(e, "undoing failed; run 'extsnap recover %s'", c->name);
+            es_err_prefix(e, "undoing failed; run '%s'", snap_ctx_recover_cmd(c));
     } else if (done == total) {
         rc = 1; /* every disk switched: go on */
     } else {
@@ -684,8 +798,8 @@ static int after_failed_finalize(snap_ctx *c, snap_online *ol, const snap_plan *
         snap_plan_free(mixed);
         free(keep);
         es_err_prefix(e, "%zu of %zu disks were switched; the operation is half done: run "
-                         "'extsnap recover %s' to finish it",
-                      done, total, c->name);
+                         "'%s' to finish it",
+                      done, total, snap_ctx_recover_cmd(c));
     }
     free(redo);
     return rc;
@@ -729,16 +843,37 @@ static int execute_commits(snap_ctx *c, snap_online *ol, const snap_plan *p, es_
             goto out;
         }
         bool written = true;
-        commit_run r = {.c = c, .fwd = fwd};
+        bool *jw = calloc(n, sizeof *jw);
+        if (!jw) {
+            es_err_set(e, ENOMEM, NULL, "out of memory");
+            goto out;
+        }
+        commit_run r = {.c = c, .ol = ol, .fwd = fwd};
         qmp_job_opts jo = {.poll_interval_ms = 250, .before_finalize = before_finalize,
-                           .opaque = &r, .base_written = &written};
-        if (qmp_commit_run(ol->qmp, specs, n, &jo, e) < 0) {
+                           .opaque = &r, .base_written = &written, .job_written = jw,
+                           .stall_ms = stall_ms(ol), .notice = commit_notice,
+                           .progress = ol->progress ? commit_progress : NULL};
+        int jrc = qmp_commit_run(ol->qmp, specs, n, &jo, e);
+        es_err u = {0};
+        for (size_t i = 0, k = 0; jrc < 0 && i < ol->nactions && k < n; i++) {
+            const snap_online_action *a = &ol->actions[i];
+            if (a->kind != SNAP_ONLINE_ACTIVE_COMMIT && a->kind != SNAP_ONLINE_INTERMEDIATE_COMMIT)
+                continue;
+            if (jw[k++] && !snap_strv_has(&ir.written, p->merges[a->item].base))
+                snap_strv_add(&ir.written, p->merges[a->item].base, &u);
+        }
+        free(jw);
+        if (jrc == 0 && r.reached) {
+            /* QEMU said every job completed: its graph must say so too. */
+            jrc = verify_switched(c, ol, e);
+        }
+        if (jrc < 0) {
             if (!r.reached) {
                 es_err u = {0};
                 if (snap_rollback(c->env->root, &j, prep, &u) == 0)
                     inexact_settle(c, p, &ir, written, e);
                 else
-                    es_err_prefix(e, "undoing failed; run 'extsnap recover %s'", c->name);
+                    es_err_prefix(e, "undoing failed; run '%s'", snap_ctx_recover_cmd(c));
                 goto out;
             }
             if (after_failed_finalize(c, ol, p, prep, fwd, &ir, e) <= 0)
@@ -753,9 +888,9 @@ static int execute_commits(snap_ctx *c, snap_online *ol, const snap_plan *p, es_
     }
     /* Past the point of no return: the metadata follows what QEMU did. */
     if (snap_online_finish(c, ol, fwd, SNAP_PHASE_MERGE, e) < 0) {
-        es_err_prefix(e, "the disks were switched but the rest is not done; run 'extsnap "
-                         "recover %s' to finish it",
-                      c->name);
+        es_err_prefix(e, "the disks were switched but the rest is not done; run '%s' to "
+                         "finish it",
+                      snap_ctx_recover_cmd(c));
         goto out;
     }
     rc = 0;
@@ -783,15 +918,63 @@ static int make_overlay(const char *root, const snap_overlay *o, es_err *e)
     opts.backing_format = o->backing_format;
     opts.root = root;
     int rc = qcow2_create(host, &opts, e);
-    if (rc == 0 && o->uid >= 0 && chown(host, (uid_t)o->uid, (gid_t)o->gid) < 0 &&
-        errno != EPERM)
-        rc = es_err_set(e, errno, host, "cannot set the owner of the new overlay");
-    if (rc == 0 && o->mode >= 0 && chmod(host, (mode_t)o->mode) < 0)
-        rc = es_err_set(e, errno, host, "cannot set the mode of the new overlay");
+    es_err oe;
+    if (rc == 0 && o->uid >= 0 && es_fs_chown(host, (uid_t)o->uid, (gid_t)o->gid, &oe) < 0 &&
+        oe.errnum != EPERM)
+        rc = es_err_set(e, oe.errnum, host, "cannot set the owner of the new overlay");
+    if (rc == 0 && o->mode >= 0 && es_fs_chmod(host, (mode_t)o->mode, &oe) < 0)
+        rc = es_err_set(e, oe.errnum, host, "cannot set the mode of the new overlay");
     free(host);
     if (rc < 0)
         return es_err_prefix(e, "creating the overlay of disk %s", o->disk);
     return 0;
+}
+
+/* After the transaction: is each disk's active node in QEMU the new overlay,
+ * over the image it had before? *switched counts the disks that are; -1
+ * (e naming the first that is not) unless all are. */
+static int snapshots_switched(snap_ctx *c, snap_online *ol, const snap_plan *q, size_t *switched,
+                              es_err *e)
+{
+    *switched = 0;
+    es_err first = {0};
+    bool bad = false;
+    for (size_t i = 0; i < ol->nactions; i++) {
+        const snap_online_action *a = &ol->actions[i];
+        if (a->kind != SNAP_ONLINE_SNAPSHOT)
+            continue;
+        char *host = NULL;
+        qmp_file_location *l = NULL;
+        size_t n = 0;
+        if (snap_online_where(c, ol, q->overlays[a->item].path, &host, &l, &n, e) < 0)
+            return -1;
+        bool ok = n == 1 && l[0].depth == 0;
+        if (ok) {
+            qmp_chain ch;
+            memset(&ch, 0, sizeof ch);
+            ok = qmp_chain_query(ol->qmp, l[0].root_node, &ch, e) == 0 && ch.n >= 2 &&
+                 ch.nodes[1].filename &&
+                 snap_online_same_file(ch.nodes[1].filename, a->base, c->env->root);
+            qmp_chain_free(&ch);
+        }
+        if (ok) {
+            (*switched)++;
+        } else if (!bad) {
+            bad = true;
+            es_err_set(&first, 0, host,
+                       n == 0 ? "disk %s: QEMU does not have the new overlay open (the VM "
+                                "still writes into %s)"
+                              : "disk %s: QEMU has the new overlay open, but not as the active "
+                                "layer over %s",
+                       a->disk, a->base);
+        }
+        qmp_file_locations_free(l, n);
+        free(host);
+    }
+    if (!bad)
+        return 0;
+    *e = first;
+    return -1;
 }
 
 static int execute_snapshots(snap_ctx *c, snap_online *ol, const snap_plan *p, es_err *e)
@@ -844,7 +1027,21 @@ static int execute_snapshots(snap_ctx *c, snap_online *ol, const snap_plan *p, e
         if (snap_rollback(c->env->root, &j, q, &u) == 0)
             es_err_prefix(e, "nothing was changed");
         else
-            es_err_prefix(e, "undoing failed; run 'extsnap recover %s'", c->name);
+            es_err_prefix(e, "undoing failed; run '%s'", snap_ctx_recover_cmd(c));
+        goto out;
+    }
+    /* QEMU's reply is not the proof: its graph must show every disk on its
+     * new overlay, over the old image. None switched: undone as a failed
+     * transaction. Only some: those are QEMU's now, the journal finishes. */
+    size_t switched = 0;
+    if (n && snapshots_switched(c, ol, q, &switched, e) < 0) {
+        if (switched == 0 && snap_rollback(c->env->root, &j, q, &u) == 0)
+            es_err_prefix(e, "QEMU's transaction reported success, but nothing changed in "
+                             "QEMU; nothing was changed");
+        else
+            es_err_prefix(e, "QEMU's transaction reported success, but switched only %zu of "
+                             "%zu disks; run 'extsnap recover %s'",
+                          switched, n, c->name);
         goto out;
     }
     /* QEMU writes into the overlays now: from here on only forward. */
@@ -852,8 +1049,8 @@ static int execute_snapshots(snap_ctx *c, snap_online *ol, const snap_plan *p, e
         snap_journal_write(&j, q, SNAP_PHASE_MERGE, e) < 0 ||
         snap_rollforward(c->env->root, &j, q, SNAP_PHASE_MERGE, e) < 0) {
         es_err_prefix(e, "the VM writes into the new overlays but the rest is not done; run "
-                         "'extsnap recover %s' to finish it",
-                      c->name);
+                         "'%s' to finish it",
+                      snap_ctx_recover_cmd(c));
         goto out;
     }
     rc = 0;

@@ -46,6 +46,7 @@
 #include <stddef.h>
 
 #include "qmp/qmp_client.h"
+#include "qmp/qmp_job.h"
 #include "snap/context.h"
 #include "snap/online_socket.h"
 #include "snap/online_state.h"
@@ -93,6 +94,14 @@ typedef struct snap_online {
     char *recovered_summary;
     snap_plan *recovered_plan;   /* the interrupted operation (journal) */
     snap_phase recovered_phase;  /* where it had got to */
+    /* Set by the command before snap_online_execute (all optional): */
+    qmp_job_progress_fn progress;             /* commit jobs' progress */
+    void (*notice)(void *opaque, const char *msg); /* e.g. a speed limit lifted (also
+                                                     added to notes) */
+    void *progress_opaque;
+    int stall_ms; /* commit jobs making no progress this long: their speed limit is
+                     lifted once, then they are cancelled; <= 0: EXTSNAP_QMP_STALL
+                     (seconds), else the QMP reply timeout */
 } snap_online;
 
 /* Open domain dom for a mutating command that can run on a running VM.

@@ -61,7 +61,7 @@ int snap_online_libvirt_pending(snap_ctx *c, snap_online *ol, const snap_plan *p
                       c->name) < 0)
         return -1;
     struct stat st;
-    if (stat(ol->pending_dir, &st) < 0 && es_fs_mkdir(ol->pending_dir, 0700, e) < 0)
+    if (es_fs_stat(ol->pending_dir, &st) < 0 && es_fs_mkdir(ol->pending_dir, 0700, e) < 0)
         return es_err_prefix(e, "cannot create the directory for libvirt's pending files");
     char dom[512], w1[4096], w2[512];
     shell_word(c->name, dom, sizeof dom);

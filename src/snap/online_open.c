@@ -156,6 +156,18 @@ out:
     return rc;
 }
 
+/* Recovery writes the libvirt files the journal names: not under libvirtd. */
+static int libvirt_refusal(const snap_ctx *c, const snap_online *ol, const snap_plan *p,
+                           es_err *e)
+{
+    if (!ol->libvirt_mode || !p->nxml)
+        return 0;
+    return es_err_set(e, 0, c->journal_path,
+                      "it would write libvirt's files, and libvirtd runs: stop libvirtd, then "
+                      "run '%s'",
+                      snap_ctx_recover_cmd(c));
+}
+
 int snap_online_recover(snap_ctx *c, snap_online *ol, es_err *e)
 {
     snap_journal j = {c->journal_path, c->journal_tmp};
@@ -170,13 +182,8 @@ int snap_online_recover(snap_ctx *c, snap_online *ol, es_err *e)
         return -1;
     int rc = -1;
     bool forward = phase != SNAP_PHASE_PREPARE;
-    if (ol->libvirt_mode && p->nxml) {
-        es_err_set(e, 0, c->journal_path,
-                   "it would write libvirt's files, and libvirtd runs: stop libvirtd, then "
-                   "run 'extsnap recover %s'",
-                   c->name);
+    if (libvirt_refusal(c, ol, p, e) < 0)
         goto out;
-    }
     if (settle_jobs(ol, forward, e) < 0)
         goto out;
     if (!forward && p->noverlays) {
@@ -286,10 +293,20 @@ int snap_online_open(const snap_env *env, const char *dom, const char *cli_socke
     if (snap_journal_exists(&j, &pending, e) < 0)
         goto fail;
     if (pending && env->dry_run) {
+        /* What the real run's recovery would refuse, it refuses the same way. */
+        snap_recovery r = {0};
+        int rc = snap_recover_inspect(c, &r, e);
+        if (rc == 0 && r.found)
+            rc = libvirt_refusal(c, ol, r.plan, e);
+        snap_recovery_clear(&r);
+        if (rc < 0) {
+            es_err_prefix(e, "recovering an interrupted operation on the running VM");
+            goto fail;
+        }
         es_err_set(e, 0, c->journal_path,
                    "an interrupted extsnap operation on domain %s must be finished or undone "
-                   "first; run this command without --dry-run, which recovers first",
-                   c->name);
+                   "first; run '%s' (or this command without --dry-run, which recovers first)",
+                   c->name, snap_ctx_recover_cmd(c));
         goto fail;
     }
     if (pending && snap_online_recover(c, ol, e) < 0)
@@ -328,12 +345,14 @@ int snap_online_recover_domain(const snap_env *env, const char *dom, snap_ctx **
     }
     snap_online *ol = NULL;
     int rc = -1;
-    if (env->dry_run) { /* only what the journal says (QEMU is not asked) */
+    if (attach(c, &st, env->qmp, &ol, e) < 0)
+        goto out;
+    if (env->dry_run) { /* what the journal says, refused as the real run would be */
         rc = snap_recover_inspect(c, r, e);
+        if (rc == 0 && r->found && libvirt_refusal(c, ol, r->plan, e) < 0)
+            rc = es_err_prefix(e, "recovering an interrupted operation on the running VM");
         goto out;
     }
-    if (attach(c, &st, NULL, &ol, e) < 0)
-        goto out;
     snap_journal j = {c->journal_path, c->journal_tmp};
     bool pending = false;
     if (snap_journal_exists(&j, &pending, e) < 0)

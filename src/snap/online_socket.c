@@ -12,6 +12,7 @@
 #include "domxml/qemu_cmdline.h"
 #include "snap/context.h"
 #include "snap/strv.h"
+#include "util/fileio.h"
 #include "util/rootpath.h"
 
 /* libvirt names a running domain's private directories domain-<id>-<name>,
@@ -328,7 +329,7 @@ static int monitor_in(const char *root, const char *dir, const char *name, char 
     char *host;
     if (es_root_resolve(root, dir, &host, e) < 0)
         return -1;
-    DIR *d = opendir(host);
+    DIR *d = es_fs_opendir(host);
     if (!d) {
         free(host);
         return 0;
@@ -344,7 +345,7 @@ static int monitor_in(const char *root, const char *dir, const char *name, char 
             break;
         }
         struct stat st;
-        if (lstat(sock, &st) == 0 && S_ISSOCK(st.st_mode))
+        if (es_fs_lstat(sock, &st) == 0 && S_ISSOCK(st.st_mode))
             *out = sock;
         else
             free(sock);

@@ -43,7 +43,7 @@ static int check_run_dir(const snap_ctx *c, snap_vm_state *st, es_err *e)
     if (run_dir_file(c, ".xml", &host, e) < 0)
         return -1;
     struct stat sb;
-    if (lstat(host, &sb) == 0) {
+    if (es_fs_lstat(host, &sb) == 0) {
         st->running = true;
         snprintf(st->sign, sizeof st->sign, "libvirt's status file %s exists", host);
     }

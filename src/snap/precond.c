@@ -123,7 +123,7 @@ static int check_run_dir(const char *root, const char *run_dir, const char *name
     if (rc < 0)
         return -1;
     struct stat st;
-    if (lstat(host, &st) == 0)
+    if (es_fs_lstat(host, &st) == 0)
         rc = es_err_set(e, 0, host,
                         "domain %s has a libvirt status file, so it is running (or libvirt was "
                         "stopped while it ran); shut it down first, or remove the file if the "

@@ -8,6 +8,7 @@
 
 #include "qcow2/image.h"
 #include "snap/chain.h"
+#include "util/fileio.h"
 #include "util/rootpath.h"
 
 void snap_fileset_free(snap_fileset *s)
@@ -51,7 +52,7 @@ static bool file_id(const char *root, const char *path, unsigned long long *dev,
     if (es_root_resolve(root, path, &host, NULL) < 0)
         return false;
     struct stat st;
-    bool ok = stat(host, &st) == 0;
+    bool ok = es_fs_stat(host, &st) == 0;
     free(host);
     if (ok) {
         *dev = (unsigned long long)st.st_dev;
@@ -137,7 +138,7 @@ static bool uses_as_backing(const char *root, const char *path, unsigned long lo
         if (es_backing_resolve(img->filename, img->hdr.backing_file, root, &display, &open_path,
                                NULL) == 0) {
             struct stat st;
-            uses = stat(open_path, &st) == 0 && (unsigned long long)st.st_dev == dev &&
+            uses = es_fs_stat(open_path, &st) == 0 && (unsigned long long)st.st_dev == dev &&
                    (unsigned long long)st.st_ino == ino;
         }
         free(display);
@@ -162,7 +163,7 @@ int snap_find_dependents(const char *root, const char *path, const snap_strv *ig
         free(dir);
         return 0;
     }
-    DIR *dp = opendir(host_dir);
+    DIR *dp = es_fs_opendir(host_dir);
     if (!dp) {
         free(dir);
         free(host_dir);
@@ -179,7 +180,7 @@ int snap_find_dependents(const char *root, const char *path, const snap_strv *ig
         }
         struct stat st;
         if (snap_strv_has(ignore, cand) || es_root_resolve(root, cand, &host, NULL) < 0 ||
-            lstat(host, &st) < 0 || !S_ISREG(st.st_mode) ||
+            es_fs_lstat(host, &st) < 0 || !S_ISREG(st.st_mode) ||
             ((unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino)) {
             free(cand);
             free(host);

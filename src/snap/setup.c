@@ -164,7 +164,7 @@ static int files_identical(const char *a, const char *b, bool *same, es_err *e)
 static bool same_id(const char *a, const char *b)
 {
     struct stat sa, sb;
-    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+    return es_fs_stat(a, &sa) == 0 && es_fs_stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
            sa.st_ino == sb.st_ino;
 }
 
@@ -253,7 +253,7 @@ static int plan_move(snap_ctx *c, snap_setup *s, const domxml_disk *k, snap_plan
         goto out;
     snap_setup_move *m = &s->v[s->n - 1];
     struct stat st;
-    if (lstat(dst_host, &st) == 0) {
+    if (es_fs_lstat(dst_host, &st) == 0) {
         bool same = same_id(src_host, dst_host);
         if (!same && S_ISREG(st.st_mode) && files_identical(src_host, dst_host, &same, e) < 0)
             goto out;
@@ -328,7 +328,7 @@ int snap_plan_setup(snap_ctx *c, const char *path, snap_setup **sout, snap_plan 
     if (snap_asprintf(&s->disks_dir, e, "%.*s/disks", (int)l, l == 1 ? "" : path) < 0 ||
         es_root_resolve(c->env->root, path, &host, e) < 0)
         goto out;
-    int sr = stat(host, &st);
+    int sr = es_fs_stat(host, &st);
     free(host);
     if (sr < 0 || !S_ISDIR(st.st_mode)) {
         es_err_set(e, sr < 0 ? errno : ENOTDIR, path, "PATH must be an existing directory");
@@ -401,10 +401,11 @@ out:
 
 static int copy_owner(es_file *f, const struct stat *st, es_err *e)
 {
-    if (fchown(f->fd, st->st_uid, st->st_gid) < 0 && errno != EPERM)
-        return es_err_set(e, errno, f->path, "cannot set the owner of the copy");
-    if (fchmod(f->fd, st->st_mode & 07777) < 0)
-        return es_err_set(e, errno, f->path, "cannot set the mode of the copy");
+    es_err oe;
+    if (es_file_chown(f, st->st_uid, st->st_gid, &oe) < 0 && oe.errnum != EPERM)
+        return es_err_set(e, oe.errnum, f->path, "cannot set the owner of the copy");
+    if (es_file_chmod(f, st->st_mode & 07777, &oe) < 0)
+        return es_err_set(e, oe.errnum, f->path, "cannot set the mode of the copy");
     return 0;
 }
 
@@ -455,12 +456,14 @@ static int stage_one(snap_ctx *c, const snap_setup_move *m, es_err *e)
     const char *slash = strrchr(dst, '/');
     if (snap_asprintf(&tmp, e, "%.*s/.%s.extsnap-copy", (int)(slash - dst), dst, slash + 1) < 0)
         goto out;
-    if (link(src, dst) == 0) {
+    es_err le;
+    if (es_fs_link(src, dst, &le) == 0) {
         rc = snap_fsync_parent(dst, e);
         goto out;
     }
-    if (errno != EXDEV && errno != EPERM && errno != EMLINK && errno != ENOTSUP) {
-        es_err_set(e, errno, dst, "cannot give %s its new name", m->src);
+    if (le.errnum != EXDEV && le.errnum != EPERM && le.errnum != EMLINK &&
+        le.errnum != ENOTSUP) {
+        es_err_set(e, le.errnum, dst, "cannot give %s its new name", m->src);
         goto out;
     }
     rc = copy_in(src, dst, tmp, e);
@@ -512,7 +515,7 @@ void snap_setup_unstage(snap_ctx *c, snap_setup *s)
     if (s->make_dir) {
         char *host = NULL;
         if (es_root_resolve(c->env->root, s->disks_dir, &host, NULL) == 0)
-            (void)rmdir(host); /* only when empty */
+            (void)es_fs_rmdir(host, NULL); /* only when empty */
         free(host);
     }
 }

@@ -103,8 +103,8 @@ static int check_pending(vctx *v, es_err *e)
 {
     if (snap_path_exists(v->c->journal_path))
         return problem(v->r, e, "pending-journal", SNAP_SEV_ERROR, v->c->journal_path,
-                       "an interrupted extsnap operation is pending; run 'extsnap recover %s'",
-                       v->c->name);
+                       "an interrupted extsnap operation is pending; run '%s'",
+                       snap_ctx_recover_cmd(v->c));
     return 0;
 }
 

@@ -47,7 +47,7 @@ static int ensure_parent_dir(const char *host, es_err *e)
         return -1;
     struct stat st;
     int r = 0;
-    if (stat(dir, &st) == 0) {
+    if (es_fs_stat(dir, &st) == 0) {
         if (!S_ISDIR(st.st_mode))
             r = es_err_set(e, ENOTDIR, dir, "snapshot directory");
     } else if (errno != ENOENT) {

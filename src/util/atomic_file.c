@@ -25,8 +25,8 @@ static char *dir_of(const char *path)
  * target, so there is no moment where the new file is more open than the old. */
 static int copy_identity(es_file *f, mode_t mode, const struct stat *old, es_err *e)
 {
-    if (fchmod(f->fd, mode) < 0)
-        return es_err_set(e, errno, f->path, "cannot set mode %04o", (unsigned)mode);
+    if (es_file_chmod(f, mode, e) < 0)
+        return -1;
     if (!old)
         return 0;
     struct stat now;
@@ -34,12 +34,11 @@ static int copy_identity(es_file *f, mode_t mode, const struct stat *old, es_err
         return es_err_set(e, errno, f->path, "cannot stat");
     if (now.st_uid == old->st_uid && now.st_gid == old->st_gid)
         return 0;
-    if (fchown(f->fd, old->st_uid, old->st_gid) < 0)
-        return es_err_set(e, errno, f->path, "cannot give the new file the owner %u:%u of the old one",
-                          (unsigned)old->st_uid, (unsigned)old->st_gid);
+    if (es_file_chown(f, old->st_uid, old->st_gid, e) < 0)
+        return es_err_prefix(e, "cannot give the new file the owner of the old one");
     /* chown may clear set-id bits: apply the mode again. */
-    if (fchmod(f->fd, mode) < 0)
-        return es_err_set(e, errno, f->path, "cannot set mode %04o", (unsigned)mode);
+    if (es_file_chmod(f, mode, e) < 0)
+        return -1;
     return 0;
 }
 
@@ -66,7 +65,7 @@ static void remove_quietly(const char *path)
 {
     es_err ignored;
     struct stat st;
-    if (lstat(path, &st) == 0)
+    if (es_fs_lstat(path, &st) == 0)
         es_fs_unlink(path, &ignored);
 }
 
@@ -75,7 +74,7 @@ int es_atomic_replace(const char *path, const char *tmp_path, const void *data, 
 {
     struct stat old, st;
     bool exists = false;
-    if (lstat(path, &old) == 0) {
+    if (es_fs_lstat(path, &old) == 0) {
         if (!S_ISREG(old.st_mode))
             return es_err_set(e, 0, path, "not a regular file; refusing to replace it");
         exists = true;
@@ -84,7 +83,7 @@ int es_atomic_replace(const char *path, const char *tmp_path, const void *data, 
     }
     mode_t mode = exists ? (old.st_mode & 07777) : (new_mode & 07777);
 
-    if (lstat(tmp_path, &st) == 0) {
+    if (es_fs_lstat(tmp_path, &st) == 0) {
         if (!S_ISREG(st.st_mode))
             return es_err_set(e, 0, tmp_path, "temporary path exists and is not a regular file");
         if (es_fs_unlink(tmp_path, e) < 0)

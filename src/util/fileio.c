@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/fileio_root.h"
+
 enum { K_READ, K_WRITE, K_FLUSH, K_MUTATE, K_COUNT };
 static const char *const kind_names[K_COUNT] = {"read", "write", "flush", "mutate"};
 
@@ -128,7 +130,7 @@ int es_file_open(es_file **out, const char *path, int flags, mode_t mode, es_err
     }
     /* O_NONBLOCK: opening a FIFO (a backing file name is data from the
      * image) must fail here, not wait for a writer forever. */
-    int fd = open(path, flags | O_CLOEXEC | O_NONBLOCK, mode);
+    int fd = es_root_open(path, flags | O_CLOEXEC | O_NONBLOCK, mode);
     if (fd < 0)
         return es_err_set(e, errno, path, "cannot open");
     struct stat st;
@@ -358,7 +360,7 @@ int es_fs_rename(const char *from, const char *to, es_err *e)
     int inj = tick(K_MUTATE, "rename", to);
     if (inj)
         return es_err_set(e, inj, to, "cannot rename %s", from);
-    if (rename(from, to) < 0)
+    if (es_root_rename(from, to) < 0)
         return es_err_set(e, errno, to, "cannot rename %s", from);
     return 0;
 }
@@ -368,7 +370,7 @@ int es_fs_unlink(const char *path, es_err *e)
     int inj = tick(K_MUTATE, "unlink", path);
     if (inj)
         return es_err_set(e, inj, path, "cannot remove");
-    if (unlink(path) < 0)
+    if (es_root_unlink(path) < 0)
         return es_err_set(e, errno, path, "cannot remove");
     return 0;
 }
@@ -378,7 +380,7 @@ int es_fs_fsync_dir(const char *dir, es_err *e)
     int inj = tick(K_MUTATE, "fsync-dir", dir);
     if (inj)
         return es_err_set(e, inj, dir, "cannot sync directory");
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int fd = es_root_open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
     if (fd < 0)
         return es_err_set(e, errno, dir, "cannot open directory");
     int r = fsync(fd);
@@ -394,8 +396,72 @@ int es_fs_mkdir(const char *path, mode_t mode, es_err *e)
     int inj = tick(K_MUTATE, "mkdir", path);
     if (inj)
         return es_err_set(e, inj, path, "cannot create directory");
-    if (mkdir(path, mode) < 0)
+    if (es_root_mkdir(path, mode) < 0)
         return es_err_set(e, errno, path, "cannot create directory");
+    return 0;
+}
+
+int es_fs_rmdir(const char *path, es_err *e)
+{
+    int inj = tick(K_MUTATE, "rmdir", path);
+    if (inj)
+        return es_err_set(e, inj, path, "cannot remove directory");
+    if (es_root_rmdir(path) < 0)
+        return es_err_set(e, errno, path, "cannot remove directory");
+    return 0;
+}
+
+int es_fs_link(const char *from, const char *to, es_err *e)
+{
+    int inj = tick(K_MUTATE, "link", to);
+    if (inj)
+        return es_err_set(e, inj, to, "cannot link %s", from);
+    if (es_root_link(from, to) < 0)
+        return es_err_set(e, errno, to, "cannot link %s", from);
+    return 0;
+}
+
+int es_fs_chown(const char *path, uid_t uid, gid_t gid, es_err *e)
+{
+    int inj = tick(K_MUTATE, "chown", path);
+    if (inj)
+        return es_err_set(e, inj, path, "cannot set the owner to %u:%u", (unsigned)uid,
+                          (unsigned)gid);
+    if (es_root_chown(path, uid, gid) < 0)
+        return es_err_set(e, errno, path, "cannot set the owner to %u:%u", (unsigned)uid,
+                          (unsigned)gid);
+    return 0;
+}
+
+int es_fs_chmod(const char *path, mode_t mode, es_err *e)
+{
+    int inj = tick(K_MUTATE, "chmod", path);
+    if (inj)
+        return es_err_set(e, inj, path, "cannot set mode %04o", (unsigned)mode);
+    if (es_root_chmod(path, mode) < 0)
+        return es_err_set(e, errno, path, "cannot set mode %04o", (unsigned)mode);
+    return 0;
+}
+
+int es_file_chown(es_file *f, uid_t uid, gid_t gid, es_err *e)
+{
+    int inj = tick(K_MUTATE, "chown", f->path);
+    if (inj)
+        return es_err_set(e, inj, f->path, "cannot set the owner to %u:%u", (unsigned)uid,
+                          (unsigned)gid);
+    if (fchown(f->fd, uid, gid) < 0)
+        return es_err_set(e, errno, f->path, "cannot set the owner to %u:%u", (unsigned)uid,
+                          (unsigned)gid);
+    return 0;
+}
+
+int es_file_chmod(es_file *f, mode_t mode, es_err *e)
+{
+    int inj = tick(K_MUTATE, "chmod", f->path);
+    if (inj)
+        return es_err_set(e, inj, f->path, "cannot set mode %04o", (unsigned)mode);
+    if (fchmod(f->fd, mode) < 0)
+        return es_err_set(e, errno, f->path, "cannot set mode %04o", (unsigned)mode);
     return 0;
 }
 

@@ -5,8 +5,9 @@
  *
  * Hook configuration, from the environment (read once) or es_fault_set():
  *   EXTSNAP_FAULT=KIND:N:ACTION[,KIND:N:ACTION...]
- *     KIND   read | write | flush | mutate  (mutate = write, flush, truncate,
- *            rename, unlink, mkdir, fsync of a directory: anything that changes disk)
+ *     KIND   read | write | flush | mutate  (mutate = write, flush, create,
+ *            truncate, rename, link, unlink, mkdir, rmdir, chown, chmod, fsync
+ *            of a directory: anything that changes disk)
  *     N      1-based index of the operation of that kind
  *     ACTION eio | enospc | stop
  *   EXTSNAP_FAULT_TRACE=FILE  append one line per counted operation
@@ -15,9 +16,12 @@
 #ifndef ES_UTIL_FILEIO_H
 #define ES_UTIL_FILEIO_H
 
+#include <dirent.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
 
 #include "util/err.h"
@@ -49,6 +53,9 @@ int es_file_copy(es_file *src, uint64_t soff, es_file *dst, uint64_t doff, uint6
 /* fdatasync: an ordering point. */
 int es_file_flush(es_file *f, es_err *e);
 int es_file_truncate(es_file *f, uint64_t size, es_err *e);
+/* Owner and mode of an open file (counted as "mutate"). */
+int es_file_chown(es_file *f, uid_t uid, gid_t gid, es_err *e);
+int es_file_chmod(es_file *f, mode_t mode, es_err *e);
 int es_file_size(es_file *f, uint64_t *size, es_err *e);
 /* Bytes actually allocated on disk (st_blocks * 512). */
 int es_file_allocated(es_file *f, uint64_t *bytes, es_err *e);
@@ -68,11 +75,40 @@ void *es_io_alloc(size_t n);
  * cache without waiting, so that reads to come find it there. */
 void es_file_prefetch(es_file *f, uint64_t off, uint64_t len);
 
-/* Path-level mutating operations, counted as "mutate". */
+/* --root: hold DIR (a directory) as the root. From then on every path under
+ * it (its real path, then '/'), as es_root_resolve makes them, is opened,
+ * created, examined, renamed or removed by the functions here inside DIR by
+ * construction: resolved by the kernel from a descriptor of DIR
+ * (openat2 RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS; where the kernel has no
+ * openat2, a walk with O_NOFOLLOW per component), so a directory swapped for
+ * a symbolic link meanwhile cannot lead outside. The path strings stay what
+ * messages show. NULL, "" or "/": no root (paths are used as they are).
+ * es_root_resolve calls it with its root; one root at a time. */
+int es_io_root_set(const char *dir, es_err *e);
+/* Tests: resolve under the root by the fallback walk, even with openat2. */
+void es_io_root_walk_only(bool on);
+
+/* Path-level operations that change nothing (not counted by the hook),
+ * inside the root as above; same results and errno as stat(2), lstat(2),
+ * statvfs(3), opendir(3) and readlink(2). */
+int es_fs_stat(const char *path, struct stat *st);
+int es_fs_lstat(const char *path, struct stat *st);
+int es_fs_statvfs(const char *path, struct statvfs *st);
+DIR *es_fs_opendir(const char *path);
+ssize_t es_fs_readlink(const char *path, char *buf, size_t size);
+
+/* Path-level mutating operations, counted as "mutate", inside the root as
+ * above: the directory holding the target is opened inside the root and the
+ * operation applies to its last component (never followed). */
 int es_fs_rename(const char *from, const char *to, es_err *e);
 int es_fs_unlink(const char *path, es_err *e);
 int es_fs_fsync_dir(const char *dir, es_err *e);
 int es_fs_mkdir(const char *path, mode_t mode, es_err *e);
+int es_fs_rmdir(const char *path, es_err *e);
+/* A second name for an existing file (link(2): no data copied). */
+int es_fs_link(const char *from, const char *to, es_err *e);
+int es_fs_chown(const char *path, uid_t uid, gid_t gid, es_err *e);
+int es_fs_chmod(const char *path, mode_t mode, es_err *e);
 
 /* Fault hook control (tests). kind: "read","write","flush","mutate". */
 typedef enum { ES_FAULT_EIO, ES_FAULT_ENOSPC, ES_FAULT_STOP } es_fault_action;

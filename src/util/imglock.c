@@ -190,15 +190,20 @@ static int conflict_error(const char *path, bool reader, const es_lock_holder *h
         snprintf(who, sizeof who, "process %ld", (long)h->pid);
     else
         snprintf(who, sizeof who, "another process (holder unknown)");
-    const char *hint = reader ? "; use --force-share to read it anyway" : "";
+    /* No hint here: what to do depends on the command (cmd/busy_hint.h). */
     int i = perm_index(h->perm);
     if (h->refuses_share)
-        return es_err_set(e, 0, path, "image is in use by %s: it does not allow others to %s%s",
-                          who, perm_refusals[i], hint);
+        return es_err_set(e, 0, path, "image is in use by %s: it does not allow others to %s",
+                          who, perm_refusals[i]);
     if (reader && h->perm == ES_PERM_WRITE)
-        return es_err_set(e, 0, path, "image is being written by %s%s", who, hint);
-    return es_err_set(e, 0, path, "image is in use by %s: it holds a %s lock%s", who,
-                      perm_names[i], hint);
+        return es_err_set(e, 0, path, "image is being written by %s", who);
+    return es_err_set(e, 0, path, "image is in use by %s: it holds a %s lock", who,
+                      perm_names[i]);
+}
+
+bool es_imglock_conflict(const es_err *e)
+{
+    return strstr(e->msg, "image is in use by ") || strstr(e->msg, "image is being written by ");
 }
 
 /* Is byte locked through another open file description? */

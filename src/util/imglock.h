@@ -121,6 +121,10 @@ bool es_imglock_held(const es_imglock *lk);
 /* Identify who holds a lock covering `byte` of the file open as fd (not
  * counting fd itself): fills pid and cmdline, or leaves pid 0. Exposed for
  * diagnostics such as "is a VM running on this image?". */
+/* Is e one of the conflicts reported above (another process holds the
+ * image)? */
+bool es_imglock_conflict(const es_err *e);
+
 void es_imglock_find_holder(int fd, int byte, es_lock_holder *holder);
 
 #endif

@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/fileio.h"
+
 /* Same limit as the kernel's path walk (MAXSYMLINKS). */
 #define ES_ROOT_MAX_SYMLINKS 40
 
@@ -88,7 +90,7 @@ static char *read_link(const char *path, size_t hint)
         char *buf = malloc(cap);
         if (!buf)
             return NULL;
-        ssize_t n = readlink(path, buf, cap);
+        ssize_t n = es_fs_readlink(path, buf, cap);
         if (n < 0) {
             free(buf);
             return NULL;
@@ -137,6 +139,12 @@ int es_root_resolve(const char *root, const char *path, char **out, es_err *e)
         free(realroot);
         return es_err_set(e, err, root, "the root is not a directory");
     }
+    /* The string made here is checked now; what opens it later must stay
+     * inside the root even if the tree changes in between. */
+    if (es_io_root_set(realroot, e) < 0) {
+        free(realroot);
+        return -1;
+    }
 
     pathbuf res = {0};
     /* With root "/", paths are already host paths: keep them single-slashed. */
@@ -178,7 +186,7 @@ int es_root_resolve(const char *root, const char *path, char **out, es_err *e)
             es_err_set(e, ENOMEM, path, "out of memory");
             goto out;
         }
-        if (lstat(res.s, &st) < 0) {
+        if (es_fs_lstat(res.s, &st) < 0) {
             /* Not there (yet): the rest is taken as written. */
             if (errno == ENOENT || errno == ENOTDIR)
                 continue;

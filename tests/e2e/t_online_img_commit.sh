@@ -91,6 +91,9 @@ eq "active: mode" active "$(jq -r .mode <<<"$res")"
 eq "active: files" "$D/top.qcow2=closed $D/mid1.qcow2=closed" \
     "$(jq -r '[.files[] | .filename + "=" + ."qemu-use"] | join(" ")' <<<"$res")"
 eq "active: progress lines" progress "$(head -n1 <<<"$out" | jq -r .type)"
+# Each progress line: QEMU's status, bytes left (len - offset), rate, speed.
+eq "active: progress fields" "true" "$(head -n1 <<<"$out" | jq -c '(.status | type == "string")
+    and .remaining == .len - .offset and (.rate | type == "number") and .speed == 0')"
 chain_is "after pivot" drive0 "$D/base.qcow2 "
 vm_hmp 'qemu-io drive0 "write -P 0x66 3584k 64k"' >/dev/null || fail "qemu-io write after pivot"
 qemu-io -f raw -c "write -q -P 0x66 3584k 64k" "$T/expect.raw" >/dev/null

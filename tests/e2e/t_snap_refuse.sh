@@ -113,6 +113,9 @@ PIDS+=($fpid)
 for _ in $(seq 100); do grep -Eq "FLOCK +ADVISORY +WRITE +$fpid " /proc/locks && break; sleep 0.1; done
 refused "another extsnap at work" "another extsnap is working on domain tvm (pid $fpid)" x create tvm s2
 kill "$fpid" 2>/dev/null || true; wait "$fpid" 2>/dev/null || true
+# (the extsnap this stands for removes its lock file as it lets go; a stale
+# one is removed by the next writer, even a refused one: t_snap_leftovers.sh)
+rm -f "$R$SNAP_DIR/tvm.extsnap.lock"
 
 # --- names -----------------------------------------------------------------------
 refused "name taken" "already has a snapshot named 's1'" x create tvm s1

@@ -84,15 +84,15 @@ typedef struct progress_log {
     uint64_t last_len[4];
 } progress_log;
 
-static void on_progress(void *opaque, size_t index, const char *job_id, uint64_t offset,
-                        uint64_t len)
+static void on_progress(void *opaque, const qmp_job_progress *s)
 {
     progress_log *p = opaque;
-    ck_assert_ptr_nonnull(job_id);
-    ck_assert_uint_le(offset, len);
-    if (index < 4) {
-        p->calls[index]++;
-        p->last_len[index] = len;
+    ck_assert_ptr_nonnull(s->job_id);
+    ck_assert_uint_le(s->offset, s->len);
+    ck_assert_uint_eq(s->remaining, s->len - s->offset);
+    if (s->index < 4) {
+        p->calls[s->index]++;
+        p->last_len[s->index] = s->len;
     }
 }
 

@@ -432,7 +432,7 @@ START_TEST(job_connection_lost)
         "G", "R", "L" OK_REPLY, "R",
         "L{\"event\": \"JOB_STATUS_CHANGE\", \"data\": {\"status\": \"running\", "
         "\"id\": \"extsnap-commit-0\"}}",
-        "L" OK_REPLY, "W100", "X", NULL};
+        "L" OK_REPLY, "R", "W100", "X", NULL};
     fake f = fake_start(script);
     qmp_client *c = open_ok(&f, 5000, 0);
     qmp_commit_spec spec = {.device = "drive0"};

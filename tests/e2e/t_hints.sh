@@ -1,0 +1,445 @@
+#!/usr/bin/env bash
+# Every message that tells the user to run a command tells them one that
+# works. The hints are found in the sources (string literals of src/ that say
+# "run '...'", "'extsnap ...'", "use --...", "give it --...", "or --X PATH",
+# "out with --..."; help texts excluded) and listed with their count per
+# file: a hint added without a case here fails the test. Each case provokes
+# its hint and runs what it suggests, which must be accepted (not a usage
+# error) and, for recover, recover:
+#   - recover offline (--root): a delete failing at each I/O point, a
+#     pending journal seen by --dry-run, list and verify;
+#   - recover online: a running VM reached only through --qmp (its config
+#     names no socket), a failed block-job finalize, then recovery refused
+#     while virtqemud runs (the hint to stop it and recover), then done;
+#   - img commit on an image QEMU holds (--qmp), img info/map/compare/check
+#     on it (--force-share), img map on compressed clusters (--output=json),
+#     images marked corrupt or dirty (img check -r all on the image the
+#     message names), disks create cannot snapshot (--disk), commit ranges
+#     that only delete can do (delete), verify.
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/lib/qemu_vm.sh"
+need_cmd qemu-img qemu-io qemu-system-x86_64 jq python3 xmllint
+SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+PIDS=()
+cleanup() {
+    local p
+    vm_kill
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    rm -rf "$T"
+}
+trap cleanup EXIT
+eq() { ok_eq "$@" || true; }
+has() {
+    ES_CHECKS=$((ES_CHECKS + 1))
+    [[ $3 == *"$2"* ]] || fail "$1: [$2] not in [$3]"
+}
+
+# ------------------------------------------------------------ the hints in the sources
+scan_hints() {
+    python3 - "$SRC" <<'PY'
+import os, re, sys
+root = sys.argv[1]
+hint = re.compile(r"run '[^']*'|'extsnap [^']*'|use --[a-z-]+|give it --[a-z-]+"
+                  r"|or --[a-z-]+ PATH|out with --[a-z-]+")
+count = {}
+for d, _, files in os.walk(os.path.join(root, "src")):
+    for f in files:
+        if not f.endswith((".c", ".h")):
+            continue
+        text = open(os.path.join(d, f), encoding="utf-8", errors="replace").read()
+        # Strings (adjacent literals joined), outside comments and char literals.
+        strings, i, n, last_end = [], 0, len(text), -1
+        while i < n:
+            if text.startswith("/*", i):
+                i = text.find("*/", i + 2) + 2
+            elif text.startswith("//", i):
+                i = text.find("\n", i)
+            elif text[i] == "'":
+                m = re.match(r"'(\\.|[^'\\])*'", text[i:])
+                i += len(m.group(0)) if m else 1
+            elif text[i] == '"':
+                m = re.match(r'"((\\.|[^"\\])*)"', text[i:])
+                s = m.group(1)
+                if strings and re.fullmatch(r"\s*", text[last_end:i]):
+                    strings[-1] += s
+                else:
+                    strings.append(s)
+                i += len(m.group(0))
+                last_end = i
+            else:
+                i += 1
+        rel = os.path.relpath(os.path.join(d, f), root)
+        # Hints whose command is built at run time: the recover command line.
+        calls = len(re.findall(r"(?<![*\w])snap_ctx_recover_cmd\(", text))
+        if calls:
+            count[(rel, "recover command line")] = calls
+        for s in strings:
+            if "\\n" in s:  # help and usage texts
+                continue
+            for h in hint.findall(s):
+                count[(rel, h)] = count.get((rel, h), 0) + 1
+for (rel, h), c in sorted(count.items()):
+    print(f"{c} {rel}: {h}")
+PY
+}
+
+# COUNT FILE: HINT <tab> the case below that provokes it and runs it.
+KNOWN=$(cat <<'EOF'
+1 src/cmd/busy_hint.h: use --force-share	busy
+1 src/cmd/busy_hint.h: use --qmp	busy
+1 src/cmd/img_map.c: use --output	compressed_map
+1 src/cmd/snap_list.c: 'extsnap verify'	recover_offline
+4 src/qcow2/commit.c: run 'extsnap img check -r all'	img_check_marked
+1 src/qcow2/commit_plan.c: run 'extsnap img check -r all'	img_check_marked
+2 src/qcow2/image.c: run 'extsnap img check -r all'	img_check_marked
+1 src/qcow2/l2_write.c: run 'extsnap img check -r all'	img_check_marked
+2 src/qcow2/refcount_trust.c: run 'extsnap img check -r all'	img_check_marked
+2 src/snap/commit_range.c: 'extsnap delete'	commit_range
+1 src/snap/commit_range.c: 'extsnap verify'	commit_range
+1 src/snap/commit_range.c: run 'extsnap img check -r all%s%s %s'	domain_marked
+2 src/snap/context.c: recover command line	recover_offline
+2 src/snap/context.c: run '%s'	recover_offline
+3 src/snap/create.c: out with --disk	create_disks
+3 src/snap/exec.c: recover command line	recover_offline
+3 src/snap/exec.c: run '%s'	recover_offline
+7 src/snap/online_exec.c: recover command line	recover_online
+6 src/snap/online_exec.c: run '%s'	recover_online
+2 src/snap/online_open.c: recover command line	recover_online
+2 src/snap/online_open.c: run '%s'	recover_online
+1 src/snap/online_socket.c: or --qmp PATH	recover_online
+1 src/snap/verify.c: 'extsnap img check -r leaks'	verify_check
+1 src/snap/verify.c: 'extsnap img check'	verify_check
+1 src/snap/verify.c: recover command line	recover_offline
+1 src/snap/verify.c: run '%s'	recover_offline
+EOF
+)
+
+scan_hints >"$T/found"
+sed 's/\t.*//' <<<"$KNOWN" >"$T/known"
+ES_CHECKS=$((ES_CHECKS + 1))
+if ! diff -u "$T/known" "$T/found" >"$T/hints.diff"; then
+    fail "the hints in src/ are not those this test has cases for (+ new, - gone):
+$(grep '^[-+][0-9]' "$T/hints.diff")"
+fi
+echo "hints found in the sources:"
+sed 's/^/  /' "$T/found"
+ES_CHECKS=$((ES_CHECKS + 1))
+if grep -rn "recover %s'" "$SRC/src" >"$T/literal"; then
+    fail "recover hints that name only the domain: $(cat "$T/literal")"
+fi
+
+CASES_RUN=" "
+ran() { CASES_RUN+="$1 "; }
+
+# hint_of FILE: the first command a message suggests ('extsnap ...').
+hint_of() { grep -o "'extsnap [^']*'" "$1" | head -n1 | tr -d "'" || true; }
+# run_hint WHAT HINT EXTRA-ARGS...: run the suggested command (its words as
+# the shell would split them, plus EXTRA-ARGS); output in $T/hint.out/err,
+# status in HINT_RC. A usage error (2) is always a failure.
+run_hint() {
+    local what=$1 hint=$2
+    shift 2
+    local -a w
+    eval "w=($hint)"
+    HINT_RC=0
+    if [[ ${w[0]:-} != extsnap ]]; then
+        fail "$what: no command in the hint [$hint]"
+        HINT_RC=99
+        return 0
+    fi
+    "$EXTSNAP" "${w[@]:1}" "$@" >"$T/hint.out" 2>"$T/hint.err" || HINT_RC=$?
+    ES_CHECKS=$((ES_CHECKS + 1))
+    ((HINT_RC != 2)) || fail "$what: the suggested '$hint' is a usage error: $(cat "$T/hint.err")"
+}
+# names WHAT HINT WORDS...: the hint carries these options (else it would
+# reach another domain: the host's).
+names() {
+    local what=$1 hint=$2 word
+    shift 2
+    for word in "$@"; do
+        ES_CHECKS=$((ES_CHECKS + 1))
+        [[ " $hint " == *" $word "* ]] || { fail "$what: [$hint] lacks $word"; return 1; }
+    done
+}
+
+# start_fake NAME: a live process whose comm is NAME, pid in FAKE_PID.
+start_fake() {
+    mkdir -p "$T/bin"
+    cp /bin/sleep "$T/bin/$1"
+    "$T/bin/$1" 300 </dev/null >/dev/null 2>&1 &
+    FAKE_PID=$!
+    PIDS+=("$FAKE_PID")
+}
+stop_fake() { kill "$FAKE_PID" 2>/dev/null || true; wait "$FAKE_PID" 2>/dev/null || true; }
+
+. "$(dirname "${BASH_SOURCE[0]}")/lib/snap.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/lib/online_domain.sh"
+
+# ------------------------------------------------------------ recover, offline, under --root
+R=$T/root
+RJ=$R$SNAP_DIR/tvm.extsnap.journal
+fresh_tvm() { rm -rf "$R" && cp -a "$T/tvm.base" "$R"; }
+snap_make_tvm "$R"
+x create tvm s1 -q
+guest_write "$R" tvm vda 0x11 0 512k
+x create tvm s2 -q
+guest_write "$R" tvm vdb 0x22 1M 512k
+cp -a "$R" "$T/tvm.base"
+
+# A delete failing at each of its I/O points: every message naming a
+# recover command names one that recovers.
+EXTSNAP_FAULT_TRACE=$T/trace x delete tvm s1 -q
+points=$(grep -c '^mutate ' "$T/trace")
+rm -f "$T/trace"
+kinds=""
+for ((n = 1; n <= points; n++)); do
+    fresh_tvm
+    EXTSNAP_FAULT=mutate:$n:eio x delete tvm s1 >/dev/null 2>"$T/err" || true
+    hint=$(hint_of "$T/err")
+    [[ -n $hint ]] || continue
+    kind=$(sed -E "s/.*: ([^:;]*); run .*/\1/" "$T/err")
+    [[ $kinds != *"[$kind]"* ]] || continue
+    kinds+="[$kind]"
+    names "eio at $n ($kind)" "$hint" "--root $R" || continue
+    run_hint "eio at $n ($kind)" "$hint"
+    eq "eio at $n: '$hint' exits 0 ($(cat "$T/hint.err"))" 0 "$HINT_RC"
+    [[ ! -e $RJ ]] || fail "eio at $n: '$hint' left the journal"
+    rc_is "eio at $n: verify after '$hint'" 0 x verify tvm -q
+done
+echo "recover hints after a failed delete: $kinds"
+[[ -n $kinds ]] || fail "no I/O error of delete gave a recover hint"
+
+# A pending journal (the run stopped dead): dry run, list and verify say to
+# recover; the dry run also says to run the command without --dry-run.
+pending() {
+    local n
+    for ((n = points / 2; n <= points; n++)); do
+        fresh_tvm
+        EXTSNAP_FAULT=mutate:$n:stop x delete tvm s1 -q >/dev/null 2>&1 || true
+        [[ -e $RJ ]] && return 0
+    done
+    fail "no stop point of delete left a journal"
+    return 1
+}
+if pending; then
+    rc=0
+    x delete tvm s1 --dry-run >/dev/null 2>"$T/err" || rc=$?
+    eq "dry run on a pending journal: refused" 1 "$rc"
+    has "dry run on a pending journal" "this command without --dry-run" "$(cat "$T/err")"
+    hint=$(hint_of "$T/err")
+    x list tvm >/dev/null 2>"$T/err2" || fail "list with a pending journal: $(cat "$T/err2")"
+    eq "list's hint is the dry run's" "$hint" "$(hint_of "$T/err2")"
+    x verify tvm >"$T/err3" 2>&1 || true
+    eq "verify's hint is the dry run's" "$hint" "$(hint_of "$T/err3")"
+    if names "pending journal" "$hint" "--root $R"; then
+        run_hint "pending journal" "$hint"
+        eq "pending journal: '$hint' exits 0 ($(cat "$T/hint.err"))" 0 "$HINT_RC"
+        has "pending journal: '$hint' says what it did" "Finished:" "$(cat "$T/hint.out")"
+        [[ ! -e $RJ ]] || fail "pending journal: '$hint' left the journal"
+    fi
+    # "this command without --dry-run" recovers first, then deletes.
+    pending
+    # (It recovers, then plans on what it finds: s1 may be gone already.)
+    rc=0
+    x delete tvm s1 -q >/dev/null 2>"$T/err" || rc=$?
+    ES_CHECKS=$((ES_CHECKS + 1))
+    ((rc != 2)) || fail "pending journal: the command without --dry-run is a usage error"
+    has "pending journal: the command without --dry-run recovers" "an interrupted operation first" \
+        "$(cat "$T/err")"
+    [[ ! -e $RJ ]] || fail "pending journal: the command without --dry-run left it"
+fi
+# list marks inexact snapshots "(see 'extsnap verify')": the same verify.
+rc_is "verify, as list suggests" 0 x verify tvm -q
+ran recover_offline
+
+# ------------------------------------------------------------ disks create cannot snapshot
+fresh_tvm
+C=$R$SNAP_CFG/tvm.xml
+for kind in block internal network; do
+    fresh_tvm
+    case $kind in
+    block) sed -i "s|</devices>|<disk type='block' device='disk'><driver name='qemu' type='raw'/><source dev='/dev-blk'/><target dev='vdx' bus='virtio'/></disk></devices>|" "$C" ;;
+    internal) sed -i "0,/<disk type='file' device='disk'>/s//<disk type='file' device='disk' snapshot='internal'>/" "$C" ;;
+    network) sed -i "s|</devices>|<disk type='network' device='disk'><driver name='qemu' type='raw'/><source protocol='nbd' name='x'><host name='h' port='10809'/></source><target dev='vdx' bus='virtio'/></disk></devices>|" "$C" ;;
+    esac
+    rc=0
+    x create tvm s3 >/dev/null 2>"$T/err" || rc=$?
+    eq "create with a $kind disk: refused ($(cat "$T/err"))" 1 "$rc"
+    has "create with a $kind disk" "leave it out with --disk" "$(cat "$T/err")"
+    others=vda,vdb,vdc
+    [[ $kind == internal ]] && others=vdb,vdc
+    rc_is "create with a $kind disk, the others given with --disk" 0 x create tvm s3 --disk=$others --dry-run -q
+done
+ran create_disks
+
+# ------------------------------------------------------------ commit ranges only delete does
+fresh_tvm
+rc=0
+x commit tvm s1 s1 >/dev/null 2>"$T/err" || rc=$?
+eq "commit of one snapshot: refused" 1 "$rc"
+has "commit of one snapshot" "use 'extsnap delete'" "$(cat "$T/err")"
+rc_is "delete, as commit suggests" 0 x delete tvm s1 --dry-run -q
+x revert tvm s1 -q
+x create tvm s3 -q
+rc=0
+x commit tvm s1 s2 >/dev/null 2>"$T/err" || rc=$?
+has "commit up to a discarded leaf" "use 'extsnap delete' to remove snapshots" "$(cat "$T/err")"
+rc_is "delete of the leaf, as commit suggests" 0 x delete tvm s2 --dry-run -q
+rc_is "verify, as commit suggests for a broken live image" 0 x verify tvm -q
+ran commit_range
+
+# ------------------------------------------------------------ img check on what verify names
+fresh_tvm
+vda=$(cfg_source "$R" tvm vda)
+rc_is "img check -r leaks, as verify suggests" 0 "$EXTSNAP" img check -r leaks -q --root "$R" "$vda"
+rc_is "img check, as verify suggests" 0 "$EXTSNAP" img check -q --root "$R" "$vda"
+ran verify_check
+
+# ------------------------------------------------------------ images marked corrupt or dirty
+D=$T/marked
+mkdir -p "$D"
+set_bit() { # FILE BIT: set an incompatible-feature bit (0 dirty, 1 corrupt)
+    local v
+    v=$(od -An -j79 -N1 -tu1 "$1" | tr -d ' ')
+    printf "$(printf '\\%03o' $((v | (1 << $2))))" | dd of="$1" bs=1 seek=79 conv=notrunc status=none
+}
+for what in "BASE corrupt:base:1" "BASE dirty:base:0" "TOP corrupt:top:1"; do
+    IFS=: read -r label which bit <<<"$what"
+    rm -f "$D"/*.qcow2
+    qemu-img create -q -f qcow2 -o lazy_refcounts=on "$D/base.qcow2" 1M
+    qemu-io -f qcow2 -c 'write -P 0x33 0 64k' "$D/base.qcow2" >/dev/null
+    qemu-img create -q -f qcow2 -b "$D/base.qcow2" -F qcow2 "$D/top.qcow2"
+    qemu-io -f qcow2 -c 'write -P 0x44 64k 64k' "$D/top.qcow2" >/dev/null
+    set_bit "$D/$which.qcow2" "$bit"
+    rc=0
+    "$EXTSNAP" img commit "$D/top.qcow2" >/dev/null 2>"$T/err" || rc=$?
+    eq "$label: img commit refused ($(cat "$T/err"))" 1 "$rc"
+    hint=$(grep -o "run 'extsnap img check -r all'" "$T/err" || true)
+    eq "$label: the hint" "run 'extsnap img check -r all'" "$hint"
+    # The hint is about the image the message names first.
+    img=$(sed -E "s/^extsnap: [a-z ]*: ([^:]*): .*/\1/" "$T/err")
+    eq "$label: the message names the $which image" "$D/$which.qcow2" "$img"
+    run_hint "$label" "extsnap img check -r all" "$img"
+    eq "$label: img check -r all ($(cat "$T/hint.err"))" 0 "$HINT_RC"
+    rc_is "$label: img commit after the repair" 0 "$EXTSNAP" img commit -q "$D/top.qcow2"
+done
+ran img_check_marked
+
+# A domain's merge BASE marked corrupt or dirty: the hint checks it under
+# the same --root, and the delete works after.
+for bit in 1 0; do
+    fresh_tvm
+    base=$R$(cfg_source "$R" tvm vda)
+    base=${base%.*}.qcow2 # s1's image of vda: the first one
+    set_bit "$base" $bit
+    rc=0
+    x delete tvm s1 >/dev/null 2>"$T/err" || rc=$?
+    eq "domain image marked (bit $bit): delete refused ($(cat "$T/err"))" 1 "$rc"
+    hint=$(hint_of "$T/err")
+    names "domain image marked (bit $bit)" "$hint" "--root $R" || continue
+    run_hint "domain image marked (bit $bit)" "$hint"
+    eq "domain image marked (bit $bit): '$hint' ($(cat "$T/hint.err"))" 0 "$HINT_RC"
+    rc_is "domain image marked (bit $bit): delete after the repair" 0 x delete tvm s1 -q
+done
+ran domain_marked
+
+# ------------------------------------------------------------ img map of compressed clusters
+qemu-img create -q -f qcow2 "$D/plain.qcow2" 1M
+qemu-io -f qcow2 -c 'write -P 0x55 0 256k' "$D/plain.qcow2" >/dev/null
+qemu-img convert -c -O qcow2 "$D/plain.qcow2" "$D/comp.qcow2"
+rc=0
+"$EXTSNAP" img map "$D/comp.qcow2" >/dev/null 2>"$T/err" || rc=$?
+eq "img map of compressed clusters: refused" 1 "$rc"
+has "img map of compressed clusters" "use --output=json" "$(cat "$T/err")"
+rc_is "img map --output=json, as suggested" 0 "$EXTSNAP" img map --output=json "$D/comp.qcow2"
+ran compressed_map
+
+# ------------------------------------------------------------ images QEMU holds
+B=$T/busy
+mkdir -p "$B"
+qemu-img create -q -f qcow2 "$B/base.qcow2" 4M
+qemu-io -f qcow2 -c 'write -P 0x66 0 1M' "$B/base.qcow2" >/dev/null
+qemu-img create -q -f qcow2 -b "$B/base.qcow2" -F qcow2 "$B/top.qcow2"
+qemu-io -f qcow2 -c 'write -P 0x77 1M 1M' "$B/top.qcow2" >/dev/null
+vm_start "$B/qmp" -drive "if=none,id=drive0,file=$B/top.qcow2,format=qcow2"
+for c in info map check compare; do
+    imgs=("$B/top.qcow2")
+    [[ $c == compare ]] && imgs+=("$B/top.qcow2")
+    rc=0
+    "$EXTSNAP" img $c "${imgs[@]}" >/dev/null 2>"$T/err" || rc=$?
+    # (img compare's errors exit 2, as qemu-img compare's.)
+    eq "img $c of an image QEMU writes: refused ($(cat "$T/err"))" $([[ $c == compare ]] && echo 2 || echo 1) "$rc"
+    has "img $c of an image QEMU writes" "use --force-share" "$(cat "$T/err")"
+    rc_is "img $c --force-share, as suggested" 0 "$EXTSNAP" img $c --force-share "${imgs[@]}"
+done
+rc=0
+"$EXTSNAP" img commit "$B/top.qcow2" >/dev/null 2>"$T/err" || rc=$?
+eq "img commit of an image QEMU writes: refused" 1 "$rc"
+has "img commit of an image QEMU writes" "use --qmp PATH" "$(cat "$T/err")"
+ES_CHECKS=$((ES_CHECKS + 1))
+! grep -q -- "--force-share" "$T/err" || fail "img commit suggests --force-share: $(cat "$T/err")"
+rc_is "img commit --qmp, as suggested" 0 "$EXTSNAP" img commit -q --qmp "$B/qmp" --device drive0 "$B/top.qcow2"
+vm_quit
+ran busy
+
+# ------------------------------------------------------------ recover, online, through --qmp
+# The config names no QMP socket: the VM is reached only with --qmp.
+write_config ovm vda vdb
+sed -i '/<qemu:commandline>/,/<\/qemu:commandline>/d' "$CFG/ovm.xml"
+for d in vda vdb; do
+    qemu-img create -q -f qcow2 "$IMG/ovm-$d.qcow2" 8M
+    qemu-img create -q -f raw "$T/expect-$d.raw" 8M
+done
+off_write vda 0x11 0 1M
+off_write vdb 0x12 1M 1M
+X create ovm s1 -q
+off_write vda 0x21 1M 1M
+off_write vdb 0x22 2M 1M
+X create ovm s2 -q
+start_vm
+OJ=$SNAPS/ovm.extsnap.journal
+rc=0
+X delete ovm s2 >/dev/null 2>"$T/err" || rc=$?
+eq "running VM without a socket: refused" 1 "$rc"
+has "running VM without a socket" "or --qmp PATH" "$(cat "$T/err")"
+rc_is "running VM, --qmp as suggested" 0 X delete ovm s2 --qmp "$SOCK" --dry-run -q
+rc=0
+EXTSNAP_QMP_FAULT=finalize:2:error X delete ovm s2 --qmp "$SOCK" >/dev/null 2>"$T/err" || rc=$?
+eq "failed finalize: exit status ($(cat "$T/err"))" 1 "$rc"
+hint=$(hint_of "$T/err")
+if names "failed finalize" "$hint" "--qmp $SOCK" "--config-dir $CFG" "--snapshot-dir $SNAPS" \
+    "--run-dir $RUN"; then
+    # A dry run on the pending journal suggests the same recover command.
+    rc=0
+    X delete ovm s2 --qmp "$SOCK" --dry-run >/dev/null 2>"$T/err" || rc=$?
+    eq "dry run on the pending journal: refused" 1 "$rc"
+    eq "dry run on the pending journal: the same hint" "$hint" "$(hint_of "$T/err")"
+    # virtqemud runs (its driver pid file): recovery would write libvirt's
+    # files, refused with what to do.
+    start_fake virtqemud
+    echo "$FAKE_PID" >"$RUN/driver.pid"
+    run_hint "failed finalize, under virtqemud" "$hint"
+    eq "failed finalize, under virtqemud: refused" 1 "$HINT_RC"
+    has "failed finalize, under virtqemud" "stop libvirtd, then run" "$(cat "$T/hint.err")"
+    hint2=$(hint_of "$T/hint.err")
+    stop_fake
+    rm -f "$RUN/driver.pid"
+    if names "virtqemud refusal" "$hint2" "--qmp $SOCK" "--config-dir $CFG"; then
+        run_hint "failed finalize" "$hint2"
+        eq "failed finalize: '$hint2' exits 0 ($(cat "$T/hint.err"))" 0 "$HINT_RC"
+        has "failed finalize: '$hint2' finished it" "Finished: delete snapshot s2" "$(cat "$T/hint.out")"
+        [[ ! -e $OJ ]] || fail "failed finalize: '$hint2' left the journal"
+        eq "failed finalize: vda runs on the config's image" "$(src -vda ovm)" \
+            "$(vm_chain_files drive-vda | head -n1)"
+    fi
+fi
+stop_vm
+check_guest "after the online recovery"
+ran recover_online
+
+for c in $(cut -f2 <<<"$KNOWN" | sort -u) recover_offline recover_online; do
+    ES_CHECKS=$((ES_CHECKS + 1))
+    [[ $CASES_RUN == *" $c "* ]] || fail "case $c did not run to its end"
+done
+finish

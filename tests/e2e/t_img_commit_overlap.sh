@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# extsnap img commit never writes through a corrupt BASE (issue #10 §2):
+# BASE's L2 entry for guest cluster 0 is patched to point into BASE's own
+# metadata (its L1 table, the L2 table itself, the refcount table, a
+# refcount block), or an L1 entry names the refcount table as an L2 table.
+# TOP writes guest cluster 0. Wanted, for `img commit` (TOP emptied) and
+# `img commit -b`: exit 1 with "Preventing invalid write on metadata"
+# (QEMU's words) or "metadata structures overlap", BASE and TOP
+# byte-identical to before (sha256); and qemu-img agrees the image is bad
+# (its check reports corruption, its commit refuses the same write).
+set -euo pipefail
+EXTSNAP=${EXTSNAP:?path to the extsnap binary}
+for c in qemu-img qemu-io od sha256sum; do
+  command -v "$c" >/dev/null || { echo "SKIP: $c is not installed"; exit 77; }
+done
+tmp=$(mktemp -d "${ES_TEST_TMP:-/tmp}/t_img_commit_overlap.XXXXXX")
+trap '[[ -n ${KEEP:-} ]] || rm -rf "$tmp"' EXIT
+fails=0 checks=0
+fail() { echo "FAIL [$case]: $*"; fails=$((fails + 1)); }
+
+be64() { echo $((16#$(od -An -tx1 -j "$2" -N 8 "$1" | tr -d ' \n'))); }
+put_be64() {
+  local f=$1 off=$2 v=$3 esc="" i
+  for ((i = 56; i >= 0; i -= 8)); do esc+=$(printf '\\x%02x' $(((v >> i) & 255))); done
+  printf '%b' "$esc" | dd of="$f" bs=1 seek="$off" conv=notrunc status=none
+}
+MASK=$((0x00fffffffffffe00))
+COPIED=$((1 << 63))
+
+# build DIR: v3 BASE (64 KiB clusters) with 1 MiB of data from guest 0,
+# TOP writing all of guest cluster 0 and a bit further on.
+build() {
+  mkdir -p "$1"
+  qemu-img create -q -f qcow2 "$1/base.qcow2" 64M
+  qemu-io -c 'write -P 1 0 1M' "$1/base.qcow2" >/dev/null
+  qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 "$1/top.qcow2" 64M
+  qemu-io -c 'write -P 2 0 64k' -c 'write -P 3 4M 64k' "$1/top.qcow2" >/dev/null
+}
+
+# corrupt DIR TARGET: point BASE's metadata at one of its own structures.
+corrupt() {
+  local b=$1/base.qcow2 l1 rt l2 rb
+  l1=$(be64 "$b" 40)
+  rt=$(be64 "$b" 48)
+  l2=$(($(be64 "$b" "$l1") & MASK))
+  rb=$(($(be64 "$b" "$rt") & MASK))
+  case $2 in
+    l1) put_be64 "$b" "$l2" $((COPIED | l1)) ;;
+    l2) put_be64 "$b" "$l2" $((COPIED | l2)) ;;
+    reftable) put_be64 "$b" "$l2" $((COPIED | rt)) ;;
+    refblock) put_be64 "$b" "$l2" $((COPIED | rb)) ;;
+    l1-names-reftable) put_be64 "$b" "$l1" $((COPIED | rt)) ;;
+  esac
+}
+
+for target in l1 l2 reftable refblock l1-names-reftable; do
+  for mode in empty keep; do
+    case=$target/$mode
+    d=$tmp/$target.$mode
+    build "$d"
+    corrupt "$d" "$target"
+    args=()
+    [[ $mode == keep ]] && args=(-b base.qcow2)
+    before=$(cd "$d" && sha256sum base.qcow2 top.qcow2)
+    rc=0
+    (cd "$d" && "$EXTSNAP" img commit -q "${args[@]}" top.qcow2) >"$d/out" 2>&1 || rc=$?
+    checks=$((checks + 3))
+    ((rc == 1)) || fail "img commit exits $rc, expected 1: $(cat "$d/out")"
+    grep -Eq "extsnap: img commit: .*(Preventing invalid write on metadata \(overlaps with|metadata structures overlap)" "$d/out" ||
+      fail "no overlap message: $(cat "$d/out")"
+    [[ $(cd "$d" && sha256sum base.qcow2 top.qcow2) == "$before" ]] ||
+      fail "BASE or TOP changed although the commit was refused"
+    # The oracle: qemu-img sees a corrupt image, and refuses the write.
+    qrc=0
+    qemu-img check "$d/base.qcow2" >/dev/null 2>&1 || qrc=$?
+    checks=$((checks + 1))
+    ((qrc == 2)) || fail "qemu-img check exits $qrc on the crafted BASE, expected 2 (corruption)"
+    if [[ $mode == keep ]]; then
+      cp "$d/base.qcow2" "$d/q.base.qcow2"
+      qemu-img create -q -f qcow2 -b q.base.qcow2 -F qcow2 "$d/q.top.qcow2" 64M
+      qemu-io -c 'write -P 2 0 64k' "$d/q.top.qcow2" >/dev/null
+      qrc=0
+      (cd "$d" && qemu-img commit -q q.top.qcow2) >"$d/qout" 2>&1 || qrc=$?
+      checks=$((checks + 1))
+      ((qrc != 0)) || fail "qemu-img commit accepted the crafted BASE (oracle disagrees)"
+    fi
+  done
+done
+
+echo "$checks checks"
+if ((fails)); then
+  echo "$fails assertion(s) failed"
+  exit 1
+fi
+echo "all passed"
