@@ -28,8 +28,10 @@ void snap_repls_free(snap_repls *r)
     memset(r, 0, sizeof *r);
 }
 
-static int repl_add(snap_repls *r, size_t node, const char *to, const char *fmt, es_err *e)
+static int repl_add(snap_repls *r, size_t node, const domxml_disk *to_disk, const char *fmt,
+                    es_err *e)
 {
+    const char *to = to_disk->source;
     snap_repl *v = realloc(r->v, (r->n + 1) * sizeof *v);
     if (!v)
         return es_err_set(e, ENOMEM, NULL, "out of memory");
@@ -37,6 +39,7 @@ static int repl_add(snap_repls *r, size_t node, const char *to, const char *fmt,
     snap_repl *x = &v[r->n];
     memset(x, 0, sizeof *x);
     x->node = node;
+    x->to_disk = to_disk;
     r->n++;
     if (snap_strdup(to, &x->to, e) < 0 || snap_strdup(fmt, &x->to_format, e) < 0)
         return -1;
@@ -256,6 +259,53 @@ static int check_references(snap_ctx *c, const snap_graph *g, const snap_range *
     return 0;
 }
 
+/* Does the image (alone, not its chain) hold any guest data or zeroes? */
+static int holds_data(snap_ctx *c, const snap_graph *g, size_t node, bool *yes, es_err *e)
+{
+    es_open_opts oo = {.no_backing = true, .format = g->v[node].format, .root = c->env->root,
+                       .force_share = true};
+    es_image *img = NULL;
+    *yes = false;
+    if (es_image_open(&img, g->v[node].path, &oo, e) < 0)
+        return -1;
+    int rc = 0;
+    for (uint64_t off = 0; rc == 0 && !*yes && off < img->virtual_size;) {
+        es_block_status bs;
+        rc = es_image_block_status(img, off, img->virtual_size - off, &bs, e);
+        if (rc == 0 && (bs.kind != ES_BS_UNALLOC || bs.len == 0))
+            *yes = bs.kind != ES_BS_UNALLOC;
+        off += rc == 0 && bs.len ? bs.len : img->virtual_size;
+    }
+    es_image_close(img);
+    return rc;
+}
+
+/* B with image-only properties (an encrypted image, a slice ...) cannot
+ * take a merge: extsnap writes files as they are, not through encryption or
+ * into a part of a file. Only overlays holding nothing merge into it (a
+ * no-op: the overlays the old create made over such images, which QEMU
+ * could not use). */
+static int check_image_props(snap_ctx *c, const snap_graph *g, disk_job *j, const char *what,
+                             es_err *e)
+{
+    char prop[128], why[512];
+    if (!domxml_disk_image_only(j->kb, prop, sizeof prop, why, sizeof why))
+        return 0;
+    for (size_t i = 0; i < j->nl; i++) {
+        bool data;
+        if (holds_data(c, g, j->l[i], &data, e) < 0)
+            return -1;
+        if (data)
+            return refuse(what, e,
+                          "disk %s: the merge would write %s's data into %s, which has %s; "
+                          "extsnap writes image files as they are and cannot write through "
+                          "that (it would corrupt the image). 'delete --metadata' drops only "
+                          "the metadata",
+                          j->target, g->v[j->l[i]].path, j->kb->source, prop);
+    }
+    return 0;
+}
+
 /* B must take writes: a regular qcow2 or raw file, not corrupt or dirty. */
 static int check_base(snap_ctx *c, const snap_graph *g, disk_job *j, const char *what,
                       es_err *e)
@@ -326,7 +376,7 @@ static int plan_disk(snap_ctx *c, const snap_graph *g, disk_job *j, const char *
             r = snap_plan_add_delete(p, g->v[j->l[i]].path, reason, e);
         free(reason);
         if (r == 0)
-            r = repl_add(repl, j->l[i], j->kb->source, bfmt, e);
+            r = repl_add(repl, j->l[i], j->kb, bfmt, e);
     }
     return r;
 }
@@ -388,17 +438,9 @@ static int one_disk(snap_ctx *c, const snap_graph *g, const snap_range *r, const
         rc = 0; /* the range froze nothing above B: nothing to merge */
         goto out;
     }
-    char prop[128], why[512];
-    if (domxml_disk_image_only(j.kb, prop, sizeof prop, why, sizeof why)) {
-        refuse(what, e,
-               "disk %s: the merge would write into %s, which has %s; extsnap writes image "
-               "files as they are and cannot write the guest's data through that (it would "
-               "corrupt the image). 'delete --metadata' drops only the metadata",
-               target, j.kb->source, prop);
-        goto out;
-    }
-    if (walk_down(g, &j, what, e) < 0 || check_users(c, g, &j, what, e) < 0 ||
-        check_references(c, g, r, &j, what, e) < 0 || check_sound(c, g, &j, what, e) < 0 ||
+    if (walk_down(g, &j, what, e) < 0 || check_image_props(c, g, &j, what, e) < 0 ||
+        check_users(c, g, &j, what, e) < 0 || check_references(c, g, r, &j, what, e) < 0 ||
+        check_sound(c, g, &j, what, e) < 0 ||
         plan_disk(c, g, &j, what, p, repl, e) < 0)
         goto out;
     rc = 0;
@@ -438,6 +480,13 @@ static int domain_changes(snap_ctx *c, const snap_graph *g, const domxml_domain 
         if (k->type != DOMXML_STORAGE_FILE && k->type != DOMXML_STORAGE_BLOCK)
             continue;
         const snap_repl *x = repl_find(repl, snap_graph_find(g, c->env->root, k->source));
+        if (x && x->to_disk && !domxml_disk_image_props_equal(k, x->to_disk))
+            return es_err_set(e, 0, d->origin,
+                              "disk %s names %s, which would be replaced by %s, but the two "
+                              "descriptions differ in what they say about the image itself "
+                              "(<encryption>, <slices> ...); extsnap does not guess which is "
+                              "right: fix the description by hand first",
+                              k->target_dev, k->source, x->to);
         if (x)
             (*out)[(*n)++] = (domxml_disk_change){.target = k->target_dev, .source_file = x->to,
                                                   .driver_type = x->to_format,

@@ -49,6 +49,8 @@ typedef struct snap_repl {
     size_t node;
     char *to;          /* as libvirt names it (absolute) */
     char *to_format;   /* qcow2 or raw */
+    const domxml_disk *to_disk; /* the saved disk describing `to` (borrowed from the
+                                   context): its image-only properties (image_props.h) */
 } snap_repl;
 
 typedef struct snap_repls {

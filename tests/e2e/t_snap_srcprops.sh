@@ -286,12 +286,32 @@ qemu-io "${SECRET[@]}" --image-opts -r -c 'read 0 512' "$(opts "$R" vdc)" >"$T/q
 check_eq "oracle: through the overlay alone the guest sees the LUKS header" "4c554b53babe" \
     "$(qemu-img convert -U -O raw "$(chain_spec "$R" "$IMG/vdc.s1" qcow2)" "$T/guest.raw" && head -c 6 "$T/guest.raw" | xxd -p)"
 verify_code "$R" encryption-mismatch "$IMG/vdc.s1"
-refused "delete merging into the LUKS image" "cannot delete snapshot s1: disk vdc: the merge would write into $IMG/vdc.luks, which has LUKS encryption" \
+cp -a "$R" "$T/old-data"
+# Its overlay holds nothing (QEMU could not open it): deleting the snapshot
+# above the LUKS image puts the config back on it, <encryption> and all.
+x delete sp s1 -q || fail "delete of the snapshot over the LUKS image (empty overlay)"
+check_eq "delete: vdc is described as before the snapshot" "$VDC0" "$(disk_xml "$R$SNAP_CFG/sp.xml" vdc)"
+reads "$R" vdc 0xc1 0 || fail "delete: QEMU does not read vdc's data with the config's options"
+check_eq "delete: the LUKS file is untouched" "$(sha256sum <"$T/old-data$IMG/vdc.luks")" \
+    "$(sha256sum <"$R$IMG/vdc.luks")"
+[[ ! -e $R$IMG/vdc.s1 ]] || fail "delete: the empty overlay is still there"
+check_rc "delete: verify is clean" 0 x verify sp -q
+check_eq "delete: files validate" "" "$(validate_all "$R" sp)"
+# With data in the overlay, the merge would write it into the LUKS container.
+R=$T/old-data
+qemu-io -c 'write -P 0xee 0 64k' \
+    "json:{\"driver\":\"qcow2\",\"file\":{\"driver\":\"file\",\"filename\":\"$R$IMG/vdc.s1\"},\"backing\":null}" >/dev/null
+refused "delete merging data into the LUKS image" \
+    "cannot delete snapshot s1: disk vdc: the merge would write $IMG/vdc.s1's data into $IMG/vdc.luks, which has LUKS encryption" \
     x delete sp s1
 
 R=$T/libvirt
 luks_overlay_chain "$R" 0
 verify_code "$R" encrypted-backing "$IMG/vdc.s1"
+# A libvirt-style config (the overlay without <encryption>): putting it back
+# on the LUKS image would describe that image without its encryption.
+refused "delete into the LUKS image, config without <encryption>" \
+    "the two descriptions differ" x delete sp s1
 
 # A slice left on a qcow2 overlay (old create).
 R=$T/slice
