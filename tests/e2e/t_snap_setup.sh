@@ -117,15 +117,18 @@ if mount -t tmpfs -o size=256m tmpfs "$R/srv/fast" 2>/dev/null; then
         "$(root_sums "$R")"
     ((nread > 0)) || fail "B: the copy was never read back"
 
-    # Stopped at each copy step (sampled), then setup again completes.
+    # Stopped at every file-system change of the copy and once past the last
+    # (the run completes), then setup again completes.
     npts=$(grep -c '^mutate' "$T/trace")
-    for ((n = 1; n <= npts; n += 3)); do
+    for ((n = 1; n <= npts + 1; n++)); do
         umount "$MNT"; MNT=""
         make_sparse_tvm "$T/b3"
         mount -t tmpfs -o size=256m tmpfs "$R/srv/fast" && MNT=$R/srv/fast
         rc=0
         EXTSNAP_FAULT=mutate:$n:stop x setup tvm /srv/fast -q >/dev/null 2>&1 || rc=$?
-        ((rc == 86)) || fail "B: mutate:$n:stop: exit $rc, not the fault's"
+        want=86
+        ((n <= npts)) || want=0
+        ((rc == want)) || fail "B: mutate:$n:stop: exit $rc, not $want"
         out=$(x setup tvm /srv/fast -q 2>&1) || true
         src=$(cfg_source "$R" tvm vdc)
         check_eq "B: stop at $n, setup again: config on the new images ($out)" "/srv/fast/disks/tvm-vdc.base" "$src"
