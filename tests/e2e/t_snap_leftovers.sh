@@ -39,7 +39,10 @@ check_eq "recover removed the lock file" no "$([[ -e $LOCK ]] && echo yes || ech
 # traced step on a FIFO, while the second is refused; neither leaves the file.
 : >"$LOCK"
 mkfifo "$T/pause"
-EXTSNAP_FAULT_TRACE=$T/pause "$EXTSNAP" create tvm s3 -q --root "$R" >"$T/win.out" 2>&1 &
+# SIGPIPE ignored: a trace reader that goes away mid-line (the readers below
+# come and go) must cost the winner a trace line, not its life.
+(trap '' PIPE; EXTSNAP_FAULT_TRACE=$T/pause exec "$EXTSNAP" create tvm s3 -q --root "$R") \
+    >"$T/win.out" 2>&1 &
 wpid=$!
 # Read its trace lines up to its first change (made under the lock), then
 # stop reading: its next traced step blocks.
@@ -56,7 +59,9 @@ grep -q "another extsnap is working on domain tvm (pid $wpid)" "$T/err" ||
     fail "second writer: $(cat "$T/err")"
 # Let the winner go on: read its trace lines until it exits.
 while kill -0 "$wpid" 2>/dev/null; do timeout 1 cat "$T/pause" >/dev/null || true; done
-wait "$wpid" || fail "the first writer failed: $(cat "$T/win.out")"
+wrc=0
+wait "$wpid" || wrc=$?
+((wrc == 0)) || fail "the first writer failed (exit $wrc): $(cat "$T/win.out")"
 check_eq "no lock file after two writers" no "$([[ -e $LOCK ]] && echo yes || echo no)"
 
 # --- the pending directory ---------------------------------------------------
