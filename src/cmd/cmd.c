@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "snap/online_connect.h"
+#include "online/online_connect.h"
 
 const es_cmd *es_cmd_find(const char *name)
 {

@@ -5,10 +5,10 @@
 #include <sys/stat.h>
 
 #include "cmd/json_out.h"
-#include "snap/exec.h"
-#include "snap/plan_check.h"
-#include "snap/plan_json.h"
-#include "snap/plan_print.h"
+#include "snap/txn/exec.h"
+#include "snap/txn/plan_check.h"
+#include "snap/txn/plan_json.h"
+#include "snap/txn/plan_print.h"
 
 void es_domain_opts_init(es_domain_opts *o, const es_cmd *cmd)
 {

@@ -12,7 +12,7 @@
 
 #include "cmd/cmd.h"
 #include "snap/context.h"
-#include "snap/plan.h"
+#include "snap/txn/plan.h"
 
 /* getopt_long code of --qmp (clear of ES_OPT_* and the commands' own). */
 #define ES_OPT_QMP 0x1800

@@ -13,8 +13,8 @@
 #include "cmd/domain_opts.h"
 #include "cmd/json_out.h"
 #include "qmp/qmp_job.h"
-#include "snap/online_chain.h"
-#include "snap/online_connect.h"
+#include "online/online_chain.h"
+#include "online/online_connect.h"
 
 /* One object per line, paths without escaped slashes. */
 #define JSON_LINE_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)

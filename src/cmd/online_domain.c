@@ -6,10 +6,10 @@
 #include <unistd.h>
 
 #include "cmd/json_out.h"
-#include "snap/inexact.h"
-#include "snap/online_connect.h"
-#include "snap/plan_json.h"
-#include "snap/plan_print.h"
+#include "snap/ops/inexact.h"
+#include "online/online_connect.h"
+#include "snap/txn/plan_json.h"
+#include "snap/txn/plan_print.h"
 
 static const char *action_text(const snap_online_action *a, char *buf, size_t len)
 {

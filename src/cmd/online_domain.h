@@ -6,7 +6,7 @@
 
 #include "cmd/cmd.h"
 #include "cmd/domain_opts.h"
-#include "snap/online_exec.h"
+#include "online/online_exec.h"
 
 /* --qmp: ES_OPT_QMP and ES_ONLINE_LONGOPT in cmd/domain_opts.h. */
 

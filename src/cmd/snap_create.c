@@ -9,7 +9,7 @@
 #include "cmd/domain_opts.h"
 #include "cmd/online_domain.h"
 #include "snap/context.h"
-#include "snap/create.h"
+#include "snap/ops/create.h"
 
 static int run(int argc, char **argv);
 

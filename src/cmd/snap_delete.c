@@ -8,7 +8,7 @@
 #include "cmd/domain_opts.h"
 #include "cmd/online_domain.h"
 #include "snap/context.h"
-#include "snap/delete.h"
+#include "snap/ops/delete.h"
 
 static int run(int argc, char **argv);
 

@@ -9,7 +9,7 @@
 #include "cmd/domain_opts.h"
 #include "cmd/json_out.h"
 #include "domxml/enums.h"
-#include "snap/chain.h"
+#include "snap/graph/chain.h"
 #include "snap/context.h"
 
 static int run(int argc, char **argv);

@@ -10,7 +10,7 @@
 #include "cmd/json_out.h"
 #include "domxml/snapshot_list.h"
 #include "snap/context.h"
-#include "snap/inexact.h"
+#include "snap/ops/inexact.h"
 
 static int run(int argc, char **argv);
 

@@ -5,10 +5,10 @@
 #include "cmd/cmd.h"
 #include "cmd/domain_opts.h"
 #include "snap/context.h"
-#include "snap/journal.h"
-#include "snap/online_exec.h"
-#include "snap/plan_json.h"
-#include "snap/recover.h"
+#include "snap/txn/journal.h"
+#include "online/online_exec.h"
+#include "snap/txn/plan_json.h"
+#include "snap/txn/recover.h"
 #include "cmd/json_out.h"
 
 static int run(int argc, char **argv);

@@ -7,7 +7,7 @@
 #include "cmd/cmd.h"
 #include "cmd/domain_opts.h"
 #include "snap/context.h"
-#include "snap/revert.h"
+#include "snap/ops/revert.h"
 
 static int run(int argc, char **argv);
 

@@ -5,10 +5,10 @@
 #include "cmd/cmd.h"
 #include "cmd/domain_opts.h"
 #include "snap/context.h"
-#include "snap/exec.h"
+#include "snap/txn/exec.h"
 #include "snap/fsutil.h"
-#include "snap/plan_print.h"
-#include "snap/setup.h"
+#include "snap/txn/plan_print.h"
+#include "snap/ops/setup.h"
 
 static int run(int argc, char **argv);
 

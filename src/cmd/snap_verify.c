@@ -14,7 +14,7 @@
 #include "domxml/store.h"
 #include "snap/context.h"
 #include "snap/strv.h"
-#include "snap/verify.h"
+#include "snap/ops/verify.h"
 #include "util/fileio.h"
 #include "util/rootpath.h"
 

@@ -11,7 +11,7 @@
 #include "domxml/domain.h"
 #include "domxml/snapshot_list.h"
 #include "domxml/store.h"
-#include "snap/lock.h"
+#include "snap/txn/lock.h"
 #include "util/err.h"
 
 #define SNAP_DEFAULT_RUN_DIR "/run/libvirt/qemu"

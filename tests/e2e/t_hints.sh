@@ -100,25 +100,25 @@ KNOWN=$(cat <<'EOF'
 1 src/qcow2/overlap.c: 'extsnap img check'	corrupt_base
 2 src/qcow2/reclaim.c: 'extsnap img check'	corrupt_base
 2 src/qcow2/refcount_trust.c: run 'extsnap img check -r all'	img_check_marked
-2 src/snap/commit_range.c: 'extsnap delete'	commit_range
-1 src/snap/commit_range.c: 'extsnap verify'	commit_range
-1 src/snap/commit_range.c: run 'extsnap img check -r all%s%s %s'	domain_marked
+2 src/snap/graph/commit_range.c: 'extsnap delete'	commit_range
+1 src/snap/graph/commit_range.c: 'extsnap verify'	commit_range
+1 src/snap/graph/commit_range.c: run 'extsnap img check -r all%s%s %s'	domain_marked
 2 src/snap/context.c: recover command line	recover_offline
 2 src/snap/context.c: run '%s'	recover_offline
-4 src/snap/create.c: out with --disk	create_disks
-1 src/snap/image_check.c: 'extsnap img check%s%s %s'	corrupt_base
-1 src/snap/inexact.c: give --force	inexact
-3 src/snap/exec.c: recover command line	recover_offline
-3 src/snap/exec.c: run '%s'	recover_offline
-8 src/snap/online_exec.c: recover command line	recover_online
-7 src/snap/online_exec.c: run '%s'	recover_online
-3 src/snap/online_open.c: recover command line	recover_online
-3 src/snap/online_open.c: run '%s'	recover_online
-1 src/snap/online_socket.c: or --qmp PATH	recover_online
-1 src/snap/verify.c: 'extsnap img check%s%s %s'	verify_check
-1 src/snap/verify.c: 'extsnap img check -r leaks%s%s %s'	verify_check
-1 src/snap/verify.c: recover command line	recover_offline
-1 src/snap/verify.c: run '%s'	recover_offline
+4 src/snap/ops/create.c: out with --disk	create_disks
+1 src/snap/graph/image_check.c: 'extsnap img check%s%s %s'	corrupt_base
+1 src/snap/ops/inexact.c: give --force	inexact
+3 src/snap/txn/exec.c: recover command line	recover_offline
+3 src/snap/txn/exec.c: run '%s'	recover_offline
+8 src/online/online_exec.c: recover command line	recover_online
+7 src/online/online_exec.c: run '%s'	recover_online
+3 src/online/online_open.c: recover command line	recover_online
+3 src/online/online_open.c: run '%s'	recover_online
+1 src/online/online_socket.c: or --qmp PATH	recover_online
+1 src/snap/ops/verify.c: 'extsnap img check%s%s %s'	verify_check
+1 src/snap/ops/verify.c: 'extsnap img check -r leaks%s%s %s'	verify_check
+1 src/snap/ops/verify.c: recover command line	recover_offline
+1 src/snap/ops/verify.c: run '%s'	recover_offline
 EOF
 )
 

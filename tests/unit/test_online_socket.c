@@ -12,7 +12,7 @@
 
 #include "domxml/domain.h"
 #include "domxml/qemu_cmdline.h"
-#include "snap/online_socket.h"
+#include "online/online_socket.h"
 #include "tu_skip.h"
 
 /* Run the parser on a NULL-terminated list; returns the path or NULL. */

@@ -15,11 +15,11 @@
 #include <unistd.h>
 
 #include "snap/context.h"
-#include "snap/exec.h"
-#include "snap/journal.h"
-#include "snap/plan.h"
-#include "snap/plan_json.h"
-#include "snap/recover.h"
+#include "snap/txn/exec.h"
+#include "snap/txn/journal.h"
+#include "snap/txn/plan.h"
+#include "snap/txn/plan_json.h"
+#include "snap/txn/recover.h"
 #include "util/fileio.h"
 
 static char root[PATH_MAX];

@@ -12,8 +12,8 @@
 
 #include "domxml/snapshot_list.h"
 #include "snap/context.h"
-#include "snap/inexact.h"
-#include "snap/plan.h"
+#include "snap/ops/inexact.h"
+#include "snap/txn/plan.h"
 
 static char dir[PATH_MAX];
 static char rec[PATH_MAX + 64];

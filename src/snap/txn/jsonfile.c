@@ -1,0 +1,34 @@
+#include "snap/txn/jsonfile.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "snap/fsutil.h"
+
+int snap_read_json(const char *path, size_t max, const char *what, const char *hint,
+                   json_object **out, bool *exists, es_err *e)
+{
+    *out = NULL;
+    char *text = NULL;
+    size_t len = 0;
+    if (snap_read_file(path, max, &text, &len, exists, e) < 0)
+        return es_err_prefix(e, "cannot read %s", what);
+    if (!*exists)
+        return 0;
+    json_tokener *tok = json_tokener_new();
+    if (!tok) {
+        free(text);
+        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    }
+    json_object *o = json_tokener_parse_ex(tok, text, (int)len);
+    enum json_tokener_error jerr = json_tokener_get_error(tok);
+    json_tokener_free(tok);
+    free(text);
+    if (!o || jerr != json_tokener_success) {
+        json_object_put(o);
+        return es_err_set(e, 0, path, "%s is not valid JSON (%s); %s", what,
+                          json_tokener_error_desc(jerr), hint);
+    }
+    *out = o;
+    return 0;
+}

@@ -1,0 +1,388 @@
+#include "snap/txn/plan_json.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* json-c reports allocation failure by returning NULL; collect it once. */
+typedef struct {
+    bool oom;
+} jb;
+
+static json_object *jstr(jb *b, const char *s)
+{
+    if (!s)
+        return NULL; /* JSON null */
+    json_object *o = json_object_new_string(s);
+    if (!o)
+        b->oom = true;
+    return o;
+}
+
+static json_object *jstr_len(jb *b, const char *s, size_t len)
+{
+    if (!s)
+        return NULL;
+    json_object *o = json_object_new_string_len(s, (int)len);
+    if (!o)
+        b->oom = true;
+    return o;
+}
+
+static json_object *jobj(jb *b)
+{
+    json_object *o = json_object_new_object();
+    if (!o)
+        b->oom = true;
+    return o;
+}
+
+static json_object *jarr(jb *b)
+{
+    json_object *o = json_object_new_array();
+    if (!o)
+        b->oom = true;
+    return o;
+}
+
+static void add(jb *b, json_object *o, const char *key, json_object *v)
+{
+    if (!o)
+        return;
+    if (json_object_object_add(o, key, v) < 0) {
+        json_object_put(v);
+        b->oom = true;
+    }
+}
+
+static void append(jb *b, json_object *a, json_object *v)
+{
+    if (!a || !v) {
+        json_object_put(v);
+        return;
+    }
+    if (json_object_array_add(a, v) < 0) {
+        json_object_put(v);
+        b->oom = true;
+    }
+}
+
+static json_object *jint(jb *b, long long v)
+{
+    json_object *o = json_object_new_int64(v);
+    if (!o)
+        b->oom = true;
+    return o;
+}
+
+static json_object *jbool(jb *b, bool v)
+{
+    json_object *o = json_object_new_boolean(v);
+    if (!o)
+        b->oom = true;
+    return o;
+}
+
+const char *snap_xml_action(const snap_xml_write *w)
+{
+    if (!w->new_text)
+        return "remove";
+    return w->old_text ? "update" : "create";
+}
+
+int snap_plan_to_json(const snap_plan *p, bool with_texts, json_object **out, es_err *e)
+{
+    jb b = {0};
+    json_object *o = jobj(&b);
+    add(&b, o, "operation", jstr(&b, p->op));
+    add(&b, o, "domain", jstr(&b, p->domain));
+    add(&b, o, "summary", jstr(&b, p->summary));
+
+    json_object *a = jarr(&b);
+    for (size_t i = 0; i < p->noverlays; i++) {
+        const snap_overlay *v = &p->overlays[i];
+        json_object *x = jobj(&b);
+        add(&b, x, "disk", jstr(&b, v->disk));
+        add(&b, x, "filename", jstr(&b, v->path));
+        add(&b, x, "backing-filename", jstr(&b, v->backing));
+        add(&b, x, "backing-filename-format", jstr(&b, v->backing_format));
+        add(&b, x, "existed-empty", jbool(&b, v->existed_empty));
+        add(&b, x, "uid", jint(&b, v->uid));
+        add(&b, x, "gid", jint(&b, v->gid));
+        add(&b, x, "mode", jint(&b, v->mode));
+        append(&b, a, x);
+    }
+    add(&b, o, "overlays", a);
+
+    a = jarr(&b);
+    for (size_t i = 0; i < p->nmerges; i++) {
+        json_object *x = jobj(&b);
+        add(&b, x, "disk", jstr(&b, p->merges[i].disk));
+        add(&b, x, "top", jstr(&b, p->merges[i].top));
+        add(&b, x, "base", jstr(&b, p->merges[i].base));
+        append(&b, a, x);
+    }
+    add(&b, o, "merges", a);
+
+    a = jarr(&b);
+    for (size_t i = 0; i < p->nrebases; i++) {
+        const snap_rebase *r = &p->rebases[i];
+        json_object *x = jobj(&b);
+        add(&b, x, "filename", jstr(&b, r->path));
+        add(&b, x, "backing-filename", jstr(&b, r->backing));
+        add(&b, x, "backing-filename-format", jstr(&b, r->backing_format));
+        add(&b, x, "old-backing-filename", jstr(&b, r->old_backing));
+        add(&b, x, "old-backing-filename-format", jstr(&b, r->old_backing_format));
+        append(&b, a, x);
+    }
+    add(&b, o, "rebases", a);
+
+    a = jarr(&b);
+    for (size_t i = 0; i < p->nxml; i++) {
+        const snap_xml_write *w = &p->xml[i];
+        json_object *x = jobj(&b);
+        add(&b, x, "kind", jstr(&b, w->kind == SNAP_XML_CONFIG ? "config" : "snapshot"));
+        add(&b, x, "filename", jstr(&b, w->path));
+        add(&b, x, "domain", jstr(&b, w->domain));
+        add(&b, x, "snapshot", jstr(&b, w->snapshot));
+        add(&b, x, "action", jstr(&b, snap_xml_action(w)));
+        add(&b, x, "summary", jstr(&b, w->summary));
+        if (with_texts) {
+            add(&b, x, "old-text", jstr_len(&b, w->old_text, w->old_len));
+            add(&b, x, "new-text", jstr_len(&b, w->new_text, w->new_len));
+        }
+        append(&b, a, x);
+    }
+    add(&b, o, "xml-files", a);
+
+    a = jarr(&b);
+    for (size_t i = 0; i < p->ndeletes; i++) {
+        json_object *x = jobj(&b);
+        add(&b, x, "filename", jstr(&b, p->deletes[i].path));
+        add(&b, x, "reason", jstr(&b, p->deletes[i].reason));
+        append(&b, a, x);
+    }
+    add(&b, o, "deletes", a);
+
+    a = jarr(&b);
+    for (size_t i = 0; i < p->notes.n; i++)
+        append(&b, a, jstr(&b, p->notes.v[i]));
+    add(&b, o, "notes", a);
+    add(&b, o, "snapshot-dir-created", jstr(&b, p->snapshot_dir_created));
+
+    if (b.oom || !o) {
+        json_object_put(o);
+        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    }
+    *out = o;
+    return 0;
+}
+
+/* Reading back: every field is checked, the journal may have been damaged
+ * or edited by hand. */
+typedef struct {
+    const char *origin;
+    es_err *e;
+    bool bad;
+} jr;
+
+static json_object *member(jr *r, json_object *o, const char *key, json_type type, bool nullable)
+{
+    json_object *v = NULL;
+    if (r->bad)
+        return NULL;
+    if (!json_object_is_type(o, json_type_object) || !json_object_object_get_ex(o, key, &v)) {
+        r->bad = true;
+        es_err_set(r->e, 0, r->origin, "journal: missing field '%s'", key);
+        return NULL;
+    }
+    if (v == NULL && nullable)
+        return NULL;
+    if (!json_object_is_type(v, type)) {
+        r->bad = true;
+        es_err_set(r->e, 0, r->origin, "journal: field '%s' has the wrong type", key);
+        return NULL;
+    }
+    return v;
+}
+
+/* A string field copied into *out (NULL for JSON null when nullable). */
+static void get_str(jr *r, json_object *o, const char *key, bool nullable, char **out,
+                    size_t *len)
+{
+    *out = NULL;
+    json_object *v = member(r, o, key, json_type_string, nullable);
+    if (!v)
+        return;
+    size_t n = (size_t)json_object_get_string_len(v);
+    char *s = malloc(n + 1);
+    if (!s) {
+        r->bad = true;
+        es_err_set(r->e, ENOMEM, NULL, "out of memory");
+        return;
+    }
+    memcpy(s, json_object_get_string(v), n);
+    s[n] = '\0';
+    if (strlen(s) != n) { /* an embedded NUL: not something extsnap wrote */
+        free(s);
+        r->bad = true;
+        es_err_set(r->e, 0, r->origin, "journal: field '%s' holds a NUL byte", key);
+        return;
+    }
+    *out = s;
+    if (len)
+        *len = n;
+}
+
+static long long get_int(jr *r, json_object *o, const char *key)
+{
+    json_object *v = member(r, o, key, json_type_int, false);
+    return v ? (long long)json_object_get_int64(v) : 0;
+}
+
+static bool get_bool(jr *r, json_object *o, const char *key)
+{
+    json_object *v = member(r, o, key, json_type_boolean, false);
+    return v ? json_object_get_boolean(v) : false;
+}
+
+static size_t array_len(jr *r, json_object *o, const char *key, json_object **arr)
+{
+    *arr = member(r, o, key, json_type_array, false);
+    return *arr ? json_object_array_length(*arr) : 0;
+}
+
+/* A required path: absolute, as every path in a plan is. */
+static void check_path(jr *r, const char *what, const char *path)
+{
+    if (r->bad || !path)
+        return;
+    if (path[0] != '/') {
+        r->bad = true;
+        es_err_set(r->e, 0, r->origin, "journal: %s '%s' is not an absolute path", what, path);
+    }
+}
+
+int snap_plan_from_json(json_object *o, const char *origin, snap_plan **out, es_err *e)
+{
+    *out = NULL;
+    jr r = {.origin = origin, .e = e};
+    snap_plan *p = calloc(1, sizeof *p);
+    if (!p)
+        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    get_str(&r, o, "operation", false, &p->op, NULL);
+    get_str(&r, o, "domain", false, &p->domain, NULL);
+    get_str(&r, o, "summary", true, &p->summary, NULL);
+
+    json_object *a;
+    size_t n = array_len(&r, o, "overlays", &a);
+    for (size_t i = 0; i < n && !r.bad; i++) {
+        json_object *x = json_object_array_get_idx(a, i);
+        snap_overlay v = {0};
+        get_str(&r, x, "disk", false, &v.disk, NULL);
+        get_str(&r, x, "filename", false, &v.path, NULL);
+        get_str(&r, x, "backing-filename", false, &v.backing, NULL);
+        get_str(&r, x, "backing-filename-format", false, &v.backing_format, NULL);
+        v.existed_empty = get_bool(&r, x, "existed-empty");
+        v.uid = get_int(&r, x, "uid");
+        v.gid = get_int(&r, x, "gid");
+        v.mode = get_int(&r, x, "mode");
+        check_path(&r, "overlay", v.path);
+        if (!r.bad && snap_plan_add_overlay(p, &v, e) < 0)
+            r.bad = true;
+        free(v.disk);
+        free(v.path);
+        free(v.backing);
+        free(v.backing_format);
+    }
+    n = array_len(&r, o, "merges", &a);
+    for (size_t i = 0; i < n && !r.bad; i++) {
+        json_object *x = json_object_array_get_idx(a, i);
+        snap_merge m = {0};
+        get_str(&r, x, "disk", false, &m.disk, NULL);
+        get_str(&r, x, "top", false, &m.top, NULL);
+        get_str(&r, x, "base", false, &m.base, NULL);
+        check_path(&r, "merge top", m.top);
+        check_path(&r, "merge base", m.base);
+        if (!r.bad && snap_plan_add_merge(p, &m, e) < 0)
+            r.bad = true;
+        free(m.disk);
+        free(m.top);
+        free(m.base);
+    }
+    n = array_len(&r, o, "rebases", &a);
+    for (size_t i = 0; i < n && !r.bad; i++) {
+        json_object *x = json_object_array_get_idx(a, i);
+        snap_rebase b = {0};
+        get_str(&r, x, "filename", false, &b.path, NULL);
+        get_str(&r, x, "backing-filename", true, &b.backing, NULL);
+        get_str(&r, x, "backing-filename-format", true, &b.backing_format, NULL);
+        get_str(&r, x, "old-backing-filename", true, &b.old_backing, NULL);
+        get_str(&r, x, "old-backing-filename-format", true, &b.old_backing_format, NULL);
+        check_path(&r, "rebased image", b.path);
+        if (!r.bad && snap_plan_add_rebase(p, &b, e) < 0)
+            r.bad = true;
+        free(b.path);
+        free(b.backing);
+        free(b.backing_format);
+        free(b.old_backing);
+        free(b.old_backing_format);
+    }
+    n = array_len(&r, o, "xml-files", &a);
+    for (size_t i = 0; i < n && !r.bad; i++) {
+        json_object *x = json_object_array_get_idx(a, i);
+        snap_xml_write w = {0};
+        char *kind = NULL;
+        get_str(&r, x, "kind", false, &kind, NULL);
+        if (!r.bad && strcmp(kind, "config") != 0 && strcmp(kind, "snapshot") != 0) {
+            r.bad = true;
+            es_err_set(e, 0, origin, "journal: unknown XML file kind '%s'", kind);
+        }
+        w.kind = kind && strcmp(kind, "config") == 0 ? SNAP_XML_CONFIG : SNAP_XML_SNAPSHOT;
+        free(kind);
+        get_str(&r, x, "filename", false, &w.path, NULL);
+        get_str(&r, x, "domain", false, &w.domain, NULL);
+        get_str(&r, x, "snapshot", w.kind == SNAP_XML_CONFIG, &w.snapshot, NULL);
+        get_str(&r, x, "summary", true, &w.summary, NULL);
+        get_str(&r, x, "old-text", true, &w.old_text, &w.old_len);
+        get_str(&r, x, "new-text", true, &w.new_text, &w.new_len);
+        check_path(&r, "XML file", w.path);
+        if (!r.bad && snap_plan_add_xml(p, &w, e) < 0)
+            r.bad = true;
+        free(w.path);
+        free(w.domain);
+        free(w.snapshot);
+        free(w.summary);
+        free(w.old_text);
+        free(w.new_text);
+    }
+    n = array_len(&r, o, "deletes", &a);
+    for (size_t i = 0; i < n && !r.bad; i++) {
+        json_object *x = json_object_array_get_idx(a, i);
+        char *path = NULL, *reason = NULL;
+        get_str(&r, x, "filename", false, &path, NULL);
+        get_str(&r, x, "reason", true, &reason, NULL);
+        check_path(&r, "file to delete", path);
+        if (!r.bad && snap_plan_add_delete(p, path, reason, e) < 0)
+            r.bad = true;
+        free(path);
+        free(reason);
+    }
+    n = array_len(&r, o, "notes", &a);
+    for (size_t i = 0; i < n && !r.bad; i++) {
+        json_object *x = json_object_array_get_idx(a, i);
+        if (!json_object_is_type(x, json_type_string)) {
+            r.bad = true;
+            es_err_set(e, 0, origin, "journal: a note is not a string");
+        } else if (snap_strv_add(&p->notes, json_object_get_string(x), e) < 0) {
+            r.bad = true;
+        }
+    }
+    get_str(&r, o, "snapshot-dir-created", true, &p->snapshot_dir_created, NULL);
+    if (r.bad) {
+        snap_plan_free(p);
+        return -1;
+    }
+    *out = p;
+    return 0;
+}
