@@ -11,6 +11,7 @@
 #include "domxml/enums.h"
 #include "snap/graph/chain.h"
 #include "snap/context.h"
+#include "snap/txn/session.h"
 
 static int run(int argc, char **argv);
 
@@ -129,7 +130,7 @@ static int run(int argc, char **argv)
         return r;
     es_err e = {0};
     snap_ctx *ctx = NULL;
-    if (snap_ctx_open(&o.env, argv[optind], SNAP_OPEN_READ, &ctx, &e) < 0) {
+    if (snap_session_begin(&o.env, argv[optind], SNAP_OPEN_READ, &ctx, &e) < 0) {
         es_cmd_error(cmd->name, &e);
         return ES_EXIT_FAIL;
     }

@@ -10,6 +10,7 @@
 #include "cmd/json_out.h"
 #include "domxml/snapshot_list.h"
 #include "snap/context.h"
+#include "snap/txn/session.h"
 #include "snap/ops/inexact.h"
 
 static int run(int argc, char **argv);
@@ -230,7 +231,7 @@ static int run(int argc, char **argv)
         return r;
     es_err e = {0};
     snap_ctx *ctx = NULL;
-    if (snap_ctx_open(&o.env, argv[optind], SNAP_OPEN_READ, &ctx, &e) < 0) {
+    if (snap_session_begin(&o.env, argv[optind], SNAP_OPEN_READ, &ctx, &e) < 0) {
         es_cmd_error(cmd->name, &e);
         return ES_EXIT_FAIL;
     }

@@ -5,6 +5,7 @@
 #include "cmd/cmd.h"
 #include "cmd/domain_opts.h"
 #include "snap/context.h"
+#include "snap/txn/session.h"
 #include "snap/txn/journal.h"
 #include "online/online_exec.h"
 #include "snap/txn/plan_json.h"
@@ -162,7 +163,7 @@ static int run(int argc, char **argv)
     int status = ES_EXIT_FAIL;
     /* A running VM: through its QMP socket (QEMU's jobs left by the run too). */
     if (snap_online_recover_domain(&o.env, argv[optind], &ctx, &r, &e) < 0 ||
-        (!ctx && (snap_ctx_open(&o.env, argv[optind], SNAP_OPEN_RECOVER, &ctx, &e) < 0 ||
+        (!ctx && (snap_session_begin(&o.env, argv[optind], SNAP_OPEN_RECOVER, &ctx, &e) < 0 ||
                   (o.env.dry_run ? snap_recover_inspect(ctx, &r, &e)
                                  : snap_recover(ctx, &r, &e)) < 0))) {
         es_cmd_error(cmd->name, &e);

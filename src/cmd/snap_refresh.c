@@ -7,6 +7,7 @@
 #include "cmd/cmd.h"
 #include "cmd/domain_opts.h"
 #include "snap/context.h"
+#include "snap/txn/session.h"
 #include "snap/ops/revert.h"
 
 static int run(int argc, char **argv);
@@ -40,7 +41,7 @@ static int run(int argc, char **argv)
     snap_ctx *ctx = NULL;
     snap_plan *p = NULL;
     int status = ES_EXIT_FAIL;
-    if (snap_ctx_open(&o.env, argv[optind], SNAP_OPEN_WRITE, &ctx, &e) < 0) {
+    if (snap_session_begin(&o.env, argv[optind], SNAP_OPEN_WRITE, &ctx, &e) < 0) {
         es_cmd_error(cmd->name, &e);
     } else {
         domxml_snapshot *cur = domxml_snapshot_list_current(ctx->snaps);

@@ -7,6 +7,7 @@
 #include "cmd/cmd.h"
 #include "cmd/domain_opts.h"
 #include "snap/context.h"
+#include "snap/txn/session.h"
 #include "snap/ops/revert.h"
 
 static int run(int argc, char **argv);
@@ -62,7 +63,7 @@ static int run(int argc, char **argv)
     snap_ctx *ctx = NULL;
     snap_plan *p = NULL;
     int status = ES_EXIT_FAIL;
-    if (snap_ctx_open(&o.env, argv[optind], SNAP_OPEN_WRITE, &ctx, &e) < 0 ||
+    if (snap_session_begin(&o.env, argv[optind], SNAP_OPEN_WRITE, &ctx, &e) < 0 ||
         snap_plan_revert_ex(ctx, "revert", argv[optind + 1], (long long)time(NULL), force, &p,
                             &e) < 0)
         es_cmd_error(cmd->name, &e);

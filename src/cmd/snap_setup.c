@@ -5,6 +5,7 @@
 #include "cmd/cmd.h"
 #include "cmd/domain_opts.h"
 #include "snap/context.h"
+#include "snap/txn/session.h"
 #include "snap/txn/exec.h"
 #include "snap/fsutil.h"
 #include "snap/txn/plan_print.h"
@@ -87,7 +88,7 @@ static int run(int argc, char **argv)
     snap_plan *p = NULL;
     snap_setup *s = NULL;
     int status = ES_EXIT_FAIL;
-    if (snap_ctx_open(&o.env, argv[optind], SNAP_OPEN_WRITE, &ctx, &e) < 0 ||
+    if (snap_session_begin(&o.env, argv[optind], SNAP_OPEN_WRITE, &ctx, &e) < 0 ||
         snap_plan_setup(ctx, argv[optind + 1], &s, &p, &e) < 0)
         es_cmd_error(cmd->name, &e);
     else

@@ -13,6 +13,7 @@
 #include "cmd/json_out.h"
 #include "domxml/store.h"
 #include "snap/context.h"
+#include "snap/txn/session.h"
 #include "snap/strv.h"
 #include "snap/ops/verify.h"
 #include "util/fileio.h"
@@ -86,7 +87,7 @@ static void check_one(const es_domain_opts *o, const char *arg, result *r)
     char buf[ES_ERR_MSG_MAX + ES_ERR_PATH_MAX + 64];
     snap_env env = o->env;
     env.quiet = true; /* pending journals are reported as problems */
-    if (snap_ctx_open(&env, arg, SNAP_OPEN_READ, &c, &e) < 0 ||
+    if (snap_session_begin(&env, arg, SNAP_OPEN_READ, &c, &e) < 0 ||
         snap_verify(c, &r->rep, &e) < 0) {
         r->error = strdup(es_err_str(&e, buf, sizeof buf));
     }

@@ -105,7 +105,7 @@ typedef struct snap_online {
 } snap_online;
 
 /* Open domain dom for a mutating command that can run on a running VM.
- * VM not running: *ol = NULL and *ctx is what snap_ctx_open(SNAP_OPEN_WRITE)
+ * VM not running: *ol = NULL and *ctx is what snap_session_begin(SNAP_OPEN_WRITE)
  * gives (same refusals, same recovery). VM running: connect to its QMP
  * socket (cli_socket, else the config's: online_socket.h), finish or undo
  * an interrupted operation (QEMU's jobs included), reload; *ol set.

@@ -8,6 +8,7 @@
 
 #include "qmp/qmp_json.h"
 #include "snap/txn/exec.h"
+#include "snap/txn/session.h"
 #include "snap/fsutil.h"
 #include "snap/ops/inexact.h"
 #include "online/online_connect.h"
@@ -291,7 +292,7 @@ int snap_online_open(const snap_env *env, const char *dom, const char *cli_socke
     *ctx = NULL;
     *out = NULL;
     snap_ctx *c = NULL;
-    if (snap_ctx_open(env, dom, SNAP_OPEN_ONLINE, &c, e) < 0)
+    if (snap_session_begin(env, dom, SNAP_OPEN_ONLINE, &c, e) < 0)
         return -1;
     snap_vm_state st;
     if (snap_online_vm_state(c, &st, e) < 0) {
@@ -301,7 +302,7 @@ int snap_online_open(const snap_env *env, const char *dom, const char *cli_socke
     if (!st.running) {
         /* Shut off: exactly the offline path (its checks, its recovery),
          * under the lock already held. */
-        if (snap_ctx_go_offline(c, e) < 0) {
+        if (snap_session_go_offline(c, e) < 0) {
             snap_ctx_close(c);
             return -1;
         }
@@ -355,7 +356,7 @@ int snap_online_recover_domain(const snap_env *env, const char *dom, snap_ctx **
     *ctx = NULL;
     memset(r, 0, sizeof *r);
     snap_ctx *c = NULL;
-    if (snap_ctx_open(env, dom, SNAP_OPEN_ONLINE, &c, e) < 0)
+    if (snap_session_begin(env, dom, SNAP_OPEN_ONLINE, &c, e) < 0)
         return -1;
     snap_vm_state st;
     if (snap_online_vm_state(c, &st, e) < 0) {

@@ -1,7 +1,8 @@
 /* A domain as the snapshot manager sees it: where its files are, its
- * config, its snapshots, and (for commands that change it) the per-domain
- * lock, the preconditions and the recovery of an interrupted operation.
- * Every command on a domain starts with snap_ctx_open. */
+ * config, its snapshots and the per-domain lock. Opening one locates the
+ * domain and takes the lock, nothing more: the preconditions and the
+ * recovery of an interrupted operation are the session's
+ * (snap/txn/session.h), which is how every command on a domain starts. */
 #ifndef ES_SNAP_CONTEXT_H
 #define ES_SNAP_CONTEXT_H
 
@@ -11,7 +12,7 @@
 #include "domxml/domain.h"
 #include "domxml/snapshot_list.h"
 #include "domxml/store.h"
-#include "snap/txn/lock.h"
+#include "snap/lock.h"
 #include "util/err.h"
 
 #define SNAP_DEFAULT_RUN_DIR "/run/libvirt/qemu"
@@ -30,14 +31,6 @@ typedef struct snap_env {
     FILE *log;          /* where recovery and warnings are reported (stderr) */
     const char *cmd;    /* command name, to prefix those messages */
 } snap_env;
-
-typedef enum {
-    SNAP_OPEN_READ,    /* list, disks: shared lock, no checks, bad files tolerated */
-    SNAP_OPEN_WRITE,   /* mutating commands: lock, preconditions, recovery first */
-    SNAP_OPEN_RECOVER, /* recover: lock and preconditions; the caller recovers */
-    SNAP_OPEN_ONLINE,  /* lock only: the caller checks the preconditions (the VM may
-                          run: snap/online_*.c), recovers and reloads */
-} snap_open_mode;
 
 typedef struct snap_ctx {
     const snap_env *env;
@@ -58,13 +51,14 @@ typedef struct snap_ctx {
     snap_lock lock;
 } snap_ctx;
 
-/* Open the domain arg (a name in the config dir, or a path to its XML). */
-int snap_ctx_open(const snap_env *env, const char *arg, snap_open_mode mode, snap_ctx **out,
-                  es_err *e);
-/* An ONLINE context whose VM turned out to be stopped becomes a WRITE one
- * under the same lock: the offline preconditions, recovery of a leftover
- * journal, and the files loaded (what snap_ctx_open does for WRITE). */
-int snap_ctx_go_offline(snap_ctx *c, es_err *e);
+/* Locate the domain arg (a name in the config dir, or a path to its XML),
+ * load its config and take its lock: shared for a reader; for a writer
+ * exclusive, the snapshot directory made if missing (a dry run creates
+ * nothing: it takes the exclusive lock only when the lock file exists,
+ * so that it is refused when the real run would be). The snapshots are
+ * not loaded yet (snap_ctx_reload). */
+int snap_ctx_open_locked(const snap_env *env, const char *arg, bool writer, snap_ctx **out,
+                         es_err *e);
 /* Read the config and the snapshots again (after recovery changed them).
  * strict: refuse files libvirt would reject and an inconsistent tree. */
 int snap_ctx_reload(snap_ctx *c, bool strict, es_err *e);

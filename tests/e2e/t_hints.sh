@@ -103,13 +103,13 @@ KNOWN=$(cat <<'EOF'
 2 src/snap/graph/commit_range.c: 'extsnap delete'	commit_range
 1 src/snap/graph/commit_range.c: 'extsnap verify'	commit_range
 1 src/snap/graph/commit_range.c: run 'extsnap img check -r all%s%s %s'	domain_marked
-2 src/snap/context.c: recover command line	recover_offline
-2 src/snap/context.c: run '%s'	recover_offline
 4 src/snap/ops/create.c: out with --disk	create_disks
 1 src/snap/graph/image_check.c: 'extsnap img check%s%s %s'	corrupt_base
 1 src/snap/ops/inexact.c: give --force	inexact
 3 src/snap/txn/exec.c: recover command line	recover_offline
 3 src/snap/txn/exec.c: run '%s'	recover_offline
+2 src/snap/txn/session.c: recover command line	recover_offline
+2 src/snap/txn/session.c: run '%s'	recover_offline
 8 src/online/online_exec.c: recover command line	recover_online
 7 src/online/online_exec.c: run '%s'	recover_online
 3 src/online/online_open.c: recover command line	recover_online

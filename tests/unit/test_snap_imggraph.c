@@ -13,6 +13,7 @@
 #include "qcow2/create.h"
 #include "qcow2/rebase.h"
 #include "snap/context.h"
+#include "snap/txn/session.h"
 #include "snap/ops/create.h"
 #include "snap/ops/delete.h"
 #include "snap/txn/exec.h"
@@ -102,7 +103,7 @@ static snap_ctx *open_ctx(snap_open_mode mode)
     es_err e = {0};
     char msg[2048];
     snap_ctx *c = NULL;
-    ck_assert_msg(snap_ctx_open(&env, "t", mode, &c, &e) == 0, "%s",
+    ck_assert_msg(snap_session_begin(&env, "t", mode, &c, &e) == 0, "%s",
                   es_err_str(&e, msg, sizeof msg));
     return c;
 }

@@ -1,4 +1,4 @@
-#include "snap/txn/lock.h"
+#include "snap/lock.h"
 
 #include <errno.h>
 #include <fcntl.h>
