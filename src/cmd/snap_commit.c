@@ -5,7 +5,7 @@
 #include "cmd/cmd.h"
 #include "cmd/domain_opts.h"
 #include "cmd/online_domain.h"
-#include "snap/graph/commit_range.h"
+#include "snap/ops/commit.h"
 #include "snap/context.h"
 
 static int run(int argc, char **argv);

@@ -100,7 +100,7 @@ KNOWN=$(cat <<'EOF'
 1 src/qcow2/overlap.c: 'extsnap img check'	corrupt_base
 2 src/qcow2/reclaim.c: 'extsnap img check'	corrupt_base
 2 src/qcow2/refcount_trust.c: run 'extsnap img check -r all'	img_check_marked
-2 src/snap/graph/commit_range.c: 'extsnap delete'	commit_range
+2 src/snap/ops/commit.c: 'extsnap delete'	commit_range
 1 src/snap/graph/commit_range.c: 'extsnap verify'	commit_range
 1 src/snap/graph/commit_range.c: run 'extsnap img check -r all%s%s %s'	domain_marked
 4 src/snap/ops/create.c: out with --disk	create_disks

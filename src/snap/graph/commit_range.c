@@ -18,16 +18,6 @@
 #include "snap/txn/plan_xml.h"
 #include "util/rootpath.h"
 
-void snap_repls_free(snap_repls *r)
-{
-    for (size_t i = 0; i < r->n; i++) {
-        free(r->v[i].to);
-        free(r->v[i].to_format);
-    }
-    free(r->v);
-    memset(r, 0, sizeof *r);
-}
-
 static int repl_add(snap_repls *r, size_t node, const domxml_disk *to_disk, const char *fmt,
                     es_err *e)
 {
@@ -52,14 +42,6 @@ static const snap_repl *repl_find(const snap_repls *r, size_t node)
         if (r->v[i].node == node)
             return &r->v[i];
     return NULL;
-}
-
-bool snap_range_has(const snap_range *r, const domxml_snapshot *s)
-{
-    for (size_t i = 0; i < r->n; i++)
-        if (r->v[i] == s)
-            return true;
-    return false;
 }
 
 /* Disk targets some snapshot of the range froze, in order of appearance. */
@@ -508,17 +490,6 @@ static int rewrite_domain(snap_ctx *c, const snap_graph *g, const domxml_domain 
     return r;
 }
 
-/* Does any snapshot outside the range have `name` as parent afterwards? */
-static bool has_children_after(const snap_ctx *c, const snap_range *r, const char *name)
-{
-    for (size_t i = 0; i < c->snaps->n; i++) {
-        const domxml_snapshot *t = c->snaps->snaps[i];
-        if (!snap_range_has(r, t) && t->parent && strcmp(t->parent, name) == 0)
-            return true;
-    }
-    return false;
-}
-
 static int put(snap_ctx *c, snap_plan *p, domxml_snapshot *t, const snap_strv *why, es_err *e)
 {
     char *sum = NULL;
@@ -618,115 +589,5 @@ out:
         snap_strv_free(&why[i]);
     free(why);
     domxml_domain_free(nd);
-    return rc;
-}
-
-/* --- commit BASE TOP ------------------------------------------------------ */
-
-#define SNAP_BASE_WORD "base"
-
-/* r->v = the snapshots after base up to top, on top's line of descent. */
-static int find_range(snap_ctx *c, const char *base, const char *top, snap_range *r, es_err *e)
-{
-    memset(r, 0, sizeof *r);
-    bool to_base = strcmp(base, SNAP_BASE_WORD) == 0;
-    domxml_snapshot *t = domxml_snapshot_list_find(c->snaps, top);
-    if (!t)
-        return es_err_set(e, 0, NULL, "domain %s has no snapshot named '%s'", c->name, top);
-    domxml_snapshot *b = NULL;
-    if (!to_base && !(b = domxml_snapshot_list_find(c->snaps, base)))
-        return es_err_set(e, 0, NULL, "domain %s has no snapshot named '%s'", c->name, base);
-    if (b == t)
-        return es_err_set(e, 0, NULL, "BASE and TOP are the same snapshot (%s); to delete it, "
-                                      "use 'extsnap delete'",
-                          top);
-    for (domxml_snapshot *s = t; s; ) {
-        if (r->n > c->snaps->n)
-            return es_err_set(e, 0, NULL, "snapshot parents of domain %s loop", c->name);
-        domxml_snapshot **v = realloc(r->v, (r->n + 1) * sizeof *v);
-        if (!v)
-            return es_err_set(e, ENOMEM, NULL, "out of memory");
-        r->v = v;
-        v[r->n++] = s;
-        domxml_snapshot *parent = s->parent ? domxml_snapshot_list_find(c->snaps, s->parent) : NULL;
-        if (s->parent && !parent)
-            return es_err_set(e, 0, NULL, "snapshot %s's parent %s does not exist", s->name,
-                              s->parent);
-        if (parent && parent == b)
-            break;
-        if (!parent && !to_base)
-            return es_err_set(e, 0, NULL,
-                              "snapshot %s is not a descendant of snapshot %s: commit merges "
-                              "along one line of descent, BASE above TOP",
-                              top, base);
-        s = parent;
-    }
-    r->base = b;
-    /* Oldest first. */
-    for (size_t i = 0; i < r->n / 2; i++) {
-        domxml_snapshot *x = r->v[i];
-        r->v[i] = r->v[r->n - 1 - i];
-        r->v[r->n - 1 - i] = x;
-    }
-    return 0;
-}
-
-int snap_plan_commit(snap_ctx *c, const char *base, const char *top, snap_plan **out,
-                     es_err *e)
-{
-    *out = NULL;
-    snap_range r = {0};
-    snap_graph g = {0};
-    snap_repls repl = {0};
-    snap_plan *p = NULL;
-    char *what = NULL;
-    int rc = -1;
-    if (find_range(c, base, top, &r, e) < 0)
-        goto out;
-    if (snap_asprintf(&what, e, "commit %s into %s", top, base) < 0)
-        goto out;
-    domxml_snapshot *t = r.v[r.n - 1];
-    if (!t->current && !has_children_after(c, &(snap_range){0}, t->name)) {
-        refuse(what, e,
-               "snapshot %s is a leaf that is not current: the changes after it were "
-               "discarded when the domain left it, so nothing after it is in use; use "
-               "'extsnap delete' to remove snapshots",
-               top);
-        goto out;
-    }
-    if (snap_graph_build(c, &g, e) < 0 || snap_plan_new("commit", c->name, &p, e) < 0 ||
-        snap_range_plan_images(c, &g, &r, what, p, &repl, e) < 0)
-        goto out;
-    snap_meta_opts mo = {.repl = &repl, .derive_base_disks = true};
-    if (snap_range_plan_metadata(c, &g, &r, &mo, p, e) < 0)
-        goto out;
-    char *names = NULL;
-    for (size_t i = 0; i < r.n; i++) {
-        char *n = NULL;
-        if (snap_asprintf(&n, e, "%s%s%s", names ? names : "", names ? ", " : "",
-                          r.v[i]->name) < 0) {
-            free(names);
-            goto out;
-        }
-        free(names);
-        names = n;
-    }
-    int x = snap_asprintf(&p->summary, e,
-                          "commit domain %s: merge the snapshots after %s up to %s (%s) into "
-                          "%s's image%s",
-                          c->name, base, top, names, r.base ? r.base->name : "the base",
-                          r.base ? "" : "s");
-    free(names);
-    if (x < 0)
-        goto out;
-    *out = p;
-    p = NULL;
-    rc = 0;
-out:
-    snap_plan_free(p);
-    snap_repls_free(&repl);
-    snap_graph_free(&g);
-    free(r.v);
-    free(what);
     return rc;
 }

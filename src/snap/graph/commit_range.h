@@ -1,5 +1,6 @@
 /* Removing a line of snapshots and merging their images down: the engine
- * of 'delete' (one snapshot) and 'commit BASE TOP' (a range at once).
+ * of 'delete' (one snapshot) and 'commit BASE TOP' (a range at once:
+ * snap/ops/commit.h).
  *
  * Terms (docs/snap-design.md): the frozen image of snapshot S for disk d is
  * the source in S's saved <domain> (it holds S's state); S's overlay is the
@@ -35,30 +36,9 @@
 #include "domxml/snapshot.h"
 #include "snap/context.h"
 #include "snap/graph/imggraph.h"
+#include "snap/graph/range.h"
 #include "snap/txn/plan.h"
 #include "util/err.h"
-
-typedef struct snap_range {
-    domxml_snapshot **v;   /* the snapshots removed, oldest first; v[i+1]'s parent is v[i] */
-    size_t n;
-    domxml_snapshot *base; /* v[0]'s parent, which stays; NULL: v[0] is a root */
-} snap_range;
-
-/* An image removed, and the image that takes its place in libvirt's files. */
-typedef struct snap_repl {
-    size_t node;
-    char *to;          /* as libvirt names it (absolute) */
-    char *to_format;   /* qcow2 or raw */
-    const domxml_disk *to_disk; /* the saved disk describing `to` (borrowed from the
-                                   context): its image-only properties (image_props.h) */
-} snap_repl;
-
-typedef struct snap_repls {
-    snap_repl *v;
-    size_t n;
-} snap_repls;
-
-void snap_repls_free(snap_repls *r);
 
 /* Merges, rebases and deletes of the range's images into p, and what
  * replaces what into repl. what names the operation in refusals
@@ -81,12 +61,5 @@ typedef struct snap_meta_opts {
  * changed in c->snaps. */
 int snap_range_plan_metadata(snap_ctx *c, const snap_graph *g, const snap_range *r,
                              const snap_meta_opts *o, snap_plan *p, es_err *e);
-
-/* Is s one of the range's snapshots? */
-bool snap_range_has(const snap_range *r, const domxml_snapshot *s);
-
-/* 'commit BASE TOP' (BASE a snapshot name or "base"). */
-int snap_plan_commit(snap_ctx *c, const char *base, const char *top, snap_plan **out,
-                     es_err *e);
 
 #endif

@@ -32,9 +32,9 @@
 
 #include "domxml/domain.h"
 #include "domxml/snapshot.h"
-#include "snap/graph/commit_range.h"
 #include "snap/context.h"
 #include "snap/graph/imggraph.h"
+#include "snap/graph/range.h"
 #include "snap/strv.h"
 #include "util/err.h"
 
