@@ -23,37 +23,17 @@
  *     nothing names (not this domain, not another one): a warning, never
  *     deleted;
  *   - what a disk description says about its image file holds for the file
- *     (verify_priv.h): an <encryption> the header has, no overlay reading an
+ *     (verify_props.h): an <encryption> the header has, no overlay reading an
  *     encrypted image without its secret, no <slices> on a qcow2 overlay. */
 #ifndef ES_SNAP_VERIFY_H
 #define ES_SNAP_VERIFY_H
 
-#include <stddef.h>
-
 #include "snap/context.h"
+#include "snap/ops/verify_report.h"
 #include "util/err.h"
-
-typedef enum { SNAP_SEV_WARNING, SNAP_SEV_ERROR } snap_severity;
-
-typedef struct snap_problem {
-    const char *code;      /* stable identifier: "missing-image", "corrupt-image" ... */
-    snap_severity severity;
-    char *file;            /* the file concerned, as libvirt names it (NULL: none) */
-    char *message;
-} snap_problem;
-
-typedef struct snap_verify_report {
-    snap_problem *v;
-    size_t n;
-    size_t nimages;        /* images checked with the engine's check */
-    size_t nsnapshots;
-} snap_verify_report;
 
 /* Check the domain of c (opened with SNAP_OPEN_READ). -1 only when the
  * check itself could not run (out of memory); problems go into r. */
 int snap_verify(snap_ctx *c, snap_verify_report *r, es_err *e);
-void snap_verify_report_free(snap_verify_report *r);
-
-const char *snap_severity_name(snap_severity s);
 
 #endif

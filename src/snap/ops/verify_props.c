@@ -1,5 +1,7 @@
 /* verify: what disk descriptions say about their image files, against the
- * files (verify_priv.h). */
+ * files. */
+#include "snap/ops/verify_props.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -8,7 +10,7 @@
 #include <string.h>
 
 #include "domxml/snapshot.h"
-#include "snap/ops/verify_priv.h"
+#include "snap/ops/verify_report.h"
 #include "util/fileio.h"
 #include "util/rootpath.h"
 

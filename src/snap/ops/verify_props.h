@@ -1,16 +1,11 @@
-/* Pieces verify's parts share. Internal to verify*.c. */
-#ifndef ES_SNAP_VERIFY_PRIV_H
-#define ES_SNAP_VERIFY_PRIV_H
+/* verify's checks of what disk descriptions say about their image files. */
+#ifndef ES_SNAP_VERIFY_PROPS_H
+#define ES_SNAP_VERIFY_PROPS_H
 
-#include <stdarg.h>
-
+#include "snap/context.h"
 #include "snap/graph/imggraph.h"
-#include "snap/ops/verify.h"
-
-/* Add a problem to r; -1 only when out of memory. */
-int snap_verify_problemv(snap_verify_report *r, es_err *e, const char *code,
-                         snap_severity sev, const char *file, const char *fmt, va_list ap)
-    __attribute__((format(printf, 6, 0)));
+#include "snap/ops/verify_report.h"
+#include "util/err.h"
 
 /* The image-only properties of every disk description (the config, each
  * snapshot's saved <domain>) against the image files (image_props.h):

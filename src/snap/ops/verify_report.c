@@ -1,0 +1,44 @@
+#include "snap/ops/verify_report.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "snap/strv.h"
+
+const char *snap_severity_name(snap_severity s)
+{
+    return s == SNAP_SEV_ERROR ? "error" : "warning";
+}
+
+void snap_verify_report_free(snap_verify_report *r)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        free(r->v[i].file);
+        free(r->v[i].message);
+    }
+    free(r->v);
+    memset(r, 0, sizeof *r);
+}
+
+int snap_verify_problemv(snap_verify_report *r, es_err *e, const char *code,
+                         snap_severity sev, const char *file, const char *fmt, va_list ap)
+{
+    snap_problem *v = realloc(r->v, (r->n + 1) * sizeof *v);
+    if (!v)
+        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    r->v = v;
+    snap_problem *p = &v[r->n];
+    memset(p, 0, sizeof *p);
+    p->code = code;
+    p->severity = sev;
+    int n = vasprintf(&p->message, fmt, ap);
+    if (n < 0) {
+        p->message = NULL;
+        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    }
+    r->n++;
+    return snap_strdup(file, &p->file, e);
+}
