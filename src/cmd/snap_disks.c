@@ -8,9 +8,9 @@
 #include "cmd/cmd.h"
 #include "cmd/domain_opts.h"
 #include "cmd/json_out.h"
-#include "domxml/enums.h"
 #include "snap/graph/chain.h"
 #include "snap/context.h"
+#include "snap/query.h"
 #include "snap/txn/session.h"
 
 static int run(int argc, char **argv);
@@ -60,9 +60,9 @@ static void print_table(const domxml_domain *d)
 {
     int wt = 4, wd = 6, wg = 6;
     for (size_t i = 0; i < d->ndisks; i++) {
-        int l = (int)strlen(domxml_storage_type_name(d->disks[i].type));
+        int l = (int)strlen(snap_query_disk_type(&d->disks[i]));
         wt = l > wt ? l : wt;
-        l = (int)strlen(domxml_disk_device_name(d->disks[i].device));
+        l = (int)strlen(snap_query_disk_device(&d->disks[i]));
         wd = l > wd ? l : wd;
         l = (int)strlen(d->disks[i].target_dev);
         wg = l > wg ? l : wg;
@@ -78,14 +78,9 @@ static void print_table(const domxml_domain *d)
     putchar('\n');
     for (size_t i = 0; i < d->ndisks; i++) {
         const domxml_disk *k = &d->disks[i];
-        printf(" %-*s   %-*s   %-*s   %s\n", wt, domxml_storage_type_name(k->type), wd,
-               domxml_disk_device_name(k->device), wg, k->target_dev, source_or_dash(k));
+        printf(" %-*s   %-*s   %-*s   %s\n", wt, snap_query_disk_type(k), wd,
+               snap_query_disk_device(k), wg, k->target_dev, source_or_dash(k));
     }
-}
-
-static bool chain_applies(const domxml_disk *k)
-{
-    return k->source && (k->type == DOMXML_STORAGE_FILE || k->type == DOMXML_STORAGE_BLOCK);
 }
 
 static void print_chain(const domxml_disk *k, const snap_chain *ch)
@@ -148,7 +143,7 @@ static int run(int argc, char **argv)
         const domxml_disk *k = &d->disks[i];
         snap_chain ch = {0};
         bool have = false;
-        if (chain && chain_applies(k)) {
+        if (chain && snap_query_disk_has_chain(k)) {
             if (snap_chain_walk(o.env.root, k->source, k->driver_type, &ch, &e) < 0) {
                 es_cmd_error(cmd->name, &e);
                 status = ES_EXIT_FAIL;
@@ -158,8 +153,8 @@ static int run(int argc, char **argv)
         }
         if (o.json) {
             json_object *j = es_json_new_object();
-            es_json_add_str(j, "type", domxml_storage_type_name(k->type));
-            es_json_add_str(j, "device", domxml_disk_device_name(k->device));
+            es_json_add_str(j, "type", snap_query_disk_type(k));
+            es_json_add_str(j, "device", snap_query_disk_device(k));
             es_json_add_str(j, "target", k->target_dev);
             es_json_add_str_or_null(j, "source", k->source);
             es_json_add_str_or_null(j, "driver-type", k->driver_type);

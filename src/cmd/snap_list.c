@@ -8,8 +8,8 @@
 #include "cmd/cmd.h"
 #include "cmd/domain_opts.h"
 #include "cmd/json_out.h"
-#include "domxml/snapshot_list.h"
 #include "snap/context.h"
+#include "snap/query.h"
 #include "snap/txn/session.h"
 #include "snap/ops/inexact.h"
 
@@ -51,23 +51,13 @@ static const snap_inexact_entry *inexact(const domxml_snapshot *s)
     return list_marks ? snap_inexact_find(list_ctx, list_marks, s->name) : NULL;
 }
 
-static int by_time(const void *a, const void *b)
-{
-    const domxml_snapshot *x = *(domxml_snapshot *const *)a, *y = *(domxml_snapshot *const *)b;
-    if (x->creation_time != y->creation_time)
-        return x->creation_time < y->creation_time ? -1 : 1;
-    return strcmp(x->name, y->name);
-}
-
 static json_object *disks_json(const domxml_snap_disk *v, size_t n)
 {
     json_object *a = es_json_new_array();
     for (size_t i = 0; i < n; i++) {
         json_object *d = es_json_new_object();
         es_json_add_str(d, "name", v[i].name);
-        es_json_add_str(d, "snapshot", v[i].snapshot == DOMXML_SNAPSHOT_DEFAULT
-                                           ? (v[i].source ? "external" : "default")
-                                           : domxml_snapshot_mode_name(v[i].snapshot));
+        es_json_add_str(d, "snapshot", snap_query_snap_disk_mode(&v[i]));
         es_json_add_str_or_null(d, "driver-type", v[i].driver_type);
         es_json_add_str_or_null(d, "source", v[i].source);
         es_json_append(a, d);
@@ -79,7 +69,7 @@ static void print_json(const snap_ctx *c, domxml_snapshot **v, size_t n)
 {
     json_object *o = es_json_new_object();
     es_json_add_str(o, "domain", c->name);
-    const domxml_snapshot *cur = domxml_snapshot_list_current(c->snaps);
+    const domxml_snapshot *cur = snap_query_current(c);
     es_json_add_str_or_null(o, "current", cur ? cur->name : NULL);
     json_object *a = es_json_new_array();
     for (size_t i = 0; i < n; i++) {
@@ -212,9 +202,7 @@ static void print_tree(domxml_snapshot **v, size_t n)
 {
     char prefix[1024] = "";
     for (size_t i = 0; i < n; i++) {
-        bool orphan = v[i]->parent && !domxml_snapshot_list_find(
-                                          &(domxml_snapshot_list){.snaps = v, .n = n}, v[i]->parent);
-        if (!v[i]->parent || orphan) {
+        if (snap_query_is_root(v, n, v[i])) {
             print_subtree(v, n, v[i], prefix, 0, sizeof prefix, 0);
             putchar('\n');
         }
@@ -235,20 +223,18 @@ static int run(int argc, char **argv)
         es_cmd_error(cmd->name, &e);
         return ES_EXIT_FAIL;
     }
-    size_t n = ctx->snaps->n;
-    domxml_snapshot **v = calloc(n + 1, sizeof *v);
-    if (!v) {
-        es_cmd_errorf(cmd->name, "out of memory");
+    size_t n = 0;
+    domxml_snapshot **v = NULL;
+    if (snap_query_snapshots(ctx, &v, &n, &e) < 0) {
+        es_cmd_error(cmd->name, &e);
         snap_ctx_close(ctx);
         return ES_EXIT_FAIL;
     }
-    memcpy(v, ctx->snaps->snaps, n * sizeof *v);
-    qsort(v, n, sizeof *v, by_time);
     for (size_t i = 0; i < ctx->snaps->nbad; i++)
         es_cmd_errorf(cmd->name, "warning: %s: libvirt would not load this file: %s",
                       ctx->snaps->bad_files[i], ctx->snaps->bad_errors[i]);
     es_err chk = {0};
-    if (domxml_snapshot_list_check(ctx->snaps, DOMXML_CHECK_ALLOW_NO_CURRENT, &chk) < 0)
+    if (snap_query_check_tree(ctx, &chk) < 0)
         es_cmd_errorf(cmd->name, "warning: %s", es_err_str(&chk, (char[2048]){0}, 2048));
     snap_inexact marks;
     es_err me = {0};

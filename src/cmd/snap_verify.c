@@ -1,6 +1,5 @@
 /* extsnap verify: check that domains' chains, images and snapshot metadata
  * hold together (for CI). */
-#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
@@ -11,8 +10,8 @@
 #include "cmd/cmd.h"
 #include "cmd/domain_opts.h"
 #include "cmd/json_out.h"
-#include "domxml/store.h"
 #include "snap/context.h"
+#include "snap/query.h"
 #include "snap/txn/session.h"
 #include "snap/strv.h"
 #include "snap/ops/verify.h"
@@ -99,38 +98,6 @@ static void check_one(const es_domain_opts *o, const char *arg, result *r)
             r->warnings++;
     }
     snap_ctx_close(c);
-}
-
-static int cmp_names(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static int list_all(const es_domain_opts *o, snap_strv *names, es_err *e)
-{
-    const char *dir = o->env.config_dir ? o->env.config_dir : DOMXML_DEFAULT_CONFIG_DIR;
-    char *host = NULL;
-    if (es_root_resolve(o->env.root, dir, &host, e) < 0)
-        return -1;
-    DIR *d = es_fs_opendir(host);
-    if (!d) {
-        es_err_set(e, errno, host, "cannot list the config directory");
-        free(host);
-        return -1;
-    }
-    size_t first = names->n;
-    int rc = 0;
-    for (struct dirent *de; rc == 0 && (de = readdir(d));) {
-        const char *nm = de->d_name;
-        size_t l = strlen(nm);
-        if (nm[0] != '.' && l > 4 && strcmp(nm + l - 4, ".xml") == 0)
-            rc = snap_strv_addf(names, e, "%.*s", (int)(l - 4), nm);
-    }
-    closedir(d);
-    if (names->n > first)
-        qsort(names->v + first, names->n - first, sizeof *names->v, cmp_names);
-    free(host);
-    return rc;
 }
 
 static const char *result_word(const result *r, bool strict)
@@ -231,7 +198,7 @@ static int run(int argc, char **argv)
         return ES_EXIT_FAIL;
     snap_strv names = {0};
     es_err e = {0};
-    if (all && list_all(&o, &names, &e) < 0) {
+    if (all && snap_query_domains(&o.env, &names, &e) < 0) {
         es_cmd_error(cmd->name, &e);
         return ES_EXIT_FAIL;
     }
