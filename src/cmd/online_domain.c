@@ -6,8 +6,8 @@
 #include <unistd.h>
 
 #include "cmd/json_out.h"
-#include "snap/ops/inexact.h"
 #include "online/online_connect.h"
+#include "online/online_settle.h"
 #include "snap/txn/plan_json.h"
 #include "snap/txn/plan_print.h"
 
@@ -122,20 +122,12 @@ static void print_result(const es_domain_opts *o, const snap_plan *p, const snap
     json_object_put(j);
 }
 
-/* A finished delete or commit removed snapshots: they leave the record of
- * inexact ones (a cancelled online run may have put them there). */
-static int forget_inexact(const es_cmd *cmd, const es_domain_opts *o, snap_ctx *c,
-                          const snap_plan *p, int status)
+/* A run to its end changes the domain's state beyond the plan's files: the
+ * operation layer decides how (online_settle.h). */
+static int settle(const es_domain_opts *o, snap_ctx *c, const snap_plan *p, int status)
 {
-    if (status != ES_EXIT_OK || o->env.dry_run)
-        return status;
-    es_err e = {0};
-    if (snap_inexact_forget(c, p, &e) < 0) {
-        /* Harmless: entries of snapshots that no longer exist are ignored. */
-        char buf[ES_ERR_MSG_MAX + ES_ERR_PATH_MAX + 64];
-        es_cmd_errorf(cmd->name, "warning: %s (its entries of removed snapshots are ignored)",
-                      es_err_str(&e, buf, sizeof buf));
-    }
+    if (status == ES_EXIT_OK && !o->env.dry_run)
+        snap_online_settle(c, p);
     return status;
 }
 
@@ -173,7 +165,7 @@ int es_online_run_plan(const es_cmd *cmd, const es_domain_opts *o, snap_ctx *c, 
                        const snap_plan *p)
 {
     if (!ol)
-        return forget_inexact(cmd, o, c, p, es_domain_run_plan(cmd, o, c, p));
+        return settle(o, c, p, es_domain_run_plan(cmd, o, c, p));
     es_err e = {0};
     if (snap_online_map(c, ol, p, &e) < 0) {
         es_cmd_error(cmd->name, &e);
@@ -208,5 +200,5 @@ int es_online_run_plan(const es_cmd *cmd, const es_domain_opts *o, snap_ctx *c, 
                                         "below were NOT written, see the end):"
                                       : "Done:",
                      false);
-    return forget_inexact(cmd, o, c, p, ES_EXIT_OK);
+    return settle(o, c, p, ES_EXIT_OK);
 }
