@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include "cmd/json_out.h"
+#include "cmd/plan_out.h"
 #include "snap/txn/exec.h"
 #include "snap/txn/plan_check.h"
 #include "snap/txn/plan_json.h"
@@ -111,14 +112,13 @@ int es_domain_run_plan(const es_cmd *cmd, const es_domain_opts *o, snap_ctx *c,
             es_domain_print_plan(o, p, "Plan (dry run, nothing changed):", true);
         return ES_EXIT_OK;
     }
-    if (o->env.verbose && !o->json)
-        snap_plan_print(stderr, p, "Plan:");
+    es_plan_print_before(o, p);
     if (snap_execute(c, p, &e) < 0) {
         es_cmd_error(cmd->name, &e);
         return ES_EXIT_FAIL;
     }
     if (!o->env.quiet)
-        es_domain_print_plan(o, p, "Done:", false);
+        es_plan_print_done(o, p, "Done:");
     return ES_EXIT_OK;
 }
 

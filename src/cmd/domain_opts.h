@@ -56,7 +56,8 @@ enum {
     "                      real run would be)\n"                                             \
     "  --output=FMT        human (default) or json\n"                                         \
     "  -q, --quiet         print nothing but errors\n"                                        \
-    "  -v, --verbose       also print the plan before carrying it out\n"                     \
+    "  -v, --verbose       print the plan before carrying it out (then only\n"                \
+    "                      its summary after 'Done:')\n"                                    \
     "  -h, --help          this text\n"                                                       \
     "The directories are paths as seen under --root.\n"
 
@@ -75,8 +76,9 @@ enum {
     "JSON output (--output=json): an object with operation, domain, summary,\n"              \
     "dry-run (true: nothing was changed), overlays[] {disk, filename,\n"                      \
     "backing-filename, backing-filename-format, existed-empty, uid, gid, mode},\n"           \
-    "merges[] {disk, top, base}, rebases[] {filename, backing-filename,\n"                    \
-    "backing-filename-format, old-backing-filename, old-backing-filename-format},\n"        \
+    "merges[] {disk, top, base, images[] (every image merged into base, top\n"                \
+    "first)}, rebases[] {filename, backing-filename, backing-filename-format,\n"               \
+    "old-backing-filename, old-backing-filename-format},\n"                                   \
     "xml-files[] {kind (snapshot|config), filename, domain, snapshot, action\n"              \
     "(create|update|remove), summary}, deletes[] {filename, reason}, notes[],\n"            \
     "snapshot-dir-created.\n"

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "cmd/json_out.h"
+#include "cmd/plan_out.h"
 #include "online/online_connect.h"
 #include "online/online_settle.h"
 #include "snap/txn/plan_json.h"
@@ -105,7 +106,10 @@ static void print_result(const es_domain_opts *o, const snap_plan *p, const snap
                          const char *title, bool dry_run)
 {
     if (!o->json) {
-        snap_plan_print(stdout, p, title);
+        if (!dry_run && es_plan_printed_before(o))
+            snap_plan_print_title(stdout, p, title);
+        else
+            snap_plan_print(stdout, p, title);
         print_human(ol, dry_run);
         return;
     }
@@ -176,8 +180,7 @@ int es_online_run_plan(const es_cmd *cmd, const es_domain_opts *o, snap_ctx *c, 
             print_result(o, p, ol, "Plan (dry run, nothing changed):", true);
         return ES_EXIT_OK;
     }
-    if (o->env.verbose && !o->json)
-        snap_plan_print(stderr, p, "Plan:");
+    es_plan_print_before(o, p);
     term_progress tp = {.ol = ol};
     if (!o->env.quiet && isatty(STDERR_FILENO)) {
         ol->progress = show_progress;
@@ -196,9 +199,12 @@ int es_online_run_plan(const es_cmd *cmd, const es_domain_opts *o, snap_ctx *c, 
     }
     if (!o->env.quiet)
         print_result(o, p, ol,
-                     ol->libvirt_mode ? "Done in QEMU only (libvirtd runs: the libvirt files "
-                                        "below were NOT written, see the end):"
-                                      : "Done:",
+                     !ol->libvirt_mode ? "Done:"
+                     : es_plan_printed_before(o)
+                         ? "Done in QEMU only (libvirtd runs: the libvirt files of the plan "
+                           "above were NOT written, see the end):"
+                         : "Done in QEMU only (libvirtd runs: the libvirt files below were NOT "
+                           "written, see the end):",
                      false);
     return settle(o, c, p, ES_EXIT_OK);
 }

@@ -8,6 +8,7 @@
 #include "cmd/cmd.h"
 #include "cmd/domain_opts.h"
 #include "cmd/json_out.h"
+#include "cmd/table_out.h"
 #include "snap/context.h"
 #include "snap/query.h"
 #include "snap/txn/session.h"
@@ -22,7 +23,9 @@ const es_cmd es_cmd_snap_list = {
     "\n"
     "List the snapshots of a domain from its libvirt metadata (what 'virsh\n"
     "snapshot-list' shows), oldest first: name, creation time, state, parent,\n"
-    "whether it is the current snapshot, and the disks it has overlays for.\n"
+    "whether it is the current snapshot, the disks it has overlays for, and\n"
+    "its description (first line, cut to 40 columns; whole in the JSON).\n"
+    "Columns are aligned by terminal width (CJK characters take two).\n"
     "Files in the snapshot directory that libvirt could not load are reported\n"
     "on stderr. Changes nothing.\n"
     "\n"
@@ -139,37 +142,34 @@ static const char *state_or_dash(const domxml_snapshot *s)
     return s->state ? s->state : "-";
 }
 
-/* Columns as wide as their longest value: a state can be any libvirt
- * writes ("disk-snapshot", "pmsuspended" ...), names and parents any length. */
-static void print_table(domxml_snapshot **v, size_t n)
+/* Columns as wide as their longest value on a terminal (names in any
+ * script): a state can be any libvirt writes ("disk-snapshot",
+ * "pmsuspended" ...), names and parents any length; descriptions are cut
+ * to their first line and ES_LIST_DESCRIPTION_MAX columns. */
+#define ES_LIST_DESCRIPTION_MAX 40
+
+static int print_table(domxml_snapshot **v, size_t n)
 {
-    int wn = 4, wt = 13, ws = 5, wp = 6;
+    es_table t;
+    es_table_init(&t, 8);
+    es_table_add(&t, (const char *const[]){"Name", "Creation Time", "State", "Parent", "Current",
+                                           "Disks", "Description", ""});
     for (size_t i = 0; i < n; i++) {
-        char t[64];
-        format_time(v[i]->creation_time, t, sizeof t);
-        int l = (int)strlen(v[i]->name);
-        wn = l > wn ? l : wn;
-        l = (int)strlen(t);
-        wt = l > wt ? l : wt;
-        l = (int)strlen(state_or_dash(v[i]));
-        ws = l > ws ? l : ws;
-        l = v[i]->parent ? (int)strlen(v[i]->parent) : 1;
-        wp = l > wp ? l : wp;
-    }
-    int len = printf(" %-*s   %-*s   %-*s   %-*s   %-7s   %s\n", wn, "Name", wt,
-                     "Creation Time", ws, "State", wp, "Parent", "Current", "Disks");
-    for (int i = 0; i < len - 1 + 8; i++)
-        putchar('-');
-    putchar('\n');
-    for (size_t i = 0; i < n; i++) {
-        char t[64], disks[256];
-        format_time(v[i]->creation_time, t, sizeof t);
+        char tm[64], disks[256];
+        format_time(v[i]->creation_time, tm, sizeof tm);
         disk_names(v[i], disks, sizeof disks);
-        printf(" %-*s   %-*s   %-*s   %-*s   %-7s   %s%s\n", wn, v[i]->name, wt, t, ws,
-               state_or_dash(v[i]), wp, v[i]->parent ? v[i]->parent : "-",
-               v[i]->current ? "yes" : "", disks,
-               inexact(v[i]) ? "   (inexact: see 'extsnap verify')" : "");
+        char *desc = es_cell_clip(v[i]->description ? v[i]->description : "",
+                                  ES_LIST_DESCRIPTION_MAX);
+        t.oom |= desc == NULL;
+        es_table_add(&t, (const char *const[]){
+                             v[i]->name, tm, state_or_dash(v[i]),
+                             v[i]->parent ? v[i]->parent : "-", v[i]->current ? "yes" : "",
+                             disks, desc, inexact(v[i]) ? "(inexact: see 'extsnap verify')" : ""});
+        free(desc);
     }
+    int rc = es_table_print(stdout, &t);
+    es_table_free(&t);
+    return rc;
 }
 
 /* virsh's tree: children below their parent, "+- " branches, "|" rails. */
@@ -260,12 +260,15 @@ static int run(int argc, char **argv)
         print_json(ctx, v, n);
     else if (tree)
         print_tree(v, n);
-    else
-        print_table(v, n);
+    int status = ES_EXIT_OK;
+    if (!o.json && !tree && print_table(v, n) < 0) {
+        es_cmd_errorf(cmd->name, "out of memory");
+        status = ES_EXIT_FAIL;
+    }
     list_marks = NULL;
     list_ctx = NULL;
     snap_inexact_clear(&marks);
     free(v);
     snap_ctx_close(ctx);
-    return ES_EXIT_OK;
+    return status;
 }

@@ -4,11 +4,11 @@
 
 #include "cmd/cmd.h"
 #include "cmd/domain_opts.h"
+#include "cmd/plan_out.h"
 #include "snap/context.h"
 #include "snap/txn/session.h"
 #include "snap/txn/exec.h"
 #include "snap/fsutil.h"
-#include "snap/txn/plan_print.h"
 #include "snap/ops/setup.h"
 
 static int run(int argc, char **argv);
@@ -55,8 +55,7 @@ static int execute(const es_cmd *cmd, const es_domain_opts *o, snap_ctx *c, snap
             es_domain_print_plan(o, p, "Nothing to do:", false);
         return ES_EXIT_OK;
     }
-    if (o->env.verbose && !o->json)
-        snap_plan_print(stderr, p, "Plan:");
+    es_plan_print_before(o, p);
     es_err e = {0};
     if (snap_setup_stage(c, s, &e) < 0) {
         es_err_prefix(&e, "nothing was changed");
@@ -72,7 +71,7 @@ static int execute(const es_cmd *cmd, const es_domain_opts *o, snap_ctx *c, snap
         return ES_EXIT_FAIL;
     }
     if (!o->env.quiet)
-        es_domain_print_plan(o, p, "Done:", false);
+        es_plan_print_done(o, p, "Done:");
     return ES_EXIT_OK;
 }
 

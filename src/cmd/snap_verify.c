@@ -48,7 +48,11 @@ const es_cmd es_cmd_snap_verify = {
     "    unnamed by every libvirt file of every domain (a warning; reported,\n"
     "    never deleted).\n"
     "\n"
-    "  --all      every domain of the config directory\n"
+    "  --all      every domain of the config directory; a last line counts them:\n"
+    "             \"N domains checked: C clean, P with problems, F could not be\n"
+    "             checked\", or \"0 domains checked\" (exit 0: nothing is wrong,\n"
+    "             but an empty config directory is visible in the log; with\n"
+    "             --output=json an empty array)\n"
     "  --strict   warnings count as problems (exit 2)\n"
     "\n" ES_DOMAIN_OPTS_USAGE "\n"
     "Problem codes: pending-journal, bad-metadata, metadata-tree,\n"
@@ -168,6 +172,20 @@ static void print_human(const result *v, size_t n, bool strict, bool quiet)
     }
 }
 
+/* --all: how many domains there were, so that none (an empty or wrong
+ * config dir) is not mistaken for a check that passed unseen. */
+static void print_all_summary(const result *v, size_t n, bool strict)
+{
+    size_t count[3] = {0}; /* clean, problems, failed */
+    for (size_t i = 0; i < n; i++)
+        count[v[i].error ? 2 : strcmp(result_word(&v[i], strict), "clean") ? 1 : 0]++;
+    printf("%zu domain%s checked", n, n == 1 ? "" : "s");
+    if (n)
+        printf(": %zu clean, %zu with problems, %zu could not be checked", count[0], count[1],
+               count[2]);
+    putchar('\n');
+}
+
 static int run(int argc, char **argv)
 {
     const es_cmd *cmd = &es_cmd_snap_verify;
@@ -224,6 +242,8 @@ static int run(int argc, char **argv)
         print_json(v, names.n, strict);
     else
         print_human(v, names.n, strict, o.env.quiet);
+    if (all && !o.json && !o.env.quiet)
+        print_all_summary(v, names.n, strict);
     for (size_t i = 0; i < names.n; i++) {
         free(v[i].name);
         free(v[i].error);

@@ -131,7 +131,7 @@ static snap_plan *merge_plan(void)
     snap_plan *p = NULL;
     ck_assert_int_eq(snap_plan_new("test", "dom", &p, &e), 0);
     p->summary = strdup("merge top into base");
-    snap_merge m = {"vda", "/img/top", "/img/base"};
+    snap_merge m = {.disk = "vda", .top = "/img/top", .base = "/img/base"};
     ck_assert_int_eq(snap_plan_add_merge(p, &m, &e), 0);
     snap_xml_write w = {.kind = SNAP_XML_SNAPSHOT, .path = "/snap/dom/s1.xml", .domain = "dom",
                         .snapshot = "s1", .old_text = "<old s1/>\n", .old_len = 10,

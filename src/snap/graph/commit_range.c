@@ -332,7 +332,13 @@ static int plan_disk(snap_ctx *c, const snap_graph *g, disk_job *j, const char *
     const char *bfmt = j->kb->driver_type ? j->kb->driver_type : g->v[j->b].format;
     snap_merge m = {.disk = (char *)j->target, .top = g->v[j->top].path,
                     .base = j->kb->source};
-    if (check_base(c, g, j, what, e) < 0 || snap_plan_add_merge(p, &m, e) < 0)
+    int added = check_base(c, g, j, what, e);
+    for (size_t i = 0; added == 0 && i < j->nl; i++)
+        added = snap_strv_add(&m.images, g->v[j->l[i]].path, e);
+    if (added == 0)
+        added = snap_plan_add_merge(p, &m, e);
+    snap_strv_free(&m.images);
+    if (added < 0)
         return -1;
     size_t *users = NULL, n = 0;
     if (snap_graph_users(g, j->top, &users, &n, e) < 0)

@@ -46,6 +46,7 @@ void snap_plan_free(snap_plan *p)
         free(p->merges[i].disk);
         free(p->merges[i].top);
         free(p->merges[i].base);
+        snap_strv_free(&p->merges[i].images);
     }
     for (size_t i = 0; i < p->nrebases; i++) {
         free(p->rebases[i].path);
@@ -122,6 +123,9 @@ int snap_plan_add_merge(snap_plan *p, const snap_merge *m, es_err *e)
     if (snap_strdup(m->disk, &d->disk, e) < 0 || snap_strdup(m->top, &d->top, e) < 0 ||
         snap_strdup(m->base, &d->base, e) < 0)
         return -1;
+    for (size_t i = 0; i < m->images.n; i++)
+        if (snap_strv_add(&d->images, m->images.v[i], e) < 0)
+            return -1;
     return 0;
 }
 

@@ -41,6 +41,9 @@ typedef struct snap_merge {
     char *disk;
     char *top;
     char *base;
+    snap_strv images;  /* every image whose data goes into base, top first (base
+                          not included): what the plan shows. Empty in a journal
+                          written before it was recorded. */
 } snap_merge;
 
 /* Rewrite the backing file name of an image (qemu-img rebase -u). */

@@ -120,6 +120,12 @@ int snap_plan_to_json(const snap_plan *p, bool with_texts, json_object **out, es
         add(&b, x, "disk", jstr(&b, p->merges[i].disk));
         add(&b, x, "top", jstr(&b, p->merges[i].top));
         add(&b, x, "base", jstr(&b, p->merges[i].base));
+        if (p->merges[i].images.n) { /* unknown in plans read from older journals */
+            json_object *imgs = jarr(&b);
+            for (size_t k = 0; k < p->merges[i].images.n; k++)
+                append(&b, imgs, jstr(&b, p->merges[i].images.v[k]));
+            add(&b, x, "images", imgs);
+        }
         append(&b, a, x);
     }
     add(&b, o, "merges", a);
@@ -263,6 +269,31 @@ static void check_path(jr *r, const char *what, const char *path)
     }
 }
 
+/* An optional list of absolute paths (absent in older journals). */
+static void get_paths(jr *r, json_object *o, const char *key, const char *what, snap_strv *out)
+{
+    json_object *a;
+    if (r->bad || !json_object_object_get_ex(o, key, &a))
+        return;
+    if (!json_object_is_type(a, json_type_array)) {
+        r->bad = true;
+        es_err_set(r->e, 0, r->origin, "journal: field '%s' has the wrong type", key);
+        return;
+    }
+    for (size_t i = 0; i < json_object_array_length(a) && !r->bad; i++) {
+        json_object *v = json_object_array_get_idx(a, i);
+        const char *s = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+        if (!s || strlen(s) != (size_t)json_object_get_string_len(v)) {
+            r->bad = true;
+            es_err_set(r->e, 0, r->origin, "journal: field '%s' holds a bad entry", key);
+            return;
+        }
+        check_path(r, what, s);
+        if (!r->bad && snap_strv_add(out, s, r->e) < 0)
+            r->bad = true;
+    }
+}
+
 int snap_plan_from_json(json_object *o, const char *origin, snap_plan **out, es_err *e)
 {
     *out = NULL;
@@ -304,11 +335,13 @@ int snap_plan_from_json(json_object *o, const char *origin, snap_plan **out, es_
         get_str(&r, x, "base", false, &m.base, NULL);
         check_path(&r, "merge top", m.top);
         check_path(&r, "merge base", m.base);
+        get_paths(&r, x, "images", "merged image", &m.images);
         if (!r.bad && snap_plan_add_merge(p, &m, e) < 0)
             r.bad = true;
         free(m.disk);
         free(m.top);
         free(m.base);
+        snap_strv_free(&m.images);
     }
     n = array_len(&r, o, "rebases", &a);
     for (size_t i = 0; i < n && !r.bad; i++) {

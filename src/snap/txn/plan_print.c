@@ -1,18 +1,32 @@
 #include "snap/txn/plan_print.h"
 
+#include <string.h>
+
 #include "snap/txn/plan_json.h"
+
+void snap_plan_print_title(FILE *out, const snap_plan *p, const char *title)
+{
+    fprintf(out, "%s %s\n", title, p->summary ? p->summary : p->op);
+}
 
 void snap_plan_print(FILE *out, const snap_plan *p, const char *title)
 {
-    fprintf(out, "%s %s\n", title, p->summary ? p->summary : p->op);
+    snap_plan_print_title(out, p, title);
     for (size_t i = 0; i < p->noverlays; i++) {
         const snap_overlay *o = &p->overlays[i];
         fprintf(out, "  new overlay  %s\n               disk %s, backing file %s (%s)\n", o->path,
                 o->disk, o->backing, o->backing_format);
     }
-    for (size_t i = 0; i < p->nmerges; i++)
-        fprintf(out, "  merge        %s\n               into %s (disk %s)\n", p->merges[i].top,
-                p->merges[i].base, p->merges[i].disk);
+    for (size_t i = 0; i < p->nmerges; i++) {
+        /* Every image merged, not only the top: the ones between appear
+         * otherwise only as deleted. */
+        const snap_merge *m = &p->merges[i];
+        fprintf(out, "  merge        %s\n", m->top);
+        for (size_t k = 0; k < m->images.n; k++)
+            if (strcmp(m->images.v[k], m->top) != 0)
+                fprintf(out, "               and %s\n", m->images.v[k]);
+        fprintf(out, "               into %s (disk %s)\n", m->base, m->disk);
+    }
     for (size_t i = 0; i < p->nrebases; i++) {
         const snap_rebase *r = &p->rebases[i];
         fprintf(out, "  rebase       %s\n               backing file %s (%s), was %s\n", r->path,

@@ -9,4 +9,7 @@
 /* First line: title (e.g. "Plan:" or "Done:") and the plan's summary. */
 void snap_plan_print(FILE *out, const snap_plan *p, const char *title);
 
+/* That first line only: for a result whose plan was printed before (-v). */
+void snap_plan_print_title(FILE *out, const snap_plan *p, const char *title);
+
 #endif
