@@ -77,7 +77,10 @@ enum {
     ES_PARSE_IN_ORDER = 1 << 0, /* options end at the first operand (qemu-img's order) */
 };
 
-/* Iterate every command: for (const struct es_cmd *const *c = es_commands; *c; c++).
- * es_commands is declared in cmd/cmd.h with the struct itself. */
+/* Iterate every command: for (const es_cmd *const *c = es_commands; *c; c++)
+ * (cmd/cmd.h: the struct with its synopsis, description, details,
+ * exit_status and opts), and each table: for (const es_opt *o = (*c)->opts;
+ * !es_opt_is_end(o); o++). es_opt_label() spells an option as --help does;
+ * `extsnap help --options` prints every table, one option a line. */
 
 #endif
