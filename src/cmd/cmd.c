@@ -42,7 +42,7 @@ int es_cmd_usage_error(const es_cmd *cmd, const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     fprintf(stderr, "\nTry 'extsnap %s --help'.\n", cmd->name);
     va_end(ap);
-    return ES_EXIT_USAGE;
+    return es_cmd_usage_status(cmd);
 }
 
 bool es_cmd_wants_help(const es_cmd *cmd, int argc, char **argv)
@@ -51,11 +51,16 @@ bool es_cmd_wants_help(const es_cmd *cmd, int argc, char **argv)
         if (strcmp(argv[i], "--") == 0)
             break;
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            fputs(cmd->usage, stdout);
+            es_cmd_print_help(stdout, cmd, false);
             return true;
         }
     }
     return false;
+}
+
+int es_cmd_usage_status(const es_cmd *cmd)
+{
+    return cmd->usage_status ? cmd->usage_status : ES_EXIT_USAGE;
 }
 
 int es_cmd_exit_status(int rc)
@@ -101,6 +106,8 @@ int es_parse_size(const char *s, unsigned long long *out)
     *out = v << shift;
     return 0;
 }
+
+const char *const es_output_choices[] = {"human", "json", NULL};
 
 int es_parse_output(const char *s)
 {

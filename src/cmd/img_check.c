@@ -15,9 +15,9 @@
 static int run(int argc, char **argv);
 
 const es_cmd es_cmd_img_check = {
-    "img check",
-    "check (and repair) qcow2 images and their backing chains (like qemu-img check)",
-    "usage: extsnap img check [--output=human|json] [-r leaks|all | -U] [-q]\n"
+    .name = "img check",
+    .summary = "check (and repair) qcow2 images and their backing chains (like qemu-img check)",
+    .usage = "usage: extsnap img check [--output=human|json] [-r leaks|all | -U] [-q]\n"
     "                         [--root=DIR] IMAGE...\n"
     "\n"
     "Check each qcow2 IMAGE the way `qemu-img check` does and report the same\n"
@@ -61,7 +61,7 @@ const es_cmd es_cmd_img_check = {
     "  63 the image format has no check (raw)\n"
     "With several images the worst status wins, in the order 1, 2, 3, 63, 0.\n"
     "Usage errors exit 2.\n",
-    run,
+    .run = run,
 };
 
 #define EXIT_CORRUPT 2

@@ -16,9 +16,9 @@
 static int run(int argc, char **argv);
 
 const es_cmd es_cmd_img_commit = {
-    "img commit",
-    "commit an image's changes into its backing file (like qemu-img commit)",
-    "usage: extsnap img commit [-f FORMAT] [-b BASE] [-d] [-p] [-q] [--root=DIR] TOP\n"
+    .name = "img commit",
+    .summary = "commit an image's changes into its backing file (like qemu-img commit)",
+    .usage = "usage: extsnap img commit [-f FORMAT] [-b BASE] [-d] [-p] [-q] [--root=DIR] TOP\n"
     "\n"
     "Copy every cluster allocated in TOP, and in every image between BASE and\n"
     "TOP, into BASE (default: TOP's backing file), as `qemu-img commit` does:\n"
@@ -68,7 +68,7 @@ const es_cmd es_cmd_img_commit = {
     ES_IMG_COMMIT_QMP_USAGE
     "\n"
     "Exit status: 0 success, 1 error, 2 usage error.\n",
-    run,
+    .run = run,
 };
 
 static void show_progress(void *ctx, uint64_t done, uint64_t total)

@@ -27,9 +27,9 @@
 static int run(int argc, char **argv);
 
 const es_cmd es_cmd_img_compare = {
-    "img compare",
-    "compare the guest content of two image chains (like qemu-img compare)",
-    "usage: extsnap img compare [-f FMT] [-F FMT] [-U|--force-share] [-q]\n"
+    .name = "img compare",
+    .summary = "compare the guest content of two image chains (like qemu-img compare)",
+    .usage = "usage: extsnap img compare [-f FMT] [-F FMT] [-U|--force-share] [-q]\n"
     "                           [--root=DIR] IMAGE1 IMAGE2\n"
     "\n"
     "Compare what a guest would read from IMAGE1 and IMAGE2, each through its\n"
@@ -48,7 +48,7 @@ const es_cmd es_cmd_img_compare = {
     "\n"
     "Exit status: 0 identical, 1 different, 2 error (open, metadata, read) or\n"
     "usage error.\n",
-    run,
+    .run = run,
 };
 
 typedef struct compare_ctx {

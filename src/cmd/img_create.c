@@ -11,9 +11,9 @@
 static int run(int argc, char **argv);
 
 const es_cmd es_cmd_img_create = {
-    "img create",
-    "create a new qcow2 or raw image, optionally over a backing file",
-    "usage: extsnap img create [-f qcow2|raw] [-b BACKING -F FMT] [-u] [-o OPTIONS] FILE [SIZE]\n"
+    .name = "img create",
+    .summary = "create a new qcow2 or raw image, optionally over a backing file",
+    .usage = "usage: extsnap img create [-f qcow2|raw] [-b BACKING -F FMT] [-u] [-o OPTIONS] FILE [SIZE]\n"
     "\n"
     "Create a new disk image. The qcow2 file is byte for byte what 'qemu-img create'\n"
     "writes with the same options.\n"
@@ -45,7 +45,7 @@ const es_cmd es_cmd_img_create = {
     "failed create removes what it created.\n"
     "\n"
     "Exit status: 0 created, 1 failed, 2 usage error.\n",
-    run,
+    .run = run,
 };
 
 static const char *const option_help =

@@ -1,5 +1,6 @@
 /* extsnap img info: what `qemu-img info` shows, with the same JSON names. */
 #include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,32 +15,47 @@
 
 static int run(int argc, char **argv);
 
+typedef struct info_opts {
+    es_open_opts open;
+    int json;
+    bool chain;
+} info_opts;
+
+static const es_opt info_table[] = {
+    {.name = "backing-chain", .kind = ES_OPT_FLAG, .offset = offsetof(info_opts, chain),
+     .help = "show every image of the chain"},
+    ES_OUTPUT_OPT(info_opts, json, "invalid --output '%s' (human or json)"),
+    {.name = "format", .letter = 'f', .kind = ES_OPT_STRING, .arg = "FMT",
+     .offset = offsetof(info_opts, open.format),
+     .help = "format of IMAGE: qcow2 or raw (default: probe)"},
+    {.name = "force-share", .letter = 'U', .kind = ES_OPT_FLAG,
+     .offset = offsetof(info_opts, open.force_share),
+     .help = "read even if another process holds the image"},
+    ES_IMG_ROOT_OPT(info_opts, open.root),
+    ES_OPT_END,
+};
+
 const es_cmd es_cmd_img_info = {
-    "img info",
-    "show an image's size, format, backing file and snapshots (like qemu-img info)",
-    "usage: extsnap img info [--backing-chain] [--output=human|json] [-f FORMAT]\n"
-    "                        [-U|--force-share] [--root=DIR] IMAGE\n"
-    "\n"
-    "Show what `qemu-img info` shows about IMAGE, with the same JSON field names:\n"
-    "filename, format, virtual-size, actual-size, cluster-size, dirty-flag,\n"
-    "backing-filename, full-backing-filename, backing-filename-format, snapshots,\n"
-    "format-specific.\n"
-    "\n"
-    "Without --backing-chain only IMAGE itself is opened (as qemu-img does): its\n"
-    "backing file may be missing, and full-backing-filename shows where it would\n"
-    "be looked for (relative to IMAGE's directory, as given on the command line).\n"
-    "With --backing-chain the whole chain is opened and every image is shown,\n"
-    "top first (a JSON array with --output=json); a missing backing file, a loop\n"
-    "or a protocol backing name (json:, nbd: ...) is an error.\n"
-    "\n"
-    "  --backing-chain     show every image of the chain\n"
-    "  --output=FMT        human (default) or json\n"
-    "  -f, --format=FMT    format of IMAGE: qcow2 or raw (default: probe)\n"
-    "  -U, --force-share   read even if another process holds the image\n"
-    ES_IMG_ROOT_USAGE
-    "\n"
-    "Exit status: 0 success, 1 error, 2 usage error.\n",
-    run,
+    .name = "img info",
+    .summary = "show an image's size, format, backing file and snapshots (like qemu-img info)",
+    .run = run,
+    .synopsis = "[OPTIONS] IMAGE",
+    .description =
+        "Show what `qemu-img info` shows about IMAGE, with the same JSON field names:\n"
+        "filename, format, virtual-size, actual-size, cluster-size, dirty-flag,\n"
+        "backing-filename, full-backing-filename, backing-filename-format, snapshots,\n"
+        "format-specific.\n",
+    .details =
+        "Without --backing-chain only IMAGE itself is opened (as qemu-img does): its\n"
+        "backing file may be missing, and full-backing-filename shows where it would\n"
+        "be looked for (relative to IMAGE's directory, as given on the command line).\n"
+        "With --backing-chain the whole chain is opened and every image is shown,\n"
+        "top first (a JSON array with --output=json); a missing backing file, a loop\n"
+        "or a protocol backing name (json:, nbd: ...) is an error.\n",
+    .exit_status = "0 success, 1 error or usage error.",
+    .opts = info_table,
+    .parse = ES_PARSE_IN_ORDER,
+    .operands = ES_OPERANDS_IMAGE,
 };
 
 /* QEMU's size_to_str(): three significant digits, binary units, switching
@@ -196,39 +212,12 @@ static void print_human(const es_image_info *in, json_object *specific)
 static int run(int argc, char **argv)
 {
     const es_cmd *cmd = &es_cmd_img_info;
-    enum { OPT_OUTPUT = 256, OPT_CHAIN };
-    static const struct option longopts[] = {
-        {"output", required_argument, NULL, OPT_OUTPUT},
-        {"backing-chain", no_argument, NULL, OPT_CHAIN},
-        {"format", required_argument, NULL, 'f'},
-        {"force-share", no_argument, NULL, 'U'},
-        ES_IMG_ROOT_LONGOPT,
-        {NULL, 0, NULL, 0},
-    };
-    es_open_opts opts = {0};
-    bool json = false, chain = false;
-    optind = 1;
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, "+f:U", longopts, NULL)) != -1) {
-        switch (c) {
-        case OPT_OUTPUT: {
-            int o = es_parse_output(optarg);
-            if (o < 0)
-                return es_cmd_usage_error(cmd, "invalid --output '%s' (human or json)", optarg);
-            json = o == 1;
-            break;
-        }
-        case OPT_CHAIN: chain = true; break;
-        case 'f': opts.format = optarg; break;
-        case 'U': opts.force_share = true; break;
-        case ES_IMG_OPT_ROOT: opts.root = optarg; break;
-        default:
-            if (optopt == ES_IMG_OPT_ROOT)
-                return es_cmd_usage_error(cmd, "--root needs a directory");
-            return es_cmd_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
-        }
-    }
+    info_opts o = {0};
+    int r = es_opt_parse(cmd, argc, argv, &o);
+    if (r >= 0)
+        return r;
+    es_open_opts opts = o.open;
+    bool json = o.json == 1, chain = o.chain;
     if (argc - optind != 1)
         return es_cmd_usage_error(cmd, "expected one IMAGE");
     int rc = es_img_root_check(cmd, opts.root, ES_EXIT_FAIL);

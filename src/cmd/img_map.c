@@ -14,9 +14,9 @@
 static int run(int argc, char **argv);
 
 const es_cmd es_cmd_img_map = {
-    "img map",
-    "show where the guest data of an image chain is mapped (like qemu-img map)",
-    "usage: extsnap img map [--output=human|json] [-f FORMAT] [-U|--force-share]\n"
+    .name = "img map",
+    .summary = "show where the guest data of an image chain is mapped (like qemu-img map)",
+    .usage = "usage: extsnap img map [--output=human|json] [-f FORMAT] [-U|--force-share]\n"
     "                       [--start-offset=OFFSET] [--max-length=LENGTH]\n"
     "                       [--root=DIR] IMAGE\n"
     "\n"
@@ -36,7 +36,7 @@ const es_cmd es_cmd_img_map = {
     ES_IMG_ROOT_USAGE
     "\n"
     "Exit status: 0 success, 1 error, 2 usage error.\n",
-    run,
+    .run = run,
 };
 
 typedef struct map_entry {

@@ -15,9 +15,9 @@
 static int run(int argc, char **argv);
 
 const es_cmd es_cmd_img_rebase = {
-    "img rebase",
-    "change the backing file an image names (-u: header only)",
-    "usage: extsnap img rebase -u -b BACKING -F FMT [--root=DIR] IMAGE\n"
+    .name = "img rebase",
+    .summary = "change the backing file an image names (-u: header only)",
+    .usage = "usage: extsnap img rebase -u -b BACKING -F FMT [--root=DIR] IMAGE\n"
     "       extsnap img rebase -u -b \"\" [--root=DIR] IMAGE\n"
     "\n"
     "Rewrite the backing file name and backing format stored in a qcow2 image's\n"
@@ -53,7 +53,7 @@ const es_cmd es_cmd_img_rebase = {
     "is left unchanged.\n"
     "\n"
     "Exit status: 0 done, 1 failed, 2 usage error.\n",
-    run,
+    .run = run,
 };
 
 /* Under --root: the new backing name (the host's) must resolve inside the

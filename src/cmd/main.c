@@ -52,7 +52,7 @@ static int help(int argc, char **argv)
         fprintf(stderr, "extsnap: help: unknown command '%s'\n", argv[0]);
         return ES_EXIT_USAGE;
     }
-    fputs(c->usage, stdout);
+    es_cmd_print_help(stdout, c, true);
     return ES_EXIT_OK;
 }
 

@@ -11,9 +11,9 @@
 static int run(int argc, char **argv);
 
 const es_cmd es_cmd_snap_commit = {
-    "commit",
-    "merge the snapshots after BASE up to TOP into BASE's image",
-    "usage: extsnap commit [OPTIONS] DOMAIN BASE TOP\n"
+    .name = "commit",
+    .summary = "merge the snapshots after BASE up to TOP into BASE's image",
+    .usage = "usage: extsnap commit [OPTIONS] DOMAIN BASE TOP\n"
     "\n"
     "Merge the overlays of every snapshot after BASE up to and including TOP into\n"
     "BASE's image in one pass per disk, then delete those snapshots: the same\n"
@@ -46,7 +46,7 @@ const es_cmd es_cmd_snap_commit = {
     "\n" ES_ONLINE_USAGE
     "\n" ES_DOMAIN_SAFETY_USAGE "\n" ES_DOMAIN_OPTS_USAGE "\n" ES_PLAN_JSON_USAGE "\n"
     "Exit status: 0 done (or planned, with --dry-run), 1 refused or failed, 2 usage.\n",
-    run,
+    .run = run,
 };
 
 static int run(int argc, char **argv)

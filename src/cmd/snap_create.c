@@ -14,9 +14,9 @@
 static int run(int argc, char **argv);
 
 const es_cmd es_cmd_snap_create = {
-    "create",
-    "take an external disk-only snapshot of a domain (running VMs through QMP)",
-    "usage: extsnap create [OPTIONS] DOMAIN [NAME]\n"
+    .name = "create",
+    .summary = "take an external disk-only snapshot of a domain (running VMs through QMP)",
+    .usage = "usage: extsnap create [OPTIONS] DOMAIN [NAME]\n"
     "\n"
     "Take an external snapshot of every writable disk of a shut-off domain, as\n"
     "'virsh snapshot-create-as DOMAIN NAME --disk-only' does, without libvirtd:\n"
@@ -53,7 +53,7 @@ const es_cmd es_cmd_snap_create = {
     "\n" ES_ONLINE_USAGE
     "\n" ES_DOMAIN_SAFETY_USAGE "\n" ES_DOMAIN_OPTS_USAGE "\n" ES_PLAN_JSON_USAGE "\n"
     "Exit status: 0 done (or planned, with --dry-run), 1 refused or failed, 2 usage.\n",
-    run,
+    .run = run,
 };
 
 /* --disk=vda,vdb (repeatable) into *out. */

@@ -13,9 +13,9 @@
 static int run(int argc, char **argv);
 
 const es_cmd es_cmd_snap_delete = {
-    "delete",
-    "delete a snapshot, merging its overlays down",
-    "usage: extsnap delete [OPTIONS] DOMAIN NAME [--metadata]\n"
+    .name = "delete",
+    .summary = "delete a snapshot, merging its overlays down",
+    .usage = "usage: extsnap delete [OPTIONS] DOMAIN NAME [--metadata]\n"
     "\n"
     "Delete snapshot NAME of a shut-off domain without libvirtd or QEMU, for the\n"
     "current snapshot, a leaf, or a snapshot with children (also outside the\n"
@@ -61,7 +61,7 @@ const es_cmd es_cmd_snap_delete = {
     "\n" ES_ONLINE_USAGE
     "\n" ES_DOMAIN_SAFETY_USAGE "\n" ES_DOMAIN_OPTS_USAGE "\n" ES_PLAN_JSON_USAGE "\n"
     "Exit status: 0 done (or planned, with --dry-run), 1 refused or failed, 2 usage.\n",
-    run,
+    .run = run,
 };
 
 static int run(int argc, char **argv)

@@ -15,9 +15,9 @@
 static int run(int argc, char **argv);
 
 const es_cmd es_cmd_snap_disks = {
-    "disks",
-    "list a domain's disks and, with --chain, their backing chains",
-    "usage: extsnap disks [OPTIONS] DOMAIN [--chain]\n"
+    .name = "disks",
+    .summary = "list a domain's disks and, with --chain, their backing chains",
+    .usage = "usage: extsnap disks [OPTIONS] DOMAIN [--chain]\n"
     "\n"
     "List the disks of a domain's config like 'virsh domblklist --details': Type,\n"
     "Device, Target, Source. Changes nothing.\n"
@@ -34,7 +34,7 @@ const es_cmd es_cmd_snap_disks = {
     "   (with --chain: null, or why the chain could not be followed)}]}\n"
     "\n"
     "Exit status: 0 listed (even with broken chains), 1 failed, 2 usage.\n",
-    run,
+    .run = run,
 };
 
 /* Sizes the way qemu-img prints them ("64 MiB", "196 KiB"). */

@@ -15,9 +15,9 @@
 static int run(int argc, char **argv);
 
 const es_cmd es_cmd_snap_list = {
-    "list",
-    "list a domain's snapshots (table, tree or JSON)",
-    "usage: extsnap list [OPTIONS] DOMAIN [--tree]\n"
+    .name = "list",
+    .summary = "list a domain's snapshots (table, tree or JSON)",
+    .usage = "usage: extsnap list [OPTIONS] DOMAIN [--tree]\n"
     "\n"
     "List the snapshots of a domain from its libvirt metadata (what 'virsh\n"
     "snapshot-list' shows), oldest first: name, creation time, state, parent,\n"
@@ -38,7 +38,7 @@ const es_cmd es_cmd_snap_list = {
     "   revert-disks: [same]}], bad-files: [{filename, error}]}\n"
     "\n"
     "Exit status: 0 listed, 1 failed, 2 usage.\n",
-    run,
+    .run = run,
 };
 
 /* The domain's record of inexact snapshots (snap/inexact.h), for the marks. */

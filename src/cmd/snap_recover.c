@@ -14,9 +14,9 @@
 static int run(int argc, char **argv);
 
 const es_cmd es_cmd_snap_recover = {
-    "recover",
-    "finish or undo an interrupted extsnap operation on a domain",
-    "usage: extsnap recover [OPTIONS] DOMAIN\n"
+    .name = "recover",
+    .summary = "finish or undo an interrupted extsnap operation on a domain",
+    .usage = "usage: extsnap recover [OPTIONS] DOMAIN\n"
     "\n"
     "Every extsnap operation on a domain records its plan in a journal\n"
     "(<snapshot-dir>/DOMAIN.extsnap.journal) before it changes anything, and\n"
@@ -48,7 +48,7 @@ const es_cmd es_cmd_snap_recover = {
     "(the interrupted plan, as the other commands print it)}.\n"
     "\n"
     "Exit status: 0 recovered or nothing to do, 1 failed, 2 usage.\n",
-    run,
+    .run = run,
 };
 
 static void report(const es_domain_opts *o, const snap_ctx *c, const snap_recovery *r)

@@ -12,9 +12,9 @@
 static int run(int argc, char **argv);
 
 const es_cmd es_cmd_snap_refresh = {
-    "refresh",
-    "discard a shut-off domain's changes since its current snapshot",
-    "usage: extsnap refresh [OPTIONS] DOMAIN [--force]\n"
+    .name = "refresh",
+    .summary = "discard a shut-off domain's changes since its current snapshot",
+    .usage = "usage: extsnap refresh [OPTIONS] DOMAIN [--force]\n"
     "\n"
     "Discard everything the domain's disks received since the current snapshot:\n"
     "the same as 'extsnap revert DOMAIN <current snapshot>'. The discarded\n"
@@ -25,7 +25,7 @@ const es_cmd es_cmd_snap_refresh = {
     "  --force   refresh even when the current snapshot's saved state is inexact\n"
     "\n" ES_DOMAIN_SAFETY_USAGE "\n" ES_DOMAIN_OPTS_USAGE "\n" ES_PLAN_JSON_USAGE "\n"
     "Exit status: 0 done (or planned, with --dry-run), 1 refused or failed, 2 usage.\n",
-    run,
+    .run = run,
 };
 
 static int run(int argc, char **argv)

@@ -12,9 +12,9 @@
 static int run(int argc, char **argv);
 
 const es_cmd es_cmd_snap_revert = {
-    "revert",
-    "return a shut-off domain's disks to a snapshot (or to base)",
-    "usage: extsnap revert [OPTIONS] DOMAIN NAME|base [--force]\n"
+    .name = "revert",
+    .summary = "return a shut-off domain's disks to a snapshot (or to base)",
+    .usage = "usage: extsnap revert [OPTIONS] DOMAIN NAME|base [--force]\n"
     "\n"
     "Return the disks of a shut-off domain to the state of snapshot NAME, the way\n"
     "newer libvirt (9.9+) reverts external snapshots, without libvirtd:\n"
@@ -47,7 +47,7 @@ const es_cmd es_cmd_snap_revert = {
     "  --force   revert even to a snapshot whose saved state is inexact\n"
     "\n" ES_DOMAIN_SAFETY_USAGE "\n" ES_DOMAIN_OPTS_USAGE "\n" ES_PLAN_JSON_USAGE "\n"
     "Exit status: 0 done (or planned, with --dry-run), 1 refused or failed, 2 usage.\n",
-    run,
+    .run = run,
 };
 
 static int run(int argc, char **argv)

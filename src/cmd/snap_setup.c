@@ -13,9 +13,9 @@
 static int run(int argc, char **argv);
 
 const es_cmd es_cmd_snap_setup = {
-    "setup",
-    "move a domain's disk images to PATH/disks before its first snapshot",
-    "usage: extsnap setup [OPTIONS] DOMAIN PATH\n"
+    .name = "setup",
+    .summary = "move a domain's disk images to PATH/disks before its first snapshot",
+    .usage = "usage: extsnap setup [OPTIONS] DOMAIN PATH\n"
     "\n"
     "Prepare a shut-off domain for snapshots (the original script's setup): move\n"
     "each writable disk's image to PATH/disks/<domain>-<target>.base (e.g.\n"
@@ -39,7 +39,7 @@ const es_cmd es_cmd_snap_setup = {
     "is taken by a file with other content.\n"
     "\n" ES_DOMAIN_SAFETY_USAGE "\n" ES_DOMAIN_OPTS_USAGE "\n" ES_PLAN_JSON_USAGE "\n"
     "Exit status: 0 done (or planned, with --dry-run), 1 refused or failed, 2 usage.\n",
-    run,
+    .run = run,
 };
 
 static int execute(const es_cmd *cmd, const es_domain_opts *o, snap_ctx *c, snap_setup *s,

@@ -21,9 +21,9 @@
 static int run(int argc, char **argv);
 
 const es_cmd es_cmd_snap_verify = {
-    "verify",
-    "check domains' disk chains, images and snapshot metadata (for CI)",
-    "usage: extsnap verify [OPTIONS] DOMAIN... | --all\n"
+    .name = "verify",
+    .summary = "check domains' disk chains, images and snapshot metadata (for CI)",
+    .usage = "usage: extsnap verify [OPTIONS] DOMAIN... | --all\n"
     "\n"
     "Check, without changing anything (shared lock), that each domain's state\n"
     "holds together:\n"
@@ -67,7 +67,7 @@ const es_cmd es_cmd_snap_verify = {
     "\n"
     "Exit status: 0 clean (warnings allowed unless --strict), 2 problems found,\n"
     "1 a domain could not be checked (or usage error: 2 with a message).\n",
-    run,
+    .run = run,
 };
 
 enum { OPT_ALL = 0x2000, OPT_STRICT };
