@@ -1,15 +1,199 @@
 #include "docgen/completion_opts.h"
 
+#include <ctype.h>
+#include <stdbool.h>
 #include <string.h>
 
-/* Until the commands have option tables: no options, operands by group. */
-void completion_write_command(FILE *out, const es_cmd *c)
+/* What an option's argument is, for completion: dir, file, enum:A,B or text. */
+static void write_arg_kind(FILE *out, const es_opt *o)
 {
-    fprintf(out, "    '%s') _es_operands=%s ;;\n", c->name,
-            strncmp(c->name, "img ", 4) == 0 ? "image" : "domain");
+    if (o->kind == ES_OPT_ENUM && o->choices) {
+        fputs("enum:", out);
+        for (size_t i = 0; o->choices[i]; i++)
+            fprintf(out, "%s%s", i ? "," : "", o->choices[i]);
+    } else if (o->flags & ES_OPTF_DIR) {
+        fputs("dir", out);
+    } else if (o->flags & ES_OPTF_FILE) {
+        fputs("file", out);
+    } else {
+        fputs("text", out);
+    }
 }
 
+static void write_table_options(FILE *out, const es_opt *opts, const char *section)
+{
+    fputs("_es_opts='-h --help", out);
+    for (const es_opt *o = opts; !es_opt_is_end(o); o++) {
+        if ((o->flags & ES_OPTF_HIDDEN) || (section && !(o->section && strcmp(o->section, section) == 0)))
+            continue;
+        if (o->letter)
+            fprintf(out, " -%c", o->letter);
+        if (o->name)
+            fprintf(out, " --%s", o->name);
+    }
+    fputs("' _es_args=' ", out);
+    for (const es_opt *o = opts; !es_opt_is_end(o); o++) {
+        if ((o->flags & ES_OPTF_HIDDEN) || !o->arg ||
+            (section && !(o->section && strcmp(o->section, section) == 0)))
+            continue;
+        if (o->letter) {
+            fprintf(out, "-%c:", o->letter);
+            write_arg_kind(out, o);
+            fputc(' ', out);
+        }
+        if (o->name) {
+            fprintf(out, "--%s:", o->name);
+            write_arg_kind(out, o);
+            fputc(' ', out);
+        }
+    }
+    fputs("'", out);
+}
+
+/* A command not yet on a table: the options its --help text lists
+ * ("  -f, --format=FMT   ..."), their arguments taken as text (DIR: dir). */
+static void write_legacy_options(FILE *out, const char *usage)
+{
+    char opts[4096] = "-h --help", args[4096] = " ";
+    for (const char *line = usage; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        size_t lead = strspn(line, " ");
+        if (lead < 2 || lead > 4 || line[lead] != '-' || !isalnum((unsigned char)line[lead + 1 + (line[lead + 1] == '-')]))
+            continue;
+        /* The label runs to two blanks or the end of the line. */
+        const char *l = line + lead;
+        size_t n = strcspn(l, "\n");
+        const char *gap = strstr(l, "  ");
+        if (gap && (size_t)(gap - l) < n)
+            n = (size_t)(gap - l);
+        char label[128];
+        snprintf(label, sizeof label, "%.*s", (int)n, l);
+        /* "--format=FMT", "-o OPTIONS": the argument's name says its kind. */
+        const char *arg = strpbrk(label, "= ");
+        while (arg && (arg[1] == '-' || arg[1] == ' '))
+            arg = strpbrk(arg + 1, "= ");
+        const char *kind = !arg                                             ? NULL
+                           : strstr(arg, "DIR")                             ? ":dir "
+                           : strstr(arg, "PATH") || strstr(arg, "FILE") ? ":file "
+                                                                            : ":text ";
+        for (char *tok = strtok(label, ", "); tok; tok = strtok(NULL, ", ")) {
+            if (tok[0] != '-')
+                continue;
+            char *eq = strchr(tok, '=');
+            if (eq)
+                *eq = '\0';
+            if (strstr(opts, tok) && (strstr(opts, tok)[strlen(tok)] == ' ' || !strstr(opts, tok)[strlen(tok)]))
+                continue;
+            strncat(opts, " ", sizeof opts - strlen(opts) - 1);
+            strncat(opts, tok, sizeof opts - strlen(opts) - 1);
+            if (kind) {
+                strncat(args, tok, sizeof args - strlen(args) - 1);
+                strncat(args, kind, sizeof args - strlen(args) - 1);
+            }
+        }
+    }
+    fprintf(out, "_es_opts='%s' _es_args='%s'", opts, args);
+}
+
+/* The operands of a synopsis ("[OPTIONS] DOMAIN NAME|base", "IMAGE...") as
+ * kinds: the upper-case words outside option brackets. */
+static void write_operands(FILE *out, const char *synopsis, es_operand_kind kind)
+{
+    fputs(" _es_operands='", out);
+    const char *sep = "";
+    int depth = 0, skip_depth = 0;
+    const char *p = synopsis;
+    while (*p && strncmp(p, "\n\n", 2) != 0) {
+        if (*p == '[') {
+            depth++;
+            if (!skip_depth && (p[1] == '-' || strncmp(p, "[OPTIONS]", 9) == 0))
+                skip_depth = depth;
+            p++;
+            continue;
+        }
+        if (*p == ']') {
+            if (skip_depth == depth)
+                skip_depth = 0;
+            depth--;
+            p++;
+            continue;
+        }
+        size_t n = strcspn(p, " []\n");
+        if (n == 0) {
+            p++;
+            continue;
+        }
+        char word[64];
+        snprintf(word, sizeof word, "%.*s", (int)(n < sizeof word ? n : sizeof word - 1), p);
+        p += n;
+        if (skip_depth || !isupper((unsigned char)word[0]) || strcmp(word, "OPTIONS") == 0)
+            continue;
+        bool repeat = strstr(word, "...") != NULL;
+        const char *k;
+        if (strstr(word, "DOMAIN"))
+            k = "domain";
+        else if (strstr(word, "PATH") || strstr(word, "DIR"))
+            k = "dir";
+        else if (strstr(word, "SIZE"))
+            k = "text";
+        else if (kind == ES_OPERANDS_IMAGE || strstr(word, "IMAGE") || strstr(word, "FILE"))
+            k = "image";
+        else if (strstr(word, "|base"))
+            k = "snapshot+base";
+        else
+            k = "snapshot";
+        fprintf(out, "%s%s%s", sep, k, repeat ? "..." : "");
+        sep = " ";
+    }
+    fputs("'", out);
+}
+
+void completion_write_command(FILE *out, const es_cmd *c)
+{
+    fprintf(out, "    '%s') ", c->name);
+    if (c->usage) {
+        write_legacy_options(out, c->usage);
+        /* "usage: extsnap NAME SYNOPSIS": the first line, then any
+         * continuation lines up to the blank one are options. */
+        const char *syn = c->usage + strlen("usage: extsnap ") + strlen(c->name);
+        write_operands(out, syn, strncmp(c->name, "img ", 4) == 0 ? ES_OPERANDS_IMAGE
+                                                                   : ES_OPERANDS_DOMAIN);
+    } else {
+        write_table_options(out, c->opts, NULL);
+        write_operands(out, c->synopsis, c->operands);
+    }
+    fputs(" ;;\n", out);
+}
+
+/* Before the command: the "Global options" of the commands' tables, each
+ * once (the last entry's kind wins in _extsnap_global_args, they agree). */
 void completion_write_global_options(FILE *out)
 {
-    fputs("_extsnap_global_opts='--version --help'\n_extsnap_global_args=' '\n", out);
+    fputs("_extsnap_global_opts='--version --help", out);
+    char seen[2048] = " ";
+    for (size_t i = 0; es_commands[i]; i++) {
+        const es_cmd *c = es_commands[i];
+        for (const es_opt *o = c->usage ? NULL : c->opts; o && !es_opt_is_end(o); o++) {
+            if (!o->section || strcmp(o->section, "Global options") != 0 || (o->flags & ES_OPTF_HIDDEN))
+                continue;
+            char w[80];
+            snprintf(w, sizeof w, " %s%s%s ", o->name ? "--" : "-", o->name ? o->name : "",
+                     o->name ? "" : (char[]){o->letter, 0});
+            if (strstr(seen, w))
+                continue;
+            strncat(seen, w + 1, sizeof seen - strlen(seen) - 1);
+            fprintf(out, " %.*s", (int)strlen(w) - 2, w + 1);
+        }
+    }
+    fputs("'\n_extsnap_global_args=' ", out);
+    for (size_t i = 0; es_commands[i]; i++) {
+        const es_cmd *c = es_commands[i];
+        for (const es_opt *o = c->usage ? NULL : c->opts; o && !es_opt_is_end(o); o++) {
+            if (!o->section || strcmp(o->section, "Global options") != 0 || !o->arg || !o->name)
+                continue;
+            fprintf(out, "--%s:", o->name);
+            write_arg_kind(out, o);
+            fputc(' ', out);
+        }
+    }
+    fputs("'\n", out);
 }

@@ -46,8 +46,8 @@ void roff_paragraph(FILE *out, const char *s)
             fputc(' ', out);
         roff_inline(out, word);
         line_open = true;
-        /* A sentence ends the output line. */
-        if (n > 1 && strchr(".:;?!", word[n - 1]) && *s) {
+        /* A sentence ends the output line (not "e.g." or "i.e."). */
+        if (n > 1 && strchr(".:;?!", word[n - 1]) && !memchr(word, '.', n - 1) && *s) {
             fputc('\n', out);
             line_open = false;
         }
