@@ -22,10 +22,10 @@ pages=(extsnap)
 while read -r c; do pages+=("extsnap-${c// /-}"); done <<<"$commands"
 for p in "${pages[@]}"; do
     ok_rc "$p.1 generated" 0 test -s "$M/$p.1" || continue
-    ok_eq "groff -man -ww -z $p.1 says nothing" "" "$(groff -man -ww -z "$M/$p.1" 2>&1)"
+    ok_eq "groff -man -ww -z $p.1 says nothing" "" "$(groff -man -ww -z "$M/$p.1" 2>&1)" || true
 done
 # No page for a command that is gone.
-ok_eq "pages generated" "$(printf '%s.1\n' "${pages[@]}" | sort)" "$(cd "$M" && ls -1 -- *.1 | sort)"
+ok_eq "pages generated" "$(printf '%s.1\n' "${pages[@]}" | sort)" "$(cd "$M" 2>/dev/null && ls -1 -- *.1 | sort)" || true
 
 main=$(render "$M/extsnap.1")
 for section in "SNAPSHOT MODEL" JOURNAL "EXIT STATUS" ENVIRONMENT FILES "GLOBAL OPTIONS"; do
