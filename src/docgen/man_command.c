@@ -5,46 +5,67 @@
 
 #include "docgen/roff.h"
 
-/* A text's paragraphs (separated by blank lines), each as man(7) wants it:
- * running text refilled; a list of "  - item" lines as bullets; any other
- * indented block kept as it is laid out. */
+/* Blocks of a text as man(7) wants them: lines at the margin are running
+ * text (refilled; a blank line starts a new paragraph), a line "  - item"
+ * and the more indented lines after it a bullet, any other indented line
+ * kept as laid out. */
+enum block { B_NONE, B_TEXT, B_BULLET, B_PRE };
+
+static void flush_block(FILE *out, enum block b, const char *buf, bool *in_pre)
+{
+    if (b != B_PRE && *in_pre) {
+        fputs(".fi\n.RE\n", out);
+        *in_pre = false;
+    }
+    if (b == B_TEXT) {
+        fputs(".PP\n", out);
+        roff_paragraph(out, buf);
+    } else if (b == B_BULLET) {
+        fputs(".IP \\(bu 2\n", out);
+        roff_paragraph(out, buf);
+    }
+}
+
 static void write_text(FILE *out, const char *text)
 {
-    const char *p = text;
-    while (*p) {
-        while (*p == '\n')
-            p++;
-        if (!*p)
-            break;
-        const char *end = strstr(p, "\n\n");
-        size_t n = end ? (size_t)(end - p) : strlen(p);
-        char para[8192];
-        if (n >= sizeof para)
-            n = sizeof para - 1;
-        memcpy(para, p, n);
-        para[n] = '\0';
-        p += n;
-        if (strncmp(para, "  - ", 4) == 0) {
-            /* Bullets: each item runs to the next "  - " line. */
-            char *item = para;
-            while (item) {
-                char *next = strstr(item + 1, "\n  - ");
-                if (next)
-                    *next = '\0';
-                fputs(".IP \\(bu 2\n", out);
-                roff_paragraph(out, item + 4);
-                item = next ? next + 1 : NULL;
-            }
-        } else if (para[0] == ' ') {
-            fputs(".PP\n.RS 2\n.nf\n", out);
-            for (char *line = strtok(para, "\n"); line; line = strtok(NULL, "\n"))
-                roff_line(out, line);
+    char buf[8192] = "";
+    enum block cur = B_NONE;
+    bool in_pre = false;
+    for (const char *line = text; line && *line;) {
+        const char *nl = strchr(line, '\n');
+        size_t n = nl ? (size_t)(nl - line) : strlen(line);
+        char l[1024];
+        snprintf(l, sizeof l, "%.*s", (int)(n < sizeof l ? n : sizeof l - 1), line);
+        line = nl ? nl + 1 : NULL;
+        size_t lead = strspn(l, " ");
+        enum block b = !l[lead] ? B_NONE
+                       : strncmp(l, "  - ", 4) == 0 ? B_BULLET
+                       : cur == B_BULLET && lead > 2 ? B_BULLET
+                       : lead ? B_PRE
+                       : B_TEXT;
+        bool starts = b != cur || strncmp(l, "  - ", 4) == 0;
+        if (starts || b == B_NONE) {
+            flush_block(out, cur, buf, &in_pre);
+            buf[0] = '\0';
+        }
+        if (b == B_NONE && in_pre) {
             fputs(".fi\n.RE\n", out);
-        } else {
-            fputs(".PP\n", out);
-            roff_paragraph(out, para);
+            in_pre = false;
+        }
+        cur = b;
+        if (b == B_PRE) {
+            if (!in_pre)
+                fputs(".PP\n.RS 2\n.nf\n", out);
+            in_pre = true;
+            roff_line(out, l);
+        } else if (b != B_NONE) {
+            strncat(buf, b == B_BULLET && starts ? l + 4 : l, sizeof buf - strlen(buf) - 2);
+            strcat(buf, " ");
         }
     }
+    flush_block(out, cur, buf, &in_pre);
+    if (in_pre)
+        fputs(".fi\n.RE\n", out);
 }
 
 /* \fB\-f\fR, \fB\-\-format\fR=\fIFMT\fR */
