@@ -1,16 +1,17 @@
 # Man pages and bash completion, generated at build time by es_docgen
-# (src/docgen), which links the same command tables as the binary: the
+# (tools/docgen), which links the same command tables as the binary: the
 # pages' synopses and options and the completion's words cannot drift from
 # what extsnap parses. Outputs: man/*.1 and man/*.1.gz (installed), and
 # completion/extsnap.
-file(GLOB ES_DOCGEN_SOURCES CONFIGURE_DEPENDS src/docgen/*.c)
+file(GLOB ES_DOCGEN_SOURCES CONFIGURE_DEPENDS tools/docgen/*.c)
 add_executable(es_docgen ${ES_DOCGEN_SOURCES})
 target_link_libraries(es_docgen PRIVATE extsnap_cmd extsnap_lib)
+target_include_directories(es_docgen PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/tools)
 
 set(ES_MAN_BUILD_DIR ${CMAKE_CURRENT_BINARY_DIR}/man)
 set(ES_COMPLETION_BUILD_FILE ${CMAKE_CURRENT_BINARY_DIR}/completion/extsnap)
 set(ES_MAN_TEMPLATE ${CMAKE_CURRENT_SOURCE_DIR}/docs/man/extsnap.1.in)
-set(ES_COMPLETION_TEMPLATE ${CMAKE_CURRENT_SOURCE_DIR}/src/docgen/extsnap.bash.in)
+set(ES_COMPLETION_TEMPLATE ${CMAKE_CURRENT_SOURCE_DIR}/tools/docgen/extsnap.bash.in)
 
 # One page per command: their names come from the table, so a stamp stands
 # for the set (the old pages go first: a removed command loses its page).

@@ -1,4 +1,4 @@
-/* The bash completion script: src/docgen/extsnap.bash.in with the line
+/* The bash completion script: tools/docgen/extsnap.bash.in with the line
  * @COMMAND_DATA@ replaced by the commands, their options and what their
  * arguments and operands are, from the command tables. */
 #ifndef ES_DOCGEN_COMPLETION_H
