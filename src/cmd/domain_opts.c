@@ -1,5 +1,6 @@
 #include "cmd/domain_opts.h"
 
+#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -17,48 +18,6 @@ void es_domain_opts_init(es_domain_opts *o, const es_cmd *cmd)
     o->env.cmd = cmd->name;
 }
 
-int es_domain_opt(const es_cmd *cmd, es_domain_opts *o, int c, const char *arg)
-{
-    switch (c) {
-    case ES_OPT_ROOT:
-        o->env.root = arg;
-        return 1;
-    case ES_OPT_CONFIG_DIR:
-    case ES_OPT_SNAPSHOT_DIR:
-    case ES_OPT_RUN_DIR:
-        if (arg[0] != '/')
-            return es_cmd_usage_error(cmd, "directories are absolute paths (as seen under "
-                                           "--root), not '%s'",
-                                      arg),
-                   -1;
-        if (c == ES_OPT_CONFIG_DIR)
-            o->env.config_dir = arg;
-        else if (c == ES_OPT_SNAPSHOT_DIR)
-            o->env.snapshot_dir = arg;
-        else
-            o->env.run_dir = arg;
-        return 1;
-    case ES_OPT_DRY_RUN:
-        o->env.dry_run = true;
-        return 1;
-    case ES_OPT_OUTPUT: {
-        int out = es_parse_output(arg);
-        if (out < 0)
-            return es_cmd_usage_error(cmd, "--output is human or json, not '%s'", arg), -1;
-        o->json = out == 1;
-        return 1;
-    }
-    case 'q':
-        o->env.quiet = true;
-        return 1;
-    case 'v':
-        o->env.verbose++;
-        return 1;
-    default:
-        return 0;
-    }
-}
-
 int es_domain_opts_check(const es_cmd *cmd, const es_domain_opts *o)
 {
     if (o->env.root && o->env.root[0]) {
@@ -69,13 +28,6 @@ int es_domain_opts_check(const es_cmd *cmd, const es_domain_opts *o)
         }
     }
     return 0;
-}
-
-int es_domain_bad_option(const es_cmd *cmd, char **argv)
-{
-    if (optopt && optopt < 0x1000)
-        return es_cmd_usage_error(cmd, "invalid option or missing argument: -%c", optopt);
-    return es_cmd_usage_error(cmd, "invalid option or missing argument: %s", argv[optind - 1]);
 }
 
 void es_domain_print_plan(const es_domain_opts *o, const snap_plan *p, const char *title,
@@ -130,54 +82,18 @@ void es_json_add_str_or_null(json_object *o, const char *key, const char *val)
         json_object_object_add(o, key, NULL);
 }
 
-int es_domain_parse_plain(const es_cmd *cmd, es_domain_opts *o, int argc, char **argv, int nargs,
-                          const char *expect)
+int es_domain_parse(const es_cmd *cmd, es_domain_opts *d, void *opts, int argc, char **argv,
+                    int nargs, const char *expect)
 {
-    return es_domain_parse(cmd, o, argc, argv, nargs, expect, NULL, NULL, NULL);
-}
-
-int es_domain_parse_flag(const es_cmd *cmd, es_domain_opts *o, int argc, char **argv, int nargs,
-                         const char *expect, const char *flag, bool *value)
-{
-    return es_domain_parse(cmd, o, argc, argv, nargs, expect, flag, value, NULL);
-}
-
-int es_domain_parse(const es_cmd *cmd, es_domain_opts *o, int argc, char **argv, int nargs,
-                    const char *expect, const char *flag, bool *value, const char **qmp)
-{
-    enum { OPT_FLAG = 0x2000 };
-    struct option longopts[] = {ES_DOMAIN_LONGOPTS, {0}, {0}, {0}};
-    size_t n = sizeof longopts / sizeof *longopts - 3;
-    if (flag)
-        longopts[n++] = (struct option){flag, no_argument, NULL, OPT_FLAG};
-    if (qmp)
-        longopts[n++] = (struct option)ES_ONLINE_LONGOPT;
-    es_domain_opts_init(o, cmd);
-    if (value)
-        *value = false;
-    if (qmp)
-        *qmp = NULL;
-    optind = 1;
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, ES_DOMAIN_SHORTOPTS, longopts, NULL)) != -1) {
-        if (c == OPT_FLAG && value) {
-            *value = true;
-            continue;
-        }
-        if (c == ES_OPT_QMP && qmp) {
-            *qmp = o->env.qmp = optarg;
-            continue;
-        }
-        int h = es_domain_opt(cmd, o, c, optarg);
-        if (h < 0)
-            return ES_EXIT_USAGE;
-        if (h == 0)
-            return es_domain_bad_option(cmd, argv);
-    }
+    es_domain_opts_init(d, cmd);
+    int r = es_opt_parse(cmd, argc, argv, opts);
+    if (r >= 0)
+        return r;
+    if (nargs < 0)
+        return -1; /* the caller counts the operands, then checks */
     if (argc - optind != nargs)
         return es_cmd_usage_error(cmd, "expected %s", expect);
-    if (es_domain_opts_check(cmd, o) < 0)
+    if (es_domain_opts_check(cmd, d) < 0)
         return ES_EXIT_FAIL;
     return -1;
 }

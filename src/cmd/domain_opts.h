@@ -1,12 +1,12 @@
 /* The options every domain command takes (--root, --config-dir,
  * --snapshot-dir, --run-dir, --dry-run, -q, -v, --output), and the common
  * end of a mutating command: print the plan (--dry-run) or execute it and
- * report. Each command puts ES_DOMAIN_LONGOPTS in its getopt_long table and
- * passes unknown option codes to es_domain_opt. */
+ * report. Each command puts ES_DOMAIN_OPTS in its option table
+ * (cmd/optable.h) and parses with es_domain_parse. */
 #ifndef ES_CMD_DOMAIN_OPTS_H
 #define ES_CMD_DOMAIN_OPTS_H
 
-#include <getopt.h>
+#include <stddef.h>
 #include <json-c/json.h>
 #include <stdbool.h>
 
@@ -14,51 +14,57 @@
 #include "snap/context.h"
 #include "snap/txn/plan.h"
 
-/* getopt_long code of --qmp (clear of ES_OPT_* and the commands' own). */
-#define ES_OPT_QMP 0x1800
-#define ES_ONLINE_LONGOPT {"qmp", required_argument, NULL, ES_OPT_QMP}
+/* The global options in a domain command's table (cmd/optable.h): the
+ * es_domain_opts `member` of the command's options struct `type` receives
+ * them. */
+#define ES_DOMAIN_SECTION "Global options"
+#define ES_DOMAIN_BAD_DIR "directories are absolute paths (as seen under --root), not '%s'"
+#define ES_DOMAIN_OPTS(type, member)                                                           \
+    {.name = "root", .kind = ES_OPT_STRING, .arg = "DIR",                                      \
+     .offset = offsetof(type, member.env.root), .flags = ES_OPTF_DIR | ES_OPTF_GLOBAL,         \
+     .section = ES_DOMAIN_SECTION,                                                             \
+     .help = "take every libvirt path and every absolute image path (backing file names "     \
+             "included) under DIR, e.g. the host's root mounted in a rescue shell; nothing "   \
+             "may escape DIR through '..' or symlinks. The directories below are paths as "    \
+             "seen under --root."},                                                            \
+    {.name = "config-dir", .kind = ES_OPT_STRING, .arg = "DIR",                                \
+     .offset = offsetof(type, member.env.config_dir),                                          \
+     .flags = ES_OPTF_DIR | ES_OPTF_ABSOLUTE | ES_OPTF_GLOBAL, .bad = ES_DOMAIN_BAD_DIR,       \
+     .section = ES_DOMAIN_SECTION, .help = "domain configs (default /etc/libvirt/qemu)"},      \
+    {.name = "snapshot-dir", .kind = ES_OPT_STRING, .arg = "DIR",                              \
+     .offset = offsetof(type, member.env.snapshot_dir),                                        \
+     .flags = ES_OPTF_DIR | ES_OPTF_ABSOLUTE | ES_OPTF_GLOBAL, .bad = ES_DOMAIN_BAD_DIR,       \
+     .section = ES_DOMAIN_SECTION,                                                             \
+     .help = "snapshot metadata (default /var/lib/libvirt/qemu/snapshot)"},                   \
+    {.name = "run-dir", .kind = ES_OPT_STRING, .arg = "DIR",                                   \
+     .offset = offsetof(type, member.env.run_dir),                                             \
+     .flags = ES_OPTF_DIR | ES_OPTF_ABSOLUTE | ES_OPTF_GLOBAL, .bad = ES_DOMAIN_BAD_DIR,       \
+     .section = ES_DOMAIN_SECTION,                                                             \
+     .help = "libvirt's QEMU run dir, to see whether the VM runs (default "                    \
+             "/run/libvirt/qemu)"},                                                            \
+    {.name = "dry-run", .kind = ES_OPT_FLAG, .offset = offsetof(type, member.env.dry_run),     \
+     .section = ES_DOMAIN_SECTION,                                                             \
+     .help = "print the plan, change nothing (refused when and as the real run would be)"},   \
+    {.name = "output", .kind = ES_OPT_ENUM, .arg = "FMT", .offset = offsetof(type, member.json), \
+     .choices = es_output_choices, .bad = "--output is human or json, not '%s'",               \
+     .section = ES_DOMAIN_SECTION, .help = "human (default) or json"},                         \
+    {.name = "quiet", .letter = 'q', .kind = ES_OPT_FLAG,                                      \
+     .offset = offsetof(type, member.env.quiet), .flags = ES_OPTF_GLOBAL,                      \
+     .section = ES_DOMAIN_SECTION, .help = "print nothing but errors"},                        \
+    {.name = "verbose", .letter = 'v', .kind = ES_OPT_COUNT,                                   \
+     .offset = offsetof(type, member.env.verbose), .flags = ES_OPTF_GLOBAL,                    \
+     .section = ES_DOMAIN_SECTION, .help = "also print the plan before carrying it out"}
 
-enum {
-    ES_OPT_ROOT = 0x1000,
-    ES_OPT_CONFIG_DIR,
-    ES_OPT_SNAPSHOT_DIR,
-    ES_OPT_RUN_DIR,
-    ES_OPT_DRY_RUN,
-    ES_OPT_OUTPUT,
-};
+/* --qmp in the table of a command that works on a running VM. */
+#define ES_ONLINE_OPT(type, member)                                                            \
+    {.name = "qmp", .kind = ES_OPT_STRING, .arg = "PATH",                                      \
+     .offset = offsetof(type, member.env.qmp), .flags = ES_OPTF_FILE,                          \
+     .help = "QEMU's QMP socket (a path on this system), when the VM runs"}
 
-#define ES_DOMAIN_LONGOPTS                                                                     \
-    {"root", required_argument, NULL, ES_OPT_ROOT},                                            \
-        {"config-dir", required_argument, NULL, ES_OPT_CONFIG_DIR},                            \
-        {"snapshot-dir", required_argument, NULL, ES_OPT_SNAPSHOT_DIR},                        \
-        {"run-dir", required_argument, NULL, ES_OPT_RUN_DIR},                                  \
-        {"dry-run", no_argument, NULL, ES_OPT_DRY_RUN},                                        \
-        {"output", required_argument, NULL, ES_OPT_OUTPUT},                                    \
-        {"quiet", no_argument, NULL, 'q'}, {"verbose", no_argument, NULL, 'v'}
-
-#define ES_DOMAIN_SHORTOPTS "qv"
-
-/* Usage text of the global options, for the commands' --help. */
-#define ES_DOMAIN_OPTS_USAGE                                                                   \
+/* What DOMAIN is, for the details of every domain command. */
+#define ES_DOMAIN_ARG_USAGE                                                                    \
     "DOMAIN is a domain name (its config is <config-dir>/DOMAIN.xml) or the path\n"            \
-    "of a domain XML file.\n"                                                                  \
-    "\n"                                                                                       \
-    "Global options:\n"                                                                        \
-    "  --root=DIR          take every libvirt path and every absolute image path\n"           \
-    "                      (backing file names included) under DIR, e.g. the host's\n"       \
-    "                      root mounted in a rescue shell; nothing may escape DIR\n"          \
-    "                      through '..' or symlinks\n"                                        \
-    "  --config-dir=DIR    domain configs (default /etc/libvirt/qemu)\n"                      \
-    "  --snapshot-dir=DIR  snapshot metadata (default /var/lib/libvirt/qemu/snapshot)\n"      \
-    "  --run-dir=DIR       libvirt's QEMU run dir, to see whether the VM runs\n"              \
-    "                      (default /run/libvirt/qemu)\n"                                     \
-    "  --dry-run           print the plan, change nothing (refused when and as the\n"        \
-    "                      real run would be)\n"                                             \
-    "  --output=FMT        human (default) or json\n"                                         \
-    "  -q, --quiet         print nothing but errors\n"                                        \
-    "  -v, --verbose       also print the plan before carrying it out\n"                     \
-    "  -h, --help          this text\n"                                                       \
-    "The directories are paths as seen under --root.\n"
+    "of a domain XML file.\n"
 
 /* Text shared by the mutating commands' --help. */
 #define ES_DOMAIN_SAFETY_USAGE                                                                 \
@@ -83,29 +89,20 @@ enum {
 
 typedef struct es_domain_opts {
     snap_env env;
-    bool json;
+    int json; /* --output: 0 human, 1 json */
 } es_domain_opts;
 
 void es_domain_opts_init(es_domain_opts *o, const es_cmd *cmd);
-/* Handle one option code of getopt_long: 1 handled, 0 not a global
- * option, -1 a usage error (already printed). */
-int es_domain_opt(const es_cmd *cmd, es_domain_opts *o, int c, const char *arg);
 /* Check the options once parsed (e.g. --root is a directory). */
 int es_domain_opts_check(const es_cmd *cmd, const es_domain_opts *o);
-/* The whole command line of a command that takes only the global domain
- * options and exactly nargs operands (named in `expect` for the usage
- * error), which then start at argv[optind]. Returns -1 when parsed and
- * checked, else the exit status to return. */
-int es_domain_parse_plain(const es_cmd *cmd, es_domain_opts *o, int argc, char **argv, int nargs,
-                          const char *expect);
-/* The same, also accepting one switch --FLAG (into *value; none when
- * flag is NULL). */
-int es_domain_parse_flag(const es_cmd *cmd, es_domain_opts *o, int argc, char **argv, int nargs,
-                         const char *expect, const char *flag, bool *value);
-/* The same, also accepting --qmp PATH (into *qmp) unless qmp is NULL: the
- * commands that work on a running VM. */
-int es_domain_parse(const es_cmd *cmd, es_domain_opts *o, int argc, char **argv, int nargs,
-                    const char *expect, const char *flag, bool *value, const char **qmp);
+/* The whole command line of a domain command: d (the es_domain_opts inside
+ * the command's options struct opts) initialised, argv parsed by cmd's
+ * table, nargs operands (named in `expect` for the usage error), which then
+ * start at argv[optind], and the options checked (es_domain_opts_check).
+ * nargs < 0: only parsed; the caller counts the operands, then checks.
+ * Returns -1 when parsed (and checked), else the exit status. */
+int es_domain_parse(const es_cmd *cmd, es_domain_opts *d, void *opts, int argc, char **argv,
+                    int nargs, const char *expect);
 
 /* Dry run: print the plan. Otherwise execute it and print what was done
  * (unless -q). Returns the exit status. */
@@ -119,8 +116,5 @@ void es_domain_print_plan(const es_domain_opts *o, const snap_plan *p, const cha
 /* Add key: val, or key: null when val is NULL (json_out's helpers take a
  * NULL value for an allocation failure). */
 void es_json_add_str_or_null(json_object *o, const char *key, const char *val);
-
-/* The usual error for getopt_long's '?' (unknown option / missing argument). */
-int es_domain_bad_option(const es_cmd *cmd, char **argv);
 
 #endif

@@ -1,6 +1,7 @@
 /* extsnap img check: what `qemu-img check` reports, for several images at
  * once, plus the state of each image's backing chain. */
 #include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,54 +15,74 @@
 
 static int run(int argc, char **argv);
 
+typedef struct check_opts {
+    int json, repair;
+    bool quiet, force_share;
+    const char *root;
+} check_opts;
+
+static const char *const repair_choices[] = {"leaks", "all", NULL};
+
+static const es_opt check_table[] = {
+    ES_OUTPUT_OPT(check_opts, json, "invalid --output '%s' (human or json)"),
+    {.name = "repair", .letter = 'r', .kind = ES_OPT_ENUM, .arg = "leaks|all",
+     .offset = offsetof(check_opts, repair), .choices = repair_choices,
+     .bad = "--repair (-r) expects 'leaks' or 'all', not '%s'",
+     .help = "leaks: free leaked clusters; all: also fix refcounts that are too low and "
+             "COPIED flags, rebuild the refcount structure when it is broken (new "
+             "structure at the end of the file) and clear the dirty and corrupt bits once "
+             "the image is consistent"},
+    {.name = "quiet", .letter = 'q', .kind = ES_OPT_FLAG, .offset = offsetof(check_opts, quiet),
+     .help = "no summary on stdout (detail lines still on stderr)"},
+    {.name = "force-share", .letter = 'U', .kind = ES_OPT_FLAG,
+     .offset = offsetof(check_opts, force_share),
+     .help = "check even if another process writes the image (the result may then be "
+             "inconsistent); not with -r"},
+    ES_IMG_ROOT_OPT(check_opts, root),
+    ES_OPT_END,
+};
+
 const es_cmd es_cmd_img_check = {
     .name = "img check",
     .summary = "check (and repair) qcow2 images and their backing chains (like qemu-img check)",
-    .usage = "usage: extsnap img check [--output=human|json] [-r leaks|all | -U] [-q]\n"
-    "                         [--root=DIR] IMAGE...\n"
-    "\n"
-    "Check each qcow2 IMAGE the way `qemu-img check` does and report the same\n"
-    "figures: refcounts too high (leaked clusters: wasted space), refcounts too\n"
-    "low, wrong COPIED flags and broken L1/L2/refcount entries (corruptions),\n"
-    "image end offset and allocation statistics. Detail lines go to stderr.\n"
-    "The check reads the on-disk structures itself, so it also works on images\n"
-    "that cannot be opened normally (truncated, dirty, marked corrupt).\n"
-    "\n"
-    "It also follows the chain IMAGE stands on and reports backing files that\n"
-    "are missing, named without a backing format, of another format than named,\n"
-    "protocol names (never followed) and loops (JSON field \"backing-errors\",\n"
-    "an extsnap addition; qemu-img does not check the chain).\n"
-    "\n"
-    "  -r, --repair=leaks  free leaked clusters\n"
-    "  -r, --repair=all    also fix refcounts that are too low and COPIED flags;\n"
-    "                      rebuilds the refcount structure when it is broken\n"
-    "                      (new structure at the end of the file) and clears the\n"
-    "                      dirty and corrupt bits once the image is consistent\n"
-    "  --output=FMT        human (default) or json (one object per image; an\n"
-    "                      array when several images are given)\n"
-    "  -q, --quiet         no summary on stdout (detail lines still on stderr)\n"
-    "  -U, --force-share   check even if another process writes the image (the\n"
-    "                      result may then be inconsistent); not with -r\n"
-    ES_IMG_ROOT_USAGE
-    "                      A backing name that leads out of DIR stops the\n"
-    "                      check of that image before anything is read or\n"
-    "                      repaired (exit status 1).\n"
-    "\n"
-    "Image locks are QEMU's: a check refuses an image a running VM writes\n"
-    "(unless -U), a repair refuses an image anyone else has open.\n"
-    "After a repair the image is checked again and that result is reported,\n"
-    "with corruptions-fixed/leaks-fixed from the repair (as qemu-img does).\n"
-    "\n"
-    "Exit status (as qemu-img check):\n"
-    "  0  no problems (or all repaired)\n"
-    "  1  the check could not complete (open error, internal error, or\n"
-    "     -r leaks on an image whose refcount structure must be rebuilt)\n"
-    "  2  corruptions found, or the backing chain is broken\n"
-    "  3  only leaked clusters found\n"
-    "  63 the image format has no check (raw)\n"
-    "With several images the worst status wins, in the order 1, 2, 3, 63, 0.\n"
-    "Usage errors exit 2.\n",
     .run = run,
+    .synopsis = "[OPTIONS] IMAGE...",
+    .description =
+        "Check each qcow2 IMAGE the way `qemu-img check` does and report the same\n"
+        "figures: refcounts too high (leaked clusters: wasted space), refcounts too\n"
+        "low, wrong COPIED flags and broken L1/L2/refcount entries (corruptions),\n"
+        "image end offset and allocation statistics. Detail lines go to stderr.\n",
+    .details =
+        "The check reads the on-disk structures itself, so it also works on images\n"
+        "that cannot be opened normally (truncated, dirty, marked corrupt).\n"
+        "\n"
+        "It also follows the chain IMAGE stands on and reports backing files that\n"
+        "are missing, named without a backing format, of another format than named,\n"
+        "protocol names (never followed) and loops (JSON field \"backing-errors\",\n"
+        "an extsnap addition; qemu-img does not check the chain).\n"
+        "\n"
+        "--output=json prints one object per image; an array when several images\n"
+        "are given. With --root, a backing name that leads out of DIR stops the\n"
+        "check of that image before anything is read or repaired (exit status 1).\n"
+        "\n"
+        "Image locks are QEMU's: a check refuses an image a running VM writes\n"
+        "(unless -U), a repair refuses an image anyone else has open.\n"
+        "After a repair the image is checked again and that result is reported,\n"
+        "with corruptions-fixed/leaks-fixed from the repair (as qemu-img does).\n"
+        "\n"
+        "Exit status (as qemu-img check):\n"
+        "  0  no problems (or all repaired)\n"
+        "  1  the check could not complete (open error, internal error, or\n"
+        "     -r leaks on an image whose refcount structure must be rebuilt)\n"
+        "  2  corruptions found, or the backing chain is broken\n"
+        "  3  only leaked clusters found\n"
+        "  63 the image format has no check (raw)\n"
+        "With several images the worst status wins, in the order 1, 2, 3, 63, 0.\n",
+    .exit_status = "0 no problems (or all repaired), 1 could not complete or a usage error, "
+                   "2 corruptions or a broken chain, 3 only leaks, 63 no check for the format.",
+    .opts = check_table,
+    .parse = ES_PARSE_IN_ORDER,
+    .operands = ES_OPERANDS_IMAGE,
 };
 
 #define EXIT_CORRUPT 2
@@ -283,48 +304,15 @@ static int check_arg(check_out *out, const char *arg, unsigned fix)
 static int run(int argc, char **argv)
 {
     const es_cmd *cmd = &es_cmd_img_check;
-    enum { OPT_OUTPUT = 256 };
-    static const struct option longopts[] = {
-        {"output", required_argument, NULL, OPT_OUTPUT},
-        {"repair", required_argument, NULL, 'r'},
-        {"quiet", no_argument, NULL, 'q'},
-        {"force-share", no_argument, NULL, 'U'},
-        ES_IMG_ROOT_LONGOPT,
-        {NULL, 0, NULL, 0},
-    };
-    check_out out = {0};
-    unsigned fix = 0;
-    bool force_share = false;
-    optind = 1;
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, "+r:qU", longopts, NULL)) != -1) {
-        switch (c) {
-        case OPT_OUTPUT: {
-            int o = es_parse_output(optarg);
-            if (o < 0)
-                return es_cmd_usage_error(cmd, "invalid --output '%s' (human or json)", optarg);
-            out.json = o == 1;
-            break;
-        }
-        case 'r':
-            if (strcmp(optarg, "leaks") == 0)
-                fix = QCOW2_CHECK_FIX_LEAKS;
-            else if (strcmp(optarg, "all") == 0)
-                fix = QCOW2_CHECK_FIX_ALL;
-            else
-                return es_cmd_usage_error(cmd, "--repair (-r) expects 'leaks' or 'all', not '%s'",
-                                          optarg);
-            break;
-        case 'q': out.quiet = true; break;
-        case 'U': force_share = true; break;
-        case ES_IMG_OPT_ROOT: out.root = optarg; break;
-        default:
-            if (optopt == ES_IMG_OPT_ROOT)
-                return es_cmd_usage_error(cmd, "--root needs a directory");
-            return es_cmd_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
-        }
-    }
+    check_opts co = {.repair = -1}; /* -1: no repair, else an index of repair_choices */
+    int r = es_opt_parse(cmd, argc, argv, &co);
+    if (r >= 0)
+        return r;
+    check_out out = {.json = co.json == 1, .quiet = co.quiet, .root = co.root};
+    unsigned fix = co.repair == 0 ? QCOW2_CHECK_FIX_LEAKS
+                 : co.repair == 1 ? QCOW2_CHECK_FIX_ALL
+                                  : 0;
+    bool force_share = co.force_share;
     if (optind >= argc)
         return es_cmd_usage_error(cmd, "expected at least one IMAGE");
     if (force_share && fix)

@@ -3,6 +3,7 @@
  * zeroes, and a size difference is fine when the larger image's extra tail
  * reads as zeroes. */
 #include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,29 +27,45 @@
 
 static int run(int argc, char **argv);
 
+typedef struct compare_opts {
+    const char *format[2];
+    bool force_share, quiet;
+    const char *root;
+} compare_opts;
+
+static const es_opt compare_table[] = {
+    {.letter = 'f', .kind = ES_OPT_STRING, .arg = "FMT", .offset = offsetof(compare_opts, format),
+     .help = "format of IMAGE1: qcow2 or raw (default: probe)"},
+    {.letter = 'F', .kind = ES_OPT_STRING, .arg = "FMT",
+     .offset = offsetof(compare_opts, format) + sizeof(const char *), .help = "format of IMAGE2"},
+    {.name = "force-share", .letter = 'U', .kind = ES_OPT_FLAG,
+     .offset = offsetof(compare_opts, force_share),
+     .help = "read even if another process holds the images"},
+    {.name = "quiet", .letter = 'q', .kind = ES_OPT_FLAG, .offset = offsetof(compare_opts, quiet),
+     .help = "print nothing on stdout; use the exit status"},
+    ES_IMG_ROOT_OPT(compare_opts, root),
+    ES_OPT_END,
+};
+
 const es_cmd es_cmd_img_compare = {
     .name = "img compare",
     .summary = "compare the guest content of two image chains (like qemu-img compare)",
-    .usage = "usage: extsnap img compare [-f FMT] [-F FMT] [-U|--force-share] [-q]\n"
-    "                           [--root=DIR] IMAGE1 IMAGE2\n"
-    "\n"
-    "Compare what a guest would read from IMAGE1 and IMAGE2, each through its\n"
-    "backing chain. Unallocated ranges read as zeroes; images of different sizes\n"
-    "are identical when the larger one's extra part reads as zeroes (a warning\n"
-    "is printed). Ranges both chains report as zeroes, or map to the same bytes\n"
-    "of the same file (a shared backing file), are skipped unread.\n"
-    "Prints \"Images are identical.\" or \"Content mismatch at offset N!\" (N is\n"
-    "the first differing 512-byte sector, as qemu-img reports it).\n"
-    "\n"
-    "  -f FMT              format of IMAGE1: qcow2 or raw (default: probe)\n"
-    "  -F FMT              format of IMAGE2\n"
-    "  -U, --force-share   read even if another process holds the images\n"
-    "  -q, --quiet         print nothing on stdout; use the exit status\n"
-    ES_IMG_ROOT_USAGE
-    "\n"
-    "Exit status: 0 identical, 1 different, 2 error (open, metadata, read) or\n"
-    "usage error.\n",
     .run = run,
+    .synopsis = "[OPTIONS] IMAGE1 IMAGE2",
+    .description =
+        "Compare what a guest would read from IMAGE1 and IMAGE2, each through its\n"
+        "backing chain. Prints \"Images are identical.\" or \"Content mismatch at\n"
+        "offset N!\" (N is the first differing 512-byte sector, as qemu-img reports it).\n",
+    .details =
+        "Unallocated ranges read as zeroes; images of different sizes are identical\n"
+        "when the larger one's extra part reads as zeroes (a warning is printed).\n"
+        "Ranges both chains report as zeroes, or map to the same bytes of the same\n"
+        "file (a shared backing file), are skipped unread.\n",
+    .exit_status = "0 identical, 1 different, 2 error (open, metadata, read) or usage error.",
+    .opts = compare_table,
+    .parse = ES_PARSE_IN_ORDER,
+    .usage_status = COMPARE_EXIT_USAGE,
+    .operands = ES_OPERANDS_IMAGE,
 };
 
 typedef struct compare_ctx {
@@ -213,32 +230,15 @@ static int compare(compare_ctx *c)
 static int run(int argc, char **argv)
 {
     const es_cmd *cmd = &es_cmd_img_compare;
-    static const struct option longopts[] = {
-        {"force-share", no_argument, NULL, 'U'},
-        {"quiet", no_argument, NULL, 'q'},
-        ES_IMG_ROOT_LONGOPT,
-        {NULL, 0, NULL, 0},
-    };
+    compare_opts co = {0};
+    int r = es_opt_parse(cmd, argc, argv, &co);
+    if (r >= 0)
+        return r;
     es_open_opts opts[2] = {{0}, {0}};
-    compare_ctx c = {.cmd = cmd};
-    optind = 1;
-    opterr = 0;
-    int ch;
-    while ((ch = getopt_long(argc, argv, "+f:F:Uq", longopts, NULL)) != -1) {
-        switch (ch) {
-        case 'f': opts[0].format = optarg; break;
-        case 'F': opts[1].format = optarg; break;
-        case 'U': opts[0].force_share = opts[1].force_share = true; break;
-        case 'q': c.quiet = true; break;
-        case ES_IMG_OPT_ROOT: opts[0].root = opts[1].root = optarg; break;
-        default:
-            if (optopt == ES_IMG_OPT_ROOT)
-                es_cmd_usage_error(cmd, "--root needs a directory");
-            else
-                es_cmd_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
-            return COMPARE_EXIT_USAGE;
-        }
-    }
+    for (int i = 0; i < 2; i++)
+        opts[i] = (es_open_opts){.format = co.format[i], .force_share = co.force_share,
+                                 .root = co.root};
+    compare_ctx c = {.cmd = cmd, .quiet = co.quiet};
     if (argc - optind != 2) {
         es_cmd_usage_error(cmd, "expected IMAGE1 and IMAGE2");
         return COMPARE_EXIT_USAGE;

@@ -1,6 +1,7 @@
 /* extsnap img map: where the guest's data lives, through the whole chain,
  * printed the way `qemu-img map` (7.2) prints it. */
 #include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,30 +14,47 @@
 
 static int run(int argc, char **argv);
 
+typedef struct map_opts {
+    es_open_opts open;
+    int json;
+    unsigned long long start, max_len;
+} map_opts;
+
+static const es_opt map_table[] = {
+    ES_OUTPUT_OPT(map_opts, json, "invalid --output '%s' (human or json)"),
+    {.name = "format", .letter = 'f', .kind = ES_OPT_STRING, .arg = "FMT",
+     .offset = offsetof(map_opts, open.format),
+     .help = "format of IMAGE: qcow2 or raw (default: probe)"},
+    {.name = "force-share", .letter = 'U', .kind = ES_OPT_FLAG,
+     .offset = offsetof(map_opts, open.force_share),
+     .help = "read even if another process holds the image"},
+    {.name = "start-offset", .kind = ES_OPT_SIZE, .arg = "N", .offset = offsetof(map_opts, start),
+     .help = "start at guest offset N (size suffixes K, M, G ...)"},
+    {.name = "max-length", .kind = ES_OPT_SIZE, .arg = "N", .offset = offsetof(map_opts, max_len),
+     .help = "map at most N bytes"},
+    ES_IMG_ROOT_OPT(map_opts, open.root),
+    ES_OPT_END,
+};
+
 const es_cmd es_cmd_img_map = {
     .name = "img map",
     .summary = "show where the guest data of an image chain is mapped (like qemu-img map)",
-    .usage = "usage: extsnap img map [--output=human|json] [-f FORMAT] [-U|--force-share]\n"
-    "                       [--start-offset=OFFSET] [--max-length=LENGTH]\n"
-    "                       [--root=DIR] IMAGE\n"
-    "\n"
-    "Print the extents of IMAGE's guest view, walking its backing chain, in the\n"
-    "format of `qemu-img map`. JSON fields per extent: start, length, depth (0 =\n"
-    "IMAGE, 1 = its backing ...), present (allocated in the image at depth),\n"
-    "zero, data, offset (host offset in that image, when it maps to one).\n"
-    "Adjacent extents with equal fields (and contiguous offsets) are merged.\n"
-    "Human output lists only data extents: Offset, Length, Mapped to, File; it\n"
-    "fails on compressed clusters, which have no host offset of their own.\n"
-    "\n"
-    "  --output=FMT        human (default) or json\n"
-    "  -f, --format=FMT    format of IMAGE: qcow2 or raw (default: probe)\n"
-    "  -U, --force-share   read even if another process holds the image\n"
-    "  --start-offset=N    start at guest offset N (size suffixes K, M, G ...)\n"
-    "  --max-length=N      map at most N bytes\n"
-    ES_IMG_ROOT_USAGE
-    "\n"
-    "Exit status: 0 success, 1 error, 2 usage error.\n",
     .run = run,
+    .synopsis = "[OPTIONS] IMAGE",
+    .description =
+        "Print the extents of IMAGE's guest view, walking its backing chain, in the\n"
+        "format of `qemu-img map`.\n",
+    .details =
+        "JSON fields per extent: start, length, depth (0 = IMAGE, 1 = its backing\n"
+        "...), present (allocated in the image at depth), zero, data, offset (host\n"
+        "offset in that image, when it maps to one). Adjacent extents with equal\n"
+        "fields (and contiguous offsets) are merged. Human output lists only data\n"
+        "extents: Offset, Length, Mapped to, File; it fails on compressed clusters,\n"
+        "which have no host offset of their own.\n",
+    .exit_status = "0 success, 1 error or usage error.",
+    .opts = map_table,
+    .parse = ES_PARSE_IN_ORDER,
+    .operands = ES_OPERANDS_IMAGE,
 };
 
 typedef struct map_entry {
@@ -141,48 +159,13 @@ compressed:
 static int run(int argc, char **argv)
 {
     const es_cmd *cmd = &es_cmd_img_map;
-    enum { OPT_OUTPUT = 256, OPT_START, OPT_MAXLEN };
-    static const struct option longopts[] = {
-        {"output", required_argument, NULL, OPT_OUTPUT},
-        {"format", required_argument, NULL, 'f'},
-        {"force-share", no_argument, NULL, 'U'},
-        {"start-offset", required_argument, NULL, OPT_START},
-        {"max-length", required_argument, NULL, OPT_MAXLEN},
-        ES_IMG_ROOT_LONGOPT,
-        {NULL, 0, NULL, 0},
-    };
-    es_open_opts opts = {0};
-    bool json = false;
-    unsigned long long start = 0, max_len = ~0ull;
-    optind = 1;
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, "+f:U", longopts, NULL)) != -1) {
-        switch (c) {
-        case OPT_OUTPUT: {
-            int o = es_parse_output(optarg);
-            if (o < 0)
-                return es_cmd_usage_error(cmd, "invalid --output '%s' (human or json)", optarg);
-            json = o == 1;
-            break;
-        }
-        case 'f': opts.format = optarg; break;
-        case 'U': opts.force_share = true; break;
-        case ES_IMG_OPT_ROOT: opts.root = optarg; break;
-        case OPT_START:
-            if (es_parse_size(optarg, &start) < 0)
-                return es_cmd_usage_error(cmd, "invalid --start-offset '%s'", optarg);
-            break;
-        case OPT_MAXLEN:
-            if (es_parse_size(optarg, &max_len) < 0)
-                return es_cmd_usage_error(cmd, "invalid --max-length '%s'", optarg);
-            break;
-        default:
-            if (optopt == ES_IMG_OPT_ROOT)
-                return es_cmd_usage_error(cmd, "--root needs a directory");
-            return es_cmd_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
-        }
-    }
+    map_opts mo = {.max_len = ~0ull};
+    int r = es_opt_parse(cmd, argc, argv, &mo);
+    if (r >= 0)
+        return r;
+    es_open_opts opts = mo.open;
+    bool json = mo.json == 1;
+    unsigned long long start = mo.start, max_len = mo.max_len;
     if (argc - optind != 1)
         return es_cmd_usage_error(cmd, "expected one IMAGE");
     int rc = es_img_root_check(cmd, opts.root, ES_EXIT_FAIL);

@@ -8,7 +8,7 @@
 #include "cmd/domain_opts.h"
 #include "online/online_exec.h"
 
-/* --qmp: ES_OPT_QMP and ES_ONLINE_LONGOPT in cmd/domain_opts.h. */
+/* --qmp: ES_ONLINE_OPT in cmd/domain_opts.h. */
 
 #define ES_ONLINE_USAGE                                                                        \
     "Running VM: when the VM runs (libvirt's run dir, QEMU's image locks), the\n"            \
@@ -36,8 +36,7 @@
     "With --output=json the plan object gets \"online\": {qmp-socket, qemu-process,\n"       \
     "actions[] {disk, action (active-commit, intermediate-commit, offline-merge,\n"          \
     "snapshot), node, top, base, backing-filename, overlay}, kept[], libvirtd,\n"           \
-    "pending-dir, virsh-commands[], libvirt-does-not-know[], notes[]}.\n"                   \
-    "  --qmp=PATH   QEMU's QMP socket (a path on this system)\n"
+    "pending-dir, virsh-commands[], libvirt-does-not-know[], notes[]}.\n"
 
 /* ctx was opened by snap_online_open: ol NULL means the VM is shut off and
  * this is es_domain_run_plan. Otherwise: dry run prints the plan and QEMU's

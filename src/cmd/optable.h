@@ -42,6 +42,8 @@ enum {
     ES_OPTF_HIDDEN = 1 << 1, /* accepted but not documented (--help, man, completion) */
     ES_OPTF_FILE = 1 << 2,   /* the argument is a file name (completion) */
     ES_OPTF_DIR = 1 << 3,    /* the argument is a directory (completion) */
+    ES_OPTF_ABSOLUTE = 1 << 4, /* the argument must start with '/' (else `bad`) */
+    ES_OPTF_GLOBAL = 1 << 5, /* also accepted before the command: extsnap --root R list D */
 };
 
 typedef struct es_opt {

@@ -83,6 +83,8 @@ static int parse_msec(const char *s, int *out)
 static int store(const es_cmd *cmd, const es_opt *o, void *opts, const char *arg)
 {
     char *field = (char *)opts + o->offset;
+    if ((o->flags & ES_OPTF_ABSOLUTE) && arg && arg[0] != '/')
+        return bad_arg(cmd, o, arg);
     switch (o->kind) {
     case ES_OPT_FLAG:
         *(bool *)field = true;

@@ -1,5 +1,7 @@
 /* extsnap create: an external disk-only snapshot of a shut-off domain. */
 #include <getopt.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,114 +14,99 @@
 #include "snap/ops/create.h"
 
 static int run(int argc, char **argv);
+static int add_disks(const es_cmd *cmd, void *opts, const char *arg);
+
+typedef struct create_opts {
+    es_domain_opts d;
+    const char *description;
+    bool no_metadata;
+    snap_strv disks;
+} create_opts;
+
+static const es_opt create_table[] = {
+    {.name = "description", .kind = ES_OPT_STRING, .arg = "TEXT",
+     .offset = offsetof(create_opts, description), .help = "a description for the snapshot"},
+    {.name = "disk", .kind = ES_OPT_CALL, .arg = "LIST", .call = add_disks,
+     .flags = ES_OPTF_REPEAT,
+     .help = "snapshot only these disks (targets, comma-separated, e.g. vda,vdb; may be "
+             "repeated); the others are recorded with snapshot='no'"},
+    {.name = "no-metadata", .kind = ES_OPT_FLAG, .offset = offsetof(create_opts, no_metadata),
+     .help = "create the overlays and update the config, but write no snapshot metadata "
+             "(libvirt's --no-metadata)"},
+    ES_ONLINE_OPT(create_opts, d),
+    ES_DOMAIN_OPTS(create_opts, d),
+    ES_OPT_END,
+};
 
 const es_cmd es_cmd_snap_create = {
     .name = "create",
     .summary = "take an external disk-only snapshot of a domain (running VMs through QMP)",
-    .usage = "usage: extsnap create [OPTIONS] DOMAIN [NAME]\n"
-    "\n"
-    "Take an external snapshot of every writable disk of a shut-off domain, as\n"
-    "'virsh snapshot-create-as DOMAIN NAME --disk-only' does, without libvirtd:\n"
-    "each disk's current image freezes and holds the snapshot's state, and a new\n"
-    "qcow2 overlay over it receives the writes from now on.\n"
-    "\n"
-    "  --description=TEXT  a description for the snapshot\n"
-    "  --disk=LIST         snapshot only these disks (targets, comma-separated,\n"
-    "                      e.g. vda,vdb; may be repeated); the others are recorded\n"
-    "                      with snapshot='no'\n"
-    "  --no-metadata       create the overlays and update the config, but write no\n"
-    "                      snapshot metadata (libvirt's --no-metadata)\n"
-    "\n"
-    "NAME defaults to the current time in Unix seconds (as libvirt). It may not\n"
-    "be 'base', contain '/', start with '.', or be taken.\n"
-    "\n"
-    "Which disks: every disk with a local image file that is not readonly, not a\n"
-    "cdrom, not empty and not snapshot='no'. A block device (type='block') is\n"
-    "refused, as libvirt refuses to name its overlay: leave it out with --disk.\n"
-    "So is a disk whose definition describes its image file itself, which no new\n"
-    "overlay can carry: <encryption> (LUKS or qcow), <slices>, fdgroup=,\n"
-    "<dataStore>. The overlay keeps the disk's <driver> attributes (type becomes\n"
-    "qcow2), startupPolicy and <seclabel>.\n"
-    "\n"
-    "What is written, exactly as libvirt writes it:\n"
-    "  - overlay <image minus its extension>.NAME (vda.qcow2 -> vda.NAME), qcow2,\n"
-    "    backing file = the image path as written in the config (absolute),\n"
-    "    backing format = the disk's format; owner and mode of the image below\n"
-    "    (plus owner write). An existing non-empty file is never overwritten.\n"
-    "  - <snapshot-dir>/DOMAIN/NAME.xml: the new current snapshot (parent = the\n"
-    "    previous current one, <domain> = the config before the snapshot); the\n"
-    "    previous current snapshot's file is rewritten as not current.\n"
-    "  - the domain config: each snapshotted disk's source becomes its overlay.\n"
-    "\n" ES_ONLINE_USAGE
-    "\n" ES_DOMAIN_SAFETY_USAGE "\n" ES_DOMAIN_OPTS_USAGE "\n" ES_PLAN_JSON_USAGE "\n"
-    "Exit status: 0 done (or planned, with --dry-run), 1 refused or failed, 2 usage.\n",
+    .synopsis = "[OPTIONS] DOMAIN [NAME]",
+    .description =
+        "Take an external snapshot of every writable disk of a shut-off domain, as\n"
+        "'virsh snapshot-create-as DOMAIN NAME --disk-only' does, without libvirtd:\n"
+        "each disk's current image freezes and holds the snapshot's state, and a new\n"
+        "qcow2 overlay over it receives the writes from now on.\n",
+    .details =
+        "NAME defaults to the current time in Unix seconds (as libvirt). It may not\n"
+        "be 'base', contain '/', start with '.', or be taken.\n"
+        "\n"
+        "Which disks: every disk with a local image file that is not readonly, not a\n"
+        "cdrom, not empty and not snapshot='no'. A block device (type='block') is\n"
+        "refused, as libvirt refuses to name its overlay: leave it out with --disk.\n"
+        "So is a disk whose definition describes its image file itself, which no new\n"
+        "overlay can carry: <encryption> (LUKS or qcow), <slices>, fdgroup=,\n"
+        "<dataStore>. The overlay keeps the disk's <driver> attributes (type becomes\n"
+        "qcow2), startupPolicy and <seclabel>.\n"
+        "\n"
+        "What is written, exactly as libvirt writes it:\n"
+        "  - overlay <image minus its extension>.NAME (vda.qcow2 -> vda.NAME), qcow2,\n"
+        "    backing file = the image path as written in the config (absolute),\n"
+        "    backing format = the disk's format; owner and mode of the image below\n"
+        "    (plus owner write). An existing non-empty file is never overwritten.\n"
+        "  - <snapshot-dir>/DOMAIN/NAME.xml: the new current snapshot (parent = the\n"
+        "    previous current one, <domain> = the config before the snapshot); the\n"
+        "    previous current snapshot's file is rewritten as not current.\n"
+        "  - the domain config: each snapshotted disk's source becomes its overlay.\n"
+        "\n" ES_ONLINE_USAGE
+        "\n" ES_DOMAIN_SAFETY_USAGE "\n" ES_DOMAIN_ARG_USAGE "\n" ES_PLAN_JSON_USAGE,
+    .exit_status = "0 done (or planned, with --dry-run), 1 refused, failed or a usage error.",
+    .opts = create_table,
+    .operands = ES_OPERANDS_DOMAIN,
     .run = run,
 };
 
-/* --disk=vda,vdb (repeatable) into *out. */
-static int add_disks(const char *arg, snap_strv *out)
+/* --disk=vda,vdb (repeatable) into the disk list. */
+static int add_disks(const es_cmd *cmd, void *opts, const char *arg)
 {
+    snap_strv *out = &((create_opts *)opts)->disks;
     char *copy = strdup(arg), *save = NULL;
-    if (!copy)
-        return -1;
-    int r = 0;
-    for (char *t = strtok_r(copy, ",", &save); t && r == 0; t = strtok_r(NULL, ",", &save))
+    int r = copy ? 0 : -1;
+    for (char *t = copy ? strtok_r(copy, ",", &save) : NULL; t && r == 0;
+         t = strtok_r(NULL, ",", &save))
         if (*t && !snap_strv_has(out, t))
             r = snap_strv_add(out, t, NULL);
     free(copy);
-    return r;
+    if (r < 0) {
+        es_cmd_errorf(cmd->name, "out of memory");
+        return ES_OPT_FAIL;
+    }
+    return ES_OPT_OK;
 }
-
-enum { OPT_DESCRIPTION = 0x2000, OPT_DISK, OPT_NO_METADATA };
 
 static int run(int argc, char **argv)
 {
     const es_cmd *cmd = &es_cmd_snap_create;
-    static const struct option longopts[] = {
-        ES_DOMAIN_LONGOPTS,
-        {"description", required_argument, NULL, OPT_DESCRIPTION},
-        {"disk", required_argument, NULL, OPT_DISK},
-        {"no-metadata", no_argument, NULL, OPT_NO_METADATA},
-        ES_ONLINE_LONGOPT,
-        {NULL, 0, NULL, 0},
-    };
-    es_domain_opts o;
-    es_domain_opts_init(&o, cmd);
-    snap_strv disks = {0};
-    snap_create_args a = {.now = (long long)time(NULL)};
-    const char *qmp = NULL;
-    int status = ES_EXIT_USAGE;
-    optind = 1;
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, ES_DOMAIN_SHORTOPTS, longopts, NULL)) != -1) {
-        int h = es_domain_opt(cmd, &o, c, optarg);
-        if (h < 0)
-            goto out;
-        if (h > 0)
-            continue;
-        switch (c) {
-        case OPT_DESCRIPTION:
-            a.description = optarg;
-            break;
-        case OPT_DISK:
-            if (add_disks(optarg, &disks) < 0) {
-                es_cmd_errorf(cmd->name, "out of memory");
-                status = ES_EXIT_FAIL;
-                goto out;
-            }
-            break;
-        case OPT_NO_METADATA:
-            a.no_metadata = true;
-            break;
-        case ES_OPT_QMP:
-            qmp = o.env.qmp = optarg;
-            break;
-        default:
-            status = es_domain_bad_option(cmd, argv);
-            goto out;
-        }
-    }
+    create_opts all = {0};
+    int status = es_domain_parse(cmd, &all.d, &all, argc, argv, -1, NULL);
+    es_domain_opts o = all.d;
+    snap_strv disks = all.disks;
+    snap_create_args a = {.now = (long long)time(NULL),
+                          .description = all.description,
+                          .no_metadata = all.no_metadata};
+    const char *qmp = o.env.qmp;
+    if (status >= 0)
+        goto out;
     if (optind >= argc || argc - optind > 2) {
         status = es_cmd_usage_error(cmd, "expected DOMAIN [NAME]");
         goto out;

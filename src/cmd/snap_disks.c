@@ -1,6 +1,7 @@
 /* extsnap disks: a domain's disks (virsh domblklist --details), with their
  * backing chains. */
 #include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,26 +15,35 @@
 
 static int run(int argc, char **argv);
 
+typedef struct disks_opts {
+    es_domain_opts d;
+    bool chain;
+} disks_opts;
+
+static const es_opt disks_table[] = {
+    {.name = "chain", .kind = ES_OPT_FLAG, .offset = offsetof(disks_opts, chain),
+     .help = "also show each disk's backing chain, top image first, as the image engine opens it (backing names resolved as QEMU does, under --root), with each image's format, virtual size and actual (allocated) size; a broken link is shown with the reason"},
+    ES_DOMAIN_OPTS(disks_opts, d),
+    ES_OPT_END,
+};
+
 const es_cmd es_cmd_snap_disks = {
     .name = "disks",
     .summary = "list a domain's disks and, with --chain, their backing chains",
-    .usage = "usage: extsnap disks [OPTIONS] DOMAIN [--chain]\n"
-    "\n"
-    "List the disks of a domain's config like 'virsh domblklist --details': Type,\n"
-    "Device, Target, Source. Changes nothing.\n"
-    "\n"
-    "  --chain  also show each disk's backing chain, top image first, as the image\n"
-    "           engine opens it (backing names resolved as QEMU does, under --root),\n"
-    "           with each image's format, virtual size and actual (allocated) size;\n"
-    "           a broken link is shown with the reason\n"
-    "\n" ES_DOMAIN_OPTS_USAGE "\n"
-    "JSON output (--output=json; field names are stable, sizes in bytes):\n"
-    "  {domain, disks: [{type, device, target, source (or null), driver-type (or\n"
-    "   null), readonly, chain (with --chain): [{filename, format, virtual-size,\n"
-    "   actual-size, backing-filename, backing-filename-format}], chain-error\n"
-    "   (with --chain: null, or why the chain could not be followed)}]}\n"
-    "\n"
-    "Exit status: 0 listed (even with broken chains), 1 failed, 2 usage.\n",
+    .synopsis = "[OPTIONS] DOMAIN [--chain]",
+    .description =
+        "List the disks of a domain's config like 'virsh domblklist --details': Type,\n"
+        "Device, Target, Source. Changes nothing.\n",
+    .details =
+        "\n" ES_DOMAIN_ARG_USAGE "\n"
+        "JSON output (--output=json; field names are stable, sizes in bytes):\n"
+        "  {domain, disks: [{type, device, target, source (or null), driver-type (or\n"
+        "   null), readonly, chain (with --chain): [{filename, format, virtual-size,\n"
+        "   actual-size, backing-filename, backing-filename-format}], chain-error\n"
+        "   (with --chain: null, or why the chain could not be followed)}]}\n",
+    .exit_status = "0 listed (even with broken chains), 1 failed, 1 also for a usage error.",
+    .opts = disks_table,
+    .operands = ES_OPERANDS_DOMAIN,
     .run = run,
 };
 
@@ -122,9 +132,10 @@ static json_object *chain_json(const snap_chain *ch)
 static int run(int argc, char **argv)
 {
     const es_cmd *cmd = &es_cmd_snap_disks;
-    es_domain_opts o;
-    bool chain;
-    int r = es_domain_parse_flag(cmd, &o, argc, argv, 1, "DOMAIN", "chain", &chain);
+    disks_opts all = {0};
+    int r = es_domain_parse(cmd, &all.d, &all, argc, argv, 1, "DOMAIN");
+    es_domain_opts o = all.d;
+    bool chain = all.chain;
     if (r >= 0)
         return r;
     es_err e = {0};

@@ -1,5 +1,6 @@
 /* extsnap list: a domain's snapshots, as a table or a tree, or JSON. */
 #include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,30 +15,41 @@
 
 static int run(int argc, char **argv);
 
+typedef struct list_opts {
+    es_domain_opts d;
+    bool tree;
+} list_opts;
+
+static const es_opt list_table[] = {
+    {.name = "tree", .kind = ES_OPT_FLAG, .offset = offsetof(list_opts, tree),
+     .help = "show the snapshots as a tree, as 'virsh snapshot-list --tree'; the current snapshot is marked '(current)'"},
+    ES_DOMAIN_OPTS(list_opts, d),
+    ES_OPT_END,
+};
+
 const es_cmd es_cmd_snap_list = {
     .name = "list",
     .summary = "list a domain's snapshots (table, tree or JSON)",
-    .usage = "usage: extsnap list [OPTIONS] DOMAIN [--tree]\n"
-    "\n"
-    "List the snapshots of a domain from its libvirt metadata (what 'virsh\n"
-    "snapshot-list' shows), oldest first: name, creation time, state, parent,\n"
-    "whether it is the current snapshot, and the disks it has overlays for.\n"
-    "Files in the snapshot directory that libvirt could not load are reported\n"
-    "on stderr. Changes nothing.\n"
-    "\n"
-    "  --tree   show the snapshots as a tree, as 'virsh snapshot-list --tree';\n"
-    "           the current snapshot is marked '(current)'\n"
-    "\n" ES_DOMAIN_OPTS_USAGE "\n"
-    "JSON output (--output=json; field names are stable):\n"
-    "  {domain, current (name or null), snapshots: [{name, description (or null),\n"
-    "   creation-time (Unix seconds), state, parent (or null), current (bool),\n"
-    "   inexact (bool: a cancelled online delete or commit left its saved state\n"
-    "   inexact; see 'extsnap verify'), inexact-reason (or null),\n"
-    "   children [names], has-domain (bool: a saved <domain>, needed to revert),\n"
-    "   disks: [{name, snapshot (external|no|...), driver-type, source}],\n"
-    "   revert-disks: [same]}], bad-files: [{filename, error}]}\n"
-    "\n"
-    "Exit status: 0 listed, 1 failed, 2 usage.\n",
+    .synopsis = "[OPTIONS] DOMAIN [--tree]",
+    .description =
+        "List the snapshots of a domain from its libvirt metadata (what 'virsh\n"
+        "snapshot-list' shows), oldest first: name, creation time, state, parent,\n"
+        "whether it is the current snapshot, and the disks it has overlays for.\n"
+        "Files in the snapshot directory that libvirt could not load are reported\n"
+        "on stderr. Changes nothing.\n",
+    .details =
+        "\n" ES_DOMAIN_ARG_USAGE "\n"
+        "JSON output (--output=json; field names are stable):\n"
+        "  {domain, current (name or null), snapshots: [{name, description (or null),\n"
+        "   creation-time (Unix seconds), state, parent (or null), current (bool),\n"
+        "   inexact (bool: a cancelled online delete or commit left its saved state\n"
+        "   inexact; see 'extsnap verify'), inexact-reason (or null),\n"
+        "   children [names], has-domain (bool: a saved <domain>, needed to revert),\n"
+        "   disks: [{name, snapshot (external|no|...), driver-type, source}],\n"
+        "   revert-disks: [same]}], bad-files: [{filename, error}]}\n",
+    .exit_status = "0 listed, 1 failed, 1 also for a usage error.",
+    .opts = list_table,
+    .operands = ES_OPERANDS_DOMAIN,
     .run = run,
 };
 
@@ -223,9 +235,10 @@ static void print_tree(domxml_snapshot **v, size_t n)
 static int run(int argc, char **argv)
 {
     const es_cmd *cmd = &es_cmd_snap_list;
-    es_domain_opts o;
-    bool tree;
-    int r = es_domain_parse_flag(cmd, &o, argc, argv, 1, "DOMAIN", "tree", &tree);
+    list_opts all = {0};
+    int r = es_domain_parse(cmd, &all.d, &all, argc, argv, 1, "DOMAIN");
+    es_domain_opts o = all.d;
+    bool tree = all.tree;
     if (r >= 0)
         return r;
     es_err e = {0};

@@ -1,5 +1,6 @@
 /* extsnap recover: finish or undo an interrupted operation on a domain. */
 #include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 
 #include "cmd/cmd.h"
@@ -13,41 +14,61 @@
 
 static int run(int argc, char **argv);
 
+typedef struct recover_opts {
+    es_domain_opts d;
+} recover_opts;
+
+static const es_opt recover_table[] = {
+    ES_ONLINE_OPT(recover_opts, d),
+    ES_DOMAIN_OPTS(recover_opts, d),
+    {.name = "description", .kind = ES_OPT_IGNORE, .arg = "TEXT", .section = "Accepted and ignored",
+     .help = "as the interrupted command took it"},
+    {.name = "disk", .kind = ES_OPT_IGNORE, .arg = "LIST", .section = "Accepted and ignored",
+     .help = "as the interrupted command took it"},
+    {.name = "no-metadata", .kind = ES_OPT_IGNORE, .section = "Accepted and ignored",
+     .help = "as the interrupted command took it"},
+    {.name = "metadata", .kind = ES_OPT_IGNORE, .section = "Accepted and ignored",
+     .help = "as the interrupted command took it"},
+    {.name = "force", .kind = ES_OPT_IGNORE, .section = "Accepted and ignored",
+     .help = "as the interrupted command took it"},
+    ES_OPT_END,
+};
+
 const es_cmd es_cmd_snap_recover = {
     .name = "recover",
     .summary = "finish or undo an interrupted extsnap operation on a domain",
-    .usage = "usage: extsnap recover [OPTIONS] DOMAIN\n"
-    "\n"
-    "Every extsnap operation on a domain records its plan in a journal\n"
-    "(<snapshot-dir>/DOMAIN.extsnap.journal) before it changes anything, and\n"
-    "removes it when done. If a run was interrupted (crash, power loss, kill),\n"
-    "this finishes or undoes it, so that the domain is wholly before or wholly\n"
-    "after the operation, and says which:\n"
-    "  - interrupted before its commit point: rolled back (new overlays removed,\n"
-    "    every XML file and backing pointer given back its old content);\n"
-    "  - interrupted while merging or after the commit point: rolled forward\n"
-    "    (merges repeated, files written, discarded files deleted).\n"
-    "Every mutating command does this first by itself; 'recover' does only this.\n"
-    "When the VM runs, this goes through its QMP socket (--qmp, else the\n"
-    "config's, as for the interrupted command): block jobs an interrupted run\n"
-    "left in QEMU are cancelled (before the commit point) or finished (after it),\n"
-    "merges still to do are done by QEMU.\n"
-    "With --dry-run it shows the interrupted operation and what would be done.\n"
-    "The messages of an interrupted command name the recover command line to run\n"
-    "(with the same --root, directories and --qmp).\n"
-    "\n"
-    "  --qmp=PATH   the running VM's QMP socket (a path on this system), as given\n"
-    "               to the interrupted command\n"
-    "The other options of the mutating commands (--description, --disk,\n"
-    "--no-metadata, --metadata, --force) are accepted and change nothing, so that\n"
-    "the interrupted command line works with 'recover DOMAIN' in place of the\n"
-    "command and its operands.\n"
-    "\n" ES_DOMAIN_OPTS_USAGE "\n"
-    "JSON output: {domain, found (false: nothing to do), action (rolled-back |\n"
-    "rolled-forward), phase (prepare | merge | committed), dry-run, operation\n"
-    "(the interrupted plan, as the other commands print it)}.\n"
-    "\n"
-    "Exit status: 0 recovered or nothing to do, 1 failed, 2 usage.\n",
+    .synopsis = "[OPTIONS] DOMAIN",
+    .description =
+        "Every extsnap operation on a domain records its plan in a journal\n"
+        "(<snapshot-dir>/DOMAIN.extsnap.journal) before it changes anything, and\n"
+        "removes it when done. If a run was interrupted (crash, power loss, kill),\n"
+        "this finishes or undoes it, so that the domain is wholly before or wholly\n"
+        "after the operation, and says which:\n",
+    .details =
+        "  - interrupted before its commit point: rolled back (new overlays removed,\n"
+        "    every XML file and backing pointer given back its old content);\n"
+        "  - interrupted while merging or after the commit point: rolled forward\n"
+        "    (merges repeated, files written, discarded files deleted).\n"
+        "Every mutating command does this first by itself; 'recover' does only this.\n"
+        "When the VM runs, this goes through its QMP socket (--qmp, else the\n"
+        "config's, as for the interrupted command): block jobs an interrupted run\n"
+        "left in QEMU are cancelled (before the commit point) or finished (after it),\n"
+        "merges still to do are done by QEMU.\n"
+        "With --dry-run it shows the interrupted operation and what would be done.\n"
+        "The messages of an interrupted command name the recover command line to run\n"
+        "(with the same --root, directories and --qmp).\n"
+        "\n"
+        "The other options of the mutating commands (--description, --disk,\n"
+        "--no-metadata, --metadata, --force) are accepted and change nothing, so that\n"
+        "the interrupted command line works with 'recover DOMAIN' in place of the\n"
+        "command and its operands.\n"
+        "\n" ES_DOMAIN_ARG_USAGE "\n"
+        "JSON output: {domain, found (false: nothing to do), action (rolled-back |\n"
+        "rolled-forward), phase (prepare | merge | committed), dry-run, operation\n"
+        "(the interrupted plan, as the other commands print it)}.\n",
+    .exit_status = "0 recovered or nothing to do, 1 failed, 1 also for a usage error.",
+    .opts = recover_table,
+    .operands = ES_OPERANDS_DOMAIN,
     .run = run,
 };
 
@@ -111,42 +132,12 @@ static void report(const es_domain_opts *o, const snap_ctx *c, const snap_recove
  * delete, commit, revert, refresh, setup) are taken, so that its command
  * line works with 'recover' in place of the command: the domain and VM
  * options locate what to recover, the others change nothing in it. */
-enum { OPT_IGNORED = 0x2000 };
-
 static int parse(const es_cmd *cmd, es_domain_opts *o, int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        ES_DOMAIN_LONGOPTS,
-        ES_ONLINE_LONGOPT,
-        {"description", required_argument, NULL, OPT_IGNORED},
-        {"disk", required_argument, NULL, OPT_IGNORED},
-        {"no-metadata", no_argument, NULL, OPT_IGNORED},
-        {"metadata", no_argument, NULL, OPT_IGNORED},
-        {"force", no_argument, NULL, OPT_IGNORED},
-        {NULL, 0, NULL, 0},
-    };
-    es_domain_opts_init(o, cmd);
-    optind = 1;
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, ES_DOMAIN_SHORTOPTS, longopts, NULL)) != -1) {
-        if (c == OPT_IGNORED)
-            continue;
-        if (c == ES_OPT_QMP) {
-            o->env.qmp = optarg;
-            continue;
-        }
-        int h = es_domain_opt(cmd, o, c, optarg);
-        if (h < 0)
-            return ES_EXIT_USAGE;
-        if (h == 0)
-            return es_domain_bad_option(cmd, argv);
-    }
-    if (argc - optind != 1)
-        return es_cmd_usage_error(cmd, "expected DOMAIN");
-    if (es_domain_opts_check(cmd, o) < 0)
-        return ES_EXIT_FAIL;
-    return -1;
+    recover_opts all = {0};
+    int r = es_domain_parse(cmd, &all.d, &all, argc, argv, 1, "DOMAIN");
+    *o = all.d;
+    return r;
 }
 
 static int run(int argc, char **argv)

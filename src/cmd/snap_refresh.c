@@ -1,6 +1,7 @@
 /* extsnap refresh: discard the changes since the current snapshot. */
 #include <getopt.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <time.h>
 
@@ -11,29 +12,43 @@
 
 static int run(int argc, char **argv);
 
+typedef struct refresh_opts {
+    es_domain_opts d;
+    bool force;
+} refresh_opts;
+
+static const es_opt refresh_table[] = {
+    {.name = "force", .kind = ES_OPT_FLAG, .offset = offsetof(refresh_opts, force),
+     .help = "refresh even when the current snapshot's saved state is inexact"},
+    ES_DOMAIN_OPTS(refresh_opts, d),
+    ES_OPT_END,
+};
+
 const es_cmd es_cmd_snap_refresh = {
     .name = "refresh",
     .summary = "discard a shut-off domain's changes since its current snapshot",
-    .usage = "usage: extsnap refresh [OPTIONS] DOMAIN [--force]\n"
-    "\n"
-    "Discard everything the domain's disks received since the current snapshot:\n"
-    "the same as 'extsnap revert DOMAIN <current snapshot>'. The discarded\n"
-    "overlays are deleted (and listed); fresh, empty overlays take their place.\n"
-    "Refused when no snapshot is current, or when its saved state is recorded as\n"
-    "inexact (a cancelled online delete or commit of it; see 'extsnap revert').\n"
-    "\n"
-    "  --force   refresh even when the current snapshot's saved state is inexact\n"
-    "\n" ES_DOMAIN_SAFETY_USAGE "\n" ES_DOMAIN_OPTS_USAGE "\n" ES_PLAN_JSON_USAGE "\n"
-    "Exit status: 0 done (or planned, with --dry-run), 1 refused or failed, 2 usage.\n",
+    .synopsis = "[OPTIONS] DOMAIN [--force]",
+    .description =
+        "Discard everything the domain's disks received since the current snapshot:\n"
+        "the same as 'extsnap revert DOMAIN <current snapshot>'. The discarded\n"
+        "overlays are deleted (and listed); fresh, empty overlays take their place.\n"
+        "Refused when no snapshot is current, or when its saved state is recorded as\n"
+        "inexact (a cancelled online delete or commit of it; see 'extsnap revert').\n",
+    .details =
+        "\n" ES_DOMAIN_SAFETY_USAGE "\n" ES_DOMAIN_ARG_USAGE "\n" ES_PLAN_JSON_USAGE,
+    .exit_status = "0 done (or planned, with --dry-run), 1 refused, failed or a usage error.",
+    .opts = refresh_table,
+    .operands = ES_OPERANDS_DOMAIN,
     .run = run,
 };
 
 static int run(int argc, char **argv)
 {
     const es_cmd *cmd = &es_cmd_snap_refresh;
-    es_domain_opts o;
-    bool force;
-    int r = es_domain_parse_flag(cmd, &o, argc, argv, 1, "DOMAIN", "force", &force);
+    refresh_opts all = {0};
+    int r = es_domain_parse(cmd, &all.d, &all, argc, argv, 1, "DOMAIN");
+    es_domain_opts o = all.d;
+    bool force = all.force;
     if (r >= 0)
         return r;
     es_err e = {0};

@@ -1,5 +1,6 @@
 /* extsnap setup: move a new domain's images to PATH/disks. */
 #include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 
 #include "cmd/cmd.h"
@@ -12,33 +13,44 @@
 
 static int run(int argc, char **argv);
 
+typedef struct setup_opts {
+    es_domain_opts d;
+} setup_opts;
+
+static const es_opt setup_table[] = {
+    ES_DOMAIN_OPTS(setup_opts, d),
+    ES_OPT_END,
+};
+
 const es_cmd es_cmd_snap_setup = {
     .name = "setup",
     .summary = "move a domain's disk images to PATH/disks before its first snapshot",
-    .usage = "usage: extsnap setup [OPTIONS] DOMAIN PATH\n"
-    "\n"
-    "Prepare a shut-off domain for snapshots (the original script's setup): move\n"
-    "each writable disk's image to PATH/disks/<domain>-<target>.base (e.g.\n"
-    "/srv/vm/disks/web-vda.base; one name scheme for any number of disks, and\n"
-    "snapshot overlays then land beside it as <domain>-<target>.<snapshot>) and\n"
-    "point the domain config at it. PATH must exist (as seen under --root);\n"
-    "PATH/disks is created. Readonly disks, cdroms, floppies and non-file disks\n"
-    "stay where they are.\n"
-    "\n"
-    "On the same file system the image gets its new name as a hard link (no data\n"
-    "copied). Across file systems it is copied sparsely (SEEK_DATA/SEEK_HOLE:\n"
-    "holes and zero blocks stay holes), flushed, and compared byte for byte with\n"
-    "the original under a temporary name before it takes the new name. The\n"
-    "config then switches every disk at once (journal), and only after that are\n"
-    "the original names removed. A run interrupted before the switch leaves the\n"
-    "new files; setup run again takes them over when they hold the same bytes.\n"
-    "\n"
-    "Refused once the domain has snapshots, for an image with a backing file (a\n"
-    "chain cannot be moved piece by piece: flatten it first), for an image\n"
-    "another domain or another image's backing link uses, and when a new name\n"
-    "is taken by a file with other content.\n"
-    "\n" ES_DOMAIN_SAFETY_USAGE "\n" ES_DOMAIN_OPTS_USAGE "\n" ES_PLAN_JSON_USAGE "\n"
-    "Exit status: 0 done (or planned, with --dry-run), 1 refused or failed, 2 usage.\n",
+    .synopsis = "[OPTIONS] DOMAIN PATH",
+    .description =
+        "Prepare a shut-off domain for snapshots (the original script's setup): move\n"
+        "each writable disk's image to PATH/disks/<domain>-<target>.base (e.g.\n"
+        "/srv/vm/disks/web-vda.base; one name scheme for any number of disks, and\n"
+        "snapshot overlays then land beside it as <domain>-<target>.<snapshot>) and\n"
+        "point the domain config at it. PATH must exist (as seen under --root);\n"
+        "PATH/disks is created. Readonly disks, cdroms, floppies and non-file disks\n"
+        "stay where they are.\n",
+    .details =
+        "On the same file system the image gets its new name as a hard link (no data\n"
+        "copied). Across file systems it is copied sparsely (SEEK_DATA/SEEK_HOLE:\n"
+        "holes and zero blocks stay holes), flushed, and compared byte for byte with\n"
+        "the original under a temporary name before it takes the new name. The\n"
+        "config then switches every disk at once (journal), and only after that are\n"
+        "the original names removed. A run interrupted before the switch leaves the\n"
+        "new files; setup run again takes them over when they hold the same bytes.\n"
+        "\n"
+        "Refused once the domain has snapshots, for an image with a backing file (a\n"
+        "chain cannot be moved piece by piece: flatten it first), for an image\n"
+        "another domain or another image's backing link uses, and when a new name\n"
+        "is taken by a file with other content.\n"
+        "\n" ES_DOMAIN_SAFETY_USAGE "\n" ES_DOMAIN_ARG_USAGE "\n" ES_PLAN_JSON_USAGE,
+    .exit_status = "0 done (or planned, with --dry-run), 1 refused, failed or a usage error.",
+    .opts = setup_table,
+    .operands = ES_OPERANDS_DOMAIN,
     .run = run,
 };
 
@@ -78,8 +90,9 @@ static int execute(const es_cmd *cmd, const es_domain_opts *o, snap_ctx *c, snap
 static int run(int argc, char **argv)
 {
     const es_cmd *cmd = &es_cmd_snap_setup;
-    es_domain_opts o;
-    int parsed = es_domain_parse_plain(cmd, &o, argc, argv, 2, "DOMAIN PATH");
+    setup_opts all = {0};
+    int parsed = es_domain_parse(cmd, &all.d, &all, argc, argv, 2, "DOMAIN PATH");
+    es_domain_opts o = all.d;
     if (parsed >= 0)
         return parsed;
     es_err e = {0};

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,57 +21,69 @@
 
 static int run(int argc, char **argv);
 
+typedef struct verify_opts {
+    es_domain_opts d;
+    bool all, strict;
+} verify_opts;
+
+static const es_opt verify_table[] = {
+    {.name = "all", .kind = ES_OPT_FLAG, .offset = offsetof(verify_opts, all),
+     .help = "every domain of the config directory"},
+    {.name = "strict", .kind = ES_OPT_FLAG, .offset = offsetof(verify_opts, strict),
+     .help = "warnings count as problems (exit 2)"},
+    ES_DOMAIN_OPTS(verify_opts, d),
+    ES_OPT_END,
+};
+
 const es_cmd es_cmd_snap_verify = {
     .name = "verify",
     .summary = "check domains' disk chains, images and snapshot metadata (for CI)",
-    .usage = "usage: extsnap verify [OPTIONS] DOMAIN... | --all\n"
-    "\n"
-    "Check, without changing anything (shared lock), that each domain's state\n"
-    "holds together:\n"
-    "  - no interrupted extsnap operation is pending (journal);\n"
-    "  - every file of the snapshot directory loads as libvirt loads it; names\n"
-    "    are unique and match their files; parents exist and do not loop; at\n"
-    "    most one snapshot is current (none: a warning);\n"
-    "  - every image the domain needs exists and opens with its whole backing\n"
-    "    chain: the config's disks, each snapshot's saved images, <revertDisks>,\n"
-    "    the current snapshot's live <disks>;\n"
-    "  - every qcow2 image the domain's files name passes the image check\n"
-    "    (qemu-img check's rules: corruption is an error, leaked clusters a\n"
-    "    warning);\n"
-    "  - each snapshot's overlay has the snapshot's frozen image (its saved\n"
-    "    <domain> source) as backing file; a snapshot's frozen image lies above\n"
-    "    its parent's; the config's disks are the current snapshot's live\n"
-    "    overlays or above them; no disk is marked <snapshotDeleteInProgress/>;\n"
-    "  - no snapshot's saved state is recorded as inexact (an online delete or\n"
-    "    commit of it was cancelled after QEMU had started merging into its saved\n"
-    "    images, which QEMU does not undo: run it again to finish);\n"
-    "  - no qcow2 image in the directories holding the domain's images is\n"
-    "    unnamed by every libvirt file of every domain (a warning; reported,\n"
-    "    never deleted).\n"
-    "\n"
-    "  --all      every domain of the config directory\n"
-    "  --strict   warnings count as problems (exit 2)\n"
-    "\n" ES_DOMAIN_OPTS_USAGE "\n"
-    "Problem codes: pending-journal, bad-metadata, metadata-tree,\n"
-    "multiple-current, no-current (warning), no-saved-domain (warning),\n"
-    "missing-image, unreadable-image, broken-chain, corrupt-image, check-failed,\n"
-    "leaked-clusters (warning), wrong-backing, tree-mismatch, config-off-current,\n"
-    "delete-in-progress, inexact-snapshot, unreferenced-image (warning),\n"
-    "image-in-use (warning: a running VM writes it, so it was not checked),\n"
-    "encryption-mismatch, encrypted-backing, slice-on-overlay (a disk's\n"
-    "<encryption> or <slices> that its image file does not match).\n"
-    "\n"
-    "JSON output (--output=json): an array with one object per domain:\n"
-    "  {domain, result (clean | problems | failed), error (why it could not be\n"
-    "   checked, or null), snapshots, images-checked, errors, warnings,\n"
-    "   problems: [{code, severity (error|warning), file, message}]}\n"
-    "\n"
-    "Exit status: 0 clean (warnings allowed unless --strict), 2 problems found,\n"
-    "1 a domain could not be checked (or usage error: 2 with a message).\n",
+    .synopsis = "[OPTIONS] DOMAIN... | --all",
+    .description =
+        "Check, without changing anything (shared lock), that each domain's state\n"
+        "holds together: journal, metadata, images and their chains, backing links.\n",
+    .details =
+        "  - no interrupted extsnap operation is pending (journal);\n"
+        "  - every file of the snapshot directory loads as libvirt loads it; names\n"
+        "    are unique and match their files; parents exist and do not loop; at\n"
+        "    most one snapshot is current (none: a warning);\n"
+        "  - every image the domain needs exists and opens with its whole backing\n"
+        "    chain: the config's disks, each snapshot's saved images, <revertDisks>,\n"
+        "    the current snapshot's live <disks>;\n"
+        "  - every qcow2 image the domain's files name passes the image check\n"
+        "    (qemu-img check's rules: corruption is an error, leaked clusters a\n"
+        "    warning);\n"
+        "  - each snapshot's overlay has the snapshot's frozen image (its saved\n"
+        "    <domain> source) as backing file; a snapshot's frozen image lies above\n"
+        "    its parent's; the config's disks are the current snapshot's live\n"
+        "    overlays or above them; no disk is marked <snapshotDeleteInProgress/>;\n"
+        "  - no snapshot's saved state is recorded as inexact (an online delete or\n"
+        "    commit of it was cancelled after QEMU had started merging into its saved\n"
+        "    images, which QEMU does not undo: run it again to finish);\n"
+        "  - no qcow2 image in the directories holding the domain's images is\n"
+        "    unnamed by every libvirt file of every domain (a warning; reported,\n"
+        "    never deleted).\n"
+        "\n"
+        "\n" ES_DOMAIN_ARG_USAGE "\n"
+        "Problem codes: pending-journal, bad-metadata, metadata-tree,\n"
+        "multiple-current, no-current (warning), no-saved-domain (warning),\n"
+        "missing-image, unreadable-image, broken-chain, corrupt-image, check-failed,\n"
+        "leaked-clusters (warning), wrong-backing, tree-mismatch, config-off-current,\n"
+        "delete-in-progress, inexact-snapshot, unreferenced-image (warning),\n"
+        "image-in-use (warning: a running VM writes it, so it was not checked),\n"
+        "encryption-mismatch, encrypted-backing, slice-on-overlay (a disk's\n"
+        "<encryption> or <slices> that its image file does not match).\n"
+        "\n"
+        "JSON output (--output=json): an array with one object per domain:\n"
+        "  {domain, result (clean | problems | failed), error (why it could not be\n"
+        "   checked, or null), snapshots, images-checked, errors, warnings,\n"
+        "   problems: [{code, severity (error|warning), file, message}]}\n",
+    .exit_status = "0 clean (warnings allowed unless --strict), 2 problems found, 1 a domain "
+                   "could not be checked (or a usage error).",
+    .opts = verify_table,
+    .operands = ES_OPERANDS_DOMAIN,
     .run = run,
 };
-
-enum { OPT_ALL = 0x2000, OPT_STRICT };
 
 typedef struct result {
     char *name;
@@ -203,27 +216,12 @@ static void print_human(const result *v, size_t n, bool strict, bool quiet)
 static int run(int argc, char **argv)
 {
     const es_cmd *cmd = &es_cmd_snap_verify;
-    static const struct option longopts[] = {ES_DOMAIN_LONGOPTS,
-                                              {"all", no_argument, NULL, OPT_ALL},
-                                              {"strict", no_argument, NULL, OPT_STRICT},
-                                              {NULL, 0, NULL, 0}};
-    es_domain_opts o;
-    es_domain_opts_init(&o, cmd);
-    bool all = false, strict = false;
-    optind = 1;
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, ES_DOMAIN_SHORTOPTS, longopts, NULL)) != -1) {
-        if (c == OPT_ALL || c == OPT_STRICT) {
-            *(c == OPT_ALL ? &all : &strict) = true;
-            continue;
-        }
-        int h = es_domain_opt(cmd, &o, c, optarg);
-        if (h < 0)
-            return ES_EXIT_USAGE;
-        if (h == 0)
-            return es_domain_bad_option(cmd, argv);
-    }
+    verify_opts vo = {0};
+    int r = es_domain_parse(cmd, &vo.d, &vo, argc, argv, -1, NULL);
+    if (r >= 0)
+        return r;
+    es_domain_opts o = vo.d;
+    bool all = vo.all, strict = vo.strict;
     if (all == (argc - optind > 0))
         return es_cmd_usage_error(cmd, all ? "--all takes no DOMAIN" : "expected DOMAIN... or --all");
     if (es_domain_opts_check(cmd, &o) < 0)
