@@ -94,4 +94,11 @@ expect "extsnap verify --root $R web1 " db web1 web2
 expect "extsnap list --root $R web1 "
 expect "extsnap setup --root $R web1 " dir1
 expect "extsnap list --root " dir1
+# Global options typed before the command.
+expect "extsnap --root $R list " db web1 web2
+expect "extsnap --config-dir /cfg --root=$R list " other
+expect "extsnap --root=$R delete web1 w" weekly
+expect "extsnap --root " dir1
+expect "extsnap --root $R " $top
+expect "extsnap --ro" --root
 finish

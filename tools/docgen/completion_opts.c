@@ -164,34 +164,47 @@ void completion_write_command(FILE *out, const es_cmd *c)
     fputs(" ;;\n", out);
 }
 
-/* Before the command: the "Global options" of the commands' tables, each
- * once (the last entry's kind wins in _extsnap_global_args, they agree). */
+static bool same_opt(const es_opt *a, const es_opt *b)
+{
+    return a->name && b->name ? strcmp(a->name, b->name) == 0 : !a->name && !b->name && a->letter == b->letter;
+}
+
+/* Before the command: the "Global options" of the commands' tables, each once. */
 void completion_write_global_options(FILE *out)
 {
-    fputs("_extsnap_global_opts='--version --help", out);
-    char seen[2048] = " ";
+    const es_opt *global[64];
+    size_t n = 0;
     for (size_t i = 0; es_commands[i]; i++) {
         const es_cmd *c = es_commands[i];
         for (const es_opt *o = c->usage ? NULL : c->opts; o && !es_opt_is_end(o); o++) {
             if (!o->section || strcmp(o->section, "Global options") != 0 || (o->flags & ES_OPTF_HIDDEN))
                 continue;
-            char w[80];
-            snprintf(w, sizeof w, " %s%s%s ", o->name ? "--" : "-", o->name ? o->name : "",
-                     o->name ? "" : (char[]){o->letter, 0});
-            if (strstr(seen, w))
-                continue;
-            strncat(seen, w + 1, sizeof seen - strlen(seen) - 1);
-            fprintf(out, " %.*s", (int)strlen(w) - 2, w + 1);
+            bool dup = false;
+            for (size_t j = 0; j < n && !dup; j++)
+                dup = same_opt(global[j], o);
+            if (!dup && n < sizeof global / sizeof global[0])
+                global[n++] = o;
         }
     }
+    fputs("_extsnap_global_opts='--version --help", out);
+    for (size_t j = 0; j < n; j++) {
+        if (global[j]->letter)
+            fprintf(out, " -%c", global[j]->letter);
+        if (global[j]->name)
+            fprintf(out, " --%s", global[j]->name);
+    }
     fputs("'\n_extsnap_global_args=' ", out);
-    for (size_t i = 0; es_commands[i]; i++) {
-        const es_cmd *c = es_commands[i];
-        for (const es_opt *o = c->usage ? NULL : c->opts; o && !es_opt_is_end(o); o++) {
-            if (!o->section || strcmp(o->section, "Global options") != 0 || !o->arg || !o->name)
-                continue;
-            fprintf(out, "--%s:", o->name);
-            write_arg_kind(out, o);
+    for (size_t j = 0; j < n; j++) {
+        if (!global[j]->arg)
+            continue;
+        if (global[j]->letter) {
+            fprintf(out, "-%c:", global[j]->letter);
+            write_arg_kind(out, global[j]);
+            fputc(' ', out);
+        }
+        if (global[j]->name) {
+            fprintf(out, "--%s:", global[j]->name);
+            write_arg_kind(out, global[j]);
             fputc(' ', out);
         }
     }

@@ -191,7 +191,7 @@ void man_write_global_options(FILE *out)
             if (dup)
                 continue;
             if (!any)
-                fputs("The domain commands take these options, before the command or after it:\n",
+                fputs("The domain commands take these options:\n",
                       out);
             any = true;
             write_option(out, o);
