@@ -45,6 +45,9 @@ while read -r c; do
     page=$(render "$M/$p.1" | tr -s ' ')
     help=$("$EXTSNAP" $c --help)
     usage=$(sed -n '1s/^usage: //p' <<<"$help" | tr -s ' ')
+    # The page --help points to is this one.
+    named=$(sed -n "s/.*'man \([^']*\)'.*/\1/p" <<<"$help")
+    [[ -z $named ]] || ok_eq "the page 'extsnap $c --help' names" "$p" "$named" || true
     ES_CHECKS=$((ES_CHECKS + 1))
     grep -qF -- "$usage" <<<"$page" || fail "$p(1) lacks the usage line [$usage]"
     while read -r opt; do
