@@ -1,6 +1,7 @@
 /* extsnap img commit: merge a chain's upper layers into a lower image, as
  * `qemu-img commit` does, without QEMU. */
 #include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,60 +16,98 @@
 
 static int run(int argc, char **argv);
 
+typedef es_img_commit_opts commit_opts;
+
+#define QMP_ONLY "--qmp only: "
+static const es_opt commit_table[] = {
+    {.name = "format", .letter = 'f', .kind = ES_OPT_STRING, .arg = "FMT",
+     .offset = offsetof(commit_opts, format), .help = "format of TOP (qcow2; default: probe)"},
+    {.name = "base", .letter = 'b', .kind = ES_OPT_STRING, .arg = "BASE", .flags = ES_OPTF_FILE,
+     .offset = offsetof(commit_opts, base),
+     .help = "commit into BASE, an image of TOP's backing chain (implies -d)"},
+    {.letter = 'd', .kind = ES_OPT_FLAG, .offset = offsetof(commit_opts, keep_top),
+     .help = "do not empty TOP afterwards"},
+    {.name = "progress", .letter = 'p', .kind = ES_OPT_FLAG, .offset = offsetof(commit_opts, progress),
+     .help = "show progress on stderr (only on a terminal)"},
+    {.name = "quiet", .letter = 'q', .kind = ES_OPT_FLAG, .offset = offsetof(commit_opts, quiet),
+     .help = "print nothing on success"},
+    {.name = "root", .kind = ES_OPT_STRING, .arg = "DIR", .offset = offsetof(commit_opts, root),
+     .flags = ES_OPTF_DIR,
+     .help = "DIR holds a host's root file system (a rescue shell's /mnt/sysimage): TOP, BASE "
+             "and every backing file name are the host's paths, opened under DIR (a relative "
+             "TOP is taken from DIR, i.e. the host's /; a relative BASE is looked for beside "
+             "each image of the chain, then from DIR); '..' and symlinks may not lead out of "
+             "DIR. Names are shown as the host sees them. Not with --qmp (QEMU opens the "
+             "images itself)."},
+    {.name = "qmp", .kind = ES_OPT_STRING, .arg = "SOCKET", .flags = ES_OPTF_FILE,
+     .offset = offsetof(commit_opts, socket), .section = "Running VM",
+     .help = "commit through the QMP socket of the QEMU that runs TOP"},
+    {.name = "device", .kind = ES_OPT_STRING, .arg = "DEV", .offset = offsetof(commit_opts, device),
+     .section = "Running VM", .help = QMP_ONLY "the QEMU block device (-drive id=, or the qdev id)"},
+    {.name = "node", .kind = ES_OPT_STRING, .arg = "NODE", .offset = offsetof(commit_opts, node),
+     .section = "Running VM",
+     .help = QMP_ONLY "the node name of the chain's active layer (-blockdev node-name=)"},
+    {.name = "speed", .kind = ES_OPT_SIZE, .arg = "BYTES", .offset = offsetof(commit_opts, speed),
+     .section = "Running VM", .help = QMP_ONLY "rate limit in bytes per second (suffixes K, M, G)"},
+    {.name = "timeout", .kind = ES_OPT_MSEC, .arg = "SECONDS",
+     .offset = offsetof(commit_opts, timeout_ms), .bad = "invalid --timeout '%s' (seconds)",
+     .section = "Running VM",
+     .help = QMP_ONLY "how long to wait for each QMP reply (default 30; env EXTSNAP_QMP_TIMEOUT)"},
+    {.name = "stall", .kind = ES_OPT_MSEC, .arg = "SECONDS",
+     .offset = offsetof(commit_opts, stall_ms), .bad = "invalid --stall '%s' (seconds)",
+     .section = "Running VM",
+     .help = QMP_ONLY "no progress this long (the amount left to copy not shrinking: e.g. the "
+             "guest writes faster than the copy) first lifts the --speed limit, then cancels "
+             "(default: the --timeout value)"},
+    {.name = "output", .kind = ES_OPT_ENUM, .arg = "FMT", .offset = offsetof(commit_opts, json),
+     .choices = es_output_choices, .bad = "invalid --output '%s' (human or json)",
+     .section = "Running VM", .help = QMP_ONLY "human (default) or json: JSON lines on stdout"},
+    ES_OPT_END,
+};
+
 const es_cmd es_cmd_img_commit = {
     .name = "img commit",
     .summary = "commit an image's changes into its backing file (like qemu-img commit)",
-    .usage = "usage: extsnap img commit [-f FORMAT] [-b BASE] [-d] [-p] [-q] [--root=DIR] TOP\n"
-    "\n"
-    "Copy every cluster allocated in TOP, and in every image between BASE and\n"
-    "TOP, into BASE (default: TOP's backing file), as `qemu-img commit` does:\n"
-    "BASE grows when TOP is larger (never shrinks); zeroes above become zero\n"
-    "clusters in a qcow2 v3 BASE and explicit zeroes where BASE cannot say\n"
-    "\"zero\" (v2, raw) and something would otherwise show; compressed clusters\n"
-    "are written uncompressed; clusters BASE shares with an internal snapshot\n"
-    "are never overwritten in place. Afterwards TOP is emptied (it then reads\n"
-    "entirely through to its backing file) unless -d or -b is given. No image\n"
-    "header names another file afterwards: TOP keeps its backing file, and\n"
-    "images between BASE and TOP are left as they are (they are no longer\n"
-    "valid on their own once BASE changed).\n"
-    "\n"
-    "  -f, --format=FMT  format of TOP (qcow2; default: probe)\n"
-    "  -b, --base=BASE   commit into BASE, an image of TOP's backing chain\n"
-    "                    (implies -d)\n"
-    "  -d                do not empty TOP afterwards\n"
-    "  -p, --progress    show progress on stderr (only on a terminal)\n"
-    "  -q, --quiet       print nothing on success\n"
-    "  --root=DIR        DIR holds a host's root file system (a rescue shell's\n"
-    "                    /mnt/sysimage): TOP, BASE and every backing file name\n"
-    "                    are the host's paths, opened under DIR (a relative TOP\n"
-    "                    is taken from DIR, i.e. the host's /; a relative BASE\n"
-    "                    is looked for beside each image of the chain, then\n"
-    "                    from DIR); '..' and symlinks may not lead out of DIR.\n"
-    "                    Names are shown as the host sees them. Not with --qmp\n"
-    "                    (QEMU opens the images itself).\n"
-    "\n"
-    "Nothing is written before these checks pass: TOP has a backing file; BASE\n"
-    "is in its chain; BASE (and TOP unless kept) can be opened for writing;\n"
-    "BASE is neither marked corrupt nor dirty (run 'extsnap img check -r all'\n"
-    "first); neither BASE nor an emptied TOP has persistent dirty bitmaps\n"
-    "(extsnap cannot keep them up to date); BASE's file system has room for\n"
-    "what the commit allocates, counted from the allocation maps: the clusters\n"
-    "BASE must newly allocate (data, L2 tables, L1 and refcount growth) and the\n"
-    "holes of BASE's file that writes in place fill (preallocation=metadata,\n"
-    "sparse raw images), in whole file-system blocks.\n"
-    "\n"
-    "Crash safety: a crash or power loss at any point leaves at worst leaked\n"
-    "clusters in BASE (reclaimed by 'extsnap img check -r leaks'), never a\n"
-    "corrupt image; run the same commit again to finish it, with the same\n"
-    "result. TOP is emptied only after BASE is complete and on disk.\n"
-    "\n"
-    "Environment: EXTSNAP_SKIP_SPACE_CHECK=1 skips the free-space check (for\n"
-    "tests that need a real ENOSPC in the middle of a commit).\n"
-    "\n"
-    ES_IMG_COMMIT_QMP_USAGE
-    "\n"
-    "Exit status: 0 success, 1 error, 2 usage error.\n",
     .run = run,
+    .synopsis = "[OPTIONS] TOP",
+    .description =
+        "Copy every cluster allocated in TOP, and in every image between BASE and\n"
+        "TOP, into BASE (default: TOP's backing file), as `qemu-img commit` does.\n"
+        "Afterwards TOP is emptied (it then reads entirely through to its backing\n"
+        "file) unless -d or -b is given. When QEMU runs the image, --qmp asks QEMU.\n",
+    .details =
+        "BASE grows when TOP is larger (never shrinks); zeroes above become zero\n"
+        "clusters in a qcow2 v3 BASE and explicit zeroes where BASE cannot say\n"
+        "\"zero\" (v2, raw) and something would otherwise show; compressed clusters\n"
+        "are written uncompressed; clusters BASE shares with an internal snapshot\n"
+        "are never overwritten in place. No image header names another file\n"
+        "afterwards: TOP keeps its backing file, and images between BASE and TOP\n"
+        "are left as they are (they are no longer valid on their own once BASE\n"
+        "changed).\n"
+        "\n"
+        "Nothing is written before these checks pass: TOP has a backing file; BASE\n"
+        "is in its chain; BASE (and TOP unless kept) can be opened for writing;\n"
+        "BASE is neither marked corrupt nor dirty (run 'extsnap img check -r all'\n"
+        "first); neither BASE nor an emptied TOP has persistent dirty bitmaps\n"
+        "(extsnap cannot keep them up to date); BASE's file system has room for\n"
+        "what the commit allocates, counted from the allocation maps: the clusters\n"
+        "BASE must newly allocate (data, L2 tables, L1 and refcount growth) and the\n"
+        "holes of BASE's file that writes in place fill (preallocation=metadata,\n"
+        "sparse raw images), in whole file-system blocks.\n"
+        "\n"
+        "Crash safety: a crash or power loss at any point leaves at worst leaked\n"
+        "clusters in BASE (reclaimed by 'extsnap img check -r leaks'), never a\n"
+        "corrupt image; run the same commit again to finish it, with the same\n"
+        "result. TOP is emptied only after BASE is complete and on disk.\n"
+        "\n"
+        "Environment: EXTSNAP_SKIP_SPACE_CHECK=1 skips the free-space check (for\n"
+        "tests that need a real ENOSPC in the middle of a commit).\n"
+        "\n"
+        ES_IMG_COMMIT_QMP_USAGE,
+    .exit_status = "0 success, 1 error or usage error.",
+    .opts = commit_table,
+    .parse = ES_PARSE_IN_ORDER,
+    .operands = ES_OPERANDS_IMAGE,
 };
 
 static void show_progress(void *ctx, uint64_t done, uint64_t total)
@@ -81,56 +120,26 @@ static void show_progress(void *ctx, uint64_t done, uint64_t total)
     fflush(stderr);
 }
 
-/* Is --root on the command line (before "--")? */
-static bool wants_root(int argc, char **argv)
-{
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--") == 0)
-            break;
-        if (strcmp(argv[i], "--root") == 0 || strncmp(argv[i], "--root=", 7) == 0)
-            return true;
-    }
-    return false;
-}
-
 static int run(int argc, char **argv)
 {
     const es_cmd *cmd = &es_cmd_img_commit;
-    if (es_img_commit_wants_qmp(argc, argv)) {
-        if (wants_root(argc, argv))
+    commit_opts o = {0};
+    int r = es_opt_parse(cmd, argc, argv, &o);
+    if (r >= 0)
+        return r;
+    if (o.socket) {
+        if (o.root)
             return es_cmd_usage_error(cmd, "--root cannot be used with --qmp: the running QEMU "
                                            "opens the images by its own names");
-        return es_img_commit_qmp_run(cmd, argc, argv); /* a running VM: through QEMU */
+        return es_img_commit_qmp_run(cmd, &o, argc, argv); /* a running VM: through QEMU */
     }
-    static const struct option longopts[] = {
-        {"format", required_argument, NULL, 'f'},
-        {"base", required_argument, NULL, 'b'},
-        {"progress", no_argument, NULL, 'p'},
-        {"quiet", no_argument, NULL, 'q'},
-        ES_IMG_ROOT_LONGOPT,
-        {NULL, 0, NULL, 0},
-    };
-    es_open_opts oo = {0};
-    es_commit_opts co = {0};
-    const char *base_path = NULL;
-    bool progress = false, quiet = false;
-    optind = 1;
-    opterr = 0;
-    int ch;
-    while ((ch = getopt_long(argc, argv, "+:f:b:dpq", longopts, NULL)) != -1) {
-        switch (ch) {
-        case 'f': oo.format = optarg; break;
-        case 'b': base_path = optarg; co.keep_top = true; break;
-        case 'd': co.keep_top = true; break;
-        case 'p': progress = true; break;
-        case 'q': quiet = true; break;
-        case ES_IMG_OPT_ROOT: oo.root = optarg; break;
-        case ':':
-            return es_cmd_usage_error(cmd, "option '%s' needs an argument", argv[optind - 1]);
-        default:
-            return es_cmd_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
-        }
-    }
+    if (o.device || o.node || o.speed || o.timeout_ms || o.stall_ms || o.json)
+        return es_cmd_usage_error(cmd, "--device, --node, --speed, --timeout, --stall and "
+                                       "--output=json need --qmp");
+    es_open_opts oo = {.format = o.format, .root = o.root};
+    es_commit_opts co = {.keep_top = o.keep_top || o.base};
+    const char *base_path = o.base;
+    bool progress = o.progress, quiet = o.quiet;
     if (argc - optind != 1)
         return es_cmd_usage_error(cmd, argc - optind < 1 ? "TOP is missing" : "too many arguments");
     int rc = es_img_root_check(cmd, oo.root, ES_EXIT_FAIL);

@@ -19,19 +19,6 @@
 /* One object per line, paths without escaped slashes. */
 #define JSON_LINE_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
 
-enum { OPT_QMP = 0x2000, OPT_DEVICE, OPT_NODE, OPT_SPEED, OPT_TIMEOUT, OPT_STALL, OPT_OUTPUT };
-
-bool es_img_commit_wants_qmp(int argc, char **argv)
-{
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--") == 0)
-            break;
-        if (strcmp(argv[i], "--qmp") == 0 || strncmp(argv[i], "--qmp=", 6) == 0)
-            return true;
-    }
-    return false;
-}
-
 typedef struct qmp_commit_cli {
     const char *socket, *device, *node, *base, *top;
     unsigned long long speed;
@@ -40,72 +27,22 @@ typedef struct qmp_commit_cli {
     bool progress, quiet, json;
 } qmp_commit_cli;
 
-static int parse_args(const es_cmd *cmd, int argc, char **argv, qmp_commit_cli *o)
+/* What only the online commit refuses, and its operands. */
+static int check_args(const es_cmd *cmd, const es_img_commit_opts *in, int argc, char **argv,
+                      qmp_commit_cli *o)
 {
-    static const struct option longopts[] = {
-        {"qmp", required_argument, NULL, OPT_QMP},
-        {"device", required_argument, NULL, OPT_DEVICE},
-        {"node", required_argument, NULL, OPT_NODE},
-        {"base", required_argument, NULL, 'b'},
-        {"speed", required_argument, NULL, OPT_SPEED},
-        {"timeout", required_argument, NULL, OPT_TIMEOUT},
-        {"stall", required_argument, NULL, OPT_STALL},
-        {"output", required_argument, NULL, OPT_OUTPUT},
-        {"progress", no_argument, NULL, 'p'},
-        {"quiet", no_argument, NULL, 'q'},
-        {"format", required_argument, NULL, 'f'},
-        {NULL, 0, NULL, 0},
-    };
-    memset(o, 0, sizeof *o);
-    optind = 1;
-    opterr = 0;
-    int ch;
-    while ((ch = getopt_long(argc, argv, "+f:b:dpq", longopts, NULL)) != -1) {
-        switch (ch) {
-        case OPT_QMP: o->socket = optarg; break;
-        case OPT_DEVICE: o->device = optarg; break;
-        case OPT_NODE: o->node = optarg; break;
-        case 'b': o->base = optarg; break;
-        case 'p': o->progress = true; break;
-        case 'q': o->quiet = true; break;
-        case 'f':
-            /* QEMU knows each image's format: accept only what it agrees with. */
-            if (strcmp(optarg, "qcow2") != 0)
-                return es_cmd_usage_error(cmd, "--qmp: TOP is a qcow2 image in QEMU's chain, "
-                                               "not '%s'",
-                                          optarg);
-            break;
-        case 'd':
-            return es_cmd_usage_error(cmd, "-d has no meaning with --qmp: QEMU never empties "
-                                           "TOP");
-        case OPT_SPEED:
-            if (es_parse_size(optarg, &o->speed) < 0 || o->speed > (unsigned long long)INT64_MAX)
-                return es_cmd_usage_error(cmd, "invalid --speed '%s'", optarg);
-            break;
-        case OPT_TIMEOUT:
-        case OPT_STALL: {
-            char *end;
-            double s = strtod(optarg, &end);
-            const char *name = ch == OPT_TIMEOUT ? "--timeout" : "--stall";
-            if (end == optarg || *end || !(s > 0) || s > 86400)
-                return es_cmd_usage_error(cmd, "invalid %s '%s' (seconds)", name, optarg);
-            int ms = (int)(s * 1000 + 0.5) > 0 ? (int)(s * 1000 + 0.5) : 1;
-            *(ch == OPT_TIMEOUT ? &o->timeout_ms : &o->stall_ms) = ms;
-            break;
-        }
-        case OPT_OUTPUT: {
-            int j = es_parse_output(optarg);
-            if (j < 0)
-                return es_cmd_usage_error(cmd, "invalid --output '%s' (human or json)", optarg);
-            o->json = j == 1;
-            break;
-        }
-        case ':':
-            return es_cmd_usage_error(cmd, "option '%s' needs an argument", argv[optind - 1]);
-        default:
-            return es_cmd_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
-        }
-    }
+    /* QEMU knows each image's format: accept only what it agrees with. */
+    if (in->format && strcmp(in->format, "qcow2") != 0)
+        return es_cmd_usage_error(cmd, "--qmp: TOP is a qcow2 image in QEMU's chain, not '%s'",
+                                  in->format);
+    if (in->keep_top)
+        return es_cmd_usage_error(cmd, "-d has no meaning with --qmp: QEMU never empties TOP");
+    if (in->speed > (unsigned long long)INT64_MAX)
+        return es_cmd_usage_error(cmd, "invalid --speed '%llu'", in->speed);
+    *o = (qmp_commit_cli){.socket = in->socket, .device = in->device, .node = in->node,
+                          .base = in->base, .speed = in->speed, .timeout_ms = in->timeout_ms,
+                          .stall_ms = in->stall_ms, .progress = in->progress,
+                          .quiet = in->quiet, .json = in->json == 1};
     if (argc - optind != 1)
         return es_cmd_usage_error(cmd, argc - optind < 1 ? "TOP is missing" : "too many arguments");
     o->top = argv[optind];
@@ -295,10 +232,10 @@ static int run_commit(const qmp_commit_cli *o, qmp_client *c, snap_online_commit
     return 0;
 }
 
-int es_img_commit_qmp_run(const es_cmd *cmd, int argc, char **argv)
+int es_img_commit_qmp_run(const es_cmd *cmd, const es_img_commit_opts *in, int argc, char **argv)
 {
     qmp_commit_cli o;
-    int urc = parse_args(cmd, argc, argv, &o);
+    int urc = check_args(cmd, in, argc, argv, &o);
     if (urc != ES_EXIT_OK)
         return urc;
     es_err err;

@@ -10,9 +10,8 @@
 
 #define ES_IMG_COMMIT_QMP_USAGE                                                               \
     "Running VM: extsnap img commit --qmp=SOCKET (--device=DEV | --node=NODE)\n"              \
-    "                    [-b BASE] [--speed=BYTES] [--timeout=SECONDS]\n"                     \
-    "                    [--stall=SECONDS] [-p] [-q]\n"                                       \
-    "                    [--output=human|json] TOP\n"                                          \
+    "[-b BASE] [--speed=BYTES] [--timeout=SECONDS] [--stall=SECONDS] [-p] [-q]\n"             \
+    "[--output=human|json] TOP\n"                                                             \
     "When QEMU runs the image, only QEMU may change its chain: the commit is\n"               \
     "asked of QEMU through its QMP socket (block-commit). DEV is the QEMU block\n"            \
     "device (-drive id=, or the qdev id), NODE the node name of the chain's active\n"        \
@@ -23,29 +22,30 @@
     "the chain names BASE (a relative name only where it still resolves to BASE).\n"         \
     "Refused: BASE also read by another chain QEMU has open, an active layer no\n"           \
     "device or export uses (nothing to pivot).\n"                                             \
-    "  --speed=BYTES     rate limit in bytes per second (suffixes K, M, G)\n"                 \
-    "  --timeout=SECONDS how long to wait for each QMP reply (default 30;\n"                  \
-    "                    env EXTSNAP_QMP_TIMEOUT)\n"                                           \
-    "  --stall=SECONDS   no progress this long (the amount left to copy not\n"              \
-    "                    shrinking: e.g. the guest writes faster than the copy)\n"           \
-    "                    first lifts the --speed limit, then cancels (default:\n"            \
-    "                    the --timeout value)\n"                                              \
-    "  -p                progress (bytes to copy, rate) on stderr (only on a terminal)\n"  \
-    "  --output=json     JSON lines on stdout: {\"type\": \"progress\", job-id, device,\n"    \
-    "                    status, offset, len, remaining, rate (bytes/s), speed}\n"            \
-    "                    per new sample (every 0.25 s), {\"type\": \"notice\",\n"            \
-    "                    message} (a speed limit lifted), then\n"                              \
-    "                    {\"type\": \"result\", status (completed,\n"                          \
-    "                    failed, interrupted), device, mode (active, intermediate),\n"       \
-    "                    top, base, backing-filename, files[] {filename, qemu-use\n"        \
-    "                    (closed, idle, in-use), node}, error}\n"                              \
+    "With --output=json, JSON lines on stdout: {\"type\": \"progress\", job-id,\n"         \
+    "device, status, offset, len, remaining, rate (bytes/s), speed} per new sample\n"      \
+    "(every 0.25 s), {\"type\": \"notice\", message} (a speed limit lifted), then\n"         \
+    "{\"type\": \"result\", status (completed, failed, interrupted), device, mode\n"         \
+    "(active, intermediate), top, base, backing-filename, files[] {filename,\n"             \
+    "qemu-use (closed, idle, in-use), node}, error}.\n"                                      \
     "All or nothing: QEMU changes the chain only once the copy is complete\n"                \
     "(auto-finalize off). SIGINT/SIGTERM, a timeout or a job error (e.g. no space\n"         \
     "left) cancel the job (forced) and leave the chain as it was. Afterwards the\n"          \
     "files QEMU no longer uses are listed; none is deleted.\n"
 
-/* Does argv (before "--") ask for the online commit? */
-bool es_img_commit_wants_qmp(int argc, char **argv);
-int es_img_commit_qmp_run(const es_cmd *cmd, int argc, char **argv);
+/* img commit's options (its table is in img_commit.c), both ways. */
+typedef struct es_img_commit_opts {
+    const char *format, *base, *root;
+    bool keep_top, progress, quiet; /* keep_top: -d */
+    /* --qmp only */
+    const char *socket, *device, *node;
+    unsigned long long speed;
+    int timeout_ms;
+    int stall_ms; /* 0: the reply timeout */
+    int json;     /* --output: 0 human, 1 json */
+} es_img_commit_opts;
+
+/* The commit through QEMU: o parsed (o->socket set), TOP is argv[optind]. */
+int es_img_commit_qmp_run(const es_cmd *cmd, const es_img_commit_opts *o, int argc, char **argv);
 
 #endif
