@@ -21,9 +21,9 @@
 typedef struct es_cmd {
     const char *name;     /* "img info", "create", ... */
     const char *summary;  /* one line for `extsnap help` (and the man page's NAME) */
-    const char *usage;    /* legacy whole --help text; NULL once on a table */
     int (*run)(int argc, char **argv); /* argv[0] is the command name */
-    const char *synopsis;    /* what follows "extsnap NAME": "[OPTIONS] IMAGE" */
+    const char *synopsis;    /* what follows "extsnap NAME": "[OPTIONS] IMAGE"; several
+                              * forms: one per line, '\n' between */
     const char *description; /* one paragraph for --help, lines wrapped, '\n'-ended */
     const char *details;     /* the rest of the story (man page DESCRIPTION after the
                               * paragraph, `extsnap help NAME`): paragraphs of wrapped

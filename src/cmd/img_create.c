@@ -1,5 +1,6 @@
 /* extsnap img create: a new qcow2 (or raw) image, as qemu-img create. */
 #include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,42 +11,60 @@
 
 static int run(int argc, char **argv);
 
+typedef struct create_opts {
+    qcow2_create_opts q;
+    const char *format;
+    bool any_o; /* some -o given (refused for raw) */
+} create_opts;
+
+static int take_options(const es_cmd *cmd, void *opts, const char *arg);
+
+static const es_opt create_table[] = {
+    {.name = "format", .letter = 'f', .kind = ES_OPT_STRING, .arg = "FMT",
+     .offset = offsetof(create_opts, format), .help = "qcow2 (default) or raw (a sparse file)"},
+    {.name = "backing", .letter = 'b', .kind = ES_OPT_STRING, .arg = "BACKING",
+     .flags = ES_OPTF_FILE, .offset = offsetof(create_opts, q.backing_file),
+     .help = "backing file, written into the header as given; a relative name is relative "
+             "to FILE's directory"},
+    {.name = "backing-format", .letter = 'F', .kind = ES_OPT_STRING, .arg = "FMT",
+     .offset = offsetof(create_opts, q.backing_format),
+     .help = "format of the backing file: qcow2 or raw (required with -b); it must match "
+             "what the file is"},
+    {.name = "unsafe", .letter = 'u', .kind = ES_OPT_FLAG, .offset = offsetof(create_opts, q.unsafe),
+     .help = "do not open the backing file (SIZE is then required)"},
+    {.name = "options", .letter = 'o', .kind = ES_OPT_CALL, .arg = "OPTS", .call = take_options,
+     .flags = ES_OPTF_REPEAT,
+     .help = "comma-separated qcow2 options (may be repeated): cluster_size=SIZE (power of "
+             "two from 512 to 2M, default 64K), compat=1.1|0.10 (qcow2 version 3, the "
+             "default, or 2; also v3, v2), refcount_bits=N (1, 2, 4, 8, 16 (default), 32 or "
+             "64), extended_l2=on|off (32 subclusters per cluster, needs 16K clusters), "
+             "lazy_refcounts=on|off (set the lazy refcounts feature bit), "
+             "compression_type=zlib|zstd; '-o help' lists them"},
+    {.name = "quiet", .letter = 'q', .kind = ES_OPT_IGNORE,
+     .help = "accepted for qemu-img compatibility (no output anyway)"},
+    ES_OPT_END,
+};
+
 const es_cmd es_cmd_img_create = {
     .name = "img create",
     .summary = "create a new qcow2 or raw image, optionally over a backing file",
-    .usage = "usage: extsnap img create [-f qcow2|raw] [-b BACKING -F FMT] [-u] [-o OPTIONS] FILE [SIZE]\n"
-    "\n"
-    "Create a new disk image. The qcow2 file is byte for byte what 'qemu-img create'\n"
-    "writes with the same options.\n"
-    "\n"
-    "  -f, --format=FMT          qcow2 (default) or raw (a sparse file)\n"
-    "  -b, --backing=BACKING     backing file, written into the header as given; a\n"
-    "                            relative name is relative to FILE's directory\n"
-    "  -F, --backing-format=FMT  format of the backing file: qcow2 or raw (required\n"
-    "                            with -b); it must match what the file is\n"
-    "  -u, --unsafe              do not open the backing file (SIZE is then required)\n"
-    "  -o, --options=OPTS        comma-separated qcow2 options (may be repeated):\n"
-    "        cluster_size=SIZE        power of two from 512 to 2M (default 64K)\n"
-    "        compat=1.1|0.10          qcow2 version 3 (default) or 2 (also v3, v2)\n"
-    "        refcount_bits=N          1, 2, 4, 8, 16 (default), 32 or 64\n"
-    "        extended_l2=on|off       32 subclusters per cluster (needs 16K clusters)\n"
-    "        lazy_refcounts=on|off    set the lazy refcounts feature bit\n"
-    "        compression_type=zlib|zstd\n"
-    "                            '-o help' lists them\n"
-    "  -q, --quiet               accepted for qemu-img compatibility (no output anyway)\n"
-    "  -h, --help                this text\n"
-    "\n"
-    "SIZE is in bytes or with a suffix K, M, G, T, P, E (powers of 1024), rounded up\n"
-    "to a multiple of 512. With a backing file it defaults to the backing file's\n"
-    "virtual size. Without -u the backing file and its whole chain are opened to\n"
-    "check that they exist and that -F is right.\n"
-    "\n"
-    "FILE must not exist or must be an empty file; nothing else is overwritten.\n"
-    "The header is written last, after all other metadata is on disk, and a\n"
-    "failed create removes what it created.\n"
-    "\n"
-    "Exit status: 0 created, 1 failed, 2 usage error.\n",
     .run = run,
+    .synopsis = "[-f qcow2|raw] [-b BACKING -F FMT] [-u] [-o OPTIONS] FILE [SIZE]",
+    .description =
+        "Create a new disk image. The qcow2 file is byte for byte what 'qemu-img create'\n"
+        "writes with the same options. SIZE is in bytes or with a suffix K, M, G, T, P,\n"
+        "E (powers of 1024), rounded up to a multiple of 512; with a backing file it\n"
+        "defaults to the backing file's virtual size.\n",
+    .details =
+        "Without -u the backing file and its whole chain are opened to check that\n"
+        "they exist and that -F is right.\n"
+        "\n"
+        "FILE must not exist or must be an empty file; nothing else is overwritten.\n"
+        "The header is written last, after all other metadata is on disk, and a\n"
+        "failed create removes what it created.\n",
+    .exit_status = "0 created, 1 failed or a usage error.",
+    .opts = create_table,
+    .operands = ES_OPERANDS_IMAGE,
 };
 
 static const char *const option_help =
@@ -142,46 +161,26 @@ static int parse_options(const char *arg, qcow2_create_opts *o, bool *any)
     return r;
 }
 
+/* -o OPTS: into the qcow2 options; `-o help` lists them and ends the command. */
+static int take_options(const es_cmd *cmd, void *opts, const char *arg)
+{
+    (void)cmd;
+    create_opts *co = opts;
+    int r = parse_options(arg, &co->q, &co->any_o);
+    return r > 0 ? ES_OPT_DONE : r < 0 ? ES_OPT_USAGE : ES_OPT_OK;
+}
+
 static int run(int argc, char **argv)
 {
     const es_cmd *c = &es_cmd_img_create;
-    static const struct option longopts[] = {
-        {"format", required_argument, NULL, 'f'},
-        {"backing", required_argument, NULL, 'b'},
-        {"backing-format", required_argument, NULL, 'F'},
-        {"options", required_argument, NULL, 'o'},
-        {"unsafe", no_argument, NULL, 'u'},
-        {"quiet", no_argument, NULL, 'q'},
-        {NULL, 0, NULL, 0},
-    };
-    qcow2_create_opts o;
-    qcow2_create_opts_init(&o);
-    const char *format = "qcow2";
-    bool any_o = false;
-    optind = 1;
-    opterr = 0;
-    int ch;
-    while ((ch = getopt_long(argc, argv, "f:b:F:o:uq", longopts, NULL)) != -1) {
-        switch (ch) {
-        case 'f': format = optarg; break;
-        case 'b': o.backing_file = optarg; break;
-        case 'F': o.backing_format = optarg; break;
-        case 'u': o.unsafe = true; break;
-        case 'q': break;
-        case 'o': {
-            int r = parse_options(optarg, &o, &any_o);
-            if (r)
-                return r > 0 ? ES_EXIT_OK : ES_EXIT_USAGE;
-            break;
-        }
-        default:
-            if (optopt)
-                return es_cmd_usage_error(c, "option '-%c' %s", optopt,
-                                          strchr("fbFo", optopt) ? "needs an argument"
-                                                                 : "is unknown");
-            return es_cmd_usage_error(c, "unknown option '%s'", argv[optind - 1]);
-        }
-    }
+    create_opts co = {.format = "qcow2"};
+    qcow2_create_opts_init(&co.q);
+    int r = es_opt_parse(c, argc, argv, &co);
+    if (r >= 0)
+        return r;
+    qcow2_create_opts o = co.q;
+    const char *format = co.format;
+    bool any_o = co.any_o;
     int rest = argc - optind;
     if (rest < 1 || rest > 2)
         return es_cmd_usage_error(c, rest < 1 ? "FILE is missing" : "too many arguments");

@@ -1,6 +1,7 @@
 /* extsnap img rebase -u: point an image at another backing file. */
 #include <getopt.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,46 +15,59 @@
 
 static int run(int argc, char **argv);
 
+typedef struct rebase_opts {
+    const char *backing, *bfmt, *fmt, *root;
+    bool unsafe, quiet;
+} rebase_opts;
+
+static const es_opt rebase_table[] = {
+    {.name = "unsafe", .letter = 'u', .kind = ES_OPT_FLAG, .offset = offsetof(rebase_opts, unsafe),
+     .help = "required: only the header is rewritten (a safe rebase that copies differing "
+             "data is not implemented)"},
+    {.name = "backing", .letter = 'b', .kind = ES_OPT_STRING, .arg = "BACKING",
+     .flags = ES_OPTF_FILE, .offset = offsetof(rebase_opts, backing),
+     .help = "new backing file name, stored as given (a relative name is relative to "
+             "IMAGE's directory); \"\" removes the backing file, and the image then stands "
+             "alone"},
+    {.name = "backing-format", .letter = 'F', .kind = ES_OPT_STRING, .arg = "FMT",
+     .offset = offsetof(rebase_opts, bfmt),
+     .help = "format of the new backing file: qcow2 or raw; required with a non-empty -b, "
+             "refused with -b \"\""},
+    {.name = "format", .letter = 'f', .kind = ES_OPT_STRING, .arg = "FMT",
+     .offset = offsetof(rebase_opts, fmt), .help = "format of IMAGE; only qcow2 has a backing file"},
+    {.name = "quiet", .letter = 'q', .kind = ES_OPT_FLAG, .offset = offsetof(rebase_opts, quiet),
+     .help = "no warnings"},
+    {.name = "root", .kind = ES_OPT_STRING, .arg = "DIR", .offset = offsetof(rebase_opts, root),
+     .flags = ES_OPTF_DIR,
+     .help = "DIR holds a host's root file system (a rescue shell's /mnt/sysimage): IMAGE is "
+             "the host's path, opened under DIR (a relative IMAGE is taken from DIR, i.e. the "
+             "host's /); BACKING is written as given (it is the host's name) but must resolve "
+             "inside DIR, from IMAGE's directory as the host sees it; '..' and symlinks may "
+             "not lead out of DIR (refused, nothing written). A warning says when no file is "
+             "there yet."},
+    ES_OPT_END,
+};
+
 const es_cmd es_cmd_img_rebase = {
     .name = "img rebase",
     .summary = "change the backing file an image names (-u: header only)",
-    .usage = "usage: extsnap img rebase -u -b BACKING -F FMT [--root=DIR] IMAGE\n"
-    "       extsnap img rebase -u -b \"\" [--root=DIR] IMAGE\n"
-    "\n"
-    "Rewrite the backing file name and backing format stored in a qcow2 image's\n"
-    "header, as 'qemu-img rebase -u' does. The image's data is not touched and\n"
-    "the new backing file is not opened: use this only when the new backing file\n"
-    "has the same guest content as the old one (it was moved, renamed or copied).\n"
-    "\n"
-    "  -u, --unsafe              required: only the header is rewritten (a safe\n"
-    "                            rebase that copies differing data is not\n"
-    "                            implemented)\n"
-    "  -b, --backing=BACKING     new backing file name, stored as given (a relative\n"
-    "                            name is relative to IMAGE's directory); \"\" removes\n"
-    "                            the backing file, and the image then stands alone\n"
-    "  -F, --backing-format=FMT  format of the new backing file: qcow2 or raw;\n"
-    "                            required with a non-empty -b, refused with -b \"\"\n"
-    "  -f, --format=FMT          format of IMAGE; only qcow2 has a backing file\n"
-    "  -q, --quiet               no warnings\n"
-    "  --root=DIR                DIR holds a host's root file system (a rescue\n"
-    "                            shell's /mnt/sysimage): IMAGE is the host's path,\n"
-    "                            opened under DIR (a relative IMAGE is taken from\n"
-    "                            DIR, i.e. the host's /); BACKING is written as\n"
-    "                            given (it is the host's name) but must resolve\n"
-    "                            inside DIR, from IMAGE's directory as the host\n"
-    "                            sees it; '..' and symlinks may not lead out of\n"
-    "                            DIR (refused, nothing written). A warning says\n"
-    "                            when no file is there yet.\n"
-    "  -h, --help                this text\n"
-    "\n"
-    "Every other header field and extension (bitmaps, unknown ones) is kept byte\n"
-    "for byte. The whole header cluster is written in one write and flushed, so\n"
-    "a crash leaves either the old or the new header. Names longer than 1023\n"
-    "bytes, or too long to fit in the header cluster, are refused and the image\n"
-    "is left unchanged.\n"
-    "\n"
-    "Exit status: 0 done, 1 failed, 2 usage error.\n",
     .run = run,
+    .synopsis = "-u -b BACKING -F FMT [--root=DIR] IMAGE\n"
+                "-u -b \"\" [--root=DIR] IMAGE",
+    .description =
+        "Rewrite the backing file name and backing format stored in a qcow2 image's\n"
+        "header, as 'qemu-img rebase -u' does. The image's data is not touched and\n"
+        "the new backing file is not opened: use this only when the new backing file\n"
+        "has the same guest content as the old one (it was moved, renamed or copied).\n",
+    .details =
+        "Every other header field and extension (bitmaps, unknown ones) is kept byte\n"
+        "for byte. The whole header cluster is written in one write and flushed, so\n"
+        "a crash leaves either the old or the new header. Names longer than 1023\n"
+        "bytes, or too long to fit in the header cluster, are refused and the image\n"
+        "is left unchanged.\n",
+    .exit_status = "0 done, 1 failed or a usage error.",
+    .opts = rebase_table,
+    .operands = ES_OPERANDS_IMAGE,
 };
 
 /* Under --root: the new backing name (the host's) must resolve inside the
@@ -85,38 +99,12 @@ static int check_backing_in_root(const char *root, const char *image, const char
 static int run(int argc, char **argv)
 {
     const es_cmd *c = &es_cmd_img_rebase;
-    static const struct option longopts[] = {
-        {"unsafe", no_argument, NULL, 'u'},
-        {"backing", required_argument, NULL, 'b'},
-        {"backing-format", required_argument, NULL, 'F'},
-        {"format", required_argument, NULL, 'f'},
-        {"quiet", no_argument, NULL, 'q'},
-        ES_IMG_ROOT_LONGOPT,
-        {NULL, 0, NULL, 0},
-    };
-    const char *backing = NULL, *bfmt = NULL, *fmt = NULL, *root = NULL;
-    bool unsafe = false, quiet = false;
-    optind = 1;
-    opterr = 0;
-    int ch;
-    while ((ch = getopt_long(argc, argv, "ub:F:f:q", longopts, NULL)) != -1) {
-        switch (ch) {
-        case 'u': unsafe = true; break;
-        case 'b': backing = optarg; break;
-        case 'F': bfmt = optarg; break;
-        case 'f': fmt = optarg; break;
-        case 'q': quiet = true; break;
-        case ES_IMG_OPT_ROOT: root = optarg; break;
-        default:
-            if (optopt == ES_IMG_OPT_ROOT)
-                return es_cmd_usage_error(c, "--root needs a directory");
-            if (optopt && optopt < 0x100)
-                return es_cmd_usage_error(c, "option '-%c' %s", optopt,
-                                          strchr("bFf", optopt) ? "needs an argument"
-                                                                : "is unknown");
-            return es_cmd_usage_error(c, "unknown option '%s'", argv[optind - 1]);
-        }
-    }
+    rebase_opts ro = {0};
+    int r = es_opt_parse(c, argc, argv, &ro);
+    if (r >= 0)
+        return r;
+    const char *backing = ro.backing, *bfmt = ro.bfmt, *fmt = ro.fmt, *root = ro.root;
+    bool unsafe = ro.unsafe, quiet = ro.quiet;
     if (argc - optind != 1)
         return es_cmd_usage_error(c, argc - optind < 1 ? "IMAGE is missing" : "too many arguments");
     const char *image = argv[optind];

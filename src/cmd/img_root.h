@@ -11,10 +11,6 @@
 
 #include <stddef.h>
 
-/* getopt_long code of --root in the image commands' option tables. */
-#define ES_IMG_OPT_ROOT 0x2000
-#define ES_IMG_ROOT_LONGOPT {"root", required_argument, NULL, ES_IMG_OPT_ROOT}
-
 /* --root in an image command's option table (cmd/optable.h): the value
  * goes to the const char * `field` of the command's options struct `type`. */
 #define ES_IMG_ROOT_OPT(type, field)                                                           \
@@ -24,15 +20,6 @@
              "and every backing file name are the host's paths, opened under DIR (a "          \
              "relative IMAGE is taken from DIR, i.e. from the host's /); '..' and symlinks "   \
              "may not lead out of DIR. Names are shown as the host sees them."}
-
-/* The option's paragraph in each command's --help. */
-#define ES_IMG_ROOT_USAGE                                                                      \
-    "  --root=DIR          DIR holds a host's root file system (a rescue shell's\n"           \
-    "                      /mnt/sysimage): IMAGE and every backing file name are\n"           \
-    "                      the host's paths, opened under DIR (a relative IMAGE\n"            \
-    "                      is taken from DIR, i.e. from the host's /); '..' and\n"           \
-    "                      symlinks may not lead out of DIR. Names are shown as\n"            \
-    "                      the host sees them.\n"
 
 /* Check --root's argument after parsing. root NULL (option not given):
  * nothing to do. "" is a usage error (an unset variable must not silently

@@ -84,11 +84,14 @@ static bool seen_before(const es_cmd *cmd, const es_opt *upto)
 
 void es_cmd_print_help(FILE *out, const es_cmd *cmd, bool full)
 {
-    if (cmd->usage) {
-        fputs(cmd->usage, out);
-        return;
+    const char *form = cmd->synopsis;
+    for (int i = 0; form; i++) {
+        const char *nl = strchr(form, '\n');
+        int len = nl ? (int)(nl - form) : (int)strlen(form);
+        fprintf(out, "%s extsnap %s %.*s\n", i ? "      " : "usage:", cmd->name, len, form);
+        form = nl ? nl + 1 : NULL;
     }
-    fprintf(out, "usage: extsnap %s %s\n\n", cmd->name, cmd->synopsis);
+    fputc('\n', out);
     fputs(cmd->description, out);
     fputs("\nOptions:\n", out);
     print_section(out, cmd, NULL);
