@@ -79,6 +79,10 @@ done
 expect "extsnap img info --output " human json
 expect "extsnap img info --output=" human json
 expect "extsnap img info " dir1 disk.qcow2
+expect "extsnap img info disk.qcow2 "
+expect "extsnap img check disk.qcow2 " dir1 disk.qcow2
+expect "extsnap img rebase -u -b base.qcow2 -F qcow2 " dir1 disk.qcow2
+expect "extsnap img rebase -u -b base.qcow2 -F qcow2 disk.qcow2 "
 
 # Domain and snapshot names from the root given on the line.
 expect "extsnap list --root $R " db web1 web2

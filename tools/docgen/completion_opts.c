@@ -50,59 +50,30 @@ static void write_table_options(FILE *out, const es_opt *opts, const char *secti
     fputs("'", out);
 }
 
-/* A command not yet on a table: the options its --help text lists
- * ("  -f, --format=FMT   ..."), their arguments taken as text (DIR: dir). */
-static void write_legacy_options(FILE *out, const char *usage)
+/* The operands of a synopsis ("[OPTIONS] DOMAIN NAME|base", "IMAGE...") as
+ * kinds: the upper-case words outside option brackets that are not an
+ * option's argument ("-b BACKING"). Its first line: the others are
+ * alternatives with the same operands. */
+/* Whether word ("-b", "--backing") is an option of opts that takes an argument. */
+static bool takes_arg(const es_opt *opts, const char *word)
 {
-    char opts[4096] = "-h --help", args[4096] = " ";
-    for (const char *line = usage; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
-        size_t lead = strspn(line, " ");
-        if (lead < 2 || lead > 4 || line[lead] != '-' || !isalnum((unsigned char)line[lead + 1 + (line[lead + 1] == '-')]))
-            continue;
-        /* The label runs to two blanks or the end of the line. */
-        const char *l = line + lead;
-        size_t n = strcspn(l, "\n");
-        const char *gap = strstr(l, "  ");
-        if (gap && (size_t)(gap - l) < n)
-            n = (size_t)(gap - l);
-        char label[128];
-        snprintf(label, sizeof label, "%.*s", (int)n, l);
-        /* "--format=FMT", "-o OPTIONS": the argument's name says its kind. */
-        const char *arg = strpbrk(label, "= ");
-        while (arg && (arg[1] == '-' || arg[1] == ' '))
-            arg = strpbrk(arg + 1, "= ");
-        const char *kind = !arg                                             ? NULL
-                           : strstr(arg, "DIR")                             ? ":dir "
-                           : strstr(arg, "PATH") || strstr(arg, "FILE") ? ":file "
-                                                                            : ":text ";
-        for (char *tok = strtok(label, ", "); tok; tok = strtok(NULL, ", ")) {
-            if (tok[0] != '-')
-                continue;
-            char *eq = strchr(tok, '=');
-            if (eq)
-                *eq = '\0';
-            if (strstr(opts, tok) && (strstr(opts, tok)[strlen(tok)] == ' ' || !strstr(opts, tok)[strlen(tok)]))
-                continue;
-            strncat(opts, " ", sizeof opts - strlen(opts) - 1);
-            strncat(opts, tok, sizeof opts - strlen(opts) - 1);
-            if (kind) {
-                strncat(args, tok, sizeof args - strlen(args) - 1);
-                strncat(args, kind, sizeof args - strlen(args) - 1);
-            }
-        }
+    for (const es_opt *o = opts; !es_opt_is_end(o); o++) {
+        bool same = word[1] == '-' ? o->name && strcmp(word + 2, o->name) == 0
+                                   : o->letter && word[1] == o->letter && !word[2];
+        if (same)
+            return o->arg != NULL;
     }
-    fprintf(out, "_es_opts='%s' _es_args='%s'", opts, args);
+    return false;
 }
 
-/* The operands of a synopsis ("[OPTIONS] DOMAIN NAME|base", "IMAGE...") as
- * kinds: the upper-case words outside option brackets. */
-static void write_operands(FILE *out, const char *synopsis, es_operand_kind kind)
+static void write_operands(FILE *out, const char *synopsis, es_operand_kind kind, const es_opt *opts)
 {
     fputs(" _es_operands='", out);
     const char *sep = "";
     int depth = 0, skip_depth = 0;
+    bool after_option = false;
     const char *p = synopsis;
-    while (*p && strncmp(p, "\n\n", 2) != 0) {
+    while (*p && *p != '\n') {
         if (*p == '[') {
             depth++;
             if (!skip_depth && (p[1] == '-' || strncmp(p, "[OPTIONS]", 9) == 0))
@@ -125,7 +96,9 @@ static void write_operands(FILE *out, const char *synopsis, es_operand_kind kind
         char word[64];
         snprintf(word, sizeof word, "%.*s", (int)(n < sizeof word ? n : sizeof word - 1), p);
         p += n;
-        if (skip_depth || !isupper((unsigned char)word[0]) || strcmp(word, "OPTIONS") == 0)
+        bool option_arg = after_option;
+        after_option = word[0] == '-' && takes_arg(opts, word);
+        if (skip_depth || option_arg || !isupper((unsigned char)word[0]) || strcmp(word, "OPTIONS") == 0)
             continue;
         bool repeat = strstr(word, "...") != NULL;
         const char *k;
@@ -150,17 +123,8 @@ static void write_operands(FILE *out, const char *synopsis, es_operand_kind kind
 void completion_write_command(FILE *out, const es_cmd *c)
 {
     fprintf(out, "    '%s') ", c->name);
-    if (c->usage) {
-        write_legacy_options(out, c->usage);
-        /* "usage: extsnap NAME SYNOPSIS": the first line, then any
-         * continuation lines up to the blank one are options. */
-        const char *syn = c->usage + strlen("usage: extsnap ") + strlen(c->name);
-        write_operands(out, syn, strncmp(c->name, "img ", 4) == 0 ? ES_OPERANDS_IMAGE
-                                                                   : ES_OPERANDS_DOMAIN);
-    } else {
-        write_table_options(out, c->opts, NULL);
-        write_operands(out, c->synopsis, c->operands);
-    }
+    write_table_options(out, c->opts, NULL);
+    write_operands(out, c->synopsis, c->operands, c->opts);
     fputs(" ;;\n", out);
 }
 
@@ -176,7 +140,7 @@ void completion_write_global_options(FILE *out)
     size_t n = 0;
     for (size_t i = 0; es_commands[i]; i++) {
         const es_cmd *c = es_commands[i];
-        for (const es_opt *o = c->usage ? NULL : c->opts; o && !es_opt_is_end(o); o++) {
+        for (const es_opt *o = c->opts; !es_opt_is_end(o); o++) {
             if (!o->section || strcmp(o->section, "Global options") != 0 || (o->flags & ES_OPTF_HIDDEN))
                 continue;
             bool dup = false;

@@ -116,32 +116,8 @@ static bool section_seen(const es_opt *opts, const es_opt *upto)
     return false;
 }
 
-/* A command not yet on a table: its --help text as it is. */
-static void write_legacy(FILE *out, const es_cmd *c)
-{
-    fputs(".SH DESCRIPTION\n.nf\n", out);
-    const char *s = c->usage;
-    while (*s) {
-        size_t n = strcspn(s, "\n");
-        char line[1024];
-        if (n >= sizeof line)
-            n = sizeof line - 1;
-        memcpy(line, s, n);
-        line[n] = '\0';
-        roff_line(out, line);
-        s += n;
-        if (*s == '\n')
-            s++;
-    }
-    fputs(".fi\n", out);
-}
-
 void man_write_command(FILE *out, const es_cmd *c)
 {
-    if (c->usage) {
-        write_legacy(out, c);
-        return;
-    }
     fputs(".SH SYNOPSIS\n.B extsnap ", out);
     roff_line(out, c->name);
     roff_line(out, c->synopsis);
@@ -171,8 +147,6 @@ void man_write_global_options(FILE *out)
     bool any = false;
     for (size_t i = 0; es_commands[i]; i++) {
         const es_cmd *c = es_commands[i];
-        if (c->usage)
-            continue;
         for (const es_opt *o = c->opts; !es_opt_is_end(o); o++) {
             if (!o->section || strcmp(o->section, "Global options") != 0 ||
                 (o->flags & ES_OPTF_HIDDEN))
@@ -180,7 +154,7 @@ void man_write_global_options(FILE *out)
             bool dup = false;
             for (size_t j = 0; j < i && !dup; j++) {
                 const es_cmd *d = es_commands[j];
-                for (const es_opt *q = d->usage ? NULL : d->opts; q && !es_opt_is_end(q) && !dup; q++)
+                for (const es_opt *q = d->opts; !es_opt_is_end(q) && !dup; q++)
                     dup = q->section && strcmp(q->section, "Global options") == 0 &&
                           ((q->name && o->name && strcmp(q->name, o->name) == 0) ||
                            (!q->name && !o->name && q->letter == o->letter));
