@@ -105,4 +105,10 @@ expect "extsnap --root=$R delete web1 w" weekly
 expect "extsnap --root " dir1
 expect "extsnap --root $R " $top
 expect "extsnap --ro" --root
+# Only the options extsnap takes before the command ('extsnap help' names them).
+global=$("$EXTSNAP" help | tr '\n' ' ' | sed -n 's/.*Global options (\([^)]*\)).*/\1/p' | tr -d ,)
+ok_eq "global options named by 'extsnap help'" 1 "$([[ $global == *--root* ]] && echo 1)"
+for prefix in --r --c --s --d --o; do
+    expect "extsnap $prefix" $(printf '%s\n' $global --help --version | grep -- "^$prefix")
+done
 finish

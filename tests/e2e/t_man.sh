@@ -32,6 +32,14 @@ for section in "SNAPSHOT MODEL" JOURNAL "EXIT STATUS" ENVIRONMENT FILES "GLOBAL 
     ES_CHECKS=$((ES_CHECKS + 1))
     grep -q "^$section\$" <<<"$main" || fail "extsnap(1) has no $section section"
 done
+# GLOBAL OPTIONS: those 'extsnap help' says may come before the command.
+global=$("$EXTSNAP" help | tr '\n' ' ' | sed -n 's/.*Global options (\([^)]*\)).*/\1/p' | tr -d ,)
+ok_eq "global options named by 'extsnap help'" 1 "$([[ $global == *--root* ]] && echo 1)" || true
+globals_section=$(sed -n '/^GLOBAL OPTIONS$/,/^[A-Z]/p' <<<"$main")
+for opt in $global; do
+    ES_CHECKS=$((ES_CHECKS + 1))
+    grep -qE -- "(^|[ ,])$opt([ =,]|$)" <<<"$globals_section" || fail "extsnap(1) GLOBAL OPTIONS lacks $opt"
+done
 for p in "${pages[@]:1}"; do
     ES_CHECKS=$((ES_CHECKS + 1))
     grep -qF "$p(1)" <<<"$main" || fail "extsnap(1) does not name $p(1)"

@@ -133,7 +133,7 @@ static bool same_opt(const es_opt *a, const es_opt *b)
     return a->name && b->name ? strcmp(a->name, b->name) == 0 : !a->name && !b->name && a->letter == b->letter;
 }
 
-/* Before the command: the "Global options" of the commands' tables, each once. */
+/* Before the command: the options a table flags ES_OPTF_GLOBAL, each once. */
 void completion_write_global_options(FILE *out)
 {
     const es_opt *global[64];
@@ -141,7 +141,7 @@ void completion_write_global_options(FILE *out)
     for (size_t i = 0; es_commands[i]; i++) {
         const es_cmd *c = es_commands[i];
         for (const es_opt *o = c->opts; !es_opt_is_end(o); o++) {
-            if (!o->section || strcmp(o->section, "Global options") != 0 || (o->flags & ES_OPTF_HIDDEN))
+            if (!(o->flags & ES_OPTF_GLOBAL) || (o->flags & ES_OPTF_HIDDEN))
                 continue;
             bool dup = false;
             for (size_t j = 0; j < n && !dup; j++)

@@ -141,36 +141,36 @@ void man_write_command(FILE *out, const es_cmd *c)
     }
 }
 
-/* The options in the section "Global options" of any command, each once. */
+static bool same_opt(const es_opt *a, const es_opt *b)
+{
+    return a->name && b->name ? strcmp(a->name, b->name) == 0
+                              : !a->name && !b->name && a->letter == b->letter;
+}
+
+/* The options a table flags ES_OPTF_GLOBAL (accepted before the command
+ * too), each once. */
 void man_write_global_options(FILE *out)
 {
-    bool any = false;
+    const es_opt *seen[64];
+    size_t n = 0;
     for (size_t i = 0; es_commands[i]; i++) {
-        const es_cmd *c = es_commands[i];
-        for (const es_opt *o = c->opts; !es_opt_is_end(o); o++) {
-            if (!o->section || strcmp(o->section, "Global options") != 0 ||
-                (o->flags & ES_OPTF_HIDDEN))
+        for (const es_opt *o = es_commands[i]->opts; !es_opt_is_end(o); o++) {
+            if (!(o->flags & ES_OPTF_GLOBAL) || (o->flags & ES_OPTF_HIDDEN))
                 continue;
             bool dup = false;
-            for (size_t j = 0; j < i && !dup; j++) {
-                const es_cmd *d = es_commands[j];
-                for (const es_opt *q = d->opts; !es_opt_is_end(q) && !dup; q++)
-                    dup = q->section && strcmp(q->section, "Global options") == 0 &&
-                          ((q->name && o->name && strcmp(q->name, o->name) == 0) ||
-                           (!q->name && !o->name && q->letter == o->letter));
-            }
-            for (const es_opt *q = c->opts; q < o && !dup; q++)
-                dup = q->section && strcmp(q->section, "Global options") == 0 && q->name &&
-                      o->name && strcmp(q->name, o->name) == 0;
-            if (dup)
+            for (size_t j = 0; j < n && !dup; j++)
+                dup = same_opt(seen[j], o);
+            if (dup || n == sizeof seen / sizeof seen[0])
                 continue;
-            if (!any)
-                fputs("The domain commands take these options:\n",
+            if (!n)
+                fputs("These options of the domain commands may also come before the command\n"
+                      "(\\fBextsnap \\-\\-root /mnt/sysimage list\\fR \\fIDOMAIN\\fR).\n"
+                      "Each command's page lists all the options it takes.\n",
                       out);
-            any = true;
+            seen[n++] = o;
             write_option(out, o);
         }
     }
-    if (!any)
+    if (!n)
         fputs("Each command's page lists the options it takes.\n", out);
 }
