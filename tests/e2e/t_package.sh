@@ -84,6 +84,8 @@ done < <(ldd "$EXTSNAP" | awk '$2 == "=>" {print $1, $3}')
 
 # Installed by dpkg into the scratch root.
 R=$T/root A=$T/dpkg
+# dpkg wants ldconfig and start-stop-daemon on PATH (root's usual sbin dirs).
+export PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin
 mkdir -p "$R" "$A/info" "$A/updates" "$A/triggers"
 cp /var/lib/dpkg/status "$A/status"
 : >"$A/available"
