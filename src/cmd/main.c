@@ -81,10 +81,28 @@ static int unknown_command(const char *where, const char *what)
     return ES_EXIT_USAGE;
 }
 
+/* Every command's option table, one option a line, for tools and tests:
+ * COMMAND <tab> --LONG or - <tab> -L or - <tab> ARG or - <tab> kind
+ * <tab> hidden|shown. */
+static void print_tables(FILE *out)
+{
+    for (size_t i = 0; es_commands[i]; i++) {
+        for (const es_opt *o = es_commands[i]->opts; !es_opt_is_end(o); o++)
+            fprintf(out, "%s\t%s%s\t%s%c\t%s\t%d\t%s\n", es_commands[i]->name,
+                    o->name ? "--" : "-", o->name ? o->name : "", o->letter ? "-" : "",
+                    o->letter ? o->letter : '-', o->arg ? o->arg : "-", (int)o->kind,
+                    (o->flags & ES_OPTF_HIDDEN) ? "hidden" : "shown");
+    }
+}
+
 static int help(int argc, char **argv)
 {
     if (argc == 0) {
         print_overview(stdout);
+        return ES_EXIT_OK;
+    }
+    if (strcmp(argv[0], "--options") == 0) {
+        print_tables(stdout);
         return ES_EXIT_OK;
     }
     int words;

@@ -33,8 +33,10 @@ const es_cmd es_cmd_snap_delete = {
     .description =
         "Delete snapshot NAME of a shut-off domain without libvirtd or QEMU, for the\n"
         "current snapshot, a leaf, or a snapshot with children (also outside the\n"
-        "active chain, where libvirt refuses):\n",
+        "active chain, where libvirt refuses): its overlays are merged down where\n"
+        "they are in use, its children re-parented.\n",
     .details =
+        "In detail:\n"
         "  - per disk the snapshot froze, the one image that uses its frozen image\n"
         "    (the source in its saved <domain>) as backing file - its overlay, the\n"
         "    state after it - is merged into the frozen image, which survives, in\n"

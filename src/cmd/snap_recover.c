@@ -43,7 +43,7 @@ const es_cmd es_cmd_snap_recover = {
         "(<snapshot-dir>/DOMAIN.extsnap.journal) before it changes anything, and\n"
         "removes it when done. If a run was interrupted (crash, power loss, kill),\n"
         "this finishes or undoes it, so that the domain is wholly before or wholly\n"
-        "after the operation, and says which:\n",
+        "after the operation, and says which.\n",
     .details =
         "  - interrupted before its commit point: rolled back (new overlays removed,\n"
         "    every XML file and backing pointer given back its old content);\n"

@@ -30,8 +30,11 @@ const es_cmd es_cmd_snap_revert = {
     .synopsis = "[OPTIONS] DOMAIN NAME|base [--force]",
     .description =
         "Return the disks of a shut-off domain to the state of snapshot NAME, the way\n"
-        "newer libvirt (9.9+) reverts external snapshots, without libvirtd:\n",
+        "newer libvirt (9.9+) reverts external snapshots, without libvirtd: fresh\n"
+        "overlays over the images the snapshot froze, the config saved with it, NAME\n"
+        "current; the state being left is discarded.\n",
     .details =
+        "In detail:\n"
         "  - every writable disk gets a fresh qcow2 overlay over the image the\n"
         "    snapshot froze (its saved <domain>'s disk source), named\n"
         "    <image minus its extension>.<Unix seconds> (the next free second if\n"

@@ -7,10 +7,9 @@
 #     -q, -v) are accepted before the command too, with the same effect;
 #   - an unknown command gets "did you mean" the nearest command name;
 #   - --version prints the version and the qcow2/libvirt features;
-#   - for every command, every option --help documents is accepted by the
-#     parser (never "unknown option"), and every option the parser takes
-#     appears in --help (the option list is read from `extsnap help`'s own
-#     tables through --help, the parser probed with each one).
+#   - for every command, every option of its table (`extsnap help --options`,
+#     what the parser is built from) appears in its --help and is accepted by
+#     the parser under each spelling; an option in no table is refused.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/lib/snap.sh"
@@ -101,60 +100,59 @@ qemu-img create -q -f qcow2 -o extended_l2=on,compression_type=zstd,cluster_size
 rc_is "an image with the claimed features opens" 0 "$X" img info f.qcow2 >/dev/null
 
 # --- table and parser cannot drift ------------------------------------------------
-mapfile -t CMDS < <("$X" help | sed -n 's/^  \(img [a-z]*\|[a-z]*\)  .*/\1/p')
-# The options of a --help text: "  -f, --format=FMT", "  --tree", "  -d".
-help_opts() {
-    sed -n 's/^  \(-[A-Za-z]\(, \)\?\)\?\(--[a-z][a-z0-9-]*\)\?\([= ][A-Z|a-z"]*\)\?\( .*\|\)$/\1|\3|\4/p' |
-        grep -v '^|||$' | grep -v -- '--help'
-}
-for c in "${CMDS[@]}"; do
-    # shellcheck disable=SC2086
-    help=$("$X" $c --help)
-    n=0
-    while IFS='|' read -r short long arg; do
-        short=${short%, }
-        for o in $short $long; do
-            n=$((n + 1))
-            args=("$o")
-            if [[ -n $arg ]]; then
-                case $arg in
-                    =FMT | " FMT") v=qcow2 ;;
-                    =DIR) v=/ ;;
-                    =N | =BYTES) v=1 ;;
-                    =SECONDS) v=1 ;;
-                    =leaks*) v=leaks ;;
-                    *) v=/x ;;
-                esac
-                [[ $c == "img create" && $o == -o* ]] && v=cluster_size=64k
-                [[ $o == --output ]] && v=human
-                args+=("$v")
-            fi
-            rc=0
-            # The option alone, no operands: a usage error about operands, or
-            # success; never one about the option. (--root / keeps the
-            # commands that run without operands inside an empty root.)
-            mkdir -p "$T/empty"
-            # shellcheck disable=SC2086
-            (cd "$T/empty" && "$X" $c "${args[@]}") >/dev/null 2>err || rc=$?
-            ES_CHECKS=$((ES_CHECKS + 1))
-            if grep -q "unknown option\|needs an argument\|takes no argument\|invalid -" err; then
-                fail "$c: $o (documented in --help) is refused by the parser: $(cat err)"
-            fi
-        done
-    done < <(help_opts <<<"$help")
+# `extsnap help --options` lists every command's option table (what the parser
+# is built from): each option must show in the command's --help and be
+# accepted by the parser under each of its spellings.
+mkdir -p "$T/empty"
+declare -A HELP
+rows=0
+while IFS=$'\t' read -r c long letter arg kind vis; do
+    rows=$((rows + 1))
+    # shellcheck disable=SC2086 # "img info" is two words
+    [[ -n ${HELP[$c]:-} ]] || HELP[$c]=$("$X" $c --help)
     ES_CHECKS=$((ES_CHECKS + 1))
-    ((n > 0)) || fail "$c: no option found in --help"
-    # Every long option the parser knows is in --help: probe the names of
-    # all commands' options on this one.
-    for o in $(for d in "${CMDS[@]}"; do "$X" $d --help | help_opts | cut -d'|' -f2; done | sort -u); do
+    [[ $vis == shown ]] || fail "$c: option $long $letter is hidden from --help"
+    for o in $long $letter; do
+        [[ $o == - ]] && continue
+        ES_CHECKS=$((ES_CHECKS + 1))
+        if [[ $o == --* ]]; then
+            grep -q -- "^  \(-., \)\?$o\([= ]\|$\)" <<<"${HELP[$c]}" ||
+                fail "$c: $o is in the table but not in --help"
+        else
+            grep -q -- "^  $o\([, ]\|$\)" <<<"${HELP[$c]}" ||
+                fail "$c: $o is in the table but not in --help"
+        fi
+        args=("$o")
+        if [[ $arg != - ]]; then
+            case $arg in
+                FMT) v=qcow2 ;;
+                DIR) v=/ ;;
+                N | BYTES | SECONDS) v=1 ;;
+                leaks*) v=leaks ;;
+                OPTS) v=cluster_size=64k ;;
+                *) v=/x ;;
+            esac
+            [[ $o == --output ]] && v=human
+            args+=("$v")
+        fi
+        # The option alone, no operands: a usage error about the operands
+        # (or success), never one about the option itself.
+        rc=0
         # shellcheck disable=SC2086
-        (cd "$T/empty" && "$X" $c "$o=/x" </dev/null) >/dev/null 2>err || true
-        (cd "$T/empty" && "$X" $c "$o" </dev/null) >/dev/null 2>err2 || true
-        if ! grep -q "unknown option '$o" err err2 && ! grep -q -- "  \(-., \)\?$o\b" <<<"$help"; then
-            ES_CHECKS=$((ES_CHECKS + 1))
-            fail "$c accepts $o but its --help does not show it"
+        (cd "$T/empty" && "$X" $c "${args[@]}" </dev/null) >/dev/null 2>err || rc=$?
+        ES_CHECKS=$((ES_CHECKS + 1))
+        if grep -q "unknown option\|needs an argument\|takes no argument\|invalid -" err; then
+            fail "$c: $o (in its table and --help) is refused by the parser: $(cat err)"
         fi
     done
+done < <("$X" help --options)
+ES_CHECKS=$((ES_CHECKS + 1))
+((rows > 100)) || fail "help --options lists only $rows options"
+# And the other way: an option in no table is refused by every command.
+for c in "${IMG_CMDS[@]}" list create; do
+    # shellcheck disable=SC2086
+    (cd "$T/empty" && "$X" $c --no-such-option x) >/dev/null 2>err || true
+    has "$c refuses an option of no table" "unknown option '--no-such-option'" "$(cat err)"
 done
 
 finish
