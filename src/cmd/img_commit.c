@@ -4,13 +4,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cmd/busy_hint.h"
 #include "cmd/check_hint.h"
 #include "cmd/cmd.h"
 #include "cmd/img_commit_qmp.h"
 #include "cmd/img_root.h"
+#include "cmd/progress_opt.h"
 #include "qcow2/commit.h"
 
 static int run(int argc, char **argv);
@@ -18,7 +18,7 @@ static int run(int argc, char **argv);
 const es_cmd es_cmd_img_commit = {
     "img commit",
     "commit an image's changes into its backing file (like qemu-img commit)",
-    "usage: extsnap img commit [-f FORMAT] [-b BASE] [-d] [-p] [-q] [--root=DIR] TOP\n"
+    "usage: extsnap img commit [-f FORMAT] [-b BASE] [-d] [-p|--progress=MODE] [-q] [--root=DIR] TOP\n"
     "\n"
     "Copy every cluster allocated in TOP, and in every image between BASE and\n"
     "TOP, into BASE (default: TOP's backing file), as `qemu-img commit` does:\n"
@@ -36,7 +36,7 @@ const es_cmd es_cmd_img_commit = {
     "  -b, --base=BASE   commit into BASE, an image of TOP's backing chain\n"
     "                    (implies -d)\n"
     "  -d                do not empty TOP afterwards\n"
-    "  -p, --progress    show progress on stderr (only on a terminal)\n"
+    ES_PROGRESS_OPT_USAGE
     "  -q, --quiet       print nothing on success\n"
     "  --root=DIR        DIR holds a host's root file system (a rescue shell's\n"
     "                    /mnt/sysimage): TOP, BASE and every backing file name\n"
@@ -71,16 +71,6 @@ const es_cmd es_cmd_img_commit = {
     run,
 };
 
-static void show_progress(void *ctx, uint64_t done, uint64_t total)
-{
-    (void)ctx;
-    double pct = total ? 100.0 * (double)done / (double)total : 100.0;
-    if (pct > 100.0)
-        pct = 100.0;
-    fprintf(stderr, "    (%.2f/100%%)\r", pct);
-    fflush(stderr);
-}
-
 /* Is --root on the command line (before "--")? */
 static bool wants_root(int argc, char **argv)
 {
@@ -105,15 +95,15 @@ static int run(int argc, char **argv)
     static const struct option longopts[] = {
         {"format", required_argument, NULL, 'f'},
         {"base", required_argument, NULL, 'b'},
-        {"progress", no_argument, NULL, 'p'},
+        {"progress", optional_argument, NULL, 'p'},
         {"quiet", no_argument, NULL, 'q'},
         ES_IMG_ROOT_LONGOPT,
         {NULL, 0, NULL, 0},
     };
     es_open_opts oo = {0};
     es_commit_opts co = {0};
-    const char *base_path = NULL;
-    bool progress = false, quiet = false;
+    const char *base_path = NULL, *progress = NULL;
+    bool quiet = false;
     optind = 1;
     opterr = 0;
     int ch;
@@ -122,7 +112,7 @@ static int run(int argc, char **argv)
         case 'f': oo.format = optarg; break;
         case 'b': base_path = optarg; co.keep_top = true; break;
         case 'd': co.keep_top = true; break;
-        case 'p': progress = true; break;
+        case 'p': progress = optarg; break;
         case 'q': quiet = true; break;
         case ES_IMG_OPT_ROOT: oo.root = optarg; break;
         case ':':
@@ -138,8 +128,12 @@ static int run(int argc, char **argv)
         return rc;
     const char *skip = getenv("EXTSNAP_SKIP_SPACE_CHECK");
     co.skip_space_check = skip && strcmp(skip, "1") == 0;
-    if (progress && !quiet && isatty(STDERR_FILENO))
-        co.progress = show_progress;
+    es_progress_meter meter;
+    es_progress_mode pm;
+    if ((rc = es_progress_opt(cmd, progress, quiet, &pm)) != 0)
+        return rc;
+    es_progress_meter_init(&meter, pm, stderr);
+    co.progress = es_progress_meter_sink(&meter);
 
     es_err err;
     es_image *top = NULL;
@@ -164,8 +158,7 @@ static int run(int argc, char **argv)
     } else if (es_commit(top, base, &co, &err) < 0) {
         rc = ES_EXIT_FAIL;
     }
-    if (co.progress)
-        fputc('\n', stderr);
+    es_progress_meter_end(&meter);
     es_image_close(top);
     if (rc != ES_EXIT_OK) {
         es_busy_hint(&err, ES_HINT_QMP);
