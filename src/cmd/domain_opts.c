@@ -54,13 +54,25 @@ int es_domain_opt(const es_cmd *cmd, es_domain_opts *o, int c, const char *arg)
     case 'v':
         o->env.verbose++;
         return 1;
+    case 'p': {
+        es_progress_mode mode;
+        if (arg && es_progress_mode_parse(arg, false, &mode) < 0)
+            return es_cmd_usage_error(cmd, "--progress is auto, bar, json or none, not '%s'", arg),
+                   -1;
+        o->progress_arg = arg;
+        return 1;
+    }
     default:
         return 0;
     }
 }
 
-int es_domain_opts_check(const es_cmd *cmd, const es_domain_opts *o)
+int es_domain_opts_check(const es_cmd *cmd, es_domain_opts *o)
 {
+    es_progress_mode mode = ES_PROGRESS_NONE;
+    es_progress_opt(cmd, o->progress_arg, o->env.quiet, &mode); /* checked when parsed */
+    es_progress_meter_init(&o->meter, mode, stderr);
+    o->env.progress = es_progress_meter_sink(&o->meter);
     if (o->env.root && o->env.root[0]) {
         struct stat st;
         if (stat(o->env.root, &st) < 0 || !S_ISDIR(st.st_mode)) {
@@ -69,6 +81,12 @@ int es_domain_opts_check(const es_cmd *cmd, const es_domain_opts *o)
         }
     }
     return 0;
+}
+
+void es_domain_progress_end(const es_domain_opts *o)
+{
+    if (o->env.progress.opaque)
+        es_progress_meter_end(o->env.progress.opaque);
 }
 
 int es_domain_bad_option(const es_cmd *cmd, char **argv)
@@ -113,7 +131,9 @@ int es_domain_run_plan(const es_cmd *cmd, const es_domain_opts *o, snap_ctx *c,
     }
     if (o->env.verbose && !o->json)
         snap_plan_print(stderr, p, "Plan:");
-    if (snap_execute(c, p, &e) < 0) {
+    int rc = snap_execute(c, p, &e);
+    es_domain_progress_end(o);
+    if (rc < 0) {
         es_cmd_error(cmd->name, &e);
         return ES_EXIT_FAIL;
     }

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 
 #include "cmd/cmd.h"
+#include "cmd/progress_opt.h"
 #include "snap/context.h"
 #include "snap/txn/plan.h"
 
@@ -26,6 +27,7 @@ enum {
     ES_OPT_DRY_RUN,
     ES_OPT_OUTPUT,
 };
+/* -p / --progress[=MODE] share the code 'p' (cmd/progress_opt.h). */
 
 #define ES_DOMAIN_LONGOPTS                                                                     \
     {"root", required_argument, NULL, ES_OPT_ROOT},                                            \
@@ -34,9 +36,10 @@ enum {
         {"run-dir", required_argument, NULL, ES_OPT_RUN_DIR},                                  \
         {"dry-run", no_argument, NULL, ES_OPT_DRY_RUN},                                        \
         {"output", required_argument, NULL, ES_OPT_OUTPUT},                                    \
-        {"quiet", no_argument, NULL, 'q'}, {"verbose", no_argument, NULL, 'v'}
+        {"quiet", no_argument, NULL, 'q'}, {"verbose", no_argument, NULL, 'v'},                 \
+        {"progress", optional_argument, NULL, 'p'}
 
-#define ES_DOMAIN_SHORTOPTS "qv"
+#define ES_DOMAIN_SHORTOPTS "pqv"
 
 /* Usage text of the global options, for the commands' --help. */
 #define ES_DOMAIN_OPTS_USAGE                                                                   \
@@ -57,6 +60,10 @@ enum {
     "  --output=FMT        human (default) or json\n"                                         \
     "  -q, --quiet         print nothing but errors\n"                                        \
     "  -v, --verbose       also print the plan before carrying it out\n"                     \
+    "  -p, --progress[=MODE]  progress of long work (merges, copies, checks) on\n"          \
+    "                      stderr: auto (default: a bar with bytes, rate and ETA\n"          \
+    "                      when stderr is a terminal), bar, json (one JSON object\n"        \
+    "                      per line, README \"Progress\") or none\n"                          \
     "  -h, --help          this text\n"                                                       \
     "The directories are paths as seen under --root.\n"
 
@@ -84,14 +91,20 @@ enum {
 typedef struct es_domain_opts {
     snap_env env;
     bool json;
+    const char *progress_arg; /* --progress=MODE (NULL: -p, --progress, or none) */
+    es_progress_meter meter;  /* env.progress feeds it (es_domain_opts_check) */
 } es_domain_opts;
 
 void es_domain_opts_init(es_domain_opts *o, const es_cmd *cmd);
 /* Handle one option code of getopt_long: 1 handled, 0 not a global
  * option, -1 a usage error (already printed). */
 int es_domain_opt(const es_cmd *cmd, es_domain_opts *o, int c, const char *arg);
-/* Check the options once parsed (e.g. --root is a directory). */
-int es_domain_opts_check(const es_cmd *cmd, const es_domain_opts *o);
+/* Check the options once parsed (e.g. --root is a directory) and set up
+ * the progress meter. */
+int es_domain_opts_check(const es_cmd *cmd, es_domain_opts *o);
+/* The long work is over (or an error is to be printed): end the progress
+ * line. */
+void es_domain_progress_end(const es_domain_opts *o);
 /* The whole command line of a command that takes only the global domain
  * options and exactly nargs operands (named in `expect` for the usage
  * error), which then start at argv[optind]. Returns -1 when parsed and

@@ -10,6 +10,7 @@
 #include "cmd/busy_hint.h"
 #include "cmd/cmd.h"
 #include "cmd/img_root.h"
+#include "cmd/progress_opt.h"
 #include "qcow2/image.h"
 #include "qcow2/map_status.h"
 #include "qcow2/prefetch.h"
@@ -29,7 +30,7 @@ static int run(int argc, char **argv);
 const es_cmd es_cmd_img_compare = {
     "img compare",
     "compare the guest content of two image chains (like qemu-img compare)",
-    "usage: extsnap img compare [-f FMT] [-F FMT] [-U|--force-share] [-q]\n"
+    "usage: extsnap img compare [-f FMT] [-F FMT] [-U|--force-share] [-q] [-p]\n"
     "                           [--root=DIR] IMAGE1 IMAGE2\n"
     "\n"
     "Compare what a guest would read from IMAGE1 and IMAGE2, each through its\n"
@@ -44,6 +45,7 @@ const es_cmd es_cmd_img_compare = {
     "  -F FMT              format of IMAGE2\n"
     "  -U, --force-share   read even if another process holds the images\n"
     "  -q, --quiet         print nothing on stdout; use the exit status\n"
+    ES_PROGRESS_OPT_USAGE
     ES_IMG_ROOT_USAGE
     "\n"
     "Exit status: 0 identical, 1 different, 2 error (open, metadata, read) or\n"
@@ -57,17 +59,28 @@ typedef struct compare_ctx {
     uint8_t *buf[2];
     uint64_t ahead[2]; /* guest offset each image is prefetched up to */
     bool quiet;
+    es_progress_meter meter; /* phase "compare" of IMAGE1: guest bytes compared */
+    const char *name;        /* IMAGE1 as given */
+    uint64_t size;           /* the larger virtual size */
 } compare_ctx;
 
-static int fail(const compare_ctx *c, const es_err *err)
+static void report(compare_ctx *c, uint64_t done)
 {
+    es_progress p = {"compare", c->name, done, c->size};
+    es_progress_meter_update(&c->meter, &p);
+}
+
+static int fail(compare_ctx *c, const es_err *err)
+{
+    es_progress_meter_end(&c->meter);
     fflush(stdout);
     es_cmd_error(c->cmd->name, err);
     return COMPARE_EXIT_ERROR;
 }
 
-static void mismatch(const compare_ctx *c, uint64_t off)
+static void mismatch(compare_ctx *c, uint64_t off)
 {
+    es_progress_meter_end(&c->meter);
     if (!c->quiet)
         printf("Content mismatch at offset %llu!\n", (unsigned long long)off);
 }
@@ -155,6 +168,7 @@ static int compare_common(compare_ctx *c, uint64_t size)
             pend_start += chunk;
             pend_len -= chunk;
         }
+        report(c, pend_len ? pend_start : off);
     }
     return 0;
 }
@@ -186,7 +200,9 @@ static int check_tail(compare_ctx *c, int which, uint64_t from, uint64_t to)
                 return COMPARE_EXIT_DIFFER;
             }
             off += chunk;
+            report(c, off);
         }
+        report(c, off);
     }
     return 0;
 }
@@ -195,6 +211,8 @@ static int compare(compare_ctx *c)
 {
     uint64_t s0 = c->img[0]->virtual_size, s1 = c->img[1]->virtual_size;
     uint64_t common = s0 < s1 ? s0 : s1;
+    c->size = s0 > s1 ? s0 : s1;
+    report(c, 0);
     int r = compare_common(c, common);
     if (r)
         return r;
@@ -205,6 +223,8 @@ static int compare(compare_ctx *c)
         if (r)
             return r;
     }
+    report(c, c->size);
+    es_progress_meter_end(&c->meter);
     if (!c->quiet)
         printf("Images are identical.\n");
     return ES_EXIT_OK;
@@ -216,20 +236,23 @@ static int run(int argc, char **argv)
     static const struct option longopts[] = {
         {"force-share", no_argument, NULL, 'U'},
         {"quiet", no_argument, NULL, 'q'},
+        {"progress", optional_argument, NULL, 'p'},
         ES_IMG_ROOT_LONGOPT,
         {NULL, 0, NULL, 0},
     };
     es_open_opts opts[2] = {{0}, {0}};
     compare_ctx c = {.cmd = cmd};
+    const char *progress = NULL;
     optind = 1;
     opterr = 0;
     int ch;
-    while ((ch = getopt_long(argc, argv, "+f:F:Uq", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "+f:F:Uqp", longopts, NULL)) != -1) {
         switch (ch) {
         case 'f': opts[0].format = optarg; break;
         case 'F': opts[1].format = optarg; break;
         case 'U': opts[0].force_share = opts[1].force_share = true; break;
         case 'q': c.quiet = true; break;
+        case 'p': progress = optarg; break;
         case ES_IMG_OPT_ROOT: opts[0].root = opts[1].root = optarg; break;
         default:
             if (optopt == ES_IMG_OPT_ROOT)
@@ -246,6 +269,11 @@ static int run(int argc, char **argv)
     int rc = es_img_root_check(cmd, opts[0].root, COMPARE_EXIT_ERROR);
     if (rc >= 0)
         return rc == ES_EXIT_USAGE ? COMPARE_EXIT_USAGE : rc;
+    es_progress_mode pm;
+    if (es_progress_opt(cmd, progress, c.quiet, &pm) != 0)
+        return COMPARE_EXIT_USAGE;
+    es_progress_meter_init(&c.meter, pm, stderr);
+    c.name = argv[optind];
 
     es_err err;
     rc = COMPARE_EXIT_ERROR;

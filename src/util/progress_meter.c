@@ -156,6 +156,23 @@ void es_progress_meter_break(es_progress_meter *m)
     }
 }
 
+void es_progress_meter_notice(es_progress_meter *m, const char *prefix, const char *msg)
+{
+    es_progress_meter_break(m);
+    if (m->mode == ES_PROGRESS_JSON) {
+        json_object *o = json_object_new_object();
+        if (!o)
+            return;
+        json_object_object_add(o, "type", json_object_new_string("notice"));
+        json_object_object_add(o, "message", json_object_new_string(msg));
+        fprintf(m->out, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+        json_object_put(o);
+    } else {
+        fprintf(m->out, "%s%s\n", prefix, msg);
+    }
+    fflush(m->out);
+}
+
 void es_progress_meter_end(es_progress_meter *m)
 {
     es_progress_meter_break(m);

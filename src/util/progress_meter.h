@@ -49,6 +49,9 @@ es_progress_sink es_progress_meter_sink(es_progress_meter *m);
 /* Before printing something else on m's stream: show the pending sample
  * and end a bar line. */
 void es_progress_meter_break(es_progress_meter *m);
+/* A message between samples: on its own line after the bar (prefix, then
+ * msg), or in JSON mode {"type": "notice", "message": msg}. */
+void es_progress_meter_notice(es_progress_meter *m, const char *prefix, const char *msg);
 /* The work is over: the same, and forget the stream. */
 void es_progress_meter_end(es_progress_meter *m);
 
