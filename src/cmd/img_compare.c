@@ -66,7 +66,7 @@ typedef struct compare_ctx {
 
 static void report(compare_ctx *c, uint64_t done)
 {
-    es_progress p = {"compare", c->name, done, c->size};
+    es_progress p = {"compare", c->name, NULL, done, c->size};
     es_progress_meter_update(&c->meter, &p);
 }
 

@@ -149,15 +149,17 @@ typedef struct job_progress {
 static void show_progress(void *opaque, const qmp_job_progress *s)
 {
     job_progress *t = opaque;
-    const char *disk = s->device;
+    const char *disk = s->device, *image = NULL;
     for (size_t i = 0, k = 0; i < t->ol->nactions; i++) {
         const snap_online_action *a = &t->ol->actions[i];
         if (a->kind != SNAP_ONLINE_ACTIVE_COMMIT && a->kind != SNAP_ONLINE_INTERMEDIATE_COMMIT)
             continue;
-        if (k++ == s->index)
+        if (k++ == s->index) {
             disk = a->disk;
+            image = a->top;
+        }
     }
-    es_progress p = {"commit", disk, s->offset < s->len ? s->offset : s->len, s->len};
+    es_progress p = {"commit", disk, image, s->offset < s->len ? s->offset : s->len, s->len};
     es_progress_meter_update(t->meter, &p);
 }
 

@@ -137,7 +137,7 @@ static inline void commit_report_progress(const commit_ctx *c)
 {
     es_progress_report(&c->opts->progress, "commit",
                        c->opts->progress_disk ? c->opts->progress_disk : c->top->filename,
-                       c->done_bytes, c->total_bytes);
+                       c->top->filename, c->done_bytes, c->total_bytes);
 }
 
 /* commit_data.c: read the sources of one chunk of data ops and hand it to

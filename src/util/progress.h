@@ -6,13 +6,17 @@
 
 #include <stdint.h>
 
-/* One sample of one stream of work. A stream is a (phase, disk) pair:
- * "commit" of an image, "merge" of a domain's disk, "copy" of a disk by
- * setup, ... Within a stream done never decreases and never exceeds total;
- * total may grow (a running guest writes while QEMU copies). */
+/* One sample of one stream of work. A stream is a (phase, disk, image)
+ * triple: "commit" of an image into its backing file, or of a domain's
+ * disk; "copy" of a disk by setup, ... Within a stream done never
+ * decreases and never exceeds total; total may grow (a running guest
+ * writes while QEMU copies). */
 typedef struct es_progress {
     const char *phase; /* what is being done */
-    const char *disk;  /* which disk or image (a target name or a path) */
+    const char *disk;  /* which disk (a target name, or the image named on the
+                          command line) */
+    const char *image; /* the file whose data is read (a merge's TOP, a copy's
+                          source); NULL: none beyond disk */
     uint64_t done;     /* bytes done */
     uint64_t total;    /* bytes in all (0: not known yet) */
 } es_progress;
@@ -27,10 +31,11 @@ typedef struct es_progress_sink {
 
 /* Report one sample to s (s or s->fn may be NULL). */
 static inline void es_progress_report(const es_progress_sink *s, const char *phase,
-                                      const char *disk, uint64_t done, uint64_t total)
+                                      const char *disk, const char *image, uint64_t done,
+                                      uint64_t total)
 {
     if (s && s->fn) {
-        es_progress p = {phase, disk, done, total};
+        es_progress p = {phase, disk, image, done, total};
         s->fn(s->opaque, &p);
     }
 }

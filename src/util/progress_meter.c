@@ -5,6 +5,7 @@
 #include <time.h>
 
 #define BAR_WIDTH 20
+#define JSON_LINE (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
 
 static int64_t now_ms(void)
 {
@@ -123,11 +124,12 @@ static void show_json(es_progress_meter *m, uint64_t rate, int64_t eta)
     json_object_object_add(o, "type", json_object_new_string("progress"));
     json_object_object_add(o, "phase", json_object_new_string(m->phase));
     json_object_object_add(o, "disk", json_object_new_string(m->disk));
+    json_object_object_add(o, "image", m->has_image ? json_object_new_string(m->image) : NULL);
     json_object_object_add(o, "bytes_done", json_object_new_uint64(m->done));
     json_object_object_add(o, "bytes_total", json_object_new_uint64(m->total));
     json_object_object_add(o, "rate", json_object_new_uint64(rate));
     json_object_object_add(o, "eta", eta >= 0 ? json_object_new_int64(eta) : NULL);
-    fprintf(m->out, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+    fprintf(m->out, "%s\n", json_object_to_json_string_ext(o, JSON_LINE));
     fflush(m->out);
     json_object_put(o);
 }
@@ -165,7 +167,7 @@ void es_progress_meter_notice(es_progress_meter *m, const char *prefix, const ch
             return;
         json_object_object_add(o, "type", json_object_new_string("notice"));
         json_object_object_add(o, "message", json_object_new_string(msg));
-        fprintf(m->out, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+        fprintf(m->out, "%s\n", json_object_to_json_string_ext(o, JSON_LINE));
         json_object_put(o);
     } else {
         fprintf(m->out, "%s%s\n", prefix, msg);
@@ -191,11 +193,15 @@ void es_progress_meter_update(void *opaque, const es_progress *p)
         return;
     int64_t t = now_ms();
     bool same = m->active && strncmp(m->phase, p->phase ? p->phase : "", sizeof m->phase - 1) == 0 &&
-                strncmp(m->disk, p->disk ? p->disk : "", sizeof m->disk - 1) == 0;
+                strncmp(m->disk, p->disk ? p->disk : "", sizeof m->disk - 1) == 0 &&
+                m->has_image == !!p->image &&
+                (!p->image || strncmp(m->image, p->image, sizeof m->image - 1) == 0);
     if (!same) {
         es_progress_meter_end(m); /* the previous stream's last sample, its line ended */
         copy_name(m->phase, sizeof m->phase, p->phase);
         copy_name(m->disk, sizeof m->disk, p->disk);
+        copy_name(m->image, sizeof m->image, p->image);
+        m->has_image = p->image != NULL;
         m->active = true;
         m->first_done = p->done;
         m->first_ms = t;

@@ -2,8 +2,8 @@
  *  - BAR: one line on a terminal, redrawn: disk, phase, a bar, bytes done of
  *    total, rate and ETA;
  *  - JSON: one JSON object per line (schema in README, "Progress"):
- *    {"type": "progress", "phase", "disk", "bytes_done", "bytes_total",
- *     "rate", "eta"};
+ *    {"type": "progress", "phase", "disk", "image", "bytes_done",
+ *     "bytes_total", "rate", "eta"};
  *  - NONE: nothing.
  * Updates are rate-limited (at most one per ES_PROGRESS_INTERVAL_MS per
  * stream), so a caller may report as often as it likes; the first sample of
@@ -32,6 +32,8 @@ typedef struct es_progress_meter {
     /* the current stream */
     char phase[32];
     char disk[256];
+    char image[4096];
+    bool has_image;
     bool active;         /* a stream has started */
     bool pending;        /* its last sample is not shown yet */
     bool line_open;      /* BAR: a bar line is on screen without its newline */
