@@ -1,6 +1,7 @@
 #include "util/progress_meter.h"
 
 #include <json-c/json.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -47,20 +48,20 @@ int es_progress_mode_parse(const char *s, bool tty, es_progress_mode *mode)
 }
 
 /* Bytes per second since the stream's first sample; 0 while too early to say. */
-static uint64_t rate_of(const es_progress_meter *m, int64_t t)
+static uint64_t rate_of(const es_progress_stream *s, int64_t t)
 {
-    int64_t ms = t - m->first_ms;
-    if (ms < 200 || m->done <= m->first_done)
+    int64_t ms = t - s->first_ms;
+    if (ms < 200 || s->done <= s->first_done)
         return 0;
-    return (m->done - m->first_done) * 1000 / (uint64_t)ms;
+    return (s->done - s->first_done) * 1000 / (uint64_t)ms;
 }
 
 /* Seconds left, or -1 when not known. */
-static int64_t eta_of(const es_progress_meter *m, uint64_t rate)
+static int64_t eta_of(const es_progress_stream *s, uint64_t rate)
 {
-    if (!rate || !m->total || m->done > m->total)
+    if (!rate || !s->total || s->done > s->total)
         return -1;
-    return (int64_t)((m->total - m->done + rate - 1) / rate);
+    return (int64_t)((s->total - s->done + rate - 1) / rate);
 }
 
 static void human_size(char *buf, size_t len, uint64_t v)
@@ -78,11 +79,21 @@ static void human_size(char *buf, size_t len, uint64_t v)
         snprintf(buf, len, "%.1f %s", d, units[u]);
 }
 
-static void show_bar(es_progress_meter *m, uint64_t rate, int64_t eta)
+static void end_line(es_progress_meter *m)
+{
+    if (m->line_open) {
+        fputc('\n', m->out);
+        fflush(m->out);
+        m->line_open = false;
+        m->line_len = 0;
+    }
+}
+
+static void show_bar(es_progress_meter *m, const es_progress_stream *s, uint64_t rate, int64_t eta)
 {
     char line[512], done[32], total[32], speed[48] = "", left[32] = "";
-    human_size(done, sizeof done, m->done);
-    human_size(total, sizeof total, m->total);
+    human_size(done, sizeof done, s->done);
+    human_size(total, sizeof total, s->total);
     if (rate) {
         char r[32];
         human_size(r, sizeof r, rate);
@@ -92,17 +103,17 @@ static void show_bar(es_progress_meter *m, uint64_t rate, int64_t eta)
         snprintf(left, sizeof left, "  ETA %lld:%02lld", (long long)(eta / 60),
                  (long long)(eta % 60));
     int n;
-    if (m->total) {
-        uint64_t d = m->done < m->total ? m->done : m->total;
-        int fill = (int)(d * BAR_WIDTH / m->total);
+    if (s->total) {
+        uint64_t d = s->done < s->total ? s->done : s->total;
+        int fill = (int)(d * BAR_WIDTH / s->total);
         char bar[BAR_WIDTH + 1];
         memset(bar, '#', (size_t)fill);
         memset(bar + fill, '.', (size_t)(BAR_WIDTH - fill));
         bar[BAR_WIDTH] = '\0';
-        n = snprintf(line, sizeof line, "%s %s [%s] %5.1f%% %s / %s%s%s", m->disk, m->phase,
-                     bar, 100.0 * (double)d / (double)m->total, done, total, speed, left);
+        n = snprintf(line, sizeof line, "%s %s [%s] %5.1f%% %s / %s%s%s", s->disk, s->phase, bar,
+                     100.0 * (double)d / (double)s->total, done, total, speed, left);
     } else {
-        n = snprintf(line, sizeof line, "%s %s %s%s", m->disk, m->phase, done, speed);
+        n = snprintf(line, sizeof line, "%s %s %s%s", s->disk, s->phase, done, speed);
     }
     if (n < 0)
         return;
@@ -116,17 +127,18 @@ static void show_bar(es_progress_meter *m, uint64_t rate, int64_t eta)
     m->line_len = n;
 }
 
-static void show_json(es_progress_meter *m, uint64_t rate, int64_t eta)
+static void show_json(es_progress_meter *m, const es_progress_stream *s, uint64_t rate,
+                      int64_t eta)
 {
     json_object *o = json_object_new_object();
     if (!o)
         return;
     json_object_object_add(o, "type", json_object_new_string("progress"));
-    json_object_object_add(o, "phase", json_object_new_string(m->phase));
-    json_object_object_add(o, "disk", json_object_new_string(m->disk));
-    json_object_object_add(o, "image", m->has_image ? json_object_new_string(m->image) : NULL);
-    json_object_object_add(o, "bytes_done", json_object_new_uint64(m->done));
-    json_object_object_add(o, "bytes_total", json_object_new_uint64(m->total));
+    json_object_object_add(o, "phase", json_object_new_string(s->phase));
+    json_object_object_add(o, "disk", json_object_new_string(s->disk));
+    json_object_object_add(o, "image", s->image ? json_object_new_string(s->image) : NULL);
+    json_object_object_add(o, "bytes_done", json_object_new_uint64(s->done));
+    json_object_object_add(o, "bytes_total", json_object_new_uint64(s->total));
     json_object_object_add(o, "rate", json_object_new_uint64(rate));
     json_object_object_add(o, "eta", eta >= 0 ? json_object_new_int64(eta) : NULL);
     fprintf(m->out, "%s\n", json_object_to_json_string_ext(o, JSON_LINE));
@@ -134,28 +146,42 @@ static void show_json(es_progress_meter *m, uint64_t rate, int64_t eta)
     json_object_put(o);
 }
 
-static void show(es_progress_meter *m, int64_t t)
+/* Show s's last sample; a bar that reached the total keeps its line. */
+static void show(es_progress_meter *m, es_progress_stream *s, int64_t t)
 {
-    uint64_t rate = rate_of(m, t);
-    int64_t eta = eta_of(m, rate);
-    if (m->mode == ES_PROGRESS_BAR)
-        show_bar(m, rate, eta);
-    else if (m->mode == ES_PROGRESS_JSON)
-        show_json(m, rate, eta);
-    m->shown_ms = t;
-    m->pending = false;
+    uint64_t rate = rate_of(s, t);
+    int64_t eta = eta_of(s, rate);
+    if (m->mode == ES_PROGRESS_BAR) {
+        show_bar(m, s, rate, eta);
+        m->bar_ms = t;
+        if (s->total && s->done >= s->total)
+            end_line(m);
+    } else if (m->mode == ES_PROGRESS_JSON) {
+        show_json(m, s, rate, eta);
+    }
+    s->shown_ms = t;
+    s->pending = false;
+}
+
+static void stream_free(es_progress_stream *s)
+{
+    free(s->phase);
+    free(s->disk);
+    free(s->image);
+    memset(s, 0, sizeof *s);
 }
 
 void es_progress_meter_break(es_progress_meter *m)
 {
-    if (m->active && m->pending)
-        show(m, now_ms());
-    if (m->line_open) {
-        fputc('\n', m->out);
-        fflush(m->out);
-        m->line_open = false;
-        m->line_len = 0;
+    int64_t t = now_ms();
+    for (size_t i = 0; i < ES_PROGRESS_STREAMS; i++) {
+        es_progress_stream *s = &m->streams[i];
+        if (s->used && s->pending) {
+            show(m, s, t);
+            end_line(m);
+        }
     }
+    end_line(m);
 }
 
 void es_progress_meter_notice(es_progress_meter *m, const char *prefix, const char *msg)
@@ -178,12 +204,53 @@ void es_progress_meter_notice(es_progress_meter *m, const char *prefix, const ch
 void es_progress_meter_end(es_progress_meter *m)
 {
     es_progress_meter_break(m);
-    m->active = false;
+    for (size_t i = 0; i < ES_PROGRESS_STREAMS; i++)
+        stream_free(&m->streams[i]);
 }
 
-static void copy_name(char *dst, size_t len, const char *src)
+static bool same_str(const char *a, const char *b)
 {
-    snprintf(dst, len, "%s", src ? src : "");
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static char *dup_or_empty(const char *s)
+{
+    return strdup(s ? s : "");
+}
+
+/* p's stream, or a new one (*is_new); NULL when out of memory. */
+static es_progress_stream *stream_of(es_progress_meter *m, const es_progress *p, int64_t t,
+                                     bool *is_new)
+{
+    es_progress_stream *slot = NULL;
+    for (size_t i = 0; i < ES_PROGRESS_STREAMS; i++) {
+        es_progress_stream *s = &m->streams[i];
+        if (s->used && same_str(s->phase, p->phase ? p->phase : "") &&
+            same_str(s->disk, p->disk ? p->disk : "") && same_str(s->image, p->image)) {
+            *is_new = false;
+            return s;
+        }
+        if (!slot || (slot->used && (!s->used || s->seen_ms < slot->seen_ms)))
+            slot = s;
+    }
+    if (slot->used) { /* the stream heard from longest ago makes room */
+        if (slot->pending)
+            show(m, slot, t);
+        end_line(m);
+        stream_free(slot);
+    }
+    slot->phase = dup_or_empty(p->phase);
+    slot->disk = dup_or_empty(p->disk);
+    slot->image = p->image ? strdup(p->image) : NULL;
+    if (!slot->phase || !slot->disk || (p->image && !slot->image)) {
+        stream_free(slot);
+        return NULL;
+    }
+    slot->used = true;
+    slot->first_done = p->done;
+    slot->first_ms = t;
+    *is_new = true;
+    return slot;
 }
 
 void es_progress_meter_update(void *opaque, const es_progress *p)
@@ -192,26 +259,18 @@ void es_progress_meter_update(void *opaque, const es_progress *p)
     if (m->mode == ES_PROGRESS_NONE)
         return;
     int64_t t = now_ms();
-    bool same = m->active && strncmp(m->phase, p->phase ? p->phase : "", sizeof m->phase - 1) == 0 &&
-                strncmp(m->disk, p->disk ? p->disk : "", sizeof m->disk - 1) == 0 &&
-                m->has_image == !!p->image &&
-                (!p->image || strncmp(m->image, p->image, sizeof m->image - 1) == 0);
-    if (!same) {
-        es_progress_meter_end(m); /* the previous stream's last sample, its line ended */
-        copy_name(m->phase, sizeof m->phase, p->phase);
-        copy_name(m->disk, sizeof m->disk, p->disk);
-        copy_name(m->image, sizeof m->image, p->image);
-        m->has_image = p->image != NULL;
-        m->active = true;
-        m->first_done = p->done;
-        m->first_ms = t;
-    } else if (p->done == m->done && p->total == m->total) {
+    bool is_new = false;
+    es_progress_stream *s = stream_of(m, p, t, &is_new);
+    if (!s)
+        return; /* out of memory: this sample goes unseen */
+    if (!is_new && p->done == s->done && p->total == s->total)
         return; /* nothing new */
-    }
+    s->done = p->done;
+    s->total = p->total;
+    s->seen_ms = t;
+    s->pending = true;
     bool reached = p->total && p->done >= p->total;
-    m->done = p->done;
-    m->total = p->total;
-    m->pending = true;
-    if (!same || reached || t - m->shown_ms >= ES_PROGRESS_INTERVAL_MS)
-        show(m, t);
+    int64_t last = m->mode == ES_PROGRESS_BAR ? m->bar_ms : s->shown_ms;
+    if (is_new || reached || t - last >= ES_PROGRESS_INTERVAL_MS)
+        show(m, s, t);
 }
