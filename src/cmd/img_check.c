@@ -9,6 +9,7 @@
 #include "cmd/cmd.h"
 #include "cmd/img_root.h"
 #include "cmd/json_out.h"
+#include "cmd/progress_opt.h"
 #include "qcow2/check.h"
 #include "qcow2/check_chain.h"
 
@@ -17,7 +18,7 @@ static int run(int argc, char **argv);
 const es_cmd es_cmd_img_check = {
     "img check",
     "check (and repair) qcow2 images and their backing chains (like qemu-img check)",
-    "usage: extsnap img check [--output=human|json] [-r leaks|all | -U] [-q]\n"
+    "usage: extsnap img check [--output=human|json] [-r leaks|all | -U] [-q] [-p]\n"
     "                         [--root=DIR] IMAGE...\n"
     "\n"
     "Check each qcow2 IMAGE the way `qemu-img check` does and report the same\n"
@@ -40,6 +41,7 @@ const es_cmd es_cmd_img_check = {
     "  --output=FMT        human (default) or json (one object per image; an\n"
     "                      array when several images are given)\n"
     "  -q, --quiet         no summary on stdout (detail lines still on stderr)\n"
+    ES_PROGRESS_OPT_USAGE
     "  -U, --force-share   check even if another process writes the image (the\n"
     "                      result may then be inconsistent); not with -r\n"
     ES_IMG_ROOT_USAGE
@@ -84,6 +86,7 @@ typedef struct check_out {
     bool json, quiet, several;
     const char *root;   /* --root DIR, or NULL */
     json_object *array; /* several images in JSON */
+    es_progress_meter meter; /* phase "check": the walk of the active L1 table */
 } check_out;
 
 static void put_count(json_object *o, const char *key, int64_t v)
@@ -219,7 +222,10 @@ static int check_one(check_out *out, const char *path, const char *open_path, un
         printf("%s:\n", path);
     qcow2_check_result r;
     bool repaired;
-    if (qcow2_check_image(open_path, fix, stderr, &r, &repaired, &err) < 0) {
+    es_progress_sink pr = es_progress_meter_sink(&out->meter);
+    int cr = qcow2_check_image_progress(open_path, fix, stderr, &pr, &r, &repaired, &err);
+    es_progress_meter_end(&out->meter);
+    if (cr < 0) {
         /* The path is printed anyway: only what failed, and why. */
         char msg[sizeof buf + 32];
         err.path[0] = '\0';
@@ -289,16 +295,18 @@ static int run(int argc, char **argv)
         {"repair", required_argument, NULL, 'r'},
         {"quiet", no_argument, NULL, 'q'},
         {"force-share", no_argument, NULL, 'U'},
+        {"progress", optional_argument, NULL, 'p'},
         ES_IMG_ROOT_LONGOPT,
         {NULL, 0, NULL, 0},
     };
     check_out out = {0};
     unsigned fix = 0;
     bool force_share = false;
+    const char *progress = NULL;
     optind = 1;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "+r:qU", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+r:qUp", longopts, NULL)) != -1) {
         switch (c) {
         case OPT_OUTPUT: {
             int o = es_parse_output(optarg);
@@ -318,6 +326,7 @@ static int run(int argc, char **argv)
             break;
         case 'q': out.quiet = true; break;
         case 'U': force_share = true; break;
+        case 'p': progress = optarg; break;
         case ES_IMG_OPT_ROOT: out.root = optarg; break;
         default:
             if (optopt == ES_IMG_OPT_ROOT)
@@ -332,6 +341,10 @@ static int run(int argc, char **argv)
     int rc = es_img_root_check(cmd, out.root, ES_EXIT_FAIL);
     if (rc >= 0)
         return rc;
+    es_progress_mode pm;
+    if ((rc = es_progress_opt(cmd, progress, out.quiet, &pm)) != 0)
+        return rc;
+    es_progress_meter_init(&out.meter, pm, stderr);
     if (force_share)
         fix |= QCOW2_CHECK_FORCE_SHARE;
     out.several = argc - optind > 1;

@@ -11,7 +11,9 @@
 #     disks of the plan's merges[], from --output=json on stdout, which
 #     stays one JSON document), a bar per disk on a terminal, nothing on a
 #     pipe; usage error for a bad MODE;
-#  D. setup across file systems (a tmpfs): copy and read-back of each disk.
+#  D. setup across file systems (a tmpfs): copy and read-back of each disk;
+#  E. img check (-p, --progress=json: the walk of the active L1 table);
+#  F. verify --all: one stream per qcow2 image checked.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/lib/snap.sh"
@@ -108,6 +110,33 @@ check_rc "C: delete -q on a terminal" 0 on_tty "$T/c5.out" "$T/c5.tty" "$EXTSNAP
 check_eq "C: -q: nothing on the terminal" "" "$(tty_text "$T/c5.tty")"
 check_rc "C: bad MODE is a usage error" 1 x delete tvm s3 --progress=fancy 2>"$T/c6.err"
 grep -q "progress is auto, bar, json or none" "$T/c6.err" || fail "C: bad MODE: $(cat "$T/c6.err")"
+
+# --- E: img check ---------------------------------------------------------------------
+E1=$T/a4/base.qcow2
+check_rc "E: img check on a terminal" 0 on_tty "$T/e1.out" "$T/e1.tty" "$EXTSNAP" img check "$E1"
+bar_shown "E: img check on a terminal" "$T/e1.tty" check "$E1"
+check_rc "E: img check, stderr not a terminal" 0 "$EXTSNAP" img check "$E1" >/dev/null 2>"$T/e2.err"
+check_eq "E: not a terminal: stderr" "" "$(cat "$T/e2.err")"
+check_rc "E: img check --progress=json --output=json" 0 "$EXTSNAP" img check --progress=json --output=json "$E1" \
+    >"$T/e3.out" 2>"$T/e3.err"
+progress_ok "E: img check --progress=json" "$T/e3.err" "check $E1"
+check_eq "E: stdout is the check's JSON" "$E1 0" "$(jq -r '.filename + " " + (."check-errors" | tostring)' "$T/e3.out" 2>&1 || true)"
+
+# --- F: verify --all ------------------------------------------------------------------
+R=$T/f
+snap_make_tvm "$R"
+x create tvm s1 -q
+check_rc "F: verify --all --progress=json" 0 x verify --all --progress=json --output=json >"$T/f.out" 2>"$T/f.err"
+nimg=$(jq '.[0]."images-checked"' "$T/f.out" 2>&1 || true)
+check_eq "F: images checked" 5 "$nimg"
+progress_ok "F: verify --all --progress=json" "$T/f.err" "$(for ((i = 0; i < 5; i++)); do echo "check tvm"; done)"
+check_eq "F: the streams' images are the domain's qcow2 images" \
+    "$SNAP_IMG/vda.qcow2 $SNAP_IMG/vda.s1 $SNAP_IMG/vdb.qcow2 $SNAP_IMG/vdb.s1 $SNAP_IMG/vdc.s1" \
+    "$(jq -rs '[.[] | .image] | unique | join(" ")' "$T/f.err" 2>&1 || true)"
+check_rc "F: verify --all on a terminal" 0 on_tty "$T/f.out2" "$T/f.tty" "$EXTSNAP" verify --all --root "$R"
+bar_shown "F: verify --all on a terminal" "$T/f.tty" check tvm
+check_rc "F: verify --all, stderr not a terminal" 0 x verify --all >/dev/null 2>"$T/f2.err"
+check_eq "F: not a terminal: stderr" "" "$(cat "$T/f2.err")"
 
 # --- D: setup across file systems -------------------------------------------------
 R=$T/d
