@@ -30,7 +30,9 @@
     "                    shrinking: e.g. the guest writes faster than the copy)\n"           \
     "                    first lifts the --speed limit, then cancels (default:\n"            \
     "                    the --timeout value)\n"                                              \
-    "  -p                progress (bytes to copy, rate) on stderr (only on a terminal)\n"  \
+    "  -p, --progress[=MODE]  as without --qmp: the job's bytes copied of QEMU's\n"     \
+    "                    len (which grows while the guest writes); with\n"                   \
+    "                    --output=json only when asked for\n"                                \
     "  --output=json     JSON lines on stdout: {\"type\": \"progress\", job-id, device,\n"    \
     "                    status, offset, len, remaining, rate (bytes/s), speed}\n"            \
     "                    per new sample (every 0.25 s), {\"type\": \"notice\",\n"            \

@@ -6,7 +6,8 @@
 # bytes_done never decreasing and never above bytes_total, the last sample
 # done == total; stdout keeps the one --output=json document. The commits
 # are rate-limited so that QEMU is polled several times while they copy.
-# On a terminal (script(1)) a bar per disk; on a pipe nothing.
+# On a terminal (script(1)) a bar per disk; on a pipe nothing. img commit
+# --qmp --progress=json the same way.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/lib/qemu_vm.sh"
@@ -78,6 +79,16 @@ start_vm
 rc_is "delete, stderr a pipe" 0 "${SPEED[@]}" "${OWN_RUN[@]}" "$EXTSNAP" delete ovm s3 "${SPEED_OPT[@]}" \
     --config-dir="$CFG" --snapshot-dir="$SNAPS" --run-dir="$RUN" >/dev/null 2>"$T/p.err"
 eq "delete, stderr a pipe: nothing on it" "" "$(cat "$T/p.err")"
+stop_vm
+
+# --- img commit --qmp --progress=json (vda's chain: s1's overlay into its base) --
+restore_state
+start_vm
+rc_is "img commit --qmp --progress=json" 0 "$EXTSNAP" img commit --qmp "$SOCK" --device drive-vda --speed 8M \
+    --progress=json "$IMG/ovm-vda.s1" >"$T/i.out" 2>"$T/i.err"
+progress_ok "img commit --qmp" "$T/i.err" "commit drive-vda"
+eq "img commit --qmp: stdout" "Image committed: $IMG/ovm-vda.s2 now has backing file $IMG/ovm-vda.qcow2." \
+    "$(head -n1 "$T/i.out")"
 stop_vm
 
 finish
