@@ -19,8 +19,10 @@ void es_domain_opts_init(es_domain_opts *o, const es_cmd *cmd)
     o->env.cmd = cmd->name;
 }
 
-int es_domain_opts_check(const es_cmd *cmd, const es_domain_opts *o)
+int es_domain_opts_check(const es_cmd *cmd, es_domain_opts *o)
 {
+    es_progress_meter_init(&o->meter, es_progress_opt_mode(o->progress, o->env.quiet), stderr);
+    o->env.progress = es_progress_meter_sink(&o->meter);
     if (o->env.root && o->env.root[0]) {
         struct stat st;
         if (stat(o->env.root, &st) < 0 || !S_ISDIR(st.st_mode)) {
@@ -29,6 +31,12 @@ int es_domain_opts_check(const es_cmd *cmd, const es_domain_opts *o)
         }
     }
     return 0;
+}
+
+void es_domain_progress_end(const es_domain_opts *o)
+{
+    if (o->env.progress.opaque)
+        es_progress_meter_end(o->env.progress.opaque);
 }
 
 void es_domain_print_plan(const es_domain_opts *o, const snap_plan *p, const char *title,
@@ -65,7 +73,9 @@ int es_domain_run_plan(const es_cmd *cmd, const es_domain_opts *o, snap_ctx *c,
         return ES_EXIT_OK;
     }
     es_plan_print_before(o, p);
-    if (snap_execute(c, p, &e) < 0) {
+    int rc = snap_execute(c, p, &e);
+    es_domain_progress_end(o);
+    if (rc < 0) {
         es_cmd_error(cmd->name, &e);
         return ES_EXIT_FAIL;
     }

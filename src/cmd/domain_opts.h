@@ -11,6 +11,7 @@
 #include <stdbool.h>
 
 #include "cmd/cmd.h"
+#include "cmd/progress_opt.h"
 #include "snap/context.h"
 #include "snap/txn/plan.h"
 
@@ -53,7 +54,8 @@
      .section = ES_DOMAIN_SECTION, .help = "print nothing but errors"},                        \
     {.name = "verbose", .letter = 'v', .kind = ES_OPT_COUNT,                                   \
      .offset = offsetof(type, member.env.verbose), .flags = ES_OPTF_GLOBAL,                    \
-     .section = ES_DOMAIN_SECTION, .help = "also print the plan before carrying it out (then only its summary after 'Done:')"}
+     .section = ES_DOMAIN_SECTION, .help = "also print the plan before carrying it out (then only its summary after 'Done:')"}, \
+    ES_PROGRESS_OPT(type, member.progress, ES_DOMAIN_SECTION)
 
 /* --qmp in the table of a command that works on a running VM. */
 #define ES_ONLINE_OPT(type, member)                                                            \
@@ -91,11 +93,17 @@
 typedef struct es_domain_opts {
     snap_env env;
     int json; /* --output: 0 human, 1 json */
+    int progress;            /* --progress: index in es_progress_choices */
+    es_progress_meter meter; /* env.progress feeds it (es_domain_opts_check) */
 } es_domain_opts;
 
 void es_domain_opts_init(es_domain_opts *o, const es_cmd *cmd);
-/* Check the options once parsed (e.g. --root is a directory). */
-int es_domain_opts_check(const es_cmd *cmd, const es_domain_opts *o);
+/* Check the options once parsed (e.g. --root is a directory) and set up
+ * the progress meter. */
+int es_domain_opts_check(const es_cmd *cmd, es_domain_opts *o);
+/* The long work is over (or an error is to be printed): end the progress
+ * line. */
+void es_domain_progress_end(const es_domain_opts *o);
 /* The whole command line of a domain command: d (the es_domain_opts inside
  * the command's options struct opts) initialised, argv parsed by cmd's
  * table, nargs operands (named in `expect` for the usage error), which then

@@ -10,13 +10,14 @@
 #include "cmd/cmd.h"
 #include "cmd/img_root.h"
 #include "cmd/json_out.h"
+#include "cmd/progress_opt.h"
 #include "qcow2/check.h"
 #include "qcow2/check_chain.h"
 
 static int run(int argc, char **argv);
 
 typedef struct check_opts {
-    int json, repair;
+    int json, repair, progress;
     bool quiet, force_share;
     const char *root;
 } check_opts;
@@ -38,6 +39,7 @@ static const es_opt check_table[] = {
      .offset = offsetof(check_opts, force_share),
      .help = "check even if another process writes the image (the result may then be "
              "inconsistent); not with -r"},
+    ES_PROGRESS_OPT(check_opts, progress, NULL),
     ES_IMG_ROOT_OPT(check_opts, root),
     ES_OPT_END,
 };
@@ -105,6 +107,7 @@ typedef struct check_out {
     bool json, quiet, several;
     const char *root;   /* --root DIR, or NULL */
     json_object *array; /* several images in JSON */
+    es_progress_meter meter; /* phase "check": the walk of the active L1 table */
 } check_out;
 
 static void put_count(json_object *o, const char *key, int64_t v)
@@ -240,7 +243,10 @@ static int check_one(check_out *out, const char *path, const char *open_path, un
         printf("%s:\n", path);
     qcow2_check_result r;
     bool repaired;
-    if (qcow2_check_image(open_path, fix, stderr, &r, &repaired, &err) < 0) {
+    es_progress_sink pr = es_progress_meter_sink(&out->meter);
+    int cr = qcow2_check_image_progress(open_path, fix, stderr, &pr, &r, &repaired, &err);
+    es_progress_meter_end(&out->meter);
+    if (cr < 0) {
         /* The path is printed anyway: only what failed, and why. */
         char msg[sizeof buf + 32];
         err.path[0] = '\0';
@@ -320,6 +326,7 @@ static int run(int argc, char **argv)
     int rc = es_img_root_check(cmd, out.root, ES_EXIT_FAIL);
     if (rc >= 0)
         return rc;
+    es_progress_meter_init(&out.meter, es_progress_opt_mode(co.progress, out.quiet), stderr);
     if (force_share)
         fix |= QCOW2_CHECK_FORCE_SHARE;
     out.several = argc - optind > 1;

@@ -5,13 +5,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cmd/busy_hint.h"
 #include "cmd/check_hint.h"
 #include "cmd/cmd.h"
 #include "cmd/img_commit_qmp.h"
 #include "cmd/img_root.h"
+#include "cmd/progress_opt.h"
 #include "qcow2/commit.h"
 
 static int run(int argc, char **argv);
@@ -27,8 +27,7 @@ static const es_opt commit_table[] = {
      .help = "commit into BASE, an image of TOP's backing chain (implies -d)"},
     {.letter = 'd', .kind = ES_OPT_FLAG, .offset = offsetof(commit_opts, keep_top),
      .help = "do not empty TOP afterwards"},
-    {.name = "progress", .letter = 'p', .kind = ES_OPT_FLAG, .offset = offsetof(commit_opts, progress),
-     .help = "show progress on stderr (only on a terminal)"},
+    ES_PROGRESS_OPT(commit_opts, progress, NULL),
     {.name = "quiet", .letter = 'q', .kind = ES_OPT_FLAG, .offset = offsetof(commit_opts, quiet),
      .help = "print nothing on success"},
     {.name = "root", .kind = ES_OPT_STRING, .arg = "DIR", .offset = offsetof(commit_opts, root),
@@ -110,16 +109,6 @@ const es_cmd es_cmd_img_commit = {
     .operands = ES_OPERANDS_IMAGE,
 };
 
-static void show_progress(void *ctx, uint64_t done, uint64_t total)
-{
-    (void)ctx;
-    double pct = total ? 100.0 * (double)done / (double)total : 100.0;
-    if (pct > 100.0)
-        pct = 100.0;
-    fprintf(stderr, "    (%.2f/100%%)\r", pct);
-    fflush(stderr);
-}
-
 static int run(int argc, char **argv)
 {
     const es_cmd *cmd = &es_cmd_img_commit;
@@ -139,7 +128,7 @@ static int run(int argc, char **argv)
     es_open_opts oo = {.format = o.format, .root = o.root};
     es_commit_opts co = {.keep_top = o.keep_top || o.base};
     const char *base_path = o.base;
-    bool progress = o.progress, quiet = o.quiet;
+    bool quiet = o.quiet;
     if (argc - optind != 1)
         return es_cmd_usage_error(cmd, argc - optind < 1 ? "TOP is missing" : "too many arguments");
     int rc = es_img_root_check(cmd, oo.root, ES_EXIT_FAIL);
@@ -147,8 +136,9 @@ static int run(int argc, char **argv)
         return rc;
     const char *skip = getenv("EXTSNAP_SKIP_SPACE_CHECK");
     co.skip_space_check = skip && strcmp(skip, "1") == 0;
-    if (progress && !quiet && isatty(STDERR_FILENO))
-        co.progress = show_progress;
+    es_progress_meter meter;
+    es_progress_meter_init(&meter, es_progress_opt_mode(o.progress, quiet), stderr);
+    co.progress = es_progress_meter_sink(&meter);
 
     es_err err;
     es_image *top = NULL;
@@ -173,8 +163,7 @@ static int run(int argc, char **argv)
     } else if (es_commit(top, base, &co, &err) < 0) {
         rc = ES_EXIT_FAIL;
     }
-    if (co.progress)
-        fputc('\n', stderr);
+    es_progress_meter_end(&meter);
     es_image_close(top);
     if (rc != ES_EXIT_OK) {
         es_busy_hint(&err, ES_HINT_QMP);

@@ -8,10 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cmd/domain_opts.h"
 #include "cmd/json_out.h"
+#include "cmd/progress_opt.h"
 #include "qmp/qmp_job.h"
 #include "online/online_chain.h"
 #include "online/online_connect.h"
@@ -24,7 +24,8 @@ typedef struct qmp_commit_cli {
     unsigned long long speed;
     int timeout_ms;
     int stall_ms; /* 0: the reply timeout */
-    bool progress, quiet, json;
+    int progress; /* -p / --progress[=MODE]: index in es_progress_choices (0: auto) */
+    bool quiet, json;
 } qmp_commit_cli;
 
 /* What only the online commit refuses, and its operands. */
@@ -57,7 +58,7 @@ static int check_args(const es_cmd *cmd, const es_img_commit_opts *in, int argc,
 
 typedef struct progress_out {
     const qmp_commit_cli *o;
-    bool bar; /* progress bar on stderr */
+    es_progress_meter meter; /* the bar or JSON lines on stderr */
     bool shown;
     uint64_t last_offset, last_len; /* last sample printed: repeats are skipped */
 } progress_out;
@@ -85,14 +86,9 @@ static void show_progress(void *opaque, const qmp_job_progress *s)
         fflush(stdout);
         json_object_put(l);
     }
-    if (p->bar) {
-        double pct = s->len ? 100.0 * (double)s->offset / (double)s->len : 0.0;
-        if (pct > 100.0)
-            pct = 100.0;
-        fprintf(stderr, "    (%.2f/100%%) %.1f MiB to copy, %.1f MiB/s   \r", pct,
-                (double)s->remaining / 1048576.0, (double)s->rate / 1048576.0);
-        fflush(stderr);
-    }
+    es_progress pr = {"commit", s->device, p->o->top, s->offset < s->len ? s->offset : s->len,
+                      s->len};
+    es_progress_meter_update(&p->meter, &pr);
 }
 
 static void show_notice(void *opaque, const char *msg)
@@ -105,10 +101,11 @@ static void show_notice(void *opaque, const char *msg)
         printf("%s\n", json_object_to_json_string_ext(l, JSON_LINE_FLAGS));
         fflush(stdout);
         json_object_put(l);
-    } else if (!p->o->quiet) {
-        fprintf(stderr, "%sextsnap: img commit: note: %s\n", p->shown && p->bar ? "\n" : "",
-                msg);
     }
+    if (p->meter.mode != ES_PROGRESS_NONE)
+        es_progress_meter_notice(&p->meter, "extsnap: img commit: note: ", msg);
+    else if (!p->o->quiet && !p->o->json)
+        fprintf(stderr, "extsnap: img commit: note: %s\n", msg);
 }
 
 /* ---- result ---- */
@@ -189,13 +186,14 @@ static int run_commit(const qmp_commit_cli *o, qmp_client *c, snap_online_commit
     };
     if (snap_online_commit_plan(c, &a, oc, e) < 0)
         return -1;
-    progress_out p = {
-        .o = o,
-        .bar = o->progress && !o->quiet && !o->json && isatty(STDERR_FILENO),
-    };
+    progress_out p = {.o = o};
+    es_progress_mode mode = es_progress_opt_mode(o->progress, o->quiet);
+    if (o->progress == 0 && o->json)
+        mode = ES_PROGRESS_NONE; /* stdout carries the progress lines */
+    es_progress_meter_init(&p.meter, mode, stderr);
     bool written = false;
     qmp_job_opts jo = {
-        .progress = (p.bar || o->json) ? show_progress : NULL,
+        .progress = (mode != ES_PROGRESS_NONE || o->json) ? show_progress : NULL,
         .opaque = &p,
         .poll_interval_ms = 250,
         .stall_ms = o->stall_ms,
@@ -203,8 +201,7 @@ static int run_commit(const qmp_commit_cli *o, qmp_client *c, snap_online_commit
         .notice = show_notice,
     };
     int rc = qmp_commit_run(c, &oc->spec, 1, &jo, e);
-    if (p.shown && p.bar)
-        fputc('\n', stderr);
+    es_progress_meter_end(&p.meter);
     if (rc < 0 && written) {
         size_t len = strlen(e->msg);
         snprintf(e->msg + len, sizeof e->msg - len,

@@ -36,7 +36,8 @@
 /* img commit's options (its table is in img_commit.c), both ways. */
 typedef struct es_img_commit_opts {
     const char *format, *base, *root;
-    bool keep_top, progress, quiet; /* keep_top: -d */
+    bool keep_top, quiet; /* keep_top: -d */
+    int progress;         /* --progress: index in es_progress_choices */
     /* --qmp only */
     const char *socket, *device, *node;
     unsigned long long speed;

@@ -11,6 +11,7 @@
 #include "cmd/busy_hint.h"
 #include "cmd/cmd.h"
 #include "cmd/img_root.h"
+#include "cmd/progress_opt.h"
 #include "qcow2/image.h"
 #include "qcow2/map_status.h"
 #include "qcow2/prefetch.h"
@@ -30,6 +31,7 @@ static int run(int argc, char **argv);
 typedef struct compare_opts {
     const char *format[2];
     bool force_share, quiet;
+    int progress;
     const char *root;
 } compare_opts;
 
@@ -43,6 +45,7 @@ static const es_opt compare_table[] = {
      .help = "read even if another process holds the images"},
     {.name = "quiet", .letter = 'q', .kind = ES_OPT_FLAG, .offset = offsetof(compare_opts, quiet),
      .help = "print nothing on stdout; use the exit status"},
+    ES_PROGRESS_OPT(compare_opts, progress, NULL),
     ES_IMG_ROOT_OPT(compare_opts, root),
     ES_OPT_END,
 };
@@ -74,17 +77,28 @@ typedef struct compare_ctx {
     uint8_t *buf[2];
     uint64_t ahead[2]; /* guest offset each image is prefetched up to */
     bool quiet;
+    es_progress_meter meter; /* phase "compare" of IMAGE1: guest bytes compared */
+    const char *name;        /* IMAGE1 as given */
+    uint64_t size;           /* the larger virtual size */
 } compare_ctx;
 
-static int fail(const compare_ctx *c, const es_err *err)
+static void report(compare_ctx *c, uint64_t done)
 {
+    es_progress p = {"compare", c->name, NULL, done, c->size};
+    es_progress_meter_update(&c->meter, &p);
+}
+
+static int fail(compare_ctx *c, const es_err *err)
+{
+    es_progress_meter_end(&c->meter);
     fflush(stdout);
     es_cmd_error(c->cmd->name, err);
     return COMPARE_EXIT_ERROR;
 }
 
-static void mismatch(const compare_ctx *c, uint64_t off)
+static void mismatch(compare_ctx *c, uint64_t off)
 {
+    es_progress_meter_end(&c->meter);
     if (!c->quiet)
         printf("Content mismatch at offset %llu!\n", (unsigned long long)off);
 }
@@ -172,6 +186,7 @@ static int compare_common(compare_ctx *c, uint64_t size)
             pend_start += chunk;
             pend_len -= chunk;
         }
+        report(c, pend_len ? pend_start : off);
     }
     return 0;
 }
@@ -203,7 +218,9 @@ static int check_tail(compare_ctx *c, int which, uint64_t from, uint64_t to)
                 return COMPARE_EXIT_DIFFER;
             }
             off += chunk;
+            report(c, off);
         }
+        report(c, off);
     }
     return 0;
 }
@@ -212,6 +229,8 @@ static int compare(compare_ctx *c)
 {
     uint64_t s0 = c->img[0]->virtual_size, s1 = c->img[1]->virtual_size;
     uint64_t common = s0 < s1 ? s0 : s1;
+    c->size = s0 > s1 ? s0 : s1;
+    report(c, 0);
     int r = compare_common(c, common);
     if (r)
         return r;
@@ -222,6 +241,8 @@ static int compare(compare_ctx *c)
         if (r)
             return r;
     }
+    report(c, c->size);
+    es_progress_meter_end(&c->meter);
     if (!c->quiet)
         printf("Images are identical.\n");
     return ES_EXIT_OK;
@@ -246,6 +267,8 @@ static int run(int argc, char **argv)
     int rc = es_img_root_check(cmd, opts[0].root, COMPARE_EXIT_ERROR);
     if (rc >= 0)
         return rc == ES_EXIT_USAGE ? COMPARE_EXIT_USAGE : rc;
+    es_progress_meter_init(&c.meter, es_progress_opt_mode(co.progress, c.quiet), stderr);
+    c.name = argv[optind];
 
     es_err err;
     rc = COMPARE_EXIT_ERROR;

@@ -3,7 +3,6 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cmd/json_out.h"
 #include "cmd/plan_out.h"
@@ -135,34 +134,35 @@ static int settle(const es_domain_opts *o, snap_ctx *c, const snap_plan *p, int 
     return status;
 }
 
-/* The commit jobs' progress on a terminal: one line per sample, redrawn. */
-typedef struct term_progress {
+/* The commit jobs' progress, into the command's progress meter: phase
+ * "commit" of the disk, bytes copied of QEMU's len (which grows while the
+ * guest writes). */
+typedef struct job_progress {
     const snap_online *ol;
-    bool shown;
-} term_progress;
+    es_progress_meter *meter;
+} job_progress;
 
 static void show_progress(void *opaque, const qmp_job_progress *s)
 {
-    term_progress *t = opaque;
-    const char *disk = s->device;
+    job_progress *t = opaque;
+    const char *disk = s->device, *image = NULL;
     for (size_t i = 0, k = 0; i < t->ol->nactions; i++) {
         const snap_online_action *a = &t->ol->actions[i];
         if (a->kind != SNAP_ONLINE_ACTIVE_COMMIT && a->kind != SNAP_ONLINE_INTERMEDIATE_COMMIT)
             continue;
-        if (k++ == s->index)
+        if (k++ == s->index) {
             disk = a->disk;
+            image = a->top;
+        }
     }
-    fprintf(stderr, "\r  %s: %s, %.1f MiB to copy, %.1f MiB/s   ", disk, s->status,
-            (double)s->remaining / 1048576.0, (double)s->rate / 1048576.0);
-    fflush(stderr);
-    t->shown = true;
+    es_progress p = {"commit", disk, image, s->offset < s->len ? s->offset : s->len, s->len};
+    es_progress_meter_update(t->meter, &p);
 }
 
 static void show_notice(void *opaque, const char *msg)
 {
-    term_progress *t = opaque;
-    fprintf(stderr, "%s  note: %s\n", t->shown ? "\n" : "", msg);
-    t->shown = false;
+    job_progress *t = opaque;
+    es_progress_meter_notice(t->meter, "  note: ", msg);
 }
 
 int es_online_run_plan(const es_cmd *cmd, const es_domain_opts *o, snap_ctx *c, snap_online *ol,
@@ -181,8 +181,8 @@ int es_online_run_plan(const es_cmd *cmd, const es_domain_opts *o, snap_ctx *c, 
         return ES_EXIT_OK;
     }
     es_plan_print_before(o, p);
-    term_progress tp = {.ol = ol};
-    if (!o->env.quiet && isatty(STDERR_FILENO)) {
+    job_progress tp = {.ol = ol, .meter = o->env.progress.opaque};
+    if (tp.meter) {
         ol->progress = show_progress;
         ol->notice = show_notice;
         ol->progress_opaque = &tp;
@@ -191,8 +191,7 @@ int es_online_run_plan(const es_cmd *cmd, const es_domain_opts *o, snap_ctx *c, 
     snap_online_signals_catch();
     int rc = snap_online_execute(c, ol, p, &e);
     snap_online_signals_restore();
-    if (tp.shown)
-        fputc('\n', stderr);
+    es_domain_progress_end(o);
     if (rc < 0) {
         es_cmd_error(cmd->name, &e);
         return ES_EXIT_FAIL;

@@ -44,6 +44,8 @@ enum {
     ES_OPTF_DIR = 1 << 3,    /* the argument is a directory (completion) */
     ES_OPTF_ABSOLUTE = 1 << 4, /* the argument must start with '/' (else `bad`) */
     ES_OPTF_GLOBAL = 1 << 5, /* also accepted before the command: extsnap --root R list D */
+    ES_OPTF_OPTIONAL = 1 << 6, /* the argument may be left out (--progress, --progress=json);
+                                * ES_OPT_ENUM then stores choice 0 */
 };
 
 typedef struct es_opt {

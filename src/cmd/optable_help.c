@@ -12,7 +12,9 @@
 void es_opt_label(const es_opt *o, char *buf, size_t len)
 {
     char arg[64] = "";
-    if (o->arg)
+    if (o->arg && (o->flags & ES_OPTF_OPTIONAL))
+        snprintf(arg, sizeof arg, o->name ? "[=%s]" : "[%s]", o->arg);
+    else if (o->arg)
         snprintf(arg, sizeof arg, o->name ? "=%s" : " %s", o->arg);
     if (o->name && o->letter)
         snprintf(buf, len, "-%c, --%s%s", o->letter, o->name, arg);

@@ -102,6 +102,10 @@ static int store(const es_cmd *cmd, const es_opt *o, void *opts, const char *arg
     case ES_OPT_MSEC:
         return parse_msec(arg, (int *)field) < 0 ? bad_arg(cmd, o, arg) : -1;
     case ES_OPT_ENUM:
+        if (!arg) { /* an optional argument left out */
+            *(int *)field = 0;
+            return -1;
+        }
         for (int i = 0; o->choices && o->choices[i]; i++) {
             if (strcmp(o->choices[i], arg) == 0) {
                 *(int *)field = i;
@@ -148,7 +152,7 @@ int es_opt_parse(const es_cmd *cmd, int argc, char **argv, void *opts)
     const es_opt *t = cmd->opts;
     size_t n = count_opts(t);
     struct option *lo = calloc(n + 1, sizeof *lo);
-    char *so = malloc(2 * n + 3);
+    char *so = malloc(3 * n + 3);
     if (!lo || !so) {
         free(lo);
         free(so);
@@ -162,11 +166,16 @@ int es_opt_parse(const es_cmd *cmd, int argc, char **argv, void *opts)
     for (size_t i = 0; i < n; i++) {
         int code = t[i].letter ? t[i].letter : LONG_ONLY_BASE + (int)i;
         if (t[i].name)
-            lo[nl++] = (struct option){t[i].name, takes_arg(&t[i]) ? required_argument : no_argument,
+            lo[nl++] = (struct option){t[i].name,
+                                       !takes_arg(&t[i])                 ? no_argument
+                                       : t[i].flags & ES_OPTF_OPTIONAL ? optional_argument
+                                                                         : required_argument,
                                        NULL, code};
         if (t[i].letter) {
             so[ns++] = t[i].letter;
             if (takes_arg(&t[i]))
+                so[ns++] = ':';
+            if (takes_arg(&t[i]) && (t[i].flags & ES_OPTF_OPTIONAL))
                 so[ns++] = ':';
         }
     }

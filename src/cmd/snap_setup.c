@@ -69,7 +69,9 @@ static int execute(const es_cmd *cmd, const es_domain_opts *o, snap_ctx *c, snap
     }
     es_plan_print_before(o, p);
     es_err e = {0};
-    if (snap_setup_stage(c, s, &e) < 0) {
+    int rc = snap_setup_stage(c, s, &e);
+    es_domain_progress_end(o);
+    if (rc < 0) {
         es_err_prefix(&e, "nothing was changed");
         es_cmd_error(cmd->name, &e);
         return ES_EXIT_FAIL;

@@ -235,6 +235,7 @@ static int run(int argc, char **argv)
         failed |= v[i].error != NULL;
         problems |= v[i].errors || (strict && v[i].warnings);
     }
+    es_domain_progress_end(&o);
     if (o.json)
         print_json(v, names.n, strict);
     else

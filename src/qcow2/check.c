@@ -347,9 +347,19 @@ static int check_locked(qcow2_check_ctx *c, qcow2_check_result *result, es_err *
 int qcow2_check_pass(const char *path, unsigned fix, FILE *log, qcow2_check_result *res,
                      es_err *e)
 {
+    return qcow2_check_pass_progress(path, fix, log, NULL, NULL, NULL, res, e);
+}
+
+int qcow2_check_pass_progress(const char *path, unsigned fix, FILE *log, const es_progress_sink *pr,
+                              const char *disk, const char *name, qcow2_check_result *res,
+                              es_err *e)
+{
     qcow2_check_ctx c;
     memset(res, 0, sizeof *res);
     int r = open_ctx(&c, path, fix, log, e);
+    c.progress = pr;
+    c.progress_disk = disk ? disk : path;
+    c.progress_image = name ? name : path;
     /* Writers must drop autoclear bits they do not know before writing. */
     if (r == 0 && c.fix && c.hdr.version >= 3 && (c.hdr.autoclear_features & ~AUTOCLEAR_KNOWN))
         r = write_features(&c, c.hdr.incompatible_features,
@@ -380,8 +390,15 @@ int qcow2_check_pass_file(es_file *f, const char *path, unsigned fix, FILE *log,
 int qcow2_check_image(const char *path, unsigned fix, FILE *log, qcow2_check_result *res,
                       bool *repaired, es_err *e)
 {
+    return qcow2_check_image_progress(path, fix, log, NULL, res, repaired, e);
+}
+
+int qcow2_check_image_progress(const char *path, unsigned fix, FILE *log,
+                               const es_progress_sink *pr, qcow2_check_result *res,
+                               bool *repaired, es_err *e)
+{
     *repaired = false;
-    if (qcow2_check_pass(path, fix, log, res, e) < 0)
+    if (qcow2_check_pass_progress(path, fix, log, pr, NULL, NULL, res, e) < 0)
         return -1;
     if (res->corruptions_fixed || res->leaks_fixed) {
         int64_t cf = res->corruptions_fixed, lf = res->leaks_fixed;

@@ -13,6 +13,7 @@
 
 #include "util/err.h"
 #include "util/fileio.h"
+#include "util/progress.h"
 
 /* Repair modes (bit flags, as QEMU's BdrvCheckMode). */
 #define QCOW2_CHECK_FIX_LEAKS 1u  /* -r leaks: lower refcounts that are too high */
@@ -47,6 +48,12 @@ int qcow2_check_is_qcow2(const char *path, bool *is_qcow2, es_err *e);
  * be non-zero), -1 when it could not (e says why; res holds what was counted). */
 int qcow2_check_pass(const char *path, unsigned fix, FILE *log, qcow2_check_result *res,
                      es_err *e);
+/* The same, telling pr (may be NULL) how far the walk of the active L1
+ * table got: phase "check" of disk, image name (each NULL: path), guest
+ * bytes walked of the virtual size. */
+int qcow2_check_pass_progress(const char *path, unsigned fix, FILE *log, const es_progress_sink *pr,
+                              const char *disk, const char *name, qcow2_check_result *res,
+                              es_err *e);
 
 /* The same pass on a file the caller has open (and locked, as a writer
  * holding the image does): no locks are taken, f stays open. A pass with
@@ -60,5 +67,10 @@ int qcow2_check_pass_file(es_file *f, const char *path, unsigned fix, FILE *log,
  * Return value as qcow2_check_pass. */
 int qcow2_check_image(const char *path, unsigned fix, FILE *log, qcow2_check_result *res,
                       bool *repaired, es_err *e);
+/* The same, the first pass telling pr how far it got (as
+ * qcow2_check_pass_progress). */
+int qcow2_check_image_progress(const char *path, unsigned fix, FILE *log,
+                               const es_progress_sink *pr, qcow2_check_result *res,
+                               bool *repaired, es_err *e);
 
 #endif

@@ -37,6 +37,8 @@ typedef struct qcow2_check_ctx {
     es_file *file;
     es_imglock lock;  /* held on file's descriptor while the pass runs */
     FILE *log;
+    const es_progress_sink *progress; /* the walk of the active L1 table (may be NULL) */
+    const char *progress_disk, *progress_image;
     unsigned fix;     /* repair bits only */
     qcow2_check_result *res;
 

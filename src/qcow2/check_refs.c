@@ -184,6 +184,10 @@ static int check_l1(qcow2_check_ctx *c, uint64_t l1_offset, uint32_t l1_size, bo
         return es_err_set(e, ENOMEM, c->path, "out of memory");
     }
     int ret = 0;
+    /* Progress: guest bytes behind the L1 entries walked, of the virtual size. */
+    const es_progress_sink *pr = active ? c->progress : NULL;
+    uint64_t per_entry = c->cluster_size * c->l2_entries, vs = c->virtual_size;
+    es_progress_report(pr, "check", c->progress_disk, c->progress_image, 0, vs);
     for (uint32_t base = 0; base < l1_size && ret == 0; base += L1_CHUNK_ENTRIES) {
         uint32_t n = l1_size - base < L1_CHUNK_ENTRIES ? l1_size - base : L1_CHUNK_ENTRIES;
         if (check_pread(c, chunk, (size_t)n * 8, l1_offset + (uint64_t)base * 8, e) < 0) {
@@ -222,8 +226,13 @@ static int check_l1(qcow2_check_ctx *c, uint64_t l1_offset, uint32_t l1_size, bo
                 ret = -1;
                 break;
             }
+            uint64_t walked = (uint64_t)(base + k + 1) * per_entry;
+            es_progress_report(pr, "check", c->progress_disk, c->progress_image,
+                               walked < vs ? walked : vs, vs);
         }
     }
+    if (ret == 0)
+        es_progress_report(pr, "check", c->progress_disk, c->progress_image, vs, vs);
     free(chunk);
     return ret;
 }

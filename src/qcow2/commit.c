@@ -314,8 +314,7 @@ static int run(commit_ctx *c, es_err *e)
         return es_err_set(e, ENOMEM, NULL, "out of memory");
     if (commit_writer_start(&c->writer, base, e) < 0)
         return -1;
-    if (c->opts->progress)
-        c->opts->progress(c->opts->progress_ctx, 0, c->total_bytes);
+    commit_report_progress(c);
     /* First write from here on. */
     if (prepare_base(c, e) < 0)
         return -1;

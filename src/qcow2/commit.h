@@ -16,13 +16,15 @@
 #include <stdint.h>
 
 #include "qcow2/image.h"
+#include "util/progress.h"
 
 typedef struct es_commit_opts {
     bool keep_top;          /* -d (and -b): leave TOP as it is */
     bool skip_space_check;  /* tests only: EXTSNAP_SKIP_SPACE_CHECK=1 */
-    /* Called now and then with bytes done / total (total may be 0). */
-    void (*progress)(void *ctx, uint64_t done, uint64_t total);
-    void *progress_ctx;
+    /* Told now and then of the bytes copied so far (util/progress.h), as
+     * phase "commit" of progress_disk (NULL: TOP's file name). */
+    es_progress_sink progress;
+    const char *progress_disk;
 } es_commit_opts;
 
 /* The image of top's backing chain (below top) that is the same file as

@@ -246,12 +246,6 @@ static int apply_frees(commit_ctx *c, es_err *e)
     return 0;
 }
 
-static void report_progress(commit_ctx *c)
-{
-    if (c->opts->progress)
-        c->opts->progress(c->opts->progress_ctx, c->done_bytes, c->total_bytes);
-}
-
 int commit_batch_run(commit_ctx *c, es_err *e)
 {
     es_image *b = c->base;
@@ -286,7 +280,7 @@ int commit_batch_run(commit_ctx *c, es_err *e)
     for (size_t i = 0; i < c->nops; i++)
         if (c->ops[i].action != OP_DATA)
             c->done_bytes += op_covered(c, &c->ops[i]);
-    report_progress(c);
+    commit_report_progress(c);
     if (c->raw_base)
         return 0;
 

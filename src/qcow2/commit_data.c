@@ -227,8 +227,7 @@ int commit_data_chunk(commit_ctx *c, const uint32_t *idx, size_t n, es_err *e)
     if (r < 0)
         goto out;
     c->done_bytes += covered;
-    if (c->opts->progress)
-        c->opts->progress(c->opts->progress_ctx, c->done_bytes, c->total_bytes);
+    commit_report_progress(c);
     r = 0;
 out:
     free(rd);

@@ -132,6 +132,14 @@ int commit_batch_count(commit_ctx *c, es_err *e);
 /* Execute one collected batch with the full ordering discipline. */
 int commit_batch_run(commit_ctx *c, es_err *e);
 
+/* Tell the caller how far the copy got (es_commit_opts.progress). */
+static inline void commit_report_progress(const commit_ctx *c)
+{
+    es_progress_report(&c->opts->progress, "commit",
+                       c->opts->progress_disk ? c->opts->progress_disk : c->top->filename,
+                       c->top->filename, c->done_bytes, c->total_bytes);
+}
+
 /* commit_data.c: read the sources of one chunk of data ops and hand it to
  * the writer (commit_writer_wait() before anything depends on the data). */
 int commit_data_chunk(commit_ctx *c, const uint32_t *idx, size_t n, es_err *e);

@@ -14,6 +14,7 @@
 #include "domxml/store.h"
 #include "snap/lock.h"
 #include "util/err.h"
+#include "util/progress.h"
 
 #define SNAP_DEFAULT_RUN_DIR "/run/libvirt/qemu"
 
@@ -30,6 +31,7 @@ typedef struct snap_env {
     int verbose;
     FILE *log;          /* where recovery and warnings are reported (stderr) */
     const char *cmd;    /* command name, to prefix those messages */
+    es_progress_sink progress; /* long work (merges, copies) reports here */
 } snap_env;
 
 typedef struct snap_ctx {

@@ -116,7 +116,7 @@ while IFS=$'\t' read -r c long letter arg kind vis; do
         [[ $o == - ]] && continue
         ES_CHECKS=$((ES_CHECKS + 1))
         if [[ $o == --* ]]; then
-            grep -q -- "^  \(-., \)\?$o\([= ]\|$\)" <<<"${HELP[$c]}" ||
+            grep -q -- "^  \(-., \)\?$o\([=[ ]\|$\)" <<<"${HELP[$c]}" ||
                 fail "$c: $o is in the table but not in --help"
         else
             grep -q -- "^  $o\([, ]\|$\)" <<<"${HELP[$c]}" ||

@@ -61,7 +61,7 @@ while read -r c; do
     while read -r opt; do
         [[ $opt == --help || $opt == -h ]] && continue
         ES_CHECKS=$((ES_CHECKS + 1))
-        grep -qE -- "(^|[ ,[])$opt([ =,]|$)" <<<"$page" || fail "$p(1) does not document $opt (from --help)"
+        grep -qE -- "(^|[ ,[])$opt([ =,[]|$)" <<<"$page" || fail "$p(1) does not document $opt (from --help)"
     done < <(grep -E '^ {2,4}--?[a-zA-Z0-9]' <<<"$help" | sed -E 's/^ +//; s/^(-[a-zA-Z0-9], )?(--?[a-zA-Z0-9-]+).*/\2/' | sort -u)
 done <<<"$commands"
 finish

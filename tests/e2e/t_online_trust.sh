@@ -236,7 +236,7 @@ has "guest outpaces the copy: the limit was lifted" "still to copy did not shrin
 ES_CHECKS=$((ES_CHECKS + 1))
 ((took < 15)) || fail "guest outpaces the copy: took $took s"
 ES_CHECKS=$((ES_CHECKS + 1))
-grep -aqE 'vdb: (running|ready), [0-9]+\.[0-9] MiB to copy, [0-9]+\.[0-9] MiB/s' "$T/out" ||
+grep -aqE 'vdb commit \[[#.]{20}\] +[0-9]+\.[0-9]% [0-9.]+ [KMG]?i?B / [0-9.]+ [KMG]?i?B' "$T/out" ||
     fail "guest outpaces the copy: no progress shown: $(tr '\r' '\n' <"$T/out" | head -n 5)"
 ES_CHECKS=$((ES_CHECKS + 1))
 grep -aq '  note: block job extsnap-snap-vdb-.*limit lifted' "$T/out" ||

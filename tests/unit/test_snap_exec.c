@@ -63,8 +63,9 @@ static bool exists(const char *rel)
 
 /* Fake engine: base := "merged(" + top + ")", through fileio so that faults
  * reach it. Idempotent, as the hook must be. */
-static int fake_merge(const char *r, const snap_merge *m, es_err *e)
+static int fake_merge(const char *r, const snap_merge *m, const es_progress_sink *pr, es_err *e)
 {
+    (void)pr;
     char top[PATH_MAX + 64], base[PATH_MAX + 64], data[512], out[600];
     snprintf(top, sizeof top, "%s%s", r, m->top);
     snprintf(base, sizeof base, "%s%s", r, m->base);
@@ -89,8 +90,10 @@ static int fake_merge(const char *r, const snap_merge *m, es_err *e)
     return rc;
 }
 
-static int failing_merge(const char *r, const snap_merge *m, es_err *e)
+static int failing_merge(const char *r, const snap_merge *m, const es_progress_sink *pr,
+                         es_err *e)
 {
+    (void)pr;
     (void)r;
     return es_err_set(e, ENOSPC, m->base, "no space left for the merge");
 }

@@ -33,7 +33,8 @@ static void write_table_options(FILE *out, const es_opt *opts, const char *secti
     }
     fputs("' _es_args=' ", out);
     for (const es_opt *o = opts; !es_opt_is_end(o); o++) {
-        if ((o->flags & ES_OPTF_HIDDEN) || !o->arg ||
+        /* An optional argument is never the next word (--progress=json only). */
+        if ((o->flags & (ES_OPTF_HIDDEN | ES_OPTF_OPTIONAL)) || !o->arg ||
             (section && !(o->section && strcmp(o->section, section) == 0)))
             continue;
         if (o->letter) {
@@ -61,7 +62,7 @@ static bool takes_arg(const es_opt *opts, const char *word)
         bool same = word[1] == '-' ? o->name && strcmp(word + 2, o->name) == 0
                                    : o->letter && word[1] == o->letter && !word[2];
         if (same)
-            return o->arg != NULL;
+            return o->arg != NULL && !(o->flags & ES_OPTF_OPTIONAL);
     }
     return false;
 }

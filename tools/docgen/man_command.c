@@ -80,7 +80,11 @@ static void write_label(FILE *out, const es_opt *o)
         roff_inline(out, o->name);
         fputs("\\fR", out);
     }
-    if (o->arg) {
+    if (o->arg && (o->flags & ES_OPTF_OPTIONAL)) {
+        fputs(o->name ? "[=\\fI" : "[\\fI", out);
+        roff_inline(out, o->arg);
+        fputs("\\fR]", out);
+    } else if (o->arg) {
         fputs(o->name ? "=\\fI" : " \\fI", out);
         roff_inline(out, o->arg);
         fputs("\\fR", out);

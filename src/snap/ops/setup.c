@@ -58,8 +58,10 @@ static int next_hole(es_file *f, uint64_t off, uint64_t size, uint64_t *out, es_
     return 0;
 }
 
-/* Same size and the same bytes; ranges that are holes in both are skipped. */
-static int same_bytes(es_file *a, es_file *b, bool *same, es_err *e)
+/* Same size and the same bytes; ranges that are holes in both are skipped.
+ * pr hears of it as phase "compare" of disk, a's file image. */
+static int same_bytes(es_file *a, es_file *b, bool *same, const es_progress_sink *pr,
+                      const char *disk, const char *image, es_err *e)
 {
     *same = false;
     uint64_t sa, sb;
@@ -74,6 +76,7 @@ static int same_bytes(es_file *a, es_file *b, bool *same, es_err *e)
         goto out;
     }
     uint64_t off = 0;
+    es_progress_report(pr, "compare", disk, image, 0, sa);
     while (off < sa) {
         uint64_t da, db;
         if (next_data(a, off, sa, &da, e) < 0 || next_data(b, off, sa, &db, e) < 0)
@@ -89,7 +92,9 @@ static int same_bytes(es_file *a, es_file *b, bool *same, es_err *e)
             goto out;
         }
         off += n;
+        es_progress_report(pr, "compare", disk, image, off, sa);
     }
+    es_progress_report(pr, "compare", disk, image, sa, sa);
     *same = true;
     rc = 0;
 out:
@@ -106,8 +111,11 @@ static bool all_zero(const uint8_t *p, size_t n)
     return true;
 }
 
-/* Copy src's data ranges into dst (empty), keeping holes; dst gets src's size. */
-static int sparse_copy(es_file *src, es_file *dst, es_err *e)
+/* Copy src's data ranges into dst (empty), keeping holes; dst gets src's
+ * size. pr hears of it as phase "copy" of disk, src's file image (holes
+ * count as done). */
+static int sparse_copy(es_file *src, es_file *dst, const es_progress_sink *pr, const char *disk,
+                       const char *image, es_err *e)
 {
     uint64_t size;
     if (es_file_size(src, &size, e) < 0)
@@ -117,6 +125,7 @@ static int sparse_copy(es_file *src, es_file *dst, es_err *e)
         return es_err_set(e, ENOMEM, NULL, "out of memory");
     int rc = -1;
     uint64_t off = 0;
+    es_progress_report(pr, "copy", disk, image, 0, size);
     while (off < size) {
         uint64_t d = size, h = size;
         if (next_data(src, off, size, &d, e) < 0)
@@ -135,11 +144,13 @@ static int sparse_copy(es_file *src, es_file *dst, es_err *e)
             if (!all_zero(buf, n) && es_file_pwrite(dst, buf, n, p, e) < 0)
                 goto out;
             p += n;
+            es_progress_report(pr, "copy", disk, image, p, size);
         }
         off = h;
     }
     if (es_file_truncate(dst, size, e) < 0 || es_file_flush(dst, e) < 0)
         goto out;
+    es_progress_report(pr, "copy", disk, image, size, size);
     rc = 0;
 out:
     free(buf);
@@ -153,7 +164,7 @@ static int files_identical(const char *a, const char *b, bool *same, es_err *e)
     if (r == 0)
         r = es_file_open(&fb, b, O_RDONLY, 0, e);
     if (r == 0)
-        r = same_bytes(fa, fb, same, e);
+        r = same_bytes(fa, fb, same, NULL, NULL, NULL, e);
     es_file_close(fa);
     es_file_close(fb);
     return r;
@@ -410,7 +421,8 @@ static int copy_owner(es_file *f, const struct stat *st, es_err *e)
 }
 
 /* Across file systems: copy to a temporary name, compare, rename. */
-static int copy_in(const char *src, const char *dst, const char *tmp, es_err *e)
+static int copy_in(const char *src, const char *dst, const char *tmp, const es_progress_sink *pr,
+                   const char *disk, es_err *e)
 {
     es_file *in = NULL, *out = NULL;
     struct stat st;
@@ -427,8 +439,8 @@ static int copy_in(const char *src, const char *dst, const char *tmp, es_err *e)
         goto out;
     made = true;
     bool same = false;
-    if (sparse_copy(in, out, e) < 0 || copy_owner(out, &st, e) < 0 ||
-        same_bytes(in, out, &same, e) < 0)
+    if (sparse_copy(in, out, pr, disk, src, e) < 0 || copy_owner(out, &st, e) < 0 ||
+        same_bytes(in, out, &same, pr, disk, src, e) < 0)
         goto out;
     if (!same) {
         es_err_set(e, EIO, tmp, "the copy of %s does not read back the same", src);
@@ -466,7 +478,7 @@ static int stage_one(snap_ctx *c, const snap_setup_move *m, es_err *e)
         es_err_set(e, le.errnum, dst, "cannot give %s its new name", m->src);
         goto out;
     }
-    rc = copy_in(src, dst, tmp, e);
+    rc = copy_in(src, dst, tmp, &c->env->progress, m->target, e);
 out:
     if (rc < 0)
         es_err_prefix(e, "disk %s", m->target);

@@ -275,7 +275,9 @@ static int check_qcow2(vctx *v, size_t i, es_err *e)
     qcow2_check_result res;
     memset(&res, 0, sizeof res);
     es_err why = {0};
-    int rc = qcow2_check_pass(host, 0, NULL, &res, &why);
+    /* Progress: phase "check" of the domain, per image. */
+    int rc = qcow2_check_pass_progress(host, 0, NULL, &v->c->env->progress, v->c->name, n->path,
+                                       &res, &why);
     free(host);
     v->r->nimages++;
     if (rc < 0) {

@@ -19,11 +19,11 @@
 /* The qcow2 commit engine (merge.h); tests may swap it. */
 snap_merge_fn snap_merge_impl = snap_merge_qcow2;
 
-int snap_exec_merge(const char *root, const snap_merge *m, es_err *e)
+int snap_exec_merge(const char *root, const snap_merge *m, const es_progress_sink *pr, es_err *e)
 {
     if (!snap_merge_impl)
         return es_err_set(e, ENOTSUP, m->top, "no merge engine is available in this extsnap");
-    if (snap_merge_impl(root, m, e) < 0)
+    if (snap_merge_impl(root, m, pr, e) < 0)
         return es_err_prefix(e, "merging disk %s into %s", m->disk, m->base);
     return 0;
 }
@@ -185,10 +185,10 @@ int snap_rollback(const char *root, const snap_journal *j, const snap_plan *p, e
 /* From the merge phase on: merges, rebases, XML, commit point, then the
  * clean-up. Everything is idempotent, so recovery simply runs it again. */
 static int forward_from_merge(const char *root, const snap_journal *j, const snap_plan *p,
-                              es_err *e)
+                              const es_progress_sink *pr, es_err *e)
 {
     for (size_t i = 0; i < p->nmerges; i++)
-        if (snap_exec_merge(root, &p->merges[i], e) < 0)
+        if (snap_exec_merge(root, &p->merges[i], pr, e) < 0)
             return -1;
     for (size_t i = 0; i < p->nrebases; i++)
         if (rebase_one(root, &p->rebases[i], true, e) < 0)
@@ -211,7 +211,7 @@ int snap_rollforward(const char *root, const snap_journal *j, const snap_plan *p
 {
     if (phase == SNAP_PHASE_PREPARE)
         return es_err_set(e, EINVAL, j->path, "internal error: a prepared plan rolls back");
-    if (phase == SNAP_PHASE_MERGE && forward_from_merge(root, j, p, e) < 0)
+    if (phase == SNAP_PHASE_MERGE && forward_from_merge(root, j, p, NULL, e) < 0)
         return -1;
     return finish_committed(root, j, p, e);
 }
@@ -268,7 +268,7 @@ int snap_execute(snap_ctx *c, const snap_plan *p, es_err *e)
             fail_and_undo(c, &j, p, made, e);
             goto out;
         }
-        if (forward_from_merge(root, &j, p, e) < 0) {
+        if (forward_from_merge(root, &j, p, &c->env->progress, e) < 0) {
             fail_forward(c, e, false);
             goto out;
         }

@@ -10,6 +10,7 @@
 #include "snap/txn/journal.h"
 #include "snap/txn/plan.h"
 #include "util/err.h"
+#include "util/progress.h"
 
 /* The merge step: make m->base hold everything m->top holds (the qcow2
  * commit engine, filled in by the delete/commit commands). It runs after the
@@ -17,14 +18,16 @@
  * finds the journal there, so it must be idempotent: the top image still
  * holds all its data until the plan's deletes run after the commit point,
  * and the chain above it reads the same meanwhile. root is --root. */
-typedef int (*snap_merge_fn)(const char *root, const snap_merge *m, es_err *e);
+typedef int (*snap_merge_fn)(const char *root, const snap_merge *m, const es_progress_sink *pr,
+                             es_err *e);
 
 /* NULL until an engine is installed: plans with merges are then refused
  * before anything is written. */
 extern snap_merge_fn snap_merge_impl;
 
-/* Run one merge through snap_merge_impl. */
-int snap_exec_merge(const char *root, const snap_merge *m, es_err *e);
+/* Run one merge through snap_merge_impl; pr (may be NULL) is told how far
+ * it got. */
+int snap_exec_merge(const char *root, const snap_merge *m, const es_progress_sink *pr, es_err *e);
 
 /* Execute p on the domain of c: journal, overlays, merges, rebases, XML
  * files, commit point, deletes, journal removed. A failure before the

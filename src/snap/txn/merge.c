@@ -6,7 +6,8 @@
 #include "qcow2/image.h"
 #include "util/rootpath.h"
 
-int snap_merge_qcow2(const char *root, const snap_merge *m, es_err *e)
+int snap_merge_qcow2(const char *root, const snap_merge *m, const es_progress_sink *pr,
+                     es_err *e)
 {
     char *base_host = NULL;
     if (es_root_resolve(root, m->base, &base_host, e) < 0)
@@ -24,7 +25,9 @@ int snap_merge_qcow2(const char *root, const snap_merge *m, es_err *e)
          * The free space was checked before the journal (plan_check.h),
          * summed over every merge of the operation on one file system; a
          * check per merge here would come past the point of no return. */
-        es_commit_opts co = {.keep_top = true, .skip_space_check = true};
+        es_commit_opts co = {.keep_top = true, .skip_space_check = true, .progress_disk = m->disk};
+        if (pr)
+            co.progress = *pr;
         rc = es_commit(top, base, &co, e);
     }
     es_image_close(top);

@@ -9,8 +9,10 @@
 
 #include "snap/txn/plan.h"
 #include "util/err.h"
+#include "util/progress.h"
 
 /* m->top and m->base are paths as seen under root. */
-int snap_merge_qcow2(const char *root, const snap_merge *m, es_err *e);
+int snap_merge_qcow2(const char *root, const snap_merge *m, const es_progress_sink *pr,
+                     es_err *e);
 
 #endif
