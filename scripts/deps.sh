@@ -3,7 +3,8 @@
 # only when something is missing. Run as root on Debian 12.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libxml2-dev zlib1g-dev libzstd-dev libjson-c-dev check
-      qemu-utils qemu-system-x86 libvirt-clients xxd jq time)
+      qemu-utils qemu-system-x86 libvirt-clients xxd jq time
+      clang libclang-rt-dev llvm) # the fuzz stage: libFuzzer, its sanitizers, symbolized reports
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

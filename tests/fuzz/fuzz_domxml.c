@@ -88,12 +88,14 @@ static bool str_eq(const char *a, const char *b)
     return a == b || (a && b && strcmp(a, b) == 0);
 }
 
+/* b is disk a after the edit (edited) or after another disk's edit. A disk
+ * without <driver> gets one, with libvirt's name='qemu'. */
 static void disk_same(const domxml_disk *a, const domxml_disk *b, bool edited)
 {
     FZ_ASSERT(str_eq(a->target_dev, b->target_dev) && str_eq(a->target_bus, b->target_bus) &&
                   a->device == b->device && a->readonly == b->readonly &&
                   a->shareable == b->shareable && a->snapshot == b->snapshot &&
-                  str_eq(a->driver_name, b->driver_name) &&
+                  (str_eq(a->driver_name, b->driver_name) || (edited && !a->driver_name)) &&
                   str_eq(a->encryption_format, b->encryption_format) &&
                   a->has_slices == b->has_slices && a->has_fdgroup == b->has_fdgroup &&
                   a->has_data_store == b->has_data_store,
