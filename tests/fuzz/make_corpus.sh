@@ -9,6 +9,7 @@
 # ES_FUZZ build the seeds are merged with -merge=1 (only inputs that add
 # coverage are kept); with any other build they are copied as they are.
 # SEED_DIR (default: a temporary directory) keeps the unminimized seeds.
+# Files named finding-* in a corpus (inputs of past findings) are kept.
 # Needs qemu-img, qemu-io, qemu-system-x86_64 (the QMP transcripts).
 #
 # Seeds:
@@ -186,8 +187,9 @@ out=$src/tests/fuzz/corpus
 for kind in qcow2_read qcow2_write domxml snapxml journal qmp; do
     from=$seeds/${kind%_*}
     [[ $kind == qcow2_* ]] && from=$seeds/qcow2
-    rm -rf "$out/$kind"
+    # Inputs of past findings (finding-SHA1) stay whatever their coverage.
     mkdir -p "$out/$kind"
+    find "$out/$kind" -type f ! -name 'finding-*' -delete
     h=$build/tests/fuzz/fuzz_$kind
     if nm "$h" 2>/dev/null | grep LLVMFuzzerRunDriver >/dev/null; then
         "$h" -merge=1 -max_len=1048576 -timeout=30 "$out/$kind" "$from" 2>"$work/merge-$kind.log" \
@@ -195,5 +197,5 @@ for kind in qcow2_read qcow2_write domxml snapxml journal qmp; do
     else
         cp "$from"/* "$out/$kind/"
     fi
-    echo "$kind: $(ls "$out/$kind" | wc -l) of $(ls "$from" | wc -l) seeds kept"
+    echo "$kind: $(ls "$out/$kind" | grep -vc '^finding-') of $(ls "$from" | wc -l) seeds kept"
 done
