@@ -37,8 +37,7 @@ export ASAN_OPTIONS=detect_leaks=0
 pair() {
     local t=$work/q/top.img b=$work/q/base.img n
     n=$(stat -c %s "$t")
-    { printf "$(printf '\\x%02x\\x%02x\\x%02x\\x%02x' $((n & 255)) $((n >> 8 & 255)) \
-        $((n >> 16 & 255)) $((n >> 24 & 255)))"; cat "$t"; [[ ! -e $b ]] || cat "$b"; } \
+    { perl -e 'print pack("V", shift)' "$n"; cat "$t"; [[ ! -e $b ]] || cat "$b"; } \
         >"$seeds/qcow2/$1"
     rm -f "$work/q"/*
 }
@@ -100,7 +99,8 @@ cp "$fx"/libvirt-9.0/*-domain-*.xml "$fx"/libvirt-9.0/*-define-*.xml "$src/tests
 cp "$fx"/libvirt-9.0/*-snapshot-*.xml "$fx"/newer/*.xml "$seeds/snapxml/"
 # Files extsnap writes, and the journals it leaves when stopped midway.
 . "$src/tests/e2e/lib/snap.sh"
-T=$work
+T=$work # scratch directory of snap.sh's helpers
+export T
 R=$work/root
 snap_make_tvm "$R"
 x() { "$EXTSNAP" "$@" --root "$R"; }
@@ -197,5 +197,5 @@ for kind in qcow2_read qcow2_write domxml snapxml journal qmp; do
     else
         cp "$from"/* "$out/$kind/"
     fi
-    echo "$kind: $(ls "$out/$kind" | grep -vc '^finding-') of $(ls "$from" | wc -l) seeds kept"
+    echo "$kind: $(find "$out/$kind" -type f ! -name 'finding-*' | wc -l) of $(find "$from" -type f | wc -l) seeds kept"
 done
