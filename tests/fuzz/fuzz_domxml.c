@@ -59,7 +59,8 @@ static void crosscheck(const char *text, size_t len)
     xmlDoc *doc = NULL;
     r = dx_xml_parse(text, len, "fuzz", &scan, &doc, &e);
     fz_expect(r, &e, "dx_xml_parse");
-    FZ_ASSERT(r == 0 || !strstr(e.msg, "internal error"), "%s", e.msg);
+    /* The library's own words; a libxml2 message may quote the input. */
+    FZ_ASSERT(r == 0 || strncmp(e.msg, "internal error:", 15) != 0, "%s", e.msg);
     if (r == 0) {
         /* Every element knows its scan entry, in document order. */
         size_t idx = 0;
