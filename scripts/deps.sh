@@ -4,7 +4,8 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libxml2-dev zlib1g-dev libzstd-dev libjson-c-dev check
       qemu-utils qemu-system-x86 libvirt-clients xxd jq time
-      dpkg-dev file man-db groff-base bsdextrautils bash-completion)  # the .deb, man pages (col), completion
+      dpkg-dev file man-db groff-base bsdextrautils bash-completion  # the .deb, man pages (col), completion
+      clang libclang-rt-dev llvm) # the fuzz stage: libFuzzer, its sanitizers, symbolized reports
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

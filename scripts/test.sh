@@ -2,7 +2,9 @@
 # The whole test suite: dependencies, a -Werror build, unit + end-to-end tests
 # (qemu-img, qemu-io, qemu-system-x86_64 and virt-xml-validate as oracles),
 # then an AddressSanitizer + UBSan build running the unit tests and the
-# end-to-end image tests (label img) again.
+# end-to-end image tests (label img) again, and last a clang build of the
+# libFuzzer harnesses (tests/fuzz) running every corpus file once and each
+# harness for ES_FUZZ_SECONDS (default 60), two at a time.
 #
 # Every stage runs even when an earlier one failed (a stage whose build
 # failed is reported as not run); all failures are listed at the end.
@@ -68,6 +70,15 @@ if stage asan-build bash scripts/build.sh build-asan -DES_SANITIZE=ON; then
         run_ctest asan-tests build-asan -L 'unit|img'
 else
     failed+=("asan-tests: not run (the sanitizer build failed)")
+fi
+
+# Any crash, sanitizer report, leak or timeout fails the stage; the input
+# that caused it stays in build-fuzz/fuzz-out/KIND/ (tests/fuzz/README.md).
+if stage fuzz-build bash scripts/build.sh build-fuzz -DCMAKE_C_COMPILER=clang -DES_FUZZ=ON \
+    -DES_BUILD_TESTS=OFF; then
+    stage fuzz bash tests/fuzz/run.sh build-fuzz "${ES_FUZZ_SECONDS:-60}" 2
+else
+    failed+=("fuzz: not run (the fuzzing build failed)")
 fi
 
 echo
