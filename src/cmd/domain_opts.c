@@ -1,9 +1,11 @@
 #include "cmd/domain_opts.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cmd/cmd_env.h"
 #include "cmd/json_out.h"
 #include "snap/txn/exec.h"
 #include "snap/txn/plan_check.h"
@@ -15,6 +17,7 @@ void es_domain_opts_init(es_domain_opts *o, const es_cmd *cmd)
     memset(o, 0, sizeof *o);
     o->env.log = stderr;
     o->env.cmd = cmd->name;
+    es_env_qmp_settings(&o->env); /* the options below win */
 }
 
 int es_domain_opt(const es_cmd *cmd, es_domain_opts *o, int c, const char *arg)
@@ -48,6 +51,19 @@ int es_domain_opt(const es_cmd *cmd, es_domain_opts *o, int c, const char *arg)
         o->json = out == 1;
         return 1;
     }
+    case ES_OPT_QMP_TIMEOUT:
+    case ES_OPT_STALL:
+        if (es_parse_seconds_ms(arg, c == ES_OPT_STALL ? &o->env.qmp_stall_ms
+                                                       : &o->env.qmp_timeout_ms) < 0)
+            return es_cmd_usage_error(cmd, "invalid %s '%s' (seconds)",
+                                      c == ES_OPT_STALL ? "--stall" : "--qmp-timeout", arg),
+                   -1;
+        return 1;
+    case ES_OPT_SPEED:
+        if (es_parse_size(arg, &o->env.qmp_speed) < 0 ||
+            o->env.qmp_speed > (unsigned long long)INT64_MAX)
+            return es_cmd_usage_error(cmd, "invalid --speed '%s'", arg), -1;
+        return 1;
     case 'q':
         o->env.quiet = true;
         return 1;
@@ -146,12 +162,13 @@ int es_domain_parse(const es_cmd *cmd, es_domain_opts *o, int argc, char **argv,
                     const char *expect, const char *flag, bool *value, const char **qmp)
 {
     enum { OPT_FLAG = 0x2000 };
-    struct option longopts[] = {ES_DOMAIN_LONGOPTS, {0}, {0}, {0}};
-    size_t n = sizeof longopts / sizeof *longopts - 3;
+    static const struct option online[ES_ONLINE_NLONGOPTS] = {ES_ONLINE_LONGOPTS};
+    struct option longopts[] = {ES_DOMAIN_LONGOPTS, {0}, {0}, {0}, {0}, {0}, {0}};
+    size_t n = sizeof longopts / sizeof *longopts - 2 - ES_ONLINE_NLONGOPTS;
     if (flag)
         longopts[n++] = (struct option){flag, no_argument, NULL, OPT_FLAG};
-    if (qmp)
-        longopts[n++] = (struct option)ES_ONLINE_LONGOPT;
+    for (size_t i = 0; qmp && i < ES_ONLINE_NLONGOPTS; i++)
+        longopts[n++] = online[i];
     es_domain_opts_init(o, cmd);
     if (value)
         *value = false;

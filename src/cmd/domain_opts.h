@@ -14,9 +14,18 @@
 #include "snap/context.h"
 #include "snap/txn/plan.h"
 
-/* getopt_long code of --qmp (clear of ES_OPT_* and the commands' own). */
+/* getopt_long codes of --qmp and the QMP settings (clear of ES_OPT_* and the
+ * commands' own); es_domain_opt handles all but --qmp. */
 #define ES_OPT_QMP 0x1800
-#define ES_ONLINE_LONGOPT {"qmp", required_argument, NULL, ES_OPT_QMP}
+#define ES_OPT_QMP_TIMEOUT 0x1801
+#define ES_OPT_SPEED 0x1802
+#define ES_OPT_STALL 0x1803
+#define ES_ONLINE_NLONGOPTS 4
+#define ES_ONLINE_LONGOPTS                                                                     \
+    {"qmp", required_argument, NULL, ES_OPT_QMP},                                              \
+        {"qmp-timeout", required_argument, NULL, ES_OPT_QMP_TIMEOUT},                          \
+        {"speed", required_argument, NULL, ES_OPT_SPEED},                                      \
+        {"stall", required_argument, NULL, ES_OPT_STALL}
 
 enum {
     ES_OPT_ROOT = 0x1000,

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cmd/cmd_env.h"
 #include "cmd/domain_opts.h"
 #include "cmd/json_out.h"
 #include "qmp/qmp_job.h"
@@ -57,6 +58,7 @@ static int parse_args(const es_cmd *cmd, int argc, char **argv, qmp_commit_cli *
         {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof *o);
+    o->timeout_ms = es_env_qmp_timeout_ms(); /* --timeout wins */
     optind = 1;
     opterr = 0;
     int ch;
@@ -83,16 +85,11 @@ static int parse_args(const es_cmd *cmd, int argc, char **argv, qmp_commit_cli *
                 return es_cmd_usage_error(cmd, "invalid --speed '%s'", optarg);
             break;
         case OPT_TIMEOUT:
-        case OPT_STALL: {
-            char *end;
-            double s = strtod(optarg, &end);
-            const char *name = ch == OPT_TIMEOUT ? "--timeout" : "--stall";
-            if (end == optarg || *end || !(s > 0) || s > 86400)
-                return es_cmd_usage_error(cmd, "invalid %s '%s' (seconds)", name, optarg);
-            int ms = (int)(s * 1000 + 0.5) > 0 ? (int)(s * 1000 + 0.5) : 1;
-            *(ch == OPT_TIMEOUT ? &o->timeout_ms : &o->stall_ms) = ms;
+        case OPT_STALL:
+            if (es_parse_seconds_ms(optarg, ch == OPT_TIMEOUT ? &o->timeout_ms : &o->stall_ms) < 0)
+                return es_cmd_usage_error(cmd, "invalid %s '%s' (seconds)",
+                                          ch == OPT_TIMEOUT ? "--timeout" : "--stall", optarg);
             break;
-        }
         case OPT_OUTPUT: {
             int j = es_parse_output(optarg);
             if (j < 0)

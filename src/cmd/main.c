@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cmd/cmd.h"
+#include "cmd/cmd_env.h"
 
 static void print_overview(FILE *out)
 {
@@ -58,6 +59,7 @@ static int help(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    es_cmd_install_faults();
     if (argc < 2) {
         print_overview(stderr);
         return ES_EXIT_USAGE;

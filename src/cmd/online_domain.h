@@ -8,7 +8,7 @@
 #include "cmd/domain_opts.h"
 #include "online/online_exec.h"
 
-/* --qmp: ES_OPT_QMP and ES_ONLINE_LONGOPT in cmd/domain_opts.h. */
+/* --qmp and the QMP settings: ES_ONLINE_LONGOPTS in cmd/domain_opts.h. */
 
 #define ES_ONLINE_USAGE                                                                        \
     "Running VM: when the VM runs (libvirt's run dir, QEMU's image locks), the\n"            \
@@ -28,16 +28,20 @@
     "images above it): the snapshots being removed are then recorded as inexact\n"          \
     "(<snapshot-dir>/DOMAIN.extsnap.inexact; revert/refresh to them refused\n"              \
     "without --force, verify reports inexact-snapshot) until the same command\n"            \
-    "runs again. Environment: EXTSNAP_QMP_TIMEOUT (seconds) bounds each wait for\n"         \
-    "QEMU's replies; EXTSNAP_QMP_SPEED (bytes per second) rate-limits the commits;\n"       \
-    "EXTSNAP_QMP_STALL (seconds, default the QMP timeout): commits whose amount\n"           \
-    "left to copy stops shrinking this long get their rate limit lifted, then are\n"       \
-    "cancelled (the guest writes faster than the copy). Progress on a terminal.\n"          \
+    "runs again. Progress on a terminal.\n"                                                \
     "With --output=json the plan object gets \"online\": {qmp-socket, qemu-process,\n"       \
     "actions[] {disk, action (active-commit, intermediate-commit, offline-merge,\n"          \
     "snapshot), node, top, base, backing-filename, overlay}, kept[], libvirtd,\n"           \
     "pending-dir, virsh-commands[], libvirt-does-not-know[], notes[]}.\n"                   \
-    "  --qmp=PATH   QEMU's QMP socket (a path on this system)\n"
+    "  --qmp=PATH          QEMU's QMP socket (a path on this system)\n"                     \
+    "  --qmp-timeout=SECS  how long to wait for each QMP reply (default 30; env\n"          \
+    "                      EXTSNAP_QMP_TIMEOUT)\n"                                           \
+    "  --speed=BYTES       rate limit of the commit jobs in bytes per second\n"            \
+    "                      (suffixes K, M, G; default none; env EXTSNAP_QMP_SPEED)\n"       \
+    "  --stall=SECS        commits whose amount left to copy stops shrinking this\n"       \
+    "                      long (the guest writes faster than the copy) get their\n"     \
+    "                      rate limit lifted, then are cancelled (default: the QMP\n"      \
+    "                      timeout; env EXTSNAP_QMP_STALL)\n"
 
 /* ctx was opened by snap_online_open: ol NULL means the VM is shut off and
  * this is es_domain_run_plan. Otherwise: dry run prints the plan and QEMU's

@@ -80,7 +80,7 @@ static int run(int argc, char **argv)
         {"description", required_argument, NULL, OPT_DESCRIPTION},
         {"disk", required_argument, NULL, OPT_DISK},
         {"no-metadata", no_argument, NULL, OPT_NO_METADATA},
-        ES_ONLINE_LONGOPT,
+        ES_ONLINE_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
     es_domain_opts o;

@@ -117,7 +117,7 @@ static int parse(const es_cmd *cmd, es_domain_opts *o, int argc, char **argv)
 {
     static const struct option longopts[] = {
         ES_DOMAIN_LONGOPTS,
-        ES_ONLINE_LONGOPT,
+        ES_ONLINE_LONGOPTS,
         {"description", required_argument, NULL, OPT_IGNORED},
         {"disk", required_argument, NULL, OPT_IGNORED},
         {"no-metadata", no_argument, NULL, OPT_IGNORED},

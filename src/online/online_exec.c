@@ -457,21 +457,6 @@ static void commit_progress(void *opaque, const qmp_job_progress *pr)
     r->ol->progress(r->ol->progress_opaque, pr);
 }
 
-/* How long the jobs may make no progress (online_exec.h). */
-static int stall_ms(const snap_online *ol)
-{
-    if (ol->stall_ms > 0)
-        return ol->stall_ms;
-    const char *v = getenv("EXTSNAP_QMP_STALL");
-    if (v && *v >= '0' && *v <= '9') {
-        char *end;
-        double sec = strtod(v, &end);
-        if (!*end && sec > 0 && sec <= 86400)
-            return (int)(sec * 1000 + 0.5) > 0 ? (int)(sec * 1000 + 0.5) : 1;
-    }
-    return qmp_client_timeout(ol->qmp);
-}
-
 /* After QEMU reported every commit job complete: is every merged top out
  * of the chains the VM uses? 0 when so; else -1 with e saying which. */
 static int verify_switched(snap_ctx *c, snap_online *ol, es_err *e)
@@ -494,19 +479,6 @@ static int verify_switched(snap_ctx *c, snap_online *ol, es_err *e)
 }
 
 /* Commit specs for the QEMU actions of ol (and which action each is). */
-/* EXTSNAP_QMP_SPEED: a rate limit for the commit jobs (bytes per second),
- * to keep a VM's I/O responsive during a long merge (and for tests). */
-static unsigned long long commit_speed(void)
-{
-    const char *v = getenv("EXTSNAP_QMP_SPEED");
-    if (!v || *v < '0' || *v > '9')
-        return 0;
-    char *end;
-    errno = 0;
-    unsigned long long s = strtoull(v, &end, 10);
-    return errno || *end || s > (unsigned long long)INT64_MAX ? 0 : s;
-}
-
 int snap_online_commit_specs(snap_ctx *c, snap_online *ol, snap_online_commit **ocs,
                              qmp_commit_spec **specs, size_t *n, es_err *e)
 {
@@ -524,7 +496,7 @@ int snap_online_commit_specs(snap_ctx *c, snap_online *ol, snap_online_commit **
             return -1;
         snap_online_commit_args ca = {
             .device = a->node, .top = a->top, .base = a->base, .root = c->env->root,
-            .job_id = job, .backing_file = a->backing_file, .speed = commit_speed(),
+            .job_id = job, .backing_file = a->backing_file, .speed = c->env->qmp_speed,
         };
         int rc = snap_online_commit_plan(ol->qmp, &ca, &(*ocs)[*n], e);
         free(job);
@@ -851,7 +823,7 @@ static int execute_commits(snap_ctx *c, snap_online *ol, const snap_plan *p, es_
         commit_run r = {.c = c, .ol = ol, .fwd = fwd};
         qmp_job_opts jo = {.poll_interval_ms = 250, .before_finalize = before_finalize,
                            .opaque = &r, .base_written = &written, .job_written = jw,
-                           .stall_ms = stall_ms(ol), .notice = commit_notice,
+                           .stall_ms = c->env->qmp_stall_ms, .notice = commit_notice,
                            .progress = ol->progress ? commit_progress : NULL};
         int jrc = qmp_commit_run(ol->qmp, specs, n, &jo, e);
         es_err u = {0};

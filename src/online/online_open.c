@@ -271,7 +271,7 @@ static int attach(snap_ctx *c, const snap_vm_state *st, const char *cli_socket,
         snap_qmp_socket_missing(&ol->sock, c->name, holder, e);
         goto fail;
     }
-    if (snap_online_connect(ol->sock.path, 0, &ol->qmp, e) < 0) {
+    if (snap_online_connect(ol->sock.path, c->env->qmp_timeout_ms, &ol->qmp, e) < 0) {
         es_err_prefix(e, "domain %s is running%s%s%s and its QMP socket (from %s) cannot be "
                          "used",
                       c->name, holder ? " (" : "", holder ? holder : "", holder ? ")" : "",

@@ -24,6 +24,11 @@ typedef struct snap_env {
     const char *snapshot_dir;
     const char *run_dir;
     const char *qmp;    /* --qmp: the running VM's QMP socket (NULL: the config's) */
+    int qmp_timeout_ms; /* --qmp-timeout: each wait for QEMU's replies (<= 0: QMP's default) */
+    int qmp_stall_ms;   /* --stall: commit jobs making no progress this long get their
+                           speed limit lifted once, then are cancelled (<= 0: the
+                           reply timeout) */
+    unsigned long long qmp_speed; /* --speed: commit jobs' rate limit, bytes/s (0: none) */
     bool dry_run;
     bool quiet;
     int verbose;
