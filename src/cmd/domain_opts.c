@@ -8,6 +8,7 @@
 #include "cmd/cmd_env.h"
 #include "cmd/json_out.h"
 #include "snap/txn/exec.h"
+#include "snap/txn/merge.h"
 #include "snap/txn/plan_check.h"
 #include "snap/txn/plan_json.h"
 #include "snap/txn/plan_print.h"
@@ -17,6 +18,7 @@ void es_domain_opts_init(es_domain_opts *o, const es_cmd *cmd)
     memset(o, 0, sizeof *o);
     o->env.log = stderr;
     o->env.cmd = cmd->name;
+    o->env.merge = snap_merge_qcow2;
     es_env_qmp_settings(&o->env); /* the options below win */
 }
 

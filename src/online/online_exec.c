@@ -413,7 +413,7 @@ int snap_online_finish(snap_ctx *c, snap_online *ol, const snap_plan *p, snap_ph
     if (snap_online_derive(p, &d, &run, e) < 0)
         goto out;
     snap_journal j = {c->journal_path, c->journal_tmp};
-    rc = snap_rollforward(c->env->root, &j, run, phase, e);
+    rc = snap_rollforward(c->env, &j, run, phase, e);
 out:
     snap_plan_free(run);
     free(rkeep);
@@ -1019,7 +1019,7 @@ static int execute_snapshots(snap_ctx *c, snap_online *ol, const snap_plan *p, e
     /* QEMU writes into the overlays now: from here on only forward. */
     if (qmp_fault_point("transaction-done", e) < 0 ||
         snap_journal_write(&j, q, SNAP_PHASE_MERGE, e) < 0 ||
-        snap_rollforward(c->env->root, &j, q, SNAP_PHASE_MERGE, e) < 0) {
+        snap_rollforward(c->env, &j, q, SNAP_PHASE_MERGE, e) < 0) {
         es_err_prefix(e, "the VM writes into the new overlays but the rest is not done; run "
                          "'%s' to finish it",
                       snap_ctx_recover_cmd(c));
