@@ -78,7 +78,7 @@ static snap_online_action *new_action(snap_online *ol, snap_online_kind kind, co
 
 /* ---- helpers shared with recovery (online_priv.h) ---- */
 
-int snap_online_job_id(const char *disk, char **out, es_err *e)
+static int snap_online_job_id(const char *disk, char **out, es_err *e)
 {
     /* The pid keeps events of an earlier run's job from being taken for ours. */
     if (snap_asprintf(out, e, "%s%s-%ld", SNAP_ONLINE_JOB_PREFIX, disk, (long)getpid()) < 0)
@@ -90,8 +90,9 @@ int snap_online_job_id(const char *disk, char **out, es_err *e)
     return 0;
 }
 
-int snap_online_where(const snap_ctx *c, snap_online *ol, const char *logical, char **host,
-                      qmp_file_location **locs, size_t *n, es_err *e)
+/* Host path of a file libvirt names (logical), and where QEMU has it open. */
+static int snap_online_where(const snap_ctx *c, snap_online *ol, const char *logical, char **host,
+                             qmp_file_location **locs, size_t *n, es_err *e)
 {
     *locs = NULL;
     *n = 0;
@@ -105,7 +106,8 @@ int snap_online_where(const snap_ctx *c, snap_online *ol, const char *logical, c
     return 0;
 }
 
-int snap_online_rebase_done(const snap_ctx *c, const snap_rebase *r, bool *done, es_err *e)
+/* Does the image of r already name r's new backing file (QEMU wrote it)? */
+static int snap_online_rebase_done(const snap_ctx *c, const snap_rebase *r, bool *done, es_err *e)
 {
     *done = false;
     char *host;

@@ -191,7 +191,9 @@ static int libvirt_refusal(const snap_ctx *c, const snap_online *ol, const snap_
                       snap_ctx_recover_cmd(c));
 }
 
-int snap_online_recover(snap_ctx *c, snap_online *ol, es_err *e)
+/* Finish or undo an interrupted operation while the VM runs (QEMU's jobs
+ * left by it included). */
+static int snap_online_recover(snap_ctx *c, snap_online *ol, es_err *e)
 {
     snap_journal j = {c->journal_path, c->journal_tmp};
     bool exists = false;

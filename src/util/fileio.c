@@ -114,6 +114,24 @@ static int tick(int k, const char *op, const char *path)
     return result;
 }
 
+/* Wrap an existing descriptor (takes ownership). */
+static int es_file_adopt(es_file **out, int fd, const char *path, bool writable, es_err *e)
+{
+    es_file *f = calloc(1, sizeof *f);
+    char *p = strdup(path ? path : "");
+    if (!f || !p) {
+        free(f);
+        free(p);
+        close(fd);
+        return es_err_set(e, ENOMEM, path, "out of memory");
+    }
+    f->fd = fd;
+    f->path = p;
+    f->writable = writable;
+    *out = f;
+    return 0;
+}
+
 int es_file_open(es_file **out, const char *path, int flags, mode_t mode, es_err *e)
 {
     *out = NULL;
@@ -139,23 +157,6 @@ int es_file_open(es_file **out, const char *path, int flags, mode_t mode, es_err
     }
     int acc = flags & O_ACCMODE;
     return es_file_adopt(out, fd, path, acc == O_RDWR || acc == O_WRONLY, e);
-}
-
-int es_file_adopt(es_file **out, int fd, const char *path, bool writable, es_err *e)
-{
-    es_file *f = calloc(1, sizeof *f);
-    char *p = strdup(path ? path : "");
-    if (!f || !p) {
-        free(f);
-        free(p);
-        close(fd);
-        return es_err_set(e, ENOMEM, path, "out of memory");
-    }
-    f->fd = fd;
-    f->path = p;
-    f->writable = writable;
-    *out = f;
-    return 0;
 }
 
 void es_file_close(es_file *f)

@@ -37,8 +37,6 @@ typedef struct es_file {
 
 /* Open flags: O_RDONLY / O_RDWR etc. (O_CLOEXEC is added). */
 int es_file_open(es_file **out, const char *path, int flags, mode_t mode, es_err *e);
-/* Wrap an existing descriptor (takes ownership). */
-int es_file_adopt(es_file **out, int fd, const char *path, bool writable, es_err *e);
 void es_file_close(es_file *f);
 
 /* Read exactly n bytes at off; reading past EOF is an error naming the offset. */
