@@ -109,11 +109,3 @@ int es_parse_size(const char *s, unsigned long long *out)
 
 const char *const es_output_choices[] = {"human", "json", NULL};
 
-int es_parse_output(const char *s)
-{
-    if (strcmp(s, "human") == 0)
-        return 0;
-    if (strcmp(s, "json") == 0)
-        return 1;
-    return -1;
-}

@@ -56,8 +56,6 @@ bool es_cmd_wants_help(const es_cmd *cmd, int argc, char **argv);
 int es_opt_parse(const es_cmd *cmd, int argc, char **argv, void *opts);
 /* --help: usage line, description, options; full adds the details. */
 void es_cmd_print_help(FILE *out, const es_cmd *cmd, bool full);
-/* "-f, --format=FMT", "--dry-run", "-q" into buf. */
-void es_opt_label(const es_opt *o, char *buf, size_t len);
 /* The usage status of cmd (its usage_status, else ES_EXIT_USAGE). */
 int es_cmd_usage_status(const es_cmd *cmd);
 
@@ -69,8 +67,6 @@ int es_cmd_exit_status(int rc);
 
 /* Parse a size like 64M, 1G, 512, 2T (binary units, as qemu-img). */
 int es_parse_size(const char *s, unsigned long long *out);
-/* --output=human|json: returns 0 human, 1 json, -1 invalid. */
-int es_parse_output(const char *s);
 
 /* --output=FMT in an option table: the int `field` of `type` becomes 0
  * (human) or 1 (json); `bad` is the usage error's format. */

@@ -1,28 +1,37 @@
 #include "cmd/domain_opts.h"
 
 #include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cmd/cmd_env.h"
 #include "cmd/json_out.h"
 #include "cmd/plan_out.h"
 #include "snap/txn/exec.h"
+#include "snap/txn/merge.h"
 #include "snap/txn/plan_check.h"
 #include "snap/txn/plan_json.h"
 #include "snap/txn/plan_print.h"
 
-void es_domain_opts_init(es_domain_opts *o, const es_cmd *cmd)
+static void es_domain_opts_init(es_domain_opts *o, const es_cmd *cmd)
 {
     memset(o, 0, sizeof *o);
     o->env.log = stderr;
     o->env.cmd = cmd->name;
+    o->env.merge = snap_merge_qcow2;
+    es_env_qmp_settings(&o->env); /* the options below win */
 }
 
 int es_domain_opts_check(const es_cmd *cmd, es_domain_opts *o)
 {
     es_progress_meter_init(&o->meter, es_progress_opt_mode(o->progress, o->env.quiet), stderr);
     o->env.progress = es_progress_meter_sink(&o->meter);
+    if (o->env.qmp_speed > (unsigned long long)INT64_MAX) {
+        es_cmd_usage_error(cmd, "invalid --speed '%llu'", o->env.qmp_speed);
+        return -1;
+    }
     if (o->env.root && o->env.root[0]) {
         struct stat st;
         if (stat(o->env.root, &st) < 0 || !S_ISDIR(st.st_mode)) {

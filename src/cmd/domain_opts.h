@@ -57,11 +57,30 @@
      .section = ES_DOMAIN_SECTION, .help = "also print the plan before carrying it out (then only its summary after 'Done:')"}, \
     ES_PROGRESS_OPT(type, member.progress, ES_DOMAIN_SECTION)
 
-/* --qmp in the table of a command that works on a running VM. */
+/* --qmp and the QMP settings in the table of a command that works on a
+ * running VM (the environment's EXTSNAP_QMP_* are their defaults:
+ * cmd/cmd_env.h). */
+#define ES_ONLINE_SECTION "Running VM"
 #define ES_ONLINE_OPT(type, member)                                                            \
     {.name = "qmp", .kind = ES_OPT_STRING, .arg = "PATH",                                      \
      .offset = offsetof(type, member.env.qmp), .flags = ES_OPTF_FILE,                          \
-     .help = "QEMU's QMP socket (a path on this system), when the VM runs"}
+     .section = ES_ONLINE_SECTION,                                                             \
+     .help = "QEMU's QMP socket (a path on this system), when the VM runs"},                  \
+    {.name = "qmp-timeout", .kind = ES_OPT_MSEC, .arg = "SECONDS",                                \
+     .offset = offsetof(type, member.env.qmp_timeout_ms), .section = ES_ONLINE_SECTION,        \
+     .bad = "invalid --qmp-timeout '%s' (seconds)",                                            \
+     .help = "how long to wait for each QMP reply (default 30; env EXTSNAP_QMP_TIMEOUT)"},     \
+    {.name = "speed", .kind = ES_OPT_SIZE, .arg = "BYTES",                                     \
+     .offset = offsetof(type, member.env.qmp_speed), .section = ES_ONLINE_SECTION,             \
+     .bad = "invalid --speed '%s'",                                                            \
+     .help = "rate limit of the commit jobs in bytes per second (suffixes K, M, G; default "   \
+             "none; env EXTSNAP_QMP_SPEED)"},                                                  \
+    {.name = "stall", .kind = ES_OPT_MSEC, .arg = "SECONDS",                                      \
+     .offset = offsetof(type, member.env.qmp_stall_ms), .section = ES_ONLINE_SECTION,          \
+     .bad = "invalid --stall '%s' (seconds)",                                                  \
+     .help = "commits whose amount left to copy stops shrinking this long (the guest writes "  \
+             "faster than the copy) get their rate limit lifted, then are cancelled (default: " \
+             "the QMP timeout; env EXTSNAP_QMP_STALL)"}
 
 /* What DOMAIN is, for the details of every domain command. */
 #define ES_DOMAIN_ARG_USAGE                                                                    \
@@ -97,7 +116,6 @@ typedef struct es_domain_opts {
     es_progress_meter meter; /* env.progress feeds it (es_domain_opts_check) */
 } es_domain_opts;
 
-void es_domain_opts_init(es_domain_opts *o, const es_cmd *cmd);
 /* Check the options once parsed (e.g. --root is a directory) and set up
  * the progress meter. */
 int es_domain_opts_check(const es_cmd *cmd, es_domain_opts *o);

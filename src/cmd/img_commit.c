@@ -9,6 +9,7 @@
 #include "cmd/busy_hint.h"
 #include "cmd/check_hint.h"
 #include "cmd/cmd.h"
+#include "cmd/cmd_env.h"
 #include "cmd/img_commit_qmp.h"
 #include "cmd/img_root.h"
 #include "cmd/progress_opt.h"
@@ -134,8 +135,7 @@ static int run(int argc, char **argv)
     int rc = es_img_root_check(cmd, oo.root, ES_EXIT_FAIL);
     if (rc >= 0)
         return rc;
-    const char *skip = getenv("EXTSNAP_SKIP_SPACE_CHECK");
-    co.skip_space_check = skip && strcmp(skip, "1") == 0;
+    co.skip_space_check = es_env_skip_space_check();
     es_progress_meter meter;
     es_progress_meter_init(&meter, es_progress_opt_mode(o.progress, quiet), stderr);
     co.progress = es_progress_meter_sink(&meter);

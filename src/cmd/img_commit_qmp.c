@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmd/cmd_env.h"
 #include "cmd/domain_opts.h"
 #include "cmd/json_out.h"
 #include "cmd/progress_opt.h"
@@ -41,7 +42,7 @@ static int check_args(const es_cmd *cmd, const es_img_commit_opts *in, int argc,
     if (in->speed > (unsigned long long)INT64_MAX)
         return es_cmd_usage_error(cmd, "invalid --speed '%llu'", in->speed);
     *o = (qmp_commit_cli){.socket = in->socket, .device = in->device, .node = in->node,
-                          .base = in->base, .speed = in->speed, .timeout_ms = in->timeout_ms,
+                          .base = in->base, .speed = in->speed, .timeout_ms = in->timeout_ms ? in->timeout_ms : es_env_qmp_timeout_ms(),
                           .stall_ms = in->stall_ms, .progress = in->progress,
                           .quiet = in->quiet, .json = in->json == 1};
     if (argc - optind != 1)

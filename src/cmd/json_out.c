@@ -41,7 +41,8 @@ static long utf8_decode(const unsigned char *s, size_t *len)
     return cp;
 }
 
-void es_json_print_string(FILE *out, const char *s)
+/* A JSON string literal for s, escaped like QEMU (invalid UTF-8 -> U+FFFD). */
+static void es_json_print_string(FILE *out, const char *s)
 {
     fputc('"', out);
     const unsigned char *p = (const unsigned char *)s;

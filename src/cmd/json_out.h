@@ -13,8 +13,6 @@
 
 /* Pretty JSON for obj at nesting depth 0, without a trailing newline. */
 void es_json_print(FILE *out, json_object *obj);
-/* A JSON string literal for s, escaped like QEMU (invalid UTF-8 -> U+FFFD). */
-void es_json_print_string(FILE *out, const char *s);
 /* Human dump of an object or array, starting at the given indentation level
  * (4 spaces per level). */
 void es_json_print_human(FILE *out, json_object *obj, int level);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cmd/cmd.h"
+#include "cmd/cmd_env.h"
 #include "cmd/suggest.h"
 #include "cmd/version.h"
 
@@ -179,6 +180,7 @@ static int leading_globals(int argc, char **argv, int *end, int *count)
 
 int main(int argc, char **argv)
 {
+    es_cmd_install_faults();
     if (argc < 2) {
         print_overview(stderr);
         return ES_EXIT_USAGE;

@@ -28,11 +28,7 @@
     "images above it): the snapshots being removed are then recorded as inexact\n"          \
     "(<snapshot-dir>/DOMAIN.extsnap.inexact; revert/refresh to them refused\n"              \
     "without --force, verify reports inexact-snapshot) until the same command\n"            \
-    "runs again. Environment: EXTSNAP_QMP_TIMEOUT (seconds) bounds each wait for\n"         \
-    "QEMU's replies; EXTSNAP_QMP_SPEED (bytes per second) rate-limits the commits;\n"       \
-    "EXTSNAP_QMP_STALL (seconds, default the QMP timeout): commits whose amount\n"           \
-    "left to copy stops shrinking this long get their rate limit lifted, then are\n"       \
-    "cancelled (the guest writes faster than the copy). Progress on a terminal.\n"          \
+    "runs again. Progress on a terminal.\n"                                                \
     "With --output=json the plan object gets \"online\": {qmp-socket, qemu-process,\n"       \
     "actions[] {disk, action (active-commit, intermediate-commit, offline-merge,\n"          \
     "snapshot), node, top, base, backing-filename, overlay}, kept[], libvirtd,\n"           \

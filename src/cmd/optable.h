@@ -82,7 +82,7 @@ enum {
 /* Iterate every command: for (const es_cmd *const *c = es_commands; *c; c++)
  * (cmd/cmd.h: the struct with its synopsis, description, details,
  * exit_status and opts), and each table: for (const es_opt *o = (*c)->opts;
- * !es_opt_is_end(o); o++). es_opt_label() spells an option as --help does;
+ * !es_opt_is_end(o); o++).
  * `extsnap help --options` prints every table, one option a line. */
 
 #endif

@@ -9,7 +9,7 @@
 #define HELP_WIDTH 79
 #define HELP_COLUMN 22 /* where an option's help starts */
 
-void es_opt_label(const es_opt *o, char *buf, size_t len)
+static void opt_label(const es_opt *o, char *buf, size_t len)
 {
     char arg[64] = "";
     if (o->arg && (o->flags & ES_OPTF_OPTIONAL))
@@ -53,7 +53,7 @@ static void wrap(FILE *out, const char *text, int at, int indent)
 static void print_opt(FILE *out, const es_opt *o)
 {
     char label[128];
-    es_opt_label(o, label, sizeof label);
+    opt_label(o, label, sizeof label);
     int len = fprintf(out, "  %s", label);
     if (len + 1 > HELP_COLUMN) {
         fprintf(out, "\n%*s", HELP_COLUMN, "");

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cmd/cmd.h"
+#include "cmd/cmd_env.h"
 
 /* getopt_long's code of an option with no letter: this plus its index. */
 #define LONG_ONLY_BASE 0x100
@@ -67,18 +68,6 @@ static int parse_int(const char *s, int *out)
     return 0;
 }
 
-/* Seconds, decimal, more than 0 and at most a day, as milliseconds (>= 1). */
-static int parse_msec(const char *s, int *out)
-{
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s || *end || !(v > 0) || v > 86400)
-        return -1;
-    int ms = (int)(v * 1000 + 0.5);
-    *out = ms > 0 ? ms : 1;
-    return 0;
-}
-
 /* Store one option's value. Returns -1 when taken, else the exit status. */
 static int store(const es_cmd *cmd, const es_opt *o, void *opts, const char *arg)
 {
@@ -100,7 +89,7 @@ static int store(const es_cmd *cmd, const es_opt *o, void *opts, const char *arg
     case ES_OPT_SIZE:
         return es_parse_size(arg, (unsigned long long *)field) < 0 ? bad_arg(cmd, o, arg) : -1;
     case ES_OPT_MSEC:
-        return parse_msec(arg, (int *)field) < 0 ? bad_arg(cmd, o, arg) : -1;
+        return es_parse_seconds_ms(arg, (int *)field) < 0 ? bad_arg(cmd, o, arg) : -1;
     case ES_OPT_ENUM:
         if (!arg) { /* an optional argument left out */
             *(int *)field = 0;

@@ -65,7 +65,10 @@ static int run(int argc, char **argv)
                           "domain %s has no current snapshot to go back to (after 'revert "
                           "base', use 'revert %s base' again)",
                           ctx->name, ctx->name);
-        else if (snap_plan_revert_ex(ctx, "refresh", cur->name, (long long)time(NULL), force,
+        else if (snap_plan_revert_to(ctx,
+                                     &(snap_revert_args){.target = cur->name,
+                                                         .now = (long long)time(NULL),
+                                                         .refresh = true, .force = force},
                                      &p, &e) < 0)
             es_cmd_error(cmd->name, &e);
         else

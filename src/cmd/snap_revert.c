@@ -82,8 +82,10 @@ static int run(int argc, char **argv)
     snap_plan *p = NULL;
     int status = ES_EXIT_FAIL;
     if (snap_session_begin(&o.env, argv[optind], SNAP_OPEN_WRITE, &ctx, &e) < 0 ||
-        snap_plan_revert_ex(ctx, "revert", argv[optind + 1], (long long)time(NULL), force, &p,
-                            &e) < 0)
+        snap_plan_revert_to(ctx,
+                            &(snap_revert_args){.target = argv[optind + 1],
+                                                .now = (long long)time(NULL), .force = force},
+                            &p, &e) < 0)
         es_cmd_error(cmd->name, &e);
     else
         status = es_domain_run_plan(cmd, &o, ctx, p);

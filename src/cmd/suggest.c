@@ -7,7 +7,9 @@
 
 #define MAX_WORD 64
 
-size_t es_edit_distance(const char *a, const char *b)
+/* Edit distance of a and b (insert, delete, substitute, swap two
+ * neighbours: one each), case-sensitive. */
+static size_t edit_distance(const char *a, const char *b)
 {
     size_t n = strlen(a), m = strlen(b);
     if (n > MAX_WORD || m > MAX_WORD)
@@ -48,7 +50,7 @@ static void consider(const char *word, const char *name, size_t len, const char 
     char cand[MAX_WORD + 1];
     memcpy(cand, name, len);
     cand[len] = '\0';
-    size_t dist = es_edit_distance(word, cand);
+    size_t dist = edit_distance(word, cand);
     if (dist < *best_dist && close_enough(word, dist)) {
         *best_dist = dist;
         memcpy(buf, cand, len + 1);

@@ -298,11 +298,6 @@ int domxml_domain_load(const char *path, domxml_domain **out, es_err *e)
     return rc;
 }
 
-int domxml_domain_copy(const domxml_domain *d, domxml_domain **out, es_err *e)
-{
-    return domxml_domain_parse(d->text, d->len, d->origin, out, e);
-}
-
 void domxml_domain_root_span(const domxml_domain *d, size_t *off, size_t *len)
 {
     const xs_elem *root = &d->priv->scan.elems[0];

@@ -59,8 +59,6 @@ int domxml_domain_parse(const char *text, size_t len, const char *origin, domxml
                         es_err *e);
 /* Read and parse a file (an explicit path; see store.h for by-name lookup). */
 int domxml_domain_load(const char *path, domxml_domain **out, es_err *e);
-/* A new, independent copy. */
-int domxml_domain_copy(const domxml_domain *d, domxml_domain **out, es_err *e);
 /* A copy holding only the <domain> element, without the comment block or
  * anything else around it: the form embedded in snapshot metadata. */
 int domxml_domain_root_only(const domxml_domain *d, domxml_domain **out, es_err *e);

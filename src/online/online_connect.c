@@ -42,19 +42,6 @@ void snap_online_signals_restore(void)
     caught = 0;
 }
 
-int snap_online_timeout_ms(void)
-{
-    const char *v = getenv("EXTSNAP_QMP_TIMEOUT");
-    if (v && *v) {
-        char *end;
-        errno = 0;
-        double s = strtod(v, &end);
-        if (errno == 0 && *end == '\0' && s > 0 && s <= 86400)
-            return (int)(s * 1000 + 0.5) > 0 ? (int)(s * 1000 + 0.5) : 1;
-    }
-    return QMP_DEFAULT_TIMEOUT_MS;
-}
-
 static void sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -64,7 +51,7 @@ static void sleep_ms(int ms)
 int snap_online_connect(const char *path, int timeout_ms, qmp_client **out, es_err *e)
 {
     qmp_client_opts o = {
-        .timeout_ms = timeout_ms > 0 ? timeout_ms : snap_online_timeout_ms(),
+        .timeout_ms = timeout_ms, /* <= 0: the client's default */
         .interrupt = &snap_online_interrupted,
     };
     *out = NULL;

@@ -17,12 +17,8 @@ extern volatile sig_atomic_t snap_online_interrupted;
 void snap_online_signals_catch(void);
 void snap_online_signals_restore(void);
 
-/* Wait for QEMU's replies this long: env EXTSNAP_QMP_TIMEOUT (seconds,
- * fractions allowed) when set and valid, else QMP_DEFAULT_TIMEOUT_MS. */
-int snap_online_timeout_ms(void);
-
-/* Connect to the QMP socket at path with timeout_ms per reply (<= 0: the
- * default above) and snap_online_interrupted as the interrupt flag. A
+/* Connect to the QMP socket at path with timeout_ms per reply (<= 0:
+ * QMP_DEFAULT_TIMEOUT_MS) and snap_online_interrupted as the interrupt flag. A
  * refused connection is retried for a moment (QEMU creates the socket file
  * just before it listens). A silent QEMU gets an error saying so. */
 int snap_online_connect(const char *path, int timeout_ms, qmp_client **out, es_err *e);

@@ -78,7 +78,7 @@ static snap_online_action *new_action(snap_online *ol, snap_online_kind kind, co
 
 /* ---- helpers shared with recovery (online_priv.h) ---- */
 
-int snap_online_job_id(const char *disk, char **out, es_err *e)
+static int snap_online_job_id(const char *disk, char **out, es_err *e)
 {
     /* The pid keeps events of an earlier run's job from being taken for ours. */
     if (snap_asprintf(out, e, "%s%s-%ld", SNAP_ONLINE_JOB_PREFIX, disk, (long)getpid()) < 0)
@@ -90,8 +90,9 @@ int snap_online_job_id(const char *disk, char **out, es_err *e)
     return 0;
 }
 
-int snap_online_where(const snap_ctx *c, snap_online *ol, const char *logical, char **host,
-                      qmp_file_location **locs, size_t *n, es_err *e)
+/* Host path of a file libvirt names (logical), and where QEMU has it open. */
+static int snap_online_where(const snap_ctx *c, snap_online *ol, const char *logical, char **host,
+                             qmp_file_location **locs, size_t *n, es_err *e)
 {
     *locs = NULL;
     *n = 0;
@@ -105,7 +106,8 @@ int snap_online_where(const snap_ctx *c, snap_online *ol, const char *logical, c
     return 0;
 }
 
-int snap_online_rebase_done(const snap_ctx *c, const snap_rebase *r, bool *done, es_err *e)
+/* Does the image of r already name r's new backing file (QEMU wrote it)? */
+static int snap_online_rebase_done(const snap_ctx *c, const snap_rebase *r, bool *done, es_err *e)
 {
     *done = false;
     char *host;
@@ -413,7 +415,7 @@ int snap_online_finish(snap_ctx *c, snap_online *ol, const snap_plan *p, snap_ph
     if (snap_online_derive(p, &d, &run, e) < 0)
         goto out;
     snap_journal j = {c->journal_path, c->journal_tmp};
-    rc = snap_rollforward(c->env->root, &j, run, phase, e);
+    rc = snap_rollforward(c->env, &j, run, phase, e);
 out:
     snap_plan_free(run);
     free(rkeep);
@@ -457,21 +459,6 @@ static void commit_progress(void *opaque, const qmp_job_progress *pr)
     r->ol->progress(r->ol->progress_opaque, pr);
 }
 
-/* How long the jobs may make no progress (online_exec.h). */
-static int stall_ms(const snap_online *ol)
-{
-    if (ol->stall_ms > 0)
-        return ol->stall_ms;
-    const char *v = getenv("EXTSNAP_QMP_STALL");
-    if (v && *v >= '0' && *v <= '9') {
-        char *end;
-        double sec = strtod(v, &end);
-        if (!*end && sec > 0 && sec <= 86400)
-            return (int)(sec * 1000 + 0.5) > 0 ? (int)(sec * 1000 + 0.5) : 1;
-    }
-    return qmp_client_timeout(ol->qmp);
-}
-
 /* After QEMU reported every commit job complete: is every merged top out
  * of the chains the VM uses? 0 when so; else -1 with e saying which. */
 static int verify_switched(snap_ctx *c, snap_online *ol, es_err *e)
@@ -494,19 +481,6 @@ static int verify_switched(snap_ctx *c, snap_online *ol, es_err *e)
 }
 
 /* Commit specs for the QEMU actions of ol (and which action each is). */
-/* EXTSNAP_QMP_SPEED: a rate limit for the commit jobs (bytes per second),
- * to keep a VM's I/O responsive during a long merge (and for tests). */
-static unsigned long long commit_speed(void)
-{
-    const char *v = getenv("EXTSNAP_QMP_SPEED");
-    if (!v || *v < '0' || *v > '9')
-        return 0;
-    char *end;
-    errno = 0;
-    unsigned long long s = strtoull(v, &end, 10);
-    return errno || *end || s > (unsigned long long)INT64_MAX ? 0 : s;
-}
-
 int snap_online_commit_specs(snap_ctx *c, snap_online *ol, snap_online_commit **ocs,
                              qmp_commit_spec **specs, size_t *n, es_err *e)
 {
@@ -524,7 +498,7 @@ int snap_online_commit_specs(snap_ctx *c, snap_online *ol, snap_online_commit **
             return -1;
         snap_online_commit_args ca = {
             .device = a->node, .top = a->top, .base = a->base, .root = c->env->root,
-            .job_id = job, .backing_file = a->backing_file, .speed = commit_speed(),
+            .job_id = job, .backing_file = a->backing_file, .speed = c->env->qmp_speed,
         };
         int rc = snap_online_commit_plan(ol->qmp, &ca, &(*ocs)[*n], e);
         free(job);
@@ -851,7 +825,7 @@ static int execute_commits(snap_ctx *c, snap_online *ol, const snap_plan *p, es_
         commit_run r = {.c = c, .ol = ol, .fwd = fwd};
         qmp_job_opts jo = {.poll_interval_ms = 250, .before_finalize = before_finalize,
                            .opaque = &r, .base_written = &written, .job_written = jw,
-                           .stall_ms = stall_ms(ol), .notice = commit_notice,
+                           .stall_ms = c->env->qmp_stall_ms, .notice = commit_notice,
                            .progress = ol->progress ? commit_progress : NULL};
         int jrc = qmp_commit_run(ol->qmp, specs, n, &jo, e);
         es_err u = {0};
@@ -1047,7 +1021,7 @@ static int execute_snapshots(snap_ctx *c, snap_online *ol, const snap_plan *p, e
     /* QEMU writes into the overlays now: from here on only forward. */
     if (qmp_fault_point("transaction-done", e) < 0 ||
         snap_journal_write(&j, q, SNAP_PHASE_MERGE, e) < 0 ||
-        snap_rollforward(c->env->root, &j, q, SNAP_PHASE_MERGE, e) < 0) {
+        snap_rollforward(c->env, &j, q, SNAP_PHASE_MERGE, e) < 0) {
         es_err_prefix(e, "the VM writes into the new overlays but the rest is not done; run "
                          "'%s' to finish it",
                       snap_ctx_recover_cmd(c));

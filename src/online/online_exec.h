@@ -99,9 +99,6 @@ typedef struct snap_online {
     void (*notice)(void *opaque, const char *msg); /* e.g. a speed limit lifted (also
                                                      added to notes) */
     void *progress_opaque;
-    int stall_ms; /* commit jobs making no progress this long: their speed limit is
-                     lifted once, then they are cancelled; <= 0: EXTSNAP_QMP_STALL
-                     (seconds), else the QMP reply timeout */
 } snap_online;
 
 /* Open domain dom for a mutating command that can run on a running VM.

@@ -192,7 +192,9 @@ static int libvirt_refusal(const snap_ctx *c, const snap_online *ol, const snap_
                       snap_ctx_recover_cmd(c));
 }
 
-int snap_online_recover(snap_ctx *c, snap_online *ol, es_err *e)
+/* Finish or undo an interrupted operation while the VM runs (QEMU's jobs
+ * left by it included). */
+static int snap_online_recover(snap_ctx *c, snap_online *ol, es_err *e)
 {
     snap_journal j = {c->journal_path, c->journal_tmp};
     bool exists = false;
@@ -272,7 +274,7 @@ static int attach(snap_ctx *c, const snap_vm_state *st, const char *cli_socket,
         snap_qmp_socket_missing(&ol->sock, c->name, holder, e);
         goto fail;
     }
-    if (snap_online_connect(ol->sock.path, 0, &ol->qmp, e) < 0) {
+    if (snap_online_connect(ol->sock.path, c->env->qmp_timeout_ms, &ol->qmp, e) < 0) {
         es_err_prefix(e, "domain %s is running%s%s%s and its QMP socket (from %s) cannot be "
                          "used",
                       c->name, holder ? " (" : "", holder ? holder : "", holder ? ")" : "",

@@ -16,14 +16,6 @@
 #define SNAP_ONLINE_JOB_PREFIX "extsnap-snap-"
 
 void snap_online_actions_clear(snap_online *ol);
-int snap_online_job_id(const char *disk, char **out, es_err *e);
-
-/* Host path of a file libvirt names (logical), and where QEMU has it open. */
-int snap_online_where(const snap_ctx *c, snap_online *ol, const char *logical, char **host,
-                      qmp_file_location **locs, size_t *n, es_err *e);
-
-/* Does the image of r already name r's new backing file (QEMU wrote it)? */
-int snap_online_rebase_done(const snap_ctx *c, const snap_rebase *r, bool *done, es_err *e);
 
 /* A copy of a plan with some of its items. */
 typedef struct snap_derive {
@@ -48,9 +40,5 @@ void snap_online_commit_specs_free(snap_online_commit *ocs, qmp_commit_spec *spe
 /* libvirtd runs the VM: the files p would write go to the pending
  * directory, and ol gets the virsh commands and what libvirt does not know. */
 int snap_online_libvirt_pending(snap_ctx *c, snap_online *ol, const snap_plan *p, es_err *e);
-
-/* Finish or undo an interrupted operation while the VM runs (QEMU's jobs
- * left by it included). */
-int snap_online_recover(snap_ctx *c, snap_online *ol, es_err *e);
 
 #endif

@@ -59,6 +59,99 @@ static int fix_l2_entry_by_zero(qcow2_check_ctx *c, uint64_t l2_offset, uint64_t
     return 0;
 }
 
+/* A compressed cluster's L2 entry l2e (index i): its checks, and the host
+ * range it references counted. */
+static int check_compressed_entry(qcow2_check_ctx *c, uint64_t i, uint64_t l2e, uint64_t bm,
+                                  bool frag, es_err *e)
+{
+    qcow2_check_result *res = c->res;
+    if (l2e & QCOW2_OFLAG_COPIED) {
+        check_log(c,
+                  "ERROR: coffset=0x%llx: copied flag must never be set for compressed "
+                  "clusters\n",
+                  (unsigned long long)(l2e & c->coffset_mask));
+        l2e &= ~QCOW2_OFLAG_COPIED;
+        res->corruptions++;
+    }
+    if (c->data_file) {
+        check_log(c, "ERROR compressed cluster %llu with data file, entry=0x%llx\n",
+                  (unsigned long long)i, (unsigned long long)l2e);
+        res->corruptions++;
+        return 0;
+    }
+    if (bm) {
+        check_log(c,
+                  "ERROR compressed cluster %llu with non-zero subcluster allocation "
+                  "bitmap, entry=0x%llx\n",
+                  (unsigned long long)i, (unsigned long long)l2e);
+        res->corruptions++;
+        return 0;
+    }
+    uint64_t coffset, csize;
+    check_parse_compressed(c, l2e, &coffset, &csize);
+    if (imrt_inc_range(c, coffset, csize, e) < 0)
+        return -1;
+    if (frag) {
+        /* Compressed clusters count as fragmented by nature. */
+        res->allocated_clusters++;
+        res->compressed_clusters++;
+        res->fragmented_clusters++;
+    }
+    return 0;
+}
+
+/* An allocated (normal or zero-allocated) cluster's L2 entry l2e, index i
+ * of the table at l2_offset: its checks (an unaligned entry holding no data
+ * is repaired with fix), the fragmentation count (*next_contiguous: where
+ * the previous cluster ended) and its cluster counted. */
+static int check_allocated_entry(qcow2_check_ctx *c, uint64_t l2_offset, uint64_t i,
+                                 uint64_t l2e, uint64_t bm, bool frag, unsigned fix, bool active,
+                                 uint64_t *next_contiguous, es_err *e)
+{
+    qcow2_check_result *res = c->res;
+    uint64_t off = l2e & QCOW2_L2E_OFFSET_MASK;
+    if ((bm >> 32) & bm) {
+        res->corruptions++;
+        check_log(c,
+                  "ERROR offset=%llx: Allocated cluster has corrupted subcluster "
+                  "allocation bitmap\n",
+                  (unsigned long long)off);
+    }
+    if (off & (c->cluster_size - 1)) {
+        res->corruptions++;
+        bool has_data = c->subclusters ? (bm & QCOW2_L2_BITMAP_ALL_ALLOC) != 0
+                                       : !(l2e & QCOW2_OFLAG_ZERO);
+        if (!has_data) {
+            check_log(c,
+                      "%s offset=%llx: Preallocated cluster is not properly aligned; "
+                      "L2 entry corrupted.\n",
+                      (fix & QCOW2_CHECK_FIX_ERRORS) ? "Repairing" : "ERROR",
+                      (unsigned long long)off);
+            if (fix & QCOW2_CHECK_FIX_ERRORS) {
+                int r = fix_l2_entry_by_zero(c, l2_offset, i, active, e);
+                if (r < 0)
+                    return -1;
+                if (r == 0)
+                    return 0; /* no longer references anything */
+            }
+        } else {
+            check_log(c,
+                      "ERROR offset=%llx: Data cluster is not properly aligned; L2 "
+                      "entry corrupted.\n",
+                      (unsigned long long)off);
+        }
+    }
+    if (frag) {
+        res->allocated_clusters++;
+        if (*next_contiguous && off != *next_contiguous)
+            res->fragmented_clusters++;
+        *next_contiguous = off + c->cluster_size;
+    }
+    if (!c->data_file && imrt_inc_range(c, off, c->cluster_size, e) < 0)
+        return -1;
+    return 0;
+}
+
 static int check_l2(qcow2_check_ctx *c, uint64_t l2_offset, bool frag, unsigned fix, bool active,
                     es_err *e)
 {
@@ -78,85 +171,16 @@ static int check_l2(qcow2_check_ctx *c, uint64_t l2_offset, bool frag, unsigned 
             res->corruptions++;
         }
         switch (type) {
-        case QCOW2_CT_COMPRESSED: {
-            if (l2e & QCOW2_OFLAG_COPIED) {
-                check_log(c,
-                          "ERROR: coffset=0x%llx: copied flag must never be set for compressed "
-                          "clusters\n",
-                          (unsigned long long)(l2e & c->coffset_mask));
-                l2e &= ~QCOW2_OFLAG_COPIED;
-                res->corruptions++;
-            }
-            if (c->data_file) {
-                check_log(c, "ERROR compressed cluster %llu with data file, entry=0x%llx\n",
-                          (unsigned long long)i, (unsigned long long)l2e);
-                res->corruptions++;
-                break;
-            }
-            if (bm) {
-                check_log(c,
-                          "ERROR compressed cluster %llu with non-zero subcluster allocation "
-                          "bitmap, entry=0x%llx\n",
-                          (unsigned long long)i, (unsigned long long)l2e);
-                res->corruptions++;
-                break;
-            }
-            uint64_t coffset, csize;
-            check_parse_compressed(c, l2e, &coffset, &csize);
-            if (imrt_inc_range(c, coffset, csize, e) < 0)
+        case QCOW2_CT_COMPRESSED:
+            if (check_compressed_entry(c, i, l2e, bm, frag, e) < 0)
                 return -1;
-            if (frag) {
-                /* Compressed clusters count as fragmented by nature. */
-                res->allocated_clusters++;
-                res->compressed_clusters++;
-                res->fragmented_clusters++;
-            }
             break;
-        }
         case QCOW2_CT_ZERO_ALLOC:
-        case QCOW2_CT_NORMAL: {
-            uint64_t off = l2e & QCOW2_L2E_OFFSET_MASK;
-            if ((bm >> 32) & bm) {
-                res->corruptions++;
-                check_log(c,
-                          "ERROR offset=%llx: Allocated cluster has corrupted subcluster "
-                          "allocation bitmap\n",
-                          (unsigned long long)off);
-            }
-            if (off & (c->cluster_size - 1)) {
-                res->corruptions++;
-                bool has_data = c->subclusters ? (bm & QCOW2_L2_BITMAP_ALL_ALLOC) != 0
-                                               : !(l2e & QCOW2_OFLAG_ZERO);
-                if (!has_data) {
-                    check_log(c,
-                              "%s offset=%llx: Preallocated cluster is not properly aligned; "
-                              "L2 entry corrupted.\n",
-                              (fix & QCOW2_CHECK_FIX_ERRORS) ? "Repairing" : "ERROR",
-                              (unsigned long long)off);
-                    if (fix & QCOW2_CHECK_FIX_ERRORS) {
-                        int r = fix_l2_entry_by_zero(c, l2_offset, i, active, e);
-                        if (r < 0)
-                            return -1;
-                        if (r == 0)
-                            continue; /* no longer references anything */
-                    }
-                } else {
-                    check_log(c,
-                              "ERROR offset=%llx: Data cluster is not properly aligned; L2 "
-                              "entry corrupted.\n",
-                              (unsigned long long)off);
-                }
-            }
-            if (frag) {
-                res->allocated_clusters++;
-                if (next_contiguous && off != next_contiguous)
-                    res->fragmented_clusters++;
-                next_contiguous = off + c->cluster_size;
-            }
-            if (!c->data_file && imrt_inc_range(c, off, c->cluster_size, e) < 0)
+        case QCOW2_CT_NORMAL:
+            if (check_allocated_entry(c, l2_offset, i, l2e, bm, frag, fix, active,
+                                      &next_contiguous, e) < 0)
                 return -1;
             break;
-        }
         case QCOW2_CT_ZERO_PLAIN:
             break;
         case QCOW2_CT_UNALLOCATED:

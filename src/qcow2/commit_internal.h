@@ -109,13 +109,6 @@ typedef struct commit_ctx {
 } commit_ctx;
 
 /* commit_scan.c */
-/* First image above BASE (TOP first) that has [off, ...) allocated; a range
- * past an intermediate image's end counts as zeroes (QEMU semantics). In
- * [old_size, soft_zero_end) a range nothing above covers becomes zeroes
- * where something below BASE would otherwise show. *found false = nothing
- * covers [off, off + seg->len). */
-int commit_above_status(commit_ctx *c, uint64_t off, uint64_t max, commit_seg *seg, bool *found,
-                        es_err *e);
 /* Does anything below BASE possibly show non-zero data in [off, off+len)? */
 int commit_below_shows(commit_ctx *c, uint64_t off, uint64_t len, bool *shows, es_err *e);
 /* Fill c->ops/c->segs with the ops starting at *pos (advanced); stops at a

@@ -63,8 +63,13 @@ int commit_below_shows(commit_ctx *c, uint64_t off, uint64_t len, bool *shows, e
     return 0;
 }
 
-int commit_above_status(commit_ctx *c, uint64_t off, uint64_t max, commit_seg *seg, bool *found,
-                        es_err *e)
+/* First image above BASE (TOP first) that has [off, ...) allocated; a range
+ * past an intermediate image's end counts as zeroes (QEMU semantics). In
+ * [old_size, soft_zero_end) a range nothing above covers becomes zeroes
+ * where something below BASE would otherwise show. *found false = nothing
+ * covers [off, off + seg->len). */
+static int commit_above_status(commit_ctx *c, uint64_t off, uint64_t max, commit_seg *seg,
+                               bool *found, es_err *e)
 {
     if (chain_first(c->top, c->base, off, max, seg, found, e) < 0)
         return -1;

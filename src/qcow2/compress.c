@@ -80,8 +80,12 @@ static int zstd_decompress(const uint8_t *in, size_t in_len, uint8_t *out, size_
     return rc;
 }
 
-int qcow2_decompress(int compression_type, const uint8_t *in, size_t in_len, uint8_t *out,
-                     size_t out_len, const char *path, uint64_t host_off, es_err *e)
+/* Decompress in[0..in_len) into exactly out_len bytes. Trailing input after
+ * the compressed stream is ignored (QEMU pads to a sector). Anything that does
+ * not produce exactly out_len bytes is an error naming path and host_off.
+ * compression_type: QCOW2_COMPRESSION_ZLIB or QCOW2_COMPRESSION_ZSTD. */
+static int qcow2_decompress(int compression_type, const uint8_t *in, size_t in_len, uint8_t *out,
+                            size_t out_len, const char *path, uint64_t host_off, es_err *e)
 {
     switch (compression_type) {
     case QCOW2_COMPRESSION_ZLIB:

@@ -14,13 +14,6 @@
 void qcow2_compressed_range(uint32_t cluster_bits, uint64_t l2_entry, uint64_t *host_off,
                             uint64_t *nbytes);
 
-/* Decompress in[0..in_len) into exactly out_len bytes. Trailing input after
- * the compressed stream is ignored (QEMU pads to a sector). Anything that does
- * not produce exactly out_len bytes is an error naming path and host_off.
- * compression_type: QCOW2_COMPRESSION_ZLIB or QCOW2_COMPRESSION_ZSTD. */
-int qcow2_decompress(int compression_type, const uint8_t *in, size_t in_len, uint8_t *out,
-                     size_t out_len, const char *path, uint64_t host_off, es_err *e);
-
 /* Read and decompress the compressed cluster described by l2_entry into out
  * (cluster_size bytes). Validates the range against the file: it must start
  * inside the file; bytes past the end read as zeroes (QEMU does not pad the

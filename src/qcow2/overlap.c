@@ -35,7 +35,8 @@ struct qcow2_overlap {
     bool stale_l2; /* L1 entries changed: rebuild before checking anything but L1 entries */
 };
 
-const char *qcow2_overlap_name(unsigned kind)
+/* The structure a kind names in messages ("active L1 table"). */
+static const char *qcow2_overlap_name(unsigned kind)
 {
     static const char *const names[] = {
         "qcow2 header",   "active L1 table", "active L2 table", "refcount table",

@@ -37,9 +37,6 @@
 /* Replacing all metadata at once (emptying an image from scratch). */
 #define QCOW2_OL_ALL 0x3ffu
 
-/* The structure a kind names in messages ("active L1 table"). */
-const char *qcow2_overlap_name(unsigned kind);
-
 /* Build the map now (refusing an image whose structures overlap each
  * other); idempotent. Opens the image's refcounts. */
 int qcow2_overlap_open(es_image *img, es_err *e);

@@ -54,7 +54,15 @@ static int read_cluster0(es_file *f, uint8_t **out, size_t *len, uint64_t *cs, u
     return 0;
 }
 
-int qcow2_rebase_header(es_file *f, const char *name, const char *format, es_err *e)
+/* Rewrite the backing file name and the backing format extension of the
+ * qcow2 image open (read-write) in f. name NULL or "" removes the backing
+ * file, and format must then be NULL; otherwise format is required. Every
+ * other header field and extension is kept byte for byte (unknown autoclear
+ * bits are cleared, as any writer that does not know them must). The new
+ * backing file is not looked at. Fails, leaving the file unchanged, when the
+ * image is not qcow2, is marked corrupt, or the new header does not fit in
+ * cluster 0. */
+static int qcow2_rebase_header(es_file *f, const char *name, const char *format, es_err *e)
 {
     if (name && !name[0])
         name = NULL;

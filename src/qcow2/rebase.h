@@ -6,16 +6,6 @@
 #include "util/err.h"
 #include "util/fileio.h"
 
-/* Rewrite the backing file name and the backing format extension of the
- * qcow2 image open (read-write) in f. name NULL or "" removes the backing
- * file, and format must then be NULL; otherwise format is required. Every
- * other header field and extension is kept byte for byte (unknown autoclear
- * bits are cleared, as any writer that does not know them must). The new
- * backing file is not looked at. Fails, leaving the file unchanged, when the
- * image is not qcow2, is marked corrupt, or the new header does not fit in
- * cluster 0. */
-int qcow2_rebase_header(es_file *f, const char *name, const char *format, es_err *e);
-
 /* Same, opening path itself. */
 int qcow2_rebase_unsafe(const char *path, const char *name, const char *format, es_err *e);
 

@@ -38,7 +38,7 @@ uint64_t qcow2_refblock_entries(const es_image *img)
     return img->cluster_size * 8 / img->refcount_bits;
 }
 
-uint64_t qcow2_refcount_max(const es_image *img)
+static uint64_t qcow2_refcount_max(const es_image *img)
 {
     return img->refcount_bits == 64 ? UINT64_MAX : (1ull << img->refcount_bits) - 1;
 }
@@ -147,7 +147,8 @@ static int write_slot(es_image *img, rb_slot *s, es_err *e)
     return 0;
 }
 
-int qcow2_refcount_writeback(es_image *img, es_err *e)
+/* Write every dirty cached block (no fdatasync). */
+static int qcow2_refcount_writeback(es_image *img, es_err *e)
 {
     struct qcow2_refblock_cache *c = img->rb_cache;
     if (!c)

@@ -34,9 +34,8 @@ void qcow2_refcount_close(es_image *img);
 uint64_t qcow2_refblock_entry_get(const uint8_t *block, uint64_t i, uint32_t bits);
 void qcow2_refblock_entry_set(uint8_t *block, uint64_t i, uint32_t bits, uint64_t value);
 
-/* Refcounts per block and the largest storable refcount. */
+/* Refcounts per block. */
 uint64_t qcow2_refblock_entries(const es_image *img);
-uint64_t qcow2_refcount_max(const es_image *img);
 
 /* Refcount of the cluster with index `cluster` (host offset / cluster size);
  * clusters no refcount block covers have refcount 0. */
@@ -46,8 +45,6 @@ int qcow2_refcount_get(es_image *img, uint64_t cluster, uint64_t *rc, es_err *e)
  * flushed, with the table entry) first. */
 int qcow2_refcount_add(es_image *img, uint64_t cluster, int64_t delta, es_err *e);
 
-/* Write every dirty cached block (no fdatasync). */
-int qcow2_refcount_writeback(es_image *img, es_err *e);
 /* Write every dirty cached block, then fdatasync the image: an ordering point. */
 int qcow2_refcount_flush(es_image *img, es_err *e);
 

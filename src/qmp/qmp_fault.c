@@ -12,7 +12,6 @@ static const char *const point_names[] = {"finalize", "transaction-done"};
 #define NPOINTS (sizeof point_names / sizeof point_names[0])
 
 static struct {
-    bool loaded;
     unsigned long count[NPOINTS];
     struct {
         size_t point;
@@ -30,16 +29,14 @@ static size_t point_index(const char *name)
     return NPOINTS;
 }
 
-static void load_env(void)
+int qmp_fault_install(const char *spec)
 {
-    if (hook.loaded)
-        return;
-    hook.loaded = true;
-    const char *spec = getenv("EXTSNAP_QMP_FAULT");
     if (!spec || !*spec)
-        return;
+        return 0;
     char *copy = strdup(spec), *save = NULL;
-    for (char *tok = copy ? strtok_r(copy, ",", &save) : NULL; tok && hook.nfaults < POINTS_MAX;
+    if (!copy)
+        return -1;
+    for (char *tok = strtok_r(copy, ",", &save); tok && hook.nfaults < POINTS_MAX;
          tok = strtok_r(NULL, ",", &save)) {
         char point[32], action[16];
         unsigned long n;
@@ -54,11 +51,11 @@ static void load_env(void)
         hook.nfaults++;
     }
     free(copy);
+    return 0;
 }
 
 int qmp_fault_point(const char *point, es_err *e)
 {
-    load_env();
     size_t p = point_index(point);
     if (p == NPOINTS || !hook.nfaults)
         return 0;

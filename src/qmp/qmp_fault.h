@@ -10,7 +10,9 @@
  *     N      1-based count of that point in this process
  *     ACTION kill   SIGKILL to itself: no clean-up, like kill -9
  *            error  the step fails with "injected fault at POINT #N"
- * Unset in normal use: every point is then a no-op. */
+ * Unset in normal use: every point is then a no-op. The extsnap binary
+ * installs the environment's spec (qmp_fault_install); the library reads
+ * no environment. */
 #ifndef ES_QMP_FAULT_H
 #define ES_QMP_FAULT_H
 
@@ -19,5 +21,9 @@
 /* Count one pass through point; returns -1 (e set) for an injected error,
  * never returns for kill, else 0. */
 int qmp_fault_point(const char *point, es_err *e);
+
+/* Add the fault points of spec (the syntax above; NULL or "": none;
+ * malformed entries ignored). -1 only when out of memory. */
+int qmp_fault_install(const char *spec);
 
 #endif

@@ -18,6 +18,8 @@
 
 #define SNAP_DEFAULT_RUN_DIR "/run/libvirt/qemu"
 
+struct snap_merge; /* snap/txn/plan.h */
+
 /* The global options of the domain commands. Directories are as seen under
  * root; NULL means libvirt's default. */
 typedef struct snap_env {
@@ -26,6 +28,16 @@ typedef struct snap_env {
     const char *snapshot_dir;
     const char *run_dir;
     const char *qmp;    /* --qmp: the running VM's QMP socket (NULL: the config's) */
+    int qmp_timeout_ms; /* --qmp-timeout: each wait for QEMU's replies (<= 0: QMP's default) */
+    int qmp_stall_ms;   /* --stall: commit jobs making no progress this long get their
+                           speed limit lifted once, then are cancelled (<= 0: the
+                           reply timeout) */
+    unsigned long long qmp_speed; /* --speed: commit jobs' rate limit, bytes/s (0: none) */
+    /* The merge engine of plans with merges (snap/txn/exec.h's snap_merge_fn;
+     * the commands pass snap/txn/merge.h's qcow2 engine, tests their own).
+     * NULL: such plans are refused before anything is written. */
+    int (*merge)(const char *root, const struct snap_merge *m, const es_progress_sink *pr,
+                 es_err *e);
     bool dry_run;
     bool quiet;
     int verbose;

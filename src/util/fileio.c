@@ -21,7 +21,6 @@ struct fault {
 };
 
 static struct {
-    bool loaded;
     uint64_t count[K_COUNT];
     struct fault faults[MAX_FAULTS];
     int nfaults;
@@ -36,18 +35,15 @@ static int kind_index(const char *name)
     return -1;
 }
 
-static void load_env(void)
+int es_fault_install(const char *spec, const char *trace_path)
 {
-    if (hook.loaded)
-        return;
-    hook.loaded = true;
-    const char *t = getenv("EXTSNAP_FAULT_TRACE");
-    if (t && *t)
-        hook.trace_path = strdup(t);
-    const char *spec = getenv("EXTSNAP_FAULT");
+    free(hook.trace_path);
+    hook.trace_path = trace_path && *trace_path ? strdup(trace_path) : NULL;
     if (!spec || !*spec)
-        return;
+        return 0;
     char *copy = strdup(spec), *save = NULL;
+    if (!copy)
+        return -1;
     for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         char kind[16], act[16];
         unsigned long long n;
@@ -59,11 +55,11 @@ static void load_env(void)
         es_fault_set(kind, n, a);
     }
     free(copy);
+    return 0;
 }
 
 int es_fault_set(const char *kind, uint64_t nth, es_fault_action action)
 {
-    hook.loaded = true;
     int k = kind_index(kind);
     if (k < 0 || hook.nfaults >= MAX_FAULTS)
         return -1;
@@ -75,7 +71,6 @@ void es_fault_reset(void)
 {
     memset(hook.count, 0, sizeof hook.count);
     hook.nfaults = 0;
-    hook.loaded = true;
 }
 
 uint64_t es_fault_count(const char *kind)
@@ -100,7 +95,6 @@ static void trace(int k, const char *op, const char *path)
  * Returns 0 to proceed, or an errno value to fail with. Never returns on stop. */
 static int tick(int k, const char *op, const char *path)
 {
-    load_env();
     int kinds[2] = {k, -1};
     if (k == K_WRITE || k == K_FLUSH)
         kinds[1] = K_MUTATE;
@@ -118,6 +112,24 @@ static int tick(int k, const char *op, const char *path)
         }
     }
     return result;
+}
+
+/* Wrap an existing descriptor (takes ownership). */
+static int es_file_adopt(es_file **out, int fd, const char *path, bool writable, es_err *e)
+{
+    es_file *f = calloc(1, sizeof *f);
+    char *p = strdup(path ? path : "");
+    if (!f || !p) {
+        free(f);
+        free(p);
+        close(fd);
+        return es_err_set(e, ENOMEM, path, "out of memory");
+    }
+    f->fd = fd;
+    f->path = p;
+    f->writable = writable;
+    *out = f;
+    return 0;
 }
 
 int es_file_open(es_file **out, const char *path, int flags, mode_t mode, es_err *e)
@@ -145,23 +157,6 @@ int es_file_open(es_file **out, const char *path, int flags, mode_t mode, es_err
     }
     int acc = flags & O_ACCMODE;
     return es_file_adopt(out, fd, path, acc == O_RDWR || acc == O_WRONLY, e);
-}
-
-int es_file_adopt(es_file **out, int fd, const char *path, bool writable, es_err *e)
-{
-    es_file *f = calloc(1, sizeof *f);
-    char *p = strdup(path ? path : "");
-    if (!f || !p) {
-        free(f);
-        free(p);
-        close(fd);
-        return es_err_set(e, ENOMEM, path, "out of memory");
-    }
-    f->fd = fd;
-    f->path = p;
-    f->writable = writable;
-    *out = f;
-    return 0;
 }
 
 void es_file_close(es_file *f)

@@ -3,7 +3,8 @@
  * mutating operation fail (EIO or ENOSPC) or stop the process right there
  * (a simulated crash: _exit without flushing anything further).
  *
- * Hook configuration, from the environment (read once) or es_fault_set():
+ * Hook configuration, es_fault_install (the extsnap binary passes it the
+ * environment's EXTSNAP_FAULT and EXTSNAP_FAULT_TRACE) or es_fault_set():
  *   EXTSNAP_FAULT=KIND:N:ACTION[,KIND:N:ACTION...]
  *     KIND   read | write | flush | mutate  (mutate = write, flush, create,
  *            truncate, rename, link, unlink, mkdir, rmdir, chown, chmod, fsync
@@ -36,8 +37,6 @@ typedef struct es_file {
 
 /* Open flags: O_RDONLY / O_RDWR etc. (O_CLOEXEC is added). */
 int es_file_open(es_file **out, const char *path, int flags, mode_t mode, es_err *e);
-/* Wrap an existing descriptor (takes ownership). */
-int es_file_adopt(es_file **out, int fd, const char *path, bool writable, es_err *e);
 void es_file_close(es_file *f);
 
 /* Read exactly n bytes at off; reading past EOF is an error naming the offset. */
@@ -121,5 +120,9 @@ int es_fault_set(const char *kind, uint64_t nth, es_fault_action action);
 void es_fault_reset(void);
 /* Counters since start (or last reset). */
 uint64_t es_fault_count(const char *kind);
+/* Add the faults of spec (EXTSNAP_FAULT's syntax above; NULL or "": none;
+ * malformed entries are ignored) and set the trace file (NULL: no trace).
+ * -1 only when out of memory. */
+int es_fault_install(const char *spec, const char *trace_path);
 
 #endif

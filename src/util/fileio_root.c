@@ -330,7 +330,18 @@ int es_root_open(const char *path, int flags, mode_t mode)
     return open_in_root(rel, flags, mode);
 }
 
-int es_root_at_open(const char *path, es_root_at *at)
+/* What the path-level operations below are made of: the
+ * directory holding path's last component, opened inside the root (O_PATH),
+ * and that component, for the *at(2) calls. Outside the root: dirfd is
+ * AT_FDCWD and name the path itself. */
+typedef struct {
+    int dirfd;
+    const char *name;
+    char *owned; /* storage behind name, when it was split off */
+} es_root_at;
+
+/* 0, or -1 with errno set (nothing to release then). */
+static int es_root_at_open(const char *path, es_root_at *at)
 {
     *at = (es_root_at){.dirfd = AT_FDCWD, .name = path};
     const char *rel = under_root(path);
@@ -369,7 +380,7 @@ int es_root_at_open(const char *path, es_root_at *at)
     return 0;
 }
 
-void es_root_at_close(es_root_at *at)
+static void es_root_at_close(es_root_at *at)
 {
     if (at->dirfd >= 0)
         close(at->dirfd);

@@ -30,18 +30,4 @@ int es_root_link(const char *from, const char *to);
 int es_root_chown(const char *path, uid_t uid, gid_t gid);
 int es_root_chmod(const char *path, mode_t mode);
 
-/* What those are made of, for any further path-level operation: the
- * directory holding path's last component, opened inside the root (O_PATH),
- * and that component, for the *at(2) calls. Outside the root: dirfd is
- * AT_FDCWD and name the path itself. */
-typedef struct {
-    int dirfd;
-    const char *name;
-    char *owned; /* storage behind name, when it was split off */
-} es_root_at;
-
-/* 0, or -1 with errno set (nothing to release then). */
-int es_root_at_open(const char *path, es_root_at *at);
-void es_root_at_close(es_root_at *at);
-
 #endif

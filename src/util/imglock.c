@@ -153,7 +153,7 @@ static void read_cmdline(long pid, char *out, size_t size)
     }
 }
 
-void es_imglock_find_holder(int fd, int byte, es_lock_holder *h)
+static void es_imglock_find_holder(int fd, int byte, es_lock_holder *h)
 {
     h->pid = 0;
     h->cmdline[0] = '\0';

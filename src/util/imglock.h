@@ -125,6 +125,4 @@ bool es_imglock_held(const es_imglock *lk);
  * image)? */
 bool es_imglock_conflict(const es_err *e);
 
-void es_imglock_find_holder(int fd, int byte, es_lock_holder *holder);
-
 #endif

@@ -171,7 +171,9 @@ static void stream_free(es_progress_stream *s)
     memset(s, 0, sizeof *s);
 }
 
-void es_progress_meter_break(es_progress_meter *m)
+/* Before printing something else on m's stream: show every stream's
+ * pending sample and end a bar line. */
+static void meter_break(es_progress_meter *m)
 {
     int64_t t = now_ms();
     for (size_t i = 0; i < ES_PROGRESS_STREAMS; i++) {
@@ -186,7 +188,7 @@ void es_progress_meter_break(es_progress_meter *m)
 
 void es_progress_meter_notice(es_progress_meter *m, const char *prefix, const char *msg)
 {
-    es_progress_meter_break(m);
+    meter_break(m);
     if (m->mode == ES_PROGRESS_JSON) {
         json_object *o = json_object_new_object();
         if (!o)
@@ -203,7 +205,7 @@ void es_progress_meter_notice(es_progress_meter *m, const char *prefix, const ch
 
 void es_progress_meter_end(es_progress_meter *m)
 {
-    es_progress_meter_break(m);
+    meter_break(m);
     for (size_t i = 0; i < ES_PROGRESS_STREAMS; i++)
         stream_free(&m->streams[i]);
 }

@@ -52,9 +52,6 @@ void es_progress_meter_init(es_progress_meter *m, es_progress_mode mode, FILE *o
 void es_progress_meter_update(void *opaque, const es_progress *p);
 /* The sink that feeds m (fn NULL when m shows nothing). */
 es_progress_sink es_progress_meter_sink(es_progress_meter *m);
-/* Before printing something else on m's stream: show every stream's
- * pending sample and end a bar line. */
-void es_progress_meter_break(es_progress_meter *m);
 /* A message between samples: on its own line after the bar (prefix, then
  * msg), or in JSON mode {"type": "notice", "message": msg}. */
 void es_progress_meter_notice(es_progress_meter *m, const char *prefix, const char *msg);

@@ -120,6 +120,86 @@ static int splice_pending(char **pending, const char *rest, const char *target)
     return 0;
 }
 
+/* The root's real path, checked to be a directory and made the I/O
+ * layer's root: the string made here is checked now; what opens it later
+ * must stay inside the root even if the tree changes in between. */
+static int take_root(const char *root, char **realroot, es_err *e)
+{
+    *realroot = realpath(root, NULL);
+    if (!*realroot)
+        return es_err_set(e, errno, root, "cannot resolve the root directory");
+    struct stat st;
+    if (stat(*realroot, &st) < 0 || !S_ISDIR(st.st_mode)) {
+        int err = errno ? errno : ENOTDIR;
+        free(*realroot);
+        *realroot = NULL;
+        return es_err_set(e, err, root, "the root is not a directory");
+    }
+    if (es_io_root_set(*realroot, e) < 0) {
+        free(*realroot);
+        *realroot = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* A walk of path under the root, one component at a time. */
+typedef struct root_walk {
+    const char *path, *realroot; /* for messages */
+    pathbuf res;   /* resolved so far (a host path) */
+    size_t floor;  /* res's length at the root: '..' stops there */
+    char *pending; /* what is left to walk, from pos */
+    size_t pos;
+    int links;     /* symbolic links followed */
+} root_walk;
+
+/* res (its last component, added at length before) is a symbolic link:
+ * walk its target next, then the rest. An absolute target starts again at
+ * the root; a relative one from the link's directory. Either way its ".."
+ * are checked as any other. */
+static int follow_link(root_walk *w, size_t before, size_t size_hint, es_err *e)
+{
+    if (++w->links > ES_ROOT_MAX_SYMLINKS)
+        return es_err_set(e, ELOOP, w->path, "too many symbolic links under the root directory");
+    char *target = read_link(w->res.s, size_hint);
+    if (!target)
+        return es_err_set(e, errno ? errno : ENOMEM, w->res.s, "cannot read symbolic link");
+    pb_truncate(&w->res, target[0] == '/' ? w->floor : before);
+    int r = splice_pending(&w->pending, w->pending + w->pos, target);
+    free(target);
+    if (r < 0)
+        return es_err_set(e, ENOMEM, w->path, "out of memory");
+    w->pos = 0;
+    return 0;
+}
+
+/* One component (comp, clen bytes) of the pending path. */
+static int walk_component(root_walk *w, const char *comp, size_t clen, es_err *e)
+{
+    if (clen == 1 && comp[0] == '.')
+        return 0;
+    if (clen == 2 && comp[0] == '.' && comp[1] == '.') {
+        if (w->res.len == w->floor)
+            return es_err_set(e, 0, w->path, "%s leads outside the root directory %s",
+                              w->links ? "a symbolic link" : "'..'", w->realroot);
+        pb_pop(&w->res, w->floor);
+        return 0;
+    }
+    size_t before = w->res.len;
+    if (pb_append(&w->res, "/", 1) < 0 || pb_append(&w->res, comp, clen) < 0)
+        return es_err_set(e, ENOMEM, w->path, "out of memory");
+    struct stat st;
+    if (es_fs_lstat(w->res.s, &st) < 0) {
+        /* Not there (yet): the rest is taken as written. */
+        if (errno == ENOENT || errno == ENOTDIR)
+            return 0;
+        return es_err_set(e, errno, w->res.s, "cannot examine path under the root directory");
+    }
+    if (!S_ISLNK(st.st_mode))
+        return 0;
+    return follow_link(w, before, (size_t)st.st_size, e);
+}
+
 int es_root_resolve(const char *root, const char *path, char **out, es_err *e)
 {
     *out = NULL;
@@ -129,104 +209,40 @@ int es_root_resolve(const char *root, const char *path, char **out, es_err *e)
         *out = strdup(path);
         return *out ? 0 : es_err_set(e, ENOMEM, path, "out of memory");
     }
-
-    char *realroot = realpath(root, NULL);
-    if (!realroot)
-        return es_err_set(e, errno, root, "cannot resolve the root directory");
-    struct stat st;
-    if (stat(realroot, &st) < 0 || !S_ISDIR(st.st_mode)) {
-        int err = errno ? errno : ENOTDIR;
-        free(realroot);
-        return es_err_set(e, err, root, "the root is not a directory");
-    }
-    /* The string made here is checked now; what opens it later must stay
-     * inside the root even if the tree changes in between. */
-    if (es_io_root_set(realroot, e) < 0) {
-        free(realroot);
+    char *realroot;
+    if (take_root(root, &realroot, e) < 0)
         return -1;
-    }
 
-    pathbuf res = {0};
     /* With root "/", paths are already host paths: keep them single-slashed. */
     const char *base = strcmp(realroot, "/") == 0 ? "" : realroot;
-    size_t floor = strlen(base);
-    char *pending = strdup(path);
-    int links = 0, rc = -1;
-    if (!pending || pb_append(&res, base, floor) < 0) {
+    root_walk w = {.path = path, .realroot = realroot, .floor = strlen(base),
+                   .pending = strdup(path)};
+    int rc = -1;
+    if (!w.pending || pb_append(&w.res, base, w.floor) < 0) {
         es_err_set(e, ENOMEM, path, "out of memory");
         goto out;
     }
-
-    size_t pos = 0;
     for (;;) {
-        while (pending[pos] == '/')
-            pos++;
-        if (!pending[pos])
+        while (w.pending[w.pos] == '/')
+            w.pos++;
+        if (!w.pending[w.pos])
             break;
-        size_t start = pos;
-        while (pending[pos] && pending[pos] != '/')
-            pos++;
-        size_t clen = pos - start;
-        const char *comp = pending + start;
-
-        if (clen == 1 && comp[0] == '.')
-            continue;
-        if (clen == 2 && comp[0] == '.' && comp[1] == '.') {
-            if (res.len == floor) {
-                es_err_set(e, 0, path, "%s leads outside the root directory %s",
-                           links ? "a symbolic link" : "'..'", realroot);
-                goto out;
-            }
-            pb_pop(&res, floor);
-            continue;
-        }
-
-        size_t before = res.len;
-        if (pb_append(&res, "/", 1) < 0 || pb_append(&res, comp, clen) < 0) {
-            es_err_set(e, ENOMEM, path, "out of memory");
+        size_t start = w.pos;
+        while (w.pending[w.pos] && w.pending[w.pos] != '/')
+            w.pos++;
+        if (walk_component(&w, w.pending + start, w.pos - start, e) < 0)
             goto out;
-        }
-        if (es_fs_lstat(res.s, &st) < 0) {
-            /* Not there (yet): the rest is taken as written. */
-            if (errno == ENOENT || errno == ENOTDIR)
-                continue;
-            es_err_set(e, errno, res.s, "cannot examine path under the root directory");
-            goto out;
-        }
-        if (!S_ISLNK(st.st_mode))
-            continue;
-
-        if (++links > ES_ROOT_MAX_SYMLINKS) {
-            es_err_set(e, ELOOP, path, "too many symbolic links under the root directory");
-            goto out;
-        }
-        char *target = read_link(res.s, (size_t)st.st_size);
-        if (!target) {
-            es_err_set(e, errno ? errno : ENOMEM, res.s, "cannot read symbolic link");
-            goto out;
-        }
-        /* An absolute target starts again at the root; a relative one from
-         * the link's directory. Either way its ".." are checked as above. */
-        pb_truncate(&res, target[0] == '/' ? floor : before);
-        int r = splice_pending(&pending, pending + pos, target);
-        free(target);
-        if (r < 0) {
-            es_err_set(e, ENOMEM, path, "out of memory");
-            goto out;
-        }
-        pos = 0;
     }
-
-    if (res.len == 0 && pb_append(&res, "/", 1) < 0) {
+    if (w.res.len == 0 && pb_append(&w.res, "/", 1) < 0) {
         es_err_set(e, ENOMEM, path, "out of memory");
         goto out;
     }
-    *out = res.s;
-    res.s = NULL;
+    *out = w.res.s;
+    w.res.s = NULL;
     rc = 0;
 out:
-    free(res.s);
-    free(pending);
+    free(w.res.s);
+    free(w.pending);
     free(realroot);
     return rc;
 }

@@ -107,6 +107,32 @@ has "no socket in the config" "domain ovm is running (pid $QEMU_PID (qemu-system
 has "no socket in the config" "has no QMP socket extsnap can use" "$(cat "$T/err")"
 cp "$T/ovm.xml.keep" "$CFG/ovm.xml"
 echo "$QEMU_PID" >"$RUN/ovm.pid"
+# --qmp-timeout (and EXTSNAP_QMP_TIMEOUT, which it replaces as the library's
+# input) bounds the wait for a QEMU that does not answer (default 30 s).
+# (kill returns before every thread of QEMU has stopped: wait until they have.)
+kill -STOP "$QEMU_PID"
+for ((i = 0; i < 200; i++)); do
+    [[ $(sed 's/.*) //' /proc/"$QEMU_PID"/task/*/stat 2>/dev/null | cut -c1 | sort -u) == T ]] && break
+    sleep 0.01
+done
+for how in "--qmp-timeout=1" "env"; do
+    t0=$SECONDS
+    if [[ $how == env ]]; then
+        EXTSNAP_QMP_TIMEOUT=1 rc_is "QEMU silent ($how)" 1 X delete ovm s1 2>"$T/err"
+    else
+        rc_is "QEMU silent ($how)" 1 X delete ovm s1 "$how" 2>"$T/err"
+    fi
+    has "QEMU silent ($how)" "QEMU is not answering on its QMP socket" "$(cat "$T/err")"
+    has "QEMU silent ($how)" "timed out after 1 s waiting for the QMP greeting" "$(cat "$T/err")"
+    ((SECONDS - t0 < 10)) || fail "QEMU silent ($how): took $((SECONDS - t0)) s"
+done
+kill -CONT "$QEMU_PID"
+rc_is "invalid --qmp-timeout" 1 X delete ovm s1 --qmp-timeout=0 2>"$T/err"
+has "invalid --qmp-timeout" "invalid --qmp-timeout '0' (seconds)" "$(cat "$T/err")"
+rc_is "invalid --speed" 1 X commit ovm s1 s2 --speed=fast 2>"$T/err"
+has "invalid --speed" "invalid --speed 'fast'" "$(cat "$T/err")"
+rc_is "invalid --stall" 1 X create ovm s9 --stall=-1 2>"$T/err"
+has "invalid --stall" "invalid --stall '-1' (seconds)" "$(cat "$T/err")"
 out=$(X delete ovm s1 --dry-run 2>&1) || fail "online dry run: $out"
 has "online dry run" "vda: block-commit $IMG/ovm-vda.s1 into $IMG/ovm-vda.qcow2, then switch" "$out"
 eq "refusals and dry run change nothing" "$before" "$(xml_state; ls "$IMG")"

@@ -1,6 +1,6 @@
 /* snap: plans through the journal, execution and recovery, including the
  * merge phase (which only rolls forward), with a fake merge engine plugged
- * into snap_merge_impl. A crash is simulated at every file-changing step in
+ * into snap_env.merge. A crash is simulated at every file-changing step in
  * a forked child (fault injection: stop); the parent then recovers from the
  * journal and checks the files are wholly before or wholly after. */
 #include <check.h>
@@ -122,7 +122,7 @@ static void setup(void)
     snprintf(jp, sizeof jp, "%s/snap/dom.extsnap.journal", root);
     snprintf(jt, sizeof jt, "%s/snap/.dom.extsnap.journal.tmp", root);
     ctx = (snap_ctx){.env = &env, .name = "dom", .journal_path = jp, .journal_tmp = jt};
-    snap_merge_impl = fake_merge;
+    env.merge = fake_merge;
     es_fault_reset();
 }
 
@@ -274,7 +274,7 @@ END_TEST
 
 START_TEST(no_merge_engine_changes_nothing)
 {
-    snap_merge_impl = NULL;
+    env.merge = NULL;
     snap_plan *p = merge_plan();
     es_err e = {0};
     ck_assert_int_lt(snap_execute(&ctx, p, &e), 0);
@@ -288,13 +288,13 @@ END_TEST
  * only go forward, and recovery with a working engine completes it. */
 START_TEST(failed_merge_rolls_forward_later)
 {
-    snap_merge_impl = failing_merge;
+    env.merge = failing_merge;
     snap_plan *p = merge_plan();
     es_err e = {0};
     ck_assert_int_lt(snap_execute(&ctx, p, &e), 0);
     ck_assert(strstr(e.msg, "recover") != NULL);
     ck_assert(exists("/snap/dom.extsnap.journal"));
-    snap_merge_impl = fake_merge;
+    env.merge = fake_merge;
     snap_recovery r = {0};
     ck_assert_msg(snap_recover(&ctx, &r, &e) == 0, "%s", e.msg);
     ck_assert(r.found && !r.rolled_back);

@@ -17,6 +17,7 @@
 #include "snap/ops/create.h"
 #include "snap/ops/delete.h"
 #include "snap/txn/exec.h"
+#include "snap/txn/merge.h"
 #include "snap/graph/imggraph.h"
 #include "snap/graph/imgrole.h"
 #include "test_domxml_util.h"
@@ -81,7 +82,8 @@ static void setup(void)
     mkdir_p(host("/run/libvirt/qemu"));
     mkdir_p(host(IMGDIR));
     mkdir_p(host(OTHERDIR));
-    env = (snap_env){.root = root, .quiet = true, .log = stderr, .cmd = "test"};
+    env = (snap_env){.root = root, .quiet = true, .log = stderr, .cmd = "test",
+                     .merge = snap_merge_qcow2};
     es_fault_reset();
 }
 

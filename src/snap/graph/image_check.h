@@ -10,14 +10,6 @@
  * and is of the given format (qcow2 or raw). */
 int snap_check_image(const char *root, const char *path, const char *format, es_err *e);
 
-/* The judge of image damage, shared with 'verify': the engine's check of
- * a qcow2 image (qemu-img check's rules). *corruptions is what it counts
- * as corruption; -1 when the check could not complete (e says why). A raw
- * image has nothing to check (0). Reads without image locks: callers have
- * made sure no VM runs on it. */
-int snap_image_corruptions(const char *root, const char *path, long long *corruptions,
-                           es_err *e);
-
 /* Refuse an image 'verify' would call corrupt: a domain operation that
  * reads or writes it would spread or deepen the damage. `what` names the
  * operation and `disk` the disk in the message. */

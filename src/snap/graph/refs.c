@@ -75,8 +75,9 @@ int snap_fileset_add_file(snap_fileset *s, const char *root, const char *path, e
     return add_id(s, dev, ino, e);
 }
 
-int snap_fileset_add_chain(snap_fileset *s, const char *root, const char *path,
-                           const char *format, es_err *e)
+/* Add path and every image of its backing chain (as far as it opens). */
+static int snap_fileset_add_chain(snap_fileset *s, const char *root, const char *path,
+                                  const char *format, es_err *e)
 {
     /* The named file itself even when it is not an image the engine opens. */
     unsigned long long dev, ino;

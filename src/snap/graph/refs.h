@@ -25,9 +25,6 @@ void snap_fileset_free(snap_fileset *s);
 bool snap_fileset_has(const snap_fileset *s, unsigned long long dev, unsigned long long ino);
 /* Add the file at path alone (nothing when it does not exist). */
 int snap_fileset_add_file(snap_fileset *s, const char *root, const char *path, es_err *e);
-/* Add path and every image of its backing chain (as far as it opens). */
-int snap_fileset_add_chain(snap_fileset *s, const char *root, const char *path,
-                           const char *format, es_err *e);
 /* Add the chains of every disk source of a domain. */
 int snap_fileset_add_domain(snap_fileset *s, const char *root, const domxml_domain *d,
                             es_err *e);

@@ -240,22 +240,109 @@ static int add_disk_notes(snap_ctx *c, const domxml_domain *saved, const bool *o
     return 0;
 }
 
-int snap_plan_revert(snap_ctx *c, const char *op, const char *target, long long now,
-                     snap_plan **out, es_err *e)
+/* The old current's live overlays: its <revertDisks> when it has them,
+ * else its <disks> (read before the metadata is changed). */
+static int live_overlays(const domxml_snapshot *cur, snap_strv *live, es_err *e)
 {
-    return snap_plan_revert_ex(c, op, target, now, false, out, e);
+    if (!cur)
+        return 0;
+    bool rd = cur->nrevert_disks > 0;
+    const domxml_snap_disk *v = rd ? cur->revert_disks : cur->disks;
+    size_t n = rd ? cur->nrevert_disks : cur->ndisks;
+    for (size_t i = 0; i < n; i++)
+        if (v[i].source && snap_strv_add(live, v[i].source, e) < 0)
+            return -1;
+    return 0;
 }
 
-int snap_plan_revert_ex(snap_ctx *c, const char *op, const char *target, long long now,
-                        bool force, snap_plan **out, es_err *e)
+/* The old current is current no more (and loses its <revertDisks>). */
+static int put_old_current(snap_ctx *c, snap_plan *p, domxml_snapshot *cur, es_err *e)
+{
+    cur->current = false;
+    domxml_snap_disks_clear(&cur->revert_disks, &cur->nrevert_disks);
+    char *sum = NULL;
+    if (snap_asprintf(&sum, e, "snapshot %s is no longer current", cur->name) < 0)
+        return -1;
+    int r = snap_plan_put_snapshot(c, p, cur, sum, e);
+    free(sum);
+    return r;
+}
+
+/* The target becomes current with the new overlays (*list, taken): in its
+ * <revertDisks> when it has children (its <disks> back them), else as its
+ * <disks>. */
+static int put_new_current(snap_ctx *c, snap_plan *p, domxml_snapshot *t, bool has_children,
+                           domxml_snap_disk **list, size_t *nlist, es_err *e)
+{
+    t->current = true;
+    const char *how;
+    if (has_children) {
+        domxml_snap_disks_clear(&t->revert_disks, &t->nrevert_disks);
+        t->revert_disks = *list;
+        t->nrevert_disks = *nlist;
+        how = "the new overlays go into its <revertDisks> (its <disks> back its children)";
+    } else {
+        domxml_snap_disks_clear(&t->disks, &t->ndisks);
+        domxml_snap_disks_clear(&t->revert_disks, &t->nrevert_disks);
+        t->disks = *list;
+        t->ndisks = *nlist;
+        how = "the new overlays become its <disks>";
+    }
+    *list = NULL;
+    *nlist = 0;
+    char *sum = NULL;
+    if (snap_asprintf(&sum, e, "snapshot %s becomes current; %s", t->name, how) < 0)
+        return -1;
+    int r = snap_plan_put_snapshot(c, p, t, sum, e);
+    free(sum);
+    return r;
+}
+
+/* The state being left: images nothing else needs are deleted (discard.h). */
+static int discard_left_state(snap_ctx *c, snap_plan *p, const domxml_domain *newcfg,
+                              const domxml_snapshot *old_current, bool old_live_in_disks,
+                              const snap_strv *live, const char *target, es_err *e)
+{
+    snap_discard_input d = {
+        .old_config = c->config,
+        .new_config = newcfg,
+        .snaps = c->snaps,
+        .old_current = old_current,
+        .old_current_live_in_disks = old_live_in_disks,
+        .live = live,
+    };
+    char *reason = NULL;
+    if (snap_asprintf(&reason, e, "discarded: the state being left (revert to %s)", target) < 0)
+        return -1;
+    int r = snap_plan_discards(c, &d, reason, p, e);
+    free(reason);
+    return r;
+}
+
+static int set_summary(snap_ctx *c, snap_plan *p, const domxml_snapshot *t, bool is_base,
+                       bool refresh, es_err *e)
+{
+    if (is_base)
+        return snap_asprintf(&p->summary, e,
+                             "revert domain %s to base (the images below snapshot %s)", c->name,
+                             t->name);
+    if (refresh)
+        return snap_asprintf(&p->summary, e,
+                             "refresh domain %s: discard the changes since snapshot %s", c->name,
+                             t->name);
+    return snap_asprintf(&p->summary, e, "revert domain %s to snapshot %s", c->name, t->name);
+}
+
+int snap_plan_revert_to(snap_ctx *c, const snap_revert_args *a, snap_plan **out, es_err *e)
 {
     *out = NULL;
+    const char *op = a->refresh ? "refresh" : "revert";
     domxml_snapshot *t = NULL;
     bool is_base = false;
-    if (find_target(c, target, &t, &is_base, e) < 0)
+    if (find_target(c, a->target, &t, &is_base, e) < 0)
         return -1;
     /* A cancelled online delete/commit left its saved images inexact. */
-    if (snap_inexact_check_revert(c, op, target, t, force, e) < 0)
+    if (snap_inexact_check_revert(c, op, a->target, t, a->force, e) < 0)
         return -1;
     if (!t->domain)
         return es_err_set(e, 0, NULL,
@@ -265,7 +352,7 @@ int snap_plan_revert_ex(snap_ctx *c, const char *op, const char *target, long lo
     const domxml_domain *saved = t->domain;
     domxml_snapshot *cur = domxml_snapshot_list_current(c->snaps);
     bool cur_had_revert_disks = cur && cur->nrevert_disks > 0;
-    /* The old current's live overlays (read before the metadata is changed). */
+    bool leaves_cur = cur && (cur != t || is_base);
     snap_strv live = {0};
     snap_plan *p = NULL;
     domxml_domain *changed = NULL, *newcfg = NULL;
@@ -281,20 +368,15 @@ int snap_plan_revert_ex(snap_ctx *c, const char *op, const char *target, long lo
         es_err_set(e, ENOMEM, NULL, "out of memory");
         goto out;
     }
-    if (cur) {
-        const domxml_snap_disk *v = cur_had_revert_disks ? cur->revert_disks : cur->disks;
-        size_t n = cur_had_revert_disks ? cur->nrevert_disks : cur->ndisks;
-        for (size_t i = 0; i < n; i++)
-            if (v[i].source && snap_strv_add(&live, v[i].source, e) < 0)
-                goto out;
-    }
+    if (live_overlays(cur, &live, e) < 0)
+        goto out;
     for (size_t i = 0; i < saved->ndisks; i++)
         if (wants_overlay(t, &saved->disks[i], &overlay[i], e) < 0) {
             es_err_prefix(e, "cannot revert to %s", is_base ? "base" : t->name);
             goto out;
         }
     if (snap_plan_new(op, c->name, &p, e) < 0 ||
-        choose_epoch(c, saved, overlay, now, &epoch, e) < 0 ||
+        choose_epoch(c, saved, overlay, a->now, &epoch, e) < 0 ||
         plan_overlays(c, t, saved, overlay, epoch, p, &list, &nlist, changes, &nchanges, e) < 0)
         goto out;
     if (domxml_domain_change_disks(saved, changes, nchanges, &changed, e) < 0 ||
@@ -304,81 +386,21 @@ int snap_plan_revert_ex(snap_ctx *c, const char *op, const char *target, long lo
         goto out;
 
     /* Metadata: old current first, then the target, the config last. */
-    if (cur && (cur != t || is_base)) {
-        cur->current = false;
-        domxml_snap_disks_clear(&cur->revert_disks, &cur->nrevert_disks);
-        char *sum = NULL;
-        if (snap_asprintf(&sum, e, "snapshot %s is no longer current", cur->name) < 0)
-            goto out;
-        int r = snap_plan_put_snapshot(c, p, cur, sum, e);
-        free(sum);
-        if (r < 0)
-            goto out;
-    }
-    if (!is_base) {
-        t->current = true;
-        const char *how;
-        if (nchildren) {
-            domxml_snap_disks_clear(&t->revert_disks, &t->nrevert_disks);
-            t->revert_disks = list;
-            t->nrevert_disks = nlist;
-            how = "the new overlays go into its <revertDisks> (its <disks> back its children)";
-        } else {
-            domxml_snap_disks_clear(&t->disks, &t->ndisks);
-            domxml_snap_disks_clear(&t->revert_disks, &t->nrevert_disks);
-            t->disks = list;
-            t->ndisks = nlist;
-            how = "the new overlays become its <disks>";
-        }
-        list = NULL;
-        nlist = 0;
-        char *sum = NULL;
-        if (snap_asprintf(&sum, e, "snapshot %s becomes current; %s", t->name, how) < 0)
-            goto out;
-        int r = snap_plan_put_snapshot(c, p, t, sum, e);
-        free(sum);
-        if (r < 0)
-            goto out;
-    }
+    if (leaves_cur && put_old_current(c, p, cur, e) < 0)
+        goto out;
+    if (!is_base && put_new_current(c, p, t, nchildren > 0, &list, &nlist, e) < 0)
+        goto out;
     char *sum = NULL;
     if (snap_asprintf(&sum, e, "the domain definition saved in snapshot %s, disks on the new overlays",
                       t->name) < 0)
         goto out;
     int r = snap_plan_put_config(c, p, newcfg, sum, e);
     free(sum);
-    if (r < 0)
-        goto out;
-
-    snap_discard_input d = {
-        .old_config = c->config,
-        .new_config = newcfg,
-        .snaps = c->snaps,
-        .old_current = cur && (cur != t || is_base) ? cur : NULL,
-        .old_current_live_in_disks = !cur_had_revert_disks,
-        .live = &live,
-    };
-    char *reason = NULL;
-    if (is_base)
-        r = snap_asprintf(&reason, e, "discarded: the state being left (revert to base)");
-    else
-        r = snap_asprintf(&reason, e, "discarded: the state being left (revert to %s)", t->name);
-    if (r < 0 || snap_plan_discards(c, &d, reason, p, e) < 0) {
-        free(reason);
-        goto out;
-    }
-    free(reason);
-    if (add_disk_notes(c, saved, overlay, t->name, p, e) < 0)
-        goto out;
-    if (is_base)
-        r = snap_asprintf(&p->summary, e, "revert domain %s to base (the images below snapshot %s)",
-                          c->name, t->name);
-    else if (strcmp(op, "refresh") == 0)
-        r = snap_asprintf(&p->summary, e,
-                          "refresh domain %s: discard the changes since snapshot %s", c->name,
-                          t->name);
-    else
-        r = snap_asprintf(&p->summary, e, "revert domain %s to snapshot %s", c->name, t->name);
-    if (r < 0)
+    if (r < 0 ||
+        discard_left_state(c, p, newcfg, leaves_cur ? cur : NULL, !cur_had_revert_disks, &live,
+                           is_base ? "base" : t->name, e) < 0 ||
+        add_disk_notes(c, saved, overlay, t->name, p, e) < 0 ||
+        set_summary(c, p, t, is_base, a->refresh, e) < 0)
         goto out;
     *out = p;
     p = NULL;

@@ -27,14 +27,17 @@
 
 #define SNAP_BASE_NAME "base"
 
-/* target: a snapshot name or "base"; now: the epoch for overlay names
- * (the next free second is taken when a name is in use). op names the
- * command ("revert", "refresh"). */
-int snap_plan_revert(snap_ctx *c, const char *op, const char *target, long long now,
-                     snap_plan **out, es_err *e);
-/* The same; force: also to a snapshot whose saved state is recorded as
- * inexact (snap/inexact.h), which is refused otherwise. */
-int snap_plan_revert_ex(snap_ctx *c, const char *op, const char *target, long long now,
-                        bool force, snap_plan **out, es_err *e);
+typedef struct snap_revert_args {
+    const char *target; /* a snapshot name or "base" */
+    long long now;      /* the epoch for overlay names (the next free second is
+                           taken when a name is in use) */
+    bool refresh;       /* 'refresh' (back to the current snapshot): the plan's
+                           operation and summary say so */
+    bool force;         /* also to a snapshot whose saved state is recorded as
+                           inexact (snap/ops/inexact.h), refused otherwise */
+} snap_revert_args;
+
+/* Plan going back to a->target's saved state as described above. */
+int snap_plan_revert_to(snap_ctx *c, const snap_revert_args *a, snap_plan **out, es_err *e);
 
 #endif

@@ -16,14 +16,14 @@
 #include "util/fileio.h"
 #include "util/rootpath.h"
 
-/* The qcow2 commit engine (merge.h); tests may swap it. */
-snap_merge_fn snap_merge_impl = snap_merge_qcow2;
-
-int snap_exec_merge(const char *root, const snap_merge *m, const es_progress_sink *pr, es_err *e)
+/* One merge through env's engine (snap_env.merge); pr (may be NULL) is told
+ * how far it got. */
+static int merge_one(const snap_env *env, const snap_merge *m, const es_progress_sink *pr,
+                     es_err *e)
 {
-    if (!snap_merge_impl)
+    if (!env->merge)
         return es_err_set(e, ENOTSUP, m->top, "no merge engine is available in this extsnap");
-    if (snap_merge_impl(root, m, pr, e) < 0)
+    if (env->merge(env->root, m, pr, e) < 0)
         return es_err_prefix(e, "merging disk %s into %s", m->disk, m->base);
     return 0;
 }
@@ -184,11 +184,12 @@ int snap_rollback(const char *root, const snap_journal *j, const snap_plan *p, e
 
 /* From the merge phase on: merges, rebases, XML, commit point, then the
  * clean-up. Everything is idempotent, so recovery simply runs it again. */
-static int forward_from_merge(const char *root, const snap_journal *j, const snap_plan *p,
+static int forward_from_merge(const snap_env *env, const snap_journal *j, const snap_plan *p,
                               const es_progress_sink *pr, es_err *e)
 {
+    const char *root = env->root;
     for (size_t i = 0; i < p->nmerges; i++)
-        if (snap_exec_merge(root, &p->merges[i], pr, e) < 0)
+        if (merge_one(env, &p->merges[i], pr, e) < 0)
             return -1;
     for (size_t i = 0; i < p->nrebases; i++)
         if (rebase_one(root, &p->rebases[i], true, e) < 0)
@@ -206,12 +207,13 @@ static int finish_committed(const char *root, const snap_journal *j, const snap_
     return snap_journal_remove(j, e);
 }
 
-int snap_rollforward(const char *root, const snap_journal *j, const snap_plan *p,
+int snap_rollforward(const snap_env *env, const snap_journal *j, const snap_plan *p,
                      snap_phase phase, es_err *e)
 {
+    const char *root = env->root;
     if (phase == SNAP_PHASE_PREPARE)
         return es_err_set(e, EINVAL, j->path, "internal error: a prepared plan rolls back");
-    if (phase == SNAP_PHASE_MERGE && forward_from_merge(root, j, p, NULL, e) < 0)
+    if (phase == SNAP_PHASE_MERGE && forward_from_merge(env, j, p, NULL, e) < 0)
         return -1;
     return finish_committed(root, j, p, e);
 }
@@ -243,10 +245,10 @@ int snap_execute(snap_ctx *c, const snap_plan *p, es_err *e)
 {
     const char *root = c->env->root;
     snap_journal j = {c->journal_path, c->journal_tmp};
-    if (p->nmerges && !snap_merge_impl)
+    if (p->nmerges && !c->env->merge)
         return es_err_set(e, ENOTSUP, NULL, "this extsnap has no merge engine; nothing was changed");
     /* Whatever the steps below could refuse on, refused now, with no journal. */
-    if (snap_merge_impl == snap_merge_qcow2 && snap_plan_check(c, p, e) < 0)
+    if (c->env->merge == snap_merge_qcow2 && snap_plan_check(c, p, e) < 0)
         return -1;
     bool *made = calloc(p->noverlays + 1, sizeof *made);
     if (!made)
@@ -268,7 +270,7 @@ int snap_execute(snap_ctx *c, const snap_plan *p, es_err *e)
             fail_and_undo(c, &j, p, made, e);
             goto out;
         }
-        if (forward_from_merge(root, &j, p, &c->env->progress, e) < 0) {
+        if (forward_from_merge(c->env, &j, p, &c->env->progress, e) < 0) {
             fail_forward(c, e, false);
             goto out;
         }

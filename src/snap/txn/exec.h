@@ -13,21 +13,13 @@
 #include "util/progress.h"
 
 /* The merge step: make m->base hold everything m->top holds (the qcow2
- * commit engine, filled in by the delete/commit commands). It runs after the
+ * commit engine, snap/txn/merge.h, passed in as snap_env.merge). It runs after the
  * journal entered phase "merge" and again, from the start, whenever recovery
  * finds the journal there, so it must be idempotent: the top image still
  * holds all its data until the plan's deletes run after the commit point,
  * and the chain above it reads the same meanwhile. root is --root. */
 typedef int (*snap_merge_fn)(const char *root, const snap_merge *m, const es_progress_sink *pr,
                              es_err *e);
-
-/* NULL until an engine is installed: plans with merges are then refused
- * before anything is written. */
-extern snap_merge_fn snap_merge_impl;
-
-/* Run one merge through snap_merge_impl; pr (may be NULL) is told how far
- * it got. */
-int snap_exec_merge(const char *root, const snap_merge *m, const es_progress_sink *pr, es_err *e);
 
 /* Execute p on the domain of c: journal, overlays, merges, rebases, XML
  * files, commit point, deletes, journal removed. A failure before the
@@ -36,9 +28,9 @@ int snap_exec_merge(const char *root, const snap_merge *m, const es_progress_sin
  * and says that too. */
 int snap_execute(snap_ctx *c, const snap_plan *p, es_err *e);
 
-/* The steps (root: --root; j: the journal). */
+/* The steps (root: --root; j: the journal; env: --root and the merge engine). */
 int snap_rollback(const char *root, const snap_journal *j, const snap_plan *p, es_err *e);
-int snap_rollforward(const char *root, const snap_journal *j, const snap_plan *p,
+int snap_rollforward(const snap_env *env, const snap_journal *j, const snap_plan *p,
                      snap_phase phase, es_err *e);
 
 #endif

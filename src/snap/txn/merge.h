@@ -1,4 +1,5 @@
-/* The merge engine behind snap_exec_merge (exec.h): the offline qcow2
+/* The merge engine the commands pass to snap_execute (snap_env.merge,
+ * exec.h): the offline qcow2
  * commit engine (qcow2/commit.h) copying everything the overlay TOP (and
  * any image between it and BASE) holds into BASE, which survives. TOP is
  * kept as it is (the plan deletes it after the commit point), so running

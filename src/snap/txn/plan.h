@@ -36,7 +36,7 @@ typedef struct snap_overlay {
 } snap_overlay;
 
 /* Copy everything top holds into base (which survives). Executed by the
- * snap_exec_merge hook (exec.h); must be idempotent, as recovery repeats it. */
+ * merge engine (snap_env.merge, exec.h); must be idempotent, as recovery repeats it. */
 typedef struct snap_merge {
     char *disk;
     char *top;

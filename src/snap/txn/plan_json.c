@@ -294,6 +294,124 @@ static void get_paths(jr *r, json_object *o, const char *key, const char *what, 
     }
 }
 
+/* One item of each plan list, read from x and added to p (r->bad on
+ * failure, r->e saying why). */
+
+static void read_overlay(jr *r, json_object *x, snap_plan *p)
+{
+    snap_overlay v = {0};
+    get_str(r, x, "disk", false, &v.disk, NULL);
+    get_str(r, x, "filename", false, &v.path, NULL);
+    get_str(r, x, "backing-filename", false, &v.backing, NULL);
+    get_str(r, x, "backing-filename-format", false, &v.backing_format, NULL);
+    v.existed_empty = get_bool(r, x, "existed-empty");
+    v.uid = get_int(r, x, "uid");
+    v.gid = get_int(r, x, "gid");
+    v.mode = get_int(r, x, "mode");
+    check_path(r, "overlay", v.path);
+    if (!r->bad && snap_plan_add_overlay(p, &v, r->e) < 0)
+        r->bad = true;
+    free(v.disk);
+    free(v.path);
+    free(v.backing);
+    free(v.backing_format);
+}
+
+static void read_merge(jr *r, json_object *x, snap_plan *p)
+{
+    snap_merge m = {0};
+    get_str(r, x, "disk", false, &m.disk, NULL);
+    get_str(r, x, "top", false, &m.top, NULL);
+    get_str(r, x, "base", false, &m.base, NULL);
+    check_path(r, "merge top", m.top);
+    check_path(r, "merge base", m.base);
+    get_paths(r, x, "images", "merged image", &m.images);
+    if (!r->bad && snap_plan_add_merge(p, &m, r->e) < 0)
+        r->bad = true;
+    free(m.disk);
+    free(m.top);
+    free(m.base);
+    snap_strv_free(&m.images);
+}
+
+static void read_rebase(jr *r, json_object *x, snap_plan *p)
+{
+    snap_rebase b = {0};
+    get_str(r, x, "filename", false, &b.path, NULL);
+    get_str(r, x, "backing-filename", true, &b.backing, NULL);
+    get_str(r, x, "backing-filename-format", true, &b.backing_format, NULL);
+    get_str(r, x, "old-backing-filename", true, &b.old_backing, NULL);
+    get_str(r, x, "old-backing-filename-format", true, &b.old_backing_format, NULL);
+    check_path(r, "rebased image", b.path);
+    if (!r->bad && snap_plan_add_rebase(p, &b, r->e) < 0)
+        r->bad = true;
+    free(b.path);
+    free(b.backing);
+    free(b.backing_format);
+    free(b.old_backing);
+    free(b.old_backing_format);
+}
+
+static void read_xml_file(jr *r, json_object *x, snap_plan *p)
+{
+    snap_xml_write w = {0};
+    char *kind = NULL;
+    get_str(r, x, "kind", false, &kind, NULL);
+    if (!r->bad && strcmp(kind, "config") != 0 && strcmp(kind, "snapshot") != 0) {
+        r->bad = true;
+        es_err_set(r->e, 0, r->origin, "journal: unknown XML file kind '%s'", kind);
+    }
+    w.kind = kind && strcmp(kind, "config") == 0 ? SNAP_XML_CONFIG : SNAP_XML_SNAPSHOT;
+    free(kind);
+    get_str(r, x, "filename", false, &w.path, NULL);
+    get_str(r, x, "domain", false, &w.domain, NULL);
+    get_str(r, x, "snapshot", w.kind == SNAP_XML_CONFIG, &w.snapshot, NULL);
+    get_str(r, x, "summary", true, &w.summary, NULL);
+    get_str(r, x, "old-text", true, &w.old_text, &w.old_len);
+    get_str(r, x, "new-text", true, &w.new_text, &w.new_len);
+    check_path(r, "XML file", w.path);
+    if (!r->bad && snap_plan_add_xml(p, &w, r->e) < 0)
+        r->bad = true;
+    free(w.path);
+    free(w.domain);
+    free(w.snapshot);
+    free(w.summary);
+    free(w.old_text);
+    free(w.new_text);
+}
+
+static void read_delete(jr *r, json_object *x, snap_plan *p)
+{
+    char *path = NULL, *reason = NULL;
+    get_str(r, x, "filename", false, &path, NULL);
+    get_str(r, x, "reason", true, &reason, NULL);
+    check_path(r, "file to delete", path);
+    if (!r->bad && snap_plan_add_delete(p, path, reason, r->e) < 0)
+        r->bad = true;
+    free(path);
+    free(reason);
+}
+
+static void read_note(jr *r, json_object *x, snap_plan *p)
+{
+    if (!json_object_is_type(x, json_type_string)) {
+        r->bad = true;
+        es_err_set(r->e, 0, r->origin, "journal: a note is not a string");
+    } else if (snap_strv_add(&p->notes, json_object_get_string(x), r->e) < 0) {
+        r->bad = true;
+    }
+}
+
+/* Every item of the array o[key], in order, until one fails. */
+static void read_list(jr *r, json_object *o, const char *key, snap_plan *p,
+                      void (*read_one)(jr *r, json_object *x, snap_plan *p))
+{
+    json_object *a;
+    size_t n = array_len(r, o, key, &a);
+    for (size_t i = 0; i < n && !r->bad; i++)
+        read_one(r, json_object_array_get_idx(a, i), p);
+}
+
 int snap_plan_from_json(json_object *o, const char *origin, snap_plan **out, es_err *e)
 {
     *out = NULL;
@@ -304,113 +422,12 @@ int snap_plan_from_json(json_object *o, const char *origin, snap_plan **out, es_
     get_str(&r, o, "operation", false, &p->op, NULL);
     get_str(&r, o, "domain", false, &p->domain, NULL);
     get_str(&r, o, "summary", true, &p->summary, NULL);
-
-    json_object *a;
-    size_t n = array_len(&r, o, "overlays", &a);
-    for (size_t i = 0; i < n && !r.bad; i++) {
-        json_object *x = json_object_array_get_idx(a, i);
-        snap_overlay v = {0};
-        get_str(&r, x, "disk", false, &v.disk, NULL);
-        get_str(&r, x, "filename", false, &v.path, NULL);
-        get_str(&r, x, "backing-filename", false, &v.backing, NULL);
-        get_str(&r, x, "backing-filename-format", false, &v.backing_format, NULL);
-        v.existed_empty = get_bool(&r, x, "existed-empty");
-        v.uid = get_int(&r, x, "uid");
-        v.gid = get_int(&r, x, "gid");
-        v.mode = get_int(&r, x, "mode");
-        check_path(&r, "overlay", v.path);
-        if (!r.bad && snap_plan_add_overlay(p, &v, e) < 0)
-            r.bad = true;
-        free(v.disk);
-        free(v.path);
-        free(v.backing);
-        free(v.backing_format);
-    }
-    n = array_len(&r, o, "merges", &a);
-    for (size_t i = 0; i < n && !r.bad; i++) {
-        json_object *x = json_object_array_get_idx(a, i);
-        snap_merge m = {0};
-        get_str(&r, x, "disk", false, &m.disk, NULL);
-        get_str(&r, x, "top", false, &m.top, NULL);
-        get_str(&r, x, "base", false, &m.base, NULL);
-        check_path(&r, "merge top", m.top);
-        check_path(&r, "merge base", m.base);
-        get_paths(&r, x, "images", "merged image", &m.images);
-        if (!r.bad && snap_plan_add_merge(p, &m, e) < 0)
-            r.bad = true;
-        free(m.disk);
-        free(m.top);
-        free(m.base);
-        snap_strv_free(&m.images);
-    }
-    n = array_len(&r, o, "rebases", &a);
-    for (size_t i = 0; i < n && !r.bad; i++) {
-        json_object *x = json_object_array_get_idx(a, i);
-        snap_rebase b = {0};
-        get_str(&r, x, "filename", false, &b.path, NULL);
-        get_str(&r, x, "backing-filename", true, &b.backing, NULL);
-        get_str(&r, x, "backing-filename-format", true, &b.backing_format, NULL);
-        get_str(&r, x, "old-backing-filename", true, &b.old_backing, NULL);
-        get_str(&r, x, "old-backing-filename-format", true, &b.old_backing_format, NULL);
-        check_path(&r, "rebased image", b.path);
-        if (!r.bad && snap_plan_add_rebase(p, &b, e) < 0)
-            r.bad = true;
-        free(b.path);
-        free(b.backing);
-        free(b.backing_format);
-        free(b.old_backing);
-        free(b.old_backing_format);
-    }
-    n = array_len(&r, o, "xml-files", &a);
-    for (size_t i = 0; i < n && !r.bad; i++) {
-        json_object *x = json_object_array_get_idx(a, i);
-        snap_xml_write w = {0};
-        char *kind = NULL;
-        get_str(&r, x, "kind", false, &kind, NULL);
-        if (!r.bad && strcmp(kind, "config") != 0 && strcmp(kind, "snapshot") != 0) {
-            r.bad = true;
-            es_err_set(e, 0, origin, "journal: unknown XML file kind '%s'", kind);
-        }
-        w.kind = kind && strcmp(kind, "config") == 0 ? SNAP_XML_CONFIG : SNAP_XML_SNAPSHOT;
-        free(kind);
-        get_str(&r, x, "filename", false, &w.path, NULL);
-        get_str(&r, x, "domain", false, &w.domain, NULL);
-        get_str(&r, x, "snapshot", w.kind == SNAP_XML_CONFIG, &w.snapshot, NULL);
-        get_str(&r, x, "summary", true, &w.summary, NULL);
-        get_str(&r, x, "old-text", true, &w.old_text, &w.old_len);
-        get_str(&r, x, "new-text", true, &w.new_text, &w.new_len);
-        check_path(&r, "XML file", w.path);
-        if (!r.bad && snap_plan_add_xml(p, &w, e) < 0)
-            r.bad = true;
-        free(w.path);
-        free(w.domain);
-        free(w.snapshot);
-        free(w.summary);
-        free(w.old_text);
-        free(w.new_text);
-    }
-    n = array_len(&r, o, "deletes", &a);
-    for (size_t i = 0; i < n && !r.bad; i++) {
-        json_object *x = json_object_array_get_idx(a, i);
-        char *path = NULL, *reason = NULL;
-        get_str(&r, x, "filename", false, &path, NULL);
-        get_str(&r, x, "reason", true, &reason, NULL);
-        check_path(&r, "file to delete", path);
-        if (!r.bad && snap_plan_add_delete(p, path, reason, e) < 0)
-            r.bad = true;
-        free(path);
-        free(reason);
-    }
-    n = array_len(&r, o, "notes", &a);
-    for (size_t i = 0; i < n && !r.bad; i++) {
-        json_object *x = json_object_array_get_idx(a, i);
-        if (!json_object_is_type(x, json_type_string)) {
-            r.bad = true;
-            es_err_set(e, 0, origin, "journal: a note is not a string");
-        } else if (snap_strv_add(&p->notes, json_object_get_string(x), e) < 0) {
-            r.bad = true;
-        }
-    }
+    read_list(&r, o, "overlays", p, read_overlay);
+    read_list(&r, o, "merges", p, read_merge);
+    read_list(&r, o, "rebases", p, read_rebase);
+    read_list(&r, o, "xml-files", p, read_xml_file);
+    read_list(&r, o, "deletes", p, read_delete);
+    read_list(&r, o, "notes", p, read_note);
     get_str(&r, o, "snapshot-dir-created", true, &p->snapshot_dir_created, NULL);
     if (r.bad) {
         snap_plan_free(p);

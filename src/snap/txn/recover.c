@@ -41,7 +41,7 @@ int snap_recover(snap_ctx *c, snap_recovery *r, es_err *e)
     if (!r->found) /* a journal write that never reached its rename */
         return snap_unlink_if_exists(c->journal_tmp, e);
     int rc = r->rolled_back ? snap_rollback(c->env->root, &j, r->plan, e)
-                            : snap_rollforward(c->env->root, &j, r->plan, r->phase, e);
+                            : snap_rollforward(c->env, &j, r->plan, r->phase, e);
     if (rc < 0)
         return es_err_prefix(e, "recovering the interrupted %s (phase %s)", r->plan->op,
                              snap_phase_name(r->phase));
