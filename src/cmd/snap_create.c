@@ -57,15 +57,15 @@ const es_cmd es_cmd_snap_create = {
 };
 
 /* --disk=vda,vdb (repeatable) into *out. */
-static int add_disks(const char *arg, snap_strv *out)
+static int add_disks(const char *arg, es_strv *out)
 {
     char *copy = strdup(arg), *save = NULL;
     if (!copy)
         return -1;
     int r = 0;
     for (char *t = strtok_r(copy, ",", &save); t && r == 0; t = strtok_r(NULL, ",", &save))
-        if (*t && !snap_strv_has(out, t))
-            r = snap_strv_add(out, t, NULL);
+        if (*t && !es_strv_has(out, t))
+            r = es_strv_add(out, t, NULL);
     free(copy);
     return r;
 }
@@ -85,7 +85,7 @@ static int run(int argc, char **argv)
     };
     es_domain_opts o;
     es_domain_opts_init(&o, cmd);
-    snap_strv disks = {0};
+    es_strv disks = {0};
     snap_create_args a = {.now = (long long)time(NULL)};
     const char *qmp = NULL;
     int status = ES_EXIT_USAGE;
@@ -145,6 +145,6 @@ static int run(int argc, char **argv)
     snap_online_close(ol);
     snap_ctx_close(ctx);
 out:
-    snap_strv_free(&disks);
+    es_strv_free(&disks);
     return status;
 }

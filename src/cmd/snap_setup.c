@@ -5,10 +5,10 @@
 #include "cmd/cmd.h"
 #include "cmd/domain_opts.h"
 #include "snap/context.h"
-#include "snap/txn/exec.h"
-#include "snap/fsutil.h"
-#include "snap/txn/plan_print.h"
 #include "snap/ops/setup.h"
+#include "snap/txn/exec.h"
+#include "snap/txn/plan_print.h"
+#include "util/fsutil.h"
 
 static int run(int argc, char **argv);
 
@@ -65,7 +65,7 @@ static int execute(const es_cmd *cmd, const es_domain_opts *o, snap_ctx *c, snap
     if (snap_execute(c, p, &e) < 0) {
         /* Before its commit point the plan undid itself: the staged names
          * are then the only trace; after it they are the disks. */
-        if (!snap_path_exists(c->journal_path))
+        if (!es_path_exists(c->journal_path))
             snap_setup_unstage(c, s);
         es_cmd_error(cmd->name, &e);
         return ES_EXIT_FAIL;

@@ -13,10 +13,11 @@
 #include "cmd/json_out.h"
 #include "domxml/store.h"
 #include "snap/context.h"
-#include "snap/strv.h"
 #include "snap/ops/verify.h"
 #include "util/fileio.h"
 #include "util/rootpath.h"
+#include "util/str.h"
+#include "util/strv.h"
 
 static int run(int argc, char **argv);
 
@@ -105,7 +106,7 @@ static int cmp_names(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int list_all(const es_domain_opts *o, snap_strv *names, es_err *e)
+static int list_all(const es_domain_opts *o, es_strv *names, es_err *e)
 {
     const char *dir = o->env.config_dir ? o->env.config_dir : DOMXML_DEFAULT_CONFIG_DIR;
     char *host = NULL;
@@ -123,7 +124,7 @@ static int list_all(const es_domain_opts *o, snap_strv *names, es_err *e)
         const char *nm = de->d_name;
         size_t l = strlen(nm);
         if (nm[0] != '.' && l > 4 && strcmp(nm + l - 4, ".xml") == 0)
-            rc = snap_strv_addf(names, e, "%.*s", (int)(l - 4), nm);
+            rc = es_strv_addf(names, e, "%.*s", (int)(l - 4), nm);
     }
     closedir(d);
     if (names->n > first)
@@ -228,21 +229,21 @@ static int run(int argc, char **argv)
         return es_cmd_usage_error(cmd, all ? "--all takes no DOMAIN" : "expected DOMAIN... or --all");
     if (es_domain_opts_check(cmd, &o) < 0)
         return ES_EXIT_FAIL;
-    snap_strv names = {0};
+    es_strv names = {0};
     es_err e = {0};
     if (all && list_all(&o, &names, &e) < 0) {
         es_cmd_error(cmd->name, &e);
         return ES_EXIT_FAIL;
     }
     for (int i = optind; !all && i < argc; i++)
-        if (snap_strv_add(&names, argv[i], &e) < 0) {
+        if (es_strv_add(&names, argv[i], &e) < 0) {
             es_cmd_error(cmd->name, &e);
-            snap_strv_free(&names);
+            es_strv_free(&names);
             return ES_EXIT_FAIL;
         }
     result *v = calloc(names.n + 1, sizeof *v);
     if (!v) {
-        snap_strv_free(&names);
+        es_strv_free(&names);
         es_cmd_errorf(cmd->name, "out of memory");
         return ES_EXIT_FAIL;
     }
@@ -262,6 +263,6 @@ static int run(int argc, char **argv)
         snap_verify_report_free(&v[i].rep);
     }
     free(v);
-    snap_strv_free(&names);
+    es_strv_free(&names);
     return failed ? ES_EXIT_FAIL : problems ? 2 : ES_EXIT_OK;
 }

@@ -8,10 +8,11 @@
 #include <string.h>
 
 #include "domxml/domain_priv.h"
+#include "domxml/files.h"
 #include "domxml/names.h"
-#include "domxml/readfile.h"
 #include "domxml/strbuf.h"
 #include "domxml/xmlparse.h"
+#include "util/readfile.h"
 
 static void disk_clear(domxml_disk *k)
 {
@@ -291,7 +292,7 @@ int domxml_domain_load(const char *path, domxml_domain **out, es_err *e)
     char *text;
     size_t len;
     *out = NULL;
-    if (dx_read_file(path, &text, &len, e) < 0)
+    if (es_read_file(path, DOMXML_FILE_MAX, &text, &len, e) < 0)
         return -1;
     int rc = domxml_domain_parse(text, len, path, out, e);
     free(text);

@@ -7,11 +7,12 @@
 #include <string.h>
 
 #include "domxml/domain_priv.h"
+#include "domxml/files.h"
 #include "domxml/indent.h"
-#include "domxml/readfile.h"
 #include "domxml/snapshot_priv.h"
 #include "domxml/strbuf.h"
 #include "domxml/xmlparse.h"
+#include "util/readfile.h"
 
 typedef struct {
     domxml_snapshot *s;
@@ -420,7 +421,7 @@ int domxml_snapshot_load(const char *path, domxml_snapshot **out, es_err *e)
     char *text;
     size_t len;
     *out = NULL;
-    if (dx_read_file(path, &text, &len, e) < 0)
+    if (es_read_file(path, DOMXML_FILE_MAX, &text, &len, e) < 0)
         return -1;
     int rc = domxml_snapshot_parse(text, len, path, out, e);
     free(text);

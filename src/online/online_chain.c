@@ -9,9 +9,10 @@
 
 #include "qcow2/image.h"
 #include "qmp/qmp_json.h"
-#include "snap/strv.h"
 #include "util/fileio.h"
 #include "util/rootpath.h"
+#include "util/str.h"
+#include "util/strv.h"
 
 /* ---- files ---- */
 
@@ -97,7 +98,7 @@ static int chain_error(const qmp_chain *ch, const char *path, const char *what, 
 /* "extsnap-<device>" with everything QEMU refuses in an id made '_'. */
 static int make_job_id(const char *device, char **out, es_err *e)
 {
-    if (snap_asprintf(out, e, "extsnap-%s", device) < 0)
+    if (es_asprintf(out, e, "extsnap-%s", device) < 0)
         return -1;
     for (char *p = *out; *p; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
@@ -118,7 +119,7 @@ static int header_backing(const char *path, char **name, es_err *e)
         return -1;
     int rc = 0;
     if (img->format == ES_FMT_QCOW2 && img->hdr.backing_file)
-        rc = snap_strdup(img->hdr.backing_file, name, e);
+        rc = es_strdup(img->hdr.backing_file, name, e);
     es_image_close(img);
     return rc;
 }
@@ -126,7 +127,7 @@ static int header_backing(const char *path, char **name, es_err *e)
 static int absolute_of(const char *path, char **out, es_err *e)
 {
     if (path[0] == '/')
-        return snap_strdup(path, out, e);
+        return es_strdup(path, out, e);
     char *r = realpath(path, NULL);
     if (!r)
         return es_err_set(e, errno, path, "resolving the path");
@@ -394,12 +395,12 @@ int snap_online_commit_plan(qmp_client *c, const snap_online_commit_args *a,
             goto out;
         }
     } else if (a->backing_file) {
-        if (snap_strdup(a->backing_file, &oc->backing_file, e) < 0)
+        if (es_strdup(a->backing_file, &oc->backing_file, e) < 0)
             goto out;
     } else if (default_backing_name(oc, a->root, &oc->backing_file, e) < 0) {
         goto out;
     }
-    if (a->job_id ? snap_strdup(a->job_id, &oc->job_id, e) < 0
+    if (a->job_id ? es_strdup(a->job_id, &oc->job_id, e) < 0
                   : make_job_id(oc->chain.device ? oc->chain.device : oc->chain.root_node,
                                 &oc->job_id, e) < 0)
         goto out;
@@ -431,7 +432,7 @@ const char *snap_file_use_name(snap_file_use u)
 }
 
 /* Nodes (format and protocol) that have path open, from query-named-block-nodes. */
-static int open_nodes(qmp_client *c, const char *path, const char *root, snap_strv *names,
+static int open_nodes(qmp_client *c, const char *path, const char *root, es_strv *names,
                       es_err *e)
 {
     json_object *args = json_object_new_object();
@@ -452,7 +453,7 @@ static int open_nodes(qmp_client *c, const char *path, const char *root, snap_st
         /* A format node's json: name also describes its backing chain;
          * the plain name is the node's own image. */
         if (name && snap_online_same_file(qmp_json_str(info, "file"), path, root))
-            rc = snap_strv_add(names, name, e);
+            rc = es_strv_add(names, name, e);
     }
     json_object_put(list);
     return rc;
@@ -464,7 +465,7 @@ int snap_online_file_use(qmp_client *c, const char *path, const char *root, snap
     *use = SNAP_FILE_CLOSED;
     if (node)
         *node = NULL;
-    snap_strv names = {0};
+    es_strv names = {0};
     if (open_nodes(c, path, root, &names, e) < 0)
         return -1;
     int rc = 0;
@@ -478,9 +479,9 @@ int snap_online_file_use(qmp_client *c, const char *path, const char *root, snap
         if (rc == 0)
             graph_use_free(&g);
         if (rc == 0 && node)
-            rc = snap_strdup(names.v[0], node, e);
+            rc = es_strdup(names.v[0], node, e);
     }
-    snap_strv_free(&names);
+    es_strv_free(&names);
     return rc;
 }
 
@@ -494,12 +495,12 @@ int snap_online_release_file(qmp_client *c, const char *path, const char *root,
             return -1;
         if (*use != SNAP_FILE_IDLE)
             return 0;
-        snap_strv names = {0};
+        es_strv names = {0};
         graph_use g;
         if (open_nodes(c, path, root, &names, e) < 0)
             return -1;
         if (graph_use_load(c, &g, e) < 0) {
-            snap_strv_free(&names);
+            es_strv_free(&names);
             return -1;
         }
         size_t deleted = 0;
@@ -515,7 +516,7 @@ int snap_online_release_file(qmp_client *c, const char *path, const char *root,
             json_object_put(args);
         }
         graph_use_free(&g);
-        snap_strv_free(&names);
+        es_strv_free(&names);
         if (!deleted)
             break;
     }

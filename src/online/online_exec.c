@@ -15,17 +15,17 @@
 
 #include "domxml/domain.h"
 #include "domxml/snapshot_list.h"
+#include "online/online_chain.h"
+#include "online/online_priv.h"
 #include "qcow2/create.h"
 #include "qcow2/image.h"
 #include "qmp/qmp_fault.h"
 #include "qmp/qmp_job.h"
 #include "qmp/qmp_nodes.h"
 #include "qmp/qmp_snapshot.h"
-#include "snap/txn/exec.h"
 #include "snap/ops/inexact.h"
+#include "snap/txn/exec.h"
 #include "snap/txn/journal.h"
-#include "online/online_chain.h"
-#include "online/online_priv.h"
 #include "util/fileio.h"
 #include "util/rootpath.h"
 
@@ -70,7 +70,7 @@ static snap_online_action *new_action(snap_online *ol, snap_online_kind kind, co
     a->kind = kind;
     a->item = item;
     a->rebase = (size_t)-1;
-    if (snap_strdup(disk, &a->disk, e) < 0)
+    if (es_strdup(disk, &a->disk, e) < 0)
         return NULL;
     ol->nactions++;
     return a;
@@ -81,7 +81,7 @@ static snap_online_action *new_action(snap_online *ol, snap_online_kind kind, co
 int snap_online_job_id(const char *disk, char **out, es_err *e)
 {
     /* The pid keeps events of an earlier run's job from being taken for ours. */
-    if (snap_asprintf(out, e, "%s%s-%ld", SNAP_ONLINE_JOB_PREFIX, disk, (long)getpid()) < 0)
+    if (es_asprintf(out, e, "%s%s-%ld", SNAP_ONLINE_JOB_PREFIX, disk, (long)getpid()) < 0)
         return -1;
     for (char *p = *out; *p; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
@@ -117,8 +117,8 @@ int snap_online_rebase_done(const snap_ctx *c, const snap_rebase *r, bool *done,
     free(host);
     if (rc < 0)
         return -1;
-    *done = img->format == ES_FMT_QCOW2 && snap_streq(img->hdr.backing_file, r->backing) &&
-            (!r->backing_format || snap_streq(img->hdr.backing_format, r->backing_format));
+    *done = img->format == ES_FMT_QCOW2 && es_streq(img->hdr.backing_file, r->backing) &&
+            (!r->backing_format || es_streq(img->hdr.backing_format, r->backing_format));
     es_image_close(img);
     return 0;
 }
@@ -169,7 +169,7 @@ static int map_merge(snap_ctx *c, snap_online *ol, const snap_plan *p, size_t i,
                 goto out;
         }
         snap_online_action *a = new_action(ol, SNAP_ONLINE_OFFLINE_MERGE, m->disk, i, e);
-        if (!a || snap_strdup(top, &a->top, e) < 0 || snap_strdup(base, &a->base, e) < 0)
+        if (!a || es_strdup(top, &a->top, e) < 0 || es_strdup(base, &a->base, e) < 0)
             goto out;
         rc = 0;
         goto out;
@@ -192,8 +192,8 @@ static int map_merge(snap_ctx *c, snap_online *ol, const snap_plan *p, size_t i,
     snap_online_action *a =
         new_action(ol, oc.active ? SNAP_ONLINE_ACTIVE_COMMIT : SNAP_ONLINE_INTERMEDIATE_COMMIT,
                    m->disk, i, e);
-    if (!a || snap_strdup(lt[0].root_node, &a->node, e) < 0 || snap_strdup(top, &a->top, e) < 0 ||
-        snap_strdup(base, &a->base, e) < 0)
+    if (!a || es_strdup(lt[0].root_node, &a->node, e) < 0 || es_strdup(top, &a->top, e) < 0 ||
+        es_strdup(base, &a->base, e) < 0)
         goto out;
     if (!oc.active) {
         /* QEMU rewrites the backing name of the image above top: give it the
@@ -215,7 +215,7 @@ static int map_merge(snap_ctx *c, snap_online *ol, const snap_plan *p, size_t i,
             goto out;
         }
         claimed[a->rebase] = true;
-        if (snap_strdup(p->rebases[a->rebase].backing, &a->backing_file, e) < 0)
+        if (es_strdup(p->rebases[a->rebase].backing, &a->backing_file, e) < 0)
             goto out;
     }
     rc = 0;
@@ -269,10 +269,10 @@ static int map_overlay(snap_ctx *c, snap_online *ol, const snap_plan *p, size_t 
         qmp_chain_free(&ch);
     }
     snap_online_action *a = new_action(ol, SNAP_ONLINE_SNAPSHOT, o->disk, i, e);
-    if (!a || snap_strdup(l[0].root_node, &a->node, e) < 0 ||
+    if (!a || es_strdup(l[0].root_node, &a->node, e) < 0 ||
         (local ? snap_ctx_host(c, o->path, &a->overlay, e)
-               : snap_strdup(o->path, &a->overlay, e)) < 0 ||
-        snap_strdup(cur, &a->base, e) < 0)
+               : es_strdup(o->path, &a->overlay, e)) < 0 ||
+        es_strdup(cur, &a->base, e) < 0)
         goto out;
     rc = 0;
 out:
@@ -334,7 +334,7 @@ int snap_online_derive(const snap_plan *p, const snap_derive *d, snap_plan **out
     snap_plan *q;
     if (snap_plan_new(p->op, p->domain, &q, e) < 0)
         return -1;
-    int rc = snap_strdup(p->summary, &q->summary, e);
+    int rc = es_strdup(p->summary, &q->summary, e);
     for (size_t i = 0; rc == 0 && d->overlays && i < p->noverlays; i++)
         rc = snap_plan_add_overlay(q, &p->overlays[i], e);
     for (size_t i = 0; rc == 0 && i < p->nmerges; i++)
@@ -349,9 +349,9 @@ int snap_online_derive(const snap_plan *p, const snap_derive *d, snap_plan **out
         if (d->deletes && (!d->delete_keep || d->delete_keep[i]))
             rc = snap_plan_add_delete(q, p->deletes[i].path, p->deletes[i].reason, e);
     for (size_t i = 0; rc == 0 && i < p->notes.n; i++)
-        rc = snap_strv_add(&q->notes, p->notes.v[i], e);
+        rc = es_strv_add(&q->notes, p->notes.v[i], e);
     if (rc == 0 && d->xml && p->snapshot_dir_created)
-        rc = snap_strdup(p->snapshot_dir_created, &q->snapshot_dir_created, e);
+        rc = es_strdup(p->snapshot_dir_created, &q->snapshot_dir_created, e);
     if (rc < 0) {
         snap_plan_free(q);
         return -1;
@@ -377,7 +377,7 @@ static int filter_deletes(const snap_ctx *c, snap_online *ol, const snap_plan *p
         int rc = snap_online_release_file(ol->qmp, host, c->env->root, &use, e);
         if (rc == 0 && use != SNAP_FILE_CLOSED) {
             keep[i] = false;
-            rc = snap_strv_addf(&ol->kept, e, "%s: QEMU still has it open (%s)", host,
+            rc = es_strv_addf(&ol->kept, e, "%s: QEMU still has it open (%s)", host,
                                 use == SNAP_FILE_IDLE ? "a node nothing uses" : "in use");
         }
         free(host);
@@ -446,7 +446,7 @@ static void commit_notice(void *opaque, const char *msg)
 {
     commit_run *r = opaque;
     es_err u = {0};
-    snap_strv_add(&r->ol->notes, msg, &u);
+    es_strv_add(&r->ol->notes, msg, &u);
     if (r->ol->notice)
         r->ol->notice(r->ol->progress_opaque, msg);
 }
@@ -560,12 +560,12 @@ static int pivoted(snap_online *ol, const snap_online_action *a, const char *roo
 typedef struct inexact_run {
     snap_inexact before; /* the record as it was before this run */
     snap_inexact now;    /* with this run's snapshots */
-    snap_strv names;     /* the snapshots the plan removes */
+    es_strv names;     /* the snapshots the plan removes */
     char what[1024];     /* "snapshot s4", "snapshots s2, s3" */
     char images[1024];   /* the merge targets QEMU writes, "/a, /b" */
     size_t nimages;
-    snap_strv targets;   /* every merge target of a QEMU job */
-    snap_strv written;   /* those a started job may have written (after the run) */
+    es_strv targets;   /* every merge target of a QEMU job */
+    es_strv written;   /* those a started job may have written (after the run) */
     bool recorded;       /* `now` is on disk */
 } inexact_run;
 
@@ -573,12 +573,12 @@ static void inexact_run_clear(inexact_run *r)
 {
     snap_inexact_clear(&r->before);
     snap_inexact_clear(&r->now);
-    snap_strv_free(&r->names);
-    snap_strv_free(&r->targets);
-    snap_strv_free(&r->written);
+    es_strv_free(&r->names);
+    es_strv_free(&r->targets);
+    es_strv_free(&r->written);
 }
 
-static void join(char *buf, size_t len, const snap_strv *v)
+static void join(char *buf, size_t len, const es_strv *v)
 {
     size_t at = 0;
     buf[0] = '\0';
@@ -608,20 +608,20 @@ static int inexact_record(snap_ctx *c, snap_online *ol, const snap_plan *p, inex
     join(names, sizeof names, &r->names);
     snprintf(r->what, sizeof r->what, "snapshot%s %s", r->names.n == 1 ? "" : "s", names);
     int rc = -1;
-    if (snap_asprintf(&x.operation, e, "the online %s of %s", p->op, r->what) < 0 ||
-        snap_strdup(p->op, &x.command, e) < 0)
+    if (es_asprintf(&x.operation, e, "the online %s of %s", p->op, r->what) < 0 ||
+        es_strdup(p->op, &x.command, e) < 0)
         goto out;
     for (size_t i = 0; i < ol->nactions; i++) {
         const snap_online_action *a = &ol->actions[i];
         if ((a->kind == SNAP_ONLINE_ACTIVE_COMMIT || a->kind == SNAP_ONLINE_INTERMEDIATE_COMMIT) &&
-            !snap_strv_has(&x.images, p->merges[a->item].base) &&
-            snap_strv_add(&x.images, p->merges[a->item].base, e) < 0)
+            !es_strv_has(&x.images, p->merges[a->item].base) &&
+            es_strv_add(&x.images, p->merges[a->item].base, e) < 0)
             goto out;
     }
     join(r->images, sizeof r->images, &x.images);
     r->nimages = x.images.n;
     for (size_t i = 0; i < x.images.n; i++)
-        if (snap_strv_add(&r->targets, x.images.v[i], e) < 0)
+        if (es_strv_add(&r->targets, x.images.v[i], e) < 0)
             goto out;
     for (size_t i = 0; i < r->names.n; i++) {
         const domxml_snapshot *s = domxml_snapshot_list_find(c->snaps, r->names.v[i]);
@@ -638,7 +638,7 @@ out:
     x.name = NULL; /* borrowed */
     free(x.operation);
     free(x.command);
-    snap_strv_free(&x.images);
+    es_strv_free(&x.images);
     return rc;
 }
 
@@ -654,10 +654,10 @@ static bool snapshot_hit(const snap_ctx *c, const char *name, const inexact_run 
     bool target = false;
     for (size_t i = 0; i < s->domain->ndisks; i++) {
         const char *src = s->domain->disks[i].source;
-        if (!src || !snap_strv_has(&r->targets, src))
+        if (!src || !es_strv_has(&r->targets, src))
             continue;
         target = true;
-        if (snap_strv_has(&r->written, src))
+        if (es_strv_has(&r->written, src))
             return true;
     }
     return !target;
@@ -692,24 +692,24 @@ static void inexact_settle(snap_ctx *c, const snap_plan *p, inexact_run *r, bool
     reason[strcspn(reason, ";")] = '\0';
     /* Only the targets a started job may have written are inexact, and
      * only the snapshots whose saved state is one of them. */
-    const snap_strv *wrote = r->written.n ? &r->written : &r->targets;
+    const es_strv *wrote = r->written.n ? &r->written : &r->targets;
     join(r->images, sizeof r->images, wrote);
     r->nimages = wrote->n;
     snap_inexact hit;
     memset(&hit, 0, sizeof hit);
-    snap_strv names = {0};
+    es_strv names = {0};
     bool ok = true;
     for (size_t i = 0; i < r->now.n && ok; i++) {
         snap_inexact_entry *x = &r->now.v[i];
-        if (!snap_strv_has(&r->names, x->name) || !snapshot_hit(c, x->name, r))
+        if (!es_strv_has(&r->names, x->name) || !snapshot_hit(c, x->name, r))
             continue;
         x->state = SNAP_INEXACT_CANCELLED;
         free(x->reason);
         x->reason = strdup(reason);
-        snap_strv_free(&x->images);
+        es_strv_free(&x->images);
         for (size_t k = 0; k < wrote->n && ok; k++)
-            ok = snap_strv_add(&x->images, wrote->v[k], &u) == 0;
-        ok = ok && snap_inexact_put(&hit, x, &u) == 0 && snap_strv_add(&names, x->name, &u) == 0;
+            ok = es_strv_add(&x->images, wrote->v[k], &u) == 0;
+        ok = ok && snap_inexact_put(&hit, x, &u) == 0 && es_strv_add(&names, x->name, &u) == 0;
     }
     /* The record as it was, plus the snapshots hit. */
     ok = ok && snap_inexact_copy(&r->now, &r->before, &u) == 0;
@@ -739,7 +739,7 @@ static void inexact_settle(snap_ctx *c, const snap_plan *p, inexact_run *r, bool
                  "accept the inexact state)",
                  r->images, r->nimages == 1 ? "s" : "", r->what, r->now.path,
                  saved ? "" : ", as still copying", names.n == 1 ? "it" : "them", p->op);
-    snap_strv_free(&names);
+    es_strv_free(&names);
 }
 
 /* The commit failed once every job was pending: which disks did QEMU switch? */
@@ -859,8 +859,8 @@ static int execute_commits(snap_ctx *c, snap_online *ol, const snap_plan *p, es_
             const snap_online_action *a = &ol->actions[i];
             if (a->kind != SNAP_ONLINE_ACTIVE_COMMIT && a->kind != SNAP_ONLINE_INTERMEDIATE_COMMIT)
                 continue;
-            if (jw[k++] && !snap_strv_has(&ir.written, p->merges[a->item].base))
-                snap_strv_add(&ir.written, p->merges[a->item].base, &u);
+            if (jw[k++] && !es_strv_has(&ir.written, p->merges[a->item].base))
+                es_strv_add(&ir.written, p->merges[a->item].base, &u);
         }
         free(jw);
         if (jrc == 0 && r.reached) {

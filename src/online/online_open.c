@@ -6,14 +6,14 @@
 #include <string.h>
 #include <time.h>
 
-#include "qmp/qmp_json.h"
-#include "snap/txn/exec.h"
-#include "snap/fsutil.h"
-#include "snap/ops/inexact.h"
 #include "online/online_connect.h"
 #include "online/online_exec.h"
 #include "online/online_priv.h"
+#include "qmp/qmp_json.h"
+#include "snap/ops/inexact.h"
+#include "snap/txn/exec.h"
 #include "snap/txn/recover.h"
+#include "util/fsutil.h"
 
 #define SETTLE_TIMEOUT_MS 60000
 
@@ -25,10 +25,10 @@ void snap_online_close(snap_online *ol)
     snap_qmp_socket_clear(&ol->sock);
     snap_online_actions_clear(ol);
     free(ol->pending_dir);
-    snap_strv_free(&ol->virsh);
-    snap_strv_free(&ol->unknown);
-    snap_strv_free(&ol->kept);
-    snap_strv_free(&ol->notes);
+    es_strv_free(&ol->virsh);
+    es_strv_free(&ol->unknown);
+    es_strv_free(&ol->kept);
+    es_strv_free(&ol->notes);
     free(ol->recovered_summary);
     snap_plan_free(ol->recovered_plan);
     free(ol);
@@ -97,7 +97,7 @@ static int snapshot_happened(snap_ctx *c, snap_online *ol, const snap_plan *p, b
                              es_err *e)
 {
     *yes = false;
-    snap_strv in = {0}, out = {0};
+    es_strv in = {0}, out = {0};
     int rc = 0;
     for (size_t i = 0; i < p->noverlays && rc == 0; i++) {
         char *host;
@@ -109,7 +109,7 @@ static int snapshot_happened(snap_ctx *c, snap_online *ol, const snap_plan *p, b
         rc = snap_online_file_use(ol->qmp, host, c->env->root, &use, NULL, e);
         free(host);
         if (rc == 0)
-            rc = snap_strv_add(use == SNAP_FILE_IN_USE ? &in : &out, p->overlays[i].disk, e);
+            rc = es_strv_add(use == SNAP_FILE_IN_USE ? &in : &out, p->overlays[i].disk, e);
     }
     /* QEMU switches all disks or none (one transaction): only some means
      * something else changed its graph. Finishing would name as saved an
@@ -129,8 +129,8 @@ static int snapshot_happened(snap_ctx *c, snap_online *ol, const snap_plan *p, b
                         a, b, snap_ctx_recover_cmd(c));
     }
     *yes = rc == 0 && in.n > 0;
-    snap_strv_free(&in);
-    snap_strv_free(&out);
+    es_strv_free(&in);
+    es_strv_free(&out);
     return rc;
 }
 
@@ -198,7 +198,7 @@ int snap_online_recover(snap_ctx *c, snap_online *ol, es_err *e)
     if (snap_journal_exists(&j, &exists, e) < 0)
         return -1;
     if (!exists)
-        return snap_unlink_if_exists(c->journal_tmp, e);
+        return es_unlink_if_exists(c->journal_tmp, e);
     snap_plan *p = NULL, *rest = NULL;
     snap_phase phase;
     if (snap_journal_read(&j, &p, &phase, e) < 0)
@@ -237,7 +237,7 @@ int snap_online_recover(snap_ctx *c, snap_online *ol, es_err *e)
         ol->recovered = true;
         ol->rolled_back = !forward;
         ol->recovered_phase = phase;
-        rc = snap_strdup(p->summary ? p->summary : "(unknown)", &ol->recovered_summary, e);
+        rc = es_strdup(p->summary ? p->summary : "(unknown)", &ol->recovered_summary, e);
     }
     if (rc == 0) {
         snap_plan_free(ol->recovered_plan);
@@ -381,7 +381,7 @@ int snap_online_recover_domain(const snap_env *env, const char *dom, snap_ctx **
     if (snap_journal_exists(&j, &pending, e) < 0)
         goto out;
     if (!pending) {
-        rc = snap_unlink_if_exists(c->journal_tmp, e);
+        rc = es_unlink_if_exists(c->journal_tmp, e);
         goto out;
     }
     if (snap_online_recover(c, ol, e) < 0)

@@ -11,9 +11,10 @@
 
 #include "domxml/qemu_cmdline.h"
 #include "snap/context.h"
-#include "snap/strv.h"
 #include "util/fileio.h"
 #include "util/rootpath.h"
+#include "util/str.h"
+#include "util/strv.h"
 
 /* libvirt names a running domain's private directories domain-<id>-<name>,
  * the name cut to this many bytes (virDomainDefGetShortName). */
@@ -116,7 +117,7 @@ typedef struct finder {
     size_t n;
     chardev *devs;
     size_t ndevs;
-    snap_strv why; /* reasons for unusable candidates */
+    es_strv why; /* reasons for unusable candidates */
     bool oom;
 } finder;
 
@@ -144,7 +145,7 @@ __attribute__((format(printf, 3, 4))) static int why(finder *f, es_err *e, const
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    return snap_strv_add(&f->why, buf, e);
+    return es_strv_add(&f->why, buf, e);
 }
 
 /* A usable socket path from the options of a socket chardev (spec in
@@ -230,7 +231,7 @@ static int try_monitor(finder *f, const char *opt, const char *spec, char **path
         rc = why(f, e, "%s is not a UNIX socket (extsnap speaks QMP over UNIX sockets only)",
                  what);
     }
-    if (rc == 0 && *path && snap_asprintf(origin, e, "<qemu:commandline> %s", what) < 0) {
+    if (rc == 0 && *path && es_asprintf(origin, e, "<qemu:commandline> %s", what) < 0) {
         free(*path);
         *path = NULL;
         return -1;
@@ -293,7 +294,7 @@ int snap_qmp_socket_from_args(char *const *args, size_t n, char **path, char **o
     for (size_t i = 0; i < f.ndevs; i++)
         free(f.devs[i].id);
     free(f.devs);
-    snap_strv_free(&f.why);
+    es_strv_free(&f.why);
     if (rc < 0) {
         free(*path);
         free(*origin);
@@ -340,7 +341,7 @@ static int monitor_in(const char *root, const char *dir, const char *name, char 
         if (!is_domain_dir(de->d_name, name))
             continue;
         char *sock;
-        if (snap_asprintf(&sock, e, "%s/%s/monitor.sock", host, de->d_name) < 0) {
+        if (es_asprintf(&sock, e, "%s/%s/monitor.sock", host, de->d_name) < 0) {
             rc = -1;
             break;
         }
@@ -360,7 +361,7 @@ int snap_qmp_socket_find(const domxml_domain *config, const char *cli_path, cons
 {
     memset(out, 0, sizeof *out);
     if (cli_path) {
-        if (snap_strdup(cli_path, &out->path, e) < 0 || snap_strdup("--qmp", &out->origin, e) < 0)
+        if (es_strdup(cli_path, &out->path, e) < 0 || es_strdup("--qmp", &out->origin, e) < 0)
             goto fail;
         return 0;
     }

@@ -41,7 +41,7 @@ static int repl_add(snap_repls *r, size_t node, const domxml_disk *to_disk, cons
     x->node = node;
     x->to_disk = to_disk;
     r->n++;
-    if (snap_strdup(to, &x->to, e) < 0 || snap_strdup(fmt, &x->to_format, e) < 0)
+    if (es_strdup(to, &x->to, e) < 0 || es_strdup(fmt, &x->to_format, e) < 0)
         return -1;
     return 0;
 }
@@ -63,13 +63,13 @@ bool snap_range_has(const snap_range *r, const domxml_snapshot *s)
 }
 
 /* Disk targets some snapshot of the range froze, in order of appearance. */
-static int range_disks(const snap_range *r, snap_strv *out, es_err *e)
+static int range_disks(const snap_range *r, es_strv *out, es_err *e)
 {
     for (size_t i = 0; i < r->n; i++)
         for (size_t j = 0; j < r->v[i]->ndisks; j++) {
             const char *t = r->v[i]->disks[j].name;
-            if (snap_froze_disk(r->v[i], t) && !snap_strv_has(out, t) &&
-                snap_strv_add(out, t, e) < 0)
+            if (snap_froze_disk(r->v[i], t) && !es_strv_has(out, t) &&
+                es_strv_add(out, t, e) < 0)
                 return -1;
         }
     return 0;
@@ -363,7 +363,7 @@ static int plan_disk(snap_ctx *c, const snap_graph *g, disk_job *j, const char *
                           .old_backing_format = u->backing_format};
         r = snap_plan_add_rebase(p, &rb, e);
         if (r == 0 && !u->named)
-            r = snap_strv_addf(&p->notes, e,
+            r = es_strv_addf(&p->notes, e,
                                "%s (not named by any libvirt file) used %s as backing file: it "
                                "is repointed to %s",
                                u->path, g->v[j->top].path, j->kb->source);
@@ -371,7 +371,7 @@ static int plan_disk(snap_ctx *c, const snap_graph *g, disk_job *j, const char *
     free(users);
     for (size_t i = 0; r == 0 && i < j->nl; i++) {
         char *reason = NULL;
-        r = snap_asprintf(&reason, e, "merged into %s (disk %s)", j->kb->source, j->target);
+        r = es_asprintf(&reason, e, "merged into %s (disk %s)", j->kb->source, j->target);
         if (r == 0)
             r = snap_plan_add_delete(p, g->v[j->l[i]].path, reason, e);
         free(reason);
@@ -453,11 +453,11 @@ out:
 int snap_range_plan_images(snap_ctx *c, const snap_graph *g, const snap_range *r,
                            const char *what, snap_plan *p, snap_repls *repl, es_err *e)
 {
-    snap_strv disks = {0};
+    es_strv disks = {0};
     int rc = range_disks(r, &disks, e);
     for (size_t i = 0; rc == 0 && i < disks.n; i++)
         rc = one_disk(c, g, r, disks.v[i], what, p, repl, e);
-    snap_strv_free(&disks);
+    es_strv_free(&disks);
     return rc;
 }
 
@@ -519,12 +519,12 @@ static bool has_children_after(const snap_ctx *c, const snap_range *r, const cha
     return false;
 }
 
-static int put(snap_ctx *c, snap_plan *p, domxml_snapshot *t, const snap_strv *why, es_err *e)
+static int put(snap_ctx *c, snap_plan *p, domxml_snapshot *t, const es_strv *why, es_err *e)
 {
     char *sum = NULL;
     for (size_t i = 0; i < why->n; i++) {
         char *n = NULL;
-        if (snap_asprintf(&n, e, "%s%s%s", sum ? sum : "", sum ? "; " : "", why->v[i]) < 0) {
+        if (es_asprintf(&n, e, "%s%s%s", sum ? sum : "", sum ? "; " : "", why->v[i]) < 0) {
             free(sum);
             return -1;
         }
@@ -539,12 +539,12 @@ static int put(snap_ctx *c, snap_plan *p, domxml_snapshot *t, const snap_strv *w
 /* Changes to one snapshot that stays; *changed when there are any. */
 static int update_kept(snap_ctx *c, const snap_graph *g, const snap_range *r,
                        const snap_meta_opts *o, bool cur_in_range, domxml_snapshot *t,
-                       snap_strv *why, es_err *e)
+                       es_strv *why, es_err *e)
 {
     const char *new_parent = r->base ? r->base->name : NULL;
     if (t->parent && snap_range_has(r, domxml_snapshot_list_find(c->snaps, t->parent))) {
         if (domxml_set_string(&t->parent, new_parent, e) < 0 ||
-            snap_strv_addf(why, e, "parent becomes %s", new_parent ? new_parent : "none (a root)") <
+            es_strv_addf(why, e, "parent becomes %s", new_parent ? new_parent : "none (a root)") <
                 0)
             return -1;
     }
@@ -554,14 +554,14 @@ static int update_kept(snap_ctx *c, const snap_graph *g, const snap_range *r,
     if (nd) {
         domxml_domain_free(t->domain);
         t->domain = nd;
-        if (snap_strv_add(why, "its saved definition names the merged images' base", e) < 0)
+        if (es_strv_add(why, "its saved definition names the merged images' base", e) < 0)
             return -1;
     }
     if (t != r->base)
         return 0;
     if (cur_in_range && !t->current) {
         t->current = true;
-        if (snap_strv_add(why, "becomes current", e) < 0)
+        if (es_strv_add(why, "becomes current", e) < 0)
             return -1;
     }
     return 0;
@@ -573,7 +573,7 @@ int snap_range_plan_metadata(snap_ctx *c, const snap_graph *g, const snap_range 
     domxml_snapshot *cur = domxml_snapshot_list_current(c->snaps);
     bool cur_in_range = cur && snap_range_has(r, cur);
     domxml_domain *nd = NULL;
-    snap_strv *why = calloc(c->snaps->n + 1, sizeof *why);
+    es_strv *why = calloc(c->snaps->n + 1, sizeof *why);
     int rc = -1;
     if (!why)
         return es_err_set(e, ENOMEM, NULL, "out of memory");
@@ -600,7 +600,7 @@ int snap_range_plan_metadata(snap_ctx *c, const snap_graph *g, const snap_range 
             goto out;
     for (size_t i = 0; i < r->n; i++) {
         char *sum = NULL;
-        if (snap_asprintf(&sum, e, "snapshot %s is deleted%s", r->v[i]->name,
+        if (es_asprintf(&sum, e, "snapshot %s is deleted%s", r->v[i]->name,
                           r->v[i]->current ? (r->base ? "; its parent becomes current"
                                                       : "; no snapshot is current now")
                                            : "") < 0)
@@ -615,7 +615,7 @@ int snap_range_plan_metadata(snap_ctx *c, const snap_graph *g, const snap_range 
     rc = 0;
 out:
     for (size_t i = 0; i < c->snaps->n; i++)
-        snap_strv_free(&why[i]);
+        es_strv_free(&why[i]);
     free(why);
     domxml_domain_free(nd);
     return rc;
@@ -683,7 +683,7 @@ int snap_plan_commit(snap_ctx *c, const char *base, const char *top, snap_plan *
     int rc = -1;
     if (find_range(c, base, top, &r, e) < 0)
         goto out;
-    if (snap_asprintf(&what, e, "commit %s into %s", top, base) < 0)
+    if (es_asprintf(&what, e, "commit %s into %s", top, base) < 0)
         goto out;
     domxml_snapshot *t = r.v[r.n - 1];
     if (!t->current && !has_children_after(c, &(snap_range){0}, t->name)) {
@@ -703,7 +703,7 @@ int snap_plan_commit(snap_ctx *c, const char *base, const char *top, snap_plan *
     char *names = NULL;
     for (size_t i = 0; i < r.n; i++) {
         char *n = NULL;
-        if (snap_asprintf(&n, e, "%s%s%s", names ? names : "", names ? ", " : "",
+        if (es_asprintf(&n, e, "%s%s%s", names ? names : "", names ? ", " : "",
                           r.v[i]->name) < 0) {
             free(names);
             goto out;
@@ -711,7 +711,7 @@ int snap_plan_commit(snap_ctx *c, const char *base, const char *top, snap_plan *
         free(names);
         names = n;
     }
-    int x = snap_asprintf(&p->summary, e,
+    int x = es_asprintf(&p->summary, e,
                           "commit domain %s: merge the snapshots after %s up to %s (%s) into "
                           "%s's image%s",
                           c->name, base, top, names, r.base ? r.base->name : "the base",

@@ -31,7 +31,7 @@ void snap_graph_free(snap_graph *g)
         free(n->foreign_domain);
     }
     free(g->v);
-    snap_strv_free(&g->dirs);
+    es_strv_free(&g->dirs);
     memset(g, 0, sizeof *g);
 }
 
@@ -88,7 +88,7 @@ static int new_node(snap_graph *g, const char *path, size_t *idx, es_err *e)
     snap_gnode *n = &v[g->n];
     memset(n, 0, sizeof *n);
     n->backing = SNAP_GNONE;
-    if (snap_strdup(path, &n->path, e) < 0)
+    if (es_strdup(path, &n->path, e) < 0)
         return -1;
     *idx = g->n++;
     return 0;
@@ -99,7 +99,7 @@ static int set_error(snap_graph *g, size_t i, const es_err *why, es_err *e)
     char buf[ES_ERR_MSG_MAX + ES_ERR_PATH_MAX + 64];
     free(g->v[i].error);
     g->v[i].error = NULL;
-    return snap_strdup(es_err_str(why, buf, sizeof buf), &g->v[i].error, e);
+    return es_strdup(es_err_str(why, buf, sizeof buf), &g->v[i].error, e);
 }
 
 static int add(snap_graph *g, const char *root, const char *path, const char *fmt,
@@ -116,11 +116,11 @@ static int open_node(snap_graph *g, const char *root, size_t i, const char *fmt,
         return set_error(g, i, &why, e);
     bool qcow2 = img->format == ES_FMT_QCOW2;
     char *display = NULL, *open_path = NULL;
-    int r = snap_strdup(qcow2 ? "qcow2" : "raw", &g->v[i].format, e);
+    int r = es_strdup(qcow2 ? "qcow2" : "raw", &g->v[i].format, e);
     if (r == 0 && qcow2 && img->hdr.backing_file) {
-        r = snap_strdup(img->hdr.backing_file, &g->v[i].backing_name, e);
+        r = es_strdup(img->hdr.backing_file, &g->v[i].backing_name, e);
         if (r == 0)
-            r = snap_strdup(img->hdr.backing_format, &g->v[i].backing_format, e);
+            r = es_strdup(img->hdr.backing_format, &g->v[i].backing_format, e);
         if (r == 0 && es_backing_resolve(img->filename, img->hdr.backing_file, root, &display,
                                          &open_path, &why) < 0)
             r = set_error(g, i, &why, e);
@@ -290,10 +290,10 @@ static int dir_of(const char *path, char **out, es_err *e)
 {
     const char *slash = strrchr(path, '/');
     if (!slash)
-        return snap_strdup(".", out, e);
+        return es_strdup(".", out, e);
     if (slash == path)
-        return snap_strdup("/", out, e);
-    return snap_asprintf(out, e, "%.*s", (int)(slash - path), path);
+        return es_strdup("/", out, e);
+    return es_asprintf(out, e, "%.*s", (int)(slash - path), path);
 }
 
 /* qcow2 files in one directory that the graph does not hold yet. */
@@ -316,7 +316,7 @@ static int scan_dir(snap_graph *g, const char *root, const char *dir, es_err *e)
         char *logical = NULL, *host = NULL;
         struct stat st;
         bool is_qcow2 = false;
-        if (snap_asprintf(&logical, e, "%s%s%s", dir, strcmp(dir, "/") ? "/" : "", de->d_name) <
+        if (es_asprintf(&logical, e, "%s%s%s", dir, strcmp(dir, "/") ? "/" : "", de->d_name) <
                 0 ||
             es_path_join(host_dir, de->d_name, &host, e) < 0) {
             free(logical);
@@ -352,7 +352,7 @@ int snap_graph_build(const snap_ctx *c, snap_graph *g, es_err *e)
         char *dir = NULL;
         if (dir_of(g->v[i].path, &dir, e) < 0)
             goto fail;
-        int r = snap_strv_has(&g->dirs, dir) ? 0 : snap_strv_add(&g->dirs, dir, e);
+        int r = es_strv_has(&g->dirs, dir) ? 0 : es_strv_add(&g->dirs, dir, e);
         free(dir);
         if (r < 0)
             goto fail;

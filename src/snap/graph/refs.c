@@ -148,15 +148,15 @@ static bool uses_as_backing(const char *root, const char *path, unsigned long lo
     return uses;
 }
 
-int snap_find_dependents(const char *root, const char *path, const snap_strv *ignore,
-                         snap_strv *users, es_err *e)
+int snap_find_dependents(const char *root, const char *path, const es_strv *ignore,
+                         es_strv *users, es_err *e)
 {
     unsigned long long dev, ino;
     if (!file_id(root, path, &dev, &ino))
         return 0;
     const char *slash = strrchr(path, '/');
     char *dir = NULL, *host_dir = NULL;
-    if (snap_asprintf(&dir, e, "%.*s", slash ? (int)(slash - path) : 0, path) < 0)
+    if (es_asprintf(&dir, e, "%.*s", slash ? (int)(slash - path) : 0, path) < 0)
         return -1;
     int rc = 0;
     if (es_root_resolve(root, dir[0] ? dir : "/", &host_dir, NULL) < 0) {
@@ -174,12 +174,12 @@ int snap_find_dependents(const char *root, const char *path, const snap_strv *ig
         if (de->d_name[0] == '.' && (!de->d_name[1] || (de->d_name[1] == '.' && !de->d_name[2])))
             continue;
         char *cand = NULL, *host = NULL;
-        if (snap_asprintf(&cand, e, "%s/%s", dir, de->d_name) < 0) {
+        if (es_asprintf(&cand, e, "%s/%s", dir, de->d_name) < 0) {
             rc = -1;
             break;
         }
         struct stat st;
-        if (snap_strv_has(ignore, cand) || es_root_resolve(root, cand, &host, NULL) < 0 ||
+        if (es_strv_has(ignore, cand) || es_root_resolve(root, cand, &host, NULL) < 0 ||
             es_fs_lstat(host, &st) < 0 || !S_ISREG(st.st_mode) ||
             ((unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino)) {
             free(cand);
@@ -187,7 +187,7 @@ int snap_find_dependents(const char *root, const char *path, const snap_strv *ig
             continue;
         }
         if (uses_as_backing(root, cand, dev, ino))
-            rc = snap_strv_add(users, cand, e);
+            rc = es_strv_add(users, cand, e);
         free(cand);
         free(host);
     }

@@ -17,7 +17,7 @@ typedef enum { DISK_SKIP, DISK_MANUAL, DISK_OVERLAY } disk_action;
 
 static bool selected(const snap_create_args *a, const char *target)
 {
-    return !a->disks || a->disks->n == 0 || snap_strv_has(a->disks, target);
+    return !a->disks || a->disks->n == 0 || es_strv_has(a->disks, target);
 }
 
 /* Decide for one disk; refusals explain what to do. */
@@ -162,7 +162,7 @@ static int changes_summary(const snap_plan *p, char **out, es_err *e)
     char *s = NULL;
     for (size_t i = 0; i < p->noverlays; i++) {
         char *n = NULL;
-        if (snap_asprintf(&n, e, "%s%s%s -> %s", s ? s : "", s ? ", " : "", p->overlays[i].disk,
+        if (es_asprintf(&n, e, "%s%s%s -> %s", s ? s : "", s ? ", " : "", p->overlays[i].disk,
                           p->overlays[i].path) < 0) {
             free(s);
             return -1;
@@ -223,7 +223,7 @@ int snap_plan_create(snap_ctx *c, const snap_create_args *a, snap_plan **out, es
             cur->current = false;
             domxml_snap_disks_clear(&cur->revert_disks, &cur->nrevert_disks);
             char *sum = NULL;
-            if (snap_asprintf(&sum, e, "snapshot %s is no longer current", cur->name) < 0)
+            if (es_asprintf(&sum, e, "snapshot %s is no longer current", cur->name) < 0)
                 goto out;
             int r = snap_plan_put_snapshot(c, p, cur, sum, e);
             free(sum);
@@ -231,7 +231,7 @@ int snap_plan_create(snap_ctx *c, const snap_create_args *a, snap_plan **out, es
                 goto out;
         }
         char *sum = NULL;
-        if (snap_asprintf(&sum, e, "new snapshot %s (current%s%s)", name, cur ? ", parent " : "",
+        if (es_asprintf(&sum, e, "new snapshot %s (current%s%s)", name, cur ? ", parent " : "",
                           cur ? cur->name : "") < 0)
             goto out;
         int r = snap_plan_put_snapshot(c, p, s, sum, e);
@@ -241,11 +241,11 @@ int snap_plan_create(snap_ctx *c, const snap_create_args *a, snap_plan **out, es
     }
     if (snap_plan_put_config(c, p, newcfg, summary, e) < 0)
         goto out;
-    if (snap_asprintf(&p->summary, e, "create %s %s of domain %s",
+    if (es_asprintf(&p->summary, e, "create %s %s of domain %s",
                       a->no_metadata ? "overlays" : "snapshot", name, c->name) < 0)
         goto out;
     if (a->no_metadata &&
-        snap_strv_addf(&p->notes, e,
+        es_strv_addf(&p->notes, e,
                        "--no-metadata: no snapshot metadata is written; libvirt and extsnap "
                        "will not list '%s'",
                        name) < 0)

@@ -145,19 +145,19 @@ static int plan_discard(snap_ctx *c, const snap_graph *g, const domxml_snapshot 
             char *role = NULL;
             r = snap_image_role(c, g, cand[i], &role, e);
             if (r == 0)
-                r = snap_strv_addf(&p->notes, e, "kept %s: still needed", role);
+                r = es_strv_addf(&p->notes, e, "kept %s: still needed", role);
             free(role);
         } else if (!n->regular) {
-            r = snap_strv_addf(&p->notes, e, "kept %s: not a regular file", n->path);
+            r = es_strv_addf(&p->notes, e, "kept %s: not a regular file", n->path);
         } else if (!n->backing_name) {
-            r = snap_strv_addf(&p->notes, e,
+            r = es_strv_addf(&p->notes, e,
                                "kept %s: it held only snapshot %s's state, but it is a base "
                                "image (no backing file), which extsnap never deletes; remove "
                                "it by hand if it is not needed",
                                n->path, s->name);
         } else {
             char *reason = NULL;
-            r = snap_asprintf(&reason, e,
+            r = es_asprintf(&reason, e,
                               overlay ? "the changes made after snapshot %s, discarded when "
                                         "the domain left it"
                                       : "held only snapshot %s's state",
@@ -169,7 +169,7 @@ static int plan_discard(snap_ctx *c, const snap_graph *g, const domxml_snapshot 
         if (r < 0)
             goto out;
     }
-    if (snap_strv_addf(&p->notes, e,
+    if (es_strv_addf(&p->notes, e,
                        "snapshot %s is not current and has no children: the changes made after "
                        "it were discarded when the domain left it, so nothing is merged",
                        s->name) < 0)
@@ -198,7 +198,7 @@ int snap_plan_delete(snap_ctx *c, const char *name, bool metadata_only, snap_pla
     bool discard = !s->current && !has_children(c, name);
     const char *how;
     if (snap_plan_new("delete", c->name, &p, e) < 0 ||
-        snap_asprintf(&what, e, "delete snapshot %s", name) < 0)
+        es_asprintf(&what, e, "delete snapshot %s", name) < 0)
         goto out;
     if (metadata_only) {
         /* The parent's lists still follow the files (the rule changes only
@@ -206,7 +206,7 @@ int snap_plan_delete(snap_ctx *c, const char *name, bool metadata_only, snap_pla
         snap_meta_opts mo = {.derive_base_disks = true};
         if (snap_graph_build(c, &g, e) < 0 ||
             snap_range_plan_metadata(c, &g, &r, &mo, p, e) < 0 ||
-            snap_strv_addf(&p->notes, e,
+            es_strv_addf(&p->notes, e,
                            "--metadata: images and the domain config are not touched; the "
                            "files snapshot %s named stay",
                            name) < 0)
@@ -228,7 +228,7 @@ int snap_plan_delete(snap_ctx *c, const char *name, bool metadata_only, snap_pla
             goto out;
         how = p->nmerges ? "its overlays merged into the images below" : "nothing to merge";
     }
-    if (snap_asprintf(&p->summary, e, "delete snapshot %s of domain %s (%s)", name, c->name,
+    if (es_asprintf(&p->summary, e, "delete snapshot %s of domain %s (%s)", name, c->name,
                       how) < 0)
         goto out;
     *out = p;

@@ -8,9 +8,9 @@
 #include <string.h>
 
 #include "domxml/snapshot_list.h"
-#include "snap/fsutil.h"
 #include "snap/txn/jsonfile.h"
 #include "util/atomic_file.h"
+#include "util/fsutil.h"
 
 /* A few entries of a few paths each; anything far larger is not ours. */
 #define SNAP_INEXACT_MAX (4u << 20)
@@ -23,7 +23,7 @@ static void entry_clear(snap_inexact_entry *x)
     free(x->operation);
     free(x->command);
     free(x->reason);
-    snap_strv_free(&x->images);
+    es_strv_free(&x->images);
     memset(x, 0, sizeof *x);
 }
 
@@ -43,21 +43,21 @@ static int entry_copy(snap_inexact_entry *dst, const snap_inexact_entry *src, es
     dst->creation_time = src->creation_time;
     dst->state = src->state;
     dst->since = src->since;
-    if (snap_strdup(src->name, &dst->name, e) < 0 ||
-        snap_strdup(src->operation, &dst->operation, e) < 0 ||
-        snap_strdup(src->command, &dst->command, e) < 0 ||
-        snap_strdup(src->reason, &dst->reason, e) < 0)
+    if (es_strdup(src->name, &dst->name, e) < 0 ||
+        es_strdup(src->operation, &dst->operation, e) < 0 ||
+        es_strdup(src->command, &dst->command, e) < 0 ||
+        es_strdup(src->reason, &dst->reason, e) < 0)
         return -1;
     for (size_t i = 0; i < src->images.n; i++)
-        if (snap_strv_add(&dst->images, src->images.v[i], e) < 0)
+        if (es_strv_add(&dst->images, src->images.v[i], e) < 0)
             return -1;
     return 0;
 }
 
 static int set_paths(const snap_ctx *c, snap_inexact *m, es_err *e)
 {
-    if (snap_asprintf(&m->path, e, "%s/%s.extsnap.inexact", c->snapshot_dir_host, c->name) < 0 ||
-        snap_asprintf(&m->tmp, e, "%s/.%s.extsnap.inexact.tmp", c->snapshot_dir_host, c->name) <
+    if (es_asprintf(&m->path, e, "%s/%s.extsnap.inexact", c->snapshot_dir_host, c->name) < 0 ||
+        es_asprintf(&m->tmp, e, "%s/.%s.extsnap.inexact.tmp", c->snapshot_dir_host, c->name) <
             0)
         return -1;
     return 0;
@@ -101,15 +101,15 @@ static int parse_entry(json_object *o, const char *path, snap_inexact_entry *x, 
         return es_err_set(e, 0, path, "record of inexact snapshots: unknown state '%s'", state);
     if (!int_field(o, "since", &x->since))
         x->since = 0;
-    if (snap_strdup(name, &x->name, e) < 0 ||
-        snap_strdup(str_field(o, "operation"), &x->operation, e) < 0 ||
-        snap_strdup(str_field(o, "command"), &x->command, e) < 0 ||
-        snap_strdup(str_field(o, "reason"), &x->reason, e) < 0)
+    if (es_strdup(name, &x->name, e) < 0 ||
+        es_strdup(str_field(o, "operation"), &x->operation, e) < 0 ||
+        es_strdup(str_field(o, "command"), &x->command, e) < 0 ||
+        es_strdup(str_field(o, "reason"), &x->reason, e) < 0)
         return -1;
     for (size_t i = 0; i < json_object_array_length(imgs); i++) {
         json_object *s = json_object_array_get_idx(imgs, i);
         if (json_object_is_type(s, json_type_string) &&
-            snap_strv_add(&x->images, json_object_get_string(s), e) < 0)
+            es_strv_add(&x->images, json_object_get_string(s), e) < 0)
             return -1;
     }
     return 0;
@@ -215,11 +215,11 @@ int snap_inexact_save(const snap_ctx *c, snap_inexact *m, es_err *e)
     json_object_object_add(o, "snapshots", list);
     int rc;
     if (kept == 0) {
-        rc = snap_unlink_if_exists(m->tmp, e);
-        if (rc == 0 && snap_path_exists(m->path)) {
-            rc = snap_unlink_if_exists(m->path, e);
+        rc = es_unlink_if_exists(m->tmp, e);
+        if (rc == 0 && es_path_exists(m->path)) {
+            rc = es_unlink_if_exists(m->path, e);
             if (rc == 0)
-                rc = snap_fsync_parent(m->path, e);
+                rc = es_fsync_parent(m->path, e);
         }
     } else {
         size_t len = 0;
@@ -304,12 +304,12 @@ void snap_inexact_describe(const snap_inexact_entry *x, char *buf, size_t len)
                  imgs[0] ? imgs : "its saved images");
 }
 
-int snap_plan_removed_snapshots(const snap_plan *p, snap_strv *out, es_err *e)
+int snap_plan_removed_snapshots(const snap_plan *p, es_strv *out, es_err *e)
 {
     for (size_t i = 0; i < p->nxml; i++) {
         const snap_xml_write *w = &p->xml[i];
         if (w->kind == SNAP_XML_SNAPSHOT && w->snapshot && !w->new_text &&
-            !snap_strv_has(out, w->snapshot) && snap_strv_add(out, w->snapshot, e) < 0)
+            !es_strv_has(out, w->snapshot) && es_strv_add(out, w->snapshot, e) < 0)
             return -1;
     }
     return 0;
@@ -318,7 +318,7 @@ int snap_plan_removed_snapshots(const snap_plan *p, snap_strv *out, es_err *e)
 int snap_inexact_forget(const snap_ctx *c, const snap_plan *p, es_err *e)
 {
     snap_inexact m;
-    snap_strv gone = {0};
+    es_strv gone = {0};
     int rc = -1;
     if (snap_inexact_load(c, &m, e) < 0)
         goto out;
@@ -330,7 +330,7 @@ int snap_inexact_forget(const snap_ctx *c, const snap_plan *p, es_err *e)
         goto out;
     size_t keep = 0;
     for (size_t i = 0; i < m.n; i++) {
-        if (snap_strv_has(&gone, m.v[i].name) || !snap_inexact_valid(c, &m.v[i]))
+        if (es_strv_has(&gone, m.v[i].name) || !snap_inexact_valid(c, &m.v[i]))
             entry_clear(&m.v[i]);
         else
             m.v[keep++] = m.v[i];
@@ -339,7 +339,7 @@ int snap_inexact_forget(const snap_ctx *c, const snap_plan *p, es_err *e)
     m.n = keep;
     rc = changed ? snap_inexact_save(c, &m, e) : 0;
 out:
-    snap_strv_free(&gone);
+    es_strv_free(&gone);
     snap_inexact_clear(&m);
     return rc;
 }

@@ -8,11 +8,11 @@
 #include "domxml/image_props.h"
 #include "domxml/snapshot.h"
 #include "snap/graph/discard.h"
-#include "snap/fsutil.h"
 #include "snap/graph/image_check.h"
-#include "snap/ops/inexact.h"
 #include "snap/graph/naming.h"
+#include "snap/ops/inexact.h"
 #include "snap/txn/plan_xml.h"
+#include "util/fsutil.h"
 #include "util/rootpath.h"
 
 /* How many seconds past `now` to look for free overlay names. */
@@ -138,7 +138,7 @@ static int choose_epoch(snap_ctx *c, const domxml_domain *saved, const bool *ove
         char suffix[32];
         snprintf(suffix, sizeof suffix, "%lld", ep);
         bool free_all = true;
-        snap_strv names = {0};
+        es_strv names = {0};
         for (size_t i = 0; i < saved->ndisks && free_all; i++) {
             if (!overlay[i])
                 continue;
@@ -146,21 +146,21 @@ static int choose_epoch(snap_ctx *c, const domxml_domain *saved, const bool *ove
             if (snap_overlay_name(saved->disks[i].source, suffix, &path, e) < 0 ||
                 es_root_resolve(c->env->root, path, &host, e) < 0) {
                 free(path);
-                snap_strv_free(&names);
+                es_strv_free(&names);
                 return es_err_prefix(e, "overlay of disk %s", saved->disks[i].target_dev);
             }
-            if (snap_path_exists(host) || mentioned(c, path) || snap_strv_has(&names, path))
+            if (es_path_exists(host) || mentioned(c, path) || es_strv_has(&names, path))
                 free_all = false;
-            else if (snap_strv_add(&names, path, e) < 0) {
+            else if (es_strv_add(&names, path, e) < 0) {
                 free(path);
                 free(host);
-                snap_strv_free(&names);
+                es_strv_free(&names);
                 return -1;
             }
             free(path);
             free(host);
         }
-        snap_strv_free(&names);
+        es_strv_free(&names);
         if (free_all) {
             *epoch = ep;
             return 0;
@@ -223,7 +223,7 @@ static int add_disk_notes(snap_ctx *c, const domxml_domain *saved, const bool *o
     for (size_t i = 0; i < saved->ndisks; i++) {
         const domxml_disk *k = &saved->disks[i];
         if (!overlay[i] && k->source && !k->readonly && k->device != DOMXML_DEVICE_CDROM &&
-            snap_strv_addf(&p->notes, e,
+            es_strv_addf(&p->notes, e,
                            "disk %s was not part of snapshot %s: it keeps using %s as it is",
                            k->target_dev, tname, k->source) < 0)
             return -1;
@@ -231,7 +231,7 @@ static int add_disk_notes(snap_ctx *c, const domxml_domain *saved, const bool *o
     for (size_t i = 0; i < c->config->ndisks; i++) {
         const domxml_disk *k = &c->config->disks[i];
         if (!domxml_domain_disk(saved, k->target_dev) &&
-            snap_strv_addf(&p->notes, e,
+            es_strv_addf(&p->notes, e,
                            "disk %s was added after snapshot %s: it leaves the config; its "
                            "image %s is kept",
                            k->target_dev, tname, k->source ? k->source : "(none)") < 0)
@@ -266,7 +266,7 @@ int snap_plan_revert_ex(snap_ctx *c, const char *op, const char *target, long lo
     domxml_snapshot *cur = domxml_snapshot_list_current(c->snaps);
     bool cur_had_revert_disks = cur && cur->nrevert_disks > 0;
     /* The old current's live overlays (read before the metadata is changed). */
-    snap_strv live = {0};
+    es_strv live = {0};
     snap_plan *p = NULL;
     domxml_domain *changed = NULL, *newcfg = NULL;
     domxml_snap_disk *list = NULL;
@@ -285,7 +285,7 @@ int snap_plan_revert_ex(snap_ctx *c, const char *op, const char *target, long lo
         const domxml_snap_disk *v = cur_had_revert_disks ? cur->revert_disks : cur->disks;
         size_t n = cur_had_revert_disks ? cur->nrevert_disks : cur->ndisks;
         for (size_t i = 0; i < n; i++)
-            if (v[i].source && snap_strv_add(&live, v[i].source, e) < 0)
+            if (v[i].source && es_strv_add(&live, v[i].source, e) < 0)
                 goto out;
     }
     for (size_t i = 0; i < saved->ndisks; i++)
@@ -308,7 +308,7 @@ int snap_plan_revert_ex(snap_ctx *c, const char *op, const char *target, long lo
         cur->current = false;
         domxml_snap_disks_clear(&cur->revert_disks, &cur->nrevert_disks);
         char *sum = NULL;
-        if (snap_asprintf(&sum, e, "snapshot %s is no longer current", cur->name) < 0)
+        if (es_asprintf(&sum, e, "snapshot %s is no longer current", cur->name) < 0)
             goto out;
         int r = snap_plan_put_snapshot(c, p, cur, sum, e);
         free(sum);
@@ -333,7 +333,7 @@ int snap_plan_revert_ex(snap_ctx *c, const char *op, const char *target, long lo
         list = NULL;
         nlist = 0;
         char *sum = NULL;
-        if (snap_asprintf(&sum, e, "snapshot %s becomes current; %s", t->name, how) < 0)
+        if (es_asprintf(&sum, e, "snapshot %s becomes current; %s", t->name, how) < 0)
             goto out;
         int r = snap_plan_put_snapshot(c, p, t, sum, e);
         free(sum);
@@ -341,7 +341,7 @@ int snap_plan_revert_ex(snap_ctx *c, const char *op, const char *target, long lo
             goto out;
     }
     char *sum = NULL;
-    if (snap_asprintf(&sum, e, "the domain definition saved in snapshot %s, disks on the new overlays",
+    if (es_asprintf(&sum, e, "the domain definition saved in snapshot %s, disks on the new overlays",
                       t->name) < 0)
         goto out;
     int r = snap_plan_put_config(c, p, newcfg, sum, e);
@@ -359,9 +359,9 @@ int snap_plan_revert_ex(snap_ctx *c, const char *op, const char *target, long lo
     };
     char *reason = NULL;
     if (is_base)
-        r = snap_asprintf(&reason, e, "discarded: the state being left (revert to base)");
+        r = es_asprintf(&reason, e, "discarded: the state being left (revert to base)");
     else
-        r = snap_asprintf(&reason, e, "discarded: the state being left (revert to %s)", t->name);
+        r = es_asprintf(&reason, e, "discarded: the state being left (revert to %s)", t->name);
     if (r < 0 || snap_plan_discards(c, &d, reason, p, e) < 0) {
         free(reason);
         goto out;
@@ -370,14 +370,14 @@ int snap_plan_revert_ex(snap_ctx *c, const char *op, const char *target, long lo
     if (add_disk_notes(c, saved, overlay, t->name, p, e) < 0)
         goto out;
     if (is_base)
-        r = snap_asprintf(&p->summary, e, "revert domain %s to base (the images below snapshot %s)",
+        r = es_asprintf(&p->summary, e, "revert domain %s to base (the images below snapshot %s)",
                           c->name, t->name);
     else if (strcmp(op, "refresh") == 0)
-        r = snap_asprintf(&p->summary, e,
+        r = es_asprintf(&p->summary, e,
                           "refresh domain %s: discard the changes since snapshot %s", c->name,
                           t->name);
     else
-        r = snap_asprintf(&p->summary, e, "revert domain %s to snapshot %s", c->name, t->name);
+        r = es_asprintf(&p->summary, e, "revert domain %s to snapshot %s", c->name, t->name);
     if (r < 0)
         goto out;
     *out = p;
@@ -391,6 +391,6 @@ out:
     free(overlay);
     free(changes);
     free(children);
-    snap_strv_free(&live);
+    es_strv_free(&live);
     return rc;
 }

@@ -8,11 +8,11 @@
 #include <string.h>
 
 #include "qcow2/check.h"
-#include "snap/fsutil.h"
 #include "snap/graph/imggraph.h"
 #include "snap/ops/inexact.h"
 #include "snap/ops/verify_priv.h"
 #include "util/fileio.h"
+#include "util/fsutil.h"
 #include "util/imglock.h"
 #include "util/rootpath.h"
 
@@ -48,7 +48,7 @@ int snap_verify_problemv(snap_verify_report *r, es_err *e, const char *code,
         return es_err_set(e, ENOMEM, NULL, "out of memory");
     }
     r->n++;
-    return snap_strdup(file, &p->file, e);
+    return es_strdup(file, &p->file, e);
 }
 
 static int problem(snap_verify_report *r, es_err *e, const char *code, snap_severity sev,
@@ -101,7 +101,7 @@ static bool froze(const domxml_snapshot *s, const char *target)
 
 static int check_pending(vctx *v, es_err *e)
 {
-    if (snap_path_exists(v->c->journal_path))
+    if (es_path_exists(v->c->journal_path))
         return problem(v->r, e, "pending-journal", SNAP_SEV_ERROR, v->c->journal_path,
                        "an interrupted extsnap operation is pending; run '%s'",
                        snap_ctx_recover_cmd(v->c));

@@ -9,11 +9,11 @@
 
 #include "qcow2/create.h"
 #include "qcow2/rebase.h"
-#include "snap/fsutil.h"
 #include "snap/txn/merge.h"
 #include "snap/txn/plan_check.h"
 #include "snap/txn/xmlfile.h"
 #include "util/fileio.h"
+#include "util/fsutil.h"
 #include "util/rootpath.h"
 
 /* The qcow2 commit engine (merge.h); tests may swap it. */
@@ -73,7 +73,7 @@ static int remove_overlay(const char *root, const snap_overlay *o, es_err *e)
     if (es_root_resolve(root, o->path, &host, e) < 0)
         return -1;
     int r = 0;
-    if (snap_path_exists(host)) {
+    if (es_path_exists(host)) {
         if (o->existed_empty) {
             es_file *f = NULL;
             r = es_file_open(&f, host, O_RDWR, 0, e);
@@ -86,7 +86,7 @@ static int remove_overlay(const char *root, const snap_overlay *o, es_err *e)
         } else {
             r = es_fs_unlink(host, e);
             if (r == 0)
-                r = snap_fsync_parent(host, e);
+                r = es_fsync_parent(host, e);
         }
     }
     free(host);
@@ -119,10 +119,10 @@ static int deletes_all(const char *root, const snap_plan *p, es_err *e)
         if (es_root_resolve(root, p->deletes[i].path, &host, e) < 0)
             return -1;
         int r = 0;
-        if (snap_path_exists(host)) {
+        if (es_path_exists(host)) {
             r = es_fs_unlink(host, e);
             if (r == 0)
-                r = snap_fsync_parent(host, e);
+                r = es_fsync_parent(host, e);
         }
         free(host);
         if (r < 0)
@@ -160,7 +160,7 @@ static int undo(const char *root, const snap_journal *j, const snap_plan *p, con
         if (es_root_resolve(root, p->snapshot_dir_created, &host, &cur) == 0) {
             int r = es_fs_rmdir(host, &cur);
             if (r == 0)
-                keep_first(snap_fsync_parent(host, &cur), &first, &failed, &cur);
+                keep_first(es_fsync_parent(host, &cur), &first, &failed, &cur);
             /* not empty (someone else's file) or already gone: leave it */
             else if (cur.errnum != ENOTEMPTY && cur.errnum != EEXIST && cur.errnum != ENOENT)
                 keep_first(r, &first, &failed, &cur);

@@ -8,11 +8,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "snap/txn/plan_json.h"
-#include "snap/fsutil.h"
 #include "snap/txn/jsonfile.h"
+#include "snap/txn/plan_json.h"
 #include "util/atomic_file.h"
 #include "util/fileio.h"
+#include "util/fsutil.h"
 
 /* Journals hold a few XML files; anything far larger is not one of ours. */
 #define SNAP_JOURNAL_MAX (64u << 20)
@@ -119,9 +119,9 @@ out:
 
 int snap_journal_remove(const snap_journal *j, es_err *e)
 {
-    if (snap_unlink_if_exists(j->tmp, e) < 0)
+    if (es_unlink_if_exists(j->tmp, e) < 0)
         return -1;
-    if (snap_unlink_if_exists(j->path, e) < 0)
+    if (es_unlink_if_exists(j->path, e) < 0)
         return es_err_prefix(e, "cannot remove the journal");
-    return snap_fsync_parent(j->path, e);
+    return es_fsync_parent(j->path, e);
 }

@@ -3,7 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "snap/fsutil.h"
+#include "util/readfile.h"
 
 int snap_read_json(const char *path, size_t max, const char *what, const char *hint,
                    json_object **out, bool *exists, es_err *e)
@@ -11,7 +11,7 @@ int snap_read_json(const char *path, size_t max, const char *what, const char *h
     *out = NULL;
     char *text = NULL;
     size_t len = 0;
-    if (snap_read_file(path, max, &text, &len, exists, e) < 0)
+    if (es_read_file_if_exists(path, max, &text, &len, exists, e) < 0)
         return es_err_prefix(e, "cannot read %s", what);
     if (!*exists)
         return 0;

@@ -10,7 +10,7 @@ int snap_plan_new(const char *op, const char *domain, snap_plan **out, es_err *e
     snap_plan *p = calloc(1, sizeof *p);
     if (!p)
         return es_err_set(e, ENOMEM, NULL, "out of memory");
-    if (snap_strdup(op, &p->op, e) < 0 || snap_strdup(domain, &p->domain, e) < 0) {
+    if (es_strdup(op, &p->op, e) < 0 || es_strdup(domain, &p->domain, e) < 0) {
         snap_plan_free(p);
         return -1;
     }
@@ -65,7 +65,7 @@ void snap_plan_free(snap_plan *p)
     free(p->rebases);
     free(p->xml);
     free(p->deletes);
-    snap_strv_free(&p->notes);
+    es_strv_free(&p->notes);
     free(p->op);
     free(p->domain);
     free(p->summary);
@@ -107,9 +107,9 @@ int snap_plan_add_overlay(snap_plan *p, const snap_overlay *o, es_err *e)
         return -1;
     *d = (snap_overlay){.existed_empty = o->existed_empty, .uid = o->uid, .gid = o->gid,
                         .mode = o->mode};
-    if (snap_strdup(o->disk, &d->disk, e) < 0 || snap_strdup(o->path, &d->path, e) < 0 ||
-        snap_strdup(o->backing, &d->backing, e) < 0 ||
-        snap_strdup(o->backing_format, &d->backing_format, e) < 0)
+    if (es_strdup(o->disk, &d->disk, e) < 0 || es_strdup(o->path, &d->path, e) < 0 ||
+        es_strdup(o->backing, &d->backing, e) < 0 ||
+        es_strdup(o->backing_format, &d->backing_format, e) < 0)
         return -1;
     return 0;
 }
@@ -119,8 +119,8 @@ int snap_plan_add_merge(snap_plan *p, const snap_merge *m, es_err *e)
     snap_merge *d = grow(&p->merges, &p->nmerges, sizeof *d, e);
     if (!d)
         return -1;
-    if (snap_strdup(m->disk, &d->disk, e) < 0 || snap_strdup(m->top, &d->top, e) < 0 ||
-        snap_strdup(m->base, &d->base, e) < 0)
+    if (es_strdup(m->disk, &d->disk, e) < 0 || es_strdup(m->top, &d->top, e) < 0 ||
+        es_strdup(m->base, &d->base, e) < 0)
         return -1;
     return 0;
 }
@@ -130,10 +130,10 @@ int snap_plan_add_rebase(snap_plan *p, const snap_rebase *r, es_err *e)
     snap_rebase *d = grow(&p->rebases, &p->nrebases, sizeof *d, e);
     if (!d)
         return -1;
-    if (snap_strdup(r->path, &d->path, e) < 0 || snap_strdup(r->backing, &d->backing, e) < 0 ||
-        snap_strdup(r->backing_format, &d->backing_format, e) < 0 ||
-        snap_strdup(r->old_backing, &d->old_backing, e) < 0 ||
-        snap_strdup(r->old_backing_format, &d->old_backing_format, e) < 0)
+    if (es_strdup(r->path, &d->path, e) < 0 || es_strdup(r->backing, &d->backing, e) < 0 ||
+        es_strdup(r->backing_format, &d->backing_format, e) < 0 ||
+        es_strdup(r->old_backing, &d->old_backing, e) < 0 ||
+        es_strdup(r->old_backing_format, &d->old_backing_format, e) < 0)
         return -1;
     return 0;
 }
@@ -146,11 +146,11 @@ int snap_plan_add_xml(snap_plan *p, const snap_xml_write *w, es_err *e)
     d->kind = w->kind;
     d->old_len = w->old_len;
     d->new_len = w->new_len;
-    if (snap_strdup(w->path, &d->path, e) < 0 || snap_strdup(w->domain, &d->domain, e) < 0 ||
-        snap_strdup(w->snapshot, &d->snapshot, e) < 0 ||
+    if (es_strdup(w->path, &d->path, e) < 0 || es_strdup(w->domain, &d->domain, e) < 0 ||
+        es_strdup(w->snapshot, &d->snapshot, e) < 0 ||
         dup_text(w->old_text, w->old_len, &d->old_text, e) < 0 ||
         dup_text(w->new_text, w->new_len, &d->new_text, e) < 0 ||
-        snap_strdup(w->summary, &d->summary, e) < 0)
+        es_strdup(w->summary, &d->summary, e) < 0)
         return -1;
     return 0;
 }
@@ -160,7 +160,7 @@ int snap_plan_add_delete(snap_plan *p, const char *path, const char *reason, es_
     snap_delete *d = grow(&p->deletes, &p->ndeletes, sizeof *d, e);
     if (!d)
         return -1;
-    if (snap_strdup(path, &d->path, e) < 0 || snap_strdup(reason, &d->reason, e) < 0)
+    if (es_strdup(path, &d->path, e) < 0 || es_strdup(reason, &d->reason, e) < 0)
         return -1;
     return 0;
 }

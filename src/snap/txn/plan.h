@@ -20,8 +20,9 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#include "snap/strv.h"
 #include "util/err.h"
+#include "util/str.h"
+#include "util/strv.h"
 
 /* A new qcow2 overlay, created over the image below it. */
 typedef struct snap_overlay {
@@ -88,7 +89,7 @@ typedef struct snap_plan {
     size_t nxml;
     snap_delete *deletes;
     size_t ndeletes;
-    snap_strv notes;     /* things the user should know (kept files ...) */
+    es_strv notes;     /* things the user should know (kept files ...) */
     char *snapshot_dir_created; /* <snapshot-dir>/<dom> when the plan creates it
                                    (removed again on rollback if empty), else NULL */
 } snap_plan;

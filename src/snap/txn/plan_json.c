@@ -374,7 +374,7 @@ int snap_plan_from_json(json_object *o, const char *origin, snap_plan **out, es_
         if (!json_object_is_type(x, json_type_string)) {
             r.bad = true;
             es_err_set(e, 0, origin, "journal: a note is not a string");
-        } else if (snap_strv_add(&p->notes, json_object_get_string(x), e) < 0) {
+        } else if (es_strv_add(&p->notes, json_object_get_string(x), e) < 0) {
             r.bad = true;
         }
     }
