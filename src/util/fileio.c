@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "util/fileio_root.h"
+#include "util/xalloc.h"
 
 enum { K_READ, K_WRITE, K_FLUSH, K_MUTATE, K_COUNT };
 static const char *const kind_names[K_COUNT] = {"read", "write", "flush", "mutate"};
@@ -149,14 +150,9 @@ int es_file_open(es_file **out, const char *path, int flags, mode_t mode, es_err
 
 int es_file_adopt(es_file **out, int fd, const char *path, bool writable, es_err *e)
 {
-    es_file *f = calloc(1, sizeof *f);
-    char *p = strdup(path ? path : "");
-    if (!f || !p) {
-        free(f);
-        free(p);
-        close(fd);
-        return es_err_set(e, ENOMEM, path, "out of memory");
-    }
+    (void)e;
+    es_file *f = es_xcalloc(1, sizeof *f);
+    char *p = es_xstrdup(path ? path : "");
     f->fd = fd;
     f->path = p;
     f->writable = writable;
@@ -252,8 +248,6 @@ static int copy_bounce(int sfd, uint64_t soff, int dfd, uint64_t doff, uint64_t 
 {
     size_t cap = n < COPY_BOUNCE ? (size_t)n : COPY_BOUNCE;
     uint8_t *buf = es_io_alloc(cap);
-    if (!buf)
-        return ENOMEM;
     int err = 0;
     while (n && !err) {
         size_t k = n < cap ? (size_t)n : cap, got;
@@ -475,7 +469,7 @@ void es_file_start_writeback(es_file *f, uint64_t off, uint64_t len)
 void *es_io_alloc(size_t n)
 {
     void *p = NULL;
-    return posix_memalign(&p, 4096, n ? n : 1) == 0 ? p : NULL;
+    return es_xcheck(posix_memalign(&p, 4096, n ? n : 1) == 0 ? p : NULL);
 }
 
 void es_file_prefetch(es_file *f, uint64_t off, uint64_t len)

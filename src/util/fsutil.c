@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "util/fileio.h"
+#include "util/xalloc.h"
 
 bool es_path_exists(const char *path)
 {
@@ -29,9 +30,7 @@ int es_unlink_if_exists(const char *path, es_err *e)
 
 int es_fsync_parent(const char *path, es_err *e)
 {
-    char *dir = strdup(path);
-    if (!dir)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    char *dir = es_xstrdup(path);
     char *slash = strrchr(dir, '/');
     if (!slash) {
         free(dir);

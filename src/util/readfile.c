@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "util/fileio.h"
+#include "util/xalloc.h"
 
 static int read_open(es_file *f, size_t max, char **text, size_t *len, es_err *e)
 {
@@ -19,9 +20,7 @@ static int read_open(es_file *f, size_t max, char **text, size_t *len, es_err *e
         return -1;
     if (size > max)
         return es_err_set(e, EFBIG, f->path, "file is larger than %zu bytes", max);
-    char *buf = malloc((size_t)size + 1);
-    if (!buf)
-        return es_err_set(e, ENOMEM, f->path, "out of memory");
+    char *buf = es_xmalloc((size_t)size + 1);
     size_t got = 0;
     if (size && es_file_pread_some(f, buf, (size_t)size, 0, &got, e) < 0) {
         free(buf);

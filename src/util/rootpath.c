@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "util/fileio.h"
+#include "util/xalloc.h"
 
 /* Same limit as the kernel's path walk (MAXSYMLINKS). */
 #define ES_ROOT_MAX_SYMLINKS 40
@@ -18,29 +19,23 @@ typedef struct {
     size_t len, cap;
 } pathbuf;
 
-static int pb_reserve(pathbuf *b, size_t extra)
+static void pb_reserve(pathbuf *b, size_t extra)
 {
     if (b->len + extra + 1 <= b->cap)
-        return 0;
+        return;
     size_t cap = b->cap ? b->cap : 64;
     while (cap < b->len + extra + 1)
         cap *= 2;
-    char *p = realloc(b->s, cap);
-    if (!p)
-        return -1;
-    b->s = p;
+    b->s = es_xrealloc(b->s, cap);
     b->cap = cap;
-    return 0;
 }
 
-static int pb_append(pathbuf *b, const char *s, size_t n)
+static void pb_append(pathbuf *b, const char *s, size_t n)
 {
-    if (pb_reserve(b, n) < 0)
-        return -1;
+    pb_reserve(b, n);
     memcpy(b->s + b->len, s, n);
     b->len += n;
     b->s[b->len] = '\0';
-    return 0;
 }
 
 static void pb_truncate(pathbuf *b, size_t len)
@@ -70,9 +65,8 @@ int es_path_join(const char *dir, const char *name, char **out, es_err *e)
         name++;
     size_t nl = strlen(name);
     bool slash = !(dl > 0 && dir[dl - 1] == '/');
-    char *p = malloc(dl + (slash ? 1 : 0) + nl + 1);
-    if (!p)
-        return es_err_set(e, ENOMEM, dir, "out of memory");
+    (void)e;
+    char *p = es_xmalloc(dl + (slash ? 1 : 0) + nl + 1);
     memcpy(p, dir, dl);
     size_t at = dl;
     if (slash)
@@ -87,9 +81,7 @@ static char *read_link(const char *path, size_t hint)
 {
     size_t cap = hint ? hint + 1 : 256;
     for (;;) {
-        char *buf = malloc(cap);
-        if (!buf)
-            return NULL;
+        char *buf = es_xmalloc(cap);
         ssize_t n = es_fs_readlink(path, buf, cap);
         if (n < 0) {
             free(buf);
@@ -106,18 +98,15 @@ static char *read_link(const char *path, size_t hint)
 
 /* Replace *pending (the components not yet walked, starting at rest) with
  * target + "/" + rest. */
-static int splice_pending(char **pending, const char *rest, const char *target)
+static void splice_pending(char **pending, const char *rest, const char *target)
 {
     size_t tl = strlen(target), rl = strlen(rest);
-    char *p = malloc(tl + 1 + rl + 1);
-    if (!p)
-        return -1;
+    char *p = es_xmalloc(tl + 1 + rl + 1);
     memcpy(p, target, tl);
     p[tl] = '/';
     memcpy(p + tl + 1, rest, rl + 1);
     free(*pending);
     *pending = p;
-    return 0;
 }
 
 int es_root_resolve(const char *root, const char *path, char **out, es_err *e)
@@ -126,8 +115,8 @@ int es_root_resolve(const char *root, const char *path, char **out, es_err *e)
     if (!path || !*path)
         return es_err_set(e, EINVAL, root, "empty path");
     if (!root || !*root) {
-        *out = strdup(path);
-        return *out ? 0 : es_err_set(e, ENOMEM, path, "out of memory");
+        *out = es_xstrdup(path);
+        return 0;
     }
 
     char *realroot = realpath(root, NULL);
@@ -150,12 +139,9 @@ int es_root_resolve(const char *root, const char *path, char **out, es_err *e)
     /* With root "/", paths are already host paths: keep them single-slashed. */
     const char *base = strcmp(realroot, "/") == 0 ? "" : realroot;
     size_t floor = strlen(base);
-    char *pending = strdup(path);
+    char *pending = es_xstrdup(path);
     int links = 0, rc = -1;
-    if (!pending || pb_append(&res, base, floor) < 0) {
-        es_err_set(e, ENOMEM, path, "out of memory");
-        goto out;
-    }
+    pb_append(&res, base, floor);
 
     size_t pos = 0;
     for (;;) {
@@ -182,10 +168,8 @@ int es_root_resolve(const char *root, const char *path, char **out, es_err *e)
         }
 
         size_t before = res.len;
-        if (pb_append(&res, "/", 1) < 0 || pb_append(&res, comp, clen) < 0) {
-            es_err_set(e, ENOMEM, path, "out of memory");
-            goto out;
-        }
+        pb_append(&res, "/", 1);
+        pb_append(&res, comp, clen);
         if (es_fs_lstat(res.s, &st) < 0) {
             /* Not there (yet): the rest is taken as written. */
             if (errno == ENOENT || errno == ENOTDIR)
@@ -202,25 +186,19 @@ int es_root_resolve(const char *root, const char *path, char **out, es_err *e)
         }
         char *target = read_link(res.s, (size_t)st.st_size);
         if (!target) {
-            es_err_set(e, errno ? errno : ENOMEM, res.s, "cannot read symbolic link");
+            es_err_set(e, errno, res.s, "cannot read symbolic link");
             goto out;
         }
         /* An absolute target starts again at the root; a relative one from
          * the link's directory. Either way its ".." are checked as above. */
         pb_truncate(&res, target[0] == '/' ? floor : before);
-        int r = splice_pending(&pending, pending + pos, target);
+        splice_pending(&pending, pending + pos, target);
         free(target);
-        if (r < 0) {
-            es_err_set(e, ENOMEM, path, "out of memory");
-            goto out;
-        }
         pos = 0;
     }
 
-    if (res.len == 0 && pb_append(&res, "/", 1) < 0) {
-        es_err_set(e, ENOMEM, path, "out of memory");
-        goto out;
-    }
+    if (res.len == 0)
+        pb_append(&res, "/", 1);
     *out = res.s;
     res.s = NULL;
     rc = 0;

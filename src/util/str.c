@@ -1,40 +1,35 @@
 #include "util/str.h"
 
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/xalloc.h"
+
 int es_strdup(const char *s, char **out, es_err *e)
 {
-    *out = NULL;
-    if (!s)
-        return 0;
-    *out = strdup(s);
-    return *out ? 0 : es_err_set(e, ENOMEM, NULL, "out of memory");
+    (void)e;
+    *out = es_xstrdup(s);
+    return 0;
 }
 
 int es_strdup_len(const void *s, size_t n, char **out, es_err *e)
 {
-    *out = malloc(n + 1);
-    if (!*out)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
-    memcpy(*out, s, n);
-    (*out)[n] = '\0';
+    (void)e;
+    *out = es_xstrdup_len(s, n);
     return 0;
 }
 
 int es_asprintf(char **out, es_err *e, const char *fmt, ...)
 {
+    (void)e;
     va_list ap;
     va_start(ap, fmt);
     int r = vasprintf(out, fmt, ap);
     va_end(ap);
-    if (r < 0) {
-        *out = NULL;
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
-    }
+    if (r < 0)
+        es_oom();
     return 0;
 }
 

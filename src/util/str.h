@@ -1,5 +1,6 @@
-/* String helpers every layer shares: copies and formatting that report
- * through es_err, and the one rule for telling a path from a name. */
+/* String helpers every layer shares: copies and formatting in the shape of
+ * fallible calls (they return 0; running out of memory ends the process,
+ * util/xalloc.h), and the one rule for telling a path from a name. */
 #ifndef ES_UTIL_STR_H
 #define ES_UTIL_STR_H
 

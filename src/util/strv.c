@@ -1,21 +1,17 @@
 #include "util/strv.h"
 
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/xalloc.h"
+
 int es_strv_add(es_strv *s, const char *str, es_err *e)
 {
-    char *copy = strdup(str);
-    char **v = copy ? realloc(s->v, (s->n + 1) * sizeof *v) : NULL;
-    if (!v) {
-        free(copy);
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
-    }
-    v[s->n++] = copy;
-    s->v = v;
+    (void)e;
+    s->v = es_xreallocarray(s->v, s->n + 1, sizeof *s->v);
+    s->v[s->n++] = es_xstrdup(str);
     return 0;
 }
 
@@ -27,7 +23,7 @@ int es_strv_addf(es_strv *s, es_err *e, const char *fmt, ...)
     int r = vasprintf(&str, fmt, ap);
     va_end(ap);
     if (r < 0)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+        es_oom();
     r = es_strv_add(s, str, e);
     free(str);
     return r;
