@@ -19,6 +19,7 @@
 #include "util/rootpath.h"
 #include "util/str.h"
 #include "util/strv.h"
+#include "util/xalloc.h"
 
 void snap_ctx_note(const snap_ctx *c, const char *fmt, ...)
 {
@@ -166,9 +167,7 @@ static int ensure_snapshot_dir(snap_ctx *c, es_err *e)
         return es_err_set(e, errno, c->snapshot_dir_host, "cannot stat the snapshot directory");
     if (es_fs_mkdir(c->snapshot_dir_host, 0755, e) < 0)
         return es_err_prefix(e, "cannot create the snapshot directory");
-    char *parent = strdup(c->snapshot_dir_host);
-    if (!parent)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    char *parent = es_xstrdup(c->snapshot_dir_host);
     char *slash = strrchr(parent, '/');
     if (slash && slash != parent)
         *slash = '\0';
@@ -243,9 +242,7 @@ int snap_ctx_open(const snap_env *env, const char *arg, snap_open_mode mode, sna
                   es_err *e)
 {
     *out = NULL;
-    snap_ctx *c = calloc(1, sizeof *c);
-    if (!c)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    snap_ctx *c = es_xcalloc(1, sizeof *c);
     c->env = env;
     c->paths = (domxml_paths){env->root, env->config_dir, env->snapshot_dir};
     c->snapshot_dir = env->snapshot_dir ? env->snapshot_dir : DOMXML_DEFAULT_SNAPSHOT_DIR;

@@ -7,6 +7,7 @@
 #include "qcow2/image.h"
 #include "util/str.h"
 #include "util/strv.h"
+#include "util/xalloc.h"
 
 void snap_chain_free(snap_chain *c)
 {
@@ -30,9 +31,7 @@ static int stop_with(snap_chain *c, const es_err *why, es_err *e)
 
 static int add_link(snap_chain *c, const es_image *img, es_err *e)
 {
-    snap_chain_link *v = realloc(c->v, (c->n + 1) * sizeof *v);
-    if (!v)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    snap_chain_link *v = es_xreallocarray(c->v, c->n + 1, sizeof *v);
     c->v = v;
     snap_chain_link *l = &v[c->n];
     memset(l, 0, sizeof *l);

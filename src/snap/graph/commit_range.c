@@ -17,6 +17,7 @@
 #include "snap/graph/parent_disks.h"
 #include "snap/txn/plan_xml.h"
 #include "util/rootpath.h"
+#include "util/xalloc.h"
 
 void snap_repls_free(snap_repls *r)
 {
@@ -32,9 +33,7 @@ static int repl_add(snap_repls *r, size_t node, const domxml_disk *to_disk, cons
                     es_err *e)
 {
     const char *to = to_disk->source;
-    snap_repl *v = realloc(r->v, (r->n + 1) * sizeof *v);
-    if (!v)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    snap_repl *v = es_xreallocarray(r->v, r->n + 1, sizeof *v);
     r->v = v;
     snap_repl *x = &v[r->n];
     memset(x, 0, sizeof *x);
@@ -172,9 +171,7 @@ static int walk_down(const snap_graph *g, disk_job *j, const char *what, es_err 
         if (!n->regular || !n->format || strcmp(n->format, "qcow2") != 0)
             return refuse(what, e, "disk %s: %s is not a qcow2 overlay (merging needs one)",
                           j->target, n->path);
-        size_t *v = realloc(j->l, (j->nl + 1) * sizeof *v);
-        if (!v)
-            return es_err_set(e, ENOMEM, NULL, "out of memory");
+        size_t *v = es_xreallocarray(j->l, j->nl + 1, sizeof *v);
         j->l = v;
         v[j->nl++] = cur;
         cur = n->backing;
@@ -472,9 +469,7 @@ static int domain_changes(snap_ctx *c, const snap_graph *g, const domxml_domain 
     *n = 0;
     if (!d || !repl || !repl->n)
         return 0;
-    *out = calloc(d->ndisks + 1, sizeof **out);
-    if (!*out)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    *out = es_xcalloc(d->ndisks + 1, sizeof **out);
     for (size_t i = 0; i < d->ndisks; i++) {
         const domxml_disk *k = &d->disks[i];
         if (k->type != DOMXML_STORAGE_FILE && k->type != DOMXML_STORAGE_BLOCK)
@@ -573,10 +568,8 @@ int snap_range_plan_metadata(snap_ctx *c, const snap_graph *g, const snap_range 
     domxml_snapshot *cur = domxml_snapshot_list_current(c->snaps);
     bool cur_in_range = cur && snap_range_has(r, cur);
     domxml_domain *nd = NULL;
-    es_strv *why = calloc(c->snaps->n + 1, sizeof *why);
+    es_strv *why = es_xcalloc(c->snaps->n + 1, sizeof *why);
     int rc = -1;
-    if (!why)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
     if (rewrite_domain(c, g, c->config, o->repl, &nd, e) < 0) {
         es_err_prefix(e, "the domain config");
         goto out;
@@ -643,9 +636,7 @@ static int find_range(snap_ctx *c, const char *base, const char *top, snap_range
     for (domxml_snapshot *s = t; s; ) {
         if (r->n > c->snaps->n)
             return es_err_set(e, 0, NULL, "snapshot parents of domain %s loop", c->name);
-        domxml_snapshot **v = realloc(r->v, (r->n + 1) * sizeof *v);
-        if (!v)
-            return es_err_set(e, ENOMEM, NULL, "out of memory");
+        domxml_snapshot **v = es_xreallocarray(r->v, r->n + 1, sizeof *v);
         r->v = v;
         v[r->n++] = s;
         domxml_snapshot *parent = s->parent ? domxml_snapshot_list_find(c->snaps, s->parent) : NULL;

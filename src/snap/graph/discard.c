@@ -6,6 +6,7 @@
 
 #include "snap/graph/chain.h"
 #include "snap/graph/refs.h"
+#include "util/xalloc.h"
 
 /* The files still needed once the plan is done. */
 static int needed_files(snap_ctx *c, const snap_discard_input *d, snap_fileset *need, es_err *e)
@@ -49,9 +50,7 @@ typedef struct {
 static int add_chain(snap_ctx *c, chain_list *cl, const char *top, const char *format,
                      const snap_fileset *need, es_err *e)
 {
-    es_strv *v = realloc(cl->chains, (cl->n + 1) * sizeof *v);
-    if (!v)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    es_strv *v = es_xreallocarray(cl->chains, cl->n + 1, sizeof *v);
     cl->chains = v;
     memset(&v[cl->n], 0, sizeof v[cl->n]);
     cl->n++;

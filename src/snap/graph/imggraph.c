@@ -11,6 +11,7 @@
 #include "qcow2/image.h"
 #include "util/fileio.h"
 #include "util/rootpath.h"
+#include "util/xalloc.h"
 
 /* Where a path came from: propagated down its backing chain. */
 typedef struct origin {
@@ -81,9 +82,7 @@ size_t snap_graph_find(const snap_graph *g, const char *root, const char *path)
 
 static int new_node(snap_graph *g, const char *path, size_t *idx, es_err *e)
 {
-    snap_gnode *v = realloc(g->v, (g->n + 1) * sizeof *v);
-    if (!v)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    snap_gnode *v = es_xreallocarray(g->v, g->n + 1, sizeof *v);
     g->v = v;
     snap_gnode *n = &v[g->n];
     memset(n, 0, sizeof *n);
@@ -368,20 +367,14 @@ fail:
 
 int snap_graph_users(const snap_graph *g, size_t i, size_t **out, size_t *n, es_err *e)
 {
+    (void)e;
     *out = NULL;
     *n = 0;
     for (size_t j = 0; j < g->n; j++) {
         if (g->v[j].backing != i || j == i)
             continue;
-        size_t *v = realloc(*out, (*n + 1) * sizeof *v);
-        if (!v) {
-            free(*out);
-            *out = NULL;
-            *n = 0;
-            return es_err_set(e, ENOMEM, NULL, "out of memory");
-        }
-        v[(*n)++] = j;
-        *out = v;
+        *out = es_xreallocarray(*out, *n + 1, sizeof **out);
+        (*out)[(*n)++] = j;
     }
     return 0;
 }

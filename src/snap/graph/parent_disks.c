@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/xalloc.h"
+
 bool snap_froze_disk(const domxml_snapshot *s, const char *target)
 {
     const domxml_snap_disk *sd =
@@ -83,11 +85,10 @@ static int by_age(const void *x, const void *y)
 static int children_after(const snap_ctx *c, const snap_after *a, const domxml_snapshot *p,
                           domxml_snapshot ***out, size_t *n, es_err *e)
 {
+    (void)e;
     *out = NULL;
     *n = 0;
-    domxml_snapshot **v = calloc(c->snaps->n + 1, sizeof *v);
-    if (!v)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    domxml_snapshot **v = es_xcalloc(c->snaps->n + 1, sizeof *v);
     for (size_t i = 0; i < c->snaps->n; i++) {
         domxml_snapshot *t = c->snaps->snaps[i];
         if (!gone(a, t) && t->parent && strcmp(t->parent, p->name) == 0)
@@ -238,11 +239,7 @@ int snap_parent_disks_derive(const snap_ctx *c, const snap_graph *g, const snap_
     if (children_after(c, a, p, &kids, &nkids, e) < 0)
         return -1;
     int rc = -1;
-    disk_want *w = calloc(p->ndisks + 1, sizeof *w);
-    if (!w) {
-        es_err_set(e, ENOMEM, NULL, "out of memory");
-        goto out;
-    }
+    disk_want *w = es_xcalloc(p->ndisks + 1, sizeof *w);
     if (!p->current && nkids == 0) {
         rc = p->nrevert_disks ? leaf_revert_disks(p, why, e) : 0;
         goto out;

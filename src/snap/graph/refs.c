@@ -10,6 +10,7 @@
 #include "snap/graph/chain.h"
 #include "util/fileio.h"
 #include "util/rootpath.h"
+#include "util/xalloc.h"
 
 void snap_fileset_free(snap_fileset *s)
 {
@@ -28,15 +29,12 @@ bool snap_fileset_has(const snap_fileset *s, unsigned long long dev, unsigned lo
 
 static int add_id(snap_fileset *s, unsigned long long dev, unsigned long long ino, es_err *e)
 {
+    (void)e;
     if (snap_fileset_has(s, dev, ino))
         return 0;
-    unsigned long long *d = realloc(s->dev, (s->n + 1) * sizeof *d);
-    if (!d)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    unsigned long long *d = es_xreallocarray(s->dev, s->n + 1, sizeof *d);
     s->dev = d;
-    unsigned long long *i = realloc(s->ino, (s->n + 1) * sizeof *i);
-    if (!i)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    unsigned long long *i = es_xreallocarray(s->ino, s->n + 1, sizeof *i);
     s->ino = i;
     s->dev[s->n] = dev;
     s->ino[s->n] = ino;

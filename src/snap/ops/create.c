@@ -11,6 +11,7 @@
 #include "snap/graph/image_check.h"
 #include "snap/graph/naming.h"
 #include "snap/txn/plan_xml.h"
+#include "util/xalloc.h"
 
 /* What create does with one disk. */
 typedef enum { DISK_SKIP, DISK_MANUAL, DISK_OVERLAY } disk_action;
@@ -189,11 +190,9 @@ int snap_plan_create(snap_ctx *c, const snap_create_args *a, snap_plan **out, es
     domxml_snapshot *s = NULL;
     domxml_domain *newcfg = NULL;
     char *summary = NULL;
-    domxml_disk_change *changes = calloc(c->config->ndisks + 1, sizeof *changes);
+    domxml_disk_change *changes = es_xcalloc(c->config->ndisks + 1, sizeof *changes);
     size_t nchanges = 0;
     int rc = -1;
-    if (!changes)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
     if (snap_plan_new("create", c->name, &p, e) < 0)
         goto out;
     if (!a->no_metadata) {

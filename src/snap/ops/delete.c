@@ -7,6 +7,7 @@
 #include "snap/graph/commit_range.h"
 #include "snap/graph/imggraph.h"
 #include "snap/graph/imgrole.h"
+#include "util/xalloc.h"
 
 static bool has_children(const snap_ctx *c, const char *name)
 {
@@ -46,14 +47,9 @@ static void need_disks(const snap_ctx *c, const snap_graph *g, bool *need,
 static int needed_after(const snap_ctx *c, const snap_graph *g, const domxml_snapshot *s,
                         const size_t *cand, size_t ncand, bool **out, es_err *e)
 {
-    bool *need = calloc(g->n + 1, sizeof *need);
-    if (!need)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
-    bool *is_cand = calloc(g->n + 1, sizeof *is_cand);
-    if (!is_cand) {
-        free(need);
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
-    }
+    (void)e;
+    bool *need = es_xcalloc(g->n + 1, sizeof *need);
+    bool *is_cand = es_xcalloc(g->n + 1, sizeof *is_cand);
     for (size_t i = 0; i < ncand; i++)
         is_cand[cand[i]] = true;
     for (size_t i = 0; i < g->n; i++)
@@ -78,14 +74,13 @@ static int needed_after(const snap_ctx *c, const snap_graph *g, const domxml_sna
 
 static int add_candidate(size_t **v, size_t *n, size_t node, es_err *e)
 {
+    (void)e;
     if (node == SNAP_GNONE)
         return 0;
     for (size_t i = 0; i < *n; i++)
         if ((*v)[i] == node)
             return 0;
-    size_t *x = realloc(*v, (*n + 1) * sizeof *x);
-    if (!x)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    size_t *x = es_xreallocarray(*v, *n + 1, sizeof *x);
     x[(*n)++] = node;
     *v = x;
     return 0;

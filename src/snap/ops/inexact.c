@@ -11,6 +11,7 @@
 #include "snap/txn/jsonfile.h"
 #include "util/atomic_file.h"
 #include "util/fsutil.h"
+#include "util/xalloc.h"
 
 /* A few entries of a few paths each; anything far larger is not ours. */
 #define SNAP_INEXACT_MAX (4u << 20)
@@ -138,11 +139,7 @@ int snap_inexact_load(const snap_ctx *c, snap_inexact *m, es_err *e)
         goto out;
     }
     size_t n = json_object_array_length(list);
-    m->v = calloc(n + 1, sizeof *m->v);
-    if (!m->v) {
-        es_err_set(e, ENOMEM, NULL, "out of memory");
-        goto out;
-    }
+    m->v = es_xcalloc(n + 1, sizeof *m->v);
     for (size_t i = 0; i < n; i++) {
         if (parse_entry(json_object_array_get_idx(list, i), m->path, &m->v[i], e) < 0) {
             entry_clear(&m->v[i]);
@@ -197,13 +194,8 @@ int snap_inexact_save(const snap_ctx *c, snap_inexact *m, es_err *e)
 {
     if (!m->path && set_paths(c, m, e) < 0)
         return -1;
-    json_object *o = json_object_new_object();
-    json_object *list = json_object_new_array();
-    if (!o || !list) {
-        json_object_put(o);
-        json_object_put(list);
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
-    }
+    json_object *o = es_xcheck(json_object_new_object());
+    json_object *list = es_xcheck(json_object_new_array());
     size_t kept = 0;
     for (size_t i = 0; i < m->n; i++) {
         if (!snap_inexact_valid(c, &m->v[i]))
@@ -223,17 +215,13 @@ int snap_inexact_save(const snap_ctx *c, snap_inexact *m, es_err *e)
         }
     } else {
         size_t len = 0;
-        const char *text = json_object_to_json_string_length(
-            o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
-        char *buf = text ? malloc(len + 2) : NULL;
-        if (!buf) {
-            rc = es_err_set(e, ENOMEM, NULL, "out of memory");
-        } else {
-            memcpy(buf, text, len);
-            buf[len] = '\n';
-            rc = es_atomic_replace(m->path, m->tmp, buf, len + 1, 0600, e);
-            free(buf);
-        }
+        const char *text = es_xcheck(json_object_to_json_string_length(
+            o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE, &len));
+        char *buf = es_xmalloc(len + 2);
+        memcpy(buf, text, len);
+        buf[len] = '\n';
+        rc = es_atomic_replace(m->path, m->tmp, buf, len + 1, 0600, e);
+        free(buf);
     }
     json_object_put(o);
     if (rc < 0)
@@ -255,9 +243,7 @@ int snap_inexact_put(snap_inexact *m, const snap_inexact_entry *x, es_err *e)
             return 0;
         }
     }
-    snap_inexact_entry *nv = realloc(m->v, (m->n + 1) * sizeof *nv);
-    if (!nv)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    snap_inexact_entry *nv = es_xreallocarray(m->v, m->n + 1, sizeof *nv);
     m->v = nv;
     if (entry_copy(&m->v[m->n], x, e) < 0) {
         entry_clear(&m->v[m->n]);

@@ -14,6 +14,7 @@
 #include "snap/txn/plan_xml.h"
 #include "util/fsutil.h"
 #include "util/rootpath.h"
+#include "util/xalloc.h"
 
 /* How many seconds past `now` to look for free overlay names. */
 #define SNAP_EPOCH_TRIES 1000
@@ -271,16 +272,12 @@ int snap_plan_revert_ex(snap_ctx *c, const char *op, const char *target, long lo
     domxml_domain *changed = NULL, *newcfg = NULL;
     domxml_snap_disk *list = NULL;
     size_t nlist = 0, nchanges = 0;
-    bool *overlay = calloc(saved->ndisks + 1, sizeof *overlay);
-    domxml_disk_change *changes = calloc(saved->ndisks + 1, sizeof *changes);
+    bool *overlay = es_xcalloc(saved->ndisks + 1, sizeof *overlay);
+    domxml_disk_change *changes = es_xcalloc(saved->ndisks + 1, sizeof *changes);
     domxml_snapshot **children = NULL;
     size_t nchildren = 0;
     long long epoch = 0;
     int rc = -1;
-    if (!overlay || !changes) {
-        es_err_set(e, ENOMEM, NULL, "out of memory");
-        goto out;
-    }
     if (cur) {
         const domxml_snap_disk *v = cur_had_revert_disks ? cur->revert_disks : cur->disks;
         size_t n = cur_had_revert_disks ? cur->nrevert_disks : cur->ndisks;

@@ -15,6 +15,7 @@
 #include "util/fileio.h"
 #include "util/fsutil.h"
 #include "util/rootpath.h"
+#include "util/xalloc.h"
 
 #define COPY_CHUNK (1u << 20)
 
@@ -69,10 +70,6 @@ static int same_bytes(es_file *a, es_file *b, bool *same, es_err *e)
         return 0;
     uint8_t *x = es_io_alloc(COPY_CHUNK), *y = es_io_alloc(COPY_CHUNK);
     int rc = -1;
-    if (!x || !y) {
-        es_err_set(e, ENOMEM, NULL, "out of memory");
-        goto out;
-    }
     uint64_t off = 0;
     while (off < sa) {
         uint64_t da, db;
@@ -113,8 +110,6 @@ static int sparse_copy(es_file *src, es_file *dst, es_err *e)
     if (es_file_size(src, &size, e) < 0)
         return -1;
     uint8_t *buf = es_io_alloc(COPY_CHUNK);
-    if (!buf)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
     int rc = -1;
     uint64_t off = 0;
     while (off < size) {
@@ -171,9 +166,7 @@ static bool same_id(const char *a, const char *b)
 static int add_move(snap_setup *s, const char *target, const char *src, const char *dst,
                     es_err *e)
 {
-    snap_setup_move *v = realloc(s->v, (s->n + 1) * sizeof *v);
-    if (!v)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    snap_setup_move *v = es_xreallocarray(s->v, s->n + 1, sizeof *v);
     s->v = v;
     snap_setup_move *m = &v[s->n++];
     memset(m, 0, sizeof *m);
@@ -309,17 +302,13 @@ int snap_plan_setup(snap_ctx *c, const char *path, snap_setup **sout, snap_plan 
                           c->name);
     if (path[0] != '/')
         return es_err_set(e, 0, path, "PATH must be absolute (as seen under --root)");
-    snap_setup *s = calloc(1, sizeof *s);
+    snap_setup *s = es_xcalloc(1, sizeof *s);
     snap_plan *p = NULL;
     snap_graph g = {0};
     domxml_domain *nd = NULL;
-    domxml_disk_change *ch = calloc(c->config->ndisks + 1, sizeof *ch);
+    domxml_disk_change *ch = es_xcalloc(c->config->ndisks + 1, sizeof *ch);
     size_t nch = 0;
     int rc = -1;
-    if (!s || !ch) {
-        es_err_set(e, ENOMEM, NULL, "out of memory");
-        goto out;
-    }
     size_t l = strlen(path);
     while (l > 1 && path[l - 1] == '/')
         l--;

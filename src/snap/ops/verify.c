@@ -15,6 +15,7 @@
 #include "util/fsutil.h"
 #include "util/imglock.h"
 #include "util/rootpath.h"
+#include "util/xalloc.h"
 
 const char *snap_severity_name(snap_severity s)
 {
@@ -34,19 +35,14 @@ void snap_verify_report_free(snap_verify_report *r)
 int snap_verify_problemv(snap_verify_report *r, es_err *e, const char *code,
                          snap_severity sev, const char *file, const char *fmt, va_list ap)
 {
-    snap_problem *v = realloc(r->v, (r->n + 1) * sizeof *v);
-    if (!v)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    snap_problem *v = es_xreallocarray(r->v, r->n + 1, sizeof *v);
     r->v = v;
     snap_problem *p = &v[r->n];
     memset(p, 0, sizeof *p);
     p->code = code;
     p->severity = sev;
-    int n = vasprintf(&p->message, fmt, ap);
-    if (n < 0) {
-        p->message = NULL;
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
-    }
+    if (vasprintf(&p->message, fmt, ap) < 0)
+        es_oom();
     r->n++;
     return es_strdup(file, &p->file, e);
 }
@@ -464,12 +460,8 @@ int snap_verify(snap_ctx *c, snap_verify_report *r, es_err *e)
     if (check_pending(&v, e) < 0 || check_metadata(&v, e) < 0 || check_inexact(&v, e) < 0 ||
         snap_graph_build(c, &v.g, e) < 0)
         goto out;
-    v.need = calloc(v.g.n + 1, sizeof *v.need);
-    v.why = calloc(v.g.n + 1, sizeof *v.why);
-    if (!v.need || !v.why) {
-        es_err_set(e, ENOMEM, NULL, "out of memory");
-        goto out;
-    }
+    v.need = es_xcalloc(v.g.n + 1, sizeof *v.need);
+    v.why = es_xcalloc(v.g.n + 1, sizeof *v.why);
     if (check_images(&v, e) < 0)
         goto out;
     for (size_t i = 0; i < c->snaps->n; i++)

@@ -15,6 +15,7 @@
 #include "util/fileio.h"
 #include "util/fsutil.h"
 #include "util/rootpath.h"
+#include "util/xalloc.h"
 
 /* The qcow2 commit engine (merge.h); tests may swap it. */
 snap_merge_fn snap_merge_impl = snap_merge_qcow2;
@@ -248,9 +249,7 @@ int snap_execute(snap_ctx *c, const snap_plan *p, es_err *e)
     /* Whatever the steps below could refuse on, refused now, with no journal. */
     if (snap_merge_impl == snap_merge_qcow2 && snap_plan_check(c, p, e) < 0)
         return -1;
-    bool *made = calloc(p->noverlays + 1, sizeof *made);
-    if (!made)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    bool *made = es_xcalloc(p->noverlays + 1, sizeof *made);
     int rc = -1;
     if (snap_journal_write(&j, p, SNAP_PHASE_PREPARE, e) < 0) {
         /* No journal: nothing else was done. */

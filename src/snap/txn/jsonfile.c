@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "util/readfile.h"
+#include "util/xalloc.h"
 
 int snap_read_json(const char *path, size_t max, const char *what, const char *hint,
                    json_object **out, bool *exists, es_err *e)
@@ -15,11 +16,7 @@ int snap_read_json(const char *path, size_t max, const char *what, const char *h
         return es_err_prefix(e, "cannot read %s", what);
     if (!*exists)
         return 0;
-    json_tokener *tok = json_tokener_new();
-    if (!tok) {
-        free(text);
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
-    }
+    json_tokener *tok = es_xcheck(json_tokener_new());
     json_object *o = json_tokener_parse_ex(tok, text, (int)len);
     enum json_tokener_error jerr = json_tokener_get_error(tok);
     json_tokener_free(tok);

@@ -4,12 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/xalloc.h"
+
 int snap_plan_new(const char *op, const char *domain, snap_plan **out, es_err *e)
 {
     *out = NULL;
-    snap_plan *p = calloc(1, sizeof *p);
-    if (!p)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    snap_plan *p = es_xcalloc(1, sizeof *p);
     if (es_strdup(op, &p->op, e) < 0 || es_strdup(domain, &p->domain, e) < 0) {
         snap_plan_free(p);
         return -1;
@@ -73,15 +73,12 @@ void snap_plan_free(snap_plan *p)
     free(p);
 }
 
-/* Grow *arr (of n items of size sz) by one zeroed item; returns it or NULL. */
+/* Grow *arr (of n items of size sz) by one zeroed item; returns it. */
 static void *grow(void *arr_ptr, size_t *n, size_t sz, es_err *e)
 {
+    (void)e;
     void **arr = arr_ptr;
-    char *v = realloc(*arr, (*n + 1) * sz);
-    if (!v) {
-        es_err_set(e, ENOMEM, NULL, "out of memory");
-        return NULL;
-    }
+    char *v = es_xreallocarray(*arr, *n + 1, sz);
     *arr = v;
     memset(v + *n * sz, 0, sz);
     return v + (*n)++ * sz;
@@ -89,12 +86,11 @@ static void *grow(void *arr_ptr, size_t *n, size_t sz, es_err *e)
 
 static int dup_text(const char *s, size_t len, char **out, es_err *e)
 {
+    (void)e;
     *out = NULL;
     if (!s)
         return 0;
-    *out = malloc(len + 1);
-    if (!*out)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    *out = es_xmalloc(len + 1);
     memcpy(*out, s, len);
     (*out)[len] = '\0';
     return 0;
