@@ -13,6 +13,7 @@
 #include "util/rootpath.h"
 #include "util/str.h"
 #include "util/strv.h"
+#include "util/xalloc.h"
 
 /* ---- files ---- */
 
@@ -46,7 +47,7 @@ static char *local_path(const char *plain, const char *root)
 {
     struct stat st;
     if (es_fs_stat(plain, &st) == 0 || !root || !root[0])
-        return strdup(plain);
+        return es_xstrdup(plain);
     char *host = NULL;
     if (es_root_resolve(root, plain, &host, NULL) < 0)
         return NULL;
@@ -149,8 +150,8 @@ static int default_backing_name(const snap_online_commit *oc, const char *root, 
         return es_err_set(e, 0, NULL, "QEMU reports no plain file name for an image of %s",
                           oc->chain.device ? oc->chain.device : oc->chain.root_node);
     char *ab_local = local_path(above_base->filename, root);
-    if (!ab_local)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    if (!ab_local) /* only when it leads outside the root */
+        return es_err_set(e, 0, above_base->filename, "cannot be resolved under the root %s", root);
     char *named = NULL;
     int rc = header_backing(ab_local, &named, e);
     if (rc < 0 || !named || strncmp(named, "json:", 5) == 0) {
@@ -237,11 +238,7 @@ static int graph_use_load(qmp_client *c, graph_use *g, es_err *e)
                           "x-debug-query-block-graph: no nodes or edges list");
     }
     g->n = json_object_array_length(nodes);
-    g->used = calloc(g->n ? g->n : 1, sizeof *g->used);
-    if (!g->used) {
-        graph_use_free(g);
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
-    }
+    g->used = es_xcalloc(g->n, sizeof *g->used);
     for (size_t i = 0; i < g->n; i++) {
         const char *type = qmp_json_str(json_object_array_get_idx(nodes, i), "type");
         g->used[i] = type && strcmp(type, "block-driver") != 0; /* backends, jobs */

@@ -28,6 +28,7 @@
 #include "snap/txn/journal.h"
 #include "util/fileio.h"
 #include "util/rootpath.h"
+#include "util/xalloc.h"
 
 const char *snap_online_kind_name(snap_online_kind k)
 {
@@ -59,11 +60,7 @@ void snap_online_actions_clear(snap_online *ol)
 static snap_online_action *new_action(snap_online *ol, snap_online_kind kind, const char *disk,
                                       size_t item, es_err *e)
 {
-    snap_online_action *na = realloc(ol->actions, (ol->nactions + 1) * sizeof *na);
-    if (!na) {
-        es_err_set(e, ENOMEM, NULL, "out of memory");
-        return NULL;
-    }
+    snap_online_action *na = es_xreallocarray(ol->actions, ol->nactions + 1, sizeof *na);
     ol->actions = na;
     snap_online_action *a = &na[ol->nactions];
     memset(a, 0, sizeof *a);
@@ -310,9 +307,7 @@ int snap_online_map(snap_ctx *c, snap_online *ol, const snap_plan *p, es_err *e)
     snap_online_actions_clear(ol);
     if (p->noverlays && p->nmerges)
         return es_err_set(e, EINVAL, NULL, "internal error: a plan with overlays and merges");
-    bool *claimed = calloc(p->nrebases + 1, sizeof *claimed);
-    if (!claimed)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    bool *claimed = es_xcalloc(p->nrebases + 1, sizeof *claimed);
     int rc = 0;
     for (size_t i = 0; i < p->nmerges && rc == 0; i++)
         rc = map_merge(c, ol, p, i, claimed, e);
@@ -390,14 +385,10 @@ static int filter_deletes(const snap_ctx *c, snap_online *ol, const snap_plan *p
 int snap_online_finish(snap_ctx *c, snap_online *ol, const snap_plan *p, snap_phase phase,
                        es_err *e)
 {
-    bool *rkeep = calloc(p->nrebases + 1, sizeof *rkeep);
-    bool *dkeep = calloc(p->ndeletes + 1, sizeof *dkeep);
+    bool *rkeep = es_xcalloc(p->nrebases + 1, sizeof *rkeep);
+    bool *dkeep = es_xcalloc(p->ndeletes + 1, sizeof *dkeep);
     snap_plan *run = NULL;
     int rc = -1;
-    if (!rkeep || !dkeep) {
-        es_err_set(e, ENOMEM, NULL, "out of memory");
-        goto out;
-    }
     /* Backing names QEMU wrote itself (intermediate commits) are not
      * rewritten: QEMU holds those images. */
     for (size_t i = 0; i < p->nrebases; i++) {
@@ -510,11 +501,9 @@ static unsigned long long commit_speed(void)
 int snap_online_commit_specs(snap_ctx *c, snap_online *ol, snap_online_commit **ocs,
                              qmp_commit_spec **specs, size_t *n, es_err *e)
 {
-    *ocs = calloc(ol->nactions + 1, sizeof **ocs);
-    *specs = calloc(ol->nactions + 1, sizeof **specs);
+    *ocs = es_xcalloc(ol->nactions + 1, sizeof **ocs);
+    *specs = es_xcalloc(ol->nactions + 1, sizeof **specs);
     *n = 0;
-    if (!*ocs || !*specs)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
     for (size_t i = 0; i < ol->nactions; i++) {
         snap_online_action *a = &ol->actions[i];
         if (a->kind != SNAP_ONLINE_ACTIVE_COMMIT && a->kind != SNAP_ONLINE_INTERMEDIATE_COMMIT)
@@ -750,9 +739,7 @@ static int after_failed_finalize(snap_ctx *c, snap_online *ol, const snap_plan *
     snap_journal j = {c->journal_path, c->journal_tmp};
     size_t done = 0, total = 0;
     bool unknown = false;
-    bool *redo = calloc(p->nmerges + 1, sizeof *redo);
-    if (!redo)
-        return es_err_prefix(e, "out of memory");
+    bool *redo = es_xcalloc(p->nmerges + 1, sizeof *redo);
     for (size_t i = 0; i < ol->nactions; i++) {
         const snap_online_action *a = &ol->actions[i];
         if (a->kind != SNAP_ONLINE_ACTIVE_COMMIT && a->kind != SNAP_ONLINE_INTERMEDIATE_COMMIT)
@@ -809,7 +796,7 @@ static int execute_commits(snap_ctx *c, snap_online *ol, const snap_plan *p, es_
 {
     snap_journal j = {c->journal_path, c->journal_tmp};
     bool libvirt = ol->libvirt_mode;
-    bool *offline = calloc(p->nmerges + 1, sizeof *offline);
+    bool *offline = es_xcalloc(p->nmerges + 1, sizeof *offline);
     snap_plan *prep = NULL, *fwd = NULL;
     snap_online_commit *ocs = NULL;
     qmp_commit_spec *specs = NULL;
@@ -817,10 +804,6 @@ static int execute_commits(snap_ctx *c, snap_online *ol, const snap_plan *p, es_
     inexact_run ir;
     memset(&ir, 0, sizeof ir);
     int rc = -1;
-    if (!offline) {
-        es_err_set(e, ENOMEM, NULL, "out of memory");
-        goto out;
-    }
     for (size_t i = 0; i < ol->nactions; i++)
         if (ol->actions[i].kind == SNAP_ONLINE_OFFLINE_MERGE)
             offline[ol->actions[i].item] = true;
@@ -843,11 +826,7 @@ static int execute_commits(snap_ctx *c, snap_online *ol, const snap_plan *p, es_
             goto out;
         }
         bool written = true;
-        bool *jw = calloc(n, sizeof *jw);
-        if (!jw) {
-            es_err_set(e, ENOMEM, NULL, "out of memory");
-            goto out;
-        }
+        bool *jw = es_xcalloc(n, sizeof *jw);
         commit_run r = {.c = c, .ol = ol, .fwd = fwd};
         qmp_job_opts jo = {.poll_interval_ms = 250, .before_finalize = before_finalize,
                            .opaque = &r, .base_written = &written, .job_written = jw,
@@ -981,14 +960,10 @@ static int execute_snapshots(snap_ctx *c, snap_online *ol, const snap_plan *p, e
 {
     snap_journal j = {c->journal_path, c->journal_tmp};
     snap_plan *q = NULL;
-    qmp_snapshot_spec *specs = calloc(ol->nactions + 1, sizeof *specs);
-    char (*names)[32] = calloc(ol->nactions + 1, sizeof *names);
+    qmp_snapshot_spec *specs = es_xcalloc(ol->nactions + 1, sizeof *specs);
+    char (*names)[32] = es_xcalloc(ol->nactions + 1, sizeof *names);
     size_t n = 0;
     int rc = -1;
-    if (!specs || !names) {
-        es_err_set(e, ENOMEM, NULL, "out of memory");
-        goto out;
-    }
     snap_derive d = {.overlays = true, .xml = !ol->libvirt_mode};
     if (snap_online_derive(p, &d, &q, e) < 0)
         goto out;

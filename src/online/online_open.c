@@ -14,6 +14,7 @@
 #include "snap/txn/exec.h"
 #include "snap/txn/recover.h"
 #include "util/fsutil.h"
+#include "util/xalloc.h"
 
 #define SETTLE_TIMEOUT_MS 60000
 
@@ -155,12 +156,8 @@ static int redo_in_qemu(snap_ctx *c, snap_online *ol, const snap_plan *p, snap_p
     snap_online_commit *ocs = NULL;
     qmp_commit_spec *specs = NULL;
     size_t n = 0;
-    bool *keep = calloc(p->nmerges + 1, sizeof *keep);
+    bool *keep = es_xcalloc(p->nmerges + 1, sizeof *keep);
     int rc = -1;
-    if (!keep) {
-        es_err_set(e, ENOMEM, NULL, "out of memory");
-        goto out;
-    }
     for (size_t i = 0; i < ol->nactions; i++)
         if (ol->actions[i].kind == SNAP_ONLINE_OFFLINE_MERGE)
             keep[ol->actions[i].item] = true;
@@ -259,9 +256,7 @@ static int attach(snap_ctx *c, const snap_vm_state *st, const char *cli_socket,
                   snap_online **out, es_err *e)
 {
     *out = NULL;
-    snap_online *ol = calloc(1, sizeof *ol);
-    if (!ol)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    snap_online *ol = es_xcalloc(1, sizeof *ol);
     ol->vm = *st;
     ol->libvirt_mode = st->libvirtd;
     const char *holder = st->holder[0] ? st->holder : NULL;
