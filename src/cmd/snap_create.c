@@ -10,6 +10,7 @@
 #include "cmd/online_domain.h"
 #include "snap/context.h"
 #include "snap/ops/create.h"
+#include "util/xalloc.h"
 
 static int run(int argc, char **argv);
 
@@ -57,17 +58,13 @@ const es_cmd es_cmd_snap_create = {
 };
 
 /* --disk=vda,vdb (repeatable) into *out. */
-static int add_disks(const char *arg, es_strv *out)
+static void add_disks(const char *arg, es_strv *out)
 {
-    char *copy = strdup(arg), *save = NULL;
-    if (!copy)
-        return -1;
-    int r = 0;
-    for (char *t = strtok_r(copy, ",", &save); t && r == 0; t = strtok_r(NULL, ",", &save))
+    char *copy = es_xstrdup(arg), *save = NULL;
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save))
         if (*t && !es_strv_has(out, t))
-            r = es_strv_add(out, t, NULL);
+            es_strv_add(out, t, NULL);
     free(copy);
-    return r;
 }
 
 enum { OPT_DESCRIPTION = 0x2000, OPT_DISK, OPT_NO_METADATA };
@@ -103,11 +100,7 @@ static int run(int argc, char **argv)
             a.description = optarg;
             break;
         case OPT_DISK:
-            if (add_disks(optarg, &disks) < 0) {
-                es_cmd_errorf(cmd->name, "out of memory");
-                status = ES_EXIT_FAIL;
-                goto out;
-            }
+            add_disks(optarg, &disks);
             break;
         case OPT_NO_METADATA:
             a.no_metadata = true;

@@ -11,6 +11,7 @@
 #include "domxml/snapshot_list.h"
 #include "snap/context.h"
 #include "snap/ops/inexact.h"
+#include "util/xalloc.h"
 
 static int run(int argc, char **argv);
 
@@ -235,12 +236,7 @@ static int run(int argc, char **argv)
         return ES_EXIT_FAIL;
     }
     size_t n = ctx->snaps->n;
-    domxml_snapshot **v = calloc(n + 1, sizeof *v);
-    if (!v) {
-        es_cmd_errorf(cmd->name, "out of memory");
-        snap_ctx_close(ctx);
-        return ES_EXIT_FAIL;
-    }
+    domxml_snapshot **v = es_xcalloc(n + 1, sizeof *v);
     memcpy(v, ctx->snaps->snaps, n * sizeof *v);
     qsort(v, n, sizeof *v, by_time);
     for (size_t i = 0; i < ctx->snaps->nbad; i++)

@@ -18,6 +18,7 @@
 #include "util/rootpath.h"
 #include "util/str.h"
 #include "util/strv.h"
+#include "util/xalloc.h"
 
 static int run(int argc, char **argv);
 
@@ -241,12 +242,7 @@ static int run(int argc, char **argv)
             es_strv_free(&names);
             return ES_EXIT_FAIL;
         }
-    result *v = calloc(names.n + 1, sizeof *v);
-    if (!v) {
-        es_strv_free(&names);
-        es_cmd_errorf(cmd->name, "out of memory");
-        return ES_EXIT_FAIL;
-    }
+    result *v = es_xcalloc(names.n + 1, sizeof *v);
     bool failed = false, problems = false;
     for (size_t i = 0; i < names.n; i++) {
         check_one(&o, names.v[i], &v[i]);
