@@ -90,9 +90,9 @@ static void check_one(const es_domain_opts *o, const char *arg, result *r)
     env.quiet = true; /* pending journals are reported as problems */
     if (snap_ctx_open(&env, arg, SNAP_OPEN_READ, &c, &e) < 0 ||
         snap_verify(c, &r->rep, &e) < 0) {
-        r->error = strdup(es_err_str(&e, buf, sizeof buf));
+        r->error = es_xstrdup(es_err_str(&e, buf, sizeof buf));
     }
-    r->name = strdup(c ? c->name : arg);
+    r->name = es_xstrdup(c ? c->name : arg);
     for (size_t i = 0; i < r->rep.n; i++) {
         if (r->rep.v[i].severity == SNAP_SEV_ERROR)
             r->errors++;

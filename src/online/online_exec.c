@@ -694,7 +694,7 @@ static void inexact_settle(snap_ctx *c, const snap_plan *p, inexact_run *r, bool
             continue;
         x->state = SNAP_INEXACT_CANCELLED;
         free(x->reason);
-        x->reason = strdup(reason);
+        x->reason = es_xstrdup(reason);
         es_strv_free(&x->images);
         for (size_t k = 0; k < wrote->n && ok; k++)
             ok = es_strv_add(&x->images, wrote->v[k], &u) == 0;
@@ -771,7 +771,7 @@ static int after_failed_finalize(snap_ctx *c, snap_online *ol, const snap_plan *
     } else {
         /* Some disks switched, others not: the journal redoes the others. */
         snap_plan *mixed = NULL;
-        bool *keep = calloc(p->nmerges + 1, sizeof *keep);
+        bool *keep = es_xcalloc(p->nmerges + 1, sizeof *keep);
         snap_derive d = {.merges = true, .merge_keep = keep, .rebases = true,
                          .xml = fwd->nxml > 0, .deletes = fwd->ndeletes > 0};
         for (size_t i = 0; keep && i < p->nmerges; i++)

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/xalloc.h"
+
 #define POINTS_MAX 8
 
 static const char *const point_names[] = {"finalize", "transaction-done"};
@@ -38,7 +40,7 @@ static void load_env(void)
     const char *spec = getenv("EXTSNAP_QMP_FAULT");
     if (!spec || !*spec)
         return;
-    char *copy = strdup(spec), *save = NULL;
+    char *copy = es_xstrdup(spec), *save = NULL;
     for (char *tok = copy ? strtok_r(copy, ",", &save) : NULL; tok && hook.nfaults < POINTS_MAX;
          tok = strtok_r(NULL, ",", &save)) {
         char point[32], action[16];

@@ -48,7 +48,7 @@ char *qmp_plain_filename(const char *qemu_name)
     for (int guard = 0; cur && guard < QMP_JSON_MAX_DEPTH; guard++) {
         const char *fn = qmp_json_str(cur, "filename");
         if (fn) {
-            out = strdup(fn);
+            out = es_xstrdup(fn);
             break;
         }
         json_object *next = qmp_json_member(cur, "file", json_type_object);

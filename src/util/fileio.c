@@ -44,11 +44,11 @@ static void load_env(void)
     hook.loaded = true;
     const char *t = getenv("EXTSNAP_FAULT_TRACE");
     if (t && *t)
-        hook.trace_path = strdup(t);
+        hook.trace_path = es_xstrdup(t);
     const char *spec = getenv("EXTSNAP_FAULT");
     if (!spec || !*spec)
         return;
-    char *copy = strdup(spec), *save = NULL;
+    char *copy = es_xstrdup(spec), *save = NULL;
     for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         char kind[16], act[16];
         unsigned long long n;

@@ -45,7 +45,7 @@ static void mark(snap_graph *g, size_t i, const origin *o)
         if (o->foreign) {
             n->foreign = true;
             if (!n->foreign_domain)
-                n->foreign_domain = strdup(o->foreign); /* only for messages */
+                n->foreign_domain = es_xstrdup(o->foreign); /* only for messages */
         }
         i = n->backing;
     }
