@@ -74,9 +74,8 @@ void snap_plan_free(snap_plan *p)
 }
 
 /* Grow *arr (of n items of size sz) by one zeroed item; returns it. */
-static void *grow(void *arr_ptr, size_t *n, size_t sz, es_err *e)
+static void *grow(void *arr_ptr, size_t *n, size_t sz)
 {
-    (void)e;
     void **arr = arr_ptr;
     char *v = es_xreallocarray(*arr, *n + 1, sz);
     *arr = v;
@@ -98,9 +97,7 @@ static int dup_text(const char *s, size_t len, char **out, es_err *e)
 
 int snap_plan_add_overlay(snap_plan *p, const snap_overlay *o, es_err *e)
 {
-    snap_overlay *d = grow(&p->overlays, &p->noverlays, sizeof *d, e);
-    if (!d)
-        return -1;
+    snap_overlay *d = grow(&p->overlays, &p->noverlays, sizeof *d);
     *d = (snap_overlay){.existed_empty = o->existed_empty, .uid = o->uid, .gid = o->gid,
                         .mode = o->mode};
     if (es_strdup(o->disk, &d->disk, e) < 0 || es_strdup(o->path, &d->path, e) < 0 ||
@@ -112,9 +109,7 @@ int snap_plan_add_overlay(snap_plan *p, const snap_overlay *o, es_err *e)
 
 int snap_plan_add_merge(snap_plan *p, const snap_merge *m, es_err *e)
 {
-    snap_merge *d = grow(&p->merges, &p->nmerges, sizeof *d, e);
-    if (!d)
-        return -1;
+    snap_merge *d = grow(&p->merges, &p->nmerges, sizeof *d);
     if (es_strdup(m->disk, &d->disk, e) < 0 || es_strdup(m->top, &d->top, e) < 0 ||
         es_strdup(m->base, &d->base, e) < 0)
         return -1;
@@ -123,9 +118,7 @@ int snap_plan_add_merge(snap_plan *p, const snap_merge *m, es_err *e)
 
 int snap_plan_add_rebase(snap_plan *p, const snap_rebase *r, es_err *e)
 {
-    snap_rebase *d = grow(&p->rebases, &p->nrebases, sizeof *d, e);
-    if (!d)
-        return -1;
+    snap_rebase *d = grow(&p->rebases, &p->nrebases, sizeof *d);
     if (es_strdup(r->path, &d->path, e) < 0 || es_strdup(r->backing, &d->backing, e) < 0 ||
         es_strdup(r->backing_format, &d->backing_format, e) < 0 ||
         es_strdup(r->old_backing, &d->old_backing, e) < 0 ||
@@ -136,9 +129,7 @@ int snap_plan_add_rebase(snap_plan *p, const snap_rebase *r, es_err *e)
 
 int snap_plan_add_xml(snap_plan *p, const snap_xml_write *w, es_err *e)
 {
-    snap_xml_write *d = grow(&p->xml, &p->nxml, sizeof *d, e);
-    if (!d)
-        return -1;
+    snap_xml_write *d = grow(&p->xml, &p->nxml, sizeof *d);
     d->kind = w->kind;
     d->old_len = w->old_len;
     d->new_len = w->new_len;
@@ -153,9 +144,7 @@ int snap_plan_add_xml(snap_plan *p, const snap_xml_write *w, es_err *e)
 
 int snap_plan_add_delete(snap_plan *p, const char *path, const char *reason, es_err *e)
 {
-    snap_delete *d = grow(&p->deletes, &p->ndeletes, sizeof *d, e);
-    if (!d)
-        return -1;
+    snap_delete *d = grow(&p->deletes, &p->ndeletes, sizeof *d);
     if (es_strdup(path, &d->path, e) < 0 || es_strdup(reason, &d->reason, e) < 0)
         return -1;
     return 0;
