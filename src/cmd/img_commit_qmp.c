@@ -16,6 +16,8 @@
 #include "qmp/qmp_job.h"
 #include "online/online_chain.h"
 #include "online/online_connect.h"
+#include "qmp/qmp_job.h"
+#include "util/xalloc.h"
 
 /* One object per line, paths without escaped slashes. */
 #define JSON_LINE_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
@@ -215,9 +217,7 @@ static int run_commit(const qmp_commit_cli *o, qmp_client *c, snap_online_commit
         return -1;
     size_t first, last;
     snap_online_commit_merged(oc, &first, &last);
-    *files = calloc(last - first + 1, sizeof **files);
-    if (!*files)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    *files = es_xcalloc(last - first + 1, sizeof **files);
     for (size_t i = first; i < last; i++) {
         merged_file *f = &(*files)[(*nfiles)++];
         f->filename = oc->chain.nodes[i].filename;

@@ -286,10 +286,6 @@ static int run(int argc, char **argv)
     }
     c.buf[0] = es_io_alloc(COMPARE_BUF);
     c.buf[1] = es_io_alloc(COMPARE_BUF);
-    if (!c.buf[0] || !c.buf[1]) {
-        es_cmd_errorf(cmd->name, "out of memory");
-        goto out;
-    }
     rc = compare(&c);
 out:
     free(c.buf[0]);

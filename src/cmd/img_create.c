@@ -8,6 +8,7 @@
 #include "cmd/cmd.h"
 #include "qcow2/create.h"
 #include "qcow2/format.h"
+#include "util/xalloc.h"
 
 static int run(int argc, char **argv);
 
@@ -139,11 +140,7 @@ static int parse_options(const char *arg, qcow2_create_opts *o, bool *any)
         fputs(option_help, stdout);
         return 1;
     }
-    char *copy = strdup(arg);
-    if (!copy) {
-        es_cmd_errorf(es_cmd_img_create.name, "out of memory");
-        return -1;
-    }
+    char *copy = es_xstrdup(arg);
     int r = 0;
     char *save = NULL;
     for (char *tok = strtok_r(copy, ",", &save); tok && r == 0; tok = strtok_r(NULL, ",", &save)) {

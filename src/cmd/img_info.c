@@ -12,6 +12,7 @@
 #include "cmd/json_out.h"
 #include "qcow2/image.h"
 #include "qcow2/info.h"
+#include "util/xalloc.h"
 
 static int run(int argc, char **argv);
 
@@ -242,12 +243,7 @@ static int run(int argc, char **argv)
     int count = 0;
     for (es_image *img = top; img; img = img->backing)
         count++;
-    es_image_info *infos = calloc((size_t)count, sizeof *infos);
-    if (!infos) {
-        es_image_close(top);
-        es_cmd_errorf(cmd->name, "out of memory");
-        return ES_EXIT_FAIL;
-    }
+    es_image_info *infos = es_xcalloc((size_t)count, sizeof *infos);
     int n = 0;
     for (es_image *img = top; img; img = img->backing, n++) {
         if (es_image_info_gather(img, &infos[n], &err) < 0) {

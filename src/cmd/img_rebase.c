@@ -12,6 +12,7 @@
 #include "qcow2/image.h"
 #include "qcow2/rebase.h"
 #include "util/fileio.h"
+#include "util/xalloc.h"
 
 static int run(int argc, char **argv);
 
@@ -84,16 +85,12 @@ static int check_backing_in_root(const char *root, const char *image, const char
     if (es_backing_resolve(image, backing, root, &display, &open_path, e) < 0)
         return -1;
     struct stat st;
-    int r = 0;
-    if (es_fs_stat(open_path, &st) < 0 && errno == ENOENT &&
-        asprintf(missing, "the new backing file %s does not exist under %s (%s)", display, root,
-                 open_path) < 0) {
-        *missing = NULL;
-        r = es_err_set(e, ENOMEM, NULL, "out of memory");
-    }
+    if (es_fs_stat(open_path, &st) < 0 && errno == ENOENT)
+        *missing = es_xasprintf("the new backing file %s does not exist under %s (%s)", display,
+                                root, open_path);
     free(display);
     free(open_path);
-    return r;
+    return 0;
 }
 
 static int run(int argc, char **argv)

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "util/rootpath.h"
+#include "util/xalloc.h"
 
 int es_img_root_check(const es_cmd *cmd, const char *root, int fail_status)
 {
@@ -28,12 +29,8 @@ int es_img_root_check(const es_cmd *cmd, const char *root, int fail_status)
 
 int es_img_root_name(const char *root, const char *arg, char **out, es_err *e)
 {
-    int n = root && root[0] && arg[0] != '/' ? asprintf(out, "/%s", arg)
-                                             : ((*out = strdup(arg)) ? 0 : -1);
-    if (n < 0) {
-        *out = NULL;
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
-    }
+    (void)e;
+    *out = root && root[0] && arg[0] != '/' ? es_xasprintf("/%s", arg) : es_xstrdup(arg);
     return 0;
 }
 

@@ -34,7 +34,7 @@ static const char *action_text(const snap_online_action *a, char *buf, size_t le
     return buf;
 }
 
-static void print_list(const char *title, const snap_strv *v)
+static void print_list(const char *title, const es_strv *v)
 {
     if (!v->n)
         return;
@@ -63,7 +63,7 @@ static void print_human(const snap_online *ol, bool dry_run)
     print_list("Notes:", &ol->notes);
 }
 
-static json_object *strv_json(const snap_strv *v)
+static json_object *strv_json(const es_strv *v)
 {
     json_object *a = es_json_new_array();
     for (size_t i = 0; i < v->n; i++)

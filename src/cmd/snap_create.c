@@ -12,6 +12,7 @@
 #include "cmd/online_domain.h"
 #include "snap/context.h"
 #include "snap/ops/create.h"
+#include "util/xalloc.h"
 
 static int run(int argc, char **argv);
 static int add_disks(const es_cmd *cmd, void *opts, const char *arg);
@@ -20,7 +21,7 @@ typedef struct create_opts {
     es_domain_opts d;
     const char *description;
     bool no_metadata;
-    snap_strv disks;
+    es_strv disks;
 } create_opts;
 
 static const es_opt create_table[] = {
@@ -79,13 +80,13 @@ const es_cmd es_cmd_snap_create = {
 /* --disk=vda,vdb (repeatable) into the disk list. */
 static int add_disks(const es_cmd *cmd, void *opts, const char *arg)
 {
-    snap_strv *out = &((create_opts *)opts)->disks;
+    es_strv *out = &((create_opts *)opts)->disks;
     char *copy = strdup(arg), *save = NULL;
     int r = copy ? 0 : -1;
     for (char *t = copy ? strtok_r(copy, ",", &save) : NULL; t && r == 0;
          t = strtok_r(NULL, ",", &save))
-        if (*t && !snap_strv_has(out, t))
-            r = snap_strv_add(out, t, NULL);
+        if (*t && !es_strv_has(out, t))
+            r = es_strv_add(out, t, NULL);
     free(copy);
     if (r < 0) {
         es_cmd_errorf(cmd->name, "out of memory");
@@ -100,7 +101,7 @@ static int run(int argc, char **argv)
     create_opts all = {0};
     int status = es_domain_parse(cmd, &all.d, &all, argc, argv, -1, NULL);
     es_domain_opts o = all.d;
-    snap_strv disks = all.disks;
+    es_strv disks = all.disks;
     snap_create_args a = {.now = (long long)time(NULL),
                           .description = all.description,
                           .no_metadata = all.no_metadata};
@@ -132,6 +133,6 @@ static int run(int argc, char **argv)
     snap_online_close(ol);
     snap_ctx_close(ctx);
 out:
-    snap_strv_free(&disks);
+    es_strv_free(&disks);
     return status;
 }

@@ -14,6 +14,7 @@
 #include "snap/query.h"
 #include "snap/txn/session.h"
 #include "snap/ops/inexact.h"
+#include "util/xalloc.h"
 
 static int run(int argc, char **argv);
 

@@ -9,8 +9,12 @@
 #include "snap/context.h"
 #include "snap/txn/session.h"
 #include "snap/txn/exec.h"
-#include "snap/fsutil.h"
+#include "util/fsutil.h"
+#include "util/readfile.h"
 #include "snap/ops/setup.h"
+#include "snap/txn/exec.h"
+#include "snap/txn/plan_print.h"
+#include "util/fsutil.h"
 
 static int run(int argc, char **argv);
 
@@ -79,7 +83,7 @@ static int execute(const es_cmd *cmd, const es_domain_opts *o, snap_ctx *c, snap
     if (snap_execute(c, p, &e) < 0) {
         /* Before its commit point the plan undid itself: the staged names
          * are then the only trace; after it they are the disks. */
-        if (!snap_path_exists(c->journal_path))
+        if (!es_path_exists(c->journal_path))
             snap_setup_unstage(c, s);
         es_cmd_error(cmd->name, &e);
         return ES_EXIT_FAIL;

@@ -14,10 +14,14 @@
 #include "snap/context.h"
 #include "snap/query.h"
 #include "snap/txn/session.h"
-#include "snap/strv.h"
+#include "util/str.h"
+#include "util/strv.h"
 #include "snap/ops/verify.h"
 #include "util/fileio.h"
 #include "util/rootpath.h"
+#include "util/str.h"
+#include "util/strv.h"
+#include "util/xalloc.h"
 
 static int run(int argc, char **argv);
 
@@ -104,9 +108,9 @@ static void check_one(const es_domain_opts *o, const char *arg, result *r)
     env.quiet = true; /* pending journals are reported as problems */
     if (snap_session_begin(&env, arg, SNAP_OPEN_READ, &c, &e) < 0 ||
         snap_verify(c, &r->rep, &e) < 0) {
-        r->error = strdup(es_err_str(&e, buf, sizeof buf));
+        r->error = es_xstrdup(es_err_str(&e, buf, sizeof buf));
     }
-    r->name = strdup(c ? c->name : arg);
+    r->name = es_xstrdup(c ? c->name : arg);
     for (size_t i = 0; i < r->rep.n; i++) {
         if (r->rep.v[i].severity == SNAP_SEV_ERROR)
             r->errors++;
@@ -211,24 +215,19 @@ static int run(int argc, char **argv)
         return es_cmd_usage_error(cmd, all ? "--all takes no DOMAIN" : "expected DOMAIN... or --all");
     if (es_domain_opts_check(cmd, &o) < 0)
         return ES_EXIT_FAIL;
-    snap_strv names = {0};
+    es_strv names = {0};
     es_err e = {0};
     if (all && snap_query_domains(&o.env, &names, &e) < 0) {
         es_cmd_error(cmd->name, &e);
         return ES_EXIT_FAIL;
     }
     for (int i = optind; !all && i < argc; i++)
-        if (snap_strv_add(&names, argv[i], &e) < 0) {
+        if (es_strv_add(&names, argv[i], &e) < 0) {
             es_cmd_error(cmd->name, &e);
-            snap_strv_free(&names);
+            es_strv_free(&names);
             return ES_EXIT_FAIL;
         }
-    result *v = calloc(names.n + 1, sizeof *v);
-    if (!v) {
-        snap_strv_free(&names);
-        es_cmd_errorf(cmd->name, "out of memory");
-        return ES_EXIT_FAIL;
-    }
+    result *v = es_xcalloc(names.n + 1, sizeof *v);
     bool failed = false, problems = false;
     for (size_t i = 0; i < names.n; i++) {
         check_one(&o, names.v[i], &v[i]);
@@ -248,6 +247,6 @@ static int run(int argc, char **argv)
         snap_verify_report_free(&v[i].rep);
     }
     free(v);
-    snap_strv_free(&names);
+    es_strv_free(&names);
     return failed ? ES_EXIT_FAIL : problems ? 2 : ES_EXIT_OK;
 }

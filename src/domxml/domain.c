@@ -8,10 +8,13 @@
 #include <string.h>
 
 #include "domxml/domain_priv.h"
+#include "domxml/files.h"
 #include "domxml/names.h"
-#include "domxml/readfile.h"
 #include "domxml/strbuf.h"
 #include "domxml/xmlparse.h"
+#include "util/readfile.h"
+#include "util/str.h"
+#include "util/xalloc.h"
 
 static void disk_clear(domxml_disk *k)
 {
@@ -185,10 +188,8 @@ static int parse_disks(const xmlNode *root, domxml_domain *d, size_t first_line,
             n++;
     if (!n)
         return 0;
-    d->disks = calloc(n, sizeof *d->disks);
-    d->priv->disk_elem = calloc(n, sizeof *d->priv->disk_elem);
-    if (!d->disks || !d->priv->disk_elem)
-        return es_err_set(e, ENOMEM, d->origin, "out of memory");
+    d->disks = es_xcalloc(n, sizeof *d->disks);
+    d->priv->disk_elem = es_xcalloc(n, sizeof *d->priv->disk_elem);
     for (xmlNode *dev = dx_child(root, "devices"); dev; dev = dx_next_named(dev, "devices")) {
         for (xmlNode *k = dx_child(dev, "disk"); k; k = dx_next_named(k, "disk")) {
             domxml_disk *disk = &d->disks[d->ndisks];
@@ -256,14 +257,11 @@ int dx_domain_parse_at(const char *text, size_t len, const char *origin, size_t 
                        domxml_domain **out, es_err *e)
 {
     *out = NULL;
-    domxml_domain *d = calloc(1, sizeof *d);
-    if (!d || !(d->priv = calloc(1, sizeof *d->priv))) {
-        free(d);
-        return es_err_set(e, ENOMEM, origin, "out of memory");
-    }
+    domxml_domain *d = es_xcalloc(1, sizeof *d);
+    d->priv = es_xcalloc(1, sizeof *d->priv);
     xmlDoc *doc = NULL;
     int rc = -1;
-    if (dx_strndup(text, len, &d->text, e) < 0 ||
+    if (es_strdup_len(text, len, &d->text, e) < 0 ||
         dx_strset(&d->origin, origin ? origin : "(domain XML)", e) < 0)
         goto out;
     d->len = len;
@@ -291,7 +289,7 @@ int domxml_domain_load(const char *path, domxml_domain **out, es_err *e)
     char *text;
     size_t len;
     *out = NULL;
-    if (dx_read_file(path, &text, &len, e) < 0)
+    if (es_read_file(path, DOMXML_FILE_MAX, &text, &len, e) < 0)
         return -1;
     int rc = domxml_domain_parse(text, len, path, out, e);
     free(text);

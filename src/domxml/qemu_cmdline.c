@@ -8,6 +8,7 @@
 
 #include "domxml/xmlparse.h"
 #include "domxml/xmlscan.h"
+#include "util/xalloc.h"
 
 static bool in_qemu_ns(const xmlNode *n, const char *name)
 {
@@ -25,11 +26,9 @@ void domxml_qemu_args_free(char **args)
 
 static int push_arg(char ***args, size_t *n, char *v, const char *origin, es_err *e)
 {
-    char **nv = realloc(*args, (*n + 2) * sizeof *nv);
-    if (!nv) {
-        free(v);
-        return es_err_set(e, ENOMEM, origin, "out of memory");
-    }
+    (void)origin;
+    (void)e;
+    char **nv = es_xreallocarray(*args, *n + 2, sizeof *nv);
     nv[(*n)++] = v;
     nv[*n] = NULL;
     *args = nv;
@@ -48,10 +47,8 @@ static int collect(const xmlNode *cmdline, const xs_doc *scan, const char *origi
             size_t line = el == XS_NONE ? 0 : xs_line_of(scan->text, scan->elems[el].start);
             return es_err_set(e, 0, origin, "<qemu:arg> without value= at line %zu", line);
         }
-        char *copy = strdup((const char *)v);
+        char *copy = es_xstrdup((const char *)v);
         xmlFree(v);
-        if (!copy)
-            return es_err_set(e, ENOMEM, origin, "out of memory");
         if (push_arg(args, n, copy, origin, e) < 0)
             return -1;
     }
@@ -81,10 +78,8 @@ int domxml_qemu_cmdline_args(const char *text, size_t len, const char *origin, c
     for (const xmlNode *c = root->children; c; c = c->next)
         if (in_qemu_ns(c, "commandline") && collect(c, &scan, origin, args, n, e) < 0)
             goto out;
-    if (!*args && !(*args = calloc(1, sizeof **args))) {
-        es_err_set(e, ENOMEM, origin, "out of memory");
-        goto out;
-    }
+    if (!*args)
+        *args = es_xcalloc(1, sizeof **args);
     rc = 0;
 out:
     xmlFreeDoc(doc);

@@ -8,6 +8,7 @@
 #include "domxml/header.h"
 #include "domxml/snapshot_priv.h"
 #include "domxml/strbuf.h"
+#include "util/xalloc.h"
 
 static void snap_disk_clear(domxml_snap_disk *k)
 {
@@ -44,13 +45,8 @@ int domxml_snap_disk_append(domxml_snap_disk **disks, size_t *n, const domxml_sn
         snap_disk_clear(&copy);
         return -1;
     }
-    domxml_snap_disk *v = realloc(*disks, (*n + 1) * sizeof *v);
-    if (!v) {
-        snap_disk_clear(&copy);
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
-    }
-    v[*n] = copy;
-    *disks = v;
+    *disks = es_xreallocarray(*disks, *n + 1, sizeof **disks);
+    (*disks)[*n] = copy;
     (*n)++;
     return 0;
 }
@@ -95,11 +91,8 @@ void domxml_snapshot_free(domxml_snapshot *s)
 int domxml_snapshot_new(const char *name, domxml_snapshot **out, es_err *e)
 {
     *out = NULL;
-    domxml_snapshot *s = calloc(1, sizeof *s);
-    if (!s || !(s->priv = calloc(1, sizeof *s->priv))) {
-        free(s);
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
-    }
+    domxml_snapshot *s = es_xcalloc(1, sizeof *s);
+    s->priv = es_xcalloc(1, sizeof *s->priv);
     s->memory = DOMXML_SNAPSHOT_NO;
     s->creation_time = (long long)time(NULL);
     if (dx_strset(&s->name, name, e) < 0 || dx_strset(&s->state, "shutoff", e) < 0 ||

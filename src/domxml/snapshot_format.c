@@ -51,7 +51,6 @@ static void add_disk(dx_buf *b, const domxml_snap_disk *k)
     else if (gen.data)
         dx_buf_add(b, gen.data, gen.len);
     dx_buf_adds(b, "\n");
-    b->oom |= gen.oom;
     dx_buf_free(&gen);
 }
 

@@ -9,6 +9,7 @@
 #include "domxml/names.h"
 #include "util/fileio.h"
 #include "util/rootpath.h"
+#include "util/xalloc.h"
 
 void domxml_snapshot_list_free(domxml_snapshot_list *l)
 {
@@ -60,14 +61,9 @@ static int list_entries(const char *dir, char ***out, size_t *n, bool *missing, 
             continue;
         if (*n == cap) {
             cap = cap ? cap * 2 : 16;
-            char **nv = realloc(v, cap * sizeof *nv);
-            if (!nv)
-                goto oom;
-            v = nv;
+            v = es_xreallocarray(v, cap, sizeof *v);
         }
-        if (!(v[*n] = strdup(de->d_name)))
-            goto oom;
-        (*n)++;
+        v[(*n)++] = es_xstrdup(de->d_name);
         errno = 0;
     }
     if (errno) {
@@ -79,9 +75,6 @@ static int list_entries(const char *dir, char ***out, size_t *n, bool *missing, 
     *out = v;
     v = NULL;
     rc = 0;
-    goto out;
-oom:
-    es_err_set(e, ENOMEM, dir, "out of memory");
 out:
     if (v) {
         for (size_t i = 0; i < *n; i++)
@@ -96,38 +89,22 @@ out:
 static int push_bad(domxml_snapshot_list *l, const char *file, const es_err *why, es_err *e)
 {
     char msg[ES_ERR_PATH_MAX + ES_ERR_MSG_MAX + 128];
-    char **f = realloc(l->bad_files, (l->nbad + 1) * sizeof *f);
-    if (f)
-        l->bad_files = f;
-    char **m = realloc(l->bad_errors, (l->nbad + 1) * sizeof *m);
-    if (m)
-        l->bad_errors = m;
-    if (!f || !m)
-        return es_err_set(e, ENOMEM, file, "out of memory");
-    l->bad_files[l->nbad] = strdup(file);
-    l->bad_errors[l->nbad] = strdup(es_err_str(why, msg, sizeof msg));
+    (void)e;
+    l->bad_files = es_xreallocarray(l->bad_files, l->nbad + 1, sizeof *l->bad_files);
+    l->bad_errors = es_xreallocarray(l->bad_errors, l->nbad + 1, sizeof *l->bad_errors);
+    l->bad_files[l->nbad] = es_xstrdup(file);
+    l->bad_errors[l->nbad] = es_xstrdup(es_err_str(why, msg, sizeof msg));
     l->nbad++;
-    if (!l->bad_files[l->nbad - 1] || !l->bad_errors[l->nbad - 1])
-        return es_err_set(e, ENOMEM, file, "out of memory");
     return 0;
 }
 
 static int push_snap(domxml_snapshot_list *l, const char *file, domxml_snapshot *s, es_err *e)
 {
-    domxml_snapshot **sv = realloc(l->snaps, (l->n + 1) * sizeof *sv);
-    if (sv)
-        l->snaps = sv;
-    char **fv = realloc(l->files, (l->n + 1) * sizeof *fv);
-    if (fv)
-        l->files = fv;
-    char *name = strdup(file);
-    if (!sv || !fv || !name) {
-        free(name);
-        domxml_snapshot_free(s);
-        return es_err_set(e, ENOMEM, file, "out of memory");
-    }
+    (void)e;
+    l->snaps = es_xreallocarray(l->snaps, l->n + 1, sizeof *l->snaps);
+    l->files = es_xreallocarray(l->files, l->n + 1, sizeof *l->files);
     l->snaps[l->n] = s;
-    l->files[l->n] = name;
+    l->files[l->n] = es_xstrdup(file);
     l->n++;
     return 0;
 }
@@ -155,9 +132,7 @@ int domxml_snapshot_list_load(const char *root, const char *dir, unsigned flags,
     char *host_dir = NULL, **entries = NULL;
     size_t nentries = 0;
     bool missing;
-    domxml_snapshot_list *l = calloc(1, sizeof *l);
-    if (!l)
-        return es_err_set(e, ENOMEM, dir, "out of memory");
+    domxml_snapshot_list *l = es_xcalloc(1, sizeof *l);
     int rc = -1;
     if (es_root_resolve(root, dir, &host_dir, e) < 0 ||
         list_entries(host_dir, &entries, &nentries, &missing, e) < 0)
@@ -217,21 +192,15 @@ domxml_snapshot *domxml_snapshot_list_current(const domxml_snapshot_list *l)
 int domxml_snapshot_list_children(const domxml_snapshot_list *l, const char *name,
                                   domxml_snapshot ***out, size_t *n, es_err *e)
 {
+    (void)e;
     *out = NULL;
     *n = 0;
     for (size_t i = 0; i < l->n; i++) {
         const char *p = l->snaps[i]->parent;
         if (!(name ? p && strcmp(p, name) == 0 : !p))
             continue;
-        domxml_snapshot **v = realloc(*out, (*n + 1) * sizeof *v);
-        if (!v) {
-            free(*out);
-            *out = NULL;
-            *n = 0;
-            return es_err_set(e, ENOMEM, NULL, "out of memory");
-        }
-        v[(*n)++] = l->snaps[i];
-        *out = v;
+        *out = es_xreallocarray(*out, *n + 1, sizeof **out);
+        (*out)[(*n)++] = l->snaps[i];
     }
     return 0;
 }
@@ -304,9 +273,7 @@ static size_t index_of(const domxml_snapshot_list *l, const char *name)
 static int check_parents(const domxml_snapshot_list *l, es_err *e)
 {
     char path[ES_ERR_PATH_MAX];
-    size_t *parent = calloc(l->n ? l->n : 1, sizeof *parent);
-    if (!parent)
-        return es_err_set(e, ENOMEM, l->dir, "out of memory");
+    size_t *parent = es_xcalloc(l->n, sizeof *parent);
     int rc = -1;
     for (size_t i = 0; i < l->n; i++) {
         const domxml_snapshot *s = l->snaps[i];

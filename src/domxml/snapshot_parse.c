@@ -7,11 +7,14 @@
 #include <string.h>
 
 #include "domxml/domain_priv.h"
+#include "domxml/files.h"
 #include "domxml/indent.h"
-#include "domxml/readfile.h"
 #include "domxml/snapshot_priv.h"
 #include "domxml/strbuf.h"
 #include "domxml/xmlparse.h"
+#include "util/readfile.h"
+#include "util/str.h"
+#include "util/xalloc.h"
 
 typedef struct {
     domxml_snapshot *s;
@@ -30,7 +33,7 @@ static size_t line_of(const parser *ps, const xmlNode *n)
 
 static int span_copy(const parser *ps, size_t off, size_t len, char **out, es_err *e)
 {
-    return dx_strndup(ps->scan->text + off, len, out, e);
+    return es_strdup_len(ps->scan->text + off, len, out, e);
 }
 
 /* libvirt's virXPathLongLong / virXPathInt: the whole string an integer. */
@@ -50,10 +53,8 @@ static bool parse_integer(const char *s, long long *out)
 static int add_item(parser *ps, size_t off, size_t len, es_err *e)
 {
     domxml_snapshot_priv *p = ps->s->priv;
-    snap_item *v = realloc(p->items, (p->nitems + 1) * sizeof *v);
-    if (!v)
-        return es_err_set(e, ENOMEM, ps->origin, "out of memory");
-    p->items = v;
+    (void)e;
+    snap_item *v = p->items = es_xreallocarray(p->items, p->nitems + 1, sizeof *v);
     v[p->nitems].after = ps->last;
     if (span_copy(ps, off, len, &v[p->nitems].text, e) < 0)
         return -1;
@@ -174,9 +175,7 @@ static int parse_disk_list(parser *ps, const xmlNode *n, domxml_snap_disk **out,
             total++;
     if (!total)
         return 0;
-    *out = calloc(total, sizeof **out);
-    if (!*out)
-        return es_err_set(e, ENOMEM, ps->origin, "out of memory");
+    *out = es_xcalloc(total, sizeof **out);
     for (xmlNode *c = n->children; c; c = c->next) {
         if (c->type != XML_ELEMENT_NODE)
             continue;
@@ -356,9 +355,8 @@ static int check_required(parser *ps, xmlNode *root, es_err *e)
 
 static int index_nodes(parser *ps, xmlNode *root, es_err *e)
 {
-    ps->nodes = calloc(ps->scan->nelems, sizeof *ps->nodes);
-    if (!ps->nodes)
-        return es_err_set(e, ENOMEM, ps->origin, "out of memory");
+    (void)e;
+    ps->nodes = es_xcalloc(ps->scan->nelems, sizeof *ps->nodes);
     for (xmlNode *c = root->children; c; c = c->next)
         if (c->type == XML_ELEMENT_NODE)
             ps->nodes[dx_node_elem(c)] = c;
@@ -387,10 +385,8 @@ int domxml_snapshot_parse(const char *text, size_t len, const char *origin,
         return -1;
     ps.scan = &scan;
     int rc = -1;
-    if (!(ps.s = calloc(1, sizeof *ps.s)) || !(ps.s->priv = calloc(1, sizeof *ps.s->priv))) {
-        es_err_set(e, ENOMEM, origin, "out of memory");
-        goto out;
-    }
+    ps.s = es_xcalloc(1, sizeof *ps.s);
+    ps.s->priv = es_xcalloc(1, sizeof *ps.s->priv);
     if (dx_xml_parse(text, len, origin, &scan, &doc, e) < 0)
         goto out;
     xmlNode *root = xmlDocGetRootElement(doc);
@@ -420,7 +416,7 @@ int domxml_snapshot_load(const char *path, domxml_snapshot **out, es_err *e)
     char *text;
     size_t len;
     *out = NULL;
-    if (dx_read_file(path, &text, &len, e) < 0)
+    if (es_read_file(path, DOMXML_FILE_MAX, &text, &len, e) < 0)
         return -1;
     int rc = domxml_snapshot_parse(text, len, path, out, e);
     free(text);

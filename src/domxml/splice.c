@@ -4,22 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/xalloc.h"
+
 static void add_owned(dx_splices *s, size_t off, size_t len, char *text)
 {
-    if (!text || s->oom) {
-        free(text);
-        s->oom = true;
-        return;
-    }
     if (s->n == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 16;
-        dx_splice *v = realloc(s->v, cap * sizeof *v);
-        if (!v) {
-            free(text);
-            s->oom = true;
-            return;
-        }
-        s->v = v;
+        s->v = es_xreallocarray(s->v, cap, sizeof *s->v);
         s->cap = cap;
     }
     s->v[s->n] = (dx_splice){off, len, text, s->n};
@@ -29,14 +20,13 @@ static void add_owned(dx_splices *s, size_t off, size_t len, char *text)
 void dx_splices_add_buf(dx_splices *s, size_t off, size_t len, dx_buf *b)
 {
     char *text = NULL;
-    if (dx_buf_take(b, &text, NULL, NULL) < 0)
-        text = NULL;
+    dx_buf_take(b, &text, NULL, NULL);
     add_owned(s, off, len, text);
 }
 
 void dx_splices_add(dx_splices *s, size_t off, size_t len, const char *text)
 {
-    add_owned(s, off, len, strdup(text));
+    add_owned(s, off, len, es_xstrdup(text));
 }
 
 /* By offset; at one offset insertions come before a replacement starting
@@ -54,8 +44,6 @@ static int by_position(const void *pa, const void *pb)
 int dx_splices_apply(dx_splices *s, const char *src, size_t n, char **out, size_t *outlen,
                      es_err *e)
 {
-    if (s->oom)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
     qsort(s->v, s->n, sizeof *s->v, by_position);
     dx_buf b = {0};
     size_t at = 0;

@@ -19,7 +19,6 @@ typedef struct dx_splice {
 typedef struct dx_splices {
     dx_splice *v;
     size_t n, cap;
-    bool oom;
 } dx_splices;
 
 /* Replace [off, off+len) by the contents of b (b is emptied). */

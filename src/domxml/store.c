@@ -8,9 +8,10 @@
 
 #include "domxml/names.h"
 #include "domxml/strbuf.h"
-#include "util/atomic_file.h"
+#include "domxml/writer.h"
 #include "util/fileio.h"
 #include "util/rootpath.h"
+#include "util/str.h"
 
 static const char *config_dir(const domxml_paths *p)
 {
@@ -111,12 +112,6 @@ int domxml_domain_load_named(const domxml_paths *p, const char *name, domxml_dom
     return rc;
 }
 
-static bool looks_like_path(const char *arg)
-{
-    size_t l = strlen(arg);
-    return strchr(arg, '/') || (l > 4 && strcmp(arg + l - 4, ".xml") == 0);
-}
-
 int domxml_domain_locate(const domxml_paths *p, const char *arg, domxml_domain **out,
                          char **path_out, es_err *e)
 {
@@ -125,7 +120,7 @@ int domxml_domain_locate(const domxml_paths *p, const char *arg, domxml_domain *
         *path_out = NULL;
     char *path;
     int rc;
-    if (looks_like_path(arg)) {
+    if (es_looks_like_path(arg)) {
         if (es_root_resolve(p->root, arg, &path, e) < 0)
             return -1;
         rc = domxml_domain_load(path, out, e);
@@ -149,12 +144,8 @@ int domxml_domain_save_file(const char *path, const domxml_domain *d, es_err *e)
     if (domxml_domain_parse(d->text, d->len, path, &check, e) < 0)
         return es_err_prefix(e, "refusing to save a domain config that does not parse");
     domxml_domain_free(check);
-    char *tmp;
-    if (with_suffix(path, ".new", &tmp, e) < 0)
-        return -1;
-    int rc = es_atomic_replace(path, tmp, d->text, d->len, DOMXML_FILE_MODE, e);
-    free(tmp);
-    return rc;
+    domxml_file f = {.kind = DOMXML_FILE_CONFIG, .host = path};
+    return domxml_file_put(&f, d->text, d->len, e);
 }
 
 int domxml_domain_save(const domxml_paths *p, const domxml_domain *d, es_err *e)
@@ -209,48 +200,23 @@ static int format_verified(const domxml_snapshot *s, const char *path, char **ou
     return 0;
 }
 
-static int ensure_dir(const char *dir, const char *parent, es_err *e)
-{
-    struct stat st;
-    if (es_fs_stat(dir, &st) == 0) {
-        if (!S_ISDIR(st.st_mode))
-            return es_err_set(e, ENOTDIR, dir, "snapshot directory is not a directory");
-        return 0;
-    }
-    if (errno != ENOENT)
-        return es_err_set(e, errno, dir, "cannot stat snapshot directory");
-    if (es_fs_mkdir(dir, DOMXML_SNAPSHOT_DIR_MODE, e) < 0)
-        return -1;
-    return es_fs_fsync_dir(parent, e);
-}
-
 int domxml_snapshot_save(const domxml_paths *p, const char *domain, const domxml_snapshot *s,
                          es_err *e)
 {
-    char *path = NULL, *dir = NULL, *top = NULL, *tmp_name = NULL, *tmp = NULL, *text = NULL;
+    char *path = NULL, *text = NULL;
     size_t len = 0;
     int rc = -1;
     if (!s->name)
         return es_err_set(e, EINVAL, NULL, "snapshot without a name");
-    if (domxml_snapshot_file_path(p, domain, s->name, &path, e) < 0 ||
-        domxml_snapshot_dir_path(p, domain, &dir, e) < 0 ||
-        es_root_resolve(p->root, snapshot_dir(p), &top, e) < 0)
+    if (domxml_snapshot_file_path(p, domain, s->name, &path, e) < 0)
         goto out;
     if (format_verified(s, path, &text, &len, e) < 0)
         goto out;
-    dx_buf b = {0};
-    dx_buf_addf(&b, ".%s-%s.xml.tmp", domain, s->name);
-    if (dx_buf_take(&b, &tmp_name, NULL, e) < 0 || es_path_join(top, tmp_name, &tmp, e) < 0)
-        goto out;
-    if (ensure_dir(dir, top, e) < 0)
-        goto out;
-    rc = es_atomic_replace(path, tmp, text, len, DOMXML_FILE_MODE, e);
+    domxml_file f = {.kind = DOMXML_FILE_SNAPSHOT, .host = path, .domain = domain,
+                     .snapshot = s->name};
+    rc = domxml_file_put(&f, text, len, e);
 out:
     free(path);
-    free(dir);
-    free(top);
-    free(tmp_name);
-    free(tmp);
     free(text);
     return rc;
 }

@@ -1,15 +1,13 @@
 /* Where libvirt keeps its files, and reading and saving them there: the
  * domain config <config-dir>/<name>.xml and the snapshot metadata
  * <snapshot-dir>/<domain>/<snap>.xml. Every path goes through --root when
- * there is one. Saves are atomic (util/atomic_file), verified by parsing the
- * text again first, and their temporary files lie where libvirt never reads:
- * <name>.xml.new in the config dir (libvirt loads only *.xml there) and
- * <snapshot-dir>/.<domain>-<snap>.xml.tmp (libvirt reads every entry of
- * <snapshot-dir>/<domain>/, so nothing temporary may go in there). */
+ * there is one. Saves are verified by parsing the text again first and go
+ * through domxml/writer.h (atomic, temporary files libvirt never reads). */
 #ifndef ES_DOMXML_STORE_H
 #define ES_DOMXML_STORE_H
 
 #include "domxml/domain.h"
+#include "domxml/files.h"
 #include "domxml/snapshot.h"
 #include "domxml/snapshot_list.h"
 #include "util/err.h"
@@ -17,10 +15,6 @@
 #define DOMXML_DEFAULT_CONFIG_DIR "/etc/libvirt/qemu"
 #define DOMXML_DEFAULT_SNAPSHOT_DIR "/var/lib/libvirt/qemu/snapshot"
 
-/* Mode libvirt gives the files it creates. */
-#define DOMXML_FILE_MODE 0600
-/* Mode of a domain's snapshot directory when libvirt creates it. */
-#define DOMXML_SNAPSHOT_DIR_MODE 0755
 
 typedef struct domxml_paths {
     const char *root;         /* --root DIR, NULL for none */
@@ -45,8 +39,9 @@ int domxml_domain_load_named(const domxml_paths *p, const char *name, domxml_dom
 int domxml_domain_locate(const domxml_paths *p, const char *arg, domxml_domain **out,
                          char **path_out, es_err *e);
 
-/* Save d at host path (through path.new). A new file gets mode 0600; an
- * existing one keeps owner and mode. */
+/* Save d at host path (through path.new; nothing is written when the file
+ * already holds the text). A new file gets mode 0600; an existing one keeps
+ * owner and mode. */
 int domxml_domain_save_file(const char *path, const domxml_domain *d, es_err *e);
 /* Save d as <config-dir>/<d->name>.xml. */
 int domxml_domain_save(const domxml_paths *p, const domxml_domain *d, es_err *e);

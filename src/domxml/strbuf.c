@@ -6,34 +6,25 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool reserve(dx_buf *b, size_t extra)
+#include "util/xalloc.h"
+
+static void reserve(dx_buf *b, size_t extra)
 {
-    if (b->oom)
-        return false;
     if (b->len + extra + 1 <= b->cap)
-        return true;
+        return;
     size_t cap = b->cap ? b->cap : 256;
     while (cap < b->len + extra + 1) {
-        if (cap > ((size_t)-1) / 2) {
-            b->oom = true;
-            return false;
-        }
+        if (cap > ((size_t)-1) / 2)
+            es_oom();
         cap *= 2;
     }
-    char *p = realloc(b->data, cap);
-    if (!p) {
-        b->oom = true;
-        return false;
-    }
-    b->data = p;
+    b->data = es_xrealloc(b->data, cap);
     b->cap = cap;
-    return true;
 }
 
 void dx_buf_add(dx_buf *b, const char *s, size_t n)
 {
-    if (!reserve(b, n))
-        return;
+    reserve(b, n);
     if (n)
         memcpy(b->data + b->len, s, n);
     b->len += n;
@@ -51,12 +42,10 @@ void dx_buf_addf(dx_buf *b, const char *fmt, ...)
     va_start(ap, fmt);
     int n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
-    if (n < 0) {
-        b->oom = true;
-        return;
-    }
-    if (!reserve(b, (size_t)n))
-        return;
+    /* Our formats fail only when the text would pass INT_MAX bytes. */
+    if (n < 0)
+        es_oom();
+    reserve(b, (size_t)n);
     va_start(ap, fmt);
     vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
     va_end(ap);
@@ -82,12 +71,9 @@ void dx_buf_add_escaped(dx_buf *b, const char *s)
 
 int dx_buf_take(dx_buf *b, char **out, size_t *len, es_err *e)
 {
-    if (!b->oom && !b->data)
+    (void)e;
+    if (!b->data)
         reserve(b, 0);
-    if (b->oom) {
-        dx_buf_free(b);
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
-    }
     b->data[b->len] = '\0';
     *out = b->data;
     if (len)
@@ -102,26 +88,13 @@ void dx_buf_free(dx_buf *b)
     free(b->data);
     b->data = NULL;
     b->len = b->cap = 0;
-    b->oom = false;
 }
 
 int dx_strset(char **dst, const char *src, es_err *e)
 {
-    char *copy = NULL;
-    if (src && !(copy = strdup(src)))
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    (void)e;
+    char *copy = es_xstrdup(src);
     free(*dst);
     *dst = copy;
-    return 0;
-}
-
-int dx_strndup(const char *s, size_t n, char **out, es_err *e)
-{
-    char *p = malloc(n + 1);
-    if (!p)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
-    memcpy(p, s, n);
-    p[n] = '\0';
-    *out = p;
     return 0;
 }

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "util/xalloc.h"
+
 static bool scan_qname_eq(const xs_doc *scan, size_t off, size_t len, const xmlNs *ns,
                           const xmlChar *name)
 {
@@ -91,9 +93,7 @@ int dx_xml_parse(const char *text, size_t len, const char *origin, const xs_doc 
     if (len > (size_t)INT32_MAX)
         return es_err_set(e, EFBIG, origin, "XML document too large");
     xmlInitParser();
-    xmlParserCtxt *ctxt = xmlNewParserCtxt();
-    if (!ctxt)
-        return es_err_set(e, ENOMEM, origin, "out of memory");
+    xmlParserCtxt *ctxt = es_xcheck(xmlNewParserCtxt());
     /* No XML_PARSE_NOENT (entities stay unexpanded), no DTDLOAD/DTDATTR,
      * NONET against external fetches; NOERROR/NOWARNING keep libxml2 quiet:
      * the error is reported through es_err. */
@@ -164,9 +164,10 @@ xmlNode *dx_next_named(const xmlNode *n, const char *name)
 
 static int copy_xml_string(xmlChar *v, char **out, es_err *e)
 {
-    *out = strdup((const char *)v);
+    (void)e;
+    *out = es_xstrdup((const char *)v);
     xmlFree(v);
-    return *out ? 0 : es_err_set(e, ENOMEM, NULL, "out of memory");
+    return 0;
 }
 
 int dx_prop(const xmlNode *n, const char *name, char **out, es_err *e)
@@ -178,9 +179,7 @@ int dx_prop(const xmlNode *n, const char *name, char **out, es_err *e)
 
 int dx_text(const xmlNode *n, char **out, es_err *e)
 {
-    xmlChar *v = xmlNodeGetContent(n);
-    if (!v)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    xmlChar *v = es_xcheck(xmlNodeGetContent(n));
     return copy_xml_string(v, out, e);
 }
 

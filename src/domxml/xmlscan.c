@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/xalloc.h"
+
 typedef struct {
     const char *s;
     size_t n, pos;
@@ -26,16 +28,12 @@ static bool is_name_char(char c)
            c != '"' && c != '\0';
 }
 
-/* Make room for one more element in a growing array. On failure it returns
- * -1 from the function using it, which must have `sc` and `e` in scope. */
+/* Make room for one more element in a growing array. */
 #define GROW(arr, count, cap)                                                 \
     do {                                                                      \
         if ((count) == (cap)) {                                               \
             size_t ncap_ = (cap) ? (cap) * 2 : 64;                            \
-            void *p_ = realloc((arr), ncap_ * sizeof *(arr));                 \
-            if (!p_)                                                          \
-                return es_err_set(e, ENOMEM, sc->origin, "out of memory");   \
-            (arr) = p_;                                                       \
+            (arr) = es_xreallocarray((arr), ncap_, sizeof *(arr));            \
             (cap) = ncap_;                                                    \
         }                                                                     \
     } while (0)
@@ -48,6 +46,7 @@ static int syntax(scanner *sc, size_t at, const char *what, es_err *e)
 
 static int add_token(scanner *sc, xs_kind kind, size_t off, size_t len, size_t elem, es_err *e)
 {
+    (void)e;
     xs_doc *d = sc->d;
     GROW(d->tokens, d->ntokens, sc->cap_tokens);
     d->tokens[d->ntokens++] = (xs_token){kind, off, len, elem};
@@ -153,6 +152,7 @@ static int scan_attrs(scanner *sc, xs_elem *el, es_err *e)
 
 static int push(scanner *sc, size_t idx, es_err *e)
 {
+    (void)e;
     GROW(sc->stack, sc->depth, sc->stack_cap);
     sc->stack[sc->depth++] = idx;
     return 0;

@@ -9,9 +9,11 @@
 
 #include "qcow2/image.h"
 #include "qmp/qmp_json.h"
-#include "snap/strv.h"
 #include "util/fileio.h"
 #include "util/rootpath.h"
+#include "util/str.h"
+#include "util/strv.h"
+#include "util/xalloc.h"
 
 /* ---- files ---- */
 
@@ -45,7 +47,7 @@ static char *local_path(const char *plain, const char *root)
 {
     struct stat st;
     if (es_fs_stat(plain, &st) == 0 || !root || !root[0])
-        return strdup(plain);
+        return es_xstrdup(plain);
     char *host = NULL;
     if (es_root_resolve(root, plain, &host, NULL) < 0)
         return NULL;
@@ -97,7 +99,7 @@ static int chain_error(const qmp_chain *ch, const char *path, const char *what, 
 /* "extsnap-<device>" with everything QEMU refuses in an id made '_'. */
 static int make_job_id(const char *device, char **out, es_err *e)
 {
-    if (snap_asprintf(out, e, "extsnap-%s", device) < 0)
+    if (es_asprintf(out, e, "extsnap-%s", device) < 0)
         return -1;
     for (char *p = *out; *p; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
@@ -118,7 +120,7 @@ static int header_backing(const char *path, char **name, es_err *e)
         return -1;
     int rc = 0;
     if (img->format == ES_FMT_QCOW2 && img->hdr.backing_file)
-        rc = snap_strdup(img->hdr.backing_file, name, e);
+        rc = es_strdup(img->hdr.backing_file, name, e);
     es_image_close(img);
     return rc;
 }
@@ -126,7 +128,7 @@ static int header_backing(const char *path, char **name, es_err *e)
 static int absolute_of(const char *path, char **out, es_err *e)
 {
     if (path[0] == '/')
-        return snap_strdup(path, out, e);
+        return es_strdup(path, out, e);
     char *r = realpath(path, NULL);
     if (!r)
         return es_err_set(e, errno, path, "resolving the path");
@@ -148,8 +150,8 @@ static int default_backing_name(const snap_online_commit *oc, const char *root, 
         return es_err_set(e, 0, NULL, "QEMU reports no plain file name for an image of %s",
                           oc->chain.device ? oc->chain.device : oc->chain.root_node);
     char *ab_local = local_path(above_base->filename, root);
-    if (!ab_local)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    if (!ab_local) /* only when it leads outside the root */
+        return es_err_set(e, 0, above_base->filename, "cannot be resolved under the root %s", root);
     char *named = NULL;
     int rc = header_backing(ab_local, &named, e);
     if (rc < 0 || !named || strncmp(named, "json:", 5) == 0) {
@@ -236,11 +238,7 @@ static int graph_use_load(qmp_client *c, graph_use *g, es_err *e)
                           "x-debug-query-block-graph: no nodes or edges list");
     }
     g->n = json_object_array_length(nodes);
-    g->used = calloc(g->n ? g->n : 1, sizeof *g->used);
-    if (!g->used) {
-        graph_use_free(g);
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
-    }
+    g->used = es_xcalloc(g->n, sizeof *g->used);
     for (size_t i = 0; i < g->n; i++) {
         const char *type = qmp_json_str(json_object_array_get_idx(nodes, i), "type");
         g->used[i] = type && strcmp(type, "block-driver") != 0; /* backends, jobs */
@@ -394,12 +392,12 @@ int snap_online_commit_plan(qmp_client *c, const snap_online_commit_args *a,
             goto out;
         }
     } else if (a->backing_file) {
-        if (snap_strdup(a->backing_file, &oc->backing_file, e) < 0)
+        if (es_strdup(a->backing_file, &oc->backing_file, e) < 0)
             goto out;
     } else if (default_backing_name(oc, a->root, &oc->backing_file, e) < 0) {
         goto out;
     }
-    if (a->job_id ? snap_strdup(a->job_id, &oc->job_id, e) < 0
+    if (a->job_id ? es_strdup(a->job_id, &oc->job_id, e) < 0
                   : make_job_id(oc->chain.device ? oc->chain.device : oc->chain.root_node,
                                 &oc->job_id, e) < 0)
         goto out;
@@ -431,7 +429,7 @@ const char *snap_file_use_name(snap_file_use u)
 }
 
 /* Nodes (format and protocol) that have path open, from query-named-block-nodes. */
-static int open_nodes(qmp_client *c, const char *path, const char *root, snap_strv *names,
+static int open_nodes(qmp_client *c, const char *path, const char *root, es_strv *names,
                       es_err *e)
 {
     json_object *args = json_object_new_object();
@@ -452,7 +450,7 @@ static int open_nodes(qmp_client *c, const char *path, const char *root, snap_st
         /* A format node's json: name also describes its backing chain;
          * the plain name is the node's own image. */
         if (name && snap_online_same_file(qmp_json_str(info, "file"), path, root))
-            rc = snap_strv_add(names, name, e);
+            rc = es_strv_add(names, name, e);
     }
     json_object_put(list);
     return rc;
@@ -464,7 +462,7 @@ int snap_online_file_use(qmp_client *c, const char *path, const char *root, snap
     *use = SNAP_FILE_CLOSED;
     if (node)
         *node = NULL;
-    snap_strv names = {0};
+    es_strv names = {0};
     if (open_nodes(c, path, root, &names, e) < 0)
         return -1;
     int rc = 0;
@@ -478,9 +476,9 @@ int snap_online_file_use(qmp_client *c, const char *path, const char *root, snap
         if (rc == 0)
             graph_use_free(&g);
         if (rc == 0 && node)
-            rc = snap_strdup(names.v[0], node, e);
+            rc = es_strdup(names.v[0], node, e);
     }
-    snap_strv_free(&names);
+    es_strv_free(&names);
     return rc;
 }
 
@@ -494,12 +492,12 @@ int snap_online_release_file(qmp_client *c, const char *path, const char *root,
             return -1;
         if (*use != SNAP_FILE_IDLE)
             return 0;
-        snap_strv names = {0};
+        es_strv names = {0};
         graph_use g;
         if (open_nodes(c, path, root, &names, e) < 0)
             return -1;
         if (graph_use_load(c, &g, e) < 0) {
-            snap_strv_free(&names);
+            es_strv_free(&names);
             return -1;
         }
         size_t deleted = 0;
@@ -515,7 +513,7 @@ int snap_online_release_file(qmp_client *c, const char *path, const char *root,
             json_object_put(args);
         }
         graph_use_free(&g);
-        snap_strv_free(&names);
+        es_strv_free(&names);
         if (!deleted)
             break;
     }

@@ -15,19 +15,20 @@
 
 #include "domxml/domain.h"
 #include "domxml/snapshot_list.h"
+#include "online/online_chain.h"
+#include "online/online_priv.h"
 #include "qcow2/create.h"
 #include "qcow2/image.h"
 #include "qmp/qmp_fault.h"
 #include "qmp/qmp_job.h"
 #include "qmp/qmp_nodes.h"
 #include "qmp/qmp_snapshot.h"
-#include "snap/txn/exec.h"
 #include "snap/ops/inexact.h"
+#include "snap/txn/exec.h"
 #include "snap/txn/journal.h"
-#include "online/online_chain.h"
-#include "online/online_priv.h"
 #include "util/fileio.h"
 #include "util/rootpath.h"
+#include "util/xalloc.h"
 
 const char *snap_online_kind_name(snap_online_kind k)
 {
@@ -59,18 +60,14 @@ void snap_online_actions_clear(snap_online *ol)
 static snap_online_action *new_action(snap_online *ol, snap_online_kind kind, const char *disk,
                                       size_t item, es_err *e)
 {
-    snap_online_action *na = realloc(ol->actions, (ol->nactions + 1) * sizeof *na);
-    if (!na) {
-        es_err_set(e, ENOMEM, NULL, "out of memory");
-        return NULL;
-    }
+    snap_online_action *na = es_xreallocarray(ol->actions, ol->nactions + 1, sizeof *na);
     ol->actions = na;
     snap_online_action *a = &na[ol->nactions];
     memset(a, 0, sizeof *a);
     a->kind = kind;
     a->item = item;
     a->rebase = (size_t)-1;
-    if (snap_strdup(disk, &a->disk, e) < 0)
+    if (es_strdup(disk, &a->disk, e) < 0)
         return NULL;
     ol->nactions++;
     return a;
@@ -81,7 +78,7 @@ static snap_online_action *new_action(snap_online *ol, snap_online_kind kind, co
 static int snap_online_job_id(const char *disk, char **out, es_err *e)
 {
     /* The pid keeps events of an earlier run's job from being taken for ours. */
-    if (snap_asprintf(out, e, "%s%s-%ld", SNAP_ONLINE_JOB_PREFIX, disk, (long)getpid()) < 0)
+    if (es_asprintf(out, e, "%s%s-%ld", SNAP_ONLINE_JOB_PREFIX, disk, (long)getpid()) < 0)
         return -1;
     for (char *p = *out; *p; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
@@ -119,8 +116,8 @@ static int snap_online_rebase_done(const snap_ctx *c, const snap_rebase *r, bool
     free(host);
     if (rc < 0)
         return -1;
-    *done = img->format == ES_FMT_QCOW2 && snap_streq(img->hdr.backing_file, r->backing) &&
-            (!r->backing_format || snap_streq(img->hdr.backing_format, r->backing_format));
+    *done = img->format == ES_FMT_QCOW2 && es_streq(img->hdr.backing_file, r->backing) &&
+            (!r->backing_format || es_streq(img->hdr.backing_format, r->backing_format));
     es_image_close(img);
     return 0;
 }
@@ -171,7 +168,7 @@ static int map_merge(snap_ctx *c, snap_online *ol, const snap_plan *p, size_t i,
                 goto out;
         }
         snap_online_action *a = new_action(ol, SNAP_ONLINE_OFFLINE_MERGE, m->disk, i, e);
-        if (!a || snap_strdup(top, &a->top, e) < 0 || snap_strdup(base, &a->base, e) < 0)
+        if (!a || es_strdup(top, &a->top, e) < 0 || es_strdup(base, &a->base, e) < 0)
             goto out;
         rc = 0;
         goto out;
@@ -194,8 +191,8 @@ static int map_merge(snap_ctx *c, snap_online *ol, const snap_plan *p, size_t i,
     snap_online_action *a =
         new_action(ol, oc.active ? SNAP_ONLINE_ACTIVE_COMMIT : SNAP_ONLINE_INTERMEDIATE_COMMIT,
                    m->disk, i, e);
-    if (!a || snap_strdup(lt[0].root_node, &a->node, e) < 0 || snap_strdup(top, &a->top, e) < 0 ||
-        snap_strdup(base, &a->base, e) < 0)
+    if (!a || es_strdup(lt[0].root_node, &a->node, e) < 0 || es_strdup(top, &a->top, e) < 0 ||
+        es_strdup(base, &a->base, e) < 0)
         goto out;
     if (!oc.active) {
         /* QEMU rewrites the backing name of the image above top: give it the
@@ -217,7 +214,7 @@ static int map_merge(snap_ctx *c, snap_online *ol, const snap_plan *p, size_t i,
             goto out;
         }
         claimed[a->rebase] = true;
-        if (snap_strdup(p->rebases[a->rebase].backing, &a->backing_file, e) < 0)
+        if (es_strdup(p->rebases[a->rebase].backing, &a->backing_file, e) < 0)
             goto out;
     }
     rc = 0;
@@ -271,10 +268,10 @@ static int map_overlay(snap_ctx *c, snap_online *ol, const snap_plan *p, size_t 
         qmp_chain_free(&ch);
     }
     snap_online_action *a = new_action(ol, SNAP_ONLINE_SNAPSHOT, o->disk, i, e);
-    if (!a || snap_strdup(l[0].root_node, &a->node, e) < 0 ||
+    if (!a || es_strdup(l[0].root_node, &a->node, e) < 0 ||
         (local ? snap_ctx_host(c, o->path, &a->overlay, e)
-               : snap_strdup(o->path, &a->overlay, e)) < 0 ||
-        snap_strdup(cur, &a->base, e) < 0)
+               : es_strdup(o->path, &a->overlay, e)) < 0 ||
+        es_strdup(cur, &a->base, e) < 0)
         goto out;
     rc = 0;
 out:
@@ -312,9 +309,7 @@ int snap_online_map(snap_ctx *c, snap_online *ol, const snap_plan *p, es_err *e)
     snap_online_actions_clear(ol);
     if (p->noverlays && p->nmerges)
         return es_err_set(e, EINVAL, NULL, "internal error: a plan with overlays and merges");
-    bool *claimed = calloc(p->nrebases + 1, sizeof *claimed);
-    if (!claimed)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    bool *claimed = es_xcalloc(p->nrebases + 1, sizeof *claimed);
     int rc = 0;
     for (size_t i = 0; i < p->nmerges && rc == 0; i++)
         rc = map_merge(c, ol, p, i, claimed, e);
@@ -336,7 +331,7 @@ int snap_online_derive(const snap_plan *p, const snap_derive *d, snap_plan **out
     snap_plan *q;
     if (snap_plan_new(p->op, p->domain, &q, e) < 0)
         return -1;
-    int rc = snap_strdup(p->summary, &q->summary, e);
+    int rc = es_strdup(p->summary, &q->summary, e);
     for (size_t i = 0; rc == 0 && d->overlays && i < p->noverlays; i++)
         rc = snap_plan_add_overlay(q, &p->overlays[i], e);
     for (size_t i = 0; rc == 0 && i < p->nmerges; i++)
@@ -351,9 +346,9 @@ int snap_online_derive(const snap_plan *p, const snap_derive *d, snap_plan **out
         if (d->deletes && (!d->delete_keep || d->delete_keep[i]))
             rc = snap_plan_add_delete(q, p->deletes[i].path, p->deletes[i].reason, e);
     for (size_t i = 0; rc == 0 && i < p->notes.n; i++)
-        rc = snap_strv_add(&q->notes, p->notes.v[i], e);
+        rc = es_strv_add(&q->notes, p->notes.v[i], e);
     if (rc == 0 && d->xml && p->snapshot_dir_created)
-        rc = snap_strdup(p->snapshot_dir_created, &q->snapshot_dir_created, e);
+        rc = es_strdup(p->snapshot_dir_created, &q->snapshot_dir_created, e);
     if (rc < 0) {
         snap_plan_free(q);
         return -1;
@@ -379,7 +374,7 @@ static int filter_deletes(const snap_ctx *c, snap_online *ol, const snap_plan *p
         int rc = snap_online_release_file(ol->qmp, host, c->env->root, &use, e);
         if (rc == 0 && use != SNAP_FILE_CLOSED) {
             keep[i] = false;
-            rc = snap_strv_addf(&ol->kept, e, "%s: QEMU still has it open (%s)", host,
+            rc = es_strv_addf(&ol->kept, e, "%s: QEMU still has it open (%s)", host,
                                 use == SNAP_FILE_IDLE ? "a node nothing uses" : "in use");
         }
         free(host);
@@ -392,14 +387,10 @@ static int filter_deletes(const snap_ctx *c, snap_online *ol, const snap_plan *p
 int snap_online_finish(snap_ctx *c, snap_online *ol, const snap_plan *p, snap_phase phase,
                        es_err *e)
 {
-    bool *rkeep = calloc(p->nrebases + 1, sizeof *rkeep);
-    bool *dkeep = calloc(p->ndeletes + 1, sizeof *dkeep);
+    bool *rkeep = es_xcalloc(p->nrebases + 1, sizeof *rkeep);
+    bool *dkeep = es_xcalloc(p->ndeletes + 1, sizeof *dkeep);
     snap_plan *run = NULL;
     int rc = -1;
-    if (!rkeep || !dkeep) {
-        es_err_set(e, ENOMEM, NULL, "out of memory");
-        goto out;
-    }
     /* Backing names QEMU wrote itself (intermediate commits) are not
      * rewritten: QEMU holds those images. */
     for (size_t i = 0; i < p->nrebases; i++) {
@@ -448,7 +439,7 @@ static void commit_notice(void *opaque, const char *msg)
 {
     commit_run *r = opaque;
     es_err u = {0};
-    snap_strv_add(&r->ol->notes, msg, &u);
+    es_strv_add(&r->ol->notes, msg, &u);
     if (r->ol->notice)
         r->ol->notice(r->ol->progress_opaque, msg);
 }
@@ -484,11 +475,9 @@ static int verify_switched(snap_ctx *c, snap_online *ol, es_err *e)
 int snap_online_commit_specs(snap_ctx *c, snap_online *ol, snap_online_commit **ocs,
                              qmp_commit_spec **specs, size_t *n, es_err *e)
 {
-    *ocs = calloc(ol->nactions + 1, sizeof **ocs);
-    *specs = calloc(ol->nactions + 1, sizeof **specs);
+    *ocs = es_xcalloc(ol->nactions + 1, sizeof **ocs);
+    *specs = es_xcalloc(ol->nactions + 1, sizeof **specs);
     *n = 0;
-    if (!*ocs || !*specs)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
     for (size_t i = 0; i < ol->nactions; i++) {
         snap_online_action *a = &ol->actions[i];
         if (a->kind != SNAP_ONLINE_ACTIVE_COMMIT && a->kind != SNAP_ONLINE_INTERMEDIATE_COMMIT)
@@ -534,12 +523,12 @@ static int pivoted(snap_online *ol, const snap_online_action *a, const char *roo
 typedef struct inexact_run {
     snap_inexact before; /* the record as it was before this run */
     snap_inexact now;    /* with this run's snapshots */
-    snap_strv names;     /* the snapshots the plan removes */
+    es_strv names;     /* the snapshots the plan removes */
     char what[1024];     /* "snapshot s4", "snapshots s2, s3" */
     char images[1024];   /* the merge targets QEMU writes, "/a, /b" */
     size_t nimages;
-    snap_strv targets;   /* every merge target of a QEMU job */
-    snap_strv written;   /* those a started job may have written (after the run) */
+    es_strv targets;   /* every merge target of a QEMU job */
+    es_strv written;   /* those a started job may have written (after the run) */
     bool recorded;       /* `now` is on disk */
 } inexact_run;
 
@@ -547,12 +536,12 @@ static void inexact_run_clear(inexact_run *r)
 {
     snap_inexact_clear(&r->before);
     snap_inexact_clear(&r->now);
-    snap_strv_free(&r->names);
-    snap_strv_free(&r->targets);
-    snap_strv_free(&r->written);
+    es_strv_free(&r->names);
+    es_strv_free(&r->targets);
+    es_strv_free(&r->written);
 }
 
-static void join(char *buf, size_t len, const snap_strv *v)
+static void join(char *buf, size_t len, const es_strv *v)
 {
     size_t at = 0;
     buf[0] = '\0';
@@ -582,20 +571,20 @@ static int inexact_record(snap_ctx *c, snap_online *ol, const snap_plan *p, inex
     join(names, sizeof names, &r->names);
     snprintf(r->what, sizeof r->what, "snapshot%s %s", r->names.n == 1 ? "" : "s", names);
     int rc = -1;
-    if (snap_asprintf(&x.operation, e, "the online %s of %s", p->op, r->what) < 0 ||
-        snap_strdup(p->op, &x.command, e) < 0)
+    if (es_asprintf(&x.operation, e, "the online %s of %s", p->op, r->what) < 0 ||
+        es_strdup(p->op, &x.command, e) < 0)
         goto out;
     for (size_t i = 0; i < ol->nactions; i++) {
         const snap_online_action *a = &ol->actions[i];
         if ((a->kind == SNAP_ONLINE_ACTIVE_COMMIT || a->kind == SNAP_ONLINE_INTERMEDIATE_COMMIT) &&
-            !snap_strv_has(&x.images, p->merges[a->item].base) &&
-            snap_strv_add(&x.images, p->merges[a->item].base, e) < 0)
+            !es_strv_has(&x.images, p->merges[a->item].base) &&
+            es_strv_add(&x.images, p->merges[a->item].base, e) < 0)
             goto out;
     }
     join(r->images, sizeof r->images, &x.images);
     r->nimages = x.images.n;
     for (size_t i = 0; i < x.images.n; i++)
-        if (snap_strv_add(&r->targets, x.images.v[i], e) < 0)
+        if (es_strv_add(&r->targets, x.images.v[i], e) < 0)
             goto out;
     for (size_t i = 0; i < r->names.n; i++) {
         const domxml_snapshot *s = domxml_snapshot_list_find(c->snaps, r->names.v[i]);
@@ -612,7 +601,7 @@ out:
     x.name = NULL; /* borrowed */
     free(x.operation);
     free(x.command);
-    snap_strv_free(&x.images);
+    es_strv_free(&x.images);
     return rc;
 }
 
@@ -628,10 +617,10 @@ static bool snapshot_hit(const snap_ctx *c, const char *name, const inexact_run 
     bool target = false;
     for (size_t i = 0; i < s->domain->ndisks; i++) {
         const char *src = s->domain->disks[i].source;
-        if (!src || !snap_strv_has(&r->targets, src))
+        if (!src || !es_strv_has(&r->targets, src))
             continue;
         target = true;
-        if (snap_strv_has(&r->written, src))
+        if (es_strv_has(&r->written, src))
             return true;
     }
     return !target;
@@ -666,24 +655,24 @@ static void inexact_settle(snap_ctx *c, const snap_plan *p, inexact_run *r, bool
     reason[strcspn(reason, ";")] = '\0';
     /* Only the targets a started job may have written are inexact, and
      * only the snapshots whose saved state is one of them. */
-    const snap_strv *wrote = r->written.n ? &r->written : &r->targets;
+    const es_strv *wrote = r->written.n ? &r->written : &r->targets;
     join(r->images, sizeof r->images, wrote);
     r->nimages = wrote->n;
     snap_inexact hit;
     memset(&hit, 0, sizeof hit);
-    snap_strv names = {0};
+    es_strv names = {0};
     bool ok = true;
     for (size_t i = 0; i < r->now.n && ok; i++) {
         snap_inexact_entry *x = &r->now.v[i];
-        if (!snap_strv_has(&r->names, x->name) || !snapshot_hit(c, x->name, r))
+        if (!es_strv_has(&r->names, x->name) || !snapshot_hit(c, x->name, r))
             continue;
         x->state = SNAP_INEXACT_CANCELLED;
         free(x->reason);
-        x->reason = strdup(reason);
-        snap_strv_free(&x->images);
+        x->reason = es_xstrdup(reason);
+        es_strv_free(&x->images);
         for (size_t k = 0; k < wrote->n && ok; k++)
-            ok = snap_strv_add(&x->images, wrote->v[k], &u) == 0;
-        ok = ok && snap_inexact_put(&hit, x, &u) == 0 && snap_strv_add(&names, x->name, &u) == 0;
+            ok = es_strv_add(&x->images, wrote->v[k], &u) == 0;
+        ok = ok && snap_inexact_put(&hit, x, &u) == 0 && es_strv_add(&names, x->name, &u) == 0;
     }
     /* The record as it was, plus the snapshots hit. */
     ok = ok && snap_inexact_copy(&r->now, &r->before, &u) == 0;
@@ -713,7 +702,7 @@ static void inexact_settle(snap_ctx *c, const snap_plan *p, inexact_run *r, bool
                  "accept the inexact state)",
                  r->images, r->nimages == 1 ? "s" : "", r->what, r->now.path,
                  saved ? "" : ", as still copying", names.n == 1 ? "it" : "them", p->op);
-    snap_strv_free(&names);
+    es_strv_free(&names);
 }
 
 /* The commit failed once every job was pending: which disks did QEMU switch? */
@@ -724,9 +713,7 @@ static int after_failed_finalize(snap_ctx *c, snap_online *ol, const snap_plan *
     snap_journal j = {c->journal_path, c->journal_tmp};
     size_t done = 0, total = 0;
     bool unknown = false;
-    bool *redo = calloc(p->nmerges + 1, sizeof *redo);
-    if (!redo)
-        return es_err_prefix(e, "out of memory");
+    bool *redo = es_xcalloc(p->nmerges + 1, sizeof *redo);
     for (size_t i = 0; i < ol->nactions; i++) {
         const snap_online_action *a = &ol->actions[i];
         if (a->kind != SNAP_ONLINE_ACTIVE_COMMIT && a->kind != SNAP_ONLINE_INTERMEDIATE_COMMIT)
@@ -758,7 +745,7 @@ static int after_failed_finalize(snap_ctx *c, snap_online *ol, const snap_plan *
     } else {
         /* Some disks switched, others not: the journal redoes the others. */
         snap_plan *mixed = NULL;
-        bool *keep = calloc(p->nmerges + 1, sizeof *keep);
+        bool *keep = es_xcalloc(p->nmerges + 1, sizeof *keep);
         snap_derive d = {.merges = true, .merge_keep = keep, .rebases = true,
                          .xml = fwd->nxml > 0, .deletes = fwd->ndeletes > 0};
         for (size_t i = 0; keep && i < p->nmerges; i++)
@@ -783,7 +770,7 @@ static int execute_commits(snap_ctx *c, snap_online *ol, const snap_plan *p, es_
 {
     snap_journal j = {c->journal_path, c->journal_tmp};
     bool libvirt = ol->libvirt_mode;
-    bool *offline = calloc(p->nmerges + 1, sizeof *offline);
+    bool *offline = es_xcalloc(p->nmerges + 1, sizeof *offline);
     snap_plan *prep = NULL, *fwd = NULL;
     snap_online_commit *ocs = NULL;
     qmp_commit_spec *specs = NULL;
@@ -791,10 +778,6 @@ static int execute_commits(snap_ctx *c, snap_online *ol, const snap_plan *p, es_
     inexact_run ir;
     memset(&ir, 0, sizeof ir);
     int rc = -1;
-    if (!offline) {
-        es_err_set(e, ENOMEM, NULL, "out of memory");
-        goto out;
-    }
     for (size_t i = 0; i < ol->nactions; i++)
         if (ol->actions[i].kind == SNAP_ONLINE_OFFLINE_MERGE)
             offline[ol->actions[i].item] = true;
@@ -817,11 +800,7 @@ static int execute_commits(snap_ctx *c, snap_online *ol, const snap_plan *p, es_
             goto out;
         }
         bool written = true;
-        bool *jw = calloc(n, sizeof *jw);
-        if (!jw) {
-            es_err_set(e, ENOMEM, NULL, "out of memory");
-            goto out;
-        }
+        bool *jw = es_xcalloc(n, sizeof *jw);
         commit_run r = {.c = c, .ol = ol, .fwd = fwd};
         qmp_job_opts jo = {.poll_interval_ms = 250, .before_finalize = before_finalize,
                            .opaque = &r, .base_written = &written, .job_written = jw,
@@ -833,8 +812,8 @@ static int execute_commits(snap_ctx *c, snap_online *ol, const snap_plan *p, es_
             const snap_online_action *a = &ol->actions[i];
             if (a->kind != SNAP_ONLINE_ACTIVE_COMMIT && a->kind != SNAP_ONLINE_INTERMEDIATE_COMMIT)
                 continue;
-            if (jw[k++] && !snap_strv_has(&ir.written, p->merges[a->item].base))
-                snap_strv_add(&ir.written, p->merges[a->item].base, &u);
+            if (jw[k++] && !es_strv_has(&ir.written, p->merges[a->item].base))
+                es_strv_add(&ir.written, p->merges[a->item].base, &u);
         }
         free(jw);
         if (jrc == 0 && r.reached) {
@@ -955,14 +934,10 @@ static int execute_snapshots(snap_ctx *c, snap_online *ol, const snap_plan *p, e
 {
     snap_journal j = {c->journal_path, c->journal_tmp};
     snap_plan *q = NULL;
-    qmp_snapshot_spec *specs = calloc(ol->nactions + 1, sizeof *specs);
-    char (*names)[32] = calloc(ol->nactions + 1, sizeof *names);
+    qmp_snapshot_spec *specs = es_xcalloc(ol->nactions + 1, sizeof *specs);
+    char (*names)[32] = es_xcalloc(ol->nactions + 1, sizeof *names);
     size_t n = 0;
     int rc = -1;
-    if (!specs || !names) {
-        es_err_set(e, ENOMEM, NULL, "out of memory");
-        goto out;
-    }
     snap_derive d = {.overlays = true, .xml = !ol->libvirt_mode};
     if (snap_online_derive(p, &d, &q, e) < 0)
         goto out;

@@ -45,16 +45,17 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "online/online_socket.h"
+#include "online/online_state.h"
 #include "qmp/qmp_client.h"
 #include "qmp/qmp_job.h"
 #include "snap/context.h"
-#include "online/online_socket.h"
-#include "online/online_state.h"
 #include "snap/txn/journal.h"
 #include "snap/txn/plan.h"
 #include "snap/txn/recover.h"
-#include "snap/strv.h"
 #include "util/err.h"
+#include "util/str.h"
+#include "util/strv.h"
 
 typedef enum {
     SNAP_ONLINE_ACTIVE_COMMIT,       /* block-commit of the active layer, pivot */
@@ -85,10 +86,10 @@ typedef struct snap_online {
     snap_online_action *actions;
     size_t nactions;
     char *pending_dir;       /* libvirt mode: where the files went (host path) */
-    snap_strv virsh;         /* libvirt mode: commands for the user, in order */
-    snap_strv unknown;       /* libvirt mode: what libvirt does not know yet */
-    snap_strv kept;          /* files the plan removes but that stay ("path: why") */
-    snap_strv notes;         /* anything else the user should know */
+    es_strv virsh;         /* libvirt mode: commands for the user, in order */
+    es_strv unknown;       /* libvirt mode: what libvirt does not know yet */
+    es_strv kept;          /* files the plan removes but that stay ("path: why") */
+    es_strv notes;         /* anything else the user should know */
     bool recovered;          /* an interrupted operation was finished or undone first */
     bool rolled_back;
     char *recovered_summary;

@@ -18,8 +18,8 @@ static int write_pending(const char *dir, const char *name, const char *text, si
                          char **path, es_err *e)
 {
     char *tmp = NULL;
-    if (snap_asprintf(path, e, "%s/%s.xml", dir, name) < 0 ||
-        snap_asprintf(&tmp, e, "%s/.%s.xml.tmp", dir, name) < 0)
+    if (es_asprintf(path, e, "%s/%s.xml", dir, name) < 0 ||
+        es_asprintf(&tmp, e, "%s/.%s.xml.tmp", dir, name) < 0)
         return -1;
     int rc = es_atomic_replace(*path, tmp, text, len, 0600, e);
     free(tmp);
@@ -57,7 +57,7 @@ static const char *shell_word(const char *s, char *buf, size_t len)
 
 int snap_online_libvirt_pending(snap_ctx *c, snap_online *ol, const snap_plan *p, es_err *e)
 {
-    if (snap_asprintf(&ol->pending_dir, e, "%s/%s.extsnap-pending", c->snapshot_dir_host,
+    if (es_asprintf(&ol->pending_dir, e, "%s/%s.extsnap-pending", c->snapshot_dir_host,
                       c->name) < 0)
         return -1;
     struct stat st;
@@ -72,13 +72,13 @@ int snap_online_libvirt_pending(snap_ctx *c, snap_online *ol, const snap_plan *p
     for (size_t i = 0; rc == 0 && i < p->nxml; i++) {
         const snap_xml_write *w = &p->xml[i];
         if (w->kind == SNAP_XML_SNAPSHOT && !w->new_text)
-            rc = snap_strv_addf(&ol->virsh, e, "virsh snapshot-delete %s %s --metadata", dom,
+            rc = es_strv_addf(&ol->virsh, e, "virsh snapshot-delete %s %s --metadata", dom,
                                 shell_word(w->snapshot, w2, sizeof w2));
     }
     for (size_t i = 0; rc == 0 && i < p->nxml; i++) {
         const snap_xml_write *w = &p->xml[i];
         if (w->summary)
-            rc = snap_strv_add(&ol->unknown, w->summary, e);
+            rc = es_strv_add(&ol->unknown, w->summary, e);
         if (rc < 0 || !w->new_text)
             continue;
         char *path = NULL;
@@ -94,22 +94,22 @@ int snap_online_libvirt_pending(snap_ctx *c, snap_online *ol, const snap_plan *p
         if (rc == 0)
             rc = domxml_snapshot_parse(w->new_text, w->new_len, path, &s, e);
         if (rc == 0)
-            rc = snap_strv_addf(&ol->virsh, e, "virsh snapshot-create %s %s --redefine%s", dom,
+            rc = es_strv_addf(&ol->virsh, e, "virsh snapshot-create %s %s --redefine%s", dom,
                                 shell_word(path, w1, sizeof w1), s->current ? " --current" : "");
         domxml_snapshot_free(s);
         free(path);
     }
     if (rc == 0 && config_file)
-        rc = snap_strv_addf(&ol->virsh, e, "virsh define %s",
+        rc = es_strv_addf(&ol->virsh, e, "virsh define %s",
                             shell_word(config_file, w1, sizeof w1));
     free(config_path);
     /* libvirt's files still name the merged images: they stay until then. */
     for (size_t i = 0; rc == 0 && i < p->ndeletes; i++)
-        rc = snap_strv_addf(&ol->kept, e, "%s: libvirt's files still name it; delete it once "
+        rc = es_strv_addf(&ol->kept, e, "%s: libvirt's files still name it; delete it once "
                                           "the virsh commands ran",
                             p->deletes[i].path);
     if (rc == 0)
-        rc = snap_strv_add(&ol->unknown,
+        rc = es_strv_add(&ol->unknown,
                            "the running VM's live definition (virsh dumpxml) shows the old "
                            "images until the VM is restarted",
                            e);

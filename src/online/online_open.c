@@ -9,12 +9,18 @@
 #include "qmp/qmp_json.h"
 #include "snap/txn/exec.h"
 #include "snap/txn/session.h"
-#include "snap/fsutil.h"
+#include "util/fsutil.h"
+#include "util/readfile.h"
 #include "snap/ops/inexact.h"
 #include "online/online_connect.h"
 #include "online/online_exec.h"
 #include "online/online_priv.h"
+#include "qmp/qmp_json.h"
+#include "snap/ops/inexact.h"
+#include "snap/txn/exec.h"
 #include "snap/txn/recover.h"
+#include "util/fsutil.h"
+#include "util/xalloc.h"
 
 #define SETTLE_TIMEOUT_MS 60000
 
@@ -26,10 +32,10 @@ void snap_online_close(snap_online *ol)
     snap_qmp_socket_clear(&ol->sock);
     snap_online_actions_clear(ol);
     free(ol->pending_dir);
-    snap_strv_free(&ol->virsh);
-    snap_strv_free(&ol->unknown);
-    snap_strv_free(&ol->kept);
-    snap_strv_free(&ol->notes);
+    es_strv_free(&ol->virsh);
+    es_strv_free(&ol->unknown);
+    es_strv_free(&ol->kept);
+    es_strv_free(&ol->notes);
     free(ol->recovered_summary);
     snap_plan_free(ol->recovered_plan);
     free(ol);
@@ -98,7 +104,7 @@ static int snapshot_happened(snap_ctx *c, snap_online *ol, const snap_plan *p, b
                              es_err *e)
 {
     *yes = false;
-    snap_strv in = {0}, out = {0};
+    es_strv in = {0}, out = {0};
     int rc = 0;
     for (size_t i = 0; i < p->noverlays && rc == 0; i++) {
         char *host;
@@ -110,7 +116,7 @@ static int snapshot_happened(snap_ctx *c, snap_online *ol, const snap_plan *p, b
         rc = snap_online_file_use(ol->qmp, host, c->env->root, &use, NULL, e);
         free(host);
         if (rc == 0)
-            rc = snap_strv_add(use == SNAP_FILE_IN_USE ? &in : &out, p->overlays[i].disk, e);
+            rc = es_strv_add(use == SNAP_FILE_IN_USE ? &in : &out, p->overlays[i].disk, e);
     }
     /* QEMU switches all disks or none (one transaction): only some means
      * something else changed its graph. Finishing would name as saved an
@@ -130,8 +136,8 @@ static int snapshot_happened(snap_ctx *c, snap_online *ol, const snap_plan *p, b
                         a, b, snap_ctx_recover_cmd(c));
     }
     *yes = rc == 0 && in.n > 0;
-    snap_strv_free(&in);
-    snap_strv_free(&out);
+    es_strv_free(&in);
+    es_strv_free(&out);
     return rc;
 }
 
@@ -156,12 +162,8 @@ static int redo_in_qemu(snap_ctx *c, snap_online *ol, const snap_plan *p, snap_p
     snap_online_commit *ocs = NULL;
     qmp_commit_spec *specs = NULL;
     size_t n = 0;
-    bool *keep = calloc(p->nmerges + 1, sizeof *keep);
+    bool *keep = es_xcalloc(p->nmerges + 1, sizeof *keep);
     int rc = -1;
-    if (!keep) {
-        es_err_set(e, ENOMEM, NULL, "out of memory");
-        goto out;
-    }
     for (size_t i = 0; i < ol->nactions; i++)
         if (ol->actions[i].kind == SNAP_ONLINE_OFFLINE_MERGE)
             keep[ol->actions[i].item] = true;
@@ -201,7 +203,7 @@ static int snap_online_recover(snap_ctx *c, snap_online *ol, es_err *e)
     if (snap_journal_exists(&j, &exists, e) < 0)
         return -1;
     if (!exists)
-        return snap_unlink_if_exists(c->journal_tmp, e);
+        return es_unlink_if_exists(c->journal_tmp, e);
     snap_plan *p = NULL, *rest = NULL;
     snap_phase phase;
     if (snap_journal_read(&j, &p, &phase, e) < 0)
@@ -240,7 +242,7 @@ static int snap_online_recover(snap_ctx *c, snap_online *ol, es_err *e)
         ol->recovered = true;
         ol->rolled_back = !forward;
         ol->recovered_phase = phase;
-        rc = snap_strdup(p->summary ? p->summary : "(unknown)", &ol->recovered_summary, e);
+        rc = es_strdup(p->summary ? p->summary : "(unknown)", &ol->recovered_summary, e);
     }
     if (rc == 0) {
         snap_plan_free(ol->recovered_plan);
@@ -262,9 +264,7 @@ static int attach(snap_ctx *c, const snap_vm_state *st, const char *cli_socket,
                   snap_online **out, es_err *e)
 {
     *out = NULL;
-    snap_online *ol = calloc(1, sizeof *ol);
-    if (!ol)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    snap_online *ol = es_xcalloc(1, sizeof *ol);
     ol->vm = *st;
     ol->libvirt_mode = st->libvirtd;
     const char *holder = st->holder[0] ? st->holder : NULL;
@@ -384,7 +384,7 @@ int snap_online_recover_domain(const snap_env *env, const char *dom, snap_ctx **
     if (snap_journal_exists(&j, &pending, e) < 0)
         goto out;
     if (!pending) {
-        rc = snap_unlink_if_exists(c->journal_tmp, e);
+        rc = es_unlink_if_exists(c->journal_tmp, e);
         goto out;
     }
     if (snap_online_recover(c, ol, e) < 0)

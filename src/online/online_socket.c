@@ -11,9 +11,11 @@
 
 #include "domxml/qemu_cmdline.h"
 #include "snap/context.h"
-#include "snap/strv.h"
 #include "util/fileio.h"
 #include "util/rootpath.h"
+#include "util/str.h"
+#include "util/strv.h"
+#include "util/xalloc.h"
 
 /* libvirt names a running domain's private directories domain-<id>-<name>,
  * the name cut to this many bytes (virDomainDefGetShortName). */
@@ -37,17 +39,13 @@ void snap_qmp_socket_clear(snap_qmp_socket *s)
  * wins, as in QEMU. ---- */
 
 /* Next comma-separated piece of *p, unescaped (malloc'd); NULL at the end. */
-static char *next_piece(const char **p, bool *oom)
+static char *next_piece(const char **p)
 {
     const char *s = *p;
     if (!s)
         return NULL;
     size_t len = strlen(s);
-    char *out = malloc(len + 1);
-    if (!out) {
-        *oom = true;
-        return NULL;
-    }
+    char *out = es_xmalloc(len + 1);
     size_t o = 0;
     for (;;) {
         if (*s == ',' && s[1] == ',') {
@@ -65,13 +63,13 @@ static char *next_piece(const char **p, bool *oom)
 }
 
 /* Value of key in spec (malloc'd), or NULL. implied: key of a first bare piece. */
-static char *opt_get(const char *spec, const char *implied, const char *key, bool *oom)
+static char *opt_get(const char *spec, const char *implied, const char *key)
 {
     const char *p = spec;
     char *found = NULL;
     bool first = true;
     char *piece;
-    while ((piece = next_piece(&p, oom))) {
+    while ((piece = next_piece(&p))) {
         char *eq = strchr(piece, '=');
         const char *k = piece, *v = NULL;
         if (eq) {
@@ -88,9 +86,7 @@ static char *opt_get(const char *spec, const char *implied, const char *key, boo
         }
         if (strcmp(k, key) == 0) {
             free(found);
-            found = strdup(v);
-            if (!found)
-                *oom = true;
+            found = es_xstrdup(v);
         }
         first = false;
         free(piece);
@@ -116,8 +112,7 @@ typedef struct finder {
     size_t n;
     chardev *devs;
     size_t ndevs;
-    snap_strv why; /* reasons for unusable candidates */
-    bool oom;
+    es_strv why; /* reasons for unusable candidates */
 } finder;
 
 static bool is_opt(const char *arg, const char *name)
@@ -144,7 +139,7 @@ __attribute__((format(printf, 3, 4))) static int why(finder *f, es_err *e, const
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    return snap_strv_add(&f->why, buf, e);
+    return es_strv_add(&f->why, buf, e);
 }
 
 /* A usable socket path from the options of a socket chardev (spec in
@@ -154,12 +149,10 @@ static int socket_path(finder *f, const char *spec, const char *implied, const c
                        char **path, es_err *e)
 {
     *path = NULL;
-    char *p = opt_get(spec, implied, "path", &f->oom);
-    char *server = opt_get(spec, implied, "server", &f->oom);
+    char *p = opt_get(spec, implied, "path");
+    char *server = opt_get(spec, implied, "server");
     int rc = 0;
-    if (f->oom)
-        rc = es_err_set(e, ENOMEM, NULL, "out of memory");
-    else if (!p || !p[0])
+    if (!p || !p[0])
         rc = why(f, e, "%s is not a UNIX socket (extsnap speaks QMP over UNIX sockets only)",
                  what);
     else if (!bool_on(server))
@@ -185,11 +178,7 @@ static int from_chardev(finder *f, const char *id, const char *what, char **path
     const chardev *d = find_chardev(f, id);
     if (!d)
         return why(f, e, "%s uses chardev %s, which no -chardev defines", what, id);
-    char *backend = opt_get(d->spec, "backend", "backend", &f->oom);
-    if (f->oom) {
-        free(backend);
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
-    }
+    char *backend = opt_get(d->spec, "backend", "backend");
     char desc[512];
     snprintf(desc, sizeof desc, "%s (-chardev %s)", what, d->spec);
     int rc;
@@ -209,11 +198,9 @@ static int try_monitor(finder *f, const char *opt, const char *spec, char **path
     snprintf(what, sizeof what, "%s %s", opt, spec);
     int rc = 0;
     if (strcmp(opt, "-mon") == 0) {
-        char *mode = opt_get(spec, "chardev", "mode", &f->oom);
-        char *dev = opt_get(spec, "chardev", "chardev", &f->oom);
-        if (f->oom)
-            rc = es_err_set(e, ENOMEM, NULL, "out of memory");
-        else if (!mode || strcmp(mode, "control") != 0)
+        char *mode = opt_get(spec, "chardev", "mode");
+        char *dev = opt_get(spec, "chardev", "chardev");
+        if (!mode || strcmp(mode, "control") != 0)
             rc = 0; /* a human monitor (HMP), not QMP: not a candidate */
         else if (!dev)
             rc = why(f, e, "%s names no chardev", what);
@@ -230,7 +217,7 @@ static int try_monitor(finder *f, const char *opt, const char *spec, char **path
         rc = why(f, e, "%s is not a UNIX socket (extsnap speaks QMP over UNIX sockets only)",
                  what);
     }
-    if (rc == 0 && *path && snap_asprintf(origin, e, "<qemu:commandline> %s", what) < 0) {
+    if (rc == 0 && *path && es_asprintf(origin, e, "<qemu:commandline> %s", what) < 0) {
         free(*path);
         *path = NULL;
         return -1;
@@ -249,17 +236,10 @@ int snap_qmp_socket_from_args(char *const *args, size_t n, char **path, char **o
     for (size_t i = 0; i + 1 < n && rc == 0; i++) {
         if (!is_opt(args[i], "chardev"))
             continue;
-        chardev *nd = realloc(f.devs, (f.ndevs + 1) * sizeof *nd);
-        if (!nd) {
-            rc = es_err_set(e, ENOMEM, NULL, "out of memory");
-            break;
-        }
-        f.devs = nd;
+        chardev *nd = f.devs = es_xreallocarray(f.devs, f.ndevs + 1, sizeof *nd);
         nd[f.ndevs].spec = args[i + 1];
-        nd[f.ndevs].id = opt_get(args[i + 1], "backend", "id", &f.oom);
+        nd[f.ndevs].id = opt_get(args[i + 1], "backend", "id");
         f.ndevs++;
-        if (f.oom)
-            rc = es_err_set(e, ENOMEM, NULL, "out of memory");
         i++;
     }
     for (size_t i = 0; i + 1 < n && rc == 0 && !*path; i++) {
@@ -279,21 +259,18 @@ int snap_qmp_socket_from_args(char *const *args, size_t n, char **path, char **o
         size_t len = 1;
         for (size_t i = 0; i < f.why.n; i++)
             len += strlen(f.why.v[i]) + 2;
-        if (!(*unusable = malloc(len))) {
-            rc = es_err_set(e, ENOMEM, NULL, "out of memory");
-        } else {
-            (*unusable)[0] = '\0';
-            for (size_t i = 0; i < f.why.n; i++) {
-                if (i)
-                    strcat(*unusable, "; ");
-                strcat(*unusable, f.why.v[i]);
-            }
+        *unusable = es_xmalloc(len);
+        (*unusable)[0] = '\0';
+        for (size_t i = 0; i < f.why.n; i++) {
+            if (i)
+                strcat(*unusable, "; ");
+            strcat(*unusable, f.why.v[i]);
         }
     }
     for (size_t i = 0; i < f.ndevs; i++)
         free(f.devs[i].id);
     free(f.devs);
-    snap_strv_free(&f.why);
+    es_strv_free(&f.why);
     if (rc < 0) {
         free(*path);
         free(*origin);
@@ -340,7 +317,7 @@ static int monitor_in(const char *root, const char *dir, const char *name, char 
         if (!is_domain_dir(de->d_name, name))
             continue;
         char *sock;
-        if (snap_asprintf(&sock, e, "%s/%s/monitor.sock", host, de->d_name) < 0) {
+        if (es_asprintf(&sock, e, "%s/%s/monitor.sock", host, de->d_name) < 0) {
             rc = -1;
             break;
         }
@@ -360,7 +337,7 @@ int snap_qmp_socket_find(const domxml_domain *config, const char *cli_path, cons
 {
     memset(out, 0, sizeof *out);
     if (cli_path) {
-        if (snap_strdup(cli_path, &out->path, e) < 0 || snap_strdup("--qmp", &out->origin, e) < 0)
+        if (es_strdup(cli_path, &out->path, e) < 0 || es_strdup("--qmp", &out->origin, e) < 0)
             goto fail;
         return 0;
     }

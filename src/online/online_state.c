@@ -9,15 +9,16 @@
 #include <sys/stat.h>
 
 #include "snap/txn/precond.h"
-#include "snap/strv.h"
 #include "util/fileio.h"
 #include "util/imglock.h"
 #include "util/rootpath.h"
+#include "util/str.h"
+#include "util/strv.h"
 
 static int run_dir_file(const snap_ctx *c, const char *suffix, char **host, es_err *e)
 {
     char *logical;
-    if (snap_asprintf(&logical, e, "%s/%s%s", c->run_dir, c->name, suffix) < 0)
+    if (es_asprintf(&logical, e, "%s/%s%s", c->run_dir, c->name, suffix) < 0)
         return -1;
     int r = es_root_resolve(c->env->root, logical, host, e);
     free(logical);

@@ -5,6 +5,7 @@
 
 #include "qcow2/image.h"
 #include "util/rootpath.h"
+#include "util/xalloc.h"
 
 /* QEMU's path_has_protocol(): a ':' before any '/' makes the name a protocol
  * ("nbd:host:port", "json:{...}", even "a:b.qcow2"). */
@@ -20,13 +21,11 @@ static int has_protocol(const char *name)
 static char *combine(const char *from, const char *name)
 {
     if (name[0] == '/' || !from || !from[0])
-        return strdup(name);
+        return es_xstrdup(name);
     const char *slash = strrchr(from, '/');
     size_t dir_len = slash ? (size_t)(slash - from) + 1 : 0;
     size_t name_len = strlen(name);
-    char *out = malloc(dir_len + name_len + 1);
-    if (!out)
-        return NULL;
+    char *out = es_xmalloc(dir_len + name_len + 1);
     memcpy(out, from, dir_len);
     memcpy(out + dir_len, name, name_len + 1);
     return out;
@@ -44,8 +43,6 @@ int es_backing_resolve(const char *from, const char *name, const char *root, cha
                           "backing file '%s' uses a protocol; extsnap follows only local files",
                           name);
     char *display = combine(from, name);
-    if (!display)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
     /* Under --root, every path (absolute or taken from the root) is walked
      * inside DIR; `..` and symlinks cannot leave it. */
     char *open_path = NULL;

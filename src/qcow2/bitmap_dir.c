@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "qcow2/format.h"
+#include "util/xalloc.h"
 
 #define EXT_BYTES 24u
 #define ENTRY_FIXED_BYTES 24u
@@ -37,9 +38,7 @@ static int read_entry(es_file *f, uint64_t off, uint64_t dir_end, uint64_t cs, u
     if (name_len == 0 || name_len > QCOW2_BITMAP_MAX_NAME)
         return es_err_set(e, 0, path, "bitmap directory entry %u at 0x%llx: invalid name length %u",
                           index, (unsigned long long)off, name_len);
-    bm->name = malloc(name_len + 1);
-    if (!bm->name)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    bm->name = es_xmalloc(name_len + 1);
     if (es_file_pread(f, bm->name, name_len, off + ENTRY_FIXED_BYTES + extra, e) < 0)
         return es_err_prefix(e, "reading bitmap directory entry %u", index);
     bm->name[name_len] = '\0';
@@ -81,9 +80,7 @@ int qcow2_bitmap_dir_read(es_file *f, const qcow2_header *h, uint64_t file_size,
                           "beyond end of file (0x%llx)",
                           (unsigned long long)dir_off, (unsigned long long)dir_size,
                           (unsigned long long)file_size);
-    out->entries = calloc(count, sizeof *out->entries);
-    if (!out->entries)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    out->entries = es_xcalloc(count, sizeof *out->entries);
     uint64_t off = dir_off, end = dir_off + dir_size;
     for (uint32_t i = 0; i < count; i++) {
         out->count = i + 1;

@@ -10,6 +10,7 @@
 
 #include "qcow2/check_internal.h"
 #include "qcow2/format.h"
+#include "util/xalloc.h"
 
 #define HEADER_READ_MAX (1u << QCOW2_MAX_CLUSTER_BITS)
 #define BITMAPS_EXT_BYTES 24
@@ -148,9 +149,7 @@ static int init_ctx(qcow2_check_ctx *c, es_err *e)
     if (es_file_size(c->file, &c->file_size, e) < 0)
         return -1;
     size_t want = c->file_size < HEADER_READ_MAX ? (size_t)c->file_size : HEADER_READ_MAX;
-    uint8_t *buf = malloc(want ? want : 1);
-    if (!buf)
-        return es_err_set(e, ENOMEM, path, "out of memory");
+    uint8_t *buf = es_xmalloc(want);
     if (es_file_pread(c->file, buf, want, 0, e) < 0) {
         free(buf);
         return -1;
@@ -183,8 +182,6 @@ static int init_ctx(qcow2_check_ctx *c, es_err *e)
         return -1;
     c->l2 = es_io_alloc((size_t)c->cluster_size);
     c->rb = es_io_alloc((size_t)c->cluster_size);
-    if (!c->l2 || !c->rb)
-        return es_err_set(e, ENOMEM, path, "out of memory");
     return ondisk_load_reftable(c, e);
 }
 

@@ -17,6 +17,7 @@
 #include "qcow2/image.h"
 #include "util/fileio.h"
 #include "util/rootpath.h"
+#include "util/xalloc.h"
 
 #define HEADER_READ_MAX (1u << QCOW2_MAX_CLUSTER_BITS)
 
@@ -33,16 +34,14 @@ static int add(qcow2_chain_problems *p, es_err *e, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static int add(qcow2_chain_problems *p, es_err *e, const char *fmt, ...)
 {
-    char **n = realloc(p->msgs, (p->n + 1) * sizeof *n);
-    if (!n)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
-    p->msgs = n;
+    (void)e;
+    p->msgs = es_xreallocarray(p->msgs, p->n + 1, sizeof *p->msgs);
     va_list ap;
     va_start(ap, fmt);
     int r = vasprintf(&p->msgs[p->n], fmt, ap);
     va_end(ap);
     if (r < 0)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+        es_oom();
     p->n++;
     return 0;
 }
@@ -58,9 +57,7 @@ static int read_backing_fields(const char *path, char **name, char **format, es_
         return -1;
     int r = es_file_size(f, &size, e);
     size_t want = size < HEADER_READ_MAX ? (size_t)size : HEADER_READ_MAX;
-    uint8_t *buf = r == 0 ? malloc(want ? want : 1) : NULL;
-    if (r == 0 && !buf)
-        r = es_err_set(e, ENOMEM, NULL, "out of memory");
+    uint8_t *buf = r == 0 ? es_xmalloc(want) : NULL;
     if (r == 0)
         r = es_file_pread(f, buf, want, 0, e);
     qcow2_header h;
@@ -70,10 +67,8 @@ static int read_backing_fields(const char *path, char **name, char **format, es_
     es_file_close(f);
     if (r < 0)
         return -1;
-    if (h.backing_file && !(*name = strdup(h.backing_file)))
-        r = es_err_set(e, ENOMEM, NULL, "out of memory");
-    if (r == 0 && h.backing_format && !(*format = strdup(h.backing_format)))
-        r = es_err_set(e, ENOMEM, NULL, "out of memory");
+    *name = es_xstrdup(h.backing_file);
+    *format = es_xstrdup(h.backing_format);
     qcow2_header_free(&h);
     return r;
 }
@@ -110,9 +105,7 @@ int qcow2_check_chain_names_in_root(const char *path, const char *root, es_err *
 {
     if (!root || !root[0])
         return 0;
-    char *cur = strdup(path);
-    if (!cur)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    char *cur = es_xstrdup(path);
     int ret = 0;
     /* A loop stops at the depth limit: headers only, so that is cheap. */
     for (int depth = 0; depth <= ES_CHAIN_MAX_DEPTH; depth++) {

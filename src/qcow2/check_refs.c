@@ -7,6 +7,7 @@
 
 #include "qcow2/check_internal.h"
 #include "qcow2/format.h"
+#include "util/xalloc.h"
 
 #define L1_CHUNK_ENTRIES 4096 /* L1 tables are read in pieces of this many entries */
 
@@ -202,11 +203,7 @@ static int check_l1(qcow2_check_ctx *c, uint64_t l1_offset, uint32_t l1_size, bo
         return 0;
     if (imrt_inc_range(c, l1_offset, (uint64_t)l1_size * 8, e) < 0)
         return -1;
-    uint8_t *chunk = malloc(L1_CHUNK_ENTRIES * 8);
-    if (!chunk) {
-        c->res->check_errors++;
-        return es_err_set(e, ENOMEM, c->path, "out of memory");
-    }
+    uint8_t *chunk = es_xmalloc(L1_CHUNK_ENTRIES * 8);
     int ret = 0;
     /* Progress: guest bytes behind the L1 entries walked, of the virtual size. */
     const es_progress_sink *pr = active ? c->progress : NULL;
@@ -287,9 +284,7 @@ static int count_bitmap_table(qcow2_check_ctx *c, uint64_t off, uint32_t size, e
     uint64_t in_file = off < c->file_size ? (c->file_size - off + 7) / 8 : 0;
     if (in_file < size)
         size = (uint32_t)in_file;
-    uint8_t *chunk = malloc(L1_CHUNK_ENTRIES * 8);
-    if (!chunk)
-        return es_err_set(e, ENOMEM, c->path, "out of memory");
+    uint8_t *chunk = es_xmalloc(L1_CHUNK_ENTRIES * 8);
     int ret = 0;
     for (uint32_t base = 0; base < size && ret == 0; base += L1_CHUNK_ENTRIES) {
         uint32_t n = size - base < L1_CHUNK_ENTRIES ? size - base : L1_CHUNK_ENTRIES;

@@ -8,6 +8,7 @@
 
 #include "qcow2/check_internal.h"
 #include "qcow2/format.h"
+#include "util/xalloc.h"
 
 #define SNAP_HEADER_BYTES 40
 #define SNAP_KNOWN_EXTRA_BYTES 24     /* vm_state_size_large, disk_size, icount */
@@ -32,11 +33,7 @@ void check_free_snapshots(qcow2_check_ctx *c)
 static char *read_name(qcow2_check_ctx *c, uint64_t off, uint32_t len, es_err *e)
 {
     uint32_t keep = len < SNAP_NAME_KEEP ? len : SNAP_NAME_KEEP;
-    char *s = malloc(keep + 1);
-    if (!s) {
-        es_err_set(e, ENOMEM, c->path, "out of memory");
-        return NULL;
-    }
+    char *s = es_xmalloc(keep + 1);
     if (check_pread(c, s, keep, off, e) < 0) {
         free(s);
         return NULL;
@@ -69,11 +66,7 @@ int check_read_snapshot_table(qcow2_check_ctx *c, es_err *e)
     }
     if (n == 0)
         return 0;
-    c->snaps = calloc(n, sizeof *c->snaps);
-    if (!c->snaps) {
-        es_err_set(e, ENOMEM, c->path, "out of memory");
-        return fail(c, e);
-    }
+    c->snaps = es_xcalloc(n, sizeof *c->snaps);
     uint64_t off = c->snapshots_offset, table_len = 0;
     for (uint32_t i = 0; i < n; i++) {
         uint8_t h[SNAP_HEADER_BYTES], extra[SNAP_KNOWN_EXTRA_BYTES];

@@ -19,6 +19,7 @@
 #include "util/fileio.h"
 #include "util/imglock.h"
 #include "util/rootpath.h"
+#include "util/xalloc.h"
 
 #define HDR_SIZE 24
 #define HDR_AUTOCLEAR 88
@@ -265,9 +266,7 @@ static int lock_chain(commit_ctx *c, es_err *e)
         if (i == c->base)
             break;
     }
-    c->locks = calloc(n, sizeof *c->locks);
-    if (!c->locks)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    c->locks = es_xcalloc(n, sizeof *c->locks);
     c->nlocks = n;
     size_t k = 0;
     for (es_image *i = c->top; k < n; i = i->backing, k++) {
@@ -310,8 +309,6 @@ static int run(commit_ctx *c, es_err *e)
     c->bufs[0] = es_io_alloc(COMMIT_CHUNK_BYTES);
     c->bufs[1] = es_io_alloc(COMMIT_CHUNK_BYTES);
     c->scratch = es_io_alloc(c->raw_base ? 1 : base->cluster_size);
-    if (!c->bufs[0] || !c->bufs[1] || !c->scratch)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
     if (commit_writer_start(&c->writer, base, e) < 0)
         return -1;
     commit_report_progress(c);

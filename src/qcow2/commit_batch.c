@@ -30,6 +30,7 @@
 #include "qcow2/format.h"
 #include "qcow2/overlap.h"
 #include "qcow2/refcount.h"
+#include "util/xalloc.h"
 
 static uint32_t l1_shift(const es_image *img)
 {
@@ -96,12 +97,10 @@ int commit_batch_count(commit_ctx *c, es_err *e)
 
 static int add_free(commit_ctx *c, commit_free_kind kind, uint64_t val, es_err *e)
 {
+    (void)e;
     if (c->nfrees == c->frees_cap) {
         size_t n = c->frees_cap ? c->frees_cap * 2 : 256;
-        commit_free *p = realloc(c->frees, n * sizeof *p);
-        if (!p)
-            return es_err_set(e, ENOMEM, NULL, "out of memory");
-        c->frees = p;
+        c->frees = es_xreallocarray(c->frees, n, sizeof *c->frees);
         c->frees_cap = n;
     }
     c->frees[c->nfrees++] = (commit_free){kind, val};
@@ -121,10 +120,7 @@ static int plan_targets(commit_ctx *c, bool *allocated, es_err *e)
             continue;
         if (c->ntargets == c->targets_cap) {
             size_t n = c->targets_cap ? c->targets_cap * 2 : 64;
-            qcow2_l2_target *p = realloc(c->targets, n * sizeof *p);
-            if (!p)
-                return es_err_set(e, ENOMEM, NULL, "out of memory");
-            c->targets = p;
+            c->targets = es_xreallocarray(c->targets, n, sizeof *c->targets);
             c->targets_cap = n;
         }
         qcow2_l2_target *t = &c->targets[c->ntargets++];
@@ -160,14 +156,8 @@ static int cmp_key(const void *pa, const void *pb)
 /* Step 1b: data ops in source order, new clusters allocated in that order. */
 static int order_and_allocate(commit_ctx *c, size_t *ndata, bool *allocated, es_err *e)
 {
-    order_key *keys = malloc((c->nops ? c->nops : 1) * sizeof *keys);
-    uint32_t *order = realloc(c->order, (c->nops ? c->nops : 1) * sizeof *order);
-    if (!keys || !order) {
-        free(keys);
-        if (order)
-            c->order = order;
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
-    }
+    order_key *keys = es_xcalloc(c->nops, sizeof *keys);
+    uint32_t *order = es_xreallocarray(c->order, c->nops ? c->nops : 1, sizeof *order);
     c->order = order;
     size_t n = 0;
     for (size_t i = 0; i < c->nops; i++) {
@@ -218,10 +208,7 @@ static int write_tables(commit_ctx *c, es_err *e)
                 continue;
             if (n == c->updates_cap) {
                 size_t cap = c->updates_cap ? c->updates_cap * 2 : 256;
-                qcow2_l2_update *p = realloc(c->updates, cap * sizeof *p);
-                if (!p)
-                    return es_err_set(e, ENOMEM, NULL, "out of memory");
-                c->updates = p;
+                c->updates = es_xreallocarray(c->updates, cap, sizeof *c->updates);
                 c->updates_cap = cap;
             }
             c->updates[n++] = (qcow2_l2_update){op->guest, op->new_entry, op->new_bitmap};

@@ -17,6 +17,7 @@
 #include "qcow2/commit_internal.h"
 #include "qcow2/commit_writer.h"
 #include "qcow2/overlap.h"
+#include "util/xalloc.h"
 
 static int cmp_read(const void *pa, const void *pb)
 {
@@ -158,14 +159,10 @@ int commit_data_chunk(commit_ctx *c, const uint32_t *idx, size_t n, es_err *e)
     for (size_t i = 0; i < n; i++)
         nseg += c->ops[idx[i]].nseg;
     size_t max_w = nseg > n * c->nsub ? nseg : n * c->nsub;
-    commit_io *rd = malloc((nseg ? nseg : 1) * sizeof *rd);
-    commit_io *wr = malloc((max_w ? max_w : 1) * sizeof *wr);
-    commit_copy *cp = malloc((nseg ? nseg : 1) * sizeof *cp);
+    commit_io *rd = es_xcalloc(nseg, sizeof *rd);
+    commit_io *wr = es_xcalloc(max_w, sizeof *wr);
+    commit_copy *cp = es_xcalloc(nseg, sizeof *cp);
     int r = -1;
-    if (!rd || !wr || !cp) {
-        es_err_set(e, ENOMEM, NULL, "out of memory");
-        goto out;
-    }
     size_t nr = 0, nw = 0, ncp = 0;
     uint64_t covered = 0;
     for (size_t i = 0; i < n; i++) {

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "qcow2/commit_internal.h"
+#include "util/xalloc.h"
 
 /* First image in [from, until) (following backing links) that says
  * something about off; *found false when none does. */
@@ -106,10 +107,8 @@ static int grow(void **arr, size_t *cap, size_t need, size_t elem, es_err *e)
     size_t n = *cap ? *cap * 2 : 256;
     while (n < need)
         n *= 2;
-    void *p = realloc(*arr, n * elem);
-    if (!p)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
-    *arr = p;
+    (void)e;
+    *arr = es_xreallocarray(*arr, n, elem);
     *cap = n;
     return 0;
 }

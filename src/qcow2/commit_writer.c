@@ -5,6 +5,8 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
+#include "util/xalloc.h"
+
 struct commit_writer {
     es_image *base;
     pthread_t thread;
@@ -89,9 +91,7 @@ static void *writer_main(void *arg)
 int commit_writer_start(commit_writer **out, es_image *base, es_err *e)
 {
     *out = NULL;
-    commit_writer *w = calloc(1, sizeof *w);
-    if (!w)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    commit_writer *w = es_xcalloc(1, sizeof *w);
     w->base = base;
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);

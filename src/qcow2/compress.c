@@ -8,6 +8,7 @@
 #include <zstd.h>
 
 #include "qcow2/format.h"
+#include "util/xalloc.h"
 
 void qcow2_compressed_range(uint32_t cluster_bits, uint64_t l2_entry, uint64_t *host_off,
                             uint64_t *nbytes)
@@ -53,9 +54,7 @@ static int zlib_decompress(const uint8_t *in, size_t in_len, uint8_t *out, size_
 static int zstd_decompress(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_len,
                            const char *path, uint64_t host_off, es_err *e)
 {
-    ZSTD_DCtx *dctx = ZSTD_createDCtx();
-    if (!dctx)
-        return es_err_set(e, ENOMEM, path, "cannot initialise zstd");
+    ZSTD_DCtx *dctx = es_xcheck(ZSTD_createDCtx());
     ZSTD_inBuffer ib = {in, in_len, 0};
     ZSTD_outBuffer ob = {out, out_len, 0};
     int rc = 0;
@@ -106,8 +105,8 @@ int qcow2_read_compressed_cluster(es_image *img, uint64_t l2_entry, uint8_t *out
                           "compressed cluster at 0x%llx lies beyond end of file (0x%llx)",
                           (unsigned long long)off, (unsigned long long)img->file_size);
     /* nbytes <= 2 clusters by construction of the descriptor. */
-    if (!img->zinput && !(img->zinput = es_io_alloc(2 * img->cluster_size)))
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    if (!img->zinput)
+        img->zinput = es_io_alloc(2 * img->cluster_size);
     size_t got = 0;
     if (es_file_pread_some(img->file, img->zinput, (size_t)nbytes, off, &got, e) < 0)
         return -1;

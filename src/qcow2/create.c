@@ -15,6 +15,7 @@
 #include "qcow2/image.h"
 #include "util/fileio.h"
 #include "util/imglock.h"
+#include "util/xalloc.h"
 
 void qcow2_create_opts_init(qcow2_create_opts *o)
 {
@@ -97,17 +98,12 @@ static const struct {
 };
 #define FEATURE_ENTRY_LEN 48
 
-static int add_feature_table(qcow2_header *h, es_err *e)
+static void add_feature_table(qcow2_header *h)
 {
     size_t n = sizeof feature_names / sizeof feature_names[0];
     uint32_t len = (uint32_t)(n * FEATURE_ENTRY_LEN);
-    uint8_t *data = calloc(1, len);
-    qcow2_ext *ext = calloc(1, sizeof *ext);
-    if (!data || !ext) {
-        free(data);
-        free(ext);
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
-    }
+    uint8_t *data = es_xcalloc(1, len);
+    qcow2_ext *ext = es_xcalloc(1, sizeof *ext);
     for (size_t i = 0; i < n; i++) {
         uint8_t *p = data + i * FEATURE_ENTRY_LEN;
         p[0] = feature_names[i].type;
@@ -117,7 +113,6 @@ static int add_feature_table(qcow2_header *h, es_err *e)
     *ext = (qcow2_ext){QCOW2_EXT_FEATURE_TABLE, len, data};
     h->exts = ext;
     h->n_exts = 1;
-    return 0;
 }
 
 /* The header QEMU writes for these options and layout, serialized into
@@ -145,8 +140,8 @@ static int build_header(const qcow2_create_opts *o, uint64_t size, const qcow2_c
             h.compatible_features |= QCOW2_COMPAT_LAZY_REFCOUNTS;
         /* QEMU leaves the 392-byte table out of clusters of 4 KiB and less,
          * where it would crowd out the backing file name. */
-        if (o->cluster_size > 4096 && add_feature_table(&h, e) < 0)
-            return -1;
+        if (o->cluster_size > 4096)
+            add_feature_table(&h);
     } else {
         h.header_length = QCOW2_V2_HEADER_LEN;
     }
@@ -230,9 +225,7 @@ fail:
 static int write_zeros(es_file *f, uint64_t off, uint64_t len, es_err *e)
 {
     size_t chunk = len < (1u << 20) ? (size_t)len : (1u << 20);
-    uint8_t *zeros = calloc(1, chunk);
-    if (!zeros)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    uint8_t *zeros = es_xcalloc(1, chunk);
     int r = 0;
     while (len && r == 0) {
         size_t n = len < chunk ? (size_t)len : chunk;
@@ -322,14 +315,10 @@ int qcow2_create(const char *path, const qcow2_create_opts *o, es_err *e)
     qcow2_create_layout lay;
     if (qcow2_create_plan(&lay, cb, (uint32_t)log2_exact(o->refcount_bits), l1_size, e) < 0)
         return es_err_prefix(e, "%s", path);
-    uint8_t *header = malloc(o->cluster_size), *buf = malloc(o->cluster_size);
+    uint8_t *header = es_xmalloc(o->cluster_size), *buf = es_xmalloc(o->cluster_size);
     es_file *f = NULL;
     bool created = false;
     int r = -1;
-    if (!header || !buf) {
-        es_err_set(e, ENOMEM, NULL, "out of memory");
-        goto out;
-    }
     /* The header must fit before anything touches the disk. */
     if (build_header(o, size, &lay, header, path, e) < 0)
         goto out;

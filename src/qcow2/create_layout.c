@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "qcow2/format.h"
+#include "util/xalloc.h"
 
 enum { SIM_OK = 0, SIM_AGAIN = 1 }; /* SIM_AGAIN: restart the free-space search; -1: error */
 
@@ -60,9 +61,7 @@ static int set_rc(sim *s, uint64_t c, uint8_t v)
         uint64_t len = lay->refcount_len ? lay->refcount_len : 1024;
         while (len <= c)
             len *= 2;
-        uint8_t *n = realloc(lay->refcount, len);
-        if (!n)
-            return sim_error(s, ENOMEM, "out of memory");
+        uint8_t *n = es_xrealloc(lay->refcount, len);
         memset(n + lay->refcount_len, 0, len - lay->refcount_len);
         lay->refcount = n;
         lay->refcount_len = len;
@@ -190,9 +189,7 @@ static int grow_reftable(sim *s, uint64_t start, uint64_t new_idx, uint64_t new_
         return sim_error(s, EFBIG, "refcount table would exceed 8 MiB");
     if (new_idx >= total)
         return sim_error(s, 0, "internal error: refcount block outside the new table");
-    uint64_t *nt = calloc(size, sizeof *nt);
-    if (!nt)
-        return sim_error(s, ENOMEM, "out of memory");
+    uint64_t *nt = es_xcalloc(size, sizeof *nt);
     memcpy(nt, s->rt, (s->rt_size < size ? s->rt_size : size) * sizeof *nt);
     nt[new_idx] = new_block;
 
@@ -218,11 +215,7 @@ static int grow_reftable(sim *s, uint64_t start, uint64_t new_idx, uint64_t new_
 
     /* The old table stays on disk as it was, in clusters that are now free. */
     qcow2_create_layout *lay = s->lay;
-    qcow2_stale_table *st = realloc(lay->stale, (lay->n_stale + 1) * sizeof *st);
-    if (!st) {
-        free(nt);
-        return sim_error(s, ENOMEM, "out of memory");
-    }
+    qcow2_stale_table *st = es_xreallocarray(lay->stale, lay->n_stale + 1, sizeof *st);
     lay->stale = st;
     st[lay->n_stale++] = (qcow2_stale_table){s->rt_cluster, s->rt_size, s->rt};
     uint64_t old_cluster = s->rt_cluster, old_clusters = s->rt_size / s->per_rt_cluster;
@@ -297,9 +290,7 @@ int qcow2_create_plan(qcow2_create_layout *lay, uint32_t cluster_bits, uint32_t 
      * cluster 1 whose first entry points at an empty refcount block in
      * cluster 2; then it counts those three clusters. */
     s.rt_size = s.per_rt_cluster;
-    s.rt = calloc(s.rt_size, sizeof *s.rt);
-    if (!s.rt)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    s.rt = es_xcalloc(s.rt_size, sizeof *s.rt);
     s.rt[0] = 2;
     s.rt_cluster = 1;
     note_written(&s, 0, 3);

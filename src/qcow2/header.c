@@ -5,26 +5,13 @@
 #include <string.h>
 
 #include "qcow2/format.h"
-
-static char *dup_bytes(const uint8_t *p, size_t n)
-{
-    char *s = malloc(n + 1);
-    if (!s)
-        return NULL;
-    memcpy(s, p, n);
-    s[n] = '\0';
-    return s;
-}
+#include "util/xalloc.h"
 
 static int add_ext(qcow2_header *h, uint32_t type, const uint8_t *data, uint32_t len, es_err *e)
 {
-    qcow2_ext *n = realloc(h->exts, (h->n_exts + 1) * sizeof *n);
-    if (!n)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
-    h->exts = n;
-    uint8_t *copy = malloc(len ? len : 1);
-    if (!copy)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    (void)e;
+    h->exts = es_xreallocarray(h->exts, h->n_exts + 1, sizeof *h->exts);
+    uint8_t *copy = es_xmalloc(len);
     if (len)
         memcpy(copy, data, len);
     h->exts[h->n_exts++] = (qcow2_ext){type, len, copy};
@@ -185,8 +172,7 @@ static int parse_exts(qcow2_header *h, const uint8_t *b, size_t len, const char 
                                                          : NULL;
         if (target) {
             free(*target);
-            if (!(*target = dup_bytes(d, elen)))
-                return es_err_set(e, ENOMEM, NULL, "out of memory");
+            *target = es_xstrdup_len(d, elen);
             if (strlen(*target) != elen)
                 return es_err_set(e, 0, path, "header extension 0x%08x holds a NUL byte", type);
         }
@@ -206,9 +192,7 @@ static int parse_exts(qcow2_header *h, const uint8_t *b, size_t len, const char 
             return es_err_set(e, 0, path, "backing file name overlaps the header extensions");
         if (h->backing_file_size == 0)
             return es_err_set(e, 0, path, "empty backing file name");
-        h->backing_file = dup_bytes(b + h->backing_file_offset, h->backing_file_size);
-        if (!h->backing_file)
-            return es_err_set(e, ENOMEM, NULL, "out of memory");
+        h->backing_file = es_xstrdup_len(b + h->backing_file_offset, h->backing_file_size);
         if (strlen(h->backing_file) != h->backing_file_size)
             return es_err_set(e, 0, path, "backing file name holds a NUL byte");
     } else if (h->backing_file_size) {
@@ -307,12 +291,8 @@ int qcow2_header_set_backing(qcow2_header *h, const char *name, const char *form
         name = NULL;
     if (!name)
         format = NULL;
-    char *n = name ? strdup(name) : NULL, *f = format ? strdup(format) : NULL;
-    if ((name && !n) || (format && !f)) {
-        free(n);
-        free(f);
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
-    }
+    (void)e;
+    char *n = es_xstrdup(name), *f = es_xstrdup(format);
     free(h->backing_file);
     free(h->backing_format);
     h->backing_file = n;

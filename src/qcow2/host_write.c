@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "qcow2/overlap.h"
+#include "util/xalloc.h"
 
 #define ZERO_CHUNK (1u << 20)
 
@@ -29,9 +30,7 @@ int qcow2_host_write_zeroes(es_image *img, unsigned what, uint64_t off, uint64_t
     if (len == 0)
         return 0;
     size_t chunk = len < ZERO_CHUNK ? (size_t)len : ZERO_CHUNK;
-    void *z = calloc(1, chunk);
-    if (!z)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    void *z = es_xcalloc(1, chunk);
     int r = 0;
     while (len > 0 && r == 0) {
         size_t n = len < chunk ? (size_t)len : chunk;

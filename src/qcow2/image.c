@@ -12,6 +12,7 @@
 #include "qcow2/overlap.h"
 #include "qcow2/refcount.h"
 #include "util/rootpath.h"
+#include "util/xalloc.h"
 
 static int parse_format_name(const char *name, const char *path, es_img_format *fmt, es_err *e)
 {
@@ -68,9 +69,7 @@ static int load_l1(es_image *img, es_err *e)
         return 0;
     /* l1_size * 8 <= 32 MiB and inside the file: checked by the header parser. */
     size_t bytes = (size_t)img->l1_size * 8;
-    img->l1 = malloc(bytes);
-    if (!img->l1)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    img->l1 = es_xmalloc(bytes);
     if (es_file_pread(img->file, img->l1, bytes, img->hdr.l1_table_offset, e) < 0)
         return es_err_prefix(e, "reading L1 table");
     /* Entries are validated where they are used (cluster.c), so that a
@@ -93,9 +92,7 @@ static int open_qcow2(es_image *img, es_err *e)
     uint64_t want = 1ull << bits;
     if (want > img->file_size)
         want = img->file_size;
-    uint8_t *c0 = malloc(want ? want : 1);
-    if (!c0)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    uint8_t *c0 = es_xmalloc(want);
     int r = es_file_pread_some(img->file, c0, want, 0, &got, e);
     if (r == 0)
         r = qcow2_header_parse(&img->hdr, c0, got, img->file_size, img->filename, e);
@@ -156,11 +153,9 @@ static int open_one(es_image **out, const char *display, const char *open_path,
                     const es_image *chain, const es_image *naming, es_err *e)
 {
     *out = NULL;
-    es_image *img = calloc(1, sizeof *img);
-    if (!img || !(img->filename = strdup(display)) || !(img->open_path = strdup(open_path))) {
-        image_free_one(img);
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
-    }
+    es_image *img = es_xcalloc(1, sizeof *img);
+    img->filename = es_xstrdup(display);
+    img->open_path = es_xstrdup(open_path);
     img->writable = writable;
     if (es_file_open(&img->file, open_path, writable ? O_RDWR : O_RDONLY, 0, e) < 0) {
         int err = e ? e->errnum : 0;

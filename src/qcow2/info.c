@@ -5,14 +5,15 @@
 #include <string.h>
 
 #include "qcow2/format.h"
+#include "util/xalloc.h"
 
 static int copy_str(char **dst, const char *src, es_err *e)
 {
     *dst = NULL;
     if (!src)
         return 0;
-    if (!(*dst = strdup(src)))
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    (void)e;
+    *dst = es_xstrdup(src);
     return 0;
 }
 

@@ -2,6 +2,7 @@
  * found through a small chained hash on the table's host offset, evicted in
  * least-recently-used order. Memory never exceeds the budget. */
 #include "qcow2/l2_cache.h"
+#include "util/xalloc.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -52,15 +53,9 @@ int qcow2_l2_cache_new(struct qcow2_l2_cache **out, size_t table_bytes, es_err *
     uint32_t nb = 1;
     while (nb < 2 * n)
         nb <<= 1;
-    struct qcow2_l2_cache *c = calloc(1, sizeof *c);
-    if (c) {
-        c->slots = calloc(n, sizeof *c->slots);
-        c->buckets = malloc(nb * sizeof *c->buckets);
-    }
-    if (!c || !c->slots || !c->buckets) {
-        qcow2_l2_cache_free(c);
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
-    }
+    struct qcow2_l2_cache *c = es_xcalloc(1, sizeof *c);
+    c->slots = es_xcalloc(n, sizeof *c->slots);
+    c->buckets = es_xmalloc(nb * sizeof *c->buckets);
     c->table_bytes = table_bytes;
     c->nslots = (int)n;
     c->bucket_mask = nb - 1;
@@ -163,8 +158,7 @@ int qcow2_l2_get(es_image *img, uint64_t l2_off, const uint8_t **table, es_err *
     i = c->free_head;
     l2_slot *s = &c->slots[i];
     if (!s->data) {
-        if (!(s->data = es_io_alloc(c->table_bytes)))
-            return es_err_set(e, ENOMEM, NULL, "out of memory");
+        s->data = es_io_alloc(c->table_bytes);
         total_bytes += c->table_bytes;
     }
     /* The caller checked that the table starts inside the file; a tail cut

@@ -9,6 +9,7 @@
 #include "qcow2/l2_cache.h"
 #include "qcow2/overlap.h"
 #include "qcow2/refcount.h"
+#include "util/xalloc.h"
 
 #define HDR_L1_SIZE 36 /* u32 l1_size, then u64 l1_table_offset at 40 */
 
@@ -177,9 +178,7 @@ int qcow2_l1_grow(es_image *img, uint32_t new_size, es_err *e)
     uint64_t cs = img->cluster_size;
     uint64_t old_off = img->hdr.l1_table_offset;
     uint64_t old_clusters = ((uint64_t)old_size * 8 + cs - 1) / cs;
-    uint64_t *l1 = realloc(img->l1, (size_t)new_size * 8);
-    if (!l1)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    uint64_t *l1 = es_xrealloc(img->l1, (size_t)new_size * 8);
     img->l1 = l1;
     memset(l1 + old_size, 0, (size_t)(new_size - old_size) * 8);
 
@@ -198,9 +197,7 @@ int qcow2_l1_grow(es_image *img, uint32_t new_size, es_err *e)
     uint64_t new_off;
     if (qcow2_alloc_clusters(img, n, &new_off, e) < 0 || qcow2_refcount_flush(img, e) < 0)
         return -1;
-    uint8_t *buf = calloc(1, (size_t)(n * cs));
-    if (!buf)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    uint8_t *buf = es_xcalloc(1, (size_t)(n * cs));
     for (uint32_t i = 0; i < old_size; i++)
         be64_store(buf + (uint64_t)i * 8, l1[i]);
     int r = qcow2_host_write(img, QCOW2_OL_ACTIVE_L1, buf, (size_t)(n * cs), new_off, e);

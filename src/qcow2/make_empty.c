@@ -12,6 +12,7 @@
 #include "qcow2/overlap.h"
 #include "qcow2/reclaim.h"
 #include "qcow2/refcount.h"
+#include "util/xalloc.h"
 
 #define HDR_INCOMPAT 72
 #define HDR_L1_OFFSET 40 /* l1 offset, reftable offset, reftable clusters */
@@ -73,9 +74,7 @@ static int rebuild_empty(es_image *img, es_err *e)
     be64_store(ent, 2 * cs);
     if (qcow2_host_write(img, QCOW2_OL_ALL, ent, 8, cs, e) < 0 || es_file_flush(img->file, e) < 0)
         return es_err_prefix(e, "writing the new refcount table");
-    uint8_t *block = calloc(1, cs);
-    if (!block)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    uint8_t *block = es_xcalloc(1, cs);
     for (uint64_t c = 0; c < 3 + l1c; c++)
         qcow2_refblock_entry_set(block, c, img->refcount_bits, 1);
     int r = qcow2_host_write(img, QCOW2_OL_ALL, block, cs, 2 * cs, e);
@@ -138,13 +137,9 @@ static int discard_all(es_image *img, es_err *e)
     if (qcow2_refcount_open(img, e) < 0)
         return -1;
     uint64_t cs = img->cluster_size;
-    frees f = {malloc((FREE_BATCH + img->l2_entries + 1) * sizeof(uint64_t)), 0};
-    uint8_t *table = malloc(cs);
+    frees f = {es_xcalloc(FREE_BATCH + img->l2_entries + 1, sizeof(uint64_t)), 0};
+    uint8_t *table = es_xmalloc(cs);
     int r = -1;
-    if (!f.val || !table) {
-        es_err_set(e, ENOMEM, NULL, "out of memory");
-        goto out;
-    }
     for (uint64_t i = 0; i < img->l1_size; i++) {
         uint64_t l2_off, rc;
         if (qcow2_l1_table_offset(img, i, &l2_off, e) < 0)

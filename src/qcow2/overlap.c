@@ -10,6 +10,7 @@
 #include "qcow2/format.h"
 #include "qcow2/refcount.h"
 #include "qcow2/snapshot_table.h"
+#include "util/xalloc.h"
 
 #define HDR_INCOMPAT 72
 #define L1_CHUNK_ENTRIES 4096
@@ -60,10 +61,7 @@ static int vec_add(ol_vec *v, const es_image *img, uint64_t off, uint64_t len, u
                           qcow2_overlap_name(kind), (unsigned long long)off);
     if (v->n == v->cap) {
         size_t cap = v->cap ? v->cap * 2 : 64;
-        ol_region *p = realloc(v->v, cap * sizeof *p);
-        if (!p)
-            return es_err_set(e, ENOMEM, NULL, "out of memory");
-        v->v = p;
+        v->v = es_xreallocarray(v->v, cap, sizeof *v->v);
         v->cap = cap;
     }
     v->v[v->n++] = (ol_region){off & ~(cs - 1), (off + len + cs - 1) & ~(cs - 1), kind};
@@ -105,9 +103,7 @@ static int build_fixed(ol_vec *v, es_image *img, es_err *e)
     if (qcow2_snapshot_table_read(img->file, &img->hdr, img->file_size, img->filename, &t, e) < 0)
         return -1;
     int r = vec_add(v, img, img->hdr.snapshots_offset, t.table_bytes, QCOW2_OL_SNAPSHOT_TABLE, e);
-    uint8_t *chunk = r == 0 && t.count ? malloc(L1_CHUNK_ENTRIES * 8) : NULL;
-    if (r == 0 && t.count && !chunk)
-        r = es_err_set(e, ENOMEM, NULL, "out of memory");
+    uint8_t *chunk = r == 0 && t.count ? es_xmalloc(L1_CHUNK_ENTRIES * 8) : NULL;
     for (uint32_t i = 0; r == 0 && i < t.count; i++) {
         const qcow2_snapshot *sn = &t.entries[i];
         r = vec_add(v, img, sn->l1_table_offset, (uint64_t)sn->l1_size * 8, QCOW2_OL_INACTIVE_L1,
@@ -247,9 +243,7 @@ static int ensure(es_image *img, unsigned what, es_err *e)
     if (qcow2_refcount_open(img, e) < 0)
         return -1;
     if (!img->overlap) {
-        struct qcow2_overlap *o = calloc(1, sizeof *o);
-        if (!o)
-            return es_err_set(e, ENOMEM, NULL, "out of memory");
+        struct qcow2_overlap *o = es_xcalloc(1, sizeof *o);
         img->overlap = o;
         if (build_fixed(&o->fixed, img, e) < 0) {
             qcow2_overlap_close(img);

@@ -24,8 +24,8 @@ static int read_host(es_image *img, uint8_t *buf, uint64_t len, uint64_t host_of
 static int read_compressed(es_image *img, uint64_t l2_entry, uint8_t *buf, uint64_t len,
                            uint64_t off, es_err *e)
 {
-    if (!img->zcluster && !(img->zcluster = es_io_alloc(img->cluster_size)))
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    if (!img->zcluster)
+        img->zcluster = es_io_alloc(img->cluster_size);
     if (img->zcluster_entry != l2_entry) {
         img->zcluster_entry = 0;
         if (qcow2_read_compressed_cluster(img, l2_entry, img->zcluster, e) < 0)

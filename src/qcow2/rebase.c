@@ -17,6 +17,7 @@
 #include "qcow2/format.h"
 #include "qcow2/header.h"
 #include "util/imglock.h"
+#include "util/xalloc.h"
 
 #define KNOWN_AUTOCLEAR (QCOW2_AUTOCLEAR_BITMAPS | QCOW2_AUTOCLEAR_DATA_FILE_RAW)
 
@@ -41,9 +42,7 @@ static int read_cluster0(es_file *f, uint8_t **out, size_t *len, uint64_t *cs, u
                           cb);
     *cs = 1ull << cb;
     size_t n = *file_size < *cs ? (size_t)*file_size : (size_t)*cs;
-    uint8_t *buf = malloc(*cs);
-    if (!buf)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    uint8_t *buf = es_xmalloc(*cs);
     memset(buf, 0, *cs);
     if (es_file_pread(f, buf, n, 0, e) < 0) {
         free(buf);
@@ -94,11 +93,7 @@ static int qcow2_rebase_header(es_file *f, const char *name, const char *format,
     h.autoclear_features &= KNOWN_AUTOCLEAR;
     if (qcow2_header_set_backing(&h, name, format, e) < 0)
         goto out;
-    buf = malloc(cs);
-    if (!buf) {
-        es_err_set(e, ENOMEM, NULL, "out of memory");
-        goto out;
-    }
+    buf = es_xmalloc(cs);
     uint32_t old_hl = h.header_length;
     if (qcow2_header_serialize(&h, buf, cs, f->path, e) < 0) {
         es_err_prefix(e, "new backing file name does not fit");

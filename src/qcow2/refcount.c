@@ -11,6 +11,7 @@
 #include "qcow2/host_write.h"
 #include "qcow2/overlap.h"
 #include "qcow2/refcount_grow.h"
+#include "util/xalloc.h"
 
 #define RB_CACHE_BUDGET (4u << 20) /* bytes of cached refcount blocks */
 #define RB_CACHE_MAX_SLOTS 16
@@ -92,19 +93,11 @@ int qcow2_refcount_open(es_image *img, es_err *e)
         h->refcount_table_offset >= img->file_size)
         return es_err_set(e, 0, img->filename, "refcount table offset 0x%llx is invalid",
                           (unsigned long long)h->refcount_table_offset);
-    struct qcow2_refblock_cache *c = calloc(1, sizeof *c);
-    uint64_t *rt = malloc(bytes);
+    struct qcow2_refblock_cache *c = es_xcalloc(1, sizeof *c);
+    uint64_t *rt = es_xmalloc(bytes);
     size_t n = RB_CACHE_BUDGET / cs;
     n = n > RB_CACHE_MAX_SLOTS ? RB_CACHE_MAX_SLOTS : n < RB_CACHE_MIN_SLOTS ? RB_CACHE_MIN_SLOTS : n;
-    if (c)
-        c->slots = calloc(n, sizeof *c->slots);
-    if (!c || !rt || !c->slots) {
-        free(rt);
-        if (c)
-            free(c->slots);
-        free(c);
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
-    }
+    c->slots = es_xcalloc(n, sizeof *c->slots);
     c->nslots = n;
     size_t got = 0;
     if (es_file_pread_some(img->file, rt, bytes, h->refcount_table_offset, &got, e) < 0) {
@@ -222,8 +215,8 @@ static int get_block(es_image *img, uint64_t rt_idx, rb_slot **slot, es_err *e)
     if (victim->used && victim->dirty && write_slot(img, victim, e) < 0)
         return -1;
     victim->used = false;
-    if (!victim->data && !(victim->data = es_io_alloc(img->cluster_size)))
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    if (!victim->data)
+        victim->data = es_io_alloc(img->cluster_size);
     size_t got = 0;
     if (es_file_pread_some(img->file, victim->data, img->cluster_size, off, &got, e) < 0)
         return es_err_prefix(e, "reading refcount block %llu", (unsigned long long)rt_idx);

@@ -8,6 +8,7 @@
 #include "qcow2/host_write.h"
 #include "qcow2/overlap.h"
 #include "qcow2/refcount.h"
+#include "util/xalloc.h"
 
 #define HDR_REFTABLE_OFFSET 48 /* u64 offset, then u32 clusters at 56 */
 
@@ -22,9 +23,7 @@ static int create_in_table(es_image *img, uint64_t rt_idx, uint64_t at, es_err *
     bool self = at / rbe == rt_idx;
     if (!self && qcow2_refcount_add(img, at, 1, e) < 0)
         return -1;
-    uint8_t *block = calloc(1, cs);
-    if (!block)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    uint8_t *block = es_xcalloc(1, cs);
     if (self)
         qcow2_refblock_entry_set(block, at % rbe, img->refcount_bits, 1);
     int r = qcow2_host_write(img, QCOW2_OL_REFBLOCK, block, cs, at << img->cluster_bits, e);
@@ -68,9 +67,7 @@ static int grow_table(es_image *img, uint64_t first, es_err *e)
     if (start > (QCOW2_REFT_OFFSET_MASK >> img->cluster_bits) - k - nrt)
         return es_err_set(e, EFBIG, img->filename, "image file would grow too large");
     size_t bytes = (size_t)((k + nrt) * cs);
-    uint8_t *buf = calloc(1, bytes);
-    if (!buf)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    uint8_t *buf = es_xcalloc(1, bytes);
     for (uint64_t c = 0; c < k + nrt; c++) /* cluster start+c lives in block c / rbe */
         qcow2_refblock_entry_set(buf + (c / rbe) * cs, c % rbe, img->refcount_bits, 1);
     uint8_t *table = buf + k * cs;
@@ -97,11 +94,7 @@ static int grow_table(es_image *img, uint64_t first, es_err *e)
     }
     /* The header names the new table now: switch the in-memory copy. */
     uint64_t new_entries = nrt * per_cluster;
-    uint64_t *rt = malloc(new_entries * 8);
-    if (!rt) {
-        free(buf);
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
-    }
+    uint64_t *rt = es_xmalloc(new_entries * 8);
     for (uint64_t i = 0; i < new_entries; i++)
         rt[i] = be64_load(table + i * 8);
     free(buf);

@@ -6,6 +6,7 @@
 #include "qcow2/format.h"
 #include "qcow2/refcount.h"
 #include "qcow2/snapshot_table.h"
+#include "util/xalloc.h"
 
 #define L1_CHUNK_ENTRIES 4096
 
@@ -45,9 +46,7 @@ static int need_snapshots(es_image *img, es_err *e)
     if (qcow2_snapshot_table_read(img->file, &img->hdr, img->file_size, img->filename, &t, e) < 0)
         return -1;
     int r = need_counted(img, img->hdr.snapshots_offset, t.table_bytes, "the snapshot table", e);
-    uint8_t *chunk = r == 0 && t.count ? malloc(L1_CHUNK_ENTRIES * 8) : NULL;
-    if (r == 0 && t.count && !chunk)
-        r = es_err_set(e, ENOMEM, NULL, "out of memory");
+    uint8_t *chunk = r == 0 && t.count ? es_xmalloc(L1_CHUNK_ENTRIES * 8) : NULL;
     for (uint32_t i = 0; r == 0 && i < t.count; i++) {
         const qcow2_snapshot *sn = &t.entries[i];
         r = need_counted(img, sn->l1_table_offset, (uint64_t)sn->l1_size * 8,
@@ -78,9 +77,7 @@ static int cmp_u64(const void *a, const void *b)
  * scan the same full block once per entry (hours for a crafted table). */
 static int no_shared_refblocks(es_image *img, es_err *e)
 {
-    uint64_t *offs = malloc((img->reftable_entries ? img->reftable_entries : 1) * sizeof *offs);
-    if (!offs)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    uint64_t *offs = es_xcalloc(img->reftable_entries, sizeof *offs);
     size_t n = 0;
     for (uint64_t i = 0; i < img->reftable_entries; i++)
         if (img->reftable[i] & QCOW2_REFT_OFFSET_MASK)

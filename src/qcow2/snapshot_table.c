@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "qcow2/format.h"
+#include "util/xalloc.h"
 
 #define ENTRY_FIXED_BYTES 40u
 #define EXTRA_VM_STATE_END 8u   /* extra data must reach here for the 64-bit VM state size */
@@ -19,11 +20,7 @@ static int dup_string(char **out, const uint8_t *p, size_t n, uint32_t index, co
     if (memchr(p, '\0', n))
         return es_err_set(e, 0, path, "snapshot %u (entry at 0x%llx): %s holds a NUL byte", index,
                           (unsigned long long)entry_off, what);
-    *out = malloc(n + 1);
-    if (!*out)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
-    memcpy(*out, p, n);
-    (*out)[n] = '\0';
+    *out = es_xstrdup_len(p, n);
     return 0;
 }
 
@@ -130,13 +127,8 @@ int qcow2_snapshot_table_read(es_file *f, const qcow2_header *h, uint64_t file_s
         return es_err_set(e, 0, path, "snapshot table at 0x%llx lies beyond end of file (0x%llx)",
                           (unsigned long long)start, (unsigned long long)file_size);
 
-    out->entries = calloc(h->nb_snapshots, sizeof *out->entries);
-    uint8_t *var = malloc(ENTRY_VAR_MAX);
-    if (!out->entries || !var) {
-        free(var);
-        qcow2_snapshot_table_free(out);
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
-    }
+    out->entries = es_xcalloc(h->nb_snapshots, sizeof *out->entries);
+    uint8_t *var = es_xmalloc(ENTRY_VAR_MAX);
     uint64_t off = start;
     for (uint32_t i = 0; i < h->nb_snapshots; i++) {
         qcow2_snapshot *sn = &out->entries[i];

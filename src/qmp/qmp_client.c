@@ -13,6 +13,7 @@
 
 #include "qmp/qmp_json.h"
 #include "qmp/qmp_socket.h"
+#include "util/xalloc.h"
 
 /* Waits poll in slices this long so a cancellation flag set by a signal
  * delivered to another thread is still noticed quickly. */
@@ -187,10 +188,7 @@ static int fill_buffer(qmp_client *c, int64_t deadline, const char *what, int *t
         if (cap > c->max_line + 1)
             cap = c->max_line + 1;
         if (cap > c->rcap) {
-            char *nb = realloc(c->rbuf, cap);
-            if (!nb)
-                return es_err_set(e, ENOMEM, c->name, "QMP receive buffer");
-            c->rbuf = nb;
+            c->rbuf = es_xrealloc(c->rbuf, cap);
             c->rcap = cap;
         }
     }
@@ -333,24 +331,13 @@ const char *qmp_client_last_error_class(const qmp_client *c)
 
 static char *build_request(const char *command, json_object *args, const char *id)
 {
-    json_object *req = json_object_new_object();
-    if (!req)
-        return NULL;
+    json_object *req = es_xcheck(json_object_new_object());
     json_object_object_add(req, "execute", json_object_new_string(command));
     if (args)
         json_object_object_add(req, "arguments", json_object_get(args));
     json_object_object_add(req, "id", json_object_new_string(id));
-    const char *text = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN);
-    char *line = NULL;
-    if (text) {
-        size_t n = strlen(text);
-        line = malloc(n + 2);
-        if (line) {
-            memcpy(line, text, n);
-            line[n] = '\n';
-            line[n + 1] = '\0';
-        }
-    }
+    const char *text = es_xcheck(json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN));
+    char *line = es_xasprintf("%s\n", text);
     json_object_put(req);
     return line;
 }
@@ -378,8 +365,6 @@ int qmp_execute(qmp_client *c, const char *command, json_object *args, json_obje
     char id[32];
     snprintf(id, sizeof id, "extsnap-%llu", ++c->next_id);
     char *line = build_request(command, args, id);
-    if (!line)
-        return es_err_set(e, ENOMEM, c->name, "building QMP command %s", command);
     int64_t deadline = now_ms() + c->timeout_ms;
     int rc = send_all(c, line, strlen(line), deadline, what, e);
     free(line);
@@ -419,14 +404,8 @@ int qmp_execute(qmp_client *c, const char *command, json_object *args, json_obje
 
 static qmp_client *client_new(int fd, const char *name, const qmp_client_opts *opts)
 {
-    qmp_client *c = calloc(1, sizeof *c);
-    if (!c)
-        return NULL;
-    c->name = strdup(name ? name : "QMP");
-    if (!c->name) {
-        free(c);
-        return NULL;
-    }
+    qmp_client *c = es_xcalloc(1, sizeof *c);
+    c->name = es_xstrdup(name ? name : "QMP");
     c->fd = fd;
     c->timeout_ms = opts && opts->timeout_ms > 0 ? opts->timeout_ms : QMP_DEFAULT_TIMEOUT_MS;
     c->max_line = opts && opts->max_line ? opts->max_line : QMP_DEFAULT_MAX_LINE;
@@ -477,10 +456,6 @@ int qmp_client_open_fd(qmp_client **out, int fd, const char *name,
         return es_err_set(e, err, name, "setting up QMP socket");
     }
     qmp_client *c = client_new(fd, name, opts);
-    if (!c) {
-        close(fd);
-        return es_err_set(e, ENOMEM, name, "QMP client");
-    }
     if (handshake(c, e) < 0) {
         qmp_client_close(c);
         return -1;

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/xalloc.h"
+
 #define POINTS_MAX 8
 
 static const char *const point_names[] = {"finalize", "transaction-done"};
@@ -33,9 +35,7 @@ int qmp_fault_install(const char *spec)
 {
     if (!spec || !*spec)
         return 0;
-    char *copy = strdup(spec), *save = NULL;
-    if (!copy)
-        return -1;
+    char *copy = es_xstrdup(spec), *save = NULL;
     for (char *tok = strtok_r(copy, ",", &save); tok && hook.nfaults < POINTS_MAX;
          tok = strtok_r(NULL, ",", &save)) {
         char point[32], action[16];

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "qmp/qmp_json.h"
+#include "util/xalloc.h"
 
 static bool looks_like_failure(const char *out)
 {
@@ -38,10 +39,8 @@ int qmp_hmp(qmp_client *c, const char *command_line, char **output, es_err *e)
         json_object_put(ret);
         return -1;
     }
-    if (output && !(*output = strdup(text))) {
-        json_object_put(ret);
-        return es_err_set(e, ENOMEM, qmp_client_name(c), "HMP output");
-    }
+    if (output)
+        *output = es_xstrdup(text);
     json_object_put(ret);
     return 0;
 }

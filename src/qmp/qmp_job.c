@@ -10,6 +10,7 @@
 
 #include "qmp/qmp_fault.h"
 #include "qmp/qmp_json.h"
+#include "util/xalloc.h"
 
 #define DEFAULT_POLL_MS 1000
 #define DEFAULT_CANCEL_TIMEOUT_MS 60000
@@ -770,9 +771,7 @@ int qmp_commit_run(qmp_client *c, const qmp_commit_spec *specs, size_t n,
         r.o.cancel_timeout_ms = DEFAULT_CANCEL_TIMEOUT_MS;
     if (r.o.stall_ms <= 0)
         r.o.stall_ms = qmp_client_timeout(c);
-    r.jobs = calloc(n, sizeof *r.jobs);
-    if (!r.jobs)
-        return es_err_set(e, ENOMEM, NULL, "block commit");
+    r.jobs = es_xcalloc(n, sizeof *r.jobs);
     for (size_t i = 0; i < n; i++) {
         commit_job *j = &r.jobs[i];
         j->spec = &specs[i];

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "qmp/qmp_json.h"
+#include "util/xalloc.h"
 
 #define EXCERPT_MAX 80
 
@@ -28,20 +29,11 @@ static json_object *decode_json(const char *bytes, size_t len, es_err *e)
         return NULL;
     }
     /* json-c needs a terminator to finish a trailing number, so parse a copy. */
-    char *copy = malloc(len + 1);
-    if (!copy) {
-        es_err_set(e, ENOMEM, NULL, "out of memory parsing a QMP message");
-        return NULL;
-    }
+    char *copy = es_xmalloc(len + 1);
     memcpy(copy, bytes, len);
     copy[len] = '\0';
 
-    json_tokener *tok = json_tokener_new_ex(QMP_JSON_MAX_DEPTH);
-    if (!tok) {
-        free(copy);
-        es_err_set(e, ENOMEM, NULL, "out of memory parsing a QMP message");
-        return NULL;
-    }
+    json_tokener *tok = es_xcheck(json_tokener_new_ex(QMP_JSON_MAX_DEPTH));
     json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
     json_object *obj = json_tokener_parse_ex(tok, copy, (int)len + 1);
     enum json_tokener_error jerr = json_tokener_get_error(tok);
@@ -169,11 +161,7 @@ int qmp_msg_parse(const char *bytes, size_t len, qmp_msg **out, es_err *e)
     json_object *root = decode_json(bytes, len, e);
     if (!root)
         return -1;
-    qmp_msg *m = calloc(1, sizeof *m);
-    if (!m) {
-        json_object_put(root);
-        return es_err_set(e, ENOMEM, NULL, "out of memory parsing a QMP message");
-    }
+    qmp_msg *m = es_xcalloc(1, sizeof *m);
     m->root = root;
     if (classify(m, bytes, len, e) < 0) {
         qmp_msg_free(m);

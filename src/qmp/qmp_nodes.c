@@ -10,6 +10,7 @@
 #include "qmp/qmp_json.h"
 #include "qmp/qmp_msg.h"
 #include "util/rootpath.h"
+#include "util/xalloc.h"
 
 /* Drivers that sit in a chain without being an image of it (block jobs
  * insert mirror_top/commit_top above the active layer while they run). */
@@ -33,11 +34,9 @@ char *qmp_plain_filename(const char *qemu_name)
     if (!qemu_name)
         return NULL;
     if (strncmp(qemu_name, "json:", 5) != 0)
-        return strdup(qemu_name);
+        return es_xstrdup(qemu_name);
     const char *text = qemu_name + 5;
-    json_tokener *tok = json_tokener_new_ex(QMP_JSON_MAX_DEPTH);
-    if (!tok)
-        return NULL;
+    json_tokener *tok = es_xcheck(json_tokener_new_ex(QMP_JSON_MAX_DEPTH));
     size_t len = strlen(text);
     json_object *root =
         len < INT_MAX ? json_tokener_parse_ex(tok, text, (int)len + 1) : NULL;
@@ -49,7 +48,7 @@ char *qmp_plain_filename(const char *qemu_name)
     for (int guard = 0; cur && guard < QMP_JSON_MAX_DEPTH; guard++) {
         const char *fn = qmp_json_str(cur, "filename");
         if (fn) {
-            out = strdup(fn);
+            out = es_xstrdup(fn);
             break;
         }
         json_object *next = qmp_json_member(cur, "file", json_type_object);
@@ -144,9 +143,7 @@ static int model_load(model *m, json_object *query_block, json_object *named,
         return es_err_set(e, 0, NULL, "query-named-block-nodes did not return a list");
     m->query_block = query_block;
     size_t n = json_object_array_length(named);
-    m->nodes = calloc(n ? n : 1, sizeof *m->nodes);
-    if (!m->nodes)
-        return es_err_set(e, ENOMEM, NULL, "block node list");
+    m->nodes = es_xcalloc(n, sizeof *m->nodes);
     for (size_t i = 0; i < n; i++) {
         json_object *info = json_object_array_get_idx(named, i);
         const char *name = qmp_json_str(info, "node-name");
@@ -212,19 +209,15 @@ static const char *backend_label(json_object *dev)
 
 static int chain_push(qmp_chain *ch, const bnode *b, es_err *e)
 {
-    qmp_chain_node *nn = realloc(ch->nodes, (ch->n + 1) * sizeof *nn);
-    if (!nn)
-        return es_err_set(e, ENOMEM, NULL, "block chain");
-    ch->nodes = nn;
-    qmp_chain_node *x = &nn[ch->n];
+    (void)e;
+    ch->nodes = es_xreallocarray(ch->nodes, ch->n + 1, sizeof *ch->nodes);
+    qmp_chain_node *x = &ch->nodes[ch->n];
     memset(x, 0, sizeof *x);
-    x->node_name = strdup(b->name);
-    x->driver = strdup(b->drv ? b->drv : "");
+    x->node_name = es_xstrdup(b->name);
+    x->driver = es_xstrdup(b->drv ? b->drv : "");
     x->filename = qmp_plain_filename(b->file);
     x->read_only = b->ro;
     ch->n++;
-    if (!x->node_name || !x->driver)
-        return es_err_set(e, ENOMEM, NULL, "block chain");
     return 0;
 }
 
@@ -324,12 +317,8 @@ static int build_chain(model *m, json_object *dev, bnode *root, qmp_chain *out, 
 {
     memset(out, 0, sizeof *out);
     const char *label = dev ? backend_label(dev) : NULL;
-    out->device = label ? strdup(label) : NULL;
-    out->root_node = strdup(root->name);
-    if ((label && !out->device) || !out->root_node) {
-        qmp_chain_free(out);
-        return es_err_set(e, ENOMEM, NULL, "block chain");
-    }
+    out->device = es_xstrdup(label);
+    out->root_node = es_xstrdup(root->name);
     int rc;
     if (m->have_graph)
         rc = chain_walk_graph(m, root, out, e);
@@ -383,18 +372,14 @@ out:
 static int add_location(qmp_file_location **locs, size_t *n, const qmp_chain *ch, size_t depth,
                         es_err *e)
 {
-    qmp_file_location *nl = realloc(*locs, (*n + 1) * sizeof *nl);
-    if (!nl)
-        return es_err_set(e, ENOMEM, NULL, "file locations");
-    *locs = nl;
-    qmp_file_location *l = &nl[*n];
-    l->device = ch->device ? strdup(ch->device) : NULL;
-    l->root_node = strdup(ch->root_node);
-    l->node_name = strdup(ch->nodes[depth].node_name);
+    (void)e;
+    *locs = es_xreallocarray(*locs, *n + 1, sizeof **locs);
+    qmp_file_location *l = &(*locs)[*n];
+    l->device = es_xstrdup(ch->device);
+    l->root_node = es_xstrdup(ch->root_node);
+    l->node_name = es_xstrdup(ch->nodes[depth].node_name);
     l->depth = depth;
     (*n)++;
-    if ((ch->device && !l->device) || !l->root_node || !l->node_name)
-        return es_err_set(e, ENOMEM, NULL, "file locations");
     return 0;
 }
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "util/fileio.h"
+#include "util/xalloc.h"
 
 /* sun_path holds 107 bytes; longer paths are reached through the
  * directory's /proc/self/fd entry. A socket under --root is found inside
@@ -28,9 +29,7 @@ static int connect_unix(int fd, const char *path, es_err *e)
         const char *slash = strrchr(path, '/');
         if (!slash)
             return es_err_set(e, ENAMETOOLONG, path, "QMP socket name too long");
-        char *dir = strndup(path, (size_t)(slash - path) + (slash == path));
-        if (!dir)
-            return es_err_set(e, ENOMEM, path, "QMP socket path");
+        char *dir = es_xstrdup_len(path, (size_t)(slash - path) + (slash == path));
         dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
         int err = errno;
         free(dir);

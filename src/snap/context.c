@@ -9,10 +9,16 @@
 #include <unistd.h>
 
 #include "domxml/store.h"
-#include "snap/fsutil.h"
-#include "snap/strv.h"
+#include "util/fsutil.h"
+#include "util/readfile.h"
+#include "util/str.h"
+#include "util/strv.h"
 #include "util/fileio.h"
+#include "util/fsutil.h"
 #include "util/rootpath.h"
+#include "util/str.h"
+#include "util/strv.h"
+#include "util/xalloc.h"
 
 void snap_ctx_note(const snap_ctx *c, const char *fmt, ...)
 {
@@ -50,28 +56,22 @@ void snap_ctx_close(snap_ctx *c)
     free(c);
 }
 
-static bool looks_like_path(const char *arg)
-{
-    size_t l = strlen(arg);
-    return strchr(arg, '/') || (l > 4 && strcmp(arg + l - 4, ".xml") == 0);
-}
-
 /* The config file's path as seen under the root (what a journal records). */
 static int logical_config_path(const snap_ctx *c, const char *arg, es_err *e)
 {
     snap_ctx *m = (snap_ctx *)c;
-    if (!looks_like_path(arg)) {
+    if (!es_looks_like_path(arg)) {
         const char *dir = c->paths.config_dir ? c->paths.config_dir : DOMXML_DEFAULT_CONFIG_DIR;
-        return snap_asprintf(&m->config_path, e, "%s/%s.xml", dir, c->name);
+        return es_asprintf(&m->config_path, e, "%s/%s.xml", dir, c->name);
     }
     if (arg[0] == '/')
-        return snap_strdup(arg, &m->config_path, e);
+        return es_strdup(arg, &m->config_path, e);
     if (c->env->root && c->env->root[0]) /* relative paths are taken from the root */
-        return snap_asprintf(&m->config_path, e, "/%s", arg);
+        return es_asprintf(&m->config_path, e, "/%s", arg);
     char cwd[PATH_MAX];
     if (!getcwd(cwd, sizeof cwd))
         return es_err_set(e, errno, NULL, "cannot get the current directory");
-    return snap_asprintf(&m->config_path, e, "%s/%s", cwd, arg);
+    return es_asprintf(&m->config_path, e, "%s/%s", cwd, arg);
 }
 
 /* One word of a shell command line; quoted (double quotes, so that it can
@@ -119,7 +119,7 @@ static void make_recover_cmd(snap_ctx *c, const char *arg)
     put_option(f, "--snapshot-dir", c->env->snapshot_dir);
     put_option(f, "--run-dir", c->env->run_dir);
     put_option(f, "--qmp", c->env->qmp);
-    put_word(f, looks_like_path(arg) ? c->config_path : c->name);
+    put_word(f, es_looks_like_path(arg) ? c->config_path : c->name);
     if (fclose(f) == 0)
         c->recover_cmd = text;
     else
@@ -166,9 +166,7 @@ static int ensure_snapshot_dir(snap_ctx *c, es_err *e)
         return es_err_set(e, errno, c->snapshot_dir_host, "cannot stat the snapshot directory");
     if (es_fs_mkdir(c->snapshot_dir_host, 0755, e) < 0)
         return es_err_prefix(e, "cannot create the snapshot directory");
-    char *parent = strdup(c->snapshot_dir_host);
-    if (!parent)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    char *parent = es_xstrdup(c->snapshot_dir_host);
     char *slash = strrchr(parent, '/');
     if (slash && slash != parent)
         *slash = '\0';
@@ -180,11 +178,11 @@ static int ensure_snapshot_dir(snap_ctx *c, es_err *e)
 static int set_paths(snap_ctx *c, es_err *e)
 {
     if (es_root_resolve(c->env->root, c->snapshot_dir, &c->snapshot_dir_host, e) < 0 ||
-        snap_asprintf(&c->domain_snap_dir, e, "%s/%s", c->snapshot_dir, c->name) < 0 ||
-        snap_asprintf(&c->lock_path, e, "%s/%s.extsnap.lock", c->snapshot_dir_host, c->name) < 0 ||
-        snap_asprintf(&c->journal_path, e, "%s/%s.extsnap.journal", c->snapshot_dir_host,
+        es_asprintf(&c->domain_snap_dir, e, "%s/%s", c->snapshot_dir, c->name) < 0 ||
+        es_asprintf(&c->lock_path, e, "%s/%s.extsnap.lock", c->snapshot_dir_host, c->name) < 0 ||
+        es_asprintf(&c->journal_path, e, "%s/%s.extsnap.journal", c->snapshot_dir_host,
                       c->name) < 0 ||
-        snap_asprintf(&c->journal_tmp, e, "%s/.%s.extsnap.journal.tmp", c->snapshot_dir_host,
+        es_asprintf(&c->journal_tmp, e, "%s/.%s.extsnap.journal.tmp", c->snapshot_dir_host,
                       c->name) < 0)
         return -1;
     return 0;
@@ -194,9 +192,7 @@ int snap_ctx_open_locked(const snap_env *env, const char *arg, bool writer, snap
                          es_err *e)
 {
     *out = NULL;
-    snap_ctx *c = calloc(1, sizeof *c);
-    if (!c)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    snap_ctx *c = es_xcalloc(1, sizeof *c);
     c->env = env;
     c->paths = (domxml_paths){env->root, env->config_dir, env->snapshot_dir};
     c->snapshot_dir = env->snapshot_dir ? env->snapshot_dir : DOMXML_DEFAULT_SNAPSHOT_DIR;
@@ -207,7 +203,7 @@ int snap_ctx_open_locked(const snap_env *env, const char *arg, bool writer, snap
     if (domxml_domain_locate(&c->paths, arg, &d, &c->config_host, e) < 0)
         goto fail;
     c->config = d;
-    if (snap_strdup(d->name, &c->name, e) < 0 || logical_config_path(c, arg, e) < 0 ||
+    if (es_strdup(d->name, &c->name, e) < 0 || logical_config_path(c, arg, e) < 0 ||
         set_paths(c, e) < 0)
         goto fail;
     make_recover_cmd(c, arg);
@@ -215,7 +211,7 @@ int snap_ctx_open_locked(const snap_env *env, const char *arg, bool writer, snap
         goto fail;
     /* A dry run is refused when the real run would be: it tries the writer's
      * lock too, but creates no lock file (nobody holds one that is not there). */
-    bool exclusive = exclusive_now || (writer && snap_path_exists(c->lock_path));
+    bool exclusive = exclusive_now || (writer && es_path_exists(c->lock_path));
     if (snap_lock_take(c->lock_path, c->name, exclusive, &c->lock, e) < 0)
         goto fail;
     *out = c;

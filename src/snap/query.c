@@ -74,7 +74,7 @@ static int cmp_names(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int snap_query_domains(const snap_env *env, snap_strv *names, es_err *e)
+int snap_query_domains(const snap_env *env, es_strv *names, es_err *e)
 {
     const char *dir = env->config_dir ? env->config_dir : DOMXML_DEFAULT_CONFIG_DIR;
     char *host = NULL;
@@ -92,7 +92,7 @@ int snap_query_domains(const snap_env *env, snap_strv *names, es_err *e)
         const char *nm = de->d_name;
         size_t l = strlen(nm);
         if (nm[0] != '.' && l > 4 && strcmp(nm + l - 4, ".xml") == 0)
-            rc = snap_strv_addf(names, e, "%.*s", (int)(l - 4), nm);
+            rc = es_strv_addf(names, e, "%.*s", (int)(l - 4), nm);
     }
     closedir(d);
     if (names->n > first)

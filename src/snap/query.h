@@ -10,7 +10,8 @@
 #include "domxml/domain.h"
 #include "domxml/snapshot.h"
 #include "snap/context.h"
-#include "snap/strv.h"
+#include "util/str.h"
+#include "util/strv.h"
 #include "util/err.h"
 
 /* The snapshots of c, oldest first (creation time, then name): a new array
@@ -40,6 +41,6 @@ bool snap_query_disk_has_chain(const domxml_disk *k);
 
 /* The domains of env's config directory (its *.xml files, without the
  * suffix), sorted, added to names. */
-int snap_query_domains(const snap_env *env, snap_strv *names, es_err *e);
+int snap_query_domains(const snap_env *env, es_strv *names, es_err *e);
 
 #endif

@@ -9,16 +9,17 @@
 #include <unistd.h>
 
 #include "util/fileio.h"
+#include "util/xalloc.h"
 
 /* Directory part of path ("." when there is none), malloc'd. */
 static char *dir_of(const char *path)
 {
     const char *slash = strrchr(path, '/');
     if (!slash)
-        return strdup(".");
+        return es_xstrdup(".");
     if (slash == path)
-        return strdup("/");
-    return strndup(path, (size_t)(slash - path));
+        return es_xstrdup("/");
+    return es_xstrdup_len(path, (size_t)(slash - path));
 }
 
 /* Give the temporary file the target's mode and owner before it becomes the
@@ -101,10 +102,6 @@ int es_atomic_replace(const char *path, const char *tmp_path, const void *data, 
 
     char *dir = dir_of(path), *tmp_dir = dir_of(tmp_path);
     int rc = -1;
-    if (!dir || !tmp_dir) {
-        es_err_set(e, ENOMEM, path, "out of memory");
-        goto out;
-    }
     if (es_fs_fsync_dir(dir, e) < 0)
         goto out;
     /* A rename across directories changes both. */

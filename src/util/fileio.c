@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "util/fileio_root.h"
+#include "util/xalloc.h"
 
 enum { K_READ, K_WRITE, K_FLUSH, K_MUTATE, K_COUNT };
 static const char *const kind_names[K_COUNT] = {"read", "write", "flush", "mutate"};
@@ -38,12 +39,10 @@ static int kind_index(const char *name)
 int es_fault_install(const char *spec, const char *trace_path)
 {
     free(hook.trace_path);
-    hook.trace_path = trace_path && *trace_path ? strdup(trace_path) : NULL;
+    hook.trace_path = trace_path && *trace_path ? es_xstrdup(trace_path) : NULL;
     if (!spec || !*spec)
         return 0;
-    char *copy = strdup(spec), *save = NULL;
-    if (!copy)
-        return -1;
+    char *copy = es_xstrdup(spec), *save = NULL;
     for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         char kind[16], act[16];
         unsigned long long n;
@@ -117,14 +116,9 @@ static int tick(int k, const char *op, const char *path)
 /* Wrap an existing descriptor (takes ownership). */
 static int es_file_adopt(es_file **out, int fd, const char *path, bool writable, es_err *e)
 {
-    es_file *f = calloc(1, sizeof *f);
-    char *p = strdup(path ? path : "");
-    if (!f || !p) {
-        free(f);
-        free(p);
-        close(fd);
-        return es_err_set(e, ENOMEM, path, "out of memory");
-    }
+    (void)e;
+    es_file *f = es_xcalloc(1, sizeof *f);
+    char *p = es_xstrdup(path ? path : "");
     f->fd = fd;
     f->path = p;
     f->writable = writable;
@@ -247,8 +241,6 @@ static int copy_bounce(int sfd, uint64_t soff, int dfd, uint64_t doff, uint64_t 
 {
     size_t cap = n < COPY_BOUNCE ? (size_t)n : COPY_BOUNCE;
     uint8_t *buf = es_io_alloc(cap);
-    if (!buf)
-        return ENOMEM;
     int err = 0;
     while (n && !err) {
         size_t k = n < cap ? (size_t)n : cap, got;
@@ -470,7 +462,7 @@ void es_file_start_writeback(es_file *f, uint64_t off, uint64_t len)
 void *es_io_alloc(size_t n)
 {
     void *p = NULL;
-    return posix_memalign(&p, 4096, n ? n : 1) == 0 ? p : NULL;
+    return es_xcheck(posix_memalign(&p, 4096, n ? n : 1) == 0 ? p : NULL);
 }
 
 void es_file_prefetch(es_file *f, uint64_t off, uint64_t len)

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "util/fileio.h"
+#include "util/xalloc.h"
 
 /* Same limit as the kernel's path walk (MAXSYMLINKS). */
 #define ROOT_MAX_SYMLINKS 40
@@ -109,21 +110,14 @@ static int ds_top(const dirstack *s)
     return s->fds[s->n - 1];
 }
 
-static int ds_push(dirstack *s, int fd)
+static void ds_push(dirstack *s, int fd)
 {
     if (s->n == s->cap) {
         size_t cap = s->cap * 2;
-        int *p = realloc(s->fds, cap * sizeof *p);
-        if (!p) {
-            close(fd);
-            errno = ENOMEM;
-            return -1;
-        }
-        s->fds = p;
+        s->fds = es_xreallocarray(s->fds, cap, sizeof *s->fds);
         s->cap = cap;
     }
     s->fds[s->n++] = fd;
-    return 0;
 }
 
 /* ".." never goes above the root; an absolute link target starts there. */
@@ -134,30 +128,21 @@ static void ds_pop_to(dirstack *s, size_t n)
 }
 
 /* Replace *pending with target + "/" + rest. */
-static int splice_target(char **pending, const char *rest, const char *target)
+static void splice_target(char **pending, const char *rest, const char *target)
 {
     size_t tl = strlen(target), rl = strlen(rest);
-    char *p = malloc(tl + 1 + rl + 1);
-    if (!p) {
-        errno = ENOMEM;
-        return -1;
-    }
+    char *p = es_xmalloc(tl + 1 + rl + 1);
     memcpy(p, target, tl);
     p[tl] = '/';
     memcpy(p + tl + 1, rest, rl + 1);
     free(*pending);
     *pending = p;
-    return 0;
 }
 
 /* The target of the symbolic link open as lfd (O_PATH | O_NOFOLLOW). */
 static char *link_target(int lfd)
 {
-    char *buf = malloc(PATH_MAX);
-    if (!buf) {
-        errno = ENOMEM;
-        return NULL;
-    }
+    char *buf = es_xmalloc(PATH_MAX);
     ssize_t n = readlinkat(lfd, "", buf, PATH_MAX);
     if (n < 0 || n >= PATH_MAX) {
         if (n >= PATH_MAX)
@@ -190,14 +175,8 @@ static char *symlink_at(int dir, const char *name, bool *is_link)
 
 static int walk_in_root(const char *rel, int flags, mode_t mode)
 {
-    dirstack s = {.fds = malloc(8 * sizeof(int)), .n = 1, .cap = 8};
-    char *pending = strdup(rel);
-    if (!s.fds || !pending) {
-        free(s.fds);
-        free(pending);
-        errno = ENOMEM;
-        return -1;
-    }
+    dirstack s = {.fds = es_xcalloc(8, sizeof(int)), .n = 1, .cap = 8};
+    char *pending = es_xstrdup(rel);
     s.fds[0] = root.fd;
     int links = 0, result = -1;
     size_t pos = 0;
@@ -213,13 +192,8 @@ static int walk_in_root(const char *rel, int flags, mode_t mode)
             after++;
         bool last = !pending[after];
         free(comp);
-        comp = strndup(pending + start, pos - start);
-        if (!comp) {
-            errno = ENOMEM;
-            break;
-        }
-        if (!*comp)
-            strcpy(comp, "."); /* the path named the directory we are in */
+        /* An empty component: the path named the directory we are in. */
+        comp = pos > start ? es_xstrdup_len(pending + start, pos - start) : es_xstrdup(".");
         if (strcmp(comp, "..") == 0) {
             if (s.n > 1)
                 ds_pop_to(&s, s.n - 1);
@@ -250,8 +224,7 @@ static int walk_in_root(const char *rel, int flags, mode_t mode)
                 errno = ENOTDIR;
                 break;
             } else {
-                if (ds_push(&s, fd) < 0)
-                    break;
+                ds_push(&s, fd);
                 continue;
             }
         } else {
@@ -292,10 +265,8 @@ static int walk_in_root(const char *rel, int flags, mode_t mode)
         }
         if (target[0] == '/')
             ds_pop_to(&s, 1);
-        int r = splice_target(&pending, pending + pos, target);
+        splice_target(&pending, pending + pos, target);
         free(target);
-        if (r < 0)
-            break;
         pos = 0;
     }
     int err = errno;
@@ -353,11 +324,7 @@ static int es_root_at_open(const char *path, es_root_at *at)
     size_t cut = n;
     while (cut > 0 && rel[cut - 1] != '/')
         cut--;
-    char *copy = strndup(rel, n);
-    if (!copy) {
-        errno = ENOMEM;
-        return -1;
-    }
+    char *copy = es_xstrdup_len(rel, n);
     const char *name = copy + cut;
     if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
         /* the root itself, or a name that is not one entry of a directory */

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "util/fileio.h"
+#include "util/xalloc.h"
 
 /* Same limit as the kernel's path walk (MAXSYMLINKS). */
 #define ES_ROOT_MAX_SYMLINKS 40
@@ -18,29 +19,23 @@ typedef struct {
     size_t len, cap;
 } pathbuf;
 
-static int pb_reserve(pathbuf *b, size_t extra)
+static void pb_reserve(pathbuf *b, size_t extra)
 {
     if (b->len + extra + 1 <= b->cap)
-        return 0;
+        return;
     size_t cap = b->cap ? b->cap : 64;
     while (cap < b->len + extra + 1)
         cap *= 2;
-    char *p = realloc(b->s, cap);
-    if (!p)
-        return -1;
-    b->s = p;
+    b->s = es_xrealloc(b->s, cap);
     b->cap = cap;
-    return 0;
 }
 
-static int pb_append(pathbuf *b, const char *s, size_t n)
+static void pb_append(pathbuf *b, const char *s, size_t n)
 {
-    if (pb_reserve(b, n) < 0)
-        return -1;
+    pb_reserve(b, n);
     memcpy(b->s + b->len, s, n);
     b->len += n;
     b->s[b->len] = '\0';
-    return 0;
 }
 
 static void pb_truncate(pathbuf *b, size_t len)
@@ -70,9 +65,8 @@ int es_path_join(const char *dir, const char *name, char **out, es_err *e)
         name++;
     size_t nl = strlen(name);
     bool slash = !(dl > 0 && dir[dl - 1] == '/');
-    char *p = malloc(dl + (slash ? 1 : 0) + nl + 1);
-    if (!p)
-        return es_err_set(e, ENOMEM, dir, "out of memory");
+    (void)e;
+    char *p = es_xmalloc(dl + (slash ? 1 : 0) + nl + 1);
     memcpy(p, dir, dl);
     size_t at = dl;
     if (slash)
@@ -87,9 +81,7 @@ static char *read_link(const char *path, size_t hint)
 {
     size_t cap = hint ? hint + 1 : 256;
     for (;;) {
-        char *buf = malloc(cap);
-        if (!buf)
-            return NULL;
+        char *buf = es_xmalloc(cap);
         ssize_t n = es_fs_readlink(path, buf, cap);
         if (n < 0) {
             free(buf);
@@ -106,18 +98,15 @@ static char *read_link(const char *path, size_t hint)
 
 /* Replace *pending (the components not yet walked, starting at rest) with
  * target + "/" + rest. */
-static int splice_pending(char **pending, const char *rest, const char *target)
+static void splice_pending(char **pending, const char *rest, const char *target)
 {
     size_t tl = strlen(target), rl = strlen(rest);
-    char *p = malloc(tl + 1 + rl + 1);
-    if (!p)
-        return -1;
+    char *p = es_xmalloc(tl + 1 + rl + 1);
     memcpy(p, target, tl);
     p[tl] = '/';
     memcpy(p + tl + 1, rest, rl + 1);
     free(*pending);
     *pending = p;
-    return 0;
 }
 
 /* The root's real path, checked to be a directory and made the I/O
@@ -165,10 +154,8 @@ static int follow_link(root_walk *w, size_t before, size_t size_hint, es_err *e)
     if (!target)
         return es_err_set(e, errno ? errno : ENOMEM, w->res.s, "cannot read symbolic link");
     pb_truncate(&w->res, target[0] == '/' ? w->floor : before);
-    int r = splice_pending(&w->pending, w->pending + w->pos, target);
+    splice_pending(&w->pending, w->pending + w->pos, target);
     free(target);
-    if (r < 0)
-        return es_err_set(e, ENOMEM, w->path, "out of memory");
     w->pos = 0;
     return 0;
 }
@@ -186,8 +173,8 @@ static int walk_component(root_walk *w, const char *comp, size_t clen, es_err *e
         return 0;
     }
     size_t before = w->res.len;
-    if (pb_append(&w->res, "/", 1) < 0 || pb_append(&w->res, comp, clen) < 0)
-        return es_err_set(e, ENOMEM, w->path, "out of memory");
+    pb_append(&w->res, "/", 1);
+    pb_append(&w->res, comp, clen);
     struct stat st;
     if (es_fs_lstat(w->res.s, &st) < 0) {
         /* Not there (yet): the rest is taken as written. */
@@ -206,8 +193,8 @@ int es_root_resolve(const char *root, const char *path, char **out, es_err *e)
     if (!path || !*path)
         return es_err_set(e, EINVAL, root, "empty path");
     if (!root || !*root) {
-        *out = strdup(path);
-        return *out ? 0 : es_err_set(e, ENOMEM, path, "out of memory");
+        *out = es_xstrdup(path);
+        return 0;
     }
     char *realroot;
     if (take_root(root, &realroot, e) < 0)
@@ -216,12 +203,9 @@ int es_root_resolve(const char *root, const char *path, char **out, es_err *e)
     /* With root "/", paths are already host paths: keep them single-slashed. */
     const char *base = strcmp(realroot, "/") == 0 ? "" : realroot;
     root_walk w = {.path = path, .realroot = realroot, .floor = strlen(base),
-                   .pending = strdup(path)};
+                   .pending = es_xstrdup(path)};
     int rc = -1;
-    if (!w.pending || pb_append(&w.res, base, w.floor) < 0) {
-        es_err_set(e, ENOMEM, path, "out of memory");
-        goto out;
-    }
+    pb_append(&w.res, base, w.floor);
     for (;;) {
         while (w.pending[w.pos] == '/')
             w.pos++;
@@ -233,10 +217,8 @@ int es_root_resolve(const char *root, const char *path, char **out, es_err *e)
         if (walk_component(&w, w.pending + start, w.pos - start, e) < 0)
             goto out;
     }
-    if (w.res.len == 0 && pb_append(&w.res, "/", 1) < 0) {
-        es_err_set(e, ENOMEM, path, "out of memory");
-        goto out;
-    }
+    if (w.res.len == 0)
+        pb_append(&w.res, "/", 1);
     *out = w.res.s;
     w.res.s = NULL;
     rc = 0;

@@ -11,6 +11,7 @@
 
 #include "domxml/domain_edit.h"
 #include "domxml/store.h"
+#include "domxml/writer.h"
 #include "util/atomic_file.h"
 #include "util/fileio.h"
 #include "test_domxml_util.h"
@@ -230,6 +231,43 @@ START_TEST(snapshot_save_layout)
 }
 END_TEST
 
+/* The store saves through the same writer the transaction engine uses:
+ * the temporary names are its, and a save of what the file already holds
+ * changes nothing on disk (no new inode, not one mutating operation) but
+ * still removes a stale temporary file. */
+START_TEST(saves_go_through_the_one_writer)
+{
+    es_err e = {0};
+    domxml_snapshot *s = fixture_snapshot("libvirt-9.0/02-snapshot-s1.xml");
+    ck_assert_msg(domxml_snapshot_save(&paths, "lvtest", s, &e) == 0, "%s", err_text(&e));
+    char path[8192], want_tmp[8192];
+    pathf(path, sizeof path, "%s/s1.xml", domdir);
+    pathf(want_tmp, sizeof want_tmp, "%s/.lvtest-s1.xml.tmp", snapdir);
+    domxml_file f = {.kind = DOMXML_FILE_SNAPSHOT, .host = path, .domain = "lvtest",
+                     .snapshot = "s1"};
+    char *tmp = NULL;
+    ck_assert_int_eq(domxml_file_tmp_path(&f, &tmp, &e), 0);
+    ck_assert_str_eq(tmp, want_tmp);
+    write_all(tmp, "stale", 0600);
+
+    struct stat before, after;
+    ck_assert_int_eq(stat(path, &before), 0);
+    uint64_t writes = es_fault_count("write");
+    ck_assert_int_eq(domxml_snapshot_save(&paths, "lvtest", s, &e), 0);
+    ck_assert_int_eq(stat(path, &after), 0);
+    ck_assert_uint_eq(after.st_ino, before.st_ino);
+    ck_assert_uint_eq(es_fault_count("write"), writes);
+    ck_assert_int_ne(access(tmp, F_OK), 0); /* the stale one is gone */
+    free(tmp);
+
+    domxml_file cf = {.kind = DOMXML_FILE_CONFIG, .host = "/x/etc/vm.xml"};
+    ck_assert_int_eq(domxml_file_tmp_path(&cf, &tmp, &e), 0);
+    ck_assert_str_eq(tmp, "/x/etc/vm.xml.new");
+    free(tmp);
+    domxml_snapshot_free(s);
+}
+END_TEST
+
 START_TEST(snapshot_save_refuses_bad_names)
 {
     es_err e = {0};
@@ -401,6 +439,7 @@ static Suite *store_suite(void)
     tcase_add_test(tc, domain_save_keeps_mode_and_owner);
     tcase_add_test(tc, new_domain_file_is_0600);
     tcase_add_test(tc, snapshot_save_layout);
+    tcase_add_test(tc, saves_go_through_the_one_writer);
     tcase_add_test(tc, snapshot_save_refuses_bad_names);
     tcase_add_test(tc, config_save_faults);
     tcase_add_test(tc, snapshot_save_faults);

@@ -14,9 +14,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "domxml/readfile.h"
-#include "util/err.h"
+#include "domxml/files.h"
 #include "tu_skip.h"
+#include "util/err.h"
+#include "util/readfile.h"
 
 /* snprintf that fails the test on truncation (and keeps the compiler's
  * truncation analysis out of test code). */
@@ -49,7 +50,7 @@ static inline char *read_all(const char *path, size_t *len)
     es_err e = {0};
     char *text = NULL, msg[2048];
     size_t l = 0;
-    if (dx_read_file(path, &text, &l, &e) < 0)
+    if (es_read_file(path, DOMXML_FILE_MAX, &text, &l, &e) < 0)
         ck_abort_msg("cannot read %s", es_err_str(&e, msg, sizeof msg));
     if (len)
         *len = l;

@@ -57,10 +57,10 @@ static void put_entry(snap_inexact *m, const char *name, long long ct, snap_inex
                             .since = 7, .operation = "the online delete of snapshot s4",
                             .command = "delete", .reason = "interrupted"};
     es_err e = {0};
-    ck_assert_int_eq(snap_strv_add(&x.images, "/img/vda.s1", &e), 0);
-    ck_assert_int_eq(snap_strv_add(&x.images, "/img/vdb.s1", &e), 0);
+    ck_assert_int_eq(es_strv_add(&x.images, "/img/vda.s1", &e), 0);
+    ck_assert_int_eq(es_strv_add(&x.images, "/img/vdb.s1", &e), 0);
     ck_assert_int_eq(snap_inexact_put(m, &x, &e), 0);
-    snap_strv_free(&x.images);
+    es_strv_free(&x.images);
 }
 
 START_TEST(round_trip_and_validity)
@@ -146,11 +146,11 @@ START_TEST(forget_what_a_plan_removed)
                            .snapshot = "s4", .old_text = "a", .old_len = 1};
     ck_assert_int_eq(snap_plan_add_xml(p, &keep, &e), 0);
     ck_assert_int_eq(snap_plan_add_xml(p, &drop, &e), 0);
-    snap_strv gone = {0};
+    es_strv gone = {0};
     ck_assert_int_eq(snap_plan_removed_snapshots(p, &gone, &e), 0);
     ck_assert_uint_eq(gone.n, 1);
     ck_assert_str_eq(gone.v[0], "s4");
-    snap_strv_free(&gone);
+    es_strv_free(&gone);
 
     ck_assert_int_eq(snap_inexact_forget(&ctx, p, &e), 0);
     ck_assert_int_eq(snap_inexact_load(&ctx, &m, &e), 0);

@@ -5,7 +5,9 @@
 #include <string.h>
 
 #include "qcow2/image.h"
-#include "snap/strv.h"
+#include "util/str.h"
+#include "util/strv.h"
+#include "util/xalloc.h"
 
 void snap_chain_free(snap_chain *c)
 {
@@ -24,14 +26,12 @@ static int stop_with(snap_chain *c, const es_err *why, es_err *e)
 {
     char buf[ES_ERR_MSG_MAX + ES_ERR_PATH_MAX + 64];
     es_err_str(why, buf, sizeof buf);
-    return snap_strdup(buf, &c->error, e);
+    return es_strdup(buf, &c->error, e);
 }
 
 static int add_link(snap_chain *c, const es_image *img, es_err *e)
 {
-    snap_chain_link *v = realloc(c->v, (c->n + 1) * sizeof *v);
-    if (!v)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    snap_chain_link *v = es_xreallocarray(c->v, c->n + 1, sizeof *v);
     c->v = v;
     snap_chain_link *l = &v[c->n];
     memset(l, 0, sizeof *l);
@@ -44,9 +44,9 @@ static int add_link(snap_chain *c, const es_image *img, es_err *e)
         l->actual_size = alloc;
     const char *bf = img->format == ES_FMT_QCOW2 ? img->hdr.backing_file : NULL;
     const char *bfmt = img->format == ES_FMT_QCOW2 ? img->hdr.backing_format : NULL;
-    if (snap_strdup(img->filename, &l->filename, e) < 0 ||
-        snap_strdup(img->format == ES_FMT_QCOW2 ? "qcow2" : "raw", &l->format, e) < 0 ||
-        snap_strdup(bf, &l->backing, e) < 0 || snap_strdup(bfmt, &l->backing_format, e) < 0)
+    if (es_strdup(img->filename, &l->filename, e) < 0 ||
+        es_strdup(img->format == ES_FMT_QCOW2 ? "qcow2" : "raw", &l->format, e) < 0 ||
+        es_strdup(bf, &l->backing, e) < 0 || es_strdup(bfmt, &l->backing_format, e) < 0)
         return -1;
     return 0;
 }
@@ -56,7 +56,7 @@ int snap_chain_walk(const char *root, const char *path, const char *format, snap
 {
     memset(out, 0, sizeof *out);
     char *cur = NULL, *fmt = NULL;
-    if (snap_strdup(path, &cur, e) < 0 || snap_strdup(format, &fmt, e) < 0) {
+    if (es_strdup(path, &cur, e) < 0 || es_strdup(format, &fmt, e) < 0) {
         free(cur);
         return -1;
     }
@@ -100,7 +100,7 @@ int snap_chain_walk(const char *root, const char *path, const char *format, snap
                 break;
             }
             free(open_path);
-            if (snap_strdup(img->hdr.backing_format, &next_fmt, e) < 0) {
+            if (es_strdup(img->hdr.backing_format, &next_fmt, e) < 0) {
                 free(next);
                 es_image_close(img);
                 rc = -1;

@@ -17,21 +17,20 @@
 #include "snap/graph/parent_disks.h"
 #include "snap/txn/plan_xml.h"
 #include "util/rootpath.h"
+#include "util/xalloc.h"
 
 static int repl_add(snap_repls *r, size_t node, const domxml_disk *to_disk, const char *fmt,
                     es_err *e)
 {
     const char *to = to_disk->source;
-    snap_repl *v = realloc(r->v, (r->n + 1) * sizeof *v);
-    if (!v)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    snap_repl *v = es_xreallocarray(r->v, r->n + 1, sizeof *v);
     r->v = v;
     snap_repl *x = &v[r->n];
     memset(x, 0, sizeof *x);
     x->node = node;
     x->to_disk = to_disk;
     r->n++;
-    if (snap_strdup(to, &x->to, e) < 0 || snap_strdup(fmt, &x->to_format, e) < 0)
+    if (es_strdup(to, &x->to, e) < 0 || es_strdup(fmt, &x->to_format, e) < 0)
         return -1;
     return 0;
 }
@@ -45,13 +44,13 @@ static const snap_repl *repl_find(const snap_repls *r, size_t node)
 }
 
 /* Disk targets some snapshot of the range froze, in order of appearance. */
-static int range_disks(const snap_range *r, snap_strv *out, es_err *e)
+static int range_disks(const snap_range *r, es_strv *out, es_err *e)
 {
     for (size_t i = 0; i < r->n; i++)
         for (size_t j = 0; j < r->v[i]->ndisks; j++) {
             const char *t = r->v[i]->disks[j].name;
-            if (snap_froze_disk(r->v[i], t) && !snap_strv_has(out, t) &&
-                snap_strv_add(out, t, e) < 0)
+            if (snap_froze_disk(r->v[i], t) && !es_strv_has(out, t) &&
+                es_strv_add(out, t, e) < 0)
                 return -1;
         }
     return 0;
@@ -154,9 +153,7 @@ static int walk_down(const snap_graph *g, disk_job *j, const char *what, es_err 
         if (!n->regular || !n->format || strcmp(n->format, "qcow2") != 0)
             return refuse(what, e, "disk %s: %s is not a qcow2 overlay (merging needs one)",
                           j->target, n->path);
-        size_t *v = realloc(j->l, (j->nl + 1) * sizeof *v);
-        if (!v)
-            return es_err_set(e, ENOMEM, NULL, "out of memory");
+        size_t *v = es_xreallocarray(j->l, j->nl + 1, sizeof *v);
         j->l = v;
         v[j->nl++] = cur;
         cur = n->backing;
@@ -334,10 +331,10 @@ static int plan_disk(snap_ctx *c, const snap_graph *g, disk_job *j, const char *
                     .base = j->kb->source};
     int added = check_base(c, g, j, what, e);
     for (size_t i = 0; added == 0 && i < j->nl; i++)
-        added = snap_strv_add(&m.images, g->v[j->l[i]].path, e);
+        added = es_strv_add(&m.images, g->v[j->l[i]].path, e);
     if (added == 0)
         added = snap_plan_add_merge(p, &m, e);
-    snap_strv_free(&m.images);
+    es_strv_free(&m.images);
     if (added < 0)
         return -1;
     size_t *users = NULL, n = 0;
@@ -351,7 +348,7 @@ static int plan_disk(snap_ctx *c, const snap_graph *g, disk_job *j, const char *
                           .old_backing_format = u->backing_format};
         r = snap_plan_add_rebase(p, &rb, e);
         if (r == 0 && !u->named)
-            r = snap_strv_addf(&p->notes, e,
+            r = es_strv_addf(&p->notes, e,
                                "%s (not named by any libvirt file) used %s as backing file: it "
                                "is repointed to %s",
                                u->path, g->v[j->top].path, j->kb->source);
@@ -359,7 +356,7 @@ static int plan_disk(snap_ctx *c, const snap_graph *g, disk_job *j, const char *
     free(users);
     for (size_t i = 0; r == 0 && i < j->nl; i++) {
         char *reason = NULL;
-        r = snap_asprintf(&reason, e, "merged into %s (disk %s)", j->kb->source, j->target);
+        r = es_asprintf(&reason, e, "merged into %s (disk %s)", j->kb->source, j->target);
         if (r == 0)
             r = snap_plan_add_delete(p, g->v[j->l[i]].path, reason, e);
         free(reason);
@@ -441,11 +438,11 @@ out:
 int snap_range_plan_images(snap_ctx *c, const snap_graph *g, const snap_range *r,
                            const char *what, snap_plan *p, snap_repls *repl, es_err *e)
 {
-    snap_strv disks = {0};
+    es_strv disks = {0};
     int rc = range_disks(r, &disks, e);
     for (size_t i = 0; rc == 0 && i < disks.n; i++)
         rc = one_disk(c, g, r, disks.v[i], what, p, repl, e);
-    snap_strv_free(&disks);
+    es_strv_free(&disks);
     return rc;
 }
 
@@ -460,9 +457,7 @@ static int domain_changes(snap_ctx *c, const snap_graph *g, const domxml_domain 
     *n = 0;
     if (!d || !repl || !repl->n)
         return 0;
-    *out = calloc(d->ndisks + 1, sizeof **out);
-    if (!*out)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    *out = es_xcalloc(d->ndisks + 1, sizeof **out);
     for (size_t i = 0; i < d->ndisks; i++) {
         const domxml_disk *k = &d->disks[i];
         if (k->type != DOMXML_STORAGE_FILE && k->type != DOMXML_STORAGE_BLOCK)
@@ -496,12 +491,12 @@ static int rewrite_domain(snap_ctx *c, const snap_graph *g, const domxml_domain 
     return r;
 }
 
-static int put(snap_ctx *c, snap_plan *p, domxml_snapshot *t, const snap_strv *why, es_err *e)
+static int put(snap_ctx *c, snap_plan *p, domxml_snapshot *t, const es_strv *why, es_err *e)
 {
     char *sum = NULL;
     for (size_t i = 0; i < why->n; i++) {
         char *n = NULL;
-        if (snap_asprintf(&n, e, "%s%s%s", sum ? sum : "", sum ? "; " : "", why->v[i]) < 0) {
+        if (es_asprintf(&n, e, "%s%s%s", sum ? sum : "", sum ? "; " : "", why->v[i]) < 0) {
             free(sum);
             return -1;
         }
@@ -516,12 +511,12 @@ static int put(snap_ctx *c, snap_plan *p, domxml_snapshot *t, const snap_strv *w
 /* Changes to one snapshot that stays; *changed when there are any. */
 static int update_kept(snap_ctx *c, const snap_graph *g, const snap_range *r,
                        const snap_meta_opts *o, bool cur_in_range, domxml_snapshot *t,
-                       snap_strv *why, es_err *e)
+                       es_strv *why, es_err *e)
 {
     const char *new_parent = r->base ? r->base->name : NULL;
     if (t->parent && snap_range_has(r, domxml_snapshot_list_find(c->snaps, t->parent))) {
         if (domxml_set_string(&t->parent, new_parent, e) < 0 ||
-            snap_strv_addf(why, e, "parent becomes %s", new_parent ? new_parent : "none (a root)") <
+            es_strv_addf(why, e, "parent becomes %s", new_parent ? new_parent : "none (a root)") <
                 0)
             return -1;
     }
@@ -531,14 +526,14 @@ static int update_kept(snap_ctx *c, const snap_graph *g, const snap_range *r,
     if (nd) {
         domxml_domain_free(t->domain);
         t->domain = nd;
-        if (snap_strv_add(why, "its saved definition names the merged images' base", e) < 0)
+        if (es_strv_add(why, "its saved definition names the merged images' base", e) < 0)
             return -1;
     }
     if (t != r->base)
         return 0;
     if (cur_in_range && !t->current) {
         t->current = true;
-        if (snap_strv_add(why, "becomes current", e) < 0)
+        if (es_strv_add(why, "becomes current", e) < 0)
             return -1;
     }
     return 0;
@@ -550,10 +545,8 @@ int snap_range_plan_metadata(snap_ctx *c, const snap_graph *g, const snap_range 
     domxml_snapshot *cur = domxml_snapshot_list_current(c->snaps);
     bool cur_in_range = cur && snap_range_has(r, cur);
     domxml_domain *nd = NULL;
-    snap_strv *why = calloc(c->snaps->n + 1, sizeof *why);
+    es_strv *why = es_xcalloc(c->snaps->n + 1, sizeof *why);
     int rc = -1;
-    if (!why)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
     if (rewrite_domain(c, g, c->config, o->repl, &nd, e) < 0) {
         es_err_prefix(e, "the domain config");
         goto out;
@@ -577,7 +570,7 @@ int snap_range_plan_metadata(snap_ctx *c, const snap_graph *g, const snap_range 
             goto out;
     for (size_t i = 0; i < r->n; i++) {
         char *sum = NULL;
-        if (snap_asprintf(&sum, e, "snapshot %s is deleted%s", r->v[i]->name,
+        if (es_asprintf(&sum, e, "snapshot %s is deleted%s", r->v[i]->name,
                           r->v[i]->current ? (r->base ? "; its parent becomes current"
                                                       : "; no snapshot is current now")
                                            : "") < 0)
@@ -592,7 +585,7 @@ int snap_range_plan_metadata(snap_ctx *c, const snap_graph *g, const snap_range 
     rc = 0;
 out:
     for (size_t i = 0; i < c->snaps->n; i++)
-        snap_strv_free(&why[i]);
+        es_strv_free(&why[i]);
     free(why);
     domxml_domain_free(nd);
     return rc;

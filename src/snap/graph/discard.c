@@ -6,6 +6,7 @@
 
 #include "snap/graph/chain.h"
 #include "snap/graph/refs.h"
+#include "util/xalloc.h"
 
 /* The files still needed once the plan is done. */
 static int needed_files(snap_ctx *c, const snap_discard_input *d, snap_fileset *need, es_err *e)
@@ -25,7 +26,7 @@ static int needed_files(snap_ctx *c, const snap_discard_input *d, snap_fileset *
 /* Candidates of one chain, top first: the images above the first needed
  * one; none when the chain never reaches a needed image. */
 static int chain_candidates(snap_ctx *c, const char *top, const char *format,
-                            const snap_fileset *need, snap_strv *out, es_err *e)
+                            const snap_fileset *need, es_strv *out, es_err *e)
 {
     snap_chain ch;
     if (snap_chain_walk(c->env->root, top, format, &ch, e) < 0)
@@ -36,22 +37,20 @@ static int chain_candidates(snap_ctx *c, const char *top, const char *format,
     int rc = 0;
     if (k < ch.n) /* reached a needed image: everything above it goes */
         for (size_t i = 0; i < k && rc == 0; i++)
-            rc = snap_strv_add(out, ch.v[i].filename, e);
+            rc = es_strv_add(out, ch.v[i].filename, e);
     snap_chain_free(&ch);
     return rc;
 }
 
 typedef struct {
-    snap_strv *chains; /* candidates per chain */
+    es_strv *chains; /* candidates per chain */
     size_t n;
 } chain_list;
 
 static int add_chain(snap_ctx *c, chain_list *cl, const char *top, const char *format,
                      const snap_fileset *need, es_err *e)
 {
-    snap_strv *v = realloc(cl->chains, (cl->n + 1) * sizeof *v);
-    if (!v)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    es_strv *v = es_xreallocarray(cl->chains, cl->n + 1, sizeof *v);
     cl->chains = v;
     memset(&v[cl->n], 0, sizeof v[cl->n]);
     cl->n++;
@@ -64,7 +63,7 @@ int snap_plan_discards(snap_ctx *c, const snap_discard_input *d, const char *rea
     const char *root = c->env->root;
     snap_fileset need = {0}, doomed = {0};
     chain_list cl = {0};
-    snap_strv all = {0};
+    es_strv all = {0};
     int rc = -1;
     if (needed_files(c, d, &need, e) < 0)
         goto out;
@@ -79,29 +78,29 @@ int snap_plan_discards(snap_ctx *c, const snap_discard_input *d, const char *rea
             goto out;
     for (size_t i = 0; i < cl.n; i++)
         for (size_t j = 0; j < cl.chains[i].n; j++)
-            if (!snap_strv_has(&all, cl.chains[i].v[j]) &&
-                snap_strv_add(&all, cl.chains[i].v[j], e) < 0)
+            if (!es_strv_has(&all, cl.chains[i].v[j]) &&
+                es_strv_add(&all, cl.chains[i].v[j], e) < 0)
                 goto out;
     /* An image outside the plan that uses a candidate as backing file keeps
      * it, and everything below it. */
     for (size_t i = 0; i < cl.n; i++) {
-        snap_strv *ch = &cl.chains[i];
+        es_strv *ch = &cl.chains[i];
         for (size_t j = 0; j < ch->n; j++) {
-            snap_strv users = {0};
+            es_strv users = {0};
             if (snap_find_dependents(root, ch->v[j], &all, &users, e) < 0)
                 goto out;
             if (users.n) {
                 for (size_t k = j; k < ch->n; k++) {
-                    if (snap_strv_addf(&p->notes, e, "kept %s: %s uses it as backing file",
+                    if (es_strv_addf(&p->notes, e, "kept %s: %s uses it as backing file",
                                        ch->v[k], users.v[0]) < 0) {
-                        snap_strv_free(&users);
+                        es_strv_free(&users);
                         goto out;
                     }
                     free(ch->v[k]);
                 }
                 ch->n = j;
             }
-            snap_strv_free(&users);
+            es_strv_free(&users);
         }
     }
     for (size_t i = 0; i < cl.n; i++) {
@@ -119,8 +118,8 @@ out:
     snap_fileset_free(&need);
     snap_fileset_free(&doomed);
     for (size_t i = 0; i < cl.n; i++)
-        snap_strv_free(&cl.chains[i]);
+        es_strv_free(&cl.chains[i]);
     free(cl.chains);
-    snap_strv_free(&all);
+    es_strv_free(&all);
     return rc;
 }

@@ -16,8 +16,9 @@
 #include "domxml/snapshot_list.h"
 #include "snap/context.h"
 #include "snap/txn/plan.h"
-#include "snap/strv.h"
 #include "util/err.h"
+#include "util/str.h"
+#include "util/strv.h"
 
 typedef struct snap_discard_input {
     const domxml_domain *old_config;
@@ -25,7 +26,7 @@ typedef struct snap_discard_input {
     const domxml_snapshot_list *snaps;   /* the metadata as the plan leaves it */
     const domxml_snapshot *old_current;  /* current before, not after (NULL: none) */
     bool old_current_live_in_disks;      /* its <disks> were its live overlays */
-    const snap_strv *live;               /* the old current's live overlays */
+    const es_strv *live;               /* the old current's live overlays */
 } snap_discard_input;
 
 /* Add the deletes (with reason) and notes about kept files to p. */

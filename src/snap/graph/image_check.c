@@ -9,6 +9,7 @@
 #include "qcow2/image.h"
 #include "util/fileio.h"
 #include "util/rootpath.h"
+#include "util/xalloc.h"
 
 int snap_check_image(const char *root, const char *path, const char *format, es_err *e)
 {
@@ -103,18 +104,14 @@ int snap_check_new_overlay(const char *root, const char *path, const char *disk,
         r = es_err_set(e, errno, host, "cannot stat the overlay of disk %s", disk);
     } else {
         /* Its directory must exist: the overlay goes beside the image below. */
-        char *dir = strdup(host);
-        if (!dir)
-            r = es_err_set(e, ENOMEM, NULL, "out of memory");
-        else {
-            char *slash = strrchr(dir, '/');
-            if (slash && slash != dir)
-                *slash = '\0';
-            if (es_fs_stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
-                r = es_err_set(e, errno ? errno : ENOTDIR, dir,
-                               "directory of the overlay of disk %s", disk);
-            free(dir);
-        }
+        char *dir = es_xstrdup(host);
+        char *slash = strrchr(dir, '/');
+        if (slash && slash != dir)
+            *slash = '\0';
+        if (es_fs_stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
+            r = es_err_set(e, errno ? errno : ENOTDIR, dir,
+                           "directory of the overlay of disk %s", disk);
+        free(dir);
     }
     free(host);
     return r;

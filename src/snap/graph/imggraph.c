@@ -11,6 +11,7 @@
 #include "qcow2/image.h"
 #include "util/fileio.h"
 #include "util/rootpath.h"
+#include "util/xalloc.h"
 
 /* Where a path came from: propagated down its backing chain. */
 typedef struct origin {
@@ -31,7 +32,7 @@ void snap_graph_free(snap_graph *g)
         free(n->foreign_domain);
     }
     free(g->v);
-    snap_strv_free(&g->dirs);
+    es_strv_free(&g->dirs);
     memset(g, 0, sizeof *g);
 }
 
@@ -44,7 +45,7 @@ static void mark(snap_graph *g, size_t i, const origin *o)
         if (o->foreign) {
             n->foreign = true;
             if (!n->foreign_domain)
-                n->foreign_domain = strdup(o->foreign); /* only for messages */
+                n->foreign_domain = es_xstrdup(o->foreign); /* only for messages */
         }
         i = n->backing;
     }
@@ -81,14 +82,12 @@ size_t snap_graph_find(const snap_graph *g, const char *root, const char *path)
 
 static int new_node(snap_graph *g, const char *path, size_t *idx, es_err *e)
 {
-    snap_gnode *v = realloc(g->v, (g->n + 1) * sizeof *v);
-    if (!v)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    snap_gnode *v = es_xreallocarray(g->v, g->n + 1, sizeof *v);
     g->v = v;
     snap_gnode *n = &v[g->n];
     memset(n, 0, sizeof *n);
     n->backing = SNAP_GNONE;
-    if (snap_strdup(path, &n->path, e) < 0)
+    if (es_strdup(path, &n->path, e) < 0)
         return -1;
     *idx = g->n++;
     return 0;
@@ -99,7 +98,7 @@ static int set_error(snap_graph *g, size_t i, const es_err *why, es_err *e)
     char buf[ES_ERR_MSG_MAX + ES_ERR_PATH_MAX + 64];
     free(g->v[i].error);
     g->v[i].error = NULL;
-    return snap_strdup(es_err_str(why, buf, sizeof buf), &g->v[i].error, e);
+    return es_strdup(es_err_str(why, buf, sizeof buf), &g->v[i].error, e);
 }
 
 static int add(snap_graph *g, const char *root, const char *path, const char *fmt,
@@ -116,11 +115,11 @@ static int open_node(snap_graph *g, const char *root, size_t i, const char *fmt,
         return set_error(g, i, &why, e);
     bool qcow2 = img->format == ES_FMT_QCOW2;
     char *display = NULL, *open_path = NULL;
-    int r = snap_strdup(qcow2 ? "qcow2" : "raw", &g->v[i].format, e);
+    int r = es_strdup(qcow2 ? "qcow2" : "raw", &g->v[i].format, e);
     if (r == 0 && qcow2 && img->hdr.backing_file) {
-        r = snap_strdup(img->hdr.backing_file, &g->v[i].backing_name, e);
+        r = es_strdup(img->hdr.backing_file, &g->v[i].backing_name, e);
         if (r == 0)
-            r = snap_strdup(img->hdr.backing_format, &g->v[i].backing_format, e);
+            r = es_strdup(img->hdr.backing_format, &g->v[i].backing_format, e);
         if (r == 0 && es_backing_resolve(img->filename, img->hdr.backing_file, root, &display,
                                          &open_path, &why) < 0)
             r = set_error(g, i, &why, e);
@@ -290,10 +289,10 @@ static int dir_of(const char *path, char **out, es_err *e)
 {
     const char *slash = strrchr(path, '/');
     if (!slash)
-        return snap_strdup(".", out, e);
+        return es_strdup(".", out, e);
     if (slash == path)
-        return snap_strdup("/", out, e);
-    return snap_asprintf(out, e, "%.*s", (int)(slash - path), path);
+        return es_strdup("/", out, e);
+    return es_asprintf(out, e, "%.*s", (int)(slash - path), path);
 }
 
 /* qcow2 files in one directory that the graph does not hold yet. */
@@ -316,7 +315,7 @@ static int scan_dir(snap_graph *g, const char *root, const char *dir, es_err *e)
         char *logical = NULL, *host = NULL;
         struct stat st;
         bool is_qcow2 = false;
-        if (snap_asprintf(&logical, e, "%s%s%s", dir, strcmp(dir, "/") ? "/" : "", de->d_name) <
+        if (es_asprintf(&logical, e, "%s%s%s", dir, strcmp(dir, "/") ? "/" : "", de->d_name) <
                 0 ||
             es_path_join(host_dir, de->d_name, &host, e) < 0) {
             free(logical);
@@ -352,7 +351,7 @@ int snap_graph_build(const snap_ctx *c, snap_graph *g, es_err *e)
         char *dir = NULL;
         if (dir_of(g->v[i].path, &dir, e) < 0)
             goto fail;
-        int r = snap_strv_has(&g->dirs, dir) ? 0 : snap_strv_add(&g->dirs, dir, e);
+        int r = es_strv_has(&g->dirs, dir) ? 0 : es_strv_add(&g->dirs, dir, e);
         free(dir);
         if (r < 0)
             goto fail;
@@ -368,20 +367,14 @@ fail:
 
 int snap_graph_users(const snap_graph *g, size_t i, size_t **out, size_t *n, es_err *e)
 {
+    (void)e;
     *out = NULL;
     *n = 0;
     for (size_t j = 0; j < g->n; j++) {
         if (g->v[j].backing != i || j == i)
             continue;
-        size_t *v = realloc(*out, (*n + 1) * sizeof *v);
-        if (!v) {
-            free(*out);
-            *out = NULL;
-            *n = 0;
-            return es_err_set(e, ENOMEM, NULL, "out of memory");
-        }
-        v[(*n)++] = j;
-        *out = v;
+        *out = es_xreallocarray(*out, *n + 1, sizeof **out);
+        (*out)[(*n)++] = j;
     }
     return 0;
 }

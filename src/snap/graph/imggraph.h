@@ -20,8 +20,9 @@
 #include <stddef.h>
 
 #include "snap/context.h"
-#include "snap/strv.h"
 #include "util/err.h"
+#include "util/str.h"
+#include "util/strv.h"
 
 #define SNAP_GNONE ((size_t)-1)
 
@@ -44,7 +45,7 @@ typedef struct snap_gnode {
 typedef struct snap_graph {
     snap_gnode *v;
     size_t n;
-    snap_strv dirs;        /* directories (as named) holding this domain's images */
+    es_strv dirs;        /* directories (as named) holding this domain's images */
 } snap_graph;
 
 /* Build the graph of domain c (config and snapshots as loaded in c). */

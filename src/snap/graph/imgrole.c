@@ -8,7 +8,7 @@
 static int append(char **s, const char *sep, const char *part, es_err *e)
 {
     char *n = NULL;
-    if (snap_asprintf(&n, e, "%s%s%s", *s ? *s : "", *s ? sep : "", part) < 0)
+    if (es_asprintf(&n, e, "%s%s%s", *s ? *s : "", *s ? sep : "", part) < 0)
         return -1;
     free(*s);
     *s = n;
@@ -27,7 +27,7 @@ static int roles(const snap_ctx *c, const snap_graph *g, size_t node, char **s, 
     int r = 0;
     for (size_t i = 0; r == 0 && i < c->config->ndisks; i++)
         if (is(c, g, c->config->disks[i].source, node) &&
-            (r = snap_asprintf(&part, e, "the live image of disk %s",
+            (r = es_asprintf(&part, e, "the live image of disk %s",
                                c->config->disks[i].target_dev)) == 0) {
             r = append(s, "; ", part, e);
             free(part);
@@ -41,7 +41,7 @@ static int roles(const snap_ctx *c, const snap_graph *g, size_t node, char **s, 
             if (!sd || sd->snapshot == DOMXML_SNAPSHOT_NO || !sd->source ||
                 !is(c, g, k->source, node))
                 continue;
-            if ((r = snap_asprintf(&part, e, "snapshot %s's frozen image of disk %s", t->name,
+            if ((r = es_asprintf(&part, e, "snapshot %s's frozen image of disk %s", t->name,
                                    k->target_dev)) == 0) {
                 r = append(s, "; ", part, e);
                 free(part);
@@ -49,14 +49,14 @@ static int roles(const snap_ctx *c, const snap_graph *g, size_t node, char **s, 
         }
         for (size_t j = 0; r == 0 && j < t->ndisks; j++)
             if (is(c, g, t->disks[j].source, node) &&
-                (r = snap_asprintf(&part, e, "snapshot %s's overlay of disk %s", t->name,
+                (r = es_asprintf(&part, e, "snapshot %s's overlay of disk %s", t->name,
                                    t->disks[j].name)) == 0) {
                 r = append(s, "; ", part, e);
                 free(part);
             }
         for (size_t j = 0; r == 0 && j < t->nrevert_disks; j++)
             if (is(c, g, t->revert_disks[j].source, node) &&
-                (r = snap_asprintf(&part, e,
+                (r = es_asprintf(&part, e,
                                    "the overlay made by reverting to snapshot %s (disk %s)",
                                    t->name, t->revert_disks[j].name)) == 0) {
                 r = append(s, "; ", part, e);
@@ -75,7 +75,7 @@ int snap_image_role(const snap_ctx *c, const snap_graph *g, size_t node, char **
         goto fail;
     if (n->foreign) {
         char *part = NULL;
-        if (snap_asprintf(&part, e, "used by domain %s",
+        if (es_asprintf(&part, e, "used by domain %s",
                           n->foreign_domain ? n->foreign_domain : "(another domain)") < 0)
             goto fail;
         int r = append(&s, "; ", part, e);
@@ -87,7 +87,7 @@ int snap_image_role(const snap_ctx *c, const snap_graph *g, size_t node, char **
                                       : "not named by any libvirt file",
                      e) < 0)
         goto fail;
-    int r = snap_asprintf(out, e, "%s (%s)", n->path, s);
+    int r = es_asprintf(out, e, "%s (%s)", n->path, s);
     free(s);
     return r;
 fail:

@@ -2,7 +2,8 @@
 
 #include <string.h>
 
-#include "snap/strv.h"
+#include "util/str.h"
+#include "util/strv.h"
 
 int snap_overlay_name(const char *source, const char *suffix, char **out, es_err *e)
 {
@@ -11,5 +12,5 @@ int snap_overlay_name(const char *source, const char *suffix, char **out, es_err
     size_t keep = strlen(source);
     if (dot && (!slash || dot > slash))
         keep = (size_t)(dot - source);
-    return snap_asprintf(out, e, "%.*s.%s", (int)keep, source, suffix);
+    return es_asprintf(out, e, "%.*s.%s", (int)keep, source, suffix);
 }

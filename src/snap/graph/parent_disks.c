@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/xalloc.h"
+
 bool snap_froze_disk(const domxml_snapshot *s, const char *target)
 {
     const domxml_snap_disk *sd =
@@ -83,11 +85,10 @@ static int by_age(const void *x, const void *y)
 static int children_after(const snap_ctx *c, const snap_after *a, const domxml_snapshot *p,
                           domxml_snapshot ***out, size_t *n, es_err *e)
 {
+    (void)e;
     *out = NULL;
     *n = 0;
-    domxml_snapshot **v = calloc(c->snaps->n + 1, sizeof *v);
-    if (!v)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    domxml_snapshot **v = es_xcalloc(c->snaps->n + 1, sizeof *v);
     for (size_t i = 0; i < c->snaps->n; i++) {
         domxml_snapshot *t = c->snaps->snaps[i];
         if (!gone(a, t) && t->parent && strcmp(t->parent, p->name) == 0)
@@ -160,14 +161,14 @@ static int set_entry(domxml_snap_disk *sd, const img_ref *r, es_err *e)
 
 /* A non-current leaf's <revertDisks> were its last live overlays: they
  * become its <disks> (libvirt's delete does the same for the parent). */
-static int leaf_revert_disks(domxml_snapshot *p, snap_strv *why, es_err *e)
+static int leaf_revert_disks(domxml_snapshot *p, es_strv *why, es_err *e)
 {
     domxml_snap_disks_clear(&p->disks, &p->ndisks);
     p->disks = p->revert_disks;
     p->ndisks = p->nrevert_disks;
     p->revert_disks = NULL;
     p->nrevert_disks = 0;
-    return snap_strv_add(why, "left without children: its <revertDisks> (its last live "
+    return es_strv_add(why, "left without children: its <revertDisks> (its last live "
                               "overlays) become its <disks>",
                          e);
 }
@@ -208,7 +209,7 @@ static bool same_list(const domxml_snap_disk *a, size_t na, domxml_snap_disk *b,
         return false;
     for (size_t i = 0; i < na; i++) {
         const domxml_snap_disk *x = domxml_snap_disk_find(b, nb, a[i].name);
-        if (!x || !snap_streq(x->source, a[i].source))
+        if (!x || !es_streq(x->source, a[i].source))
             return false;
     }
     return true;
@@ -219,7 +220,7 @@ static int add_item(char **list, const char *target, const char *path, const cha
                     const char *who, es_err *e)
 {
     char *n = NULL;
-    if (snap_asprintf(&n, e, "%s%s%s -> %s (%s%s)", *list ? *list : "", *list ? ", " : "",
+    if (es_asprintf(&n, e, "%s%s%s -> %s (%s%s)", *list ? *list : "", *list ? ", " : "",
                       target, path, how, who ? who : "") < 0)
         return -1;
     free(*list);
@@ -228,7 +229,7 @@ static int add_item(char **list, const char *target, const char *path, const cha
 }
 
 int snap_parent_disks_derive(const snap_ctx *c, const snap_graph *g, const snap_after *a,
-                             domxml_snapshot *p, snap_strv *why, es_err *e)
+                             domxml_snapshot *p, es_strv *why, es_err *e)
 {
     domxml_snapshot **kids = NULL;
     size_t nkids = 0;
@@ -238,11 +239,7 @@ int snap_parent_disks_derive(const snap_ctx *c, const snap_graph *g, const snap_
     if (children_after(c, a, p, &kids, &nkids, e) < 0)
         return -1;
     int rc = -1;
-    disk_want *w = calloc(p->ndisks + 1, sizeof *w);
-    if (!w) {
-        es_err_set(e, ENOMEM, NULL, "out of memory");
-        goto out;
-    }
+    disk_want *w = es_xcalloc(p->ndisks + 1, sizeof *w);
     if (!p->current && nkids == 0) {
         rc = p->nrevert_disks ? leaf_revert_disks(p, why, e) : 0;
         goto out;
@@ -260,7 +257,7 @@ int snap_parent_disks_derive(const snap_ctx *c, const snap_graph *g, const snap_
                      w[i].by ? "used by child " : "its live overlay", w[i].by, e) < 0)
             goto out;
     }
-    if (list && snap_strv_addf(why, e, "<disks>: %s", list) < 0)
+    if (list && es_strv_addf(why, e, "<disks>: %s", list) < 0)
         goto out;
     free(list);
     list = NULL;
@@ -275,9 +272,9 @@ int snap_parent_disks_derive(const snap_ctx *c, const snap_graph *g, const snap_
                 add_item(&list, p->revert_disks[i].name, p->revert_disks[i].source,
                          "live", NULL, e) < 0)
                 goto out;
-        if (list ? snap_strv_addf(why, e, "<revertDisks> (its <disks> back its children): %s",
+        if (list ? es_strv_addf(why, e, "<revertDisks> (its <disks> back its children): %s",
                                   list) < 0
-                 : snap_strv_add(why, "no <revertDisks>: its <disks> are its live overlays",
+                 : es_strv_add(why, "no <revertDisks>: its <disks> are its live overlays",
                                  e) < 0)
             goto out;
     }

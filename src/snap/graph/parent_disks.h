@@ -33,10 +33,14 @@
 #include "domxml/domain.h"
 #include "domxml/snapshot.h"
 #include "snap/context.h"
+#include "snap/graph/commit_range.h"
 #include "snap/graph/imggraph.h"
 #include "snap/graph/range.h"
-#include "snap/strv.h"
+#include "util/str.h"
+#include "util/strv.h"
 #include "util/err.h"
+#include "util/str.h"
+#include "util/strv.h"
 
 /* The domain's files as a plan leaves them: c->snaps already changed
  * (parents, saved definitions, current), minus the snapshots in gone. */
@@ -53,6 +57,6 @@ bool snap_froze_disk(const domxml_snapshot *s, const char *target);
 /* Apply the rule to p (a snapshot that stays) in place; a line for each
  * change goes to why. g: the image graph from before the plan. */
 int snap_parent_disks_derive(const snap_ctx *c, const snap_graph *g, const snap_after *a,
-                             domxml_snapshot *p, snap_strv *why, es_err *e);
+                             domxml_snapshot *p, es_strv *why, es_err *e);
 
 #endif

@@ -10,6 +10,7 @@
 #include "snap/graph/chain.h"
 #include "util/fileio.h"
 #include "util/rootpath.h"
+#include "util/xalloc.h"
 
 void snap_fileset_free(snap_fileset *s)
 {
@@ -28,15 +29,12 @@ bool snap_fileset_has(const snap_fileset *s, unsigned long long dev, unsigned lo
 
 static int add_id(snap_fileset *s, unsigned long long dev, unsigned long long ino, es_err *e)
 {
+    (void)e;
     if (snap_fileset_has(s, dev, ino))
         return 0;
-    unsigned long long *d = realloc(s->dev, (s->n + 1) * sizeof *d);
-    if (!d)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    unsigned long long *d = es_xreallocarray(s->dev, s->n + 1, sizeof *d);
     s->dev = d;
-    unsigned long long *i = realloc(s->ino, (s->n + 1) * sizeof *i);
-    if (!i)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    unsigned long long *i = es_xreallocarray(s->ino, s->n + 1, sizeof *i);
     s->ino = i;
     s->dev[s->n] = dev;
     s->ino[s->n] = ino;
@@ -149,15 +147,15 @@ static bool uses_as_backing(const char *root, const char *path, unsigned long lo
     return uses;
 }
 
-int snap_find_dependents(const char *root, const char *path, const snap_strv *ignore,
-                         snap_strv *users, es_err *e)
+int snap_find_dependents(const char *root, const char *path, const es_strv *ignore,
+                         es_strv *users, es_err *e)
 {
     unsigned long long dev, ino;
     if (!file_id(root, path, &dev, &ino))
         return 0;
     const char *slash = strrchr(path, '/');
     char *dir = NULL, *host_dir = NULL;
-    if (snap_asprintf(&dir, e, "%.*s", slash ? (int)(slash - path) : 0, path) < 0)
+    if (es_asprintf(&dir, e, "%.*s", slash ? (int)(slash - path) : 0, path) < 0)
         return -1;
     int rc = 0;
     if (es_root_resolve(root, dir[0] ? dir : "/", &host_dir, NULL) < 0) {
@@ -175,12 +173,12 @@ int snap_find_dependents(const char *root, const char *path, const snap_strv *ig
         if (de->d_name[0] == '.' && (!de->d_name[1] || (de->d_name[1] == '.' && !de->d_name[2])))
             continue;
         char *cand = NULL, *host = NULL;
-        if (snap_asprintf(&cand, e, "%s/%s", dir, de->d_name) < 0) {
+        if (es_asprintf(&cand, e, "%s/%s", dir, de->d_name) < 0) {
             rc = -1;
             break;
         }
         struct stat st;
-        if (snap_strv_has(ignore, cand) || es_root_resolve(root, cand, &host, NULL) < 0 ||
+        if (es_strv_has(ignore, cand) || es_root_resolve(root, cand, &host, NULL) < 0 ||
             es_fs_lstat(host, &st) < 0 || !S_ISREG(st.st_mode) ||
             ((unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino)) {
             free(cand);
@@ -188,7 +186,7 @@ int snap_find_dependents(const char *root, const char *path, const snap_strv *ig
             continue;
         }
         if (uses_as_backing(root, cand, dev, ino))
-            rc = snap_strv_add(users, cand, e);
+            rc = es_strv_add(users, cand, e);
         free(cand);
         free(host);
     }

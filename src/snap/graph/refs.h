@@ -13,8 +13,9 @@
 
 #include "domxml/domain.h"
 #include "domxml/snapshot.h"
-#include "snap/strv.h"
 #include "util/err.h"
+#include "util/str.h"
+#include "util/strv.h"
 
 typedef struct snap_fileset {
     unsigned long long *dev, *ino;
@@ -38,7 +39,7 @@ bool snap_fileset_has_path(const snap_fileset *s, const char *root, const char *
 
 /* Images in path's directory, other than those in `ignore`, whose backing
  * file is path: *users gets their names. */
-int snap_find_dependents(const char *root, const char *path, const snap_strv *ignore,
-                         snap_strv *users, es_err *e);
+int snap_find_dependents(const char *root, const char *path, const es_strv *ignore,
+                         es_strv *users, es_err *e);
 
 #endif

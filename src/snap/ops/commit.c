@@ -7,7 +7,8 @@
 #include "snap/graph/commit_range.h"
 #include "snap/graph/imggraph.h"
 #include "snap/graph/range.h"
-#include "snap/strv.h"
+#include "util/str.h"
+#include "util/strv.h"
 
 static bool has_children(const snap_ctx *c, const char *name)
 {
@@ -79,7 +80,7 @@ int snap_plan_commit(snap_ctx *c, const char *base, const char *top, snap_plan *
     int rc = -1;
     if (find_range(c, base, top, &r, e) < 0)
         goto out;
-    if (snap_asprintf(&what, e, "commit %s into %s", top, base) < 0)
+    if (es_asprintf(&what, e, "commit %s into %s", top, base) < 0)
         goto out;
     domxml_snapshot *t = r.v[r.n - 1];
     if (!t->current && !has_children(c, t->name)) {
@@ -99,7 +100,7 @@ int snap_plan_commit(snap_ctx *c, const char *base, const char *top, snap_plan *
     char *names = NULL;
     for (size_t i = 0; i < r.n; i++) {
         char *n = NULL;
-        if (snap_asprintf(&n, e, "%s%s%s", names ? names : "", names ? ", " : "",
+        if (es_asprintf(&n, e, "%s%s%s", names ? names : "", names ? ", " : "",
                           r.v[i]->name) < 0) {
             free(names);
             goto out;
@@ -107,7 +108,7 @@ int snap_plan_commit(snap_ctx *c, const char *base, const char *top, snap_plan *
         free(names);
         names = n;
     }
-    int x = snap_asprintf(&p->summary, e,
+    int x = es_asprintf(&p->summary, e,
                           "commit domain %s: merge the snapshots after %s up to %s (%s) into "
                           "%s's image%s",
                           c->name, base, top, names, r.base ? r.base->name : "the base",

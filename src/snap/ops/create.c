@@ -11,13 +11,14 @@
 #include "snap/graph/image_check.h"
 #include "snap/graph/naming.h"
 #include "snap/txn/plan_xml.h"
+#include "util/xalloc.h"
 
 /* What create does with one disk. */
 typedef enum { DISK_SKIP, DISK_MANUAL, DISK_OVERLAY } disk_action;
 
 static bool selected(const snap_create_args *a, const char *target)
 {
-    return !a->disks || a->disks->n == 0 || snap_strv_has(a->disks, target);
+    return !a->disks || a->disks->n == 0 || es_strv_has(a->disks, target);
 }
 
 /* Decide for one disk; refusals explain what to do. */
@@ -162,7 +163,7 @@ static int changes_summary(const snap_plan *p, char **out, es_err *e)
     char *s = NULL;
     for (size_t i = 0; i < p->noverlays; i++) {
         char *n = NULL;
-        if (snap_asprintf(&n, e, "%s%s%s -> %s", s ? s : "", s ? ", " : "", p->overlays[i].disk,
+        if (es_asprintf(&n, e, "%s%s%s -> %s", s ? s : "", s ? ", " : "", p->overlays[i].disk,
                           p->overlays[i].path) < 0) {
             free(s);
             return -1;
@@ -189,11 +190,9 @@ int snap_plan_create(snap_ctx *c, const snap_create_args *a, snap_plan **out, es
     domxml_snapshot *s = NULL;
     domxml_domain *newcfg = NULL;
     char *summary = NULL;
-    domxml_disk_change *changes = calloc(c->config->ndisks + 1, sizeof *changes);
+    domxml_disk_change *changes = es_xcalloc(c->config->ndisks + 1, sizeof *changes);
     size_t nchanges = 0;
     int rc = -1;
-    if (!changes)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
     if (snap_plan_new("create", c->name, &p, e) < 0)
         goto out;
     if (!a->no_metadata) {
@@ -223,7 +222,7 @@ int snap_plan_create(snap_ctx *c, const snap_create_args *a, snap_plan **out, es
             cur->current = false;
             domxml_snap_disks_clear(&cur->revert_disks, &cur->nrevert_disks);
             char *sum = NULL;
-            if (snap_asprintf(&sum, e, "snapshot %s is no longer current", cur->name) < 0)
+            if (es_asprintf(&sum, e, "snapshot %s is no longer current", cur->name) < 0)
                 goto out;
             int r = snap_plan_put_snapshot(c, p, cur, sum, e);
             free(sum);
@@ -231,7 +230,7 @@ int snap_plan_create(snap_ctx *c, const snap_create_args *a, snap_plan **out, es
                 goto out;
         }
         char *sum = NULL;
-        if (snap_asprintf(&sum, e, "new snapshot %s (current%s%s)", name, cur ? ", parent " : "",
+        if (es_asprintf(&sum, e, "new snapshot %s (current%s%s)", name, cur ? ", parent " : "",
                           cur ? cur->name : "") < 0)
             goto out;
         int r = snap_plan_put_snapshot(c, p, s, sum, e);
@@ -241,11 +240,11 @@ int snap_plan_create(snap_ctx *c, const snap_create_args *a, snap_plan **out, es
     }
     if (snap_plan_put_config(c, p, newcfg, summary, e) < 0)
         goto out;
-    if (snap_asprintf(&p->summary, e, "create %s %s of domain %s",
+    if (es_asprintf(&p->summary, e, "create %s %s of domain %s",
                       a->no_metadata ? "overlays" : "snapshot", name, c->name) < 0)
         goto out;
     if (a->no_metadata &&
-        snap_strv_addf(&p->notes, e,
+        es_strv_addf(&p->notes, e,
                        "--no-metadata: no snapshot metadata is written; libvirt and extsnap "
                        "will not list '%s'",
                        name) < 0)

@@ -8,13 +8,14 @@
 
 #include "snap/context.h"
 #include "snap/txn/plan.h"
-#include "snap/strv.h"
 #include "util/err.h"
+#include "util/str.h"
+#include "util/strv.h"
 
 typedef struct snap_create_args {
     const char *name;        /* NULL: the creation time in Unix seconds, as libvirt */
     const char *description; /* NULL: none */
-    const snap_strv *disks;  /* --disk: snapshot only these targets (NULL or empty: all) */
+    const es_strv *disks;  /* --disk: snapshot only these targets (NULL or empty: all) */
     bool no_metadata;        /* overlays and config only, as --no-metadata */
     long long now;           /* creation time */
 } snap_create_args;

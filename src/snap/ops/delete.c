@@ -7,6 +7,7 @@
 #include "snap/graph/commit_range.h"
 #include "snap/graph/imggraph.h"
 #include "snap/graph/imgrole.h"
+#include "util/xalloc.h"
 
 static bool has_children(const snap_ctx *c, const char *name)
 {
@@ -46,14 +47,9 @@ static void need_disks(const snap_ctx *c, const snap_graph *g, bool *need,
 static int needed_after(const snap_ctx *c, const snap_graph *g, const domxml_snapshot *s,
                         const size_t *cand, size_t ncand, bool **out, es_err *e)
 {
-    bool *need = calloc(g->n + 1, sizeof *need);
-    if (!need)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
-    bool *is_cand = calloc(g->n + 1, sizeof *is_cand);
-    if (!is_cand) {
-        free(need);
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
-    }
+    (void)e;
+    bool *need = es_xcalloc(g->n + 1, sizeof *need);
+    bool *is_cand = es_xcalloc(g->n + 1, sizeof *is_cand);
     for (size_t i = 0; i < ncand; i++)
         is_cand[cand[i]] = true;
     for (size_t i = 0; i < g->n; i++)
@@ -78,14 +74,13 @@ static int needed_after(const snap_ctx *c, const snap_graph *g, const domxml_sna
 
 static int add_candidate(size_t **v, size_t *n, size_t node, es_err *e)
 {
+    (void)e;
     if (node == SNAP_GNONE)
         return 0;
     for (size_t i = 0; i < *n; i++)
         if ((*v)[i] == node)
             return 0;
-    size_t *x = realloc(*v, (*n + 1) * sizeof *x);
-    if (!x)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    size_t *x = es_xreallocarray(*v, *n + 1, sizeof *x);
     x[(*n)++] = node;
     *v = x;
     return 0;
@@ -145,19 +140,19 @@ static int plan_discard(snap_ctx *c, const snap_graph *g, const domxml_snapshot 
             char *role = NULL;
             r = snap_image_role(c, g, cand[i], &role, e);
             if (r == 0)
-                r = snap_strv_addf(&p->notes, e, "kept %s: still needed", role);
+                r = es_strv_addf(&p->notes, e, "kept %s: still needed", role);
             free(role);
         } else if (!n->regular) {
-            r = snap_strv_addf(&p->notes, e, "kept %s: not a regular file", n->path);
+            r = es_strv_addf(&p->notes, e, "kept %s: not a regular file", n->path);
         } else if (!n->backing_name) {
-            r = snap_strv_addf(&p->notes, e,
+            r = es_strv_addf(&p->notes, e,
                                "kept %s: it held only snapshot %s's state, but it is a base "
                                "image (no backing file), which extsnap never deletes; remove "
                                "it by hand if it is not needed",
                                n->path, s->name);
         } else {
             char *reason = NULL;
-            r = snap_asprintf(&reason, e,
+            r = es_asprintf(&reason, e,
                               overlay ? "the changes made after snapshot %s, discarded when "
                                         "the domain left it"
                                       : "held only snapshot %s's state",
@@ -169,7 +164,7 @@ static int plan_discard(snap_ctx *c, const snap_graph *g, const domxml_snapshot 
         if (r < 0)
             goto out;
     }
-    if (snap_strv_addf(&p->notes, e,
+    if (es_strv_addf(&p->notes, e,
                        "snapshot %s is not current and has no children: the changes made after "
                        "it were discarded when the domain left it, so nothing is merged",
                        s->name) < 0)
@@ -198,7 +193,7 @@ int snap_plan_delete(snap_ctx *c, const char *name, bool metadata_only, snap_pla
     bool discard = !s->current && !has_children(c, name);
     const char *how;
     if (snap_plan_new("delete", c->name, &p, e) < 0 ||
-        snap_asprintf(&what, e, "delete snapshot %s", name) < 0)
+        es_asprintf(&what, e, "delete snapshot %s", name) < 0)
         goto out;
     if (metadata_only) {
         /* The parent's lists still follow the files (the rule changes only
@@ -206,7 +201,7 @@ int snap_plan_delete(snap_ctx *c, const char *name, bool metadata_only, snap_pla
         snap_meta_opts mo = {.derive_base_disks = true};
         if (snap_graph_build(c, &g, e) < 0 ||
             snap_range_plan_metadata(c, &g, &r, &mo, p, e) < 0 ||
-            snap_strv_addf(&p->notes, e,
+            es_strv_addf(&p->notes, e,
                            "--metadata: images and the domain config are not touched; the "
                            "files snapshot %s named stay",
                            name) < 0)
@@ -228,7 +223,7 @@ int snap_plan_delete(snap_ctx *c, const char *name, bool metadata_only, snap_pla
             goto out;
         how = p->nmerges ? "its overlays merged into the images below" : "nothing to merge";
     }
-    if (snap_asprintf(&p->summary, e, "delete snapshot %s of domain %s (%s)", name, c->name,
+    if (es_asprintf(&p->summary, e, "delete snapshot %s of domain %s (%s)", name, c->name,
                       how) < 0)
         goto out;
     *out = p;

@@ -8,9 +8,10 @@
 #include <string.h>
 
 #include "domxml/snapshot_list.h"
-#include "snap/fsutil.h"
 #include "snap/txn/jsonfile.h"
 #include "util/atomic_file.h"
+#include "util/fsutil.h"
+#include "util/xalloc.h"
 
 /* A few entries of a few paths each; anything far larger is not ours. */
 #define SNAP_INEXACT_MAX (4u << 20)
@@ -23,7 +24,7 @@ static void entry_clear(snap_inexact_entry *x)
     free(x->operation);
     free(x->command);
     free(x->reason);
-    snap_strv_free(&x->images);
+    es_strv_free(&x->images);
     memset(x, 0, sizeof *x);
 }
 
@@ -43,21 +44,21 @@ static int entry_copy(snap_inexact_entry *dst, const snap_inexact_entry *src, es
     dst->creation_time = src->creation_time;
     dst->state = src->state;
     dst->since = src->since;
-    if (snap_strdup(src->name, &dst->name, e) < 0 ||
-        snap_strdup(src->operation, &dst->operation, e) < 0 ||
-        snap_strdup(src->command, &dst->command, e) < 0 ||
-        snap_strdup(src->reason, &dst->reason, e) < 0)
+    if (es_strdup(src->name, &dst->name, e) < 0 ||
+        es_strdup(src->operation, &dst->operation, e) < 0 ||
+        es_strdup(src->command, &dst->command, e) < 0 ||
+        es_strdup(src->reason, &dst->reason, e) < 0)
         return -1;
     for (size_t i = 0; i < src->images.n; i++)
-        if (snap_strv_add(&dst->images, src->images.v[i], e) < 0)
+        if (es_strv_add(&dst->images, src->images.v[i], e) < 0)
             return -1;
     return 0;
 }
 
 static int set_paths(const snap_ctx *c, snap_inexact *m, es_err *e)
 {
-    if (snap_asprintf(&m->path, e, "%s/%s.extsnap.inexact", c->snapshot_dir_host, c->name) < 0 ||
-        snap_asprintf(&m->tmp, e, "%s/.%s.extsnap.inexact.tmp", c->snapshot_dir_host, c->name) <
+    if (es_asprintf(&m->path, e, "%s/%s.extsnap.inexact", c->snapshot_dir_host, c->name) < 0 ||
+        es_asprintf(&m->tmp, e, "%s/.%s.extsnap.inexact.tmp", c->snapshot_dir_host, c->name) <
             0)
         return -1;
     return 0;
@@ -101,15 +102,15 @@ static int parse_entry(json_object *o, const char *path, snap_inexact_entry *x, 
         return es_err_set(e, 0, path, "record of inexact snapshots: unknown state '%s'", state);
     if (!int_field(o, "since", &x->since))
         x->since = 0;
-    if (snap_strdup(name, &x->name, e) < 0 ||
-        snap_strdup(str_field(o, "operation"), &x->operation, e) < 0 ||
-        snap_strdup(str_field(o, "command"), &x->command, e) < 0 ||
-        snap_strdup(str_field(o, "reason"), &x->reason, e) < 0)
+    if (es_strdup(name, &x->name, e) < 0 ||
+        es_strdup(str_field(o, "operation"), &x->operation, e) < 0 ||
+        es_strdup(str_field(o, "command"), &x->command, e) < 0 ||
+        es_strdup(str_field(o, "reason"), &x->reason, e) < 0)
         return -1;
     for (size_t i = 0; i < json_object_array_length(imgs); i++) {
         json_object *s = json_object_array_get_idx(imgs, i);
         if (json_object_is_type(s, json_type_string) &&
-            snap_strv_add(&x->images, json_object_get_string(s), e) < 0)
+            es_strv_add(&x->images, json_object_get_string(s), e) < 0)
             return -1;
     }
     return 0;
@@ -138,11 +139,7 @@ int snap_inexact_load(const snap_ctx *c, snap_inexact *m, es_err *e)
         goto out;
     }
     size_t n = json_object_array_length(list);
-    m->v = calloc(n + 1, sizeof *m->v);
-    if (!m->v) {
-        es_err_set(e, ENOMEM, NULL, "out of memory");
-        goto out;
-    }
+    m->v = es_xcalloc(n + 1, sizeof *m->v);
     for (size_t i = 0; i < n; i++) {
         if (parse_entry(json_object_array_get_idx(list, i), m->path, &m->v[i], e) < 0) {
             entry_clear(&m->v[i]);
@@ -197,13 +194,8 @@ int snap_inexact_save(const snap_ctx *c, snap_inexact *m, es_err *e)
 {
     if (!m->path && set_paths(c, m, e) < 0)
         return -1;
-    json_object *o = json_object_new_object();
-    json_object *list = json_object_new_array();
-    if (!o || !list) {
-        json_object_put(o);
-        json_object_put(list);
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
-    }
+    json_object *o = es_xcheck(json_object_new_object());
+    json_object *list = es_xcheck(json_object_new_array());
     size_t kept = 0;
     for (size_t i = 0; i < m->n; i++) {
         if (!snap_inexact_valid(c, &m->v[i]))
@@ -215,25 +207,21 @@ int snap_inexact_save(const snap_ctx *c, snap_inexact *m, es_err *e)
     json_object_object_add(o, "snapshots", list);
     int rc;
     if (kept == 0) {
-        rc = snap_unlink_if_exists(m->tmp, e);
-        if (rc == 0 && snap_path_exists(m->path)) {
-            rc = snap_unlink_if_exists(m->path, e);
+        rc = es_unlink_if_exists(m->tmp, e);
+        if (rc == 0 && es_path_exists(m->path)) {
+            rc = es_unlink_if_exists(m->path, e);
             if (rc == 0)
-                rc = snap_fsync_parent(m->path, e);
+                rc = es_fsync_parent(m->path, e);
         }
     } else {
         size_t len = 0;
-        const char *text = json_object_to_json_string_length(
-            o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
-        char *buf = text ? malloc(len + 2) : NULL;
-        if (!buf) {
-            rc = es_err_set(e, ENOMEM, NULL, "out of memory");
-        } else {
-            memcpy(buf, text, len);
-            buf[len] = '\n';
-            rc = es_atomic_replace(m->path, m->tmp, buf, len + 1, 0600, e);
-            free(buf);
-        }
+        const char *text = es_xcheck(json_object_to_json_string_length(
+            o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE, &len));
+        char *buf = es_xmalloc(len + 2);
+        memcpy(buf, text, len);
+        buf[len] = '\n';
+        rc = es_atomic_replace(m->path, m->tmp, buf, len + 1, 0600, e);
+        free(buf);
     }
     json_object_put(o);
     if (rc < 0)
@@ -255,9 +243,7 @@ int snap_inexact_put(snap_inexact *m, const snap_inexact_entry *x, es_err *e)
             return 0;
         }
     }
-    snap_inexact_entry *nv = realloc(m->v, (m->n + 1) * sizeof *nv);
-    if (!nv)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    snap_inexact_entry *nv = es_xreallocarray(m->v, m->n + 1, sizeof *nv);
     m->v = nv;
     if (entry_copy(&m->v[m->n], x, e) < 0) {
         entry_clear(&m->v[m->n]);
@@ -304,12 +290,12 @@ void snap_inexact_describe(const snap_inexact_entry *x, char *buf, size_t len)
                  imgs[0] ? imgs : "its saved images");
 }
 
-int snap_plan_removed_snapshots(const snap_plan *p, snap_strv *out, es_err *e)
+int snap_plan_removed_snapshots(const snap_plan *p, es_strv *out, es_err *e)
 {
     for (size_t i = 0; i < p->nxml; i++) {
         const snap_xml_write *w = &p->xml[i];
         if (w->kind == SNAP_XML_SNAPSHOT && w->snapshot && !w->new_text &&
-            !snap_strv_has(out, w->snapshot) && snap_strv_add(out, w->snapshot, e) < 0)
+            !es_strv_has(out, w->snapshot) && es_strv_add(out, w->snapshot, e) < 0)
             return -1;
     }
     return 0;
@@ -318,7 +304,7 @@ int snap_plan_removed_snapshots(const snap_plan *p, snap_strv *out, es_err *e)
 int snap_inexact_forget(const snap_ctx *c, const snap_plan *p, es_err *e)
 {
     snap_inexact m;
-    snap_strv gone = {0};
+    es_strv gone = {0};
     int rc = -1;
     if (snap_inexact_load(c, &m, e) < 0)
         goto out;
@@ -330,7 +316,7 @@ int snap_inexact_forget(const snap_ctx *c, const snap_plan *p, es_err *e)
         goto out;
     size_t keep = 0;
     for (size_t i = 0; i < m.n; i++) {
-        if (snap_strv_has(&gone, m.v[i].name) || !snap_inexact_valid(c, &m.v[i]))
+        if (es_strv_has(&gone, m.v[i].name) || !snap_inexact_valid(c, &m.v[i]))
             entry_clear(&m.v[i]);
         else
             m.v[keep++] = m.v[i];
@@ -339,7 +325,7 @@ int snap_inexact_forget(const snap_ctx *c, const snap_plan *p, es_err *e)
     m.n = keep;
     rc = changed ? snap_inexact_save(c, &m, e) : 0;
 out:
-    snap_strv_free(&gone);
+    es_strv_free(&gone);
     snap_inexact_clear(&m);
     return rc;
 }

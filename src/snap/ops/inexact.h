@@ -36,8 +36,9 @@
 #include "domxml/snapshot.h"
 #include "snap/context.h"
 #include "snap/txn/plan.h"
-#include "snap/strv.h"
 #include "util/err.h"
+#include "util/str.h"
+#include "util/strv.h"
 
 #define SNAP_INEXACT_VERSION 1
 
@@ -54,7 +55,7 @@ typedef struct snap_inexact_entry {
     char *operation; /* "the online delete of snapshot s4" */
     char *command;   /* what finishes it: "delete" or "commit" */
     char *reason;    /* why it was cancelled; NULL: not known */
-    snap_strv images;
+    es_strv images;
 } snap_inexact_entry;
 
 typedef struct snap_inexact {
@@ -100,6 +101,6 @@ int snap_inexact_check_revert(const snap_ctx *c, const char *op, const char *tar
                               const domxml_snapshot *t, bool force, es_err *e);
 
 /* Names of the snapshots p removes (metadata files p deletes). */
-int snap_plan_removed_snapshots(const snap_plan *p, snap_strv *out, es_err *e);
+int snap_plan_removed_snapshots(const snap_plan *p, es_strv *out, es_err *e);
 
 #endif

@@ -8,12 +8,13 @@
 #include "domxml/image_props.h"
 #include "domxml/snapshot.h"
 #include "snap/graph/discard.h"
-#include "snap/fsutil.h"
 #include "snap/graph/image_check.h"
-#include "snap/ops/inexact.h"
 #include "snap/graph/naming.h"
+#include "snap/ops/inexact.h"
 #include "snap/txn/plan_xml.h"
+#include "util/fsutil.h"
 #include "util/rootpath.h"
+#include "util/xalloc.h"
 
 /* How many seconds past `now` to look for free overlay names. */
 #define SNAP_EPOCH_TRIES 1000
@@ -138,7 +139,7 @@ static int choose_epoch(snap_ctx *c, const domxml_domain *saved, const bool *ove
         char suffix[32];
         snprintf(suffix, sizeof suffix, "%lld", ep);
         bool free_all = true;
-        snap_strv names = {0};
+        es_strv names = {0};
         for (size_t i = 0; i < saved->ndisks && free_all; i++) {
             if (!overlay[i])
                 continue;
@@ -146,21 +147,21 @@ static int choose_epoch(snap_ctx *c, const domxml_domain *saved, const bool *ove
             if (snap_overlay_name(saved->disks[i].source, suffix, &path, e) < 0 ||
                 es_root_resolve(c->env->root, path, &host, e) < 0) {
                 free(path);
-                snap_strv_free(&names);
+                es_strv_free(&names);
                 return es_err_prefix(e, "overlay of disk %s", saved->disks[i].target_dev);
             }
-            if (snap_path_exists(host) || mentioned(c, path) || snap_strv_has(&names, path))
+            if (es_path_exists(host) || mentioned(c, path) || es_strv_has(&names, path))
                 free_all = false;
-            else if (snap_strv_add(&names, path, e) < 0) {
+            else if (es_strv_add(&names, path, e) < 0) {
                 free(path);
                 free(host);
-                snap_strv_free(&names);
+                es_strv_free(&names);
                 return -1;
             }
             free(path);
             free(host);
         }
-        snap_strv_free(&names);
+        es_strv_free(&names);
         if (free_all) {
             *epoch = ep;
             return 0;
@@ -223,7 +224,7 @@ static int add_disk_notes(snap_ctx *c, const domxml_domain *saved, const bool *o
     for (size_t i = 0; i < saved->ndisks; i++) {
         const domxml_disk *k = &saved->disks[i];
         if (!overlay[i] && k->source && !k->readonly && k->device != DOMXML_DEVICE_CDROM &&
-            snap_strv_addf(&p->notes, e,
+            es_strv_addf(&p->notes, e,
                            "disk %s was not part of snapshot %s: it keeps using %s as it is",
                            k->target_dev, tname, k->source) < 0)
             return -1;
@@ -231,7 +232,7 @@ static int add_disk_notes(snap_ctx *c, const domxml_domain *saved, const bool *o
     for (size_t i = 0; i < c->config->ndisks; i++) {
         const domxml_disk *k = &c->config->disks[i];
         if (!domxml_domain_disk(saved, k->target_dev) &&
-            snap_strv_addf(&p->notes, e,
+            es_strv_addf(&p->notes, e,
                            "disk %s was added after snapshot %s: it leaves the config; its "
                            "image %s is kept",
                            k->target_dev, tname, k->source ? k->source : "(none)") < 0)
@@ -242,7 +243,7 @@ static int add_disk_notes(snap_ctx *c, const domxml_domain *saved, const bool *o
 
 /* The old current's live overlays: its <revertDisks> when it has them,
  * else its <disks> (read before the metadata is changed). */
-static int live_overlays(const domxml_snapshot *cur, snap_strv *live, es_err *e)
+static int live_overlays(const domxml_snapshot *cur, es_strv *live, es_err *e)
 {
     if (!cur)
         return 0;
@@ -250,7 +251,7 @@ static int live_overlays(const domxml_snapshot *cur, snap_strv *live, es_err *e)
     const domxml_snap_disk *v = rd ? cur->revert_disks : cur->disks;
     size_t n = rd ? cur->nrevert_disks : cur->ndisks;
     for (size_t i = 0; i < n; i++)
-        if (v[i].source && snap_strv_add(live, v[i].source, e) < 0)
+        if (v[i].source && es_strv_add(live, v[i].source, e) < 0)
             return -1;
     return 0;
 }
@@ -261,7 +262,7 @@ static int put_old_current(snap_ctx *c, snap_plan *p, domxml_snapshot *cur, es_e
     cur->current = false;
     domxml_snap_disks_clear(&cur->revert_disks, &cur->nrevert_disks);
     char *sum = NULL;
-    if (snap_asprintf(&sum, e, "snapshot %s is no longer current", cur->name) < 0)
+    if (es_asprintf(&sum, e, "snapshot %s is no longer current", cur->name) < 0)
         return -1;
     int r = snap_plan_put_snapshot(c, p, cur, sum, e);
     free(sum);
@@ -291,7 +292,7 @@ static int put_new_current(snap_ctx *c, snap_plan *p, domxml_snapshot *t, bool h
     *list = NULL;
     *nlist = 0;
     char *sum = NULL;
-    if (snap_asprintf(&sum, e, "snapshot %s becomes current; %s", t->name, how) < 0)
+    if (es_asprintf(&sum, e, "snapshot %s becomes current; %s", t->name, how) < 0)
         return -1;
     int r = snap_plan_put_snapshot(c, p, t, sum, e);
     free(sum);
@@ -301,7 +302,7 @@ static int put_new_current(snap_ctx *c, snap_plan *p, domxml_snapshot *t, bool h
 /* The state being left: images nothing else needs are deleted (discard.h). */
 static int discard_left_state(snap_ctx *c, snap_plan *p, const domxml_domain *newcfg,
                               const domxml_snapshot *old_current, bool old_live_in_disks,
-                              const snap_strv *live, const char *target, es_err *e)
+                              const es_strv *live, const char *target, es_err *e)
 {
     snap_discard_input d = {
         .old_config = c->config,
@@ -312,7 +313,7 @@ static int discard_left_state(snap_ctx *c, snap_plan *p, const domxml_domain *ne
         .live = live,
     };
     char *reason = NULL;
-    if (snap_asprintf(&reason, e, "discarded: the state being left (revert to %s)", target) < 0)
+    if (es_asprintf(&reason, e, "discarded: the state being left (revert to %s)", target) < 0)
         return -1;
     int r = snap_plan_discards(c, &d, reason, p, e);
     free(reason);
@@ -323,14 +324,14 @@ static int set_summary(snap_ctx *c, snap_plan *p, const domxml_snapshot *t, bool
                        bool refresh, es_err *e)
 {
     if (is_base)
-        return snap_asprintf(&p->summary, e,
+        return es_asprintf(&p->summary, e,
                              "revert domain %s to base (the images below snapshot %s)", c->name,
                              t->name);
     if (refresh)
-        return snap_asprintf(&p->summary, e,
+        return es_asprintf(&p->summary, e,
                              "refresh domain %s: discard the changes since snapshot %s", c->name,
                              t->name);
-    return snap_asprintf(&p->summary, e, "revert domain %s to snapshot %s", c->name, t->name);
+    return es_asprintf(&p->summary, e, "revert domain %s to snapshot %s", c->name, t->name);
 }
 
 int snap_plan_revert_to(snap_ctx *c, const snap_revert_args *a, snap_plan **out, es_err *e)
@@ -353,13 +354,13 @@ int snap_plan_revert_to(snap_ctx *c, const snap_revert_args *a, snap_plan **out,
     domxml_snapshot *cur = domxml_snapshot_list_current(c->snaps);
     bool cur_had_revert_disks = cur && cur->nrevert_disks > 0;
     bool leaves_cur = cur && (cur != t || is_base);
-    snap_strv live = {0};
+    es_strv live = {0};
     snap_plan *p = NULL;
     domxml_domain *changed = NULL, *newcfg = NULL;
     domxml_snap_disk *list = NULL;
     size_t nlist = 0, nchanges = 0;
-    bool *overlay = calloc(saved->ndisks + 1, sizeof *overlay);
-    domxml_disk_change *changes = calloc(saved->ndisks + 1, sizeof *changes);
+    bool *overlay = es_xcalloc(saved->ndisks + 1, sizeof *overlay);
+    domxml_disk_change *changes = es_xcalloc(saved->ndisks + 1, sizeof *changes);
     domxml_snapshot **children = NULL;
     size_t nchildren = 0;
     long long epoch = 0;
@@ -391,7 +392,7 @@ int snap_plan_revert_to(snap_ctx *c, const snap_revert_args *a, snap_plan **out,
     if (!is_base && put_new_current(c, p, t, nchildren > 0, &list, &nlist, e) < 0)
         goto out;
     char *sum = NULL;
-    if (snap_asprintf(&sum, e, "the domain definition saved in snapshot %s, disks on the new overlays",
+    if (es_asprintf(&sum, e, "the domain definition saved in snapshot %s, disks on the new overlays",
                       t->name) < 0)
         goto out;
     int r = snap_plan_put_config(c, p, newcfg, sum, e);
@@ -413,6 +414,6 @@ out:
     free(overlay);
     free(changes);
     free(children);
-    snap_strv_free(&live);
+    es_strv_free(&live);
     return rc;
 }

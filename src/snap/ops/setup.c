@@ -9,12 +9,13 @@
 
 #include "domxml/domain_edit.h"
 #include "qcow2/image.h"
-#include "snap/fsutil.h"
 #include "snap/graph/imggraph.h"
 #include "snap/graph/imgrole.h"
 #include "snap/txn/plan_xml.h"
 #include "util/fileio.h"
+#include "util/fsutil.h"
 #include "util/rootpath.h"
+#include "util/xalloc.h"
 
 #define COPY_CHUNK (1u << 20)
 
@@ -71,10 +72,6 @@ static int same_bytes(es_file *a, es_file *b, bool *same, const es_progress_sink
         return 0;
     uint8_t *x = es_io_alloc(COPY_CHUNK), *y = es_io_alloc(COPY_CHUNK);
     int rc = -1;
-    if (!x || !y) {
-        es_err_set(e, ENOMEM, NULL, "out of memory");
-        goto out;
-    }
     uint64_t off = 0;
     es_progress_report(pr, "compare", disk, image, 0, sa);
     while (off < sa) {
@@ -121,8 +118,6 @@ static int sparse_copy(es_file *src, es_file *dst, const es_progress_sink *pr, c
     if (es_file_size(src, &size, e) < 0)
         return -1;
     uint8_t *buf = es_io_alloc(COPY_CHUNK);
-    if (!buf)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
     int rc = -1;
     uint64_t off = 0;
     es_progress_report(pr, "copy", disk, image, 0, size);
@@ -182,14 +177,12 @@ static bool same_id(const char *a, const char *b)
 static int add_move(snap_setup *s, const char *target, const char *src, const char *dst,
                     es_err *e)
 {
-    snap_setup_move *v = realloc(s->v, (s->n + 1) * sizeof *v);
-    if (!v)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    snap_setup_move *v = es_xreallocarray(s->v, s->n + 1, sizeof *v);
     s->v = v;
     snap_setup_move *m = &v[s->n++];
     memset(m, 0, sizeof *m);
-    if (snap_strdup(target, &m->target, e) < 0 || snap_strdup(src, &m->src, e) < 0 ||
-        snap_strdup(dst, &m->dst, e) < 0)
+    if (es_strdup(target, &m->target, e) < 0 || es_strdup(src, &m->src, e) < 0 ||
+        es_strdup(dst, &m->dst, e) < 0)
         return -1;
     return 0;
 }
@@ -209,7 +202,7 @@ static int check_source(snap_ctx *c, const snap_graph *g, const domxml_disk *k, 
     char *backing = NULL;
     int r = 0;
     if (img->format == ES_FMT_QCOW2 && img->hdr.backing_file)
-        r = snap_strdup(img->hdr.backing_file, &backing, e);
+        r = es_strdup(img->hdr.backing_file, &backing, e);
     es_image_close(img);
     if (r < 0)
         return -1;
@@ -251,13 +244,13 @@ static int plan_move(snap_ctx *c, snap_setup *s, const domxml_disk *k, snap_plan
 {
     char *dst = NULL, *dst_host = NULL, *src_host = NULL;
     int rc = -1;
-    if (snap_asprintf(&dst, e, "%s/%s-%s.base", s->disks_dir, c->name, k->target_dev) < 0 ||
+    if (es_asprintf(&dst, e, "%s/%s-%s.base", s->disks_dir, c->name, k->target_dev) < 0 ||
         es_root_resolve(c->env->root, dst, &dst_host, e) < 0 ||
         es_root_resolve(c->env->root, k->source, &src_host, e) < 0)
         goto out;
     if (strcmp(dst, k->source) == 0) {
         s->in_place++;
-        rc = snap_strv_addf(&p->notes, e, "disk %s is already at %s", k->target_dev, dst);
+        rc = es_strv_addf(&p->notes, e, "disk %s is already at %s", k->target_dev, dst);
         goto out;
     }
     if (add_move(s, k->target_dev, k->source, dst, e) < 0)
@@ -275,7 +268,7 @@ static int plan_move(snap_ctx *c, snap_setup *s, const domxml_disk *k, snap_plan
             goto out;
         }
         m->ready = true;
-        if (snap_strv_addf(&p->notes, e,
+        if (es_strv_addf(&p->notes, e,
                            "%s already holds disk %s's image (from an interrupted setup): used "
                            "as it is",
                            dst, k->target_dev) < 0)
@@ -283,7 +276,7 @@ static int plan_move(snap_ctx *c, snap_setup *s, const domxml_disk *k, snap_plan
     } else if (errno != ENOENT) {
         es_err_set(e, errno, dst, "cannot look at disk %s's new name", k->target_dev);
         goto out;
-    } else if (snap_strv_addf(&p->notes, e,
+    } else if (es_strv_addf(&p->notes, e,
                               "disk %s: %s is moved to %s (a hard link on the same file "
                               "system; otherwise a sparse copy, compared byte for byte before "
                               "the original is removed)",
@@ -291,7 +284,7 @@ static int plan_move(snap_ctx *c, snap_setup *s, const domxml_disk *k, snap_plan
         goto out;
     }
     char *reason = NULL;
-    if (snap_asprintf(&reason, e, "moved to %s", dst) < 0)
+    if (es_asprintf(&reason, e, "moved to %s", dst) < 0)
         goto out;
     rc = snap_plan_add_delete(p, k->source, reason, e);
     free(reason);
@@ -320,23 +313,19 @@ int snap_plan_setup(snap_ctx *c, const char *path, snap_setup **sout, snap_plan 
                           c->name);
     if (path[0] != '/')
         return es_err_set(e, 0, path, "PATH must be absolute (as seen under --root)");
-    snap_setup *s = calloc(1, sizeof *s);
+    snap_setup *s = es_xcalloc(1, sizeof *s);
     snap_plan *p = NULL;
     snap_graph g = {0};
     domxml_domain *nd = NULL;
-    domxml_disk_change *ch = calloc(c->config->ndisks + 1, sizeof *ch);
+    domxml_disk_change *ch = es_xcalloc(c->config->ndisks + 1, sizeof *ch);
     size_t nch = 0;
     int rc = -1;
-    if (!s || !ch) {
-        es_err_set(e, ENOMEM, NULL, "out of memory");
-        goto out;
-    }
     size_t l = strlen(path);
     while (l > 1 && path[l - 1] == '/')
         l--;
     char *host = NULL;
     struct stat st;
-    if (snap_asprintf(&s->disks_dir, e, "%.*s/disks", (int)l, l == 1 ? "" : path) < 0 ||
+    if (es_asprintf(&s->disks_dir, e, "%.*s/disks", (int)l, l == 1 ? "" : path) < 0 ||
         es_root_resolve(c->env->root, path, &host, e) < 0)
         goto out;
     int sr = es_fs_stat(host, &st);
@@ -347,14 +336,14 @@ int snap_plan_setup(snap_ctx *c, const char *path, snap_setup **sout, snap_plan 
     }
     if (es_root_resolve(c->env->root, s->disks_dir, &host, e) < 0)
         goto out;
-    s->make_dir = !snap_path_exists(host);
+    s->make_dir = !es_path_exists(host);
     free(host);
     if (snap_plan_new("setup", c->name, &p, e) < 0 || snap_graph_build(c, &g, e) < 0)
         goto out;
     for (size_t i = 0; i < c->config->ndisks; i++) {
         const domxml_disk *k = &c->config->disks[i];
         if (!moves_disk(k)) {
-            if (k->source && snap_strv_addf(&p->notes, e, "disk %s (%s) stays where it is", 
+            if (k->source && es_strv_addf(&p->notes, e, "disk %s (%s) stays where it is", 
                                             k->target_dev, k->source) < 0)
                 goto out;
             continue;
@@ -375,7 +364,7 @@ int snap_plan_setup(snap_ctx *c, const char *path, snap_setup **sout, snap_plan 
     if (nch == 0) {
         /* Everything is in place already (a finished earlier run). */
         s->make_dir = false;
-        rc = snap_asprintf(&p->summary, e, "domain %s is set up already: its images are in %s",
+        rc = es_asprintf(&p->summary, e, "domain %s is set up already: its images are in %s",
                            c->name, s->disks_dir);
         if (rc == 0) {
             *out = p;
@@ -389,9 +378,9 @@ int snap_plan_setup(snap_ctx *c, const char *path, snap_setup **sout, snap_plan 
         snap_plan_put_config(c, p, nd, "disks on the images in PATH/disks", e) < 0)
         goto out;
     if (s->make_dir &&
-        snap_strv_addf(&p->notes, e, "%s is created first", s->disks_dir) < 0)
+        es_strv_addf(&p->notes, e, "%s is created first", s->disks_dir) < 0)
         goto out;
-    if (snap_asprintf(&p->summary, e, "set up domain %s: move its images to %s", c->name,
+    if (es_asprintf(&p->summary, e, "set up domain %s: move its images to %s", c->name,
                       s->disks_dir) < 0)
         goto out;
     *out = p;
@@ -434,7 +423,7 @@ static int copy_in(const char *src, const char *dst, const char *tmp, const es_p
         es_err_set(e, errno, src, "cannot stat");
         goto out;
     }
-    (void)snap_unlink_if_exists(tmp, NULL); /* a stale one from a crash */
+    (void)es_unlink_if_exists(tmp, NULL); /* a stale one from a crash */
     if (es_file_open(&out, tmp, O_RDWR | O_CREAT | O_EXCL, 0600, e) < 0)
         goto out;
     made = true;
@@ -449,12 +438,12 @@ static int copy_in(const char *src, const char *dst, const char *tmp, const es_p
     if (es_fs_rename(tmp, dst, e) < 0)
         goto out;
     made = false;
-    rc = snap_fsync_parent(dst, e);
+    rc = es_fsync_parent(dst, e);
 out:
     es_file_close(in);
     es_file_close(out);
     if (made)
-        (void)snap_unlink_if_exists(tmp, NULL);
+        (void)es_unlink_if_exists(tmp, NULL);
     return rc;
 }
 
@@ -466,11 +455,11 @@ static int stage_one(snap_ctx *c, const snap_setup_move *m, es_err *e)
         es_root_resolve(c->env->root, m->dst, &dst, e) < 0)
         goto out;
     const char *slash = strrchr(dst, '/');
-    if (snap_asprintf(&tmp, e, "%.*s/.%s.extsnap-copy", (int)(slash - dst), dst, slash + 1) < 0)
+    if (es_asprintf(&tmp, e, "%.*s/.%s.extsnap-copy", (int)(slash - dst), dst, slash + 1) < 0)
         goto out;
     es_err le;
     if (es_fs_link(src, dst, &le) == 0) {
-        rc = snap_fsync_parent(dst, e);
+        rc = es_fsync_parent(dst, e);
         goto out;
     }
     if (le.errnum != EXDEV && le.errnum != EPERM && le.errnum != EMLINK &&
@@ -496,7 +485,7 @@ int snap_setup_stage(snap_ctx *c, snap_setup *s, es_err *e)
             return -1;
         int r = es_fs_mkdir(host, 0755, e);
         if (r == 0)
-            r = snap_fsync_parent(host, e);
+            r = es_fsync_parent(host, e);
         free(host);
         if (r < 0)
             return -1;
@@ -520,7 +509,7 @@ void snap_setup_unstage(snap_ctx *c, snap_setup *s)
             continue;
         char *dst = NULL;
         if (es_root_resolve(c->env->root, s->v[i].dst, &dst, NULL) == 0 &&
-            snap_unlink_if_exists(dst, NULL) == 0)
+            es_unlink_if_exists(dst, NULL) == 0)
             s->v[i].staged = false;
         free(dst);
     }

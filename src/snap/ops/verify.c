@@ -8,13 +8,14 @@
 #include <string.h>
 
 #include "qcow2/check.h"
-#include "snap/fsutil.h"
 #include "snap/graph/imggraph.h"
 #include "snap/ops/inexact.h"
 #include "snap/ops/verify_props.h"
 #include "util/fileio.h"
+#include "util/fsutil.h"
 #include "util/imglock.h"
 #include "util/rootpath.h"
+#include "util/xalloc.h"
 
 static int problem(snap_verify_report *r, es_err *e, const char *code, snap_severity sev,
                    const char *file, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
@@ -66,7 +67,7 @@ static bool froze(const domxml_snapshot *s, const char *target)
 
 static int check_pending(vctx *v, es_err *e)
 {
-    if (snap_path_exists(v->c->journal_path))
+    if (es_path_exists(v->c->journal_path))
         return problem(v->r, e, "pending-journal", SNAP_SEV_ERROR, v->c->journal_path,
                        "an interrupted extsnap operation is pending; run '%s'",
                        snap_ctx_recover_cmd(v->c));
@@ -431,12 +432,8 @@ int snap_verify(snap_ctx *c, snap_verify_report *r, es_err *e)
     if (check_pending(&v, e) < 0 || check_metadata(&v, e) < 0 || check_inexact(&v, e) < 0 ||
         snap_graph_build(c, &v.g, e) < 0)
         goto out;
-    v.need = calloc(v.g.n + 1, sizeof *v.need);
-    v.why = calloc(v.g.n + 1, sizeof *v.why);
-    if (!v.need || !v.why) {
-        es_err_set(e, ENOMEM, NULL, "out of memory");
-        goto out;
-    }
+    v.need = es_xcalloc(v.g.n + 1, sizeof *v.need);
+    v.why = es_xcalloc(v.g.n + 1, sizeof *v.why);
     if (check_images(&v, e) < 0)
         goto out;
     for (size_t i = 0; i < c->snaps->n; i++)

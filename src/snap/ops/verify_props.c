@@ -13,6 +13,7 @@
 #include "snap/ops/verify_report.h"
 #include "util/fileio.h"
 #include "util/rootpath.h"
+#include "util/xalloc.h"
 
 typedef struct pctx {
     const snap_ctx *c;
@@ -146,9 +147,7 @@ static int check_domain(pctx *p, const domxml_snapshot *s, const domxml_domain *
 int snap_verify_image_props(const snap_ctx *c, const snap_graph *g, snap_verify_report *r,
                             es_err *e)
 {
-    pctx p = {.c = c, .g = g, .r = r, .reported = calloc(g->n + 1, sizeof(bool))};
-    if (!p.reported)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    pctx p = {.c = c, .g = g, .r = r, .reported = es_xcalloc(g->n + 1, sizeof(bool))};
     int rc = check_domain(&p, NULL, c->config, e);
     for (size_t i = 0; rc == 0 && i < c->snaps->n; i++)
         rc = check_domain(&p, c->snaps->snaps[i], c->snaps->snaps[i]->domain, e);

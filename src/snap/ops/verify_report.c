@@ -6,7 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "snap/strv.h"
+#include "util/str.h"
+#include "util/strv.h"
 
 const char *snap_severity_name(snap_severity s)
 {
@@ -40,5 +41,5 @@ int snap_verify_problemv(snap_verify_report *r, es_err *e, const char *code,
         return es_err_set(e, ENOMEM, NULL, "out of memory");
     }
     r->n++;
-    return snap_strdup(file, &p->file, e);
+    return es_strdup(file, &p->file, e);
 }

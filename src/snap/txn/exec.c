@@ -9,12 +9,13 @@
 
 #include "qcow2/create.h"
 #include "qcow2/rebase.h"
-#include "snap/fsutil.h"
 #include "snap/txn/merge.h"
 #include "snap/txn/plan_check.h"
 #include "snap/txn/xmlfile.h"
 #include "util/fileio.h"
+#include "util/fsutil.h"
 #include "util/rootpath.h"
+#include "util/xalloc.h"
 
 /* One merge through env's engine (snap_env.merge); pr (may be NULL) is told
  * how far it got. */
@@ -73,7 +74,7 @@ static int remove_overlay(const char *root, const snap_overlay *o, es_err *e)
     if (es_root_resolve(root, o->path, &host, e) < 0)
         return -1;
     int r = 0;
-    if (snap_path_exists(host)) {
+    if (es_path_exists(host)) {
         if (o->existed_empty) {
             es_file *f = NULL;
             r = es_file_open(&f, host, O_RDWR, 0, e);
@@ -86,7 +87,7 @@ static int remove_overlay(const char *root, const snap_overlay *o, es_err *e)
         } else {
             r = es_fs_unlink(host, e);
             if (r == 0)
-                r = snap_fsync_parent(host, e);
+                r = es_fsync_parent(host, e);
         }
     }
     free(host);
@@ -119,10 +120,10 @@ static int deletes_all(const char *root, const snap_plan *p, es_err *e)
         if (es_root_resolve(root, p->deletes[i].path, &host, e) < 0)
             return -1;
         int r = 0;
-        if (snap_path_exists(host)) {
+        if (es_path_exists(host)) {
             r = es_fs_unlink(host, e);
             if (r == 0)
-                r = snap_fsync_parent(host, e);
+                r = es_fsync_parent(host, e);
         }
         free(host);
         if (r < 0)
@@ -160,7 +161,7 @@ static int undo(const char *root, const snap_journal *j, const snap_plan *p, con
         if (es_root_resolve(root, p->snapshot_dir_created, &host, &cur) == 0) {
             int r = es_fs_rmdir(host, &cur);
             if (r == 0)
-                keep_first(snap_fsync_parent(host, &cur), &first, &failed, &cur);
+                keep_first(es_fsync_parent(host, &cur), &first, &failed, &cur);
             /* not empty (someone else's file) or already gone: leave it */
             else if (cur.errnum != ENOTEMPTY && cur.errnum != EEXIST && cur.errnum != ENOENT)
                 keep_first(r, &first, &failed, &cur);
@@ -250,9 +251,7 @@ int snap_execute(snap_ctx *c, const snap_plan *p, es_err *e)
     /* Whatever the steps below could refuse on, refused now, with no journal. */
     if (c->env->merge == snap_merge_qcow2 && snap_plan_check(c, p, e) < 0)
         return -1;
-    bool *made = calloc(p->noverlays + 1, sizeof *made);
-    if (!made)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    bool *made = es_xcalloc(p->noverlays + 1, sizeof *made);
     int rc = -1;
     if (snap_journal_write(&j, p, SNAP_PHASE_PREPARE, e) < 0) {
         /* No journal: nothing else was done. */

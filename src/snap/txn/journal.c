@@ -8,11 +8,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "snap/txn/plan_json.h"
-#include "snap/fsutil.h"
 #include "snap/txn/jsonfile.h"
+#include "snap/txn/plan_json.h"
 #include "util/atomic_file.h"
 #include "util/fileio.h"
+#include "util/fsutil.h"
+#include "util/xalloc.h"
 
 /* Journals hold a few XML files; anything far larger is not one of ours. */
 #define SNAP_JOURNAL_MAX (64u << 20)
@@ -42,11 +43,7 @@ int snap_journal_write(const snap_journal *j, const snap_plan *p, snap_phase pha
     json_object *plan = NULL;
     if (snap_plan_to_json(p, true, &plan, e) < 0)
         return -1;
-    json_object *o = json_object_new_object();
-    if (!o) {
-        json_object_put(plan);
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
-    }
+    json_object *o = es_xcheck(json_object_new_object());
     json_object_object_add(o, "extsnap-journal", json_object_new_int(SNAP_JOURNAL_VERSION));
     json_object_object_add(o, "pid", json_object_new_int64((long long)getpid()));
     json_object_object_add(o, "started", json_object_new_int64((long long)time(NULL)));
@@ -56,23 +53,15 @@ int snap_journal_write(const snap_journal *j, const snap_plan *p, snap_phase pha
     const char *text =
         json_object_to_json_string_length(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE,
                                           &len);
-    int rc;
-    if (!text) {
-        rc = es_err_set(e, ENOMEM, NULL, "out of memory");
-    } else {
-        /* A trailing newline, like every text file. */
-        char *buf = malloc(len + 2);
-        if (!buf) {
-            rc = es_err_set(e, ENOMEM, NULL, "out of memory");
-        } else {
-            memcpy(buf, text, len);
-            buf[len] = '\n';
-            rc = es_atomic_replace(j->path, j->tmp, buf, len + 1, 0600, e);
-            if (rc < 0)
-                es_err_prefix(e, "cannot write the journal");
-            free(buf);
-        }
-    }
+    es_xcheck(text);
+    /* A trailing newline, like every text file. */
+    char *buf = es_xmalloc(len + 2);
+    memcpy(buf, text, len);
+    buf[len] = '\n';
+    int rc = es_atomic_replace(j->path, j->tmp, buf, len + 1, 0600, e);
+    if (rc < 0)
+        es_err_prefix(e, "cannot write the journal");
+    free(buf);
     json_object_put(o);
     return rc;
 }
@@ -119,9 +108,9 @@ out:
 
 int snap_journal_remove(const snap_journal *j, es_err *e)
 {
-    if (snap_unlink_if_exists(j->tmp, e) < 0)
+    if (es_unlink_if_exists(j->tmp, e) < 0)
         return -1;
-    if (snap_unlink_if_exists(j->path, e) < 0)
+    if (es_unlink_if_exists(j->path, e) < 0)
         return es_err_prefix(e, "cannot remove the journal");
-    return snap_fsync_parent(j->path, e);
+    return es_fsync_parent(j->path, e);
 }

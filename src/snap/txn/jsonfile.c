@@ -3,7 +3,8 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "snap/fsutil.h"
+#include "util/readfile.h"
+#include "util/xalloc.h"
 
 int snap_read_json(const char *path, size_t max, const char *what, const char *hint,
                    json_object **out, bool *exists, es_err *e)
@@ -11,15 +12,11 @@ int snap_read_json(const char *path, size_t max, const char *what, const char *h
     *out = NULL;
     char *text = NULL;
     size_t len = 0;
-    if (snap_read_file(path, max, &text, &len, exists, e) < 0)
+    if (es_read_file_if_exists(path, max, &text, &len, exists, e) < 0)
         return es_err_prefix(e, "cannot read %s", what);
     if (!*exists)
         return 0;
-    json_tokener *tok = json_tokener_new();
-    if (!tok) {
-        free(text);
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
-    }
+    json_tokener *tok = es_xcheck(json_tokener_new());
     json_object *o = json_tokener_parse_ex(tok, text, (int)len);
     enum json_tokener_error jerr = json_tokener_get_error(tok);
     json_tokener_free(tok);

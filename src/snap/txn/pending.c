@@ -6,9 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "snap/fsutil.h"
-#include "snap/strv.h"
 #include "util/fileio.h"
+#include "util/fsutil.h"
+#include "util/readfile.h"
+#include "util/str.h"
+#include "util/strv.h"
 
 #define PENDING_MAX (16u << 20)
 
@@ -33,8 +35,8 @@ static bool same_text(const char *a_path, const char *b_path)
     char *a = NULL, *b = NULL;
     size_t al, bl;
     bool ae = false, be = false;
-    bool same = snap_read_file(a_path, PENDING_MAX, &a, &al, &ae, NULL) == 0 &&
-                snap_read_file(b_path, PENDING_MAX, &b, &bl, &be, NULL) == 0 && ae && be &&
+    bool same = es_read_file_if_exists(a_path, PENDING_MAX, &a, &al, &ae, NULL) == 0 &&
+                es_read_file_if_exists(b_path, PENDING_MAX, &b, &bl, &be, NULL) == 0 && ae && be &&
                 strcmp(body(a), body(b)) == 0;
     free(a);
     free(b);
@@ -49,10 +51,10 @@ static bool applied(const snap_ctx *c, const char *dir, const char *name)
         return false; /* not one extsnap writes there (or a temporary one) */
     char *mine = NULL, *theirs = NULL;
     bool ok = false;
-    if (snap_asprintf(&mine, NULL, "%s/%s", dir, name) == 0) {
+    if (es_asprintf(&mine, NULL, "%s/%s", dir, name) == 0) {
         if (n - 4 == strlen(c->name) && strncmp(name, c->name, n - 4) == 0)
             ok = same_text(mine, c->config_host);
-        else if (snap_asprintf(&theirs, NULL, "%s/%s/%s", c->snapshot_dir_host, c->name, name) == 0)
+        else if (es_asprintf(&theirs, NULL, "%s/%s/%s", c->snapshot_dir_host, c->name, name) == 0)
             ok = same_text(mine, theirs);
     }
     free(mine);
@@ -63,7 +65,7 @@ static bool applied(const snap_ctx *c, const char *dir, const char *name)
 void snap_pending_tidy(const snap_ctx *c)
 {
     char *dir = NULL;
-    if (snap_asprintf(&dir, NULL, "%s/%s.extsnap-pending", c->snapshot_dir_host, c->name) < 0)
+    if (es_asprintf(&dir, NULL, "%s/%s.extsnap-pending", c->snapshot_dir_host, c->name) < 0)
         return;
     DIR *d = es_fs_opendir(dir);
     if (!d) {
@@ -81,13 +83,13 @@ void snap_pending_tidy(const snap_ctx *c)
             char *p = NULL;
             if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
                 continue;
-            done = snap_asprintf(&p, NULL, "%s/%s", dir, de->d_name) == 0 &&
+            done = es_asprintf(&p, NULL, "%s/%s", dir, de->d_name) == 0 &&
                    es_fs_unlink(p, NULL) == 0;
             free(p);
         }
     }
     closedir(d);
     if (done && es_fs_rmdir(dir, NULL) == 0)
-        (void)snap_fsync_parent(dir, NULL);
+        (void)es_fsync_parent(dir, NULL);
     free(dir);
 }

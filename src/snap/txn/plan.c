@@ -4,13 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/xalloc.h"
+
 int snap_plan_new(const char *op, const char *domain, snap_plan **out, es_err *e)
 {
     *out = NULL;
-    snap_plan *p = calloc(1, sizeof *p);
-    if (!p)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
-    if (snap_strdup(op, &p->op, e) < 0 || snap_strdup(domain, &p->domain, e) < 0) {
+    snap_plan *p = es_xcalloc(1, sizeof *p);
+    if (es_strdup(op, &p->op, e) < 0 || es_strdup(domain, &p->domain, e) < 0) {
         snap_plan_free(p);
         return -1;
     }
@@ -46,7 +46,7 @@ void snap_plan_free(snap_plan *p)
         free(p->merges[i].disk);
         free(p->merges[i].top);
         free(p->merges[i].base);
-        snap_strv_free(&p->merges[i].images);
+        es_strv_free(&p->merges[i].images);
     }
     for (size_t i = 0; i < p->nrebases; i++) {
         free(p->rebases[i].path);
@@ -66,7 +66,7 @@ void snap_plan_free(snap_plan *p)
     free(p->rebases);
     free(p->xml);
     free(p->deletes);
-    snap_strv_free(&p->notes);
+    es_strv_free(&p->notes);
     free(p->op);
     free(p->domain);
     free(p->summary);
@@ -74,15 +74,11 @@ void snap_plan_free(snap_plan *p)
     free(p);
 }
 
-/* Grow *arr (of n items of size sz) by one zeroed item; returns it or NULL. */
-static void *grow(void *arr_ptr, size_t *n, size_t sz, es_err *e)
+/* Grow *arr (of n items of size sz) by one zeroed item; returns it. */
+static void *grow(void *arr_ptr, size_t *n, size_t sz)
 {
     void **arr = arr_ptr;
-    char *v = realloc(*arr, (*n + 1) * sz);
-    if (!v) {
-        es_err_set(e, ENOMEM, NULL, "out of memory");
-        return NULL;
-    }
+    char *v = es_xreallocarray(*arr, *n + 1, sz);
     *arr = v;
     memset(v + *n * sz, 0, sz);
     return v + (*n)++ * sz;
@@ -90,12 +86,11 @@ static void *grow(void *arr_ptr, size_t *n, size_t sz, es_err *e)
 
 static int dup_text(const char *s, size_t len, char **out, es_err *e)
 {
+    (void)e;
     *out = NULL;
     if (!s)
         return 0;
-    *out = malloc(len + 1);
-    if (!*out)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    *out = es_xmalloc(len + 1);
     memcpy(*out, s, len);
     (*out)[len] = '\0';
     return 0;
@@ -103,68 +98,58 @@ static int dup_text(const char *s, size_t len, char **out, es_err *e)
 
 int snap_plan_add_overlay(snap_plan *p, const snap_overlay *o, es_err *e)
 {
-    snap_overlay *d = grow(&p->overlays, &p->noverlays, sizeof *d, e);
-    if (!d)
-        return -1;
+    snap_overlay *d = grow(&p->overlays, &p->noverlays, sizeof *d);
     *d = (snap_overlay){.existed_empty = o->existed_empty, .uid = o->uid, .gid = o->gid,
                         .mode = o->mode};
-    if (snap_strdup(o->disk, &d->disk, e) < 0 || snap_strdup(o->path, &d->path, e) < 0 ||
-        snap_strdup(o->backing, &d->backing, e) < 0 ||
-        snap_strdup(o->backing_format, &d->backing_format, e) < 0)
+    if (es_strdup(o->disk, &d->disk, e) < 0 || es_strdup(o->path, &d->path, e) < 0 ||
+        es_strdup(o->backing, &d->backing, e) < 0 ||
+        es_strdup(o->backing_format, &d->backing_format, e) < 0)
         return -1;
     return 0;
 }
 
 int snap_plan_add_merge(snap_plan *p, const snap_merge *m, es_err *e)
 {
-    snap_merge *d = grow(&p->merges, &p->nmerges, sizeof *d, e);
-    if (!d)
-        return -1;
-    if (snap_strdup(m->disk, &d->disk, e) < 0 || snap_strdup(m->top, &d->top, e) < 0 ||
-        snap_strdup(m->base, &d->base, e) < 0)
+    snap_merge *d = grow(&p->merges, &p->nmerges, sizeof *d);
+    if (es_strdup(m->disk, &d->disk, e) < 0 || es_strdup(m->top, &d->top, e) < 0 ||
+        es_strdup(m->base, &d->base, e) < 0)
         return -1;
     for (size_t i = 0; i < m->images.n; i++)
-        if (snap_strv_add(&d->images, m->images.v[i], e) < 0)
+        if (es_strv_add(&d->images, m->images.v[i], e) < 0)
             return -1;
     return 0;
 }
 
 int snap_plan_add_rebase(snap_plan *p, const snap_rebase *r, es_err *e)
 {
-    snap_rebase *d = grow(&p->rebases, &p->nrebases, sizeof *d, e);
-    if (!d)
-        return -1;
-    if (snap_strdup(r->path, &d->path, e) < 0 || snap_strdup(r->backing, &d->backing, e) < 0 ||
-        snap_strdup(r->backing_format, &d->backing_format, e) < 0 ||
-        snap_strdup(r->old_backing, &d->old_backing, e) < 0 ||
-        snap_strdup(r->old_backing_format, &d->old_backing_format, e) < 0)
+    snap_rebase *d = grow(&p->rebases, &p->nrebases, sizeof *d);
+    if (es_strdup(r->path, &d->path, e) < 0 || es_strdup(r->backing, &d->backing, e) < 0 ||
+        es_strdup(r->backing_format, &d->backing_format, e) < 0 ||
+        es_strdup(r->old_backing, &d->old_backing, e) < 0 ||
+        es_strdup(r->old_backing_format, &d->old_backing_format, e) < 0)
         return -1;
     return 0;
 }
 
 int snap_plan_add_xml(snap_plan *p, const snap_xml_write *w, es_err *e)
 {
-    snap_xml_write *d = grow(&p->xml, &p->nxml, sizeof *d, e);
-    if (!d)
-        return -1;
+    snap_xml_write *d = grow(&p->xml, &p->nxml, sizeof *d);
     d->kind = w->kind;
     d->old_len = w->old_len;
     d->new_len = w->new_len;
-    if (snap_strdup(w->path, &d->path, e) < 0 || snap_strdup(w->domain, &d->domain, e) < 0 ||
-        snap_strdup(w->snapshot, &d->snapshot, e) < 0 ||
+    if (es_strdup(w->path, &d->path, e) < 0 || es_strdup(w->domain, &d->domain, e) < 0 ||
+        es_strdup(w->snapshot, &d->snapshot, e) < 0 ||
         dup_text(w->old_text, w->old_len, &d->old_text, e) < 0 ||
         dup_text(w->new_text, w->new_len, &d->new_text, e) < 0 ||
-        snap_strdup(w->summary, &d->summary, e) < 0)
+        es_strdup(w->summary, &d->summary, e) < 0)
         return -1;
     return 0;
 }
 
 int snap_plan_add_delete(snap_plan *p, const char *path, const char *reason, es_err *e)
 {
-    snap_delete *d = grow(&p->deletes, &p->ndeletes, sizeof *d, e);
-    if (!d)
-        return -1;
-    if (snap_strdup(path, &d->path, e) < 0 || snap_strdup(reason, &d->reason, e) < 0)
+    snap_delete *d = grow(&p->deletes, &p->ndeletes, sizeof *d);
+    if (es_strdup(path, &d->path, e) < 0 || es_strdup(reason, &d->reason, e) < 0)
         return -1;
     return 0;
 }

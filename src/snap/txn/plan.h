@@ -20,8 +20,9 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#include "snap/strv.h"
 #include "util/err.h"
+#include "util/str.h"
+#include "util/strv.h"
 
 /* A new qcow2 overlay, created over the image below it. */
 typedef struct snap_overlay {
@@ -41,7 +42,7 @@ typedef struct snap_merge {
     char *disk;
     char *top;
     char *base;
-    snap_strv images;  /* every image whose data goes into base, top first (base
+    es_strv images;  /* every image whose data goes into base, top first (base
                           not included): what the plan shows. Empty in a journal
                           written before it was recorded. */
 } snap_merge;
@@ -91,7 +92,7 @@ typedef struct snap_plan {
     size_t nxml;
     snap_delete *deletes;
     size_t ndeletes;
-    snap_strv notes;     /* things the user should know (kept files ...) */
+    es_strv notes;     /* things the user should know (kept files ...) */
     char *snapshot_dir_created; /* <snapshot-dir>/<dom> when the plan creates it
                                    (removed again on rollback if empty), else NULL */
 } snap_plan;

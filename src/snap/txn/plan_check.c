@@ -16,6 +16,7 @@
 #include "snap/txn/precond.h"
 #include "util/fileio.h"
 #include "util/rootpath.h"
+#include "util/xalloc.h"
 
 #define DISKS_MAX 256
 
@@ -102,8 +103,8 @@ static int rebase_fits(const snap_ctx *c, const snap_plan *p, const snap_rebase 
                        strlen(rb->backing), QCOW2_MAX_BACKING_NAME);
     if (r == 0)
         r = qcow2_header_set_backing(&h, rb->backing, rb->backing_format, e);
-    if (r == 0 && !(buf = malloc(img->cluster_size)))
-        r = es_err_set(e, ENOMEM, NULL, "out of memory");
+    if (r == 0)
+        buf = es_xmalloc(img->cluster_size);
     if (r == 0 && qcow2_header_serialize(&h, buf, img->cluster_size, rb->path, e) < 0)
         r = es_err_prefix(e, "new backing file name %s does not fit", rb->backing);
     if (r < 0)
@@ -186,14 +187,13 @@ static int merge_estimate(const snap_ctx *c, const snap_merge *m, uint64_t *need
 static int add_need(fs_need **v, size_t *n, uint64_t dev, uint64_t need, char **host,
                     const char *disk, es_err *e)
 {
+    (void)e;
     fs_need *f = NULL;
     for (size_t i = 0; i < *n && !f; i++)
         if ((*v)[i].dev == dev)
             f = &(*v)[i];
     if (!f) {
-        fs_need *nv = realloc(*v, (*n + 1) * sizeof *nv);
-        if (!nv)
-            return es_err_set(e, ENOMEM, NULL, "out of memory");
+        fs_need *nv = es_xreallocarray(*v, *n + 1, sizeof *nv);
         *v = nv;
         f = &nv[(*n)++];
         memset(f, 0, sizeof *f);

@@ -4,83 +4,51 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* json-c reports allocation failure by returning NULL; collect it once. */
-typedef struct {
-    bool oom;
-} jb;
+#include "util/xalloc.h"
 
-static json_object *jstr(jb *b, const char *s)
+/* json-c returns NULL (or -1) only when it runs out of memory. */
+static json_object *jstr(const char *s)
 {
-    if (!s)
-        return NULL; /* JSON null */
-    json_object *o = json_object_new_string(s);
-    if (!o)
-        b->oom = true;
-    return o;
+    return s ? es_xcheck(json_object_new_string(s)) : NULL; /* NULL: JSON null */
 }
 
-static json_object *jstr_len(jb *b, const char *s, size_t len)
+static json_object *jstr_len(const char *s, size_t len)
 {
-    if (!s)
-        return NULL;
-    json_object *o = json_object_new_string_len(s, (int)len);
-    if (!o)
-        b->oom = true;
-    return o;
+    return s ? es_xcheck(json_object_new_string_len(s, (int)len)) : NULL;
 }
 
-static json_object *jobj(jb *b)
+static json_object *jobj(void)
 {
-    json_object *o = json_object_new_object();
-    if (!o)
-        b->oom = true;
-    return o;
+    return es_xcheck(json_object_new_object());
 }
 
-static json_object *jarr(jb *b)
+static json_object *jarr(void)
 {
-    json_object *o = json_object_new_array();
-    if (!o)
-        b->oom = true;
-    return o;
+    return es_xcheck(json_object_new_array());
 }
 
-static void add(jb *b, json_object *o, const char *key, json_object *v)
+static void add(json_object *o, const char *key, json_object *v)
 {
-    if (!o)
+    if (json_object_object_add(o, key, v) < 0)
+        es_oom();
+}
+
+static void append(json_object *a, json_object *v)
+{
+    if (!v)
         return;
-    if (json_object_object_add(o, key, v) < 0) {
-        json_object_put(v);
-        b->oom = true;
-    }
+    if (json_object_array_add(a, v) < 0)
+        es_oom();
 }
 
-static void append(jb *b, json_object *a, json_object *v)
+static json_object *jint(long long v)
 {
-    if (!a || !v) {
-        json_object_put(v);
-        return;
-    }
-    if (json_object_array_add(a, v) < 0) {
-        json_object_put(v);
-        b->oom = true;
-    }
+    return es_xcheck(json_object_new_int64(v));
 }
 
-static json_object *jint(jb *b, long long v)
+static json_object *jbool(bool v)
 {
-    json_object *o = json_object_new_int64(v);
-    if (!o)
-        b->oom = true;
-    return o;
-}
-
-static json_object *jbool(jb *b, bool v)
-{
-    json_object *o = json_object_new_boolean(v);
-    if (!o)
-        b->oom = true;
-    return o;
+    return es_xcheck(json_object_new_boolean(v));
 }
 
 const char *snap_xml_action(const snap_xml_write *w)
@@ -92,94 +60,90 @@ const char *snap_xml_action(const snap_xml_write *w)
 
 int snap_plan_to_json(const snap_plan *p, bool with_texts, json_object **out, es_err *e)
 {
-    jb b = {0};
-    json_object *o = jobj(&b);
-    add(&b, o, "operation", jstr(&b, p->op));
-    add(&b, o, "domain", jstr(&b, p->domain));
-    add(&b, o, "summary", jstr(&b, p->summary));
+    json_object *o = jobj();
+    add(o, "operation", jstr(p->op));
+    add(o, "domain", jstr(p->domain));
+    add(o, "summary", jstr(p->summary));
 
-    json_object *a = jarr(&b);
+    json_object *a = jarr();
     for (size_t i = 0; i < p->noverlays; i++) {
         const snap_overlay *v = &p->overlays[i];
-        json_object *x = jobj(&b);
-        add(&b, x, "disk", jstr(&b, v->disk));
-        add(&b, x, "filename", jstr(&b, v->path));
-        add(&b, x, "backing-filename", jstr(&b, v->backing));
-        add(&b, x, "backing-filename-format", jstr(&b, v->backing_format));
-        add(&b, x, "existed-empty", jbool(&b, v->existed_empty));
-        add(&b, x, "uid", jint(&b, v->uid));
-        add(&b, x, "gid", jint(&b, v->gid));
-        add(&b, x, "mode", jint(&b, v->mode));
-        append(&b, a, x);
+        json_object *x = jobj();
+        add(x, "disk", jstr(v->disk));
+        add(x, "filename", jstr(v->path));
+        add(x, "backing-filename", jstr(v->backing));
+        add(x, "backing-filename-format", jstr(v->backing_format));
+        add(x, "existed-empty", jbool(v->existed_empty));
+        add(x, "uid", jint(v->uid));
+        add(x, "gid", jint(v->gid));
+        add(x, "mode", jint(v->mode));
+        append(a, x);
     }
-    add(&b, o, "overlays", a);
+    add(o, "overlays", a);
 
-    a = jarr(&b);
+    a = jarr();
     for (size_t i = 0; i < p->nmerges; i++) {
-        json_object *x = jobj(&b);
-        add(&b, x, "disk", jstr(&b, p->merges[i].disk));
-        add(&b, x, "top", jstr(&b, p->merges[i].top));
-        add(&b, x, "base", jstr(&b, p->merges[i].base));
+        json_object *x = jobj();
+        add(x, "disk", jstr(p->merges[i].disk));
+        add(x, "top", jstr(p->merges[i].top));
+        add(x, "base", jstr(p->merges[i].base));
         if (p->merges[i].images.n) { /* unknown in plans read from older journals */
-            json_object *imgs = jarr(&b);
+            json_object *imgs = jarr();
             for (size_t k = 0; k < p->merges[i].images.n; k++)
-                append(&b, imgs, jstr(&b, p->merges[i].images.v[k]));
-            add(&b, x, "images", imgs);
+                append(imgs, jstr(p->merges[i].images.v[k]));
+            add(x, "images", imgs);
         }
-        append(&b, a, x);
+        append(a, x);
     }
-    add(&b, o, "merges", a);
+    add(o, "merges", a);
 
-    a = jarr(&b);
+    a = jarr();
     for (size_t i = 0; i < p->nrebases; i++) {
         const snap_rebase *r = &p->rebases[i];
-        json_object *x = jobj(&b);
-        add(&b, x, "filename", jstr(&b, r->path));
-        add(&b, x, "backing-filename", jstr(&b, r->backing));
-        add(&b, x, "backing-filename-format", jstr(&b, r->backing_format));
-        add(&b, x, "old-backing-filename", jstr(&b, r->old_backing));
-        add(&b, x, "old-backing-filename-format", jstr(&b, r->old_backing_format));
-        append(&b, a, x);
+        json_object *x = jobj();
+        add(x, "filename", jstr(r->path));
+        add(x, "backing-filename", jstr(r->backing));
+        add(x, "backing-filename-format", jstr(r->backing_format));
+        add(x, "old-backing-filename", jstr(r->old_backing));
+        add(x, "old-backing-filename-format", jstr(r->old_backing_format));
+        append(a, x);
     }
-    add(&b, o, "rebases", a);
+    add(o, "rebases", a);
 
-    a = jarr(&b);
+    a = jarr();
     for (size_t i = 0; i < p->nxml; i++) {
         const snap_xml_write *w = &p->xml[i];
-        json_object *x = jobj(&b);
-        add(&b, x, "kind", jstr(&b, w->kind == SNAP_XML_CONFIG ? "config" : "snapshot"));
-        add(&b, x, "filename", jstr(&b, w->path));
-        add(&b, x, "domain", jstr(&b, w->domain));
-        add(&b, x, "snapshot", jstr(&b, w->snapshot));
-        add(&b, x, "action", jstr(&b, snap_xml_action(w)));
-        add(&b, x, "summary", jstr(&b, w->summary));
+        json_object *x = jobj();
+        add(x, "kind", jstr(w->kind == SNAP_XML_CONFIG ? "config" : "snapshot"));
+        add(x, "filename", jstr(w->path));
+        add(x, "domain", jstr(w->domain));
+        add(x, "snapshot", jstr(w->snapshot));
+        add(x, "action", jstr(snap_xml_action(w)));
+        add(x, "summary", jstr(w->summary));
         if (with_texts) {
-            add(&b, x, "old-text", jstr_len(&b, w->old_text, w->old_len));
-            add(&b, x, "new-text", jstr_len(&b, w->new_text, w->new_len));
+            add(x, "old-text", jstr_len(w->old_text, w->old_len));
+            add(x, "new-text", jstr_len(w->new_text, w->new_len));
         }
-        append(&b, a, x);
+        append(a, x);
     }
-    add(&b, o, "xml-files", a);
+    add(o, "xml-files", a);
 
-    a = jarr(&b);
+    a = jarr();
     for (size_t i = 0; i < p->ndeletes; i++) {
-        json_object *x = jobj(&b);
-        add(&b, x, "filename", jstr(&b, p->deletes[i].path));
-        add(&b, x, "reason", jstr(&b, p->deletes[i].reason));
-        append(&b, a, x);
+        json_object *x = jobj();
+        add(x, "filename", jstr(p->deletes[i].path));
+        add(x, "reason", jstr(p->deletes[i].reason));
+        append(a, x);
     }
-    add(&b, o, "deletes", a);
+    add(o, "deletes", a);
 
-    a = jarr(&b);
+    a = jarr();
     for (size_t i = 0; i < p->notes.n; i++)
-        append(&b, a, jstr(&b, p->notes.v[i]));
-    add(&b, o, "notes", a);
-    add(&b, o, "snapshot-dir-created", jstr(&b, p->snapshot_dir_created));
+        append(a, jstr(p->notes.v[i]));
+    add(o, "notes", a);
+    add(o, "snapshot-dir-created", jstr(p->snapshot_dir_created));
 
-    if (b.oom || !o) {
-        json_object_put(o);
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
-    }
+    (void)e;
     *out = o;
     return 0;
 }
@@ -221,12 +185,7 @@ static void get_str(jr *r, json_object *o, const char *key, bool nullable, char 
     if (!v)
         return;
     size_t n = (size_t)json_object_get_string_len(v);
-    char *s = malloc(n + 1);
-    if (!s) {
-        r->bad = true;
-        es_err_set(r->e, ENOMEM, NULL, "out of memory");
-        return;
-    }
+    char *s = es_xmalloc(n + 1);
     memcpy(s, json_object_get_string(v), n);
     s[n] = '\0';
     if (strlen(s) != n) { /* an embedded NUL: not something extsnap wrote */
@@ -270,7 +229,7 @@ static void check_path(jr *r, const char *what, const char *path)
 }
 
 /* An optional list of absolute paths (absent in older journals). */
-static void get_paths(jr *r, json_object *o, const char *key, const char *what, snap_strv *out)
+static void get_paths(jr *r, json_object *o, const char *key, const char *what, es_strv *out)
 {
     json_object *a;
     if (r->bad || !json_object_object_get_ex(o, key, &a))
@@ -289,7 +248,7 @@ static void get_paths(jr *r, json_object *o, const char *key, const char *what, 
             return;
         }
         check_path(r, what, s);
-        if (!r->bad && snap_strv_add(out, s, r->e) < 0)
+        if (!r->bad && es_strv_add(out, s, r->e) < 0)
             r->bad = true;
     }
 }
@@ -331,7 +290,7 @@ static void read_merge(jr *r, json_object *x, snap_plan *p)
     free(m.disk);
     free(m.top);
     free(m.base);
-    snap_strv_free(&m.images);
+    es_strv_free(&m.images);
 }
 
 static void read_rebase(jr *r, json_object *x, snap_plan *p)
@@ -397,7 +356,7 @@ static void read_note(jr *r, json_object *x, snap_plan *p)
     if (!json_object_is_type(x, json_type_string)) {
         r->bad = true;
         es_err_set(r->e, 0, r->origin, "journal: a note is not a string");
-    } else if (snap_strv_add(&p->notes, json_object_get_string(x), r->e) < 0) {
+    } else if (es_strv_add(&p->notes, json_object_get_string(x), r->e) < 0) {
         r->bad = true;
     }
 }
@@ -416,9 +375,7 @@ int snap_plan_from_json(json_object *o, const char *origin, snap_plan **out, es_
 {
     *out = NULL;
     jr r = {.origin = origin, .e = e};
-    snap_plan *p = calloc(1, sizeof *p);
-    if (!p)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    snap_plan *p = es_xcalloc(1, sizeof *p);
     get_str(&r, o, "operation", false, &p->op, NULL);
     get_str(&r, o, "domain", false, &p->domain, NULL);
     get_str(&r, o, "summary", true, &p->summary, NULL);

@@ -3,13 +3,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "snap/fsutil.h"
+#include "domxml/files.h"
 #include "snap/txn/xmlfile.h"
+#include "util/fsutil.h"
+#include "util/readfile.h"
 
 static int snapshot_file(snap_ctx *c, const char *name, char **logical, char **host, es_err *e)
 {
     *logical = *host = NULL;
-    if (snap_asprintf(logical, e, "%s/%s.xml", c->domain_snap_dir, name) < 0 ||
+    if (es_asprintf(logical, e, "%s/%s.xml", c->domain_snap_dir, name) < 0 ||
         snap_ctx_host(c, *logical, host, e) < 0) {
         free(*logical);
         *logical = NULL;
@@ -26,9 +28,9 @@ static int note_new_dir(snap_ctx *c, snap_plan *p, es_err *e)
     char *host = NULL;
     if (snap_ctx_host(c, c->domain_snap_dir, &host, e) < 0)
         return -1;
-    bool exists = snap_path_exists(host);
+    bool exists = es_path_exists(host);
     free(host);
-    return exists ? 0 : snap_strdup(c->domain_snap_dir, &p->snapshot_dir_created, e);
+    return exists ? 0 : es_strdup(c->domain_snap_dir, &p->snapshot_dir_created, e);
 }
 
 static int add_write(snap_ctx *c, snap_plan *p, snap_xml_kind kind, const char *logical,
@@ -38,7 +40,7 @@ static int add_write(snap_ctx *c, snap_plan *p, snap_xml_kind kind, const char *
     char *old = NULL;
     size_t old_len = 0;
     bool exists = false;
-    if (snap_read_file(host, SNAP_XML_MAX, &old, &old_len, &exists, e) < 0)
+    if (es_read_file_if_exists(host, DOMXML_FILE_MAX, &old, &old_len, &exists, e) < 0)
         return -1;
     snap_xml_write w = {
         .kind = kind,

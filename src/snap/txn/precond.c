@@ -8,10 +8,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "snap/strv.h"
 #include "util/fileio.h"
 #include "util/imglock.h"
 #include "util/rootpath.h"
+#include "util/str.h"
+#include "util/strv.h"
 
 /* The pid in a pid file (host path), or 0 when there is no readable one. */
 long snap_read_pid_file(const char *path)
@@ -100,7 +101,7 @@ int snap_check_no_libvirtd(const char *root, const char *run_dir, es_err *e)
 static int check_run_dir(const char *root, const char *run_dir, const char *name, es_err *e)
 {
     char *file, *host = NULL;
-    if (snap_asprintf(&file, e, "%s.pid", name) < 0)
+    if (es_asprintf(&file, e, "%s.pid", name) < 0)
         return -1;
     int rc = resolve_in(root, run_dir, file, &host, e);
     free(file);
@@ -116,7 +117,7 @@ static int check_run_dir(const char *root, const char *run_dir, const char *name
     }
     free(host);
     host = NULL;
-    if (snap_asprintf(&file, e, "%s.xml", name) < 0)
+    if (es_asprintf(&file, e, "%s.xml", name) < 0)
         return -1;
     rc = resolve_in(root, run_dir, file, &host, e);
     free(file);

@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "snap/txn/exec.h"
-#include "snap/fsutil.h"
+#include "util/fsutil.h"
 
 void snap_recovery_clear(snap_recovery *r)
 {
@@ -39,7 +39,7 @@ int snap_recover(snap_ctx *c, snap_recovery *r, es_err *e)
         return -1;
     snap_journal j = {c->journal_path, c->journal_tmp};
     if (!r->found) /* a journal write that never reached its rename */
-        return snap_unlink_if_exists(c->journal_tmp, e);
+        return es_unlink_if_exists(c->journal_tmp, e);
     int rc = r->rolled_back ? snap_rollback(c->env->root, &j, r->plan, e)
                             : snap_rollforward(c->env, &j, r->plan, r->phase, e);
     if (rc < 0)

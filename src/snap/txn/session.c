@@ -3,7 +3,8 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-#include "snap/fsutil.h"
+#include "util/fsutil.h"
+#include "util/readfile.h"
 #include "snap/txn/journal.h"
 #include "snap/txn/pending.h"
 #include "snap/txn/precond.h"
@@ -17,7 +18,7 @@ static int recover_leftover(snap_ctx *c, es_err *e)
     if (snap_journal_exists(&j, &exists, e) < 0)
         return -1;
     if (!exists) /* a journal write that never reached its rename leaves only litter */
-        return c->env->dry_run ? 0 : snap_unlink_if_exists(c->journal_tmp, e);
+        return c->env->dry_run ? 0 : es_unlink_if_exists(c->journal_tmp, e);
     if (c->env->dry_run) {
         /* A journal recovery cannot read is refused as the real run refuses it. */
         snap_recovery r = {0};

@@ -1,9 +1,6 @@
 /* Writing the libvirt files of a plan (snap_xml_write) in either direction:
- * forward (new text) or back (old text). Atomic, through temporary files
- * libvirt never reads: <config>.new beside the config (libvirt loads only
- * *.xml there), <snapshot-dir>/.<domain>-<snap>.xml.tmp for metadata (every
- * entry of <snapshot-dir>/<domain>/ is parsed, so nothing temporary goes
- * in there). The same names domxml/store.h uses. */
+ * forward (new text) or back (old text), through domxml's one writer
+ * (domxml/writer.h: atomic, temporary files libvirt never reads). */
 #ifndef ES_SNAP_XMLFILE_H
 #define ES_SNAP_XMLFILE_H
 
@@ -16,8 +13,5 @@
  * exist when that text is NULL. Writes nothing when it already does;
  * removes a stale temporary file either way. */
 int snap_xml_put(const char *root, const snap_xml_write *w, bool forward, es_err *e);
-
-/* Upper bound on the size of a libvirt XML file extsnap reads. */
-#define SNAP_XML_MAX (16u << 20)
 
 #endif
