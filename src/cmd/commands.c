@@ -9,7 +9,6 @@
 
 const es_cmd *const es_commands[] = {
 #define ES_COMMAND(sym) &sym,
-#include "cmd/commands.def"
 #undef ES_COMMAND
     NULL,
 };

@@ -16,7 +16,6 @@
 #include "qmp/qmp_job.h"
 #include "online/online_chain.h"
 #include "online/online_connect.h"
-#include "qmp/qmp_job.h"
 #include "util/xalloc.h"
 
 /* One object per line, paths without escaped slashes. */

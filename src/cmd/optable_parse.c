@@ -10,6 +10,7 @@
 
 #include "cmd/cmd.h"
 #include "cmd/cmd_env.h"
+#include "util/xalloc.h"
 
 /* getopt_long's code of an option with no letter: this plus its index. */
 #define LONG_ONLY_BASE 0x100
@@ -140,14 +141,8 @@ int es_opt_parse(const es_cmd *cmd, int argc, char **argv, void *opts)
 {
     const es_opt *t = cmd->opts;
     size_t n = count_opts(t);
-    struct option *lo = calloc(n + 1, sizeof *lo);
-    char *so = malloc(3 * n + 3);
-    if (!lo || !so) {
-        free(lo);
-        free(so);
-        es_cmd_errorf(cmd->name, "out of memory");
-        return ES_EXIT_FAIL;
-    }
+    struct option *lo = es_xcalloc(n + 1, sizeof *lo);
+    char *so = es_xmalloc(3 * n + 3);
     size_t nl = 0, ns = 0;
     if (cmd->parse & ES_PARSE_IN_ORDER)
         so[ns++] = '+';

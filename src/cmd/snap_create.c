@@ -81,17 +81,12 @@ const es_cmd es_cmd_snap_create = {
 static int add_disks(const es_cmd *cmd, void *opts, const char *arg)
 {
     es_strv *out = &((create_opts *)opts)->disks;
-    char *copy = strdup(arg), *save = NULL;
-    int r = copy ? 0 : -1;
-    for (char *t = copy ? strtok_r(copy, ",", &save) : NULL; t && r == 0;
-         t = strtok_r(NULL, ",", &save))
+    (void)cmd;
+    char *copy = es_xstrdup(arg), *save = NULL;
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save))
         if (*t && !es_strv_has(out, t))
-            r = es_strv_add(out, t, NULL);
+            es_strv_add(out, t, NULL);
     free(copy);
-    if (r < 0) {
-        es_cmd_errorf(cmd->name, "out of memory");
-        return ES_OPT_FAIL;
-    }
     return ES_OPT_OK;
 }
 

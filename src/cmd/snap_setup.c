@@ -12,9 +12,7 @@
 #include "util/fsutil.h"
 #include "util/readfile.h"
 #include "snap/ops/setup.h"
-#include "snap/txn/exec.h"
 #include "snap/txn/plan_print.h"
-#include "util/fsutil.h"
 
 static int run(int argc, char **argv);
 

@@ -19,8 +19,6 @@
 #include "snap/ops/verify.h"
 #include "util/fileio.h"
 #include "util/rootpath.h"
-#include "util/str.h"
-#include "util/strv.h"
 #include "util/xalloc.h"
 
 static int run(int argc, char **argv);

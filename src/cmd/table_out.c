@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "util/text_width.h"
+#include "util/xalloc.h"
 
 #define ES_TABLE_GAP "   "
 
@@ -15,18 +16,11 @@ void es_table_init(es_table *t, size_t ncols)
 
 void es_table_add(es_table *t, const char *const *cells)
 {
-    if (t->oom)
-        return;
-    char **v = realloc(t->cells, (t->nrows + 1) * t->ncols * sizeof *v);
-    if (!v) {
-        t->oom = true;
-        return;
-    }
+    char **v = es_xreallocarray(t->cells, (t->nrows + 1) * t->ncols, sizeof *v);
     t->cells = v;
     char **row = v + t->nrows * t->ncols;
     for (size_t k = 0; k < t->ncols; k++) {
-        row[k] = strdup(cells[k] ? cells[k] : "");
-        t->oom |= row[k] == NULL;
+        row[k] = es_xstrdup(cells[k] ? cells[k] : "");
     }
     t->nrows++;
 }
@@ -68,13 +62,9 @@ static size_t format_row(const es_table *t, size_t r, const size_t *w, char *buf
     return end_cols;
 }
 
-int es_table_print(FILE *out, const es_table *t)
+void es_table_print(FILE *out, const es_table *t)
 {
-    if (t->oom)
-        return -1;
-    size_t *w = calloc(t->ncols ? t->ncols : 1, sizeof *w);
-    if (!w)
-        return -1;
+    size_t *w = es_xcalloc(t->ncols ? t->ncols : 1, sizeof *w);
     size_t bytes = 1;
     for (size_t k = 0; k < t->ncols; k++) {
         size_t most = 0;
@@ -87,11 +77,7 @@ int es_table_print(FILE *out, const es_table *t)
         /* Padding is at most w[k] bytes besides the longest cell. */
         bytes += most + w[k] + strlen(ES_TABLE_GAP);
     }
-    char *buf = malloc(bytes + 1);
-    if (!buf) {
-        free(w);
-        return -1;
-    }
+    char *buf = es_xmalloc(bytes + 1);
     size_t rule = 0;
     for (size_t r = 0; r < t->nrows; r++) {
         size_t cols = format_row(t, r, w, buf);
@@ -108,7 +94,6 @@ int es_table_print(FILE *out, const es_table *t)
     }
     free(buf);
     free(w);
-    return 0;
 }
 
 char *es_cell_clip(const char *s, size_t max)
@@ -116,9 +101,7 @@ char *es_cell_clip(const char *s, size_t max)
     static const char more[] = "...";
     size_t n = strcspn(s, "\n"), out = 0, cols = 0, fit = 0;
     bool cut = s[n] != '\0', blank = false;
-    char *r = malloc(n + sizeof more);
-    if (!r)
-        return NULL;
+    char *r = es_xmalloc(n + sizeof more);
     /* Blanks and controls collapse to one space; the rest is copied whole
      * characters at a time, remembering where "..." would still fit. */
     for (size_t i = 0; i < n;) {

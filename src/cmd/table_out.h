@@ -11,7 +11,6 @@
 typedef struct es_table {
     size_t ncols, nrows;
     char **cells; /* row-major, the header is row 0 */
-    bool oom;
 } es_table;
 
 void es_table_init(es_table *t, size_t ncols);
@@ -19,11 +18,11 @@ void es_table_init(es_table *t, size_t ncols);
  * row added is the header. */
 void es_table_add(es_table *t, const char *const *cells);
 /* " a   b   c" per row, a rule of dashes under the header, the last column
- * not padded, no trailing blanks. -1 when a row could not be stored. */
-int es_table_print(FILE *out, const es_table *t);
+ * not padded, no trailing blanks. */
+void es_table_print(FILE *out, const es_table *t);
 void es_table_free(es_table *t);
 
-/* Text made fit for one cell (malloc'd, NULL when out of memory): its first
+/* Text made fit for one cell (malloc'd): its first
  * line, runs of blanks and control characters as one space, trimmed, at most
  * max columns, ending in "..." when anything was left out. */
 char *es_cell_clip(const char *s, size_t max);

@@ -15,11 +15,7 @@
 #include "online/online_connect.h"
 #include "online/online_exec.h"
 #include "online/online_priv.h"
-#include "qmp/qmp_json.h"
-#include "snap/ops/inexact.h"
-#include "snap/txn/exec.h"
 #include "snap/txn/recover.h"
-#include "util/fsutil.h"
 #include "util/xalloc.h"
 
 #define SETTLE_TIMEOUT_MS 60000

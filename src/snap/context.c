@@ -14,10 +14,7 @@
 #include "util/str.h"
 #include "util/strv.h"
 #include "util/fileio.h"
-#include "util/fsutil.h"
 #include "util/rootpath.h"
-#include "util/str.h"
-#include "util/strv.h"
 #include "util/xalloc.h"
 
 void snap_ctx_note(const snap_ctx *c, const char *fmt, ...)

@@ -9,6 +9,7 @@
 #include "domxml/snapshot_list.h"
 #include "util/fileio.h"
 #include "util/rootpath.h"
+#include "util/xalloc.h"
 
 static int by_time(const void *a, const void *b)
 {
@@ -18,16 +19,13 @@ static int by_time(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
-int snap_query_snapshots(const snap_ctx *c, domxml_snapshot ***out, size_t *n, es_err *e)
+void snap_query_snapshots(const snap_ctx *c, domxml_snapshot ***out, size_t *n)
 {
     *n = c->snaps->n;
-    domxml_snapshot **v = calloc(*n + 1, sizeof *v);
-    if (!v)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    domxml_snapshot **v = es_xcalloc(*n + 1, sizeof *v);
     memcpy(v, c->snaps->snaps, *n * sizeof *v);
     qsort(v, *n, sizeof *v, by_time);
     *out = v;
-    return 0;
 }
 
 const domxml_snapshot *snap_query_current(const snap_ctx *c)

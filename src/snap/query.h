@@ -16,7 +16,7 @@
 
 /* The snapshots of c, oldest first (creation time, then name): a new array
  * (free it) of pointers borrowed from c->snaps, *n of them. */
-int snap_query_snapshots(const snap_ctx *c, domxml_snapshot ***out, size_t *n, es_err *e);
+void snap_query_snapshots(const snap_ctx *c, domxml_snapshot ***out, size_t *n);
 
 /* The current snapshot, or NULL. */
 const domxml_snapshot *snap_query_current(const snap_ctx *c);

@@ -24,6 +24,7 @@ ALLOWED=$(sed 's/#.*//; s/[[:space:]]*$//; /^$/d' <<'EOF_ALLOWED'
 es_fault_count
 es_fault_reset
 es_fault_set
+es_xalloc_fail_at         # util/xalloc.h: the n-th allocation fails (test_util_helpers)
 # Test knobs and measurements.
 es_io_root_walk_only      # force the fallback walk of fileio_root.c
 qcow2_l2_cache_total_bytes  # test_l2_cache_budget: the caches' memory bound
@@ -31,6 +32,7 @@ qcow2_l2_cache_total_bytes  # test_l2_cache_budget: the caches' memory bound
 # (their own file calls them).
 es_imglock_acquire
 es_imglock_held
+domxml_file_tmp_path      # the one spelling of the writer's temp names (test_domxml_store)
 es_text_width_n           # es_text_width's piece for a byte-bounded prefix
 qcow2_check_image         # qcow2_check_image_progress without progress (the check tests)
 qcow2_refblock_entry_get

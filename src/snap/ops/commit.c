@@ -9,6 +9,7 @@
 #include "snap/graph/range.h"
 #include "util/str.h"
 #include "util/strv.h"
+#include "util/xalloc.h"
 
 static bool has_children(const snap_ctx *c, const char *name)
 {
@@ -40,9 +41,7 @@ static int find_range(snap_ctx *c, const char *base, const char *top, snap_range
     for (domxml_snapshot *s = t; s; ) {
         if (r->n > c->snaps->n)
             return es_err_set(e, 0, NULL, "snapshot parents of domain %s loop", c->name);
-        domxml_snapshot **v = realloc(r->v, (r->n + 1) * sizeof *v);
-        if (!v)
-            return es_err_set(e, ENOMEM, NULL, "out of memory");
+        domxml_snapshot **v = es_xreallocarray(r->v, r->n + 1, sizeof *v);
         r->v = v;
         v[r->n++] = s;
         domxml_snapshot *parent = s->parent ? domxml_snapshot_list_find(c->snaps, s->parent) : NULL;

@@ -365,10 +365,6 @@ int snap_plan_revert_to(snap_ctx *c, const snap_revert_args *a, snap_plan **out,
     size_t nchildren = 0;
     long long epoch = 0;
     int rc = -1;
-    if (!overlay || !changes) {
-        es_err_set(e, ENOMEM, NULL, "out of memory");
-        goto out;
-    }
     if (live_overlays(cur, &live, e) < 0)
         goto out;
     for (size_t i = 0; i < saved->ndisks; i++)

@@ -8,6 +8,7 @@
 
 #include "util/str.h"
 #include "util/strv.h"
+#include "util/xalloc.h"
 
 const char *snap_severity_name(snap_severity s)
 {
@@ -27,19 +28,14 @@ void snap_verify_report_free(snap_verify_report *r)
 int snap_verify_problemv(snap_verify_report *r, es_err *e, const char *code,
                          snap_severity sev, const char *file, const char *fmt, va_list ap)
 {
-    snap_problem *v = realloc(r->v, (r->n + 1) * sizeof *v);
-    if (!v)
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
+    snap_problem *v = es_xreallocarray(r->v, r->n + 1, sizeof *v);
     r->v = v;
     snap_problem *p = &v[r->n];
     memset(p, 0, sizeof *p);
     p->code = code;
     p->severity = sev;
-    int n = vasprintf(&p->message, fmt, ap);
-    if (n < 0) {
-        p->message = NULL;
-        return es_err_set(e, ENOMEM, NULL, "out of memory");
-    }
+    if (vasprintf(&p->message, fmt, ap) < 0)
+        es_oom();
     r->n++;
     return es_strdup(file, &p->file, e);
 }
