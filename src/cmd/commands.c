@@ -9,6 +9,7 @@
 
 const es_cmd *const es_commands[] = {
 #define ES_COMMAND(sym) &sym,
+#include "cmd/commands.def"
 #undef ES_COMMAND
     NULL,
 };
