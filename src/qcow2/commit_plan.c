@@ -87,6 +87,8 @@ static int old_cluster(commit_ctx *c, commit_op *op, old_state *o, es_err *e)
                           "cluster at 0x%llx (guest offset 0x%llx) is in use but has refcount 0; "
                           "run 'extsnap img check -r all'",
                           (unsigned long long)o->host, (unsigned long long)op->guest);
+    if (o->rc > 1 && b->hdr.nb_snapshots == 0)
+        return qcow2_refuse_unshared(b, "cluster", o->host, o->rc, e);
     return 0;
 }
 

@@ -85,6 +85,8 @@ int qcow2_l2_target_plan(es_image *img, uint64_t l1_idx, bool dry, qcow2_l2_targ
             t->l2_off = t->src_off = cur;
             return 0;
         }
+        if (img->hdr.nb_snapshots == 0)
+            return qcow2_refuse_unshared(img, "L2 table", cur, rc, e);
     }
     /* Absent, or shared with an internal snapshot: a new cluster. */
     *needs_cluster = true;

@@ -448,3 +448,14 @@ int qcow2_free_compressed(es_image *img, uint64_t l2_entry, es_err *e)
             return -1;
     return 0;
 }
+
+int qcow2_refuse_unshared(const es_image *img, const char *what, uint64_t off, uint64_t rc,
+                          es_err *e)
+{
+    return es_err_set(e, 0, img->filename,
+                      "%s at 0x%llx has refcount %llu but the image has no internal snapshot "
+                      "to share it: a cluster is used twice or its refcount is too high (which "
+                      "a check may not see); nothing was written, and a copy made by qemu-img "
+                      "convert is consistent",
+                      what, (unsigned long long)off, (unsigned long long)rc);
+}

@@ -37,6 +37,14 @@ void qcow2_refblock_entry_set(uint8_t *block, uint64_t i, uint32_t bits, uint64_
 /* Refcounts per block. */
 uint64_t qcow2_refblock_entries(const es_image *img);
 
+/* A cluster of the active tables (what: "cluster", "L2 table") with
+ * refcount rc > 1 in an image without internal snapshots: nothing may
+ * share it, so it is used twice (data over metadata, two L2 entries) or
+ * its refcount is too high. Copying it on write would leave the other
+ * reference inconsistent: refuse. Always -1, e saying so. */
+int qcow2_refuse_unshared(const es_image *img, const char *what, uint64_t off, uint64_t rc,
+                          es_err *e);
+
 /* Refcount of the cluster with index `cluster` (host offset / cluster size);
  * clusters no refcount block covers have refcount 0. */
 int qcow2_refcount_get(es_image *img, uint64_t cluster, uint64_t *rc, es_err *e);

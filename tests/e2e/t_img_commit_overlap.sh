@@ -87,6 +87,35 @@ for target in l1 l2 reftable refblock l1-names-reftable; do
   done
 done
 
+# A cluster in the active tables twice (an L2 entry pointing at its own L2
+# table), refcount 2, no internal snapshot: both checks call the repaired
+# image clean, yet copying the "shared" table on write would leave the other
+# reference inconsistent (qemu-img commit does, and its check then reports
+# OFLAG_COPIED errors). The fuzz finding's two images, split as the harness
+# splits them.
+case=used-twice
+d=$tmp/twice
+mkdir -p "$d"
+python3 - "${ES_SRC:-$(dirname "$0")/../..}/tests/fuzz/corpus/qcow2_write/finding-7b500a06154355f55ae6d79f12c1b3ef8098c40c" "$d" <<'PY'
+import struct, sys
+data = open(sys.argv[1], "rb").read()
+n = struct.unpack("<I", data[:4])[0]
+open(sys.argv[2] + "/top.img", "wb").write(data[4:4 + n])
+open(sys.argv[2] + "/base.img", "wb").write(data[4 + n:])
+PY
+(cd "$d" && "$EXTSNAP" img check -q -r all base.img && "$EXTSNAP" img check -q -r all top.img) >/dev/null 2>&1 || true
+checks=$((checks + 1))
+qemu-img check "$d/base.img" >/dev/null 2>&1 || fail "qemu-img check does not call the repaired BASE clean"
+before=$(cd "$d" && sha256sum base.img top.img)
+rc=0
+(cd "$d" && "$EXTSNAP" img commit top.img) >"$d/out" 2>&1 || rc=$?
+checks=$((checks + 3))
+((rc == 1)) || fail "img commit over a cluster used twice exits $rc, expected 1: $(cat "$d/out")"
+grep -q "has refcount 2 but the image has no internal snapshot to share it" "$d/out" ||
+  fail "no refusal message for a cluster used twice: $(cat "$d/out")"
+[[ $(cd "$d" && sha256sum base.img top.img) == "$before" ]] ||
+  fail "BASE or TOP changed although the commit was refused"
+
 echo "$checks checks"
 if ((fails)); then
   echo "$fails assertion(s) failed"
