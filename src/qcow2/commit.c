@@ -187,6 +187,14 @@ static void ctx_free(commit_ctx *c)
     free(c->locks);
 }
 
+/* TOP emptied entry by entry (not rebuilt from scratch): its refcounts are
+ * decremented from its tables, so the two must agree before BASE is
+ * written, or the emptying fails half-way after the point of no return. */
+static bool empties_in_place(const commit_ctx *c)
+{
+    return !c->opts->keep_top && !qcow2_make_empty_rebuilds(c->top);
+}
+
 static int dry_run(commit_ctx *c, es_err *e)
 {
     uint64_t pos = 0;
@@ -296,7 +304,7 @@ static int run(commit_ctx *c, es_err *e)
      * place. */
     if (!c->raw_base && qcow2_overlap_open(base, e) < 0)
         return -1;
-    if (!c->opts->keep_top && !qcow2_make_empty_rebuilds(top) && qcow2_overlap_open(top, e) < 0)
+    if (empties_in_place(c) && qcow2_overlap_open(top, e) < 0)
         return -1;
     if (dry_run(c, e) < 0)
         return -1;
@@ -305,6 +313,8 @@ static int run(commit_ctx *c, es_err *e)
     /* BASE passes the check 'verify' applies (else refused here), and
      * what an interrupted run left is known. */
     if (!c->raw_base && qcow2_reclaim_survey(base, &c->reclaim, e) < 0)
+        return -1;
+    if (empties_in_place(c) && qcow2_refuse_damaged(c->top, e) < 0)
         return -1;
     c->bufs[0] = es_io_alloc(COMMIT_CHUNK_BYTES);
     c->bufs[1] = es_io_alloc(COMMIT_CHUNK_BYTES);
@@ -366,7 +376,7 @@ int es_commit_estimate(es_image *top, es_image *base, const es_commit_opts *o, u
     int r = c.raw_base ? 0 : qcow2_refcount_check_metadata(base, e);
     if (r == 0 && !c.raw_base)
         r = qcow2_overlap_open(base, e);
-    if (r == 0 && !o->keep_top && !qcow2_make_empty_rebuilds(top))
+    if (r == 0 && empties_in_place(&c))
         r = qcow2_overlap_open(top, e);
     if (r == 0)
         r = dry_run(&c, e);
@@ -374,6 +384,8 @@ int es_commit_estimate(es_image *top, es_image *base, const es_commit_opts *o, u
         *need = commit_space_needed(&c);
     if (r == 0 && !c.raw_base)
         r = qcow2_reclaim_survey(base, &c.reclaim, e);
+    if (r == 0 && empties_in_place(&c))
+        r = qcow2_refuse_damaged(top, e);
     ctx_free(&c);
     if (base->format == ES_FMT_QCOW2)
         qcow2_refcount_close(base);

@@ -17,25 +17,39 @@ static uint64_t end_cluster(const es_image *img)
     return (img->file_size + img->cluster_size - 1) >> img->cluster_bits;
 }
 
+/* The engine's check, read only; an image it finds damaged is refused. */
+static int check_sound(es_image *img, qcow2_check_result *res, es_err *e)
+{
+    if (qcow2_check_pass_file(img->file, img->filename, 0, NULL, res, e) < 0)
+        return es_err_prefix(e, "checking the image before writing it");
+    if (res->check_errors > 0)
+        return es_err_set(e, 0, img->filename,
+                          "the image check found %lld internal error(s); see 'extsnap img check'",
+                          (long long)res->check_errors);
+    if (res->corruptions > 0)
+        return es_err_set(e, 0, img->filename,
+                          "%lld corruption(s) in the image's metadata (see 'extsnap img check'); "
+                          "nothing was written",
+                          (long long)res->corruptions);
+    return 0;
+}
+
 int qcow2_reclaim_survey(es_image *img, qcow2_reclaim *r, es_err *e)
 {
     memset(r, 0, sizeof *r);
     if (img->format != ES_FMT_QCOW2)
         return 0;
     qcow2_check_result res;
-    if (qcow2_check_pass_file(img->file, img->filename, 0, NULL, &res, e) < 0)
-        return es_err_prefix(e, "checking the image before writing it");
-    if (res.check_errors > 0)
-        return es_err_set(e, 0, img->filename,
-                          "the image check found %lld internal error(s); see 'extsnap img check'",
-                          (long long)res.check_errors);
-    if (res.corruptions > 0)
-        return es_err_set(e, 0, img->filename,
-                          "%lld corruption(s) in the image's metadata (see 'extsnap img check'); "
-                          "nothing was written",
-                          (long long)res.corruptions);
+    if (check_sound(img, &res, e) < 0)
+        return -1;
     r->leaks = res.leaks;
     return qcow2_refcount_from(img, end_cluster(img), false, &r->past_end, e);
+}
+
+int qcow2_refuse_damaged(es_image *img, es_err *e)
+{
+    qcow2_check_result res;
+    return img->format == ES_FMT_QCOW2 ? check_sound(img, &res, e) : 0;
 }
 
 /* The leak repair rewrote refcount blocks (and maybe COPIED flags in L1

@@ -28,6 +28,11 @@ typedef struct qcow2_reclaim {
  * corruptions, or that the check cannot complete on. */
 int qcow2_reclaim_survey(es_image *img, qcow2_reclaim *r, es_err *e);
 
+/* The survey's refusal alone, for an image written in place that has no
+ * leaks to take back (TOP emptied entry by entry): its refcounts are
+ * decremented from its tables, which must agree with them. */
+int qcow2_refuse_damaged(es_image *img, es_err *e);
+
 /* Reclaim what the survey found (nothing to do: no write). The image must
  * be open for writing and hold no unwritten refcounts; its caches are
  * reloaded afterwards. */

@@ -116,6 +116,42 @@ grep -q "has refcount 2 but the image has no internal snapshot to share it" "$d/
 [[ $(cd "$d" && sha256sum base.img top.img) == "$before" ]] ||
   fail "BASE or TOP changed although the commit was refused"
 
+# A TOP that is emptied entry by entry (compat 0.10 cannot be rebuilt from
+# scratch) with a damage check -r all cannot repair: an L2 entry past the
+# guest's end naming a cluster past the end of the file. The commit does
+# not read it, but emptying TOP would drop its refcount below zero half-way,
+# after BASE was written: refused before the first write, both files kept.
+case=top-damaged
+d=$tmp/topdamaged
+mkdir -p "$d"
+(
+  cd "$d"
+  qemu-img create -q -f qcow2 -o compat=0.10 base.img 1M
+  qemu-img create -q -f qcow2 -o compat=0.10 -b base.img -F qcow2 top.img 1M
+  qemu-io -c 'write -P 5 0 128k' top.img >/dev/null
+  # L2 table at 0x40000 (64 KiB clusters: header, reftable, refblock, L1);
+  # entry 100 is guest offset 6.25 MiB, past the 1 MiB disk.
+  printf '\x80\x00\x00\x00\x00\x10\x00\x00' | dd of=top.img bs=1 seek=$((0x40000 + 8 * 100)) conv=notrunc status=none
+  "$EXTSNAP" img check -q -r all top.img >/dev/null 2>&1 || true
+)
+checks=$((checks + 1))
+qemu-img check "$d/top.img" >/dev/null 2>&1 && fail "test setup: qemu-img check calls the damaged TOP clean"
+before=$(cd "$d" && sha256sum base.img top.img)
+rc=0
+(cd "$d" && "$EXTSNAP" img commit top.img) >"$d/out" 2>&1 || rc=$?
+checks=$((checks + 4))
+((rc == 1)) || fail "img commit of a damaged TOP exits $rc, expected 1: $(cat "$d/out")"
+[[ $(wc -l <"$d/out") == 1 ]] || fail "more than one error line: $(cat "$d/out")"
+grep -q "top.img: 1 corruption(s) in the image's metadata" "$d/out" ||
+  fail "no refusal naming TOP's damage: $(cat "$d/out")"
+[[ $(cd "$d" && sha256sum base.img top.img) == "$before" ]] ||
+  fail "BASE or TOP changed although the commit was refused"
+# Keeping TOP (-d) does not write it: that commit goes through.
+rc=0
+(cd "$d" && "$EXTSNAP" img commit -d top.img) >"$d/out" 2>&1 || rc=$?
+checks=$((checks + 1))
+((rc == 0)) || fail "img commit -d of a damaged TOP exits $rc: $(cat "$d/out")"
+
 echo "$checks checks"
 if ((fails)); then
   echo "$fails assertion(s) failed"
