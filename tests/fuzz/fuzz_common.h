@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
+#include <stdbool.h>
 
 #include "util/err.h"
 
@@ -91,6 +93,53 @@ static inline void fz_write(const char *name, const uint8_t *data, size_t len)
         len -= (size_t)n;
     }
     close(fd);
+}
+
+/* A fingerprint of scratch file name: its size and a CRC of its data
+ * extents with their offsets (holes skipped: a repair may grow a file to
+ * gigabytes of them). Size UINT64_MAX: no such file. */
+typedef struct fz_digest {
+    uint64_t size;
+    uLong crc;
+} fz_digest;
+
+static inline fz_digest fz_file_digest(const char *name)
+{
+    fz_digest d = {UINT64_MAX, crc32(0L, Z_NULL, 0)};
+    int fd = open(fz_path(3, name), O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return d;
+    off_t end = lseek(fd, 0, SEEK_END);
+    d.size = end < 0 ? 0 : (uint64_t)end;
+    static uint8_t buf[1 << 16];
+    off_t pos = 0;
+    while (pos < end) {
+        off_t data = lseek(fd, pos, SEEK_DATA);
+        if (data < 0)
+            break;
+        off_t hole = lseek(fd, data, SEEK_HOLE);
+        if (hole < 0)
+            hole = end;
+        uint8_t where[8];
+        for (int i = 0; i < 8; i++)
+            where[i] = (uint8_t)((uint64_t)data >> (8 * i));
+        d.crc = crc32(d.crc, where, 8);
+        for (off_t at = data; at < hole;) {
+            ssize_t n = pread(fd, buf, (size_t)(hole - at < (off_t)sizeof buf ? hole - at : (off_t)sizeof buf), at);
+            if (n <= 0)
+                break;
+            d.crc = crc32(d.crc, buf, (uInt)n);
+            at += n;
+        }
+        pos = hole;
+    }
+    close(fd);
+    return d;
+}
+
+static inline bool fz_digest_eq(fz_digest a, fz_digest b)
+{
+    return a.size == b.size && a.crc == b.crc;
 }
 
 /* The qcow2 harnesses' input: a 4-byte little-endian length N, N bytes of
