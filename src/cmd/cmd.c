@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "online/online_connect.h"
+#include "util/str.h"
 
 const es_cmd *es_cmd_find(const char *name)
 {
@@ -24,14 +25,16 @@ void es_cmd_error(const char *cmd, const es_err *e)
     fprintf(stderr, "extsnap: %s: %s\n", cmd, es_err_str(e, buf, sizeof buf));
 }
 
+/* One line: names and values from files may hold control characters. */
 void es_cmd_errorf(const char *cmd, const char *fmt, ...)
 {
+    char raw[ES_ERR_MSG_MAX + ES_ERR_PATH_MAX + 2048], line[4 * sizeof raw];
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "extsnap: %s: ", cmd);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
+    es_str_escape_ctl(line, sizeof line, raw);
+    fprintf(stderr, "extsnap: %s: %s\n", cmd, line);
 }
 
 int es_cmd_usage_error(const es_cmd *cmd, const char *fmt, ...)

@@ -180,8 +180,12 @@ static void print_human(const result *v, size_t n, bool strict, bool quiet)
                    r->rep.nimages == 1 ? "" : "s");
         for (size_t k = 0; k < r->rep.n; k++) {
             const snap_problem *p = &r->rep.v[k];
-            printf("  %-7s %-18s %s%s%s\n", snap_severity_name(p->severity), p->code,
-                   p->file ? p->file : "", p->file ? ": " : "", p->message);
+            /* one line a problem, whatever the file's name holds */
+            char file[4 * ES_ERR_PATH_MAX], msg[4 * ES_ERR_MSG_MAX + 4 * ES_ERR_PATH_MAX];
+            es_str_escape_ctl(file, sizeof file, p->file ? p->file : "");
+            es_str_escape_ctl(msg, sizeof msg, p->message);
+            printf("  %-7s %-18s %s%s%s\n", snap_severity_name(p->severity), p->code, file,
+                   p->file ? ": " : "", msg);
         }
     }
 }

@@ -238,6 +238,15 @@ static int parse_root(const xmlNode *root, domxml_domain *d, size_t first_line, 
         return -1;
     if (!d->name)
         return es_err_set(e, 0, d->origin, "missing domain name information");
+    /* libvirt's schema allows one; libvirt would take the first, a reader of
+     * the file the other: which domain this is must not be a guess. */
+    const xmlNode *second = dx_next_named(dx_child(root, "name"), "name");
+    if (second) {
+        const xs_doc *scan = &d->priv->scan;
+        size_t line = xs_line_of(scan->text, scan->elems[dx_node_elem(second)].start);
+        return es_err_set(e, 0, d->origin, "line %zu: a second <name> element ('%s' is the first)",
+                          line + first_line - 1, d->name);
+    }
     if (domxml_check_domain_name(d->name, e) < 0)
         return -1;
     if (dx_child_text(root, "uuid", &d->uuid, e) < 0)

@@ -79,11 +79,15 @@ static int crosscheck(const xmlDoc *doc, const xs_doc *scan, const char *origin,
     return 0;
 }
 
+/* libxml2's message on one line: its trailing newline dropped, an inner one
+ * (the "Bytes: 0x.." line of an encoding error) made a space. */
 static void trim_newline(char *s)
 {
     size_t l = strlen(s);
     while (l && (s[l - 1] == '\n' || s[l - 1] == ' '))
         s[--l] = '\0';
+    for (char *p = s; (p = strchr(p, '\n')); p++)
+        *p = ' ';
 }
 
 int dx_xml_parse(const char *text, size_t len, const char *origin, const xs_doc *scan,

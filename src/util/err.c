@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "util/str.h"
+
 int es_err_set(es_err *e, int errnum, const char *path, const char *fmt, ...)
 {
     if (!e)
@@ -42,18 +44,22 @@ int es_err_prefix(es_err *e, const char *fmt, ...)
     return -1;
 }
 
+/* One line whatever the path or message hold (a file name with a newline,
+ * a value read from a file): control characters are escaped. */
 const char *es_err_str(const es_err *e, char *buf, size_t len)
 {
     if (!e || len == 0)
         return "";
-    size_t n = 0;
-    buf[0] = '\0';
+    char raw[ES_ERR_PATH_MAX + ES_ERR_MSG_MAX + 256];
+    size_t n = 0, room = sizeof raw;
+    raw[0] = '\0';
     if (e->path[0])
-        n += (size_t)snprintf(buf + n, len - n, "%s: ", e->path);
-    if (n < len)
-        n += (size_t)snprintf(buf + n, len - n, "%s", e->msg[0] ? e->msg : "error");
-    if (e->errnum && n < len)
-        snprintf(buf + n, len - n, ": %s", strerror(e->errnum));
+        n += (size_t)snprintf(raw + n, room - n, "%s: ", e->path);
+    if (n < room)
+        n += (size_t)snprintf(raw + n, room - n, "%s", e->msg[0] ? e->msg : "error");
+    if (e->errnum && n < room)
+        snprintf(raw + n, room - n, ": %s", strerror(e->errnum));
+    es_str_escape_ctl(buf, len, raw);
     return buf;
 }
 

@@ -45,3 +45,26 @@ bool es_looks_like_path(const char *arg)
     size_t l = strlen(arg);
     return strchr(arg, '/') || (l > 4 && strcmp(arg + l - 4, ".xml") == 0);
 }
+
+void es_str_escape_ctl(char *dst, size_t len, const char *src)
+{
+    size_t n = 0;
+    for (; *src; src++) {
+        unsigned char c = (unsigned char)*src;
+        char esc[5] = {(char)c, 0};
+        if (c == '\n')
+            memcpy(esc, "\\n", 3);
+        else if (c == '\t')
+            memcpy(esc, "\\t", 3);
+        else if (c == '\r')
+            memcpy(esc, "\\r", 3);
+        else if (c < 0x20 || c == 0x7f)
+            snprintf(esc, sizeof esc, "\\x%02x", c);
+        size_t l = strlen(esc);
+        if (n + l >= len)
+            break;
+        memcpy(dst + n, esc, l);
+        n += l;
+    }
+    dst[n] = '\0';
+}

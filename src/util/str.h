@@ -22,4 +22,9 @@ bool es_streq(const char *a, const char *b);
  * instead when it contains '/' or ends in ".xml". */
 bool es_looks_like_path(const char *arg);
 
+/* dst = src with each control character (below 0x20, and 0x7f) written as an
+ * escape (\n, \t, \r, \xHH), so a message naming a file or a value
+ * read from one stays one line; truncated to fit len (len > 0). */
+void es_str_escape_ctl(char *dst, size_t len, const char *src);
+
 #endif

@@ -106,6 +106,28 @@ new -u -b 'json:{"driver":"qcow2","file":{"driver":"file","filename":"good.qcow2
 case_add protocol-json "chain map maph compare compare2" "info json" "protocol"
 new -u -b 'nbd://x' -F raw protocol-nbd.qcow2 4M
 case_add protocol-nbd "chain map maph compare compare2" "info json" "protocol"
+new -u -b 'http://example.invalid/x.qcow2' -F qcow2 protocol-http.qcow2 4M
+case_add protocol-http "chain map maph compare compare2" "info json" "uses a protocol"
+new -u -b 'ssh://example.invalid/x.qcow2' -F qcow2 protocol-ssh.qcow2 4M
+case_add protocol-ssh "chain map maph compare compare2" "info json" "uses a protocol"
+# A newline in the name: the error stays one line (the name escaped).
+new -u -b $'good\n.qcow2' -F qcow2 backing-newline.qcow2 4M
+case_add backing-newline "chain map maph compare compare2" "info json" 'good\n.qcow2'
+mkdir backing-dir.d
+new -u -b backing-dir.d -F qcow2 backing-dir.qcow2 4M
+case_add backing-dir "chain map maph compare compare2" "info json" "Is a directory"
+# A FIFO must not be opened for reading (that would block): refused.
+mkfifo backing-fifo.p
+new -u -b backing-fifo.p -F raw backing-fifo.qcow2 4M
+case_add backing-fifo "chain map maph compare compare2" "info json" "backing-fifo.p"
+new -u -b loop3-b.qcow2 -F qcow2 loop3-a.qcow2 4M
+new -u -b loop3-c.qcow2 -F qcow2 loop3-b.qcow2 4M
+new -u -b loop3-a.qcow2 -F qcow2 loop3-c.qcow2 4M
+case_add loop3-a "chain map maph compare compare2" "info json" "loop"
+# The backing format extension (0xe2792aca) naming no format.
+new -b good.qcow2 -F qcow2 fmt-garbage.qcow2
+poke fmt-garbage.qcow2 "$(ext_data_off fmt-garbage.qcow2 e2792aca)" "$(printf 'qcow9' | xxd -p)"
+case_add fmt-garbage "chain map maph compare compare2" "" "qcow9"
 new -u -b gone.qcow2 -F qcow2 missing-backing.qcow2 4M
 case_add missing-backing "chain map maph compare compare2" "info json" "gone.qcow2"
 # A chain deeper than extsnap follows (256): an error, not a hang.

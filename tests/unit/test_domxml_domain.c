@@ -204,6 +204,26 @@ START_TEST(malformed_is_an_error)
 }
 END_TEST
 
+/* libxml2 puts the bytes of an encoding error on a second line: the message
+ * stays one line (t_malformed_xml.sh: cfg-latin1-bytes). */
+START_TEST(encoding_error_is_one_line)
+{
+    es_err e = {0};
+    domxml_domain *d = NULL;
+    const char *text = "<domain type='qemu'><name>x</name>\n<description>caf\xe9</description></domain>";
+    ck_assert_int_lt(domxml_domain_parse(text, strlen(text), "test.xml", &d, &e), 0);
+    ck_assert_msg(strstr(e.msg, "not proper UTF-8") != NULL, "%s", e.msg);
+    ck_assert_msg(strchr(e.msg, '\n') == NULL, "two lines: %s", e.msg);
+}
+END_TEST
+
+START_TEST(second_name_refused)
+{
+    parse_fails("<domain type='qemu'><name>a</name>\n<name>b</name></domain>",
+                "line 2: a second <name> element ('a' is the first)");
+}
+END_TEST
+
 START_TEST(dtd_and_entities_refused)
 {
     parse_fails("<!DOCTYPE domain [<!ENTITY a 'aaaa'>]><domain type='qemu'><name>&a;</name></domain>",
@@ -416,6 +436,8 @@ static Suite *domain_suite(void)
     tcase_add_test(tc, optional_parts);
     tcase_add_test(tc, utf8_bom_and_declaration);
     tcase_add_test(tc, malformed_is_an_error);
+    tcase_add_test(tc, encoding_error_is_one_line);
+    tcase_add_test(tc, second_name_refused);
     tcase_add_test(tc, dtd_and_entities_refused);
     tcase_add_test(tc, other_encodings_refused);
     tcase_add_test(tc, wrong_root);

@@ -236,6 +236,23 @@ START_TEST(library_null_is_out_of_memory)
 }
 END_TEST
 
+/* Messages stay one line whatever a file name or value holds. */
+START_TEST(control_characters_escaped)
+{
+    char buf[64];
+    es_str_escape_ctl(buf, sizeof buf, "a\nb\tc\rd\x01" "e\x7f\xc3\xa9");
+    ck_assert_str_eq(buf, "a\\nb\\tc\\rd\\x01e\\x7f\xc3\xa9");
+    es_str_escape_ctl(buf, 5, "ab\ncd");
+    ck_assert_str_eq(buf, "ab\\n");
+    es_str_escape_ctl(buf, 4, "ab\ncd");
+    ck_assert_str_eq(buf, "ab");
+    es_err e = {0};
+    es_err_set(&e, 2, "/x/good\n.qcow2", "cannot open backing file %s", "b\n");
+    ck_assert_str_eq(es_err_str(&e, (char[256]){0}, 256),
+                     "/x/good\\n.qcow2: cannot open backing file b\\n: No such file or directory");
+}
+END_TEST
+
 static Suite *helpers_suite(void)
 {
     Suite *s = suite_create("util_helpers");
@@ -249,6 +266,7 @@ static Suite *helpers_suite(void)
     tc = tcase_create("strings");
     tcase_add_test(tc, path_or_name);
     tcase_add_test(tc, string_copies);
+    tcase_add_test(tc, control_characters_escaped);
     suite_add_tcase(s, tc);
     tc = tcase_create("oom");
     tcase_add_test(tc, out_of_memory_ends_the_process);
