@@ -246,8 +246,13 @@ static int parse_child(parser *ps, xmlNode *n, size_t elem, es_err *e)
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
         if (dx_is(n, known[i].name))
             slot = known[i].slot;
-    /* libvirt reads the first of each; a second one is carried along. */
-    if (slot == SNAP_SLOT_START || ps->seen[slot]) {
+    /* libvirt would read the first of two and ignore the second, which
+     * the schema forbids: which one the user meant is a guess, and carried
+     * along, the second would be the first after a round trip. */
+    if (slot != SNAP_SLOT_START && ps->seen[slot])
+        return es_err_set(e, 0, ps->origin, "line %zu: a second <%s> element", line_of(ps, n),
+                          (const char *)n->name);
+    if (slot == SNAP_SLOT_START) {
         const xs_elem *el = &ps->scan->elems[elem];
         return add_item(ps, el->start, el->end - el->start, e);
     }
