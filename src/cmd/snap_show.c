@@ -12,6 +12,7 @@
 #include "cmd/json_out.h"
 #include "cmd/table_out.h"
 #include "snap/context.h"
+#include "snap/graph/parent_disks.h"
 #include "snap/ops/inexact.h"
 #include "snap/query.h"
 #include "snap/txn/session.h"
@@ -73,6 +74,13 @@ typedef struct show_facts {
     char why[2048];
 } show_facts;
 
+/* The image s froze of disk target (its saved <domain>'s source), or NULL
+ * when it did not freeze that disk or has no saved <domain>. */
+static const domxml_disk *frozen_disk(const domxml_snapshot *s, const char *target)
+{
+    return snap_froze_disk(s, target) ? snap_query_saved_disk(s, target) : NULL;
+}
+
 static json_object *names_json(domxml_snapshot **v, size_t n)
 {
     json_object *a = es_json_new_array();
@@ -92,7 +100,7 @@ static json_object *disks_json(const domxml_snapshot *s, const domxml_snap_disk 
         es_json_add_str_or_null(d, "driver-type", v[i].driver_type);
         es_json_add_str_or_null(d, "source", v[i].source);
         if (frozen) {
-            const domxml_disk *k = snap_query_frozen_disk(s, v[i].name);
+            const domxml_disk *k = frozen_disk(s, v[i].name);
             es_json_add_str_or_null(d, "frozen-image", k ? k->source : NULL);
             es_json_add_str_or_null(d, "frozen-image-format", k ? k->driver_type : NULL);
         }
@@ -178,7 +186,7 @@ static void print_human(const show_facts *f)
                                            "Revert overlay"});
     for (size_t i = 0; i < s->ndisks; i++) {
         const domxml_snap_disk *d = &s->disks[i];
-        const domxml_disk *k = snap_query_frozen_disk(s, d->name);
+        const domxml_disk *k = frozen_disk(s, d->name);
         const domxml_snap_disk *r =
             rd ? domxml_snap_disk_find(s->revert_disks, s->nrevert_disks, d->name) : NULL;
         es_table_add(&t, (const char *const[]){

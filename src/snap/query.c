@@ -8,7 +8,6 @@
 #include "domxml/enums.h"
 #include "domxml/files.h"
 #include "domxml/snapshot_list.h"
-#include "snap/graph/parent_disks.h"
 #include "util/fileio.h"
 #include "util/readfile.h"
 #include "util/rootpath.h"
@@ -134,11 +133,9 @@ const char *snap_query_location(const domxml_snapshot *s)
     return "internal";
 }
 
-const domxml_disk *snap_query_frozen_disk(const domxml_snapshot *s, const char *target)
+const domxml_disk *snap_query_saved_disk(const domxml_snapshot *s, const char *target)
 {
-    if (!s->domain || !snap_froze_disk(s, target))
-        return NULL;
-    return domxml_domain_disk(s->domain, target);
+    return s->domain ? domxml_domain_disk(s->domain, target) : NULL;
 }
 
 int snap_query_snapshot_text(const snap_ctx *c, const domxml_snapshot *s, char **text,

@@ -54,9 +54,10 @@ void snap_query_children(const snap_ctx *c, const domxml_snapshot *s, bool all,
  * <disks> so says internal). */
 const char *snap_query_location(const domxml_snapshot *s);
 
-/* The disk called target in s's saved <domain> when s froze it (an external
- * snapshot of it: that disk's source is the frozen image), else NULL. */
-const domxml_disk *snap_query_frozen_disk(const domxml_snapshot *s, const char *target);
+/* The disk called target in s's saved <domain> (when s froze it,
+ * snap/graph/parent_disks.h's snap_froze_disk, its source is the frozen
+ * image), or NULL. */
+const domxml_disk *snap_query_saved_disk(const domxml_snapshot *s, const char *target);
 
 /* The metadata file of snapshot s exactly as stored (*text malloc'd). */
 int snap_query_snapshot_text(const snap_ctx *c, const domxml_snapshot *s, char **text,
