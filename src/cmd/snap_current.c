@@ -69,6 +69,11 @@ static int show(const es_cmd *cmd, const es_domain_opts *o, const char *domain)
         es_cmd_error(cmd->name, &e);
         return ES_EXIT_FAIL;
     }
+    /* Two markers (libvirt picks one by directory order) or a broken tree
+     * (libvirt then has none): the name printed is not what libvirt uses. */
+    es_err chk = {0};
+    if (snap_query_check_tree(ctx, &chk) < 0)
+        es_cmd_errorf(cmd->name, "warning: %s", es_err_str(&chk, (char[2048]){0}, 2048));
     const domxml_snapshot *cur = snap_query_current(ctx);
     if (o->json) {
         json_object *j = es_json_new_object();
