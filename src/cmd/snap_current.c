@@ -48,8 +48,10 @@ const es_cmd es_cmd_snap_current = {
         "revert, which gives the disks fresh overlays on NAME's frozen images.\n"
         "Refused too: a NAME without a saved <domain> (its images are unknown), and\n"
         "an old current snapshot with <revertDisks>. NAME already current: nothing\n"
-        "to do, exit 0. Typical use: the marker was lost (a hand edit) or put on\n"
-        "the wrong snapshot.\n"
+        "to do, exit 0. Typical use: the marker was lost (a hand edit), put on the\n"
+        "wrong snapshot, or is on several (libvirt then picks one by directory\n"
+        "order; the other commands refuse such a domain, this one clears the\n"
+        "others).\n"
         "\n" ES_DOMAIN_SAFETY_USAGE "\n" ES_DOMAIN_ARG_USAGE "\n"
         "JSON output (--output=json) without NAME: {domain, current (name or null)}.\n"
         "With NAME: the plan, as the other changing commands print it.\n"
@@ -95,7 +97,7 @@ static int set(const es_cmd *cmd, es_domain_opts *o, const char *domain, const c
     snap_ctx *ctx = NULL;
     snap_plan *p = NULL;
     int status = ES_EXIT_FAIL;
-    if (snap_session_begin(&o->env, domain, SNAP_OPEN_WRITE, &ctx, &e) < 0 ||
+    if (snap_session_begin(&o->env, domain, SNAP_OPEN_WRITE_MARKERS, &ctx, &e) < 0 ||
         snap_plan_set_current(ctx, name, &p, &e) < 0) {
         es_cmd_error(cmd->name, &e);
     } else if (snap_plan_empty(p)) {

@@ -136,53 +136,67 @@ static int check_consistent(snap_ctx *c, const domxml_snapshot *t, es_err *e)
     return 0;
 }
 
+/* Plan the marker off for every other snapshot that has it (one, or
+ * several in the state libvirt loads by directory order). */
+static int put_others_off(snap_ctx *c, snap_plan *p, const domxml_snapshot *t, es_err *e)
+{
+    for (size_t i = 0; i < c->snaps->n; i++) {
+        domxml_snapshot *s = c->snaps->snaps[i];
+        if (s == t || !s->current)
+            continue;
+        s->current = false;
+        char *sum = NULL;
+        int r = es_asprintf(&sum, e, "snapshot %s is no longer current", s->name);
+        if (r == 0)
+            r = snap_plan_put_snapshot(c, p, s, sum, e);
+        free(sum);
+        if (r < 0)
+            return -1;
+    }
+    return 0;
+}
+
 int snap_plan_set_current(snap_ctx *c, const char *name, snap_plan **out, es_err *e)
 {
     *out = NULL;
     domxml_snapshot *t = domxml_snapshot_list_find(c->snaps, name);
     if (!t)
         return es_err_set(e, 0, NULL, "domain %s has no snapshot named '%s'", c->name, name);
-    domxml_snapshot *cur = domxml_snapshot_list_current(c->snaps);
-    if (cur == t) {
-        snap_plan *p = NULL;
-        if (snap_plan_new("current", c->name, &p, e) < 0)
-            return -1;
-        if (es_asprintf(&p->summary, e, "snapshot %s is already the current snapshot of domain %s",
-                        name, c->name) < 0) {
-            snap_plan_free(p);
-            return -1;
-        }
-        *out = p;
-        return 0;
+    size_t others = 0;
+    for (size_t i = 0; i < c->snaps->n; i++) {
+        const domxml_snapshot *s = c->snaps->snaps[i];
+        if (s == t || !s->current)
+            continue;
+        others++;
+        if (s->nrevert_disks)
+            return es_err_set(e, 0, NULL,
+                              "cannot make %s current: snapshot %s, marked current, has "
+                              "<revertDisks> (the overlays a revert to it made), which would be "
+                              "left on a snapshot that is not current",
+                              name, s->name);
     }
-    if (cur && cur->nrevert_disks)
-        return es_err_set(e, 0, NULL,
-                          "cannot make %s current: the current snapshot %s has <revertDisks> "
-                          "(the overlays a revert to it made), which would be left on a "
-                          "snapshot that is not current",
-                          name, cur->name);
-    if (check_consistent(c, t, e) < 0)
-        return -1;
     snap_plan *p = NULL;
     if (snap_plan_new("current", c->name, &p, e) < 0)
         return -1;
-    int r = es_asprintf(&p->summary, e, "make %s the current snapshot of domain %s", name,
-                        c->name);
-    if (r == 0 && cur) {
-        cur->current = false;
-        char *sum = NULL;
-        r = es_asprintf(&sum, e, "snapshot %s is no longer current", cur->name);
+    int r;
+    if (t->current && !others) {
+        r = es_asprintf(&p->summary, e, "snapshot %s is already the current snapshot of domain %s",
+                        name, c->name);
+    } else {
+        r = check_consistent(c, t, e);
         if (r == 0)
-            r = snap_plan_put_snapshot(c, p, cur, sum, e);
-        free(sum);
-    }
-    if (r == 0) {
-        t->current = true;
-        char *sum = NULL;
-        r = es_asprintf(&sum, e, "snapshot %s becomes current", name);
+            r = es_asprintf(&p->summary, e, "make %s the current snapshot of domain %s", name,
+                            c->name);
         if (r == 0)
-            r = snap_plan_put_snapshot(c, p, t, sum, e);
-        free(sum);
+            r = put_others_off(c, p, t, e);
+        if (r == 0 && !t->current) {
+            t->current = true;
+            char *sum = NULL;
+            r = es_asprintf(&sum, e, "snapshot %s becomes current", name);
+            if (r == 0)
+                r = snap_plan_put_snapshot(c, p, t, sum, e);
+            free(sum);
+        }
     }
     if (r < 0) {
         snap_plan_free(p);
