@@ -33,7 +33,8 @@ const es_cmd es_cmd_snap_current = {
         "nothing and exit 0 (libvirt accepts that state, e.g. after 'revert base'),\n"
         "so that scripts can test for an empty string. With NAME, make NAME the\n"
         "current snapshot: <active> is rewritten in its metadata file and in the\n"
-        "old current's, and nothing else changes.\n",
+        "old current's (in every other file marked current), nothing else, and\n"
+        "only when the disks already are on NAME's state (below).\n",
     .details =
         "Setting the marker is a repair, not a way to move between snapshots: the\n"
         "current snapshot is the one whose live overlays (its <revertDisks>, else\n"
