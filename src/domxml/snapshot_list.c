@@ -249,7 +249,7 @@ static int check_current(const domxml_snapshot_list *l, unsigned flags, es_err *
     for (size_t i = 0; i < l->n; i++) {
         if (!l->snaps[i]->current)
             continue;
-        if (first != l->n)
+        if (first != l->n && !(flags & DOMXML_CHECK_ALLOW_MANY_CURRENT))
             return es_err_set(e, 0, l->dir,
                               "snapshots '%s' and '%s' both claim to be current (<active>1</active>)",
                               l->snaps[first]->name, l->snaps[i]->name);

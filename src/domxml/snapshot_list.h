@@ -46,6 +46,9 @@ enum {
     /* Accept a non-empty list with no current snapshot (libvirt allows it,
      * e.g. after snapshot-delete --metadata of a current root). */
     DOMXML_CHECK_ALLOW_NO_CURRENT = 1u << 0,
+    /* Accept several snapshots claiming to be current (libvirt loads them,
+     * picking one by directory order): for the command that repairs it. */
+    DOMXML_CHECK_ALLOW_MANY_CURRENT = 1u << 1,
 };
 
 /* The rules that keep libvirt and extsnap agreeing on the tree: each file is

@@ -337,7 +337,7 @@ int snap_online_open(const snap_env *env, const char *dom, const char *cli_socke
         fprintf(env->log, "extsnap: %s: %s an interrupted operation first: %s\n",
                 env->cmd ? env->cmd : "snap", ol->rolled_back ? "rolled back" : "finished",
                 ol->recovered_summary);
-    if (snap_ctx_reload(c, true, e) < 0)
+    if (snap_ctx_reload(c, SNAP_LOAD_STRICT, e) < 0)
         goto fail;
     *ctx = c;
     *out = ol;

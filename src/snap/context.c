@@ -128,7 +128,7 @@ const char *snap_ctx_recover_cmd(const snap_ctx *c)
     return c->recover_cmd ? c->recover_cmd : "extsnap recover DOMAIN";
 }
 
-int snap_ctx_reload(snap_ctx *c, bool strict, es_err *e)
+int snap_ctx_reload(snap_ctx *c, snap_load_mode mode, es_err *e)
 {
     domxml_domain_free(c->config);
     c->config = NULL;
@@ -139,10 +139,13 @@ int snap_ctx_reload(snap_ctx *c, bool strict, es_err *e)
     if (strcmp(c->config->name, c->name) != 0)
         return es_err_set(e, 0, c->config_host, "now defines domain '%s', not '%s'",
                           c->config->name, c->name);
+    bool strict = mode != SNAP_LOAD_TOLERANT;
+    unsigned check = DOMXML_CHECK_ALLOW_NO_CURRENT |
+                     (mode == SNAP_LOAD_MARKERS ? DOMXML_CHECK_ALLOW_MANY_CURRENT : 0);
     if (domxml_snapshots_load(&c->paths, c->name, strict ? 0 : DOMXML_LOAD_SKIP_BAD, &c->snaps,
                               e) < 0)
         return -1;
-    if (strict && domxml_snapshot_list_check(c->snaps, DOMXML_CHECK_ALLOW_NO_CURRENT, e) < 0)
+    if (strict && domxml_snapshot_list_check(c->snaps, check, e) < 0)
         return es_err_prefix(e, "snapshot metadata of domain %s is inconsistent (fix it first, "
                                 "e.g. with virsh snapshot-edit or by hand)",
                              c->name);

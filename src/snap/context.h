@@ -73,9 +73,16 @@ typedef struct snap_ctx {
  * not loaded yet (snap_ctx_reload). */
 int snap_ctx_open_locked(const snap_env *env, const char *arg, bool writer, snap_ctx **out,
                          es_err *e);
-/* Read the config and the snapshots again (after recovery changed them).
- * strict: refuse files libvirt would reject and an inconsistent tree. */
-int snap_ctx_reload(snap_ctx *c, bool strict, es_err *e);
+/* How snap_ctx_reload checks the snapshots. */
+typedef enum snap_load_mode {
+    SNAP_LOAD_TOLERANT, /* files libvirt would reject recorded (readers), tree unchecked */
+    SNAP_LOAD_STRICT,   /* such files and an inconsistent tree refused (writers) */
+    SNAP_LOAD_MARKERS,  /* STRICT, but several current markers accepted: the state
+                           'current' repairs */
+} snap_load_mode;
+
+/* Read the config and the snapshots again (after recovery changed them). */
+int snap_ctx_reload(snap_ctx *c, snap_load_mode mode, es_err *e);
 void snap_ctx_close(snap_ctx *c);
 
 /* Host path of a path as seen under the root. */

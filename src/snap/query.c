@@ -6,8 +6,10 @@
 #include <string.h>
 
 #include "domxml/enums.h"
+#include "domxml/files.h"
 #include "domxml/snapshot_list.h"
 #include "util/fileio.h"
+#include "util/readfile.h"
 #include "util/rootpath.h"
 #include "util/xalloc.h"
 
@@ -65,6 +67,95 @@ const char *snap_query_disk_device(const domxml_disk *k)
 bool snap_query_disk_has_chain(const domxml_disk *k)
 {
     return k->source && (k->type == DOMXML_STORAGE_FILE || k->type == DOMXML_STORAGE_BLOCK);
+}
+
+static const char *base_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+const domxml_snapshot *snap_query_find(const snap_ctx *c, const char *name, es_err *e)
+{
+    const domxml_snapshot *s = domxml_snapshot_list_find(c->snaps, name);
+    if (s)
+        return s;
+    for (size_t i = 0; i < c->snaps->nbad; i++) {
+        const char *f = base_name(c->snaps->bad_files[i]);
+        size_t l = strlen(name);
+        if (strncmp(f, name, l) == 0 && strcmp(f + l, ".xml") == 0) {
+            es_err_set(e, 0, NULL,
+                       "domain %s: the metadata file of snapshot '%s' is one libvirt would not "
+                       "load: %s",
+                       c->name, name, c->snaps->bad_errors[i]);
+            return NULL;
+        }
+    }
+    es_err_set(e, 0, NULL, "domain %s has no snapshot named '%s'", c->name, name);
+    return NULL;
+}
+
+/* Is a a descendant of s (a's parents reach s)? Bounded: a loop ends it. */
+static bool descends(const snap_ctx *c, const domxml_snapshot *a, const domxml_snapshot *s)
+{
+    for (size_t steps = 0; a && a->parent && steps <= c->snaps->n; steps++) {
+        if (strcmp(a->parent, s->name) == 0)
+            return true;
+        a = domxml_snapshot_list_find(c->snaps, a->parent);
+    }
+    return false;
+}
+
+void snap_query_children(const snap_ctx *c, const domxml_snapshot *s, bool all,
+                         domxml_snapshot ***out, size_t *n)
+{
+    domxml_snapshot **v = NULL;
+    size_t nv = 0;
+    snap_query_snapshots(c, &v, &nv);
+    *n = 0;
+    for (size_t i = 0; i < nv; i++) {
+        const domxml_snapshot *a = v[i];
+        if (a == s || !a->parent)
+            continue;
+        if (all ? descends(c, a, s) : strcmp(a->parent, s->name) == 0)
+            v[(*n)++] = v[i];
+    }
+    *out = v;
+}
+
+const char *snap_query_location(const domxml_snapshot *s)
+{
+    if (s->memory == DOMXML_SNAPSHOT_EXTERNAL)
+        return "external";
+    for (size_t i = 0; i < s->ndisks; i++)
+        if (strcmp(snap_query_snap_disk_mode(&s->disks[i]), "external") == 0)
+            return "external";
+    return "internal";
+}
+
+const domxml_disk *snap_query_saved_disk(const domxml_snapshot *s, const char *target)
+{
+    return s->domain ? domxml_domain_disk(s->domain, target) : NULL;
+}
+
+int snap_query_snapshot_text(const snap_ctx *c, const domxml_snapshot *s, char **text,
+                             size_t *len, es_err *e)
+{
+    *text = NULL;
+    for (size_t i = 0; i < c->snaps->n; i++) {
+        if (c->snaps->snaps[i] != s)
+            continue;
+        char *logical = NULL, *host = NULL;
+        int r = es_asprintf(&logical, e, "%s/%s", c->domain_snap_dir, c->snaps->files[i]);
+        if (r == 0)
+            r = snap_ctx_host(c, logical, &host, e);
+        if (r == 0)
+            r = es_read_file(host, DOMXML_FILE_MAX, text, len, e);
+        free(logical);
+        free(host);
+        return r;
+    }
+    return es_err_set(e, 0, NULL, "snapshot %s is not one of domain %s's", s->name, c->name);
 }
 
 static int cmp_names(const void *a, const void *b)

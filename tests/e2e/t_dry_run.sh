@@ -2,7 +2,7 @@
 # --dry-run refuses whatever the real run refuses, with the same message and
 # exit status, and neither run changes a file (sha256 and mode of every file
 # under the root). For every domain command with --dry-run (create, delete,
-# commit, revert, refresh, setup, recover), under each condition the real run
+# commit, revert, refresh, setup, recover, current, describe), under each condition the real run
 # refuses: libvirtd running (its pid file in the test's root), virtqemud
 # holding the QEMU driver (run dir), the VM running with no QMP socket
 # extsnap can use, another extsnap holding the domain lock (exclusively, or
@@ -34,7 +34,7 @@ RUN=$R/run/libvirt/qemu
 LOCK=$R$SNAP_DIR/tvm.extsnap.lock
 J=$R$SNAP_DIR/tvm.extsnap.journal
 CMDS=("create tvm s3" "delete tvm s1" "commit tvm s1 s2" "revert tvm s1" "refresh tvm"
-    "setup tvm /srv" "recover tvm")
+    "setup tvm /srv" "recover tvm" "current tvm s2" "describe tvm s1 --description x")
 
 # same_refusal WHAT ARGS...: `x ARGS` is refused, `x ARGS --dry-run` too,
 # with the same stderr and status; neither changes a file.

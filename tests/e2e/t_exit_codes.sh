@@ -19,7 +19,7 @@ E() { "$@" 2>"$T/err"; }        # the command's stderr to $T/err, not the check'
 
 # The command names, from `extsnap help`.
 mapfile -t CMDS < <("$EXTSNAP" help | sed -n 's/^  \(img [a-z]*\|[a-z]*\)  .*/\1/p')
-eq "extsnap help lists 17 commands" 17 "${#CMDS[@]}"
+eq "extsnap help lists 20 commands" 20 "${#CMDS[@]}"
 
 usage_code() { [[ $1 == "img compare" ]] && echo 2 || echo 1; }
 

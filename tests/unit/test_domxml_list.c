@@ -127,6 +127,16 @@ START_TEST(two_current)
     put_fixture("libvirt-9.0/04-snapshot-s2-after-s3.xml", "s2.xml");
     put_fixture("libvirt-9.0/04-snapshot-s3.xml", "s3.xml");
     check_fails("snapshots 's1' and 's3' both claim to be current");
+    /* What 'extsnap current' loads to repair it; the other rules still hold. */
+    domxml_snapshot_list *l = load_ok(0);
+    es_err e = {0};
+    ck_assert_int_eq(domxml_snapshot_list_check(l, DOMXML_CHECK_ALLOW_MANY_CURRENT, &e), 0);
+    domxml_snapshot_list_free(l);
+    put_snap("s4.xml", "s4", "nope", 0);
+    l = load_ok(0);
+    ck_assert_int_lt(domxml_snapshot_list_check(l, DOMXML_CHECK_ALLOW_MANY_CURRENT, &e), 0);
+    ck_assert_msg(strstr(e.msg, "nope") != NULL, "%s", e.msg);
+    domxml_snapshot_list_free(l);
 }
 END_TEST
 

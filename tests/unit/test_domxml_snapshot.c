@@ -7,6 +7,7 @@
 
 #include "domxml/domain.h"
 #include "domxml/snapshot.h"
+#include "domxml/text.h"
 #include "test_domxml_util.h"
 
 static const char *const snapshot_fixtures[] = {
@@ -415,6 +416,39 @@ START_TEST(escaping)
 }
 END_TEST
 
+/* What a description may hold: what reads back as written. */
+START_TEST(text_check)
+{
+    static const char *const good[] = {
+        "", "plain", "tab\tand\nnewline", "\xc3\xa9t\xc3\xa9 \xe9\x9b\xaa \xf0\x9f\x98\x80",
+        "<&>'\"", "\xef\xbf\xbd", NULL};
+    static const struct {
+        const char *text, *want;
+    } bad[] = {
+        {"bell\a", "U+0007 at byte 4"},
+        {"a\r\nb", "U+000D"},
+        {"\x1b[1m", "U+001B"},
+        {"del\x7f", "U+007F"},
+        {"c1 \xc2\x85", "U+0085"},
+        {"caf\xe9", "not valid UTF-8"},
+        {"\xc0\xaf", "not valid UTF-8"},   /* overlong '/' */
+        {"\xed\xa0\x80", "UTF-8"},        /* a surrogate */
+        {"x\xef\xbf\xbe", "XML cannot carry"}, /* U+FFFE */
+    };
+    es_err e = {0};
+    for (size_t i = 0; good[i]; i++)
+        ck_assert_msg(domxml_check_text(good[i], "the description", &e) == 0, "'%s': %s",
+                      good[i], e.msg);
+    ck_assert_int_eq(domxml_check_text(NULL, "the description", &e), 0);
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        memset(&e, 0, sizeof e);
+        ck_assert_msg(domxml_check_text(bad[i].text, "the description", &e) < 0, "case %zu", i);
+        ck_assert_msg(strstr(e.msg, bad[i].want) && strstr(e.msg, "the description"),
+                      "case %zu: '%s' lacks '%s'", i, e.msg, bad[i].want);
+    }
+}
+END_TEST
+
 START_TEST(format_needs_a_name)
 {
     es_err e = {0};
@@ -465,6 +499,7 @@ static Suite *snapshot_suite(void)
     tcase_add_test(tc, second_of_an_element_refused);
     tcase_add_test(tc, disk_defaults);
     tcase_add_test(tc, escaping);
+    tcase_add_test(tc, text_check);
     tcase_add_test(tc, format_needs_a_name);
     tcase_add_test(tc, truncations_never_crash);
     suite_add_tcase(s, tc);

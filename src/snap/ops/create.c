@@ -8,6 +8,7 @@
 #include "domxml/image_props.h"
 #include "domxml/names.h"
 #include "domxml/snapshot.h"
+#include "domxml/text.h"
 #include "snap/graph/image_check.h"
 #include "snap/graph/naming.h"
 #include "snap/txn/plan_xml.h"
@@ -196,7 +197,8 @@ int snap_plan_create(snap_ctx *c, const snap_create_args *a, snap_plan **out, es
     if (snap_plan_new("create", c->name, &p, e) < 0)
         goto out;
     if (!a->no_metadata) {
-        if (domxml_snapshot_new(name, &s, e) < 0 ||
+        if (domxml_check_text(a->description, "the description", e) < 0 ||
+            domxml_snapshot_new(name, &s, e) < 0 ||
             domxml_set_string(&s->description, a->description, e) < 0)
             goto out;
         s->creation_time = a->now;

@@ -52,11 +52,16 @@ static int offline_checks(snap_ctx *c, es_err *e)
     return 0;
 }
 
-int snap_session_go_offline(snap_ctx *c, es_err *e)
+static int go_offline(snap_ctx *c, snap_load_mode load, es_err *e)
 {
     if (offline_checks(c, e) < 0 || recover_leftover(c, e) < 0)
         return -1;
-    return snap_ctx_reload(c, true, e);
+    return snap_ctx_reload(c, load, e);
+}
+
+int snap_session_go_offline(snap_ctx *c, es_err *e)
+{
+    return go_offline(c, SNAP_LOAD_STRICT, e);
 }
 
 /* A reader does not recover (it changes nothing) but says that a run was
@@ -81,10 +86,12 @@ int snap_session_begin(const snap_env *env, const char *arg, snap_open_mode mode
         snap_pending_tidy(c); /* libvirt's pending files, once loaded */
     if (mode == SNAP_OPEN_WRITE && snap_session_go_offline(c, e) < 0)
         goto fail;
+    if (mode == SNAP_OPEN_WRITE_MARKERS && go_offline(c, SNAP_LOAD_MARKERS, e) < 0)
+        goto fail;
     if (mode == SNAP_OPEN_RECOVER && offline_checks(c, e) < 0)
         goto fail;
     if (mode == SNAP_OPEN_READ) {
-        if (snap_ctx_reload(c, false, e) < 0)
+        if (snap_ctx_reload(c, SNAP_LOAD_TOLERANT, e) < 0)
             goto fail;
         note_pending_journal(c);
     }

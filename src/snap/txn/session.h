@@ -12,6 +12,8 @@
 typedef enum {
     SNAP_OPEN_READ,    /* list, disks: shared lock, no checks, bad files tolerated */
     SNAP_OPEN_WRITE,   /* mutating commands: lock, preconditions, recovery first */
+    SNAP_OPEN_WRITE_MARKERS, /* 'current': WRITE, but several snapshots marked current
+                                are accepted (it repairs that) */
     SNAP_OPEN_RECOVER, /* recover: lock and preconditions; the caller recovers */
     SNAP_OPEN_ONLINE,  /* lock only: the caller checks the preconditions (the VM may
                           run: src/online), recovers and reloads */
