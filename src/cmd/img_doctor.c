@@ -8,6 +8,7 @@
 
 #include "cmd/cmd.h"
 #include "cmd/img_root.h"
+#include "cmd/doctor_out.h"
 #include "cmd/json_out.h"
 #include "qcow2/doctor.h"
 #include "util/strv.h"
@@ -112,91 +113,6 @@ static int add_search(const es_cmd *cmd, void *opts, const char *arg)
     return ES_OPT_OK;
 }
 
-static void add_str_or_null(json_object *o, const char *key, const char *val)
-{
-    if (val)
-        es_json_add_str(o, key, val);
-    else
-        json_object_object_add(o, key, NULL);
-}
-
-static json_object *candidate_json(const qcow2_doctor_candidate *c)
-{
-    json_object *o = es_json_new_object();
-    es_json_add_str(o, "filename", c->filename);
-    es_json_add_str(o, "format", qcow2_doctor_format_name(c->format));
-    es_json_add_u64(o, "virtual-size", c->virtual_size);
-    es_json_add_u64(o, "cluster-size", c->cluster_size);
-    es_json_add_i64(o, "score", c->score);
-    add_str_or_null(o, "evidence", c->evidence);
-    add_str_or_null(o, "rejected", c->rejected);
-    es_json_add_bool(o, "chosen", c->chosen);
-    return o;
-}
-
-static json_object *findings_json(const qcow2_doctor_report *r)
-{
-    json_object *list = es_json_new_array();
-    for (size_t i = 0; i < r->nfindings; i++) {
-        const qcow2_doctor_finding *f = &r->findings[i];
-        json_object *o = es_json_new_object();
-        es_json_add_str(o, "severity", qcow2_doctor_severity_name(f->severity));
-        es_json_add_str(o, "kind", qcow2_doctor_kind_name(f->kind));
-        es_json_add_str(o, "image", f->image);
-        add_str_or_null(o, "backing-filename", f->backing);
-        add_str_or_null(o, "backing-filename-format", f->backing_format);
-        es_json_add_str(o, "message", f->message);
-        add_str_or_null(o, "repair", f->repair);
-        if (f->plan_step >= 0)
-            es_json_add_i64(o, "plan-step", f->plan_step);
-        else
-            json_object_object_add(o, "plan-step", NULL);
-        json_object *cands = es_json_new_array();
-        for (size_t j = 0; j < f->ncandidates; j++)
-            es_json_append(cands, candidate_json(&f->candidates[j]));
-        es_json_add(o, "candidates", cands);
-        es_json_append(list, o);
-    }
-    return list;
-}
-
-static json_object *plan_json(const qcow2_doctor_report *r)
-{
-    json_object *list = es_json_new_array();
-    for (size_t i = 0; i < r->nsteps; i++) {
-        const qcow2_doctor_step *s = &r->steps[i];
-        json_object *o = es_json_new_object();
-        es_json_add_str(o, "image", s->image);
-        es_json_add_str(o, "backing-filename", s->backing);
-        es_json_add_str(o, "backing-filename-format", s->format);
-        es_json_add_str(o, "old-backing-filename", s->old_backing);
-        add_str_or_null(o, "old-backing-filename-format", s->old_format);
-        es_json_append(list, o);
-    }
-    return list;
-}
-
-static void print_findings(const qcow2_doctor_report *r)
-{
-    for (size_t i = 0; i < r->nfindings; i++) {
-        const qcow2_doctor_finding *f = &r->findings[i];
-        printf("%-7s %s: %s: %s", qcow2_doctor_severity_name(f->severity), f->image,
-               qcow2_doctor_kind_name(f->kind), f->message);
-        if (f->repair)
-            printf("; repair%s: %s", f->plan_step >= 0 ? " (planned)" : "", f->repair);
-        printf("\n");
-        for (size_t j = 0; j < f->ncandidates; j++) {
-            const qcow2_doctor_candidate *c = &f->candidates[j];
-            if (c->rejected)
-                printf("        candidate %s: ruled out: %s\n", c->filename, c->rejected);
-            else
-                printf("        candidate %s: %s, %d point%s: %s\n", c->filename,
-                       c->chosen ? "chosen" : "not chosen", c->score, c->score == 1 ? "" : "s",
-                       c->evidence);
-        }
-    }
-}
-
 static void print_summary(const qcow2_doctor_report *r, const char *image)
 {
     if (!r->nfindings)
@@ -205,18 +121,6 @@ static void print_summary(const qcow2_doctor_report *r, const char *image)
     else
         printf("%s: %zu error%s, %zu warning%s\n", image, r->errors, r->errors == 1 ? "" : "s",
                r->warnings, r->warnings == 1 ? "" : "s");
-}
-
-static void print_plan(const qcow2_doctor_report *r)
-{
-    if (!r->nsteps)
-        return;
-    printf("Repair plan:\n");
-    for (size_t i = 0; i < r->nsteps; i++) {
-        const qcow2_doctor_step *s = &r->steps[i];
-        printf("  rebase -u %s: backing file %s (%s), was %s (%s)\n", s->image, s->backing,
-               s->format, s->old_backing, s->old_format ? s->old_format : "no format");
-    }
 }
 
 static int diagnose(const es_cmd *c, const char *name, const qcow2_doctor_opts *o,
@@ -276,11 +180,11 @@ static int run(int argc, char **argv)
         es_json_add_str(doc, "image", name);
         es_json_add_u64(doc, "errors", r.errors);
         es_json_add_u64(doc, "warnings", r.warnings);
-        es_json_add(doc, "findings", findings_json(&r));
-        es_json_add(doc, "plan", plan_json(&r));
+        es_json_add(doc, "findings", es_doctor_findings_json(&r));
+        es_json_add(doc, "plan", es_doctor_plan_json(&r));
     } else {
-        print_findings(&r);
-        print_plan(&r);
+        es_doctor_print_findings(&r, "");
+        es_doctor_print_plan(&r, "");
         print_summary(&r, name);
     }
     int fix_failed = 0;
@@ -295,7 +199,7 @@ static int run(int argc, char **argv)
             have_after = true;
             if (!dopt.json) {
                 printf("After the repair:\n");
-                print_findings(&after);
+                es_doctor_print_findings(&after, "");
                 print_summary(&after, name);
             }
         } else {
@@ -310,7 +214,7 @@ static int run(int argc, char **argv)
             json_object *a = es_json_new_object();
             es_json_add_u64(a, "errors", after.errors);
             es_json_add_u64(a, "warnings", after.warnings);
-            es_json_add(a, "findings", findings_json(&after));
+            es_json_add(a, "findings", es_doctor_findings_json(&after));
             es_json_add(doc, "after", a);
         }
     }
@@ -326,9 +230,11 @@ static int run(int argc, char **argv)
         rc = DOCTOR_EXIT_PROBLEMS;
     else
         rc = ES_EXIT_OK;
-    if (rc == DOCTOR_EXIT_PROBLEMS && last->unrepaired_errors)
+    if (rc == DOCTOR_EXIT_PROBLEMS && last->unrepaired_errors) {
+        fflush(stdout);
         es_cmd_errorf(c->name, "%s: %zu error%s without a safe automatic repair (see above)",
                       name, last->unrepaired_errors, last->unrepaired_errors == 1 ? "" : "s");
+    }
 out:
     qcow2_doctor_report_free(&r);
     qcow2_doctor_report_free(&after);

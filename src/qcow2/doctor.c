@@ -317,6 +317,31 @@ int qcow2_doctor_diagnose(const char *image, const qcow2_doctor_opts *o, qcow2_d
     return rc;
 }
 
+void qcow2_doctor_drop_step(qcow2_doctor_report *r, size_t step, const char *repair)
+{
+    if (step >= r->nsteps)
+        return;
+    qcow2_doctor_step *s = &r->steps[step];
+    free(s->image);
+    free(s->old_backing);
+    free(s->old_format);
+    free(s->backing);
+    free(s->format);
+    memmove(s, s + 1, (r->nsteps - step - 1) * sizeof *s);
+    r->nsteps--;
+    for (size_t i = 0; i < r->nfindings; i++) {
+        qcow2_doctor_finding *f = &r->findings[i];
+        if (f->plan_step == (long)step) {
+            f->plan_step = -1;
+            free(f->repair);
+            f->repair = es_xstrdup(repair);
+            r->unrepaired_errors++;
+        } else if (f->plan_step > (long)step) {
+            f->plan_step--;
+        }
+    }
+}
+
 void qcow2_doctor_report_free(qcow2_doctor_report *r)
 {
     for (size_t i = 0; i < r->nfindings; i++) {

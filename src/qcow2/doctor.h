@@ -77,6 +77,11 @@ typedef struct qcow2_doctor_opts {
     const char *root;          /* --root DIR, or NULL */
     const char *const *search; /* host directories to look for candidates in */
     size_t nsearch;            /* 0: the broken image's directory and the missing name's */
+    /* Files never proposed (dev, ino pairs: 2 * nexclude numbers), and why:
+     * e.g. the disks' current images, which change (a backing file must not). */
+    const uint64_t *exclude;
+    size_t nexclude;
+    const char *exclude_why;
 } qcow2_doctor_opts;
 
 /* Walk image's chain (image: a host name) and fill *r. Fails (-1) only
@@ -90,6 +95,10 @@ int qcow2_doctor_diagnose(const char *image, const qcow2_doctor_opts *o, qcow2_d
  * failure. */
 int qcow2_doctor_apply(const qcow2_doctor_report *r, const char *root, size_t *applied,
                        es_err *e);
+
+/* Take step out of r's plan: its finding becomes an error without a
+ * planned repair, `repair` (copied) saying what to do by hand. */
+void qcow2_doctor_drop_step(qcow2_doctor_report *r, size_t step, const char *repair);
 
 void qcow2_doctor_report_free(qcow2_doctor_report *r);
 

@@ -116,9 +116,10 @@ static bool chain_reaches(es_image *cand, const char *root, const qcow2_doctor_i
 }
 
 /* Judge one opened file. Returns false when it is not worth listing. */
-static bool judge(const qcow2_doctor_orphan *o, const char *root, es_image *img,
+static bool judge(const qcow2_doctor_orphan *o, const qcow2_doctor_opts *opts, es_image *img,
                   const char *missing_base, qcow2_doctor_candidate *c)
 {
+    const char *root = opts->root;
     const es_image *child = o->child;
     const char *hint = child->hdr.backing_format;
     const char *fmt = qcow2_doctor_format_name(img->format);
@@ -130,6 +131,12 @@ static bool judge(const qcow2_doctor_orphan *o, const char *root, es_image *img,
     c->format = img->format;
     c->virtual_size = img->virtual_size;
     c->cluster_size = img->format == ES_FMT_QCOW2 ? img->cluster_size : 0;
+    for (size_t i = 0; i < opts->nexclude; i++) {
+        if (opts->exclude[2 * i] == img->st_dev && opts->exclude[2 * i + 1] == img->st_ino) {
+            c->rejected = es_xstrdup(opts->exclude_why ? opts->exclude_why : "excluded");
+            return true;
+        }
+    }
     char *via = NULL;
     if (chain_reaches(img, root, o->chain, o->nchain, &via)) {
         c->rejected = es_xasprintf("its backing chain contains %s: choosing it makes a loop", via);
@@ -185,10 +192,11 @@ static char **list_dir(const char *open_path, size_t *n)
     return v;
 }
 
-static int scan_dir(const qcow2_doctor_orphan *o, const char *root, const search_dir *d,
+static int scan_dir(const qcow2_doctor_orphan *o, const qcow2_doctor_opts *opts, const search_dir *d,
                     const char *missing_base, qcow2_doctor_id **seen, size_t *nseen,
                     qcow2_doctor_candidate **out, size_t *n, es_err *e)
 {
+    const char *root = opts->root;
     char *dir_open = NULL;
     if (es_root_resolve(root, d->name, &dir_open, e) < 0)
         return -1;
@@ -216,7 +224,7 @@ static int scan_dir(const qcow2_doctor_orphan *o, const char *root, const search
             goto next; /* not an image we can read: not a candidate */
         qcow2_doctor_candidate c = {0};
         c.filename = name;
-        if (judge(o, root, img, missing_base, &c)) {
+        if (judge(o, opts, img, missing_base, &c)) {
             *out = es_xreallocarray(*out, *n + 1, sizeof **out);
             (*out)[(*n)++] = c;
             name = NULL;
@@ -255,7 +263,7 @@ int qcow2_doctor_find_candidates(const qcow2_doctor_orphan *o, const qcow2_docto
     size_t nseen = 0;
     int rc = 0;
     for (size_t i = 0; i < ndirs && rc == 0; i++)
-        rc = scan_dir(o, opts->root, &dirs[i], base_name(o->missing_display), &seen, &nseen, out,
+        rc = scan_dir(o, opts, &dirs[i], base_name(o->missing_display), &seen, &nseen, out,
                       n, e);
     for (size_t i = 0; i < ndirs; i++)
         free(dirs[i].name);

@@ -20,7 +20,7 @@ E() { "$@" 2>"$T/err"; }        # the command's stderr to $T/err, not the check'
 
 # The command names, from `extsnap help`.
 mapfile -t CMDS < <("$EXTSNAP" help | sed -n 's/^  \(img [a-z]*\|[a-z]*\)  .*/\1/p')
-eq "extsnap help lists 18 commands" 18 "${#CMDS[@]}"
+eq "extsnap help lists 19 commands" 19 "${#CMDS[@]}"
 
 usage_code() { [[ $1 == "img compare" ]] && echo 2 || echo 1; }
 
