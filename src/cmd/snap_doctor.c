@@ -33,7 +33,7 @@ static const es_opt doctor_table[] = {
     {.name = "all", .kind = ES_OPT_FLAG, .offset = offsetof(doctor_opts, all),
      .help = "every domain of the config directory"},
     {.name = "search", .kind = ES_OPT_CALL, .arg = "DIR", .call = add_search,
-     .flags = ES_OPTF_REPEAT | ES_OPTF_DIR,
+     .flags = ES_OPTF_REPEAT | ES_OPTF_DIR | ES_OPTF_ABSOLUTE, .bad = ES_DOMAIN_BAD_DIR,
      .help = "look for missing backing files in DIR, as seen under --root (may be repeated; "
              "not recursive); default: the directories holding the domain's images"},
     {.name = "fix", .kind = ES_OPT_FLAG, .offset = offsetof(doctor_opts, fix),

@@ -149,5 +149,6 @@ rc_is "pending journal: verify is clean" 0 x verify tvm -q
 
 rc_is "no DOMAIN: usage error" 1 x doctor 2>/dev/null
 rc_is "a DOMAIN and --all: usage error" 1 x doctor tvm --all 2>/dev/null
+rc_is "a relative --search: usage error" 1 x doctor tvm --search srv 2>/dev/null
 
 finish
