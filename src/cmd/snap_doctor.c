@@ -187,16 +187,17 @@ static void doctor_one(const es_cmd *cmd, const doctor_opts *dopt, const char *a
         return;
     }
     res->name = es_xstrdup(c->name);
-    if (!json)
+    bool quiet = o->env.quiet; /* -q: only domains with errors */
+    if (!json && (!quiet || res->before.errors))
         print_report(res->name, &res->before, !dopt->fix);
     if (dopt->fix && plan_steps(&res->before)) {
         snap_plan *p = NULL;
-        es_domain_opts quiet = *o;
+        es_domain_opts plan_opts = *o;
         if (json)
-            quiet.env.quiet = true; /* stdout holds one JSON document */
+            plan_opts.env.quiet = true; /* stdout holds one JSON document */
         if (snap_doctor_plan(c, &res->before, &p, &e) < 0) {
             set_error(res, &e);
-        } else if (es_domain_run_plan(cmd, &quiet, c, p) != ES_EXIT_OK) {
+        } else if (es_domain_run_plan(cmd, &plan_opts, c, p) != ES_EXIT_OK) {
             res->error = es_xstrdup("the repair plan failed (see above)");
         } else if (!o->env.dry_run) {
             res->fixed = p->nrebases;
@@ -204,7 +205,7 @@ static void doctor_one(const es_cmd *cmd, const doctor_opts *dopt, const char *a
                 set_error(res, &e);
             else
                 res->have_after = true;
-            if (res->have_after && !json) {
+            if (res->have_after && !json && (!quiet || res->after.errors)) {
                 printf("After the repair:\n");
                 print_report(res->name, &res->after, false);
             }

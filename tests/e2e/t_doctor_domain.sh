@@ -100,6 +100,18 @@ eq "stripped: no backing format" "None" "$(hdr "$I/vdb.s1" backing-filename-form
 rc_is "no backing format: exit 2" 2 x doctor tvm --output=json >nofmt.json 2>/dev/null
 eq "no backing format: found on vdb.s1" "missing-backing-format $I/vdb.s1" \
     "$(q nofmt.json "' '.join(f['kind'] + ' ' + f['image'] for c in d[0]['chains'] for f in c['findings'] if f['severity']=='error')")"
+# The header write fails: the journal undoes the plan (the header is
+# written back as it was: same name, no format), nothing is left.
+rc_is "no backing format: a failed header write: exit 1" 1 \
+    env EXTSNAP_FAULT=write:2:eio "$EXTSNAP" doctor tvm --fix -q --root "$R" 2>/dev/null
+eq "no backing format: after the failed write, the header is as it was" "$I/vdb.qcow2 None" \
+    "$(hdr "$I/vdb.s1" backing-filename) $(hdr "$I/vdb.s1" backing-filename-format)"
+rc_is "no backing format: after the failed write, no journal" 1 test -e "$R$SNAP_DIR/tvm.extsnap.journal"
+# A crash after the header write: the journal stays; the next --fix recovers it first.
+rc=0
+EXTSNAP_FAULT=write:3:stop "$EXTSNAP" doctor tvm --fix -q --root "$R" >/dev/null 2>&1 || rc=$?
+eq "no backing format: stopped after the header write" 86 "$rc"
+rc_is "no backing format: the stopped repair is pending" 2 x doctor tvm -q >/dev/null 2>&1
 rc_is "no backing format: --fix exits 0" 0 x doctor tvm --fix -q
 eq "no backing format: qcow2 written" "qcow2" "$(hdr "$I/vdb.s1" backing-filename-format)"
 rc_is "no backing format: verify is clean" 0 x verify tvm -q
