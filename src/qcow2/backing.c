@@ -7,9 +7,7 @@
 #include "util/rootpath.h"
 #include "util/xalloc.h"
 
-/* QEMU's path_has_protocol(): a ':' before any '/' makes the name a protocol
- * ("nbd:host:port", "json:{...}", even "a:b.qcow2"). */
-static int has_protocol(const char *name)
+bool es_backing_has_protocol(const char *name)
 {
     return name[strcspn(name, ":/")] == ':';
 }
@@ -38,7 +36,7 @@ int es_backing_resolve(const char *from, const char *name, const char *root, cha
     *out_open = NULL;
     if (!name || !name[0])
         return es_err_set(e, 0, from, "empty backing file name");
-    if (has_protocol(name))
+    if (es_backing_has_protocol(name))
         return es_err_set(e, 0, from,
                           "backing file '%s' uses a protocol; extsnap follows only local files",
                           name);

@@ -113,4 +113,9 @@ int es_image_read(es_image *img, void *buf, uint64_t len, uint64_t off, es_err *
 int es_backing_resolve(const char *from, const char *name, const char *root, char **out_display,
                        char **out_open, es_err *e);
 
+/* QEMU's path_has_protocol(): a ':' before any '/' makes the name a protocol
+ * ("nbd:host:port", "json:{...}", even "a:b.qcow2"); such names are never
+ * followed. */
+bool es_backing_has_protocol(const char *name);
+
 #endif

@@ -61,13 +61,16 @@ static int read_cluster0(es_file *f, uint8_t **out, size_t *len, uint64_t *cs, u
  * backing file is not looked at. Fails, leaving the file unchanged, when the
  * image is not qcow2, is marked corrupt, or the new header does not fit in
  * cluster 0. */
-static int qcow2_rebase_header(es_file *f, const char *name, const char *format, es_err *e)
+static int qcow2_rebase_header(es_file *f, const char *name, const char *format,
+                               bool restoring, es_err *e)
 {
     if (name && !name[0])
         name = NULL;
+    if (format && !format[0])
+        format = NULL;
     if (!name && format)
         return es_err_set(e, 0, f->path, "a backing format without a backing file");
-    if (name && (!format || !format[0]))
+    if (name && !format && !restoring)
         return es_err_set(e, 0, f->path, "a backing file needs a backing format");
     if (name && strlen(name) > QCOW2_MAX_BACKING_NAME)
         return es_err_set(e, 0, f->path, "backing file name too long (%zu bytes, max %d)",
@@ -114,7 +117,8 @@ out_old:
     return r;
 }
 
-int qcow2_rebase_unsafe(const char *path, const char *name, const char *format, es_err *e)
+static int rebase_file(const char *path, const char *name, const char *format, bool restoring,
+                       es_err *e)
 {
     es_file *f;
     if (es_file_open(&f, path, O_RDWR, 0, e) < 0)
@@ -124,7 +128,17 @@ int qcow2_rebase_unsafe(const char *path, const char *name, const char *format, 
     es_imglock lk = {0};
     int r = es_imglock_acquire_write(f->fd, path, &lk, e);
     if (r == 0)
-        r = qcow2_rebase_header(f, name, format, e);
+        r = qcow2_rebase_header(f, name, format, restoring, e);
     es_file_close(f);
     return r;
+}
+
+int qcow2_rebase_unsafe(const char *path, const char *name, const char *format, es_err *e)
+{
+    return rebase_file(path, name, format, false, e);
+}
+
+int qcow2_rebase_restore(const char *path, const char *name, const char *format, es_err *e)
+{
+    return rebase_file(path, name, format, true, e);
 }

@@ -9,4 +9,9 @@
 /* Same, opening path itself. */
 int qcow2_rebase_unsafe(const char *path, const char *name, const char *format, es_err *e);
 
+/* The same to put back a header as it was (a rollback): a backing name
+ * without a backing format is accepted then, since old images have them
+ * and undoing a repair of one must restore it exactly. */
+int qcow2_rebase_restore(const char *path, const char *name, const char *format, es_err *e);
+
 #endif

@@ -28,7 +28,7 @@ hasnt() {
 }
 
 mapfile -t IMG_CMDS < <("$X" help | sed -n 's/^  \(img [a-z]*\)  .*/\1/p')
-eq "seven img commands in the overview" 7 "${#IMG_CMDS[@]}"
+eq "eight img commands in the overview" 8 "${#IMG_CMDS[@]}"
 
 # --- the img group ----------------------------------------------------------
 rc=0; out=$("$X" img 2>&1 >/dev/null) || rc=$?

@@ -2,9 +2,10 @@
 # Exit codes a script can rely on (README.md, "Exit codes"):
 #  - a usage error (unknown option, missing argument) exits 1 for every
 #    command, as in qemu-img, except img compare (2: its 1 means "differ");
-#    never the code of "problems found" (verify 2, img check 2/3);
+#    never the code of "problems found" (verify 2, img check 2/3,
+#    img doctor 2);
 #  - the findings themselves: img check 2 corrupt / 3 leaks, verify 2,
-#    img compare 1;
+#    img compare 1, img doctor 2;
 #  - SIGINT ends any command with status 130 (offline: at once; the online
 #    path first cancels QEMU's jobs, see t_online_domain/t_online_img_commit);
 #  - every command of `extsnap help` has a row in README's table.
@@ -19,7 +20,7 @@ E() { "$@" 2>"$T/err"; }        # the command's stderr to $T/err, not the check'
 
 # The command names, from `extsnap help`.
 mapfile -t CMDS < <("$EXTSNAP" help | sed -n 's/^  \(img [a-z]*\|[a-z]*\)  .*/\1/p')
-eq "extsnap help lists 20 commands" 20 "${#CMDS[@]}"
+eq "extsnap help lists 22 commands" 22 "${#CMDS[@]}"
 
 usage_code() { [[ $1 == "img compare" ]] && echo 2 || echo 1; }
 
@@ -60,6 +61,15 @@ rc_is "img check of a missing file" 1 E "$EXTSNAP" img check -q missing.qcow2
 rc_is "img compare: same content" 0 "$EXTSNAP" img compare -q clean.qcow2 clean.qcow2
 qemu-io -c 'write -P 9 0 4k' leak.qcow2 >/dev/null
 rc_is "img compare: differ" 1 "$EXTSNAP" img compare -q clean.qcow2 leak.qcow2
+
+qemu-img create -q -f qcow2 -b "$T/clean.qcow2" -F qcow2 over.qcow2
+rc_is "img doctor: healthy" 0 "$EXTSNAP" img doctor over.qcow2 >/dev/null
+mv clean.qcow2 elsewhere.qcow2
+rc_is "img doctor: problems (backing file missing)" 2 \
+    E "$EXTSNAP" img doctor over.qcow2 >/dev/null
+rc_is "img doctor --bogus on that image: usage, not problems" 1 \
+    E "$EXTSNAP" img doctor --bogus over.qcow2
+mv elsewhere.qcow2 clean.qcow2
 
 R=$T/root
 snap_make_tvm "$R"

@@ -100,7 +100,7 @@ static int rebase_one(const char *root, const snap_rebase *b, bool forward, es_e
     if (es_root_resolve(root, b->path, &host, e) < 0)
         return -1;
     int r = forward ? qcow2_rebase_unsafe(host, b->backing, b->backing_format, e)
-                    : qcow2_rebase_unsafe(host, b->old_backing, b->old_backing_format, e);
+                    : qcow2_rebase_restore(host, b->old_backing, b->old_backing_format, e);
     free(host);
     return r;
 }
