@@ -53,15 +53,7 @@ static int read_cluster0(es_file *f, uint8_t **out, size_t *len, uint64_t *cs, u
     return 0;
 }
 
-/* Rewrite the backing file name and the backing format extension of the
- * qcow2 image open (read-write) in f. name NULL or "" removes the backing
- * file, and format must then be NULL; otherwise format is required. Every
- * other header field and extension is kept byte for byte (unknown autoclear
- * bits are cleared, as any writer that does not know them must). The new
- * backing file is not looked at. Fails, leaving the file unchanged, when the
- * image is not qcow2, is marked corrupt, or the new header does not fit in
- * cluster 0. */
-static int qcow2_rebase_header(es_file *f, const char *name, const char *format, es_err *e)
+int qcow2_rebase_header(es_file *f, const char *name, const char *format, bool dry, es_err *e)
 {
     if (name && !name[0])
         name = NULL;
@@ -103,7 +95,7 @@ static int qcow2_rebase_header(es_file *f, const char *name, const char *format,
     if (h.version == 3 && old_hl > QCOW2_HEADER_LEN_WRITTEN && h.header_length == old_hl)
         memcpy(buf + QCOW2_HEADER_LEN_WRITTEN, old + QCOW2_HEADER_LEN_WRITTEN,
                old_hl - QCOW2_HEADER_LEN_WRITTEN);
-    if (es_file_pwrite(f, buf, cs, 0, e) < 0 || es_file_flush(f, e) < 0)
+    if (!dry && (es_file_pwrite(f, buf, cs, 0, e) < 0 || es_file_flush(f, e) < 0))
         goto out;
     r = 0;
 out:
@@ -124,7 +116,7 @@ int qcow2_rebase_unsafe(const char *path, const char *name, const char *format, 
     es_imglock lk = {0};
     int r = es_imglock_acquire_write(f->fd, path, &lk, e);
     if (r == 0)
-        r = qcow2_rebase_header(f, name, format, e);
+        r = qcow2_rebase_header(f, name, format, false, e);
     es_file_close(f);
     return r;
 }

@@ -1,0 +1,89 @@
+/* Which clusters a safe rebase must look at: those IMAGE does not hold
+ * itself (its own block status says unallocated) where the old or the new
+ * backing chain may show data. Where both chains read zeroes (nothing
+ * allocated, zero clusters, holes of a raw file, past a chain's end) they
+ * agree, so nothing is read there: the work follows the allocated clusters
+ * of the three, never the virtual size (an empty chain of 1 TiB is a few
+ * block-status calls). */
+#include <errno.h>
+
+#include "qcow2/map_status.h"
+#include "qcow2/rebase_internal.h"
+
+static uint64_t min_u64(uint64_t a, uint64_t b)
+{
+    return a < b ? a : b;
+}
+
+/* What one chain shows from off on: *data when it may be non-zero there;
+ * *len shrinks to the run the answer holds for. chain NULL or shorter than
+ * off: zeroes. */
+static int chain_side(es_image *chain, uint64_t off, uint64_t *len, bool *data, es_err *e)
+{
+    if (!chain || off >= chain->virtual_size)
+        return 0;
+    es_map_status st;
+    if (es_map_status_get(chain, off, min_u64(*len, chain->virtual_size - off), &st, e) < 0)
+        return -1;
+    if (st.len == 0)
+        return es_err_set(e, EIO, chain->filename, "internal error: empty map run at 0x%llx",
+                          (unsigned long long)off);
+    *data |= st.data;
+    *len = min_u64(*len, st.len);
+    return 0;
+}
+
+/* Add the clusters that [from, to) touches (not added yet); false when the
+ * batch is full (c->next then says where to go on). */
+static bool emit(rebase_ctx *c, uint64_t from, uint64_t to)
+{
+    uint64_t first = from & ~(c->cs - 1);
+    if (first < c->next)
+        first = c->next;
+    for (uint64_t g = first; g < to && g < c->size; g += c->cs) {
+        if (c->nops == c->batch_max)
+            return false;
+        c->ops[c->nops++] = (rebase_op){.guest = g, .action = RB_SAME};
+        c->next = g + c->cs;
+    }
+    return true;
+}
+
+int rebase_collect_batch(rebase_ctx *c, uint64_t *pos, es_err *e)
+{
+    c->nops = 0;
+    if (*pos < c->next)
+        *pos = c->next;
+    while (*pos < c->size) {
+        es_block_status bs;
+        if (es_image_block_status(c->img, *pos, c->size - *pos, &bs, e) < 0)
+            return -1;
+        if (bs.len == 0)
+            return es_err_set(e, EIO, c->img->filename, "internal error: empty run at 0x%llx",
+                              (unsigned long long)*pos);
+        uint64_t end = min_u64(*pos + bs.len, c->size);
+        if (bs.kind != ES_BS_UNALLOC) {
+            /* IMAGE's own clusters stay as they are. Standard L2 entries:
+             * its runs start and end at cluster boundaries. */
+            *pos = end;
+            if (c->next < end)
+                c->next = end;
+            continue;
+        }
+        uint64_t p = *pos;
+        while (p < end) {
+            uint64_t len = end - p;
+            bool data = false;
+            if (chain_side(c->img->backing, p, &len, &data, e) < 0 ||
+                chain_side(c->newb, p, &len, &data, e) < 0)
+                return -1;
+            if (data && !emit(c, p, p + len)) {
+                *pos = c->next;
+                return 0;
+            }
+            p += len;
+        }
+        *pos = end;
+    }
+    return 0;
+}
