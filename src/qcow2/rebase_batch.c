@@ -1,16 +1,18 @@
 /* One batch of a safe rebase: read the candidate clusters through the old
  * chain (IMAGE itself: it does not hold them, so it shows its backing) and
- * through the new chain, and write the ones that differ into IMAGE, in the
- * order that keeps IMAGE consistent and its guest view unchanged at every
- * instant:
+ * through the new chain, a chunk at a time, and note which differ; then
+ * write those into IMAGE, in the order that keeps IMAGE consistent and its
+ * guest view unchanged at every instant. A batch covers up to 256 MiB of
+ * guest data with two fdatasyncs (three with new L2 tables), whatever the
+ * number of chunks:
  *
  *  1. allocate clusters for new L2 tables (or copies of tables shared with
  *     internal snapshots) and for the data (refcounts in the cache)
  *  2. flush refcounts: from now on the new clusters may be pointed at
- *  3. write the data, then fdatasync: unlike a commit (which a re-run
- *     rewrites from the unchanged images above), an L2 entry made durable
- *     before its data would show stale bytes that no re-run repairs, since
- *     the cluster then belongs to IMAGE
+ *  3. write the data (read again from the old chain), then fdatasync:
+ *     unlike a commit (which a re-run rewrites from the unchanged images
+ *     above), an L2 entry made durable before its data would show stale
+ *     bytes that no re-run repairs, since the cluster then belongs to IMAGE
  *  4. write the L2 tables with the new entries
  *  5. if new tables: fdatasync, then point the L1 entries at them
  *  6. if shared tables were copied: fdatasync, then release the old ones
@@ -25,6 +27,7 @@
 #include "qcow2/format.h"
 #include "qcow2/host_write.h"
 #include "qcow2/overlap.h"
+#include "qcow2/prefetch.h"
 #include "qcow2/rebase_internal.h"
 #include "qcow2/refcount.h"
 #include "util/xalloc.h"
@@ -55,28 +58,38 @@ static int read_side(es_image *chain, uint8_t *buf, uint64_t a, uint64_t b, es_e
     return 0;
 }
 
-/* Read both sides of every op, run by run of adjacent clusters, and decide. */
-static int compare(rebase_ctx *c, es_err *e)
+/* Read [a, b) of the old chain into buf (IMAGE holds none of it, so
+ * reading IMAGE reads the old chain); the part past IMAGE's end (its last
+ * cluster may be partial) as zeroes. */
+static int read_old(rebase_ctx *c, uint8_t *buf, uint64_t a, uint64_t b, es_err *e)
+{
+    uint64_t vis = b < c->size ? b : c->size;
+    if (es_image_read(c->img, buf, vis - a, a, e) < 0)
+        return es_err_prefix(e, "reading the old backing chain");
+    memset(buf + (vis - a), 0, (size_t)(b - vis));
+    return 0;
+}
+
+/* Decide ops[from, to) (at most chunk_max): read both sides, run by run of
+ * adjacent clusters, and compare cluster by cluster. */
+static int compare_chunk(rebase_ctx *c, size_t from, size_t to, es_err *e)
 {
     const uint64_t cs = c->cs;
-    for (size_t i = 0; i < c->nops;) {
+    for (size_t i = from; i < to;) {
         size_t j = i + 1;
-        while (j < c->nops && c->ops[j].guest == c->ops[j - 1].guest + cs)
+        while (j < to && c->ops[j].guest == c->ops[j - 1].guest + cs)
             j++;
-        uint64_t a = c->ops[i].guest;
-        uint64_t b = c->ops[j - 1].guest + cs;
-        uint64_t vis = b < c->size ? b : c->size; /* the last cluster may be partial */
-        uint8_t *ob = c->old_buf + i * cs, *nb = c->new_buf + i * cs;
-        /* IMAGE holds none of these clusters: reading it reads the old chain. */
-        if (es_image_read(c->img, ob, vis - a, a, e) < 0)
-            return es_err_prefix(e, "reading the old backing chain");
-        memset(ob + (vis - a), 0, (size_t)(b - vis));
-        if (read_side(c->newb, nb, a, b, e) < 0)
+        uint64_t a = c->ops[i].guest, b = c->ops[j - 1].guest + cs;
+        uint64_t vis = b < c->size ? b : c->size;
+        uint8_t *ob = c->old_buf + (i - from) * cs, *nb = c->new_buf + (i - from) * cs;
+        if (read_old(c, ob, a, b, e) < 0)
+            return -1;
+        if (read_side(c->newb, nb, a, vis, e) < 0)
             return es_err_prefix(e, "reading the new backing chain");
         memset(nb + (vis - a), 0, (size_t)(b - vis));
         for (size_t k = i; k < j; k++) {
+            const uint8_t *o = ob + (k - i) * cs, *n = nb + (k - i) * cs;
             rebase_op *op = &c->ops[k];
-            const uint8_t *o = c->old_buf + k * cs, *n = c->new_buf + k * cs;
             if (!memcmp(o, n, cs))
                 op->action = RB_SAME;
             else if (c->img->hdr.version >= 3 && all_zero(o, cs))
@@ -85,6 +98,36 @@ static int compare(rebase_ctx *c, es_err *e)
                 op->action = RB_DATA;
         }
         i = j;
+    }
+    return 0;
+}
+
+/* Ask the kernel to read ops[from, to) of both chains in the background:
+ * scattered clusters are otherwise read one synchronous request at a time. */
+static void prefetch_chunk(rebase_ctx *c, size_t from, size_t to)
+{
+    for (size_t i = from; i < to;) {
+        size_t j = i + 1;
+        while (j < to && c->ops[j].guest == c->ops[j - 1].guest + c->cs)
+            j++;
+        uint64_t a = c->ops[i].guest, len = c->ops[j - 1].guest + c->cs - a;
+        es_image_prefetch(c->img, a, len);
+        if (c->newb && a < c->newb->virtual_size)
+            es_image_prefetch(c->newb, a, len);
+        i = j;
+    }
+}
+
+static int compare(rebase_ctx *c, es_err *e)
+{
+    for (size_t i = 0; i < c->nops; i += c->chunk_max) {
+        size_t to = i + c->chunk_max < c->nops ? i + c->chunk_max : c->nops;
+        if (i == 0)
+            prefetch_chunk(c, i, to);
+        size_t next_to = to + c->chunk_max < c->nops ? to + c->chunk_max : c->nops;
+        prefetch_chunk(c, to, next_to); /* the next one while this one is compared */
+        if (compare_chunk(c, i, to, e) < 0)
+            return -1;
     }
     return 0;
 }
@@ -128,27 +171,54 @@ static int plan_and_allocate(rebase_ctx *c, bool *allocated, es_err *e)
     return 0;
 }
 
-/* Step 3: adjacent clusters going to adjacent host clusters in one write. */
-static int write_data(rebase_ctx *c, bool *wrote, es_err *e)
+/* Step 3: the old chain's content of the data ops, read again (from the
+ * page cache: compare() read it moments ago) a chunk at a time, and
+ * written with one write per run of adjacent host clusters. */
+static int write_chunk(rebase_ctx *c, const size_t *idx, size_t n, es_err *e)
 {
     const uint64_t cs = c->cs;
-    for (size_t i = 0; i < c->nops;) {
-        if (c->ops[i].action != RB_DATA) {
-            i++;
-            continue;
-        }
+    for (size_t i = 0; i < n;) {
         size_t j = i + 1;
-        while (j < c->nops && c->ops[j].action == RB_DATA &&
-               c->ops[j].guest == c->ops[j - 1].guest + cs &&
-               c->ops[j].dest == c->ops[j - 1].dest + cs)
+        while (j < n && c->ops[idx[j]].guest == c->ops[idx[j - 1]].guest + cs)
             j++;
-        if (qcow2_host_write(c->img, QCOW2_OL_DATA, c->old_buf + i * cs, (size_t)((j - i) * cs),
-                             c->ops[i].dest, e) < 0)
+        if (read_old(c, c->old_buf + i * cs, c->ops[idx[i]].guest, c->ops[idx[j - 1]].guest + cs,
+                     e) < 0)
+            return -1;
+        i = j;
+    }
+    for (size_t i = 0; i < n;) {
+        size_t j = i + 1;
+        while (j < n && c->ops[idx[j]].dest == c->ops[idx[j - 1]].dest + cs)
+            j++;
+        uint64_t len = (j - i) * cs;
+        if (qcow2_host_write(c->img, QCOW2_OL_DATA, c->old_buf + i * cs, (size_t)len,
+                             c->ops[idx[i]].dest, e) < 0)
             return es_err_prefix(e, "writing data");
-        *wrote = true;
+        /* The fdatasync after the last chunk then waits for less. */
+        es_file_start_writeback(c->img->file, c->ops[idx[i]].dest, len);
         i = j;
     }
     return 0;
+}
+
+static int write_data(rebase_ctx *c, bool *wrote, es_err *e)
+{
+    size_t *idx = es_xcalloc(c->chunk_max, sizeof *idx);
+    size_t n = 0;
+    int r = 0;
+    for (size_t i = 0; i <= c->nops && r == 0; i++) {
+        if (i < c->nops && c->ops[i].action != RB_DATA)
+            continue;
+        if (n && (i == c->nops || n == c->chunk_max)) {
+            r = write_chunk(c, idx, n, e);
+            *wrote = true;
+            n = 0;
+        }
+        if (i < c->nops)
+            idx[n++] = i;
+    }
+    free(idx);
+    return r;
 }
 
 static int write_tables(rebase_ctx *c, es_err *e)

@@ -12,7 +12,11 @@
 #include "qcow2/l2_write.h"
 #include "qcow2/rebase_safe.h"
 
-#define REBASE_BATCH_BYTES (8u << 20) /* per buffer (old and new content) */
+#define REBASE_CHUNK_BYTES (8u << 20)      /* per buffer (old and new content) */
+#define REBASE_BATCH_MAX_OPS 32768u        /* candidate clusters per batch */
+#define REBASE_BATCH_MAX_BYTES (256u << 20) /* guest bytes per batch: the differing
+                                             * ones are read twice, the second time
+                                             * from the page cache */
 
 typedef enum { RB_SAME, RB_ZERO, RB_DATA } rebase_action;
 
@@ -25,13 +29,18 @@ typedef struct rebase_op {
 typedef struct rebase_ctx {
     es_image *img;       /* IMAGE, writable; its backing chain is the old one */
     es_image *newb;      /* the new backing chain; NULL: none */
+    /* The first image the two chains share (the same file), in each
+     * chain; NULL: none. Where neither chain has anything above it, both
+     * read it: they agree without being read. */
+    const es_image *shared_old, *shared_new;
     uint64_t cs;         /* IMAGE's cluster size */
     uint64_t size;       /* IMAGE's virtual size */
     uint64_t next;       /* scan: first cluster offset not yet emitted */
     size_t batch_max;    /* clusters per batch */
+    size_t chunk_max;    /* clusters per buffer */
     rebase_op *ops;      /* the batch's candidates, ascending */
     size_t nops;
-    uint8_t *old_buf, *new_buf; /* batch_max clusters each */
+    uint8_t *old_buf, *new_buf; /* chunk_max clusters each */
     qcow2_l2_target *targets;
     size_t ntargets, targets_cap;
     uint64_t *frees;     /* old L2 tables to release once L1 no longer names them */

@@ -61,6 +61,19 @@ done:
     return r;
 }
 
+/* The first image of the new chain that is also in the old chain (the same
+ * file, opened in the same format): the two read the same from there down. */
+static void find_shared(rebase_ctx *c)
+{
+    for (es_image *n = c->newb; n; n = n->backing)
+        for (es_image *o = c->img->backing; o; o = o->backing)
+            if (n->st_dev == o->st_dev && n->st_ino == o->st_ino && n->format == o->format) {
+                c->shared_new = n;
+                c->shared_old = o;
+                return;
+            }
+}
+
 static int refuse(es_image *img, es_err *e)
 {
     if (img->format != ES_FMT_QCOW2)
@@ -112,12 +125,16 @@ static int run(rebase_ctx *c, const es_rebase_opts *o, es_err *e)
     qcow2_reclaim rc;
     if (qcow2_reclaim_survey(img, &rc, e) < 0)
         return -1;
+    find_shared(c);
     c->cs = img->cluster_size;
     c->size = img->virtual_size;
-    c->batch_max = REBASE_BATCH_BYTES / c->cs;
+    c->chunk_max = REBASE_CHUNK_BYTES / c->cs;
+    c->batch_max = REBASE_BATCH_MAX_BYTES / c->cs;
+    if (c->batch_max > REBASE_BATCH_MAX_OPS)
+        c->batch_max = REBASE_BATCH_MAX_OPS;
     c->ops = es_xcalloc(c->batch_max, sizeof *c->ops);
-    c->old_buf = es_io_alloc(REBASE_BATCH_BYTES);
-    c->new_buf = es_io_alloc(REBASE_BATCH_BYTES);
+    c->old_buf = es_io_alloc(REBASE_CHUNK_BYTES);
+    c->new_buf = es_io_alloc(REBASE_CHUNK_BYTES);
     c->scratch = es_io_alloc(c->cs);
     /* First write from here on. */
     if (prepare(img, &rc, e) < 0)

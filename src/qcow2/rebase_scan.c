@@ -4,7 +4,11 @@
  * allocated, zero clusters, holes of a raw file, past a chain's end) they
  * agree, so nothing is read there: the work follows the allocated clusters
  * of the three, never the virtual size (an empty chain of 1 TiB is a few
- * block-status calls). */
+ * block-status calls). When the chains share an image (the new backing
+ * file is in the old chain, or both chains end in the same base), what is
+ * decided there or below reads the same on both sides: only what the layers
+ * above it hold is compared, as qemu-img does for a new backing file from
+ * the old chain. */
 #include <errno.h>
 
 #include "qcow2/map_status.h"
@@ -15,11 +19,19 @@ static uint64_t min_u64(uint64_t a, uint64_t b)
     return a < b ? a : b;
 }
 
-/* What one chain shows from off on: *data when it may be non-zero there;
- * *len shrinks to the run the answer holds for. chain NULL or shorter than
- * off: zeroes. */
-static int chain_side(es_image *chain, uint64_t off, uint64_t *len, bool *data, es_err *e)
+/* Is layer `l` of a chain `shared` or below it? */
+static bool at_or_below(const es_image *l, const es_image *shared)
 {
+    return shared && l && l->depth >= shared->depth;
+}
+
+/* What one chain shows from off on: *data when it may be non-zero there,
+ * *in_shared when the shared image or one below decides; *len shrinks to
+ * the run the answer holds for. chain NULL or shorter than off: zeroes. */
+static int chain_side(es_image *chain, const es_image *shared, uint64_t off, uint64_t *len,
+                      bool *data, bool *in_shared, es_err *e)
+{
+    *data = *in_shared = false;
     if (!chain || off >= chain->virtual_size)
         return 0;
     es_map_status st;
@@ -28,7 +40,8 @@ static int chain_side(es_image *chain, uint64_t off, uint64_t *len, bool *data, 
     if (st.len == 0)
         return es_err_set(e, EIO, chain->filename, "internal error: empty map run at 0x%llx",
                           (unsigned long long)off);
-    *data |= st.data;
+    *data = st.data;
+    *in_shared = at_or_below(st.layer, shared);
     *len = min_u64(*len, st.len);
     return 0;
 }
@@ -73,11 +86,12 @@ int rebase_collect_batch(rebase_ctx *c, uint64_t *pos, es_err *e)
         uint64_t p = *pos;
         while (p < end) {
             uint64_t len = end - p;
-            bool data = false;
-            if (chain_side(c->img->backing, p, &len, &data, e) < 0 ||
-                chain_side(c->newb, p, &len, &data, e) < 0)
+            bool old_data, old_shared, new_data, new_shared;
+            if (chain_side(c->img->backing, c->shared_old, p, &len, &old_data, &old_shared, e) < 0 ||
+                chain_side(c->newb, c->shared_new, p, &len, &new_data, &new_shared, e) < 0)
                 return -1;
-            if (data && !emit(c, p, p + len)) {
+            bool differ = (old_data || new_data) && !(old_shared && new_shared);
+            if (differ && !emit(c, p, p + len)) {
                 *pos = c->next;
                 return 0;
             }

@@ -128,6 +128,20 @@ for round in 1 2 3 4; do
 done
 echo "random chains: $cases rebases compared (${SECONDS}s)"
 
+# --- several chunks and batches: 512-byte clusters, 16384 a chunk, 32768 a batch
+rm -f -- *.qcow2 *.raw
+qemu-img create -q -f qcow2 -o cluster_size=512 base.qcow2 24M
+qemu-io -c 'write -P 1 0 20M' -c 'write -z 3M 1M' base.qcow2 >/dev/null
+qemu-img create -q -f qcow2 -o cluster_size=512 -b base.qcow2 -F qcow2 top.qcow2
+qemu-io -c 'write -P 2 5M 1M' -c 'write -z 12M 64k' top.qcow2 >/dev/null
+qemu-img create -q -f qcow2 sib.qcow2 24M
+qemu-io -c 'write -P 1 0 10M' -c 'write -P 3 22M 1M' sib.qcow2 >/dev/null
+cp top.qcow2 top.keep
+same_rebase "many batches: onto a sibling (half equal)" top.qcow2 -b sib.qcow2 -F qcow2
+cp top.keep top.qcow2
+same_rebase "many batches: flatten" top.qcow2 -b ""
+rm -f top.keep
+
 # --- work follows the data, not the virtual size ------------------------------
 rm -f -- *.qcow2 *.raw
 qemu-img create -q -f qcow2 big.qcow2 4T
