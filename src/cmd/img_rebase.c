@@ -50,8 +50,8 @@ static const es_opt rebase_table[] = {
              "the host's path, opened under DIR (a relative IMAGE is taken from DIR, i.e. the "
              "host's /); BACKING is written as given (it is the host's name) but must resolve "
              "inside DIR, from IMAGE's directory as the host sees it; '..' and symlinks may "
-             "not lead out of DIR (refused, nothing written). A warning says when no file is "
-             "there yet."},
+             "not lead out of DIR (refused, nothing written). Without -u it is opened there; "
+             "with -u a warning says when no file is there yet."},
     ES_OPT_END,
 };
 

@@ -252,11 +252,11 @@ for scenario in a b; do
         fail "crash $scenario: the traced run failed"
     n=$(grep -c '^mutate ' trace || true)
     ((n > 3)) || fail "crash $scenario: only $n mutate points traced"
-    # Every point when there are few; else every stride-th and the last 6
+    # Every point when there are few; else every stride-th and the last 4
     # (the final flushes and the header); I/O errors at every other one.
-    stride=$(((n + 11) / 12))
+    stride=$(((n + 7) / 8))
     for ((i = 1; i <= n; i++)); do
-        ((i % stride == 0 || i > n - 6 || i == 1)) || continue
+        ((i % stride == 0 || i > n - 4 || i == 1)) || continue
         for action in stop eio; do
             [[ $action == eio ]] && ((i % 2)) && continue
             rm -f -- *.qcow2 && cp "$orig"/* .
