@@ -12,7 +12,7 @@
 # Each result is compared with qemu-img's (qemu-img compare) and checked.
 #
 # usage: bench/rebase.sh [EXTSNAP_BINARY]
-#   env: VSIZE_GIB       virtual size (default 8)
+#   env: VSIZE_GIB       virtual size (default 64: a sparse VM disk)
 #        BASE_ALLOC_MIB  allocated in base (default 512)
 #        MID_CLUSTERS    64 KiB clusters in mid (default 4096 = 256 MiB)
 #        TOP_CLUSTERS    64 KiB clusters in top (default 1024 = 64 MiB)
@@ -24,7 +24,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 bench_init "$@"
 
-VSIZE_GIB=${VSIZE_GIB:-8}
+VSIZE_GIB=${VSIZE_GIB:-64}
 BASE_ALLOC_MIB=${BASE_ALLOC_MIB:-512}
 MID_CLUSTERS=${MID_CLUSTERS:-4096}
 TOP_CLUSTERS=${TOP_CLUSTERS:-1024}

@@ -120,12 +120,11 @@ static void prefetch_chunk(rebase_ctx *c, size_t from, size_t to)
 
 static int compare(rebase_ctx *c, es_err *e)
 {
+    /* The whole batch (at most REBASE_BATCH_MAX_BYTES) at once: the disk
+     * gets a deep queue of scattered reads instead of one at a time. */
+    prefetch_chunk(c, 0, c->nops);
     for (size_t i = 0; i < c->nops; i += c->chunk_max) {
         size_t to = i + c->chunk_max < c->nops ? i + c->chunk_max : c->nops;
-        if (i == 0)
-            prefetch_chunk(c, i, to);
-        size_t next_to = to + c->chunk_max < c->nops ? to + c->chunk_max : c->nops;
-        prefetch_chunk(c, to, next_to); /* the next one while this one is compared */
         if (compare_chunk(c, i, to, e) < 0)
             return -1;
     }
