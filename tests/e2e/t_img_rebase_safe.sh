@@ -61,21 +61,24 @@ same_rebase() {
     local label=$1 img=$2 rc=0
     shift 2
     qemu-img convert -O raw "$img" view.raw
-    cp "$img" q.qcow2
-    qemu-img rebase -q "$@" q.qcow2
+    if [[ ${NO_QEMU_REF:-} != 1 ]]; then
+        cp "$img" q.qcow2
+        qemu-img rebase -q "$@" q.qcow2
+    fi
     "$X" img rebase "$@" "$img" 2>err.log || rc=$?
     ok_eq "$label: exit status ($(head -c 300 err.log))" 0 "$rc" || return 0
     # qemu-img 7.2 loses data when it rebases a version 2 image that has no
     # backing file: its zero writes are no-ops there (the image already
     # reads zeroes), so the new backing shows through. extsnap writes the
     # zeroes; only the comparison with the image's own view holds then.
-    if [[ ${QEMU_V2_NO_BACKING:-} != 1 ]]; then
+    if [[ ${QEMU_V2_NO_BACKING:-} != 1 && ${NO_QEMU_REF:-} != 1 ]]; then
         ok_rc "$label: qemu-img compare with qemu-img's result" 0 qemu-img compare -q q.qcow2 "$img" || true
     fi
     ok_rc "$label: reads as before" 0 qemu-img compare -q view.raw "$img" || true
     ok_rc "$label: qemu-img check" 0 qemu-img check -q "$img" || true
-    ok_eq "$label: backing file" "$(qemu-img info --output=json q.qcow2 | grep -o '"backing-filename": "[^"]*"' || true)" \
-        "$(qemu-img info --output=json "$img" | grep -o '"backing-filename": "[^"]*"' || true)" || true
+    [[ ${NO_QEMU_REF:-} == 1 ]] ||
+        ok_eq "$label: backing file" "$(qemu-img info --output=json q.qcow2 | grep -o '"backing-filename": "[^"]*"' || true)" \
+            "$(qemu-img info --output=json "$img" | grep -o '"backing-filename": "[^"]*"' || true)" || true
 }
 
 # --- random chains -----------------------------------------------------------
@@ -129,18 +132,24 @@ done
 echo "random chains: $cases rebases compared (${SECONDS}s)"
 
 # --- several chunks and batches: 512-byte clusters, 16384 a chunk, 32768 a batch
+# (qemu-img takes seconds over 40000 small clusters: here the result is
+# compared with the image's view before only)
 rm -f -- *.qcow2 *.raw
-qemu-img create -q -f qcow2 -o cluster_size=512 base.qcow2 24M
-qemu-io -c 'write -P 1 0 20M' -c 'write -z 3M 1M' base.qcow2 >/dev/null
-qemu-img create -q -f qcow2 -o cluster_size=512 -b base.qcow2 -F qcow2 top.qcow2
+truncate -s 24M base.raw
+qemu-io -f raw -c 'write -P 1 0 20M' -c 'write -z 3M 1M' base.raw >/dev/null
+qemu-img create -q -f qcow2 -o cluster_size=512 -b base.raw -F raw top.qcow2
 qemu-io -c 'write -P 2 5M 1M' -c 'write -z 12M 64k' top.qcow2 >/dev/null
 qemu-img create -q -f qcow2 sib.qcow2 24M
 qemu-io -c 'write -P 1 0 10M' -c 'write -P 3 22M 1M' sib.qcow2 >/dev/null
 cp top.qcow2 top.keep
+NO_QEMU_REF=1
 same_rebase "many batches: onto a sibling (half equal)" top.qcow2 -b sib.qcow2 -F qcow2
 cp top.keep top.qcow2
 same_rebase "many batches: flatten" top.qcow2 -b ""
+NO_QEMU_REF=0
+ok_eq "many batches: no backing file left" "" "$(qemu-img info --output=json top.qcow2 | grep -o '"backing-filename"' || true)" || true
 rm -f top.keep
+echo "several batches done (${SECONDS}s)"
 
 # --- work follows the data, not the virtual size ------------------------------
 rm -f -- *.qcow2 *.raw
@@ -217,6 +226,7 @@ kill "$qpid" 2>/dev/null || true
 wait "$qpid" 2>/dev/null || true
 
 # --- crash sweep ----------------------------------------------------------------
+echo "refusals done (${SECONDS}s)"
 # v3 64 KiB with an internal snapshot (shared L2 tables: copied, then the old
 # ones released), and v2 512-byte clusters flattened (new refcount blocks,
 # several L2 tables; its points are sampled).
