@@ -148,6 +148,9 @@ static int run(rebase_ctx *c, const es_rebase_opts *o, es_err *e)
         if (rebase_batch_run(c, e) < 0)
             return -1;
     }
+    /* Refcounts released last and the last L2 tables and L1 entries are
+     * made durable here: the header must not name the new backing file
+     * before every cluster it needs is in IMAGE on disk. */
     if (qcow2_refcount_flush(img, e) < 0)
         return -1;
     /* IMAGE now holds every cluster where the chains differ: only now may
