@@ -86,12 +86,12 @@ int rebase_collect_batch(rebase_ctx *c, uint64_t *pos, es_err *e)
         uint64_t p = *pos;
         while (p < end) {
             uint64_t len = end - p;
-            bool old_data, old_shared, new_data, new_shared;
-            if (chain_side(c->img->backing, c->shared_old, p, &len, &old_data, &old_shared, e) < 0 ||
-                chain_side(c->newb, c->shared_new, p, &len, &new_data, &new_shared, e) < 0)
+            bool od, os, nd, ns; /* old/new: data, decided in the shared part */
+            if (chain_side(c->img->backing, c->shared_old, p, &len, &od, &os, e) < 0 ||
+                chain_side(c->newb, c->shared_new, p, &len, &nd, &ns, e) < 0)
                 return -1;
-            bool differ = (old_data || new_data) && !(old_shared && new_shared);
-            if (differ && !emit(c, p, p + len)) {
+            bool may_differ = (od || nd) && !(os && ns);
+            if (may_differ && !emit(c, p, p + len)) {
                 *pos = c->next;
                 return 0;
             }
