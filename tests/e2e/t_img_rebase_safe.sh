@@ -287,4 +287,18 @@ for scenario in a b; do
     done
 done
 echo "crash sweep: $crash_points interrupted runs (${SECONDS}s)"
+
+# Out of space half-way (there is no free-space pre-check): a clear error,
+# the guest view unchanged, and a re-run once there is room finishes.
+build_crash b
+qemu-img convert -O raw top.qcow2 view.raw
+rc=0
+EXTSNAP_FAULT=write:40:enospc "$X" img rebase -b "" top.qcow2 2>out.log || rc=$?
+ok_eq "out of space: exit status" 1 "$rc" || true
+grep -q "No space left on device" out.log || fail "out of space: no clear message: $(cat out.log)"
+ok_eq "out of space: one error line" 1 "$(wc -l <out.log)" || true
+ok_rc "out of space: reads as before" 0 qemu-img compare -q view.raw top.qcow2 || true
+ok_rc "out of space: re-run" 0 "$X" img rebase -b "" top.qcow2 || true
+ok_rc "out of space: re-run reads as before" 0 qemu-img compare -q view.raw top.qcow2 || true
+ok_rc "out of space: re-run checks clean" 0 qemu-img check -q top.qcow2 || true
 finish
