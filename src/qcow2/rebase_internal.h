@@ -54,6 +54,8 @@ typedef struct rebase_ctx {
  * (advanced), at most c->batch_max; c->nops == 0 at the end. Reads
  * metadata only (block status of IMAGE and of both chains). */
 int rebase_collect_batch(rebase_ctx *c, uint64_t *pos, es_err *e);
+/* Ask the kernel to read the L2 tables of both chains ahead of the scan. */
+void rebase_prefetch_metadata(rebase_ctx *c);
 
 /* rebase_batch.c: compare the batch's clusters in both chains and write
  * the differing ones into IMAGE, in crash-safe order. */

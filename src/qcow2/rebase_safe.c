@@ -115,6 +115,8 @@ static int run(rebase_ctx *c, const es_rebase_opts *o, es_err *e)
 {
     es_image *img = c->img;
     const char *name = o->backing && o->backing[0] ? o->backing : NULL;
+    /* The checks below and the scan read these tables: all at once. */
+    rebase_prefetch_metadata(c);
     /* Every refusal before the first write: the new header must fit, the
      * refcounts must cover the metadata, no structures overlap, and the
      * check passes (what an interrupted run left is known then). */
