@@ -1,4 +1,5 @@
-/* extsnap img rebase -u: point an image at another backing file. */
+/* extsnap img rebase: point an image at another backing file, copying what
+ * differs between the old and the new backing chains (-u: the header only). */
 #include <getopt.h>
 #include <errno.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 #include "cmd/img_root.h"
 #include "qcow2/image.h"
 #include "qcow2/rebase.h"
+#include "qcow2/rebase_safe.h"
 #include "util/fileio.h"
 #include "util/xalloc.h"
 
@@ -18,13 +20,13 @@ static int run(int argc, char **argv);
 
 typedef struct rebase_opts {
     const char *backing, *bfmt, *fmt, *root;
-    bool unsafe, quiet;
+    bool unsafe, quiet, compress;
 } rebase_opts;
 
 static const es_opt rebase_table[] = {
     {.name = "unsafe", .letter = 'u', .kind = ES_OPT_FLAG, .offset = offsetof(rebase_opts, unsafe),
-     .help = "required: only the header is rewritten (a safe rebase that copies differing "
-             "data is not implemented)"},
+     .help = "unsafe: only the header is rewritten, the new backing file is not opened; use "
+             "it when the new backing file has the same content as the old one"},
     {.name = "backing", .letter = 'b', .kind = ES_OPT_STRING, .arg = "BACKING",
      .flags = ES_OPTF_FILE, .offset = offsetof(rebase_opts, backing),
      .help = "new backing file name, stored as given (a relative name is relative to "
@@ -36,6 +38,10 @@ static const es_opt rebase_table[] = {
              "refused with -b \"\""},
     {.name = "format", .letter = 'f', .kind = ES_OPT_STRING, .arg = "FMT",
      .offset = offsetof(rebase_opts, fmt), .help = "format of IMAGE; only qcow2 has a backing file"},
+    {.name = "compress", .letter = 'c', .kind = ES_OPT_FLAG,
+     .offset = offsetof(rebase_opts, compress),
+     .help = "write the copied clusters compressed: not supported (extsnap only reads "
+             "compressed clusters), refused"},
     {.name = "quiet", .letter = 'q', .kind = ES_OPT_FLAG, .offset = offsetof(rebase_opts, quiet),
      .help = "no warnings"},
     {.name = "root", .kind = ES_OPT_STRING, .arg = "DIR", .offset = offsetof(rebase_opts, root),
@@ -44,28 +50,47 @@ static const es_opt rebase_table[] = {
              "the host's path, opened under DIR (a relative IMAGE is taken from DIR, i.e. the "
              "host's /); BACKING is written as given (it is the host's name) but must resolve "
              "inside DIR, from IMAGE's directory as the host sees it; '..' and symlinks may "
-             "not lead out of DIR (refused, nothing written). A warning says when no file is "
-             "there yet."},
+             "not lead out of DIR (refused, nothing written). Without -u it is opened there; "
+             "with -u a warning says when no file is there yet."},
     ES_OPT_END,
 };
 
 const es_cmd es_cmd_img_rebase = {
     .name = "img rebase",
-    .summary = "change the backing file an image names (-u: header only)",
+    .summary = "change the backing file of an image, keeping its content (-u: header only)",
     .run = run,
-    .synopsis = "-u -b BACKING -F FMT [--root=DIR] IMAGE\n"
-                "-u -b \"\" [--root=DIR] IMAGE",
+    .synopsis = "[-u] -b BACKING -F FMT [--root=DIR] IMAGE\n"
+                "[-u] -b \"\" [--root=DIR] IMAGE",
     .description =
-        "Rewrite the backing file name and backing format stored in a qcow2 image's\n"
-        "header, as 'qemu-img rebase -u' does. The image's data is not touched and\n"
-        "the new backing file is not opened: use this only when the new backing file\n"
-        "has the same guest content as the old one (it was moved, renamed or copied).\n",
+        "Point a qcow2 image at a new backing file (or at none, with -b \"\") and keep\n"
+        "what the guest sees, as 'qemu-img rebase' does: every cluster the image does\n"
+        "not hold itself and where the old and the new backing chains read\n"
+        "differently gets the old chain's content copied into the image; then the\n"
+        "header names the new backing file. -b \"\" flattens: the image gets\n"
+        "everything its chain showed. With -u only the header is rewritten, as\n"
+        "'qemu-img rebase -u' does, and the new backing file is not opened: use it\n"
+        "only when the new backing file has the same guest content as the old one\n"
+        "(it was moved, renamed or copied).\n",
     .details =
-        "Every other header field and extension (bitmaps, unknown ones) is kept byte\n"
-        "for byte. The whole header cluster is written in one write and flushed, so\n"
-        "a crash leaves either the old or the new header. Names longer than 1023\n"
-        "bytes, or too long to fit in the header cluster, are refused and the image\n"
-        "is left unchanged.\n",
+        "Without -u, only the clusters allocated (with data) somewhere in either\n"
+        "chain are read and compared, so the time follows the data, not the\n"
+        "virtual size. Clusters that read as zeroes in the old chain are written\n"
+        "as zero clusters (version 3 images). Every write is crash safe, and the\n"
+        "header changes last: an interrupted run leaves the image on its old\n"
+        "backing file with the same guest view (leaked clusters at worst), and\n"
+        "running the same command again finishes it. Refused before anything is\n"
+        "written: an image a running QEMU uses, one marked corrupt, dirty or with\n"
+        "metadata errors, persistent bitmaps, extended L2 entries, a new backing\n"
+        "chain that cannot be opened or contains the image itself. There is no\n"
+        "free-space estimate: running out of space stops the run like a crash.\n"
+        "-c (compressed clusters) is refused: extsnap does not write them.\n"
+        "A new backing file shorter than the image reads as zeroes past its end.\n"
+        "\n"
+        "The header: every other field and extension (bitmaps, unknown ones) is\n"
+        "kept byte for byte. The whole header cluster is written in one write and\n"
+        "flushed, so a crash leaves either the old or the new header. Names longer\n"
+        "than 1023 bytes, or too long to fit in the header cluster, are refused and\n"
+        "the image is left unchanged.\n",
     .exit_status = "0 done, 1 failed or a usage error.",
     .opts = rebase_table,
     .operands = ES_OPERANDS_IMAGE,
@@ -102,14 +127,12 @@ static int run(int argc, char **argv)
         return r;
     const char *backing = ro.backing, *bfmt = ro.bfmt, *fmt = ro.fmt, *root = ro.root;
     bool unsafe = ro.unsafe, quiet = ro.quiet;
+    if (ro.compress)
+        return es_cmd_usage_error(c, "-c is not supported: extsnap does not write compressed "
+                                     "clusters (use qemu-img rebase -c)");
     if (argc - optind != 1)
         return es_cmd_usage_error(c, argc - optind < 1 ? "IMAGE is missing" : "too many arguments");
     const char *image = argv[optind];
-    if (!unsafe)
-        return es_cmd_usage_error(c, "only 'rebase -u' is implemented: a safe rebase (copying the "
-                                     "data that differs between the old and new backing chains) "
-                                     "is not; use -u when the new backing file has the same "
-                                     "content");
     if (!backing)
         return es_cmd_usage_error(c, "-b BACKING is required (-b \"\" removes the backing file)");
     if (fmt && strcmp(fmt, "qcow2") != 0)
@@ -141,8 +164,11 @@ static int run(int argc, char **argv)
         es_cmd_error(c->name, &err);
         goto out;
     }
-    if (qcow2_rebase_unsafe(open_path, backing[0] ? backing : NULL, backing[0] ? bfmt : NULL,
-                            &err) < 0) {
+    es_rebase_opts so = {.backing = backing, .backing_format = backing[0] ? bfmt : NULL,
+                         .format = fmt, .root = root};
+    if (unsafe ? qcow2_rebase_unsafe(open_path, backing[0] ? backing : NULL,
+                                     backing[0] ? bfmt : NULL, &err)
+               : qcow2_rebase_safe(name, &so, &err)) {
         es_img_root_fix_err(&err, root, open_path, name);
         es_cmd_error(c->name, &err);
         goto out;

@@ -53,17 +53,10 @@ static int read_cluster0(es_file *f, uint8_t **out, size_t *len, uint64_t *cs, u
     return 0;
 }
 
-/* Rewrite the backing file name and the backing format extension of the
- * qcow2 image open (read-write) in f. name NULL or "" removes the backing
- * file, and format must then be NULL; otherwise format is required. Every
- * other header field and extension is kept byte for byte (unknown autoclear
- * bits are cleared, as any writer that does not know them must). The new
- * backing file is not looked at. Fails, leaving the file unchanged, when the
- * image is not qcow2, is marked corrupt, or the new header does not fit in
- * cluster 0. */
-static int qcow2_rebase_header(es_file *f, const char *name, const char *format,
-                               bool restoring, es_err *e)
+int qcow2_rebase_header(es_file *f, const char *name, const char *format, unsigned flags,
+                        es_err *e)
 {
+    bool dry = flags & QCOW2_REBASE_DRY, restoring = flags & QCOW2_REBASE_RESTORING;
     if (name && !name[0])
         name = NULL;
     if (format && !format[0])
@@ -106,7 +99,7 @@ static int qcow2_rebase_header(es_file *f, const char *name, const char *format,
     if (h.version == 3 && old_hl > QCOW2_HEADER_LEN_WRITTEN && h.header_length == old_hl)
         memcpy(buf + QCOW2_HEADER_LEN_WRITTEN, old + QCOW2_HEADER_LEN_WRITTEN,
                old_hl - QCOW2_HEADER_LEN_WRITTEN);
-    if (es_file_pwrite(f, buf, cs, 0, e) < 0 || es_file_flush(f, e) < 0)
+    if (!dry && (es_file_pwrite(f, buf, cs, 0, e) < 0 || es_file_flush(f, e) < 0))
         goto out;
     r = 0;
 out:
@@ -128,7 +121,7 @@ static int rebase_file(const char *path, const char *name, const char *format, b
     es_imglock lk = {0};
     int r = es_imglock_acquire_write(f->fd, path, &lk, e);
     if (r == 0)
-        r = qcow2_rebase_header(f, name, format, restoring, e);
+        r = qcow2_rebase_header(f, name, format, restoring ? QCOW2_REBASE_RESTORING : 0, e);
     es_file_close(f);
     return r;
 }

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Benchmark: the safe rebase, extsnap img rebase against qemu-img rebase
+# (without -u), on fresh copies, page caches dropped before every timed step
+# when allowed. See bench/README.md (issue 14).
+#
+# base.qcow2: VSIZE_GIB GiB qcow2 (64 KiB clusters) with BASE_ALLOC_MIB MiB
+# allocated (four equal runs at 0, 1/4, 1/2 and 3/4 of the disk); mid.qcow2
+# over it and top.qcow2 over mid, with MID_CLUSTERS and TOP_CLUSTERS
+# distinct random 64 KiB clusters each (seeded, random order). Two arms:
+#   drop-mid  rebase top onto base (what mid held and top does not is copied)
+#   flatten   rebase top onto nothing (-b "": everything the chain shows)
+# Each result is compared with qemu-img's (qemu-img compare) and checked.
+#
+# usage: bench/rebase.sh [EXTSNAP_BINARY]
+#   env: VSIZE_GIB       virtual size (default 64: a sparse VM disk)
+#        BASE_ALLOC_MIB  allocated in base (default 512)
+#        MID_CLUSTERS    64 KiB clusters in mid (default 4096 = 256 MiB)
+#        TOP_CLUSTERS    64 KiB clusters in top (default 1024 = 64 MiB)
+#        ARMS            default "drop-mid flatten"
+#        BENCH_DIR, RUNS (default 3), SEED (default 42), KEEP=1: as commit.sh
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+
+. "$here/lib.sh"
+bench_init "$@"
+
+VSIZE_GIB=${VSIZE_GIB:-64}
+BASE_ALLOC_MIB=${BASE_ALLOC_MIB:-512}
+MID_CLUSTERS=${MID_CLUSTERS:-4096}
+TOP_CLUSTERS=${TOP_CLUSTERS:-1024}
+ARMS=${ARMS:-drop-mid flatten}
+
+# random_layer IMG COUNT SEED: COUNT distinct random 64 KiB clusters.
+random_layer() {
+  awk -v seed="$3" -v want="$2" -v n=$((VSIZE_GIB * 16384)) 'BEGIN {
+      srand(seed)
+      for (i = 0; i < want; i++) {
+        do { c = int(rand() * n) } while (c in used)
+        used[c] = 1
+        printf "write -P %d %.0f 64k\n", 1 + (c % 250), c * 65536 }
+    }' >"$1.cmds"
+  qemu-io "$1" <"$1.cmds" >/dev/null
+  rm -f "$1.cmds"
+}
+
+build() {
+  local d=$1 i quarter=$((VSIZE_GIB * 1024 / 4)) run=$((BASE_ALLOC_MIB / 4))
+  [[ -f $d/top.qcow2 ]] && return 0
+  mkdir -p "$d"
+  qemu-img create -q -f qcow2 "$d/base.qcow2" "${VSIZE_GIB}G"
+  for i in 0 1 2 3; do
+    qemu-io -c "write -P $((0x10 + i)) $((i * quarter))M ${run}M" "$d/base.qcow2" >/dev/null
+  done
+  qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 "$d/mid.qcow2"
+  random_layer "$d/mid.qcow2" "$MID_CLUSTERS" "$SEED"
+  qemu-img create -q -f qcow2 -b mid.qcow2 -F qcow2 "$d/top.qcow2"
+  random_layer "$d/top.qcow2" "$TOP_CLUSTERS" $((SEED + 1))
+}
+
+fresh() { # fresh copy of the chain in $1
+  rm -rf "$1"
+  cp -a --sparse=always orig "$1"
+}
+
+echo "== building images in $dir (seed $SEED, ${VSIZE_GIB} GiB, base ${BASE_ALLOC_MIB} MiB, mid $MID_CLUSTERS, top $TOP_CLUSTERS clusters)"
+build orig
+for f in base mid top; do qemu-img info orig/$f.qcow2 | grep -E "disk size" | sed "s/^/  $f /"; done
+
+rm -f ./*.times
+for arm in $ARMS; do
+  case $arm in
+  drop-mid) args=(-b base.qcow2 -F qcow2) ;;
+  flatten) args=(-b "") ;;
+  *) echo "unknown arm $arm" >&2; exit 2 ;;
+  esac
+  for ((r = 1; r <= RUNS; r++)); do
+    echo "== $arm run $r/$RUNS"
+    fresh x
+    (cd x && timed "../$arm.extsnap" "$EXTSNAP" img rebase "${args[@]}" top.qcow2)
+    fresh q
+    (cd q && timed "../$arm.qemu" qemu-img rebase -q "${args[@]}" top.qcow2)
+    for m in extsnap qemu; do printf '  %-8s %6ss  peak RSS %6s KiB\n' "$m" $(tail -1 "$arm.$m.times"); done
+  done
+  qemu-img compare -q x/top.qcow2 q/top.qcow2 && echo "  $arm: extsnap's and qemu-img's results are identical" ||
+    { echo "  $arm: RESULTS DIFFER"; exit 1; }
+  qemu-img check -q x/top.qcow2 && echo "  $arm: extsnap's result checks clean"
+done
+
+echo "== results ($RUNS runs each, medians$( ((can_drop)) && echo ", caches dropped before each step" || echo "; page caches could NOT be dropped (not root?): warm-cache numbers"))"
+for arm in $ARMS; do
+  med_x=$(cut -d' ' -f1 "$arm.extsnap.times" | median)
+  med_q=$(cut -d' ' -f1 "$arm.qemu.times" | median)
+  rss_x=$(cut -d' ' -f2 "$arm.extsnap.times" | sort -n | tail -1)
+  rss_q=$(cut -d' ' -f2 "$arm.qemu.times" | sort -n | tail -1)
+  printf '  %-9s extsnap img rebase %6.2f s (peak RSS %6d KiB)   qemu-img rebase %6.2f s (peak RSS %6d KiB)\n' \
+    "$arm" "$med_x" "$rss_x" "$med_q" "$rss_q"
+  awk -v x="$med_x" -v q="$med_q" -v a="$arm" 'BEGIN {
+    printf "  %-9s extsnap / qemu-img = %.2f   (target <= 0.5)\n", a, (q > 0 ? x / q : 0) }'
+done
