@@ -106,7 +106,8 @@
     "first)}, rebases[] {filename, backing-filename, backing-filename-format,\n"               \
     "old-backing-filename, old-backing-filename-format},\n"                                   \
     "xml-files[] {kind (snapshot|config), filename, domain, snapshot, action\n"              \
-    "(create|update|remove), summary}, deletes[] {filename, reason}, notes[],\n"            \
+    "(create|update|remove), summary}, vm-state[] {what (nvram), action\n"                 \
+    "(save|restore), from, filename}, deletes[] {filename, reason}, notes[],\n"            \
     "snapshot-dir-created.\n"
 
 typedef struct es_domain_opts {

@@ -12,6 +12,7 @@
 #include "snap/txn/merge.h"
 #include "snap/txn/plan_check.h"
 #include "snap/txn/xmlfile.h"
+#include "util/filecopy.h"
 #include "util/fileio.h"
 #include "util/fsutil.h"
 #include "util/rootpath.h"
@@ -105,6 +106,49 @@ static int rebase_one(const char *root, const snap_rebase *b, bool forward, es_e
     return r;
 }
 
+/* The temporary file of a vm-state copy: beside it, hidden. */
+static int vmcopy_tmp(const char *host, char **tmp, es_err *e)
+{
+    const char *slash = strrchr(host, '/');
+    size_t dl = slash ? (size_t)(slash - host) + 1 : 0;
+    return es_asprintf(tmp, e, "%.*s.%s.extsnap-tmp", (int)dl, host, host + dl);
+}
+
+/* Copy one vm-state file (forward), or remove a saved copy again (back;
+ * a restore is never undone: it runs after the commit point). */
+static int vmcopy_one(const char *root, const snap_vmcopy *v, bool forward, es_err *e)
+{
+    char *from = NULL, *to = NULL, *tmp = NULL;
+    int r = -1;
+    if (es_root_resolve(root, v->from, &from, e) < 0 || es_root_resolve(root, v->to, &to, e) < 0 ||
+        vmcopy_tmp(to, &tmp, e) < 0)
+        goto out;
+    if (forward) {
+        r = es_copy_file_replace(from, to, tmp, e);
+        if (r < 0)
+            es_err_prefix(e, "%s the %s", v->restore ? "restoring" : "saving", v->what);
+    } else if (!v->restore) {
+        r = es_unlink_if_exists(tmp, e);
+        if (r == 0 && es_path_exists(to) && (r = es_fs_unlink(to, e)) == 0)
+            r = es_fsync_parent(to, e);
+    } else {
+        r = es_unlink_if_exists(tmp, e);
+    }
+out:
+    free(from);
+    free(to);
+    free(tmp);
+    return r;
+}
+
+static int vmcopies_all(const char *root, const snap_plan *p, bool restore, es_err *e)
+{
+    for (size_t i = 0; i < p->nvmcopies; i++)
+        if (p->vmcopies[i].restore == restore && vmcopy_one(root, &p->vmcopies[i], true, e) < 0)
+            return -1;
+    return 0;
+}
+
 static int xml_all(const char *root, const snap_plan *p, bool forward, es_err *e)
 {
     for (size_t i = 0; i < p->nxml; i++)
@@ -153,6 +197,8 @@ static int undo(const char *root, const snap_journal *j, const snap_plan *p, con
         keep_first(snap_xml_put(root, &p->xml[i], false, &cur), &first, &failed, &cur);
     for (size_t i = p->nrebases; i-- > 0;)
         keep_first(rebase_one(root, &p->rebases[i], false, &cur), &first, &failed, &cur);
+    for (size_t i = p->nvmcopies; i-- > 0;)
+        keep_first(vmcopy_one(root, &p->vmcopies[i], false, &cur), &first, &failed, &cur);
     for (size_t i = p->noverlays; i-- > 0;)
         if (!made || made[i])
             keep_first(remove_overlay(root, &p->overlays[i], &cur), &first, &failed, &cur);
@@ -203,7 +249,7 @@ static int forward_from_merge(const snap_env *env, const snap_journal *j, const 
 static int finish_committed(const char *root, const snap_journal *j, const snap_plan *p,
                             es_err *e)
 {
-    if (deletes_all(root, p, e) < 0)
+    if (vmcopies_all(root, p, true, e) < 0 || deletes_all(root, p, e) < 0)
         return -1;
     return snap_journal_remove(j, e);
 }
@@ -263,6 +309,10 @@ int snap_execute(snap_ctx *c, const snap_plan *p, es_err *e)
             fail_and_undo(c, &j, p, made, e);
             goto out;
         }
+    }
+    if (vmcopies_all(root, p, false, e) < 0) {
+        fail_and_undo(c, &j, p, made, e);
+        goto out;
     }
     if (p->nmerges) {
         if (snap_journal_write(&j, p, SNAP_PHASE_MERGE, e) < 0) {

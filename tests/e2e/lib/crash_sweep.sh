@@ -126,6 +126,8 @@ sweep_state() {
     done
     echo "files:"
     (cd "$w" && find . -type f | sort | sed -E 's/\.[0-9]{10}$/.EPOCH/')
+    # A script's own part of the state (t_snap_crash_vmstate.sh: the NVRAM).
+    if declare -F sweep_state_extra >/dev/null; then sweep_state_extra "$w" "$d"; fi
 }
 
 # sweep_check_images W: qemu-img check (exit 0) of every qcow2 file, cached
@@ -158,7 +160,7 @@ sweep_after_checks() {
     check_eq "$label: extsnap verify ($out)" 0 "$rc"
     check_eq "$label: nothing temporary left" "" \
         "$(cd "$w" && find . \( -name '*.tmp' -o -name '*.new' -o -name '*.journal' -o -name '*.extsnap.lock' \
-            -o -name '*.extsnap-copy' \) | sort)"
+            -o -name '*.extsnap-copy' -o -name '*.extsnap-tmp' \) | sort)"
 }
 
 SWEEP_TOTAL=0
