@@ -121,7 +121,8 @@ sweep_state() {
     for f in "$w$SNAP_DIR/$d"/*.xml; do
         [[ -e $f ]] || continue
         echo "snapshot file $(basename "$f"):"
-        sed -E -e 's/\.[0-9]{10}\b/.EPOCH/g' -e 's/<creationTime>[0-9]+</<creationTime>T</' "$f"
+        sed -E -e 's/\.[0-9]{10}\b/.EPOCH/g' -e 's/<creationTime>[0-9]+</<creationTime>T</' \
+            -e "s/creationTime='[0-9]+'/creationTime='T'/" "$f"
         echo "at $(basename "$f" .xml): $(sweep_guest "$w" "$f")"
     done
     echo "files:"
@@ -168,6 +169,10 @@ SWEEP_TOTAL=0
 # sweep_case B DOMAIN LABEL OP...: the sweep described above, on copies of B.
 # SWEEP_NEXT (optional): a command run instead of recover after every fifth
 # stop; it must recover first and leave the same state recover would.
+# SWEEP_MATCH (optional, an awk regex over "OP PATH" of the trace): stop only
+# at the points it matches and at their neighbours (and past the last), and
+# inject I/O errors only where SWEEP_EIO_MATCH (likewise) matches: a sweep of
+# one part of a long operation.
 sweep_case() {
     local B=$1 d=$2 label=$3
     shift 3
@@ -183,9 +188,22 @@ sweep_case() {
     max=$(grep -c '^mutate ' "$T/trace")
     ((max > 5)) || fail "$label: only $max fault points traced"
     cp "$T/trace" "$T/trace.$label"
+    local only="" eio_only=""
+    if [[ -n ${SWEEP_MATCH:-} ]]; then
+        only=" $(awk -v re="$SWEEP_MATCH" '$1 == "mutate" && ($3 " " $4) ~ re { print $2 - 1, $2, $2 + 1 }' "$T/trace" | tr '\n' ' ') "
+        eio_only=" $(awk -v re="${SWEEP_EIO_MATCH:-^$}" '$1 == "mutate" && ($3 " " $4) ~ re { print $2 }' "$T/trace" | tr '\n' ' ') "
+        [[ $only != "  " ]] || fail "$label: SWEEP_MATCH matched no point"
+    fi
     for action in stop eio; do
         for ((n = 1; n <= max + 1; n++)); do
-            [[ $action == eio ]] && ((n % 3 != 1 && n != max)) && continue
+            if [[ -n $only ]]; then
+                if [[ $action == stop ]]; then
+                    ((n > max)) || [[ $only == *" $n "* ]] || continue
+                else
+                    [[ $eio_only == *" $n "* ]] || continue
+                fi
+            fi
+            [[ -z $only && $action == eio ]] && ((n % 3 != 1 && n != max)) && continue
             ((n <= max)) || [[ $action == stop ]] || continue
             rm -rf "$W" && cp -a "$B" "$W"
             rc=0
@@ -232,7 +250,7 @@ sweep_case() {
         done
     done
     SWEEP_TOTAL=$((SWEEP_TOTAL + pts))
-    echo "$label: $max mutate points; stopped at all $pts (the last one past them), $((SECONDS - t0)) s"
+    echo "$label: $max mutate points; stopped at ${only:+the chosen }$pts (the last one past them), $((SECONDS - t0)) s"
 }
 
 # sweep_recover B DOMAIN LABEL K OP...: `extsnap OP` stopped at its K-th
