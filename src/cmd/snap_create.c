@@ -36,8 +36,8 @@ static const es_opt create_table[] = {
      .help = "create the overlays and update the config, but write no snapshot metadata "
              "(libvirt's --no-metadata)"},
     {.name = "no-vm-state", .kind = ES_OPT_FLAG, .offset = offsetof(create_opts, no_vm_state),
-     .help = "keep no copy of the VM's NVRAM (UEFI variables) with the snapshot: disks only, "
-             "as libvirt; needed for a running VM with <nvram>"},
+     .help = "keep no copy of the VM's NVRAM (UEFI variables) and vTPM state with the "
+             "snapshot: disks only, as libvirt; needed for a running VM with either"},
     ES_ONLINE_OPT(create_opts, d),
     ES_DOMAIN_OPTS(create_opts, d),
     ES_OPT_END,
@@ -73,14 +73,16 @@ const es_cmd es_cmd_snap_create = {
         "    previous current one, <domain> = the config before the snapshot); the\n"
         "    previous current snapshot's file is rewritten as not current.\n"
         "  - the domain config: each snapshotted disk's source becomes its overlay.\n"
-        "  - the VM's NVRAM (UEFI variables, the config's <os><nvram> file), unless\n"
-        "    --no-vm-state: copied next to the first overlay as DOMAIN.NAME.nvram\n"
-        "    (owner, mode and security.*/user.* extended attributes such as the\n"
-        "    SELinux label kept), recorded in NAME.xml's <domain><metadata>, where\n"
-        "    libvirt keeps it as it is; revert and refresh put it back, delete and\n"
-        "    commit remove it with the snapshot. A running VM's NVRAM is consistent\n"
-        "    only while QEMU is stopped: refused then, unless --no-vm-state. Not kept\n"
-        "    (yet): a vTPM's state (swtpm's directory).\n"
+        "  - the VM's state besides its disks, unless --no-vm-state: its NVRAM (UEFI\n"
+        "    variables, the config's <os><nvram> file) and its vTPM's state (a <tpm>\n"
+        "    with <backend type='emulator'>: swtpm's directory, libvirt's default\n"
+        "    /var/lib/libvirt/swtpm/UUID), copied next to the first overlay as\n"
+        "    DOMAIN.NAME.nvram and DOMAIN.NAME.tpm/ (owner, mode and security.* /\n"
+        "    user.* extended attributes such as the SELinux label kept, file by\n"
+        "    file) and recorded in NAME.xml's <domain><metadata>, which libvirt keeps\n"
+        "    as it is; revert and refresh put them back, delete and commit remove\n"
+        "    them with the snapshot. That state is consistent only while QEMU and\n"
+        "    swtpm are stopped: a running VM is refused, unless --no-vm-state.\n"
         "\n" ES_ONLINE_USAGE
         "\n" ES_DOMAIN_SAFETY_USAGE "\n" ES_DOMAIN_ARG_USAGE "\n" ES_PLAN_JSON_USAGE,
     .exit_status = "0 done (or planned, with --dry-run), 1 refused, failed or a usage error.",

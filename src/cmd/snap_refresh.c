@@ -23,8 +23,8 @@ static const es_opt refresh_table[] = {
     {.name = "force", .kind = ES_OPT_FLAG, .offset = offsetof(refresh_opts, force),
      .help = "refresh even when the current snapshot's saved state is inexact"},
     {.name = "no-vm-state", .kind = ES_OPT_FLAG, .offset = offsetof(refresh_opts, no_vm_state),
-     .help = "leave the VM's NVRAM (UEFI variables) as it is instead of putting the "
-             "snapshot's saved copy back"},
+     .help = "leave the VM's NVRAM (UEFI variables) and vTPM state as they are instead of "
+             "putting the snapshot's saved copies back"},
     ES_DOMAIN_OPTS(refresh_opts, d),
     ES_OPT_END,
 };
@@ -37,7 +37,8 @@ const es_cmd es_cmd_snap_refresh = {
         "Discard everything the domain's disks received since the current snapshot:\n"
         "the same as 'extsnap revert DOMAIN <current snapshot>'. The discarded\n"
         "overlays are deleted (and listed); fresh, empty overlays take their place,\n"
-        "and the NVRAM saved with the snapshot is put back (unless --no-vm-state).\n"
+        "and the NVRAM and vTPM state saved with the snapshot are put back (unless\n"
+        "--no-vm-state).\n"
         "Refused when no snapshot is current, or when its saved state is recorded as\n"
         "inexact (a cancelled online delete or commit of it; see 'extsnap revert').\n",
     .details =

@@ -23,8 +23,8 @@ static const es_opt revert_table[] = {
     {.name = "force", .kind = ES_OPT_FLAG, .offset = offsetof(revert_opts, force),
      .help = "revert even to a snapshot whose saved state is inexact"},
     {.name = "no-vm-state", .kind = ES_OPT_FLAG, .offset = offsetof(revert_opts, no_vm_state),
-     .help = "leave the VM's NVRAM (UEFI variables) as it is instead of putting the "
-             "snapshot's saved copy back"},
+     .help = "leave the VM's NVRAM (UEFI variables) and vTPM state as they are instead of "
+             "putting the snapshot's saved copies back"},
     ES_DOMAIN_OPTS(revert_opts, d),
     ES_OPT_END,
 };
@@ -54,10 +54,11 @@ const es_cmd es_cmd_snap_revert = {
         "    frozen images in the old config (the changes since the current snapshot)\n"
         "    are deleted and listed, but never a file that the config, any snapshot's\n"
         "    metadata or another image in the same directory still needs;\n"
-        "  - the VM's NVRAM file (UEFI variables) gets the copy saved with the\n"
-        "    snapshot back, unless --no-vm-state (a snapshot without one, taken by\n"
-        "    libvirt or with --no-vm-state, leaves it as it is, with a note); a\n"
-        "    recorded copy that is missing is refused.\n"
+        "  - the VM's NVRAM file (UEFI variables) and vTPM state directory get the\n"
+        "    copies saved with the snapshot back (the directory replaced whole),\n"
+        "    unless --no-vm-state; a snapshot without them (taken by libvirt or with\n"
+        "    --no-vm-state) leaves them as they are, with a note; a recorded copy\n"
+        "    that is missing is refused.\n"
         "To keep the current state, take a snapshot first.\n"
         "\n"
         "'base' is the state before the first snapshot: the images the root snapshot\n"

@@ -36,6 +36,7 @@ void domxml_domain_free(domxml_domain *d)
         disk_clear(&d->disks[i]);
     free(d->disks);
     free(d->nvram);
+    free(d->tpm_dir);
     domxml_vmstate_clear(&d->vmstate);
     free(d->name);
     free(d->uuid);
@@ -257,6 +258,42 @@ static int parse_nvram(const xmlNode *root, domxml_domain *d, es_err *e)
     return rc;
 }
 
+/* <devices><tpm><backend type='emulator'>: the first one (libvirt allows one
+ * emulator; a second <tpm> is a proxy, spapr-tpm-proxy, without state). */
+static int parse_tpm(const xmlNode *root, domxml_domain *d, es_err *e)
+{
+    for (xmlNode *dev = dx_child(root, "devices"); dev; dev = dx_next_named(dev, "devices")) {
+        for (xmlNode *t = dx_child(dev, "tpm"); t; t = dx_next_named(t, "tpm")) {
+            xmlNode *be = dx_child(t, "backend");
+            char *type = NULL;
+            if (be && dx_prop(be, "type", &type, e) < 0)
+                return -1;
+            bool emulator = type && strcmp(type, "emulator") == 0;
+            free(type);
+            if (!emulator || d->tpm_emulator)
+                continue;
+            d->tpm_emulator = true;
+            xmlNode *src = dx_child(be, "source");
+            if (!src)
+                continue;
+            char *stype = NULL;
+            if (dx_prop(src, "type", &stype, e) < 0)
+                return -1;
+            int rc = 0;
+            if (!stype || strcmp(stype, "dir") != 0)
+                d->tpm_source_not_dir = true;
+            else
+                rc = dx_prop(src, "path", &d->tpm_dir, e);
+            free(stype);
+            if (rc < 0)
+                return -1;
+            if (!d->tpm_dir)
+                d->tpm_source_not_dir = true;
+        }
+    }
+    return 0;
+}
+
 static bool in_vmstate_ns(const xmlNode *n, const char *name)
 {
     return n->type == XML_ELEMENT_NODE && n->ns && n->ns->href &&
@@ -294,16 +331,21 @@ static int parse_vmstate(const xmlNode *root, domxml_domain *d, es_err *e)
                           "extsnap's vm-state record (<metadata>) lacks a valid snapshot= "
                           "or creationTime=");
     for (xmlNode *n = vs->children; n; n = n->next) {
-        if (!in_vmstate_ns(n, "nvram"))
+        const char *what = in_vmstate_ns(n, "nvram") ? "nvram"
+                           : in_vmstate_ns(n, "tpm") ? "tpm"
+                                                     : NULL;
+        if (!what)
             continue;
-        if (v->nvram)
-            return es_err_set(e, 0, d->origin, "extsnap's vm-state record has two <nvram>");
-        if (dx_prop(n, "path", &v->nvram, e) < 0 || dx_prop(n, "copy", &v->nvram_copy, e) < 0)
+        char **path = what[0] == 'n' ? &v->nvram : &v->tpm;
+        char **copy = what[0] == 'n' ? &v->nvram_copy : &v->tpm_copy;
+        if (*path)
+            return es_err_set(e, 0, d->origin, "extsnap's vm-state record has two <%s>", what);
+        if (dx_prop(n, "path", path, e) < 0 || dx_prop(n, "copy", copy, e) < 0)
             return -1;
-        if (!v->nvram || v->nvram[0] != '/' || !v->nvram_copy || v->nvram_copy[0] != '/')
+        if (!*path || (*path)[0] != '/' || !*copy || (*copy)[0] != '/')
             return es_err_set(e, 0, d->origin,
-                              "extsnap's vm-state record: <nvram> needs absolute path= and "
-                              "copy=");
+                              "extsnap's vm-state record: <%s> needs absolute path= and copy=",
+                              what);
     }
     return 0;
 }
@@ -336,7 +378,7 @@ static int parse_root(const xmlNode *root, domxml_domain *d, size_t first_line, 
         return -1;
     if (d->uuid && !uuid_valid(d->uuid))
         return es_err_set(e, 0, d->origin, "malformed uuid element '%s'", d->uuid);
-    if (parse_nvram(root, d, e) < 0 || parse_vmstate(root, d, e) < 0)
+    if (parse_nvram(root, d, e) < 0 || parse_tpm(root, d, e) < 0 || parse_vmstate(root, d, e) < 0)
         return -1;
     return parse_disks(root, d, first_line, e);
 }

@@ -14,6 +14,8 @@ void domxml_vmstate_clear(domxml_vmstate *v)
     free(v->snapshot);
     free(v->nvram);
     free(v->nvram_copy);
+    free(v->tpm);
+    free(v->tpm_copy);
     memset(v, 0, sizeof *v);
 }
 
@@ -35,6 +37,14 @@ static void format_record(dx_buf *b, const domxml_vmstate *v, const char *ind, s
         dx_buf_add_escaped(b, v->nvram);
         dx_buf_adds(b, "' copy='");
         dx_buf_add_escaped(b, v->nvram_copy);
+        dx_buf_adds(b, "'/>\n");
+    }
+    if (v->tpm) {
+        dx_buf_add(b, ind, il);
+        dx_buf_adds(b, "  <extsnap:tpm path='");
+        dx_buf_add_escaped(b, v->tpm);
+        dx_buf_adds(b, "' copy='");
+        dx_buf_add_escaped(b, v->tpm_copy);
         dx_buf_adds(b, "'/>\n");
     }
     dx_buf_add(b, ind, il);
@@ -77,7 +87,7 @@ int domxml_domain_set_vmstate(const domxml_domain *d, const domxml_vmstate *v, d
     *out = NULL;
     const xs_doc *s = &d->priv->scan;
     size_t md = d->priv->metadata_elem, vs = d->priv->vmstate_elem;
-    bool keep = v && v->nvram;
+    bool keep = v && (v->nvram || v->tpm);
     dx_splices sp = {0};
     dx_buf b = {0};
     /* The root's children's indentation (two spaces in libvirt's files). */

@@ -2,7 +2,8 @@
  * record of the copies kept with a snapshot.
  *
  * UEFI variables: <os><nvram>PATH</nvram> (or <nvram type='file'><source
- * file='PATH'/></nvram>). The record of a snapshot's saved copies lives in
+ * file='PATH'/></nvram>). vTPM: <tpm><backend type='emulator'>, whose state
+ * swtpm keeps in a directory (domain.h). The record of a snapshot's saved copies lives in
  * the <domain> of its metadata, in <metadata>, where libvirt keeps foreign
  * elements as they are (9.0 loads, validates and rewrites them untouched):
  *
@@ -11,6 +12,8 @@
  *                      creationTime='1795311975'>
  *       <extsnap:nvram path='/var/lib/libvirt/qemu/nvram/vm_VARS.fd'
  *                      copy='/var/lib/libvirt/images/vm/vm.s1.nvram'/>
+ *       <extsnap:tpm path='/var/lib/libvirt/swtpm/UUID'
+ *                    copy='/var/lib/libvirt/images/vm/vm.s1.tpm'/>
  *     </extsnap:vmstate>
  *   </metadata>
  *
@@ -33,6 +36,8 @@ typedef struct domxml_vmstate {
     long long creation_time; /* creationTime= of that snapshot */
     char *nvram;             /* <nvram path=>: the VM's NVRAM file; NULL: none saved */
     char *nvram_copy;        /* <nvram copy=>: the copy */
+    char *tpm;               /* <tpm path=>: swtpm's state directory; NULL: none saved */
+    char *tpm_copy;          /* <tpm copy=>: the copy (a directory) */
 } domxml_vmstate;
 
 void domxml_vmstate_clear(domxml_vmstate *v);

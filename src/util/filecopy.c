@@ -22,7 +22,7 @@ static bool copied_xattr(const char *name)
     return strncmp(name, "security.", 9) == 0 || strncmp(name, "user.", 5) == 0;
 }
 
-static int copy_xattrs(es_file *in, es_file *out, es_err *e)
+int es_copy_xattrs_fd(es_file *in, es_file *out, es_err *e)
 {
     char *names = es_xmalloc(XATTR_LIST_MAX_BYTES);
     char *value = es_xmalloc(XATTR_VALUE_MAX_BYTES);
@@ -56,7 +56,7 @@ static int copy_xattrs(es_file *in, es_file *out, es_err *e)
     return rc;
 }
 
-static int copy_owner_mode(es_file *out, const struct stat *st, es_err *e)
+int es_copy_owner_mode_fd(es_file *out, const struct stat *st, es_err *e)
 {
     es_err oe;
     if (es_file_chown(out, st->st_uid, st->st_gid, &oe) < 0 && oe.errnum != EPERM)
@@ -66,42 +66,66 @@ static int copy_owner_mode(es_file *out, const struct stat *st, es_err *e)
     return 0;
 }
 
+/* src (open, regular, stat st) into the new file dst: bytes, owner, mode,
+ * attributes, flushed. dst is removed again on failure. */
+static int copy_into(es_file *in, const struct stat *st, const char *dst, es_err *e)
+{
+    es_file *out = NULL;
+    uint64_t size = 0;
+    if (es_file_open(&out, dst, O_RDWR | O_CREAT | O_EXCL, 0600, e) < 0)
+        return -1;
+    int rc = -1;
+    if (es_file_size(in, &size, e) == 0 && (!size || es_file_copy(in, 0, out, 0, size, e) == 0) &&
+        es_copy_owner_mode_fd(out, st, e) == 0 && es_copy_xattrs_fd(in, out, e) == 0 &&
+        es_file_flush(out, e) == 0)
+        rc = 0;
+    es_file_close(out);
+    if (rc < 0)
+        (void)es_unlink_if_exists(dst, NULL);
+    return rc;
+}
+
+static int open_regular(const char *src, es_file **in, struct stat *st, es_err *e)
+{
+    if (es_file_open(in, src, O_RDONLY, 0, e) < 0)
+        return -1;
+    int r = 0;
+    if (fstat((*in)->fd, st) < 0)
+        r = es_err_set(e, errno, src, "cannot stat");
+    else if (!S_ISREG(st->st_mode))
+        r = es_err_set(e, 0, src, "not a regular file");
+    if (r < 0) {
+        es_file_close(*in);
+        *in = NULL;
+    }
+    return r;
+}
+
+int es_copy_file_new(const char *src, const char *dst, es_err *e)
+{
+    es_file *in = NULL;
+    struct stat st;
+    if (open_regular(src, &in, &st, e) < 0)
+        return -1;
+    int rc = copy_into(in, &st, dst, e);
+    es_file_close(in);
+    return rc;
+}
+
 int es_copy_file_replace(const char *src, const char *dst, const char *tmp, es_err *e)
 {
-    es_file *in = NULL, *out = NULL;
+    es_file *in = NULL;
     struct stat st;
-    uint64_t size = 0;
-    bool made = false;
-    int rc = -1;
-    if (es_file_open(&in, src, O_RDONLY, 0, e) < 0)
+    if (open_regular(src, &in, &st, e) < 0)
         return -1;
-    if (fstat(in->fd, &st) < 0) {
-        es_err_set(e, errno, src, "cannot stat");
-        goto out;
+    int rc = -1;
+    if (es_unlink_if_exists(tmp, e) == 0 && /* a stale one from a crash */
+        copy_into(in, &st, tmp, e) == 0) {
+        if (es_fs_rename(tmp, dst, e) < 0)
+            (void)es_unlink_if_exists(tmp, NULL);
+        else
+            rc = es_fsync_parent(dst, e);
     }
-    if (!S_ISREG(st.st_mode)) {
-        es_err_set(e, 0, src, "not a regular file");
-        goto out;
-    }
-    if (es_unlink_if_exists(tmp, e) < 0) /* a stale one from a crash */
-        goto out;
-    if (es_file_open(&out, tmp, O_RDWR | O_CREAT | O_EXCL, 0600, e) < 0)
-        goto out;
-    made = true;
-    if (es_file_size(in, &size, e) < 0 || (size && es_file_copy(in, 0, out, 0, size, e) < 0) ||
-        copy_owner_mode(out, &st, e) < 0 || copy_xattrs(in, out, e) < 0 ||
-        es_file_flush(out, e) < 0)
-        goto out;
-    es_file_close(out);
-    out = NULL;
-    if (es_fs_rename(tmp, dst, e) < 0)
-        goto out;
-    made = false;
-    rc = es_fsync_parent(dst, e);
-out:
     es_file_close(in);
-    es_file_close(out);
-    if (made)
-        (void)es_unlink_if_exists(tmp, NULL);
     return rc;
 }

@@ -208,9 +208,7 @@ int snap_plan_delete(snap_ctx *c, const char *name, bool metadata_only, snap_pla
                            name) < 0)
             goto out;
         how = "only its metadata";
-        if (snap_vmstate_nvram_copy(s) &&
-            es_strv_addf(&p->notes, e, "--metadata: snapshot %s's saved NVRAM %s stays", name,
-                         snap_vmstate_nvram_copy(s)) < 0)
+        if (snap_vmstate_note_kept(s, p, e) < 0)
             goto out;
     } else if (discard) {
         snap_meta_opts mo = {.derive_base_disks = true};

@@ -398,24 +398,33 @@ static int check_snapshot(vctx *v, const domxml_snapshot *s, es_err *e)
     return 0;
 }
 
-/* The NVRAM copy s records (snap/ops/vmstate.h) is there. */
-static int check_vmstate(vctx *v, const domxml_snapshot *s, es_err *e)
+/* A copy of VM state s records (snap/ops/vmstate.h) is there. */
+static int check_vmstate_copy(vctx *v, const domxml_snapshot *s, const char *copy, bool dir,
+                              es_err *e)
 {
-    const char *copy = snap_vmstate_nvram_copy(s);
     if (!copy)
         return 0;
     char *host = NULL;
     if (es_root_resolve(v->c->env->root, copy, &host, e) < 0)
         return -1;
     struct stat st;
-    bool ok = es_fs_stat(host, &st) == 0 && S_ISREG(st.st_mode);
+    bool ok = es_fs_stat(host, &st) == 0 && (dir ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode));
     free(host);
     if (ok)
         return 0;
     return problem(v->r, e, "missing-vm-state", SNAP_SEV_ERROR, copy,
-                   "snapshot %s's saved NVRAM is missing or not a regular file: a revert to "
-                   "it would be refused",
-                   s->name);
+                   "snapshot %s's saved %s is missing or not a %s: a revert to it would be "
+                   "refused",
+                   s->name, dir ? "vTPM state" : "NVRAM", dir ? "directory" : "regular file");
+}
+
+static int check_vmstate(vctx *v, const domxml_snapshot *s, es_err *e)
+{
+    const char *nvram, *tpm;
+    snap_vmstate_copies(s, &nvram, &tpm);
+    if (check_vmstate_copy(v, s, nvram, false, e) < 0)
+        return -1;
+    return check_vmstate_copy(v, s, tpm, true, e);
 }
 
 static int check_config(vctx *v, es_err *e)

@@ -13,6 +13,7 @@
 #include "snap/txn/plan_check.h"
 #include "snap/txn/xmlfile.h"
 #include "util/filecopy.h"
+#include "util/filetree.h"
 #include "util/fileio.h"
 #include "util/fsutil.h"
 #include "util/rootpath.h"
@@ -106,38 +107,50 @@ static int rebase_one(const char *root, const snap_rebase *b, bool forward, es_e
     return r;
 }
 
-/* The temporary file of a vm-state copy: beside it, hidden. */
-static int vmcopy_tmp(const char *host, char **tmp, es_err *e)
+/* The temporary names of a vm-state copy: beside it, hidden (kind: "tmp",
+ * the copy being made; "old", a directory being replaced). */
+static int vmcopy_tmp(const char *host, const char *kind, char **tmp, es_err *e)
 {
     const char *slash = strrchr(host, '/');
     size_t dl = slash ? (size_t)(slash - host) + 1 : 0;
-    return es_asprintf(tmp, e, "%.*s.%s.extsnap-tmp", (int)dl, host, host + dl);
+    return es_asprintf(tmp, e, "%.*s.%s.extsnap-%s", (int)dl, host, host + dl, kind);
+}
+
+static bool vmcopy_is_tree(const snap_vmcopy *v)
+{
+    return strcmp(v->what, "tpm") == 0;
 }
 
 /* Copy one vm-state file (forward), or remove a saved copy again (back;
  * a restore is never undone: it runs after the commit point). */
 static int vmcopy_one(const char *root, const snap_vmcopy *v, bool forward, es_err *e)
 {
-    char *from = NULL, *to = NULL, *tmp = NULL;
+    char *from = NULL, *to = NULL, *tmp = NULL, *old = NULL;
+    bool tree = vmcopy_is_tree(v);
     int r = -1;
     if (es_root_resolve(root, v->from, &from, e) < 0 || es_root_resolve(root, v->to, &to, e) < 0 ||
-        vmcopy_tmp(to, &tmp, e) < 0)
+        vmcopy_tmp(to, "tmp", &tmp, e) < 0 || vmcopy_tmp(to, "old", &old, e) < 0)
         goto out;
     if (forward) {
-        r = es_copy_file_replace(from, to, tmp, e);
+        r = tree ? es_copy_tree_replace(from, to, tmp, old, e)
+                 : es_copy_file_replace(from, to, tmp, e);
         if (r < 0)
             es_err_prefix(e, "%s the %s", v->restore ? "restoring" : "saving", v->what);
-    } else if (!v->restore) {
-        r = es_unlink_if_exists(tmp, e);
-        if (r == 0 && es_path_exists(to) && (r = es_fs_unlink(to, e)) == 0)
-            r = es_fsync_parent(to, e);
+    } else if (tree) {
+        /* A restore is never undone; a saved copy is removed whole. */
+        r = es_remove_tree(tmp, e);
+        if (r == 0 && !v->restore)
+            r = es_remove_tree(to, e);
     } else {
         r = es_unlink_if_exists(tmp, e);
+        if (r == 0 && !v->restore && es_path_exists(to) && (r = es_fs_unlink(to, e)) == 0)
+            r = es_fsync_parent(to, e);
     }
 out:
     free(from);
     free(to);
     free(tmp);
+    free(old);
     return r;
 }
 
@@ -164,7 +177,9 @@ static int deletes_all(const char *root, const snap_plan *p, es_err *e)
         if (es_root_resolve(root, p->deletes[i].path, &host, e) < 0)
             return -1;
         int r = 0;
-        if (es_path_exists(host)) {
+        if (es_is_dir(host)) { /* a saved vTPM state */
+            r = es_remove_tree(host, e);
+        } else if (es_path_exists(host)) {
             r = es_fs_unlink(host, e);
             if (r == 0)
                 r = es_fsync_parent(host, e);

@@ -72,21 +72,23 @@ typedef struct snap_xml_write {
     char *summary;      /* what changes, for people ("vda -> /x/vda.s2") */
 } snap_xml_write;
 
-/* A file of the VM's state besides its disks (its NVRAM: snap/ops/vmstate.h)
- * copied whole, through a temporary file beside `to` that is renamed over it:
+/* A file of the VM's state besides its disks (its NVRAM, its vTPM's directory:
+ * snap/ops/vmstate.h) copied whole, through a temporary name beside `to` that
+ * is renamed over it (util/filecopy.h, util/filetree.h):
  *   - saved with a new snapshot (restore false): `to` is a new copy, made
  *     right after the overlays, before the commit point; rollback removes it;
  *   - put back by revert/refresh (restore true): `to` is the VM's own file,
  *     replaced after the commit point (the old contents are the state being
  *     discarded); recovery repeats it: the copy it reads is never changed. */
 typedef struct snap_vmcopy {
-    char *what;   /* "nvram" */
+    char *what;   /* "nvram" (a file) or "tpm" (swtpm's directory, copied whole) */
     char *from;
     char *to;
     bool restore;
 } snap_vmcopy;
 
-/* A file removed once the operation is committed. */
+/* A file (or a directory tree: a saved vTPM state) removed once the
+ * operation is committed. */
 typedef struct snap_delete {
     char *path;
     char *reason;

@@ -375,7 +375,7 @@ static void read_vmcopy(jr *r, json_object *x, snap_plan *p)
         r->bad = true;
         es_err_set(r->e, 0, r->origin, "journal: unknown vm-state action '%s'", action);
     }
-    if (!r->bad && strcmp(v.what, "nvram") != 0) {
+    if (!r->bad && strcmp(v.what, "nvram") != 0 && strcmp(v.what, "tpm") != 0) {
         r->bad = true;
         es_err_set(r->e, 0, r->origin, "journal: unknown vm-state kind '%s'", v.what);
     }

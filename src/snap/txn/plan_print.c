@@ -15,8 +15,9 @@ static void print_vmcopies(FILE *out, const snap_plan *p, bool restore)
     for (size_t i = 0; i < p->nvmcopies; i++) {
         const snap_vmcopy *v = &p->vmcopies[i];
         if (v->restore == restore)
-            fprintf(out, "  %-12s %s\n               the %s, from %s\n",
-                    restore ? "restore" : "save", v->to, v->what, v->from);
+            fprintf(out, "  %-12s %s\n               %s, from %s\n",
+                    restore ? "restore" : "save", v->to,
+                    strcmp(v->what, "tpm") == 0 ? "the vTPM state" : "the NVRAM", v->from);
     }
 }
 

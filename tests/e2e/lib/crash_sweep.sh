@@ -161,7 +161,7 @@ sweep_after_checks() {
     check_eq "$label: extsnap verify ($out)" 0 "$rc"
     check_eq "$label: nothing temporary left" "" \
         "$(cd "$w" && find . \( -name '*.tmp' -o -name '*.new' -o -name '*.journal' -o -name '*.extsnap.lock' \
-            -o -name '*.extsnap-copy' -o -name '*.extsnap-tmp' \) | sort)"
+            -o -name '*.extsnap-copy' -o -name '*.extsnap-tmp' -o -name '*.extsnap-old' \) | sort)"
 }
 
 SWEEP_TOTAL=0
@@ -170,9 +170,9 @@ SWEEP_TOTAL=0
 # SWEEP_NEXT (optional): a command run instead of recover after every fifth
 # stop; it must recover first and leave the same state recover would.
 # SWEEP_MATCH (optional, an awk regex over "OP PATH" of the trace): stop only
-# at the points it matches and at their neighbours (and past the last), and
-# inject I/O errors only where SWEEP_EIO_MATCH (likewise) matches: a sweep of
-# one part of a long operation.
+# at the points it matches (and past the last), and inject I/O errors only
+# where SWEEP_EIO_MATCH (likewise) matches: a sweep of one part of a long
+# operation. sweep_recover takes SWEEP_MATCH too.
 sweep_case() {
     local B=$1 d=$2 label=$3
     shift 3
@@ -190,7 +190,7 @@ sweep_case() {
     cp "$T/trace" "$T/trace.$label"
     local only="" eio_only=""
     if [[ -n ${SWEEP_MATCH:-} ]]; then
-        only=" $(awk -v re="$SWEEP_MATCH" '$1 == "mutate" && ($3 " " $4) ~ re { print $2 - 1, $2, $2 + 1 }' "$T/trace" | tr '\n' ' ') "
+        only=" $(awk -v re="$SWEEP_MATCH" '$1 == "mutate" && ($3 " " $4) ~ re { print $2 }' "$T/trace" | tr '\n' ' ') "
         eio_only=" $(awk -v re="${SWEEP_EIO_MATCH:-^$}" '$1 == "mutate" && ($3 " " $4) ~ re { print $2 }' "$T/trace" | tr '\n' ' ') "
         [[ $only != "  " ]] || fail "$label: SWEEP_MATCH matched no point"
     fi
@@ -276,7 +276,11 @@ sweep_recover() {
         fail "$label: the reference recover failed"
     max=$(grep -c '^mutate ' "$T/rtrace")
     ((max > 3)) || fail "$label: recover has only $max fault points"
+    local only=""
+    [[ -z ${SWEEP_MATCH:-} ]] ||
+        only=" $(awk -v re="$SWEEP_MATCH" '$1 == "mutate" && ($3 " " $4) ~ re { print $2 }' "$T/rtrace" | tr '\n' ' ') "
     for ((n = 1; n <= max + 1; n++)); do
+        [[ -z $only ]] || ((n > max)) || [[ $only == *" $n "* ]] || continue
         rm -rf "$W" && cp -a "$S" "$W"
         rc=0
         EXTSNAP_FAULT=mutate:$n:stop "$EXTSNAP" recover "$d" --root "$W" -q >/dev/null 2>"$T/err" || rc=$?
@@ -298,7 +302,7 @@ sweep_recover() {
         pts=$((pts + 1))
     done
     SWEEP_TOTAL=$((SWEEP_TOTAL + pts))
-    echo "$label: recover has $max mutate points; stopped at all $pts (the last one past them), $((SECONDS - t0)) s"
+    echo "$label: recover has $max mutate points; stopped at ${only:+the chosen }$pts (the last one past them), $((SECONDS - t0)) s"
 }
 
 # faults_base B: domain tvm with s1, s2, s3 and writes to every disk in
