@@ -97,6 +97,10 @@ int domxml_domain_set_vmstate(const domxml_domain *d, const domxml_vmstate *v, d
     const char *ind = s->text + ioff;
     if (!keep && vs == XS_NONE)
         return domxml_domain_parse(d->text, d->len, d->origin, out, e);
+    /* Two levels: the record's lines inside a new or existing <metadata>. */
+    dx_buf ind2 = {0};
+    dx_buf_add(&ind2, ind, il);
+    dx_buf_add(&ind2, ind, il);
     if (!keep) {
         size_t from, to;
         line_span(s, only_child(s, md, vs) ? md : vs, &from, &to);
@@ -115,25 +119,16 @@ int domxml_domain_set_vmstate(const domxml_domain *d, const domxml_vmstate *v, d
             dx_buf_adds(&b, "\n");
             at = s->elems[md].etag_start;
         }
-        dx_buf_add(&b, ind, il);
-        dx_buf_add(&b, ind, il);
-        format_record(&b, v, ind, il);
+        dx_buf_add(&b, ind2.data, ind2.len);
+        format_record(&b, v, ind2.data, ind2.len);
         dx_buf_adds(&b, "\n");
         if (at == s->elems[md].etag_start)
             dx_buf_add(&b, ind, il);
         dx_splices_add_buf(&sp, at, 0, &b);
     } else {
         dx_buf_adds(&b, "<metadata>\n");
-        dx_buf_add(&b, ind, il);
-        dx_buf_add(&b, ind, il);
-        char *inner = NULL;
-        size_t innerlen = 0;
-        dx_buf rb = {0};
-        dx_buf_add(&rb, ind, il);
-        dx_buf_add(&rb, ind, il);
-        (void)dx_buf_take(&rb, &inner, &innerlen, NULL);
-        format_record(&b, v, inner, innerlen);
-        free(inner);
+        dx_buf_add(&b, ind2.data, ind2.len);
+        format_record(&b, v, ind2.data, ind2.len);
         dx_buf_adds(&b, "\n");
         dx_buf_add(&b, ind, il);
         dx_buf_adds(&b, "</metadata>");
@@ -145,6 +140,7 @@ int domxml_domain_set_vmstate(const domxml_domain *d, const domxml_vmstate *v, d
             if (at == XS_NONE) {
                 dx_splices_free(&sp);
                 dx_buf_free(&b);
+                dx_buf_free(&ind2);
                 return es_err_set(e, 0, d->origin, "domain has no <name> to put <metadata> after");
             }
             dx_buf rb2 = {0};
@@ -160,6 +156,7 @@ int domxml_domain_set_vmstate(const domxml_domain *d, const domxml_vmstate *v, d
     int rc = dx_splices_apply(&sp, d->text, d->len, &text, &len, e);
     dx_splices_free(&sp);
     dx_buf_free(&b);
+    dx_buf_free(&ind2);
     if (rc < 0)
         return -1;
     rc = domxml_domain_parse(text, len, d->origin, out, e);

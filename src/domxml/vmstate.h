@@ -3,9 +3,10 @@
  *
  * UEFI variables: <os><nvram>PATH</nvram> (or <nvram type='file'><source
  * file='PATH'/></nvram>). vTPM: <tpm><backend type='emulator'>, whose state
- * swtpm keeps in a directory (domain.h). The record of a snapshot's saved copies lives in
- * the <domain> of its metadata, in <metadata>, where libvirt keeps foreign
- * elements as they are (9.0 loads, validates and rewrites them untouched):
+ * swtpm keeps in a directory (domain.h). The record of a snapshot's saved
+ * copies lives in the <domain> of its metadata, in <metadata>, libvirt's
+ * place for applications' own elements, which it keeps when it parses and
+ * rewrites a domain (the schema accepts them: virt-xml-validate passes):
  *
  *   <metadata>
  *     <extsnap:vmstate xmlns:extsnap='urn:extsnap:vmstate:1' snapshot='s1'

@@ -29,6 +29,9 @@ vm_nvram() {
     snap_make_tvm "$r"
     sed -i "s|^    <boot dev='hd'/>|    <loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.fd</loader>\n    <nvram template='/usr/share/OVMF/OVMF_VARS_4M.fd'>$NV</nvram>\n    <boot dev='hd'/>|" \
         "$r$SNAP_CFG/tvm.xml"
+    # virt-install's <metadata> (the record goes in beside it).
+    sed -i 's|^\(  <uuid>.*</uuid>\)$|\1\n  <metadata>\n    <libosinfo:libosinfo xmlns:libosinfo="http://libosinfo.org/xmlns/libvirt/domain/1.0">\n      <libosinfo:os id="http://microsoft.com/win/11"/>\n    </libosinfo:libosinfo>\n  </metadata>|' \
+        "$r$SNAP_CFG/tvm.xml"
     mkdir -p "$(dirname "$r$NV")"
     head -c 540672 /dev/zero | tr '\0' 'A' >"$r$NV"
     chmod 640 "$r$NV"
@@ -133,6 +136,10 @@ check_eq "revert s1: owner and mode" "$meta0" "$(meta "$N")"
 check_eq "revert s1: extended attribute back" nvram-label "$(label_of "$N")"
 check_eq "revert s1: the copy is still there" "$sum1" "$(sum "$C1")"
 check_eq "revert s1: the config carries no record" 0 "$(grep -c 'extsnap:vmstate' "$R$SNAP_CFG/tvm.xml" || true)"
+check_eq "revert s1: the config's own <metadata> kept" 1 "$(grep -c '<libosinfo:os id=' "$R$SNAP_CFG/tvm.xml")"
+check_eq "s1's <metadata>: libosinfo's element and the record, indented as libvirt does" \
+    "    <metadata>|      <libosinfo:libosinfo |        <libosinfo:os |      </libosinfo:libosinfo>|      <extsnap:vmstate |        <extsnap:nvram |        <extsnap:tpm |      </extsnap:vmstate>|    </metadata>|" \
+    "$(sed -n '/^    <metadata>/,/^    <\/metadata>/p' "$S/s1.xml" | sed -E 's/^( *<[^ >]+[ >]?).*/\1/' | tr '\n' '|')"
 valid "revert s1"
 guest_change "fourth"
 x refresh tvm -q
@@ -156,9 +163,9 @@ valid "refresh"
 python3 - "$R$SNAP_CFG/tvm.xml" "$S/s1.xml" <<'PY'
 import re, sys
 cfg, snap = sys.argv[1], sys.argv[2]
-rec = re.search(r"<metadata>.*?</metadata>", open(snap).read(), re.S).group(0)
+rec = re.search(r"<extsnap:vmstate.*?</extsnap:vmstate>", open(snap).read(), re.S).group(0)
 c = open(cfg).read()
-c = c.replace("</uuid>\n", "</uuid>\n  " + re.sub(r"\n  ", "\n", rec) + "\n", 1)
+c = c.replace("  </metadata>", "    " + re.sub(r"\n  ", "\n", rec) + "\n  </metadata>", 1)
 open(cfg, "w").write(c)
 PY
 ok_rc "a config with s1's record validates" 0 virt-xml-validate "$R$SNAP_CFG/tvm.xml" domain 2>/dev/null
