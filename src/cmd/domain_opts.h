@@ -106,8 +106,9 @@
     "first)}, rebases[] {filename, backing-filename, backing-filename-format,\n"               \
     "old-backing-filename, old-backing-filename-format},\n"                                   \
     "xml-files[] {kind (snapshot|config), filename, domain, snapshot, action\n"              \
-    "(create|update|remove), summary}, deletes[] {filename, reason}, notes[],\n"            \
-    "snapshot-dir-created.\n"
+    "(create|update|remove), summary}, vm-state[] {what (nvram|tpm),\n"                   \
+    "action (save|restore), from, filename}, deletes[] {filename, reason},\n"               \
+    "notes[], snapshot-dir-created.\n"
 
 typedef struct es_domain_opts {
     snap_env env;

@@ -46,6 +46,8 @@ const es_cmd es_cmd_snap_commit = {
         "and the config and the remaining snapshots' saved definitions name BASE's\n"
         "image where they named a removed one. BASE becomes current when the\n"
         "current snapshot was in the range (with 'base': no snapshot is current).\n"
+        "The NVRAM and vTPM state saved with the snapshots in the range are removed\n"
+        "with them; BASE's stay.\n"
         "\n"
         "Refused, naming the files and the branch, when any image in the range (or\n"
         "BASE's image) is used by anything but the next image up - another branch,\n"

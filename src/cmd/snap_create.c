@@ -21,6 +21,7 @@ typedef struct create_opts {
     es_domain_opts d;
     const char *description;
     bool no_metadata;
+    bool no_vm_state;
     es_strv disks;
 } create_opts;
 
@@ -34,6 +35,9 @@ static const es_opt create_table[] = {
     {.name = "no-metadata", .kind = ES_OPT_FLAG, .offset = offsetof(create_opts, no_metadata),
      .help = "create the overlays and update the config, but write no snapshot metadata "
              "(libvirt's --no-metadata)"},
+    {.name = "no-vm-state", .kind = ES_OPT_FLAG, .offset = offsetof(create_opts, no_vm_state),
+     .help = "keep no copy of the VM's NVRAM (UEFI variables) and vTPM state with the "
+             "snapshot: disks only, as libvirt; needed for a running VM with either"},
     ES_ONLINE_OPT(create_opts, d),
     ES_DOMAIN_OPTS(create_opts, d),
     ES_OPT_END,
@@ -69,6 +73,16 @@ const es_cmd es_cmd_snap_create = {
         "    previous current one, <domain> = the config before the snapshot); the\n"
         "    previous current snapshot's file is rewritten as not current.\n"
         "  - the domain config: each snapshotted disk's source becomes its overlay.\n"
+        "  - the VM's state besides its disks, unless --no-vm-state: its NVRAM (UEFI\n"
+        "    variables, the config's <os><nvram> file) and its vTPM's state (a <tpm>\n"
+        "    with <backend type='emulator'>: swtpm's directory, libvirt's default\n"
+        "    /var/lib/libvirt/swtpm/UUID), copied next to the first overlay as\n"
+        "    DOMAIN.NAME.nvram and DOMAIN.NAME.tpm/ (owner, mode and security.* /\n"
+        "    user.* extended attributes such as the SELinux label kept, file by\n"
+        "    file) and recorded in NAME.xml's <domain><metadata>, which libvirt keeps\n"
+        "    as it is; revert and refresh put them back, delete and commit remove\n"
+        "    them with the snapshot. That state is consistent only while QEMU and\n"
+        "    swtpm are stopped: a running VM is refused, unless --no-vm-state.\n"
         "\n" ES_ONLINE_USAGE
         "\n" ES_DOMAIN_SAFETY_USAGE "\n" ES_DOMAIN_ARG_USAGE "\n" ES_PLAN_JSON_USAGE,
     .exit_status = "0 done (or planned, with --dry-run), 1 refused, failed or a usage error.",
@@ -99,7 +113,8 @@ static int run(int argc, char **argv)
     es_strv disks = all.disks;
     snap_create_args a = {.now = (long long)time(NULL),
                           .description = all.description,
-                          .no_metadata = all.no_metadata};
+                          .no_metadata = all.no_metadata,
+                          .no_vm_state = all.no_vm_state};
     const char *qmp = o.env.qmp;
     if (status >= 0)
         goto out;
@@ -119,7 +134,7 @@ static int run(int argc, char **argv)
     snap_online *ol = NULL;
     status = ES_EXIT_FAIL;
     if (snap_online_open(&o.env, argv[optind], qmp, &ctx, &ol, &e) < 0 ||
-        snap_plan_create(ctx, &a, &p, &e) < 0) {
+        (a.vm_running = ol != NULL, snap_plan_create(ctx, &a, &p, &e) < 0)) {
         es_cmd_error(cmd->name, &e);
     } else {
         status = es_online_run_plan(cmd, &o, ctx, ol, p);

@@ -32,6 +32,8 @@ static const es_opt recover_table[] = {
      .help = "as the interrupted command took it"},
     {.name = "force", .kind = ES_OPT_IGNORE, .section = "Accepted and ignored",
      .help = "as the interrupted command took it"},
+    {.name = "no-vm-state", .kind = ES_OPT_IGNORE, .section = "Accepted and ignored",
+     .help = "as the interrupted command took it"},
     ES_OPT_END,
 };
 
@@ -125,6 +127,9 @@ static void report(const es_domain_opts *o, const snap_ctx *c, const snap_recove
         for (size_t i = 0; i < p->nxml; i++)
             printf("  %-10s %s\n", p->xml[i].new_text ? "wrote" : "removed", p->xml[i].path);
     }
+    for (size_t i = 0; i < p->nvmcopies; i++)
+        if (p->vmcopies[i].restore)
+            printf("  %-10s %s\n", "restored", p->vmcopies[i].to);
     for (size_t i = 0; i < p->ndeletes; i++)
         printf("  %-10s %s\n", "deleted", p->deletes[i].path);
 }

@@ -16,11 +16,15 @@ static int run(int argc, char **argv);
 typedef struct refresh_opts {
     es_domain_opts d;
     bool force;
+    bool no_vm_state;
 } refresh_opts;
 
 static const es_opt refresh_table[] = {
     {.name = "force", .kind = ES_OPT_FLAG, .offset = offsetof(refresh_opts, force),
      .help = "refresh even when the current snapshot's saved state is inexact"},
+    {.name = "no-vm-state", .kind = ES_OPT_FLAG, .offset = offsetof(refresh_opts, no_vm_state),
+     .help = "leave the VM's NVRAM (UEFI variables) and vTPM state as they are instead of "
+             "putting the snapshot's saved copies back"},
     ES_DOMAIN_OPTS(refresh_opts, d),
     ES_OPT_END,
 };
@@ -32,7 +36,9 @@ const es_cmd es_cmd_snap_refresh = {
     .description =
         "Discard everything the domain's disks received since the current snapshot:\n"
         "the same as 'extsnap revert DOMAIN <current snapshot>'. The discarded\n"
-        "overlays are deleted (and listed); fresh, empty overlays take their place.\n"
+        "overlays are deleted (and listed); fresh, empty overlays take their place,\n"
+        "and the NVRAM and vTPM state saved with the snapshot are put back (unless\n"
+        "--no-vm-state).\n"
         "Refused when no snapshot is current, or when its saved state is recorded as\n"
         "inexact (a cancelled online delete or commit of it; see 'extsnap revert').\n",
     .details =
@@ -68,7 +74,8 @@ static int run(int argc, char **argv)
         else if (snap_plan_revert_to(ctx,
                                      &(snap_revert_args){.target = cur->name,
                                                          .now = (long long)time(NULL),
-                                                         .refresh = true, .force = force},
+                                                         .refresh = true, .force = force,
+                                                .no_vm_state = all.no_vm_state},
                                      &p, &e) < 0)
             es_cmd_error(cmd->name, &e);
         else

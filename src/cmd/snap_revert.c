@@ -16,11 +16,15 @@ static int run(int argc, char **argv);
 typedef struct revert_opts {
     es_domain_opts d;
     bool force;
+    bool no_vm_state;
 } revert_opts;
 
 static const es_opt revert_table[] = {
     {.name = "force", .kind = ES_OPT_FLAG, .offset = offsetof(revert_opts, force),
      .help = "revert even to a snapshot whose saved state is inexact"},
+    {.name = "no-vm-state", .kind = ES_OPT_FLAG, .offset = offsetof(revert_opts, no_vm_state),
+     .help = "leave the VM's NVRAM (UEFI variables) and vTPM state as they are instead of "
+             "putting the snapshot's saved copies back"},
     ES_DOMAIN_OPTS(revert_opts, d),
     ES_OPT_END,
 };
@@ -49,7 +53,12 @@ const es_cmd es_cmd_snap_revert = {
         "  - the state being left is discarded: the overlays above the snapshots'\n"
         "    frozen images in the old config (the changes since the current snapshot)\n"
         "    are deleted and listed, but never a file that the config, any snapshot's\n"
-        "    metadata or another image in the same directory still needs.\n"
+        "    metadata or another image in the same directory still needs;\n"
+        "  - the VM's NVRAM file (UEFI variables) and vTPM state directory get the\n"
+        "    copies saved with the snapshot back (the directory replaced whole),\n"
+        "    unless --no-vm-state; a snapshot without them (taken by libvirt or with\n"
+        "    --no-vm-state) leaves them as they are, with a note; a recorded copy\n"
+        "    that is missing is refused.\n"
         "To keep the current state, take a snapshot first.\n"
         "\n"
         "'base' is the state before the first snapshot: the images the root snapshot\n"
@@ -84,7 +93,8 @@ static int run(int argc, char **argv)
     if (snap_session_begin(&o.env, argv[optind], SNAP_OPEN_WRITE, &ctx, &e) < 0 ||
         snap_plan_revert_to(ctx,
                             &(snap_revert_args){.target = argv[optind + 1],
-                                                .now = (long long)time(NULL), .force = force},
+                                                .now = (long long)time(NULL), .force = force,
+                                                .no_vm_state = all.no_vm_state},
                             &p, &e) < 0)
         es_cmd_error(cmd->name, &e);
     else

@@ -35,6 +35,9 @@ void domxml_domain_free(domxml_domain *d)
     for (size_t i = 0; i < d->ndisks; i++)
         disk_clear(&d->disks[i]);
     free(d->disks);
+    free(d->nvram);
+    free(d->tpm_dir);
+    domxml_vmstate_clear(&d->vmstate);
     free(d->name);
     free(d->uuid);
     free(d->type);
@@ -225,6 +228,128 @@ static bool uuid_valid(const char *s)
     return digits == 32 && !*s;
 }
 
+/* <os><nvram>: a path as text (libvirt's usual form) or, with type='file',
+ * <source file=>. Surrounding blanks are not part of a path libvirt writes. */
+static int parse_nvram(const xmlNode *root, domxml_domain *d, es_err *e)
+{
+    xmlNode *os = dx_child(root, "os");
+    xmlNode *nv = os ? dx_child(os, "nvram") : NULL;
+    if (!nv)
+        return 0;
+    char *type = NULL, *path = NULL;
+    if (dx_prop(nv, "type", &type, e) < 0)
+        return -1;
+    int rc = 0;
+    if (type && strcmp(type, "file") != 0) {
+        d->nvram_not_file = true;
+    } else {
+        xmlNode *src = dx_child(nv, "source");
+        rc = src ? dx_prop(src, "file", &path, e) : dx_text(nv, &path, e);
+        if (rc == 0 && path) {
+            size_t b = strspn(path, " \t\r\n"), n = strlen(path);
+            while (n > b && strchr(" \t\r\n", path[n - 1]))
+                n--;
+            if (n > b)
+                rc = es_strdup_len(path + b, n - b, &d->nvram, e);
+        }
+    }
+    free(type);
+    free(path);
+    return rc;
+}
+
+/* <devices><tpm><backend type='emulator'>: the first one (libvirt allows one
+ * emulator; a second <tpm> is a proxy, spapr-tpm-proxy, without state). */
+static int parse_tpm(const xmlNode *root, domxml_domain *d, es_err *e)
+{
+    for (xmlNode *dev = dx_child(root, "devices"); dev; dev = dx_next_named(dev, "devices")) {
+        for (xmlNode *t = dx_child(dev, "tpm"); t; t = dx_next_named(t, "tpm")) {
+            xmlNode *be = dx_child(t, "backend");
+            char *type = NULL;
+            if (be && dx_prop(be, "type", &type, e) < 0)
+                return -1;
+            bool emulator = type && strcmp(type, "emulator") == 0;
+            free(type);
+            if (!emulator || d->tpm_emulator)
+                continue;
+            d->tpm_emulator = true;
+            xmlNode *src = dx_child(be, "source");
+            if (!src)
+                continue;
+            char *stype = NULL;
+            if (dx_prop(src, "type", &stype, e) < 0)
+                return -1;
+            int rc = 0;
+            if (!stype || strcmp(stype, "dir") != 0)
+                d->tpm_source_not_dir = true;
+            else
+                rc = dx_prop(src, "path", &d->tpm_dir, e);
+            free(stype);
+            if (rc < 0)
+                return -1;
+            if (!d->tpm_dir)
+                d->tpm_source_not_dir = true;
+        }
+    }
+    return 0;
+}
+
+static bool in_vmstate_ns(const xmlNode *n, const char *name)
+{
+    return n->type == XML_ELEMENT_NODE && n->ns && n->ns->href &&
+           strcmp((const char *)n->ns->href, DOMXML_VMSTATE_NS) == 0 &&
+           strcmp((const char *)n->name, name) == 0;
+}
+
+/* extsnap's record in <metadata> (vmstate.h); a malformed one is an error:
+ * what a revert restores must not be a guess. */
+static int parse_vmstate(const xmlNode *root, domxml_domain *d, es_err *e)
+{
+    xmlNode *md = dx_child(root, "metadata");
+    if (!md)
+        return 0;
+    d->priv->metadata_elem = dx_node_elem(md);
+    xmlNode *vs = NULL;
+    for (xmlNode *n = md->children; n && !vs; n = n->next)
+        if (in_vmstate_ns(n, "vmstate"))
+            vs = n;
+    if (!vs)
+        return 0;
+    domxml_vmstate *v = &d->vmstate;
+    d->priv->vmstate_elem = dx_node_elem(vs);
+    v->present = true;
+    char *ct = NULL;
+    if (dx_prop(vs, "snapshot", &v->snapshot, e) < 0 || dx_prop(vs, "creationTime", &ct, e) < 0)
+        return -1;
+    char *end = NULL;
+    errno = 0;
+    v->creation_time = ct ? strtoll(ct, &end, 10) : 0;
+    bool bad_ct = !ct || !*ct || *end || errno;
+    free(ct);
+    if (!v->snapshot || bad_ct)
+        return es_err_set(e, 0, d->origin,
+                          "extsnap's vm-state record (<metadata>) lacks a valid snapshot= "
+                          "or creationTime=");
+    for (xmlNode *n = vs->children; n; n = n->next) {
+        const char *what = in_vmstate_ns(n, "nvram") ? "nvram"
+                           : in_vmstate_ns(n, "tpm") ? "tpm"
+                                                     : NULL;
+        if (!what)
+            continue;
+        char **path = what[0] == 'n' ? &v->nvram : &v->tpm;
+        char **copy = what[0] == 'n' ? &v->nvram_copy : &v->tpm_copy;
+        if (*path)
+            return es_err_set(e, 0, d->origin, "extsnap's vm-state record has two <%s>", what);
+        if (dx_prop(n, "path", path, e) < 0 || dx_prop(n, "copy", copy, e) < 0)
+            return -1;
+        if (!*path || (*path)[0] != '/' || !*copy || (*copy)[0] != '/')
+            return es_err_set(e, 0, d->origin,
+                              "extsnap's vm-state record: <%s> needs absolute path= and copy=",
+                              what);
+    }
+    return 0;
+}
+
 static int parse_root(const xmlNode *root, domxml_domain *d, size_t first_line, es_err *e)
 {
     if (!dx_is(root, "domain"))
@@ -253,6 +378,8 @@ static int parse_root(const xmlNode *root, domxml_domain *d, size_t first_line, 
         return -1;
     if (d->uuid && !uuid_valid(d->uuid))
         return es_err_set(e, 0, d->origin, "malformed uuid element '%s'", d->uuid);
+    if (parse_nvram(root, d, e) < 0 || parse_tpm(root, d, e) < 0 || parse_vmstate(root, d, e) < 0)
+        return -1;
     return parse_disks(root, d, first_line, e);
 }
 
@@ -268,6 +395,7 @@ int dx_domain_parse_at(const char *text, size_t len, const char *origin, size_t 
     *out = NULL;
     domxml_domain *d = es_xcalloc(1, sizeof *d);
     d->priv = es_xcalloc(1, sizeof *d->priv);
+    d->priv->metadata_elem = d->priv->vmstate_elem = XS_NONE;
     xmlDoc *doc = NULL;
     int rc = -1;
     if (es_strdup_len(text, len, &d->text, e) < 0 ||

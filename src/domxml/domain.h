@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "domxml/enums.h"
+#include "domxml/vmstate.h"
 #include "util/err.h"
 
 typedef struct domxml_disk {
@@ -43,6 +44,16 @@ typedef struct domxml_domain {
     char *name;         /* <name> */
     char *uuid;         /* <uuid>, NULL if absent */
     char *type;         /* <domain type=> (qemu, kvm ...) */
+    char *nvram;        /* <os><nvram>: the file of the UEFI variables (its text, or
+                           <source file=> of type='file'); NULL: none */
+    bool nvram_not_file; /* <nvram type=...> names no local file (network, block) */
+    bool tpm_emulator;  /* a <tpm> whose <backend type='emulator'>: swtpm keeps the vTPM's
+                           state in a directory (libvirt's default:
+                           /var/lib/libvirt/swtpm/<uuid>) */
+    char *tpm_dir;      /* that backend's <source type='dir' path=> (libvirt >= 10.10;
+                           9.0 has no <source> there), NULL: the default */
+    bool tpm_source_not_dir; /* its <source> is not a directory (type='file') */
+    domxml_vmstate vmstate; /* extsnap's record of saved VM state (vmstate.h) */
     domxml_disk *disks; /* every <devices><disk>, in document order */
     size_t ndisks;
     char *text;         /* the document's exact bytes, NUL-terminated */

@@ -9,6 +9,8 @@
 struct domxml_domain_priv {
     xs_doc scan;       /* over domxml_domain.text */
     size_t *disk_elem; /* scan element of each disk, parallel to disks[] */
+    size_t metadata_elem; /* scan element of <metadata>, XS_NONE if none */
+    size_t vmstate_elem;  /* of extsnap's record in it (vmstate.h), XS_NONE if none */
 };
 
 /* domxml_domain_parse for a <domain> cut out of a bigger file whose line

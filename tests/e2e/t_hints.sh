@@ -17,7 +17,8 @@
 #     images marked corrupt or dirty (img check -r all on the image, with
 #     img commit's --root), disks create cannot snapshot (--disk), commit ranges
 #     that only delete can do (delete), verify; inexact snapshots (list's
-#     verify, revert's --force).
+#     verify, revert's --force); a snapshot's NVRAM copy missing or its name
+#     taken (--no-vm-state).
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/lib/qemu_vm.sh"
@@ -106,6 +107,7 @@ KNOWN=$(cat <<'EOF'
 4 src/snap/ops/create.c: out with --disk	create_disks
 1 src/snap/graph/image_check.c: 'extsnap img check%s%s %s'	corrupt_base
 1 src/snap/ops/inexact.c: give --force	inexact
+2 src/snap/ops/vmstate.c: use --no-vm-state	vm_state
 3 src/snap/txn/exec.c: recover command line	recover_offline
 3 src/snap/txn/exec.c: run '%s'	recover_offline
 2 src/snap/txn/session.c: recover command line	recover_offline
@@ -307,6 +309,27 @@ for kind in block internal network sliced; do
     rc_is "create with a $kind disk, the others given with --disk" 0 x create tvm s3 --disk=$others --dry-run -q
 done
 ran create_disks
+
+# ------------------------------------------------------------ the NVRAM copy (--no-vm-state)
+fresh_tvm
+NV=/var/lib/libvirt/qemu/nvram/tvm_VARS.fd
+sed -i "s|^    <boot dev='hd'/>|    <nvram>$NV</nvram>\n    <boot dev='hd'/>|" "$R$SNAP_CFG/tvm.xml"
+mkdir -p "$(dirname "$R$NV")" && echo vars >"$R$NV"
+touch "$R$SNAP_IMG/tvm.s3.nvram"
+rc=0
+x create tvm s3 >/dev/null 2>"$T/err" || rc=$?
+eq "create with a file in the NVRAM copy's way: refused" 1 "$rc"
+has "create with a file in the NVRAM copy's way" "or use --no-vm-state" "$(cat "$T/err")"
+rc_is "create --no-vm-state, as suggested" 0 x create tvm s3 --no-vm-state -q
+rm -f "$R$SNAP_IMG/tvm.s3.nvram"
+x create tvm s4 -q
+mv "$R$SNAP_IMG/tvm.s4.nvram" "$T/s4.nvram"
+rc=0
+x revert tvm s4 >/dev/null 2>"$T/err" || rc=$?
+eq "revert to a snapshot whose NVRAM copy is missing: refused" 1 "$rc"
+has "revert with the NVRAM copy missing" "use --no-vm-state" "$(cat "$T/err")"
+rc_is "revert --no-vm-state, as suggested" 0 x revert tvm s4 --no-vm-state -q
+ran vm_state
 
 # ------------------------------------------------------------ commit ranges only delete does
 fresh_tvm

@@ -39,7 +39,6 @@ qcow2_refblock_entry_get
 qmp_chain_from_replies
 qmp_locate_from_replies
 snap_qmp_socket_from_args
-xs_name_is                # also the domxml fuzz harness (tests/fuzz)
 # The QMP client's test side: fake QEMU over a socketpair, QEMU's version,
 # the human monitor (qemu-io in the QEMU tests), settings the tests vary.
 qmp_client_open_fd

@@ -166,8 +166,8 @@ static bool clean(void)
            !exists("/snap/.dom-s1.xml.tmp") && !exists("/snap/.dom-s2.xml.tmp");
 }
 
-/* The journal's JSON of merge_plan() plus an overlay, written out by hand
- * from the plan (mode 0640 = 416). */
+/* The journal's JSON of merge_plan() plus an overlay and an NVRAM copy,
+ * written out by hand from the plan (mode 0640 = 416). */
 static const char plan_json_expected[] =
     "{\"operation\": \"test\", \"domain\": \"dom\", \"summary\": \"merge top into base\","
     " \"overlays\": [{\"disk\": \"vdb\", \"filename\": \"/img/vdb.s1\","
@@ -182,6 +182,8 @@ static const char plan_json_expected[] =
     " {\"kind\": \"snapshot\", \"filename\": \"/snap/dom/s2.xml\", \"domain\": \"dom\","
     " \"snapshot\": \"s2\", \"action\": \"create\", \"summary\": null,"
     " \"old-text\": null, \"new-text\": \"<s2/>\\n\"}],"
+    " \"vm-state\": [{\"what\": \"nvram\", \"action\": \"save\","
+    " \"from\": \"/nvram/dom_VARS.fd\", \"filename\": \"/img/dom.s1.nvram\"}],"
     " \"deletes\": [{\"filename\": \"/img/top\", \"reason\": \"merged\"}],"
     " \"notes\": [], \"snapshot-dir-created\": null}";
 
@@ -193,6 +195,8 @@ START_TEST(plan_json_round_trip)
                       .mode = 0640};
     es_err e = {0};
     ck_assert_int_eq(snap_plan_add_overlay(p, &o, &e), 0);
+    snap_vmcopy v = {.what = "nvram", .from = "/nvram/dom_VARS.fd", .to = "/img/dom.s1.nvram"};
+    ck_assert_int_eq(snap_plan_add_vmcopy(p, &v, &e), 0);
     json_object *want = json_tokener_parse(plan_json_expected), *j = NULL, *j2 = NULL;
     ck_assert_ptr_nonnull(want);
     /* Encoding: the fixed expectation. */
@@ -227,6 +231,10 @@ START_TEST(plan_json_round_trip)
     ck_assert_ptr_null(back->xml[1].old_text);
     ck_assert_uint_eq(back->xml[1].new_len, 6);
     ck_assert(memcmp(back->xml[1].new_text, "<s2/>\n", 6) == 0);
+    ck_assert_uint_eq(back->nvmcopies, 1);
+    ck_assert_str_eq(back->vmcopies[0].from, "/nvram/dom_VARS.fd");
+    ck_assert_str_eq(back->vmcopies[0].to, "/img/dom.s1.nvram");
+    ck_assert(!back->vmcopies[0].restore);
     ck_assert_uint_eq(back->ndeletes, 1);
     /* And back again: nothing lost or added. */
     ck_assert_int_eq(snap_plan_to_json(back, true, &j2, &e), 0);

@@ -7,6 +7,7 @@
 #include "snap/graph/commit_range.h"
 #include "snap/graph/imggraph.h"
 #include "snap/graph/range.h"
+#include "snap/ops/vmstate.h"
 #include "util/str.h"
 #include "util/strv.h"
 #include "util/xalloc.h"
@@ -96,6 +97,9 @@ int snap_plan_commit(snap_ctx *c, const char *base, const char *top, snap_plan *
     snap_meta_opts mo = {.repl = &repl, .derive_base_disks = true};
     if (snap_range_plan_metadata(c, &g, &r, &mo, p, e) < 0)
         goto out;
+    for (size_t i = 0; i < r.n; i++)
+        if (snap_vmstate_plan_drop(c, r.v[i], p, e) < 0)
+            goto out;
     char *names = NULL;
     for (size_t i = 0; i < r.n; i++) {
         char *n = NULL;

@@ -11,6 +11,7 @@
 #include "domxml/text.h"
 #include "snap/graph/image_check.h"
 #include "snap/graph/naming.h"
+#include "snap/ops/vmstate.h"
 #include "snap/txn/plan_xml.h"
 #include "util/xalloc.h"
 
@@ -210,7 +211,8 @@ int snap_plan_create(snap_ctx *c, const snap_create_args *a, snap_plan **out, es
         if (domxml_snapshot_set_domain(s, c->config, e) < 0)
             goto out;
     }
-    if (plan_overlays(c, a, name, p, s, changes, &nchanges, e) < 0)
+    if (plan_overlays(c, a, name, p, s, changes, &nchanges, e) < 0 ||
+        snap_vmstate_plan_save(c, name, s, a->no_vm_state, a->vm_running, p, e) < 0)
         goto out;
     if (domxml_domain_change_disks(c->config, changes, nchanges, &newcfg, e) < 0)
         goto out;

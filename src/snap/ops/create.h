@@ -18,6 +18,9 @@ typedef struct snap_create_args {
     const es_strv *disks;  /* --disk: snapshot only these targets (NULL or empty: all) */
     bool no_metadata;        /* overlays and config only, as --no-metadata */
     long long now;           /* creation time */
+    bool no_vm_state;        /* --no-vm-state: keep no NVRAM copy (snap/ops/vmstate.h) */
+    bool vm_running;         /* the VM runs (the disks go through QEMU): VM state is
+                                refused, being consistent only while QEMU is stopped */
 } snap_create_args;
 
 /* Every writable disk with a local file gets an overlay named as libvirt

@@ -7,6 +7,7 @@
 #include "snap/graph/commit_range.h"
 #include "snap/graph/imggraph.h"
 #include "snap/graph/imgrole.h"
+#include "snap/ops/vmstate.h"
 #include "util/xalloc.h"
 
 static bool has_children(const snap_ctx *c, const char *name)
@@ -207,19 +208,22 @@ int snap_plan_delete(snap_ctx *c, const char *name, bool metadata_only, snap_pla
                            name) < 0)
             goto out;
         how = "only its metadata";
+        if (snap_vmstate_note_kept(s, p, e) < 0)
+            goto out;
     } else if (discard) {
         snap_meta_opts mo = {.derive_base_disks = true};
         /* Metadata first: what is needed depends on the files as they will be. */
         if (snap_graph_build(c, &g, e) < 0 ||
             snap_range_plan_metadata(c, &g, &r, &mo, p, e) < 0 ||
-            plan_discard(c, &g, s, p, e) < 0)
+            plan_discard(c, &g, s, p, e) < 0 || snap_vmstate_plan_drop(c, s, p, e) < 0)
             goto out;
         how = "a leaf that is not current: nothing to merge";
     } else {
         snap_meta_opts mo = {.repl = &repl, .derive_base_disks = true};
         if (snap_graph_build(c, &g, e) < 0 ||
             snap_range_plan_images(c, &g, &r, what, p, &repl, e) < 0 ||
-            snap_range_plan_metadata(c, &g, &r, &mo, p, e) < 0)
+            snap_range_plan_metadata(c, &g, &r, &mo, p, e) < 0 ||
+            snap_vmstate_plan_drop(c, s, p, e) < 0)
             goto out;
         how = p->nmerges ? "its overlays merged into the images below" : "nothing to merge";
     }

@@ -11,6 +11,7 @@
 #include "snap/graph/image_check.h"
 #include "snap/graph/naming.h"
 #include "snap/ops/inexact.h"
+#include "snap/ops/vmstate.h"
 #include "snap/txn/plan_xml.h"
 #include "util/fsutil.h"
 #include "util/rootpath.h"
@@ -356,7 +357,7 @@ int snap_plan_revert_to(snap_ctx *c, const snap_revert_args *a, snap_plan **out,
     bool leaves_cur = cur && (cur != t || is_base);
     es_strv live = {0};
     snap_plan *p = NULL;
-    domxml_domain *changed = NULL, *newcfg = NULL;
+    domxml_domain *changed = NULL, *newcfg = NULL, *unrecorded = NULL;
     domxml_snap_disk *list = NULL;
     size_t nlist = 0, nchanges = 0;
     bool *overlay = es_xcalloc(saved->ndisks + 1, sizeof *overlay);
@@ -376,7 +377,10 @@ int snap_plan_revert_to(snap_ctx *c, const snap_revert_args *a, snap_plan **out,
         choose_epoch(c, saved, overlay, a->now, &epoch, e) < 0 ||
         plan_overlays(c, t, saved, overlay, epoch, p, &list, &nlist, changes, &nchanges, e) < 0)
         goto out;
-    if (domxml_domain_change_disks(saved, changes, nchanges, &changed, e) < 0 ||
+    /* The config gets the saved definition without extsnap's record of the
+     * snapshot's VM state (it belongs to the snapshot, not to the domain). */
+    if (domxml_domain_set_vmstate(saved, NULL, &unrecorded, e) < 0 ||
+        domxml_domain_change_disks(unrecorded, changes, nchanges, &changed, e) < 0 ||
         domxml_domain_replace_root(c->config, changed, &newcfg, e) < 0)
         goto out;
     if (domxml_snapshot_list_children(c->snaps, t->name, &children, &nchildren, e) < 0)
@@ -397,6 +401,7 @@ int snap_plan_revert_to(snap_ctx *c, const snap_revert_args *a, snap_plan **out,
         discard_left_state(c, p, newcfg, leaves_cur ? cur : NULL, !cur_had_revert_disks, &live,
                            is_base ? "base" : t->name, e) < 0 ||
         add_disk_notes(c, saved, overlay, t->name, p, e) < 0 ||
+        snap_vmstate_plan_restore(c, t, a->no_vm_state, p, e) < 0 ||
         set_summary(c, p, t, is_base, a->refresh, e) < 0)
         goto out;
     *out = p;
@@ -406,6 +411,7 @@ out:
     snap_plan_free(p);
     domxml_domain_free(changed);
     domxml_domain_free(newcfg);
+    domxml_domain_free(unrecorded);
     domxml_snap_disks_clear(&list, &nlist);
     free(overlay);
     free(changes);

@@ -33,6 +33,7 @@ typedef struct snap_revert_args {
                            taken when a name is in use) */
     bool refresh;       /* 'refresh' (back to the current snapshot): the plan's
                            operation and summary say so */
+    bool no_vm_state;   /* --no-vm-state: leave the NVRAM as it is (snap/ops/vmstate.h) */
     bool force;         /* also to a snapshot whose saved state is recorded as
                            inexact (snap/ops/inexact.h), refused otherwise */
 } snap_revert_args;

@@ -6,10 +6,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "qcow2/check.h"
 #include "snap/graph/imggraph.h"
 #include "snap/ops/inexact.h"
+#include "snap/ops/vmstate.h"
 #include "snap/ops/verify_props.h"
 #include "util/fileio.h"
 #include "util/fsutil.h"
@@ -396,6 +398,35 @@ static int check_snapshot(vctx *v, const domxml_snapshot *s, es_err *e)
     return 0;
 }
 
+/* A copy of VM state s records (snap/ops/vmstate.h) is there. */
+static int check_vmstate_copy(vctx *v, const domxml_snapshot *s, const char *copy, bool dir,
+                              es_err *e)
+{
+    if (!copy)
+        return 0;
+    char *host = NULL;
+    if (es_root_resolve(v->c->env->root, copy, &host, e) < 0)
+        return -1;
+    struct stat st;
+    bool ok = es_fs_stat(host, &st) == 0 && (dir ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode));
+    free(host);
+    if (ok)
+        return 0;
+    return problem(v->r, e, "missing-vm-state", SNAP_SEV_ERROR, copy,
+                   "snapshot %s's saved %s is missing or not a %s: a revert to it would be "
+                   "refused",
+                   s->name, dir ? "vTPM state" : "NVRAM", dir ? "directory" : "regular file");
+}
+
+static int check_vmstate(vctx *v, const domxml_snapshot *s, es_err *e)
+{
+    const char *nvram, *tpm;
+    snap_vmstate_copies(s, &nvram, &tpm);
+    if (check_vmstate_copy(v, s, nvram, false, e) < 0)
+        return -1;
+    return check_vmstate_copy(v, s, tpm, true, e);
+}
+
 static int check_config(vctx *v, es_err *e)
 {
     const domxml_snapshot *cur = domxml_snapshot_list_current(v->c->snaps);
@@ -437,7 +468,8 @@ int snap_verify(snap_ctx *c, snap_verify_report *r, es_err *e)
     if (check_images(&v, e) < 0)
         goto out;
     for (size_t i = 0; i < c->snaps->n; i++)
-        if (check_snapshot(&v, c->snaps->snaps[i], e) < 0)
+        if (check_snapshot(&v, c->snaps->snaps[i], e) < 0 ||
+            check_vmstate(&v, c->snaps->snaps[i], e) < 0)
             goto out;
     if (check_config(&v, e) < 0 || snap_verify_image_props(c, &v.g, r, e) < 0)
         goto out;

@@ -12,6 +12,8 @@
 #include "snap/txn/merge.h"
 #include "snap/txn/plan_check.h"
 #include "snap/txn/xmlfile.h"
+#include "util/filecopy.h"
+#include "util/filetree.h"
 #include "util/fileio.h"
 #include "util/fsutil.h"
 #include "util/rootpath.h"
@@ -105,6 +107,61 @@ static int rebase_one(const char *root, const snap_rebase *b, bool forward, es_e
     return r;
 }
 
+/* The temporary names of a vm-state copy: beside it, hidden (kind: "tmp",
+ * the copy being made; "old", a directory being replaced). */
+static int vmcopy_tmp(const char *host, const char *kind, char **tmp, es_err *e)
+{
+    const char *slash = strrchr(host, '/');
+    size_t dl = slash ? (size_t)(slash - host) + 1 : 0;
+    return es_asprintf(tmp, e, "%.*s.%s.extsnap-%s", (int)dl, host, host + dl, kind);
+}
+
+static bool vmcopy_is_tree(const snap_vmcopy *v)
+{
+    return strcmp(v->what, "tpm") == 0;
+}
+
+/* Copy one vm-state file (forward), or remove a saved copy again (back;
+ * a restore is never undone: it runs after the commit point). */
+static int vmcopy_one(const char *root, const snap_vmcopy *v, bool forward, es_err *e)
+{
+    char *from = NULL, *to = NULL, *tmp = NULL, *old = NULL;
+    bool tree = vmcopy_is_tree(v);
+    int r = -1;
+    if (es_root_resolve(root, v->from, &from, e) < 0 || es_root_resolve(root, v->to, &to, e) < 0 ||
+        vmcopy_tmp(to, "tmp", &tmp, e) < 0 || vmcopy_tmp(to, "old", &old, e) < 0)
+        goto out;
+    if (forward) {
+        r = tree ? es_copy_tree_replace(from, to, tmp, old, e)
+                 : es_copy_file_replace(from, to, tmp, e);
+        if (r < 0)
+            es_err_prefix(e, "%s the %s", v->restore ? "restoring" : "saving", v->what);
+    } else if (tree) {
+        /* A restore is never undone; a saved copy is removed whole. */
+        r = es_remove_tree(tmp, e);
+        if (r == 0 && !v->restore)
+            r = es_remove_tree(to, e);
+    } else {
+        r = es_unlink_if_exists(tmp, e);
+        if (r == 0 && !v->restore && es_path_exists(to) && (r = es_fs_unlink(to, e)) == 0)
+            r = es_fsync_parent(to, e);
+    }
+out:
+    free(from);
+    free(to);
+    free(tmp);
+    free(old);
+    return r;
+}
+
+static int vmcopies_all(const char *root, const snap_plan *p, bool restore, es_err *e)
+{
+    for (size_t i = 0; i < p->nvmcopies; i++)
+        if (p->vmcopies[i].restore == restore && vmcopy_one(root, &p->vmcopies[i], true, e) < 0)
+            return -1;
+    return 0;
+}
+
 static int xml_all(const char *root, const snap_plan *p, bool forward, es_err *e)
 {
     for (size_t i = 0; i < p->nxml; i++)
@@ -120,7 +177,9 @@ static int deletes_all(const char *root, const snap_plan *p, es_err *e)
         if (es_root_resolve(root, p->deletes[i].path, &host, e) < 0)
             return -1;
         int r = 0;
-        if (es_path_exists(host)) {
+        if (es_is_dir(host)) { /* a saved vTPM state */
+            r = es_remove_tree(host, e);
+        } else if (es_path_exists(host)) {
             r = es_fs_unlink(host, e);
             if (r == 0)
                 r = es_fsync_parent(host, e);
@@ -153,6 +212,8 @@ static int undo(const char *root, const snap_journal *j, const snap_plan *p, con
         keep_first(snap_xml_put(root, &p->xml[i], false, &cur), &first, &failed, &cur);
     for (size_t i = p->nrebases; i-- > 0;)
         keep_first(rebase_one(root, &p->rebases[i], false, &cur), &first, &failed, &cur);
+    for (size_t i = p->nvmcopies; i-- > 0;)
+        keep_first(vmcopy_one(root, &p->vmcopies[i], false, &cur), &first, &failed, &cur);
     for (size_t i = p->noverlays; i-- > 0;)
         if (!made || made[i])
             keep_first(remove_overlay(root, &p->overlays[i], &cur), &first, &failed, &cur);
@@ -203,7 +264,7 @@ static int forward_from_merge(const snap_env *env, const snap_journal *j, const 
 static int finish_committed(const char *root, const snap_journal *j, const snap_plan *p,
                             es_err *e)
 {
-    if (deletes_all(root, p, e) < 0)
+    if (vmcopies_all(root, p, true, e) < 0 || deletes_all(root, p, e) < 0)
         return -1;
     return snap_journal_remove(j, e);
 }
@@ -263,6 +324,10 @@ int snap_execute(snap_ctx *c, const snap_plan *p, es_err *e)
             fail_and_undo(c, &j, p, made, e);
             goto out;
         }
+    }
+    if (vmcopies_all(root, p, false, e) < 0) {
+        fail_and_undo(c, &j, p, made, e);
+        goto out;
     }
     if (p->nmerges) {
         if (snap_journal_write(&j, p, SNAP_PHASE_MERGE, e) < 0) {

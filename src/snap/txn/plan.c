@@ -57,6 +57,12 @@ void snap_plan_free(snap_plan *p)
     }
     for (size_t i = 0; i < p->nxml; i++)
         xml_clear(&p->xml[i]);
+    for (size_t i = 0; i < p->nvmcopies; i++) {
+        free(p->vmcopies[i].what);
+        free(p->vmcopies[i].from);
+        free(p->vmcopies[i].to);
+    }
+    free(p->vmcopies);
     for (size_t i = 0; i < p->ndeletes; i++) {
         free(p->deletes[i].path);
         free(p->deletes[i].reason);
@@ -146,6 +152,16 @@ int snap_plan_add_xml(snap_plan *p, const snap_xml_write *w, es_err *e)
     return 0;
 }
 
+int snap_plan_add_vmcopy(snap_plan *p, const snap_vmcopy *c, es_err *e)
+{
+    snap_vmcopy *d = grow(&p->vmcopies, &p->nvmcopies, sizeof *d);
+    d->restore = c->restore;
+    if (es_strdup(c->what, &d->what, e) < 0 || es_strdup(c->from, &d->from, e) < 0 ||
+        es_strdup(c->to, &d->to, e) < 0)
+        return -1;
+    return 0;
+}
+
 int snap_plan_add_delete(snap_plan *p, const char *path, const char *reason, es_err *e)
 {
     snap_delete *d = grow(&p->deletes, &p->ndeletes, sizeof *d);
@@ -156,5 +172,6 @@ int snap_plan_add_delete(snap_plan *p, const char *path, const char *reason, es_
 
 bool snap_plan_empty(const snap_plan *p)
 {
-    return !p->noverlays && !p->nmerges && !p->nrebases && !p->nxml && !p->ndeletes;
+    return !p->noverlays && !p->nmerges && !p->nrebases && !p->nxml && !p->ndeletes &&
+           !p->nvmcopies;
 }

@@ -7,8 +7,8 @@
  * journal stays valid however the root is mounted when it is recovered.
  *
  * Order of execution (see docs/snap-design.md):
- *   overlays -> [phase merge] merges -> rebases -> xml (config last)
- *   -> [phase committed] deletes.
+ *   overlays -> vm-state saved -> [phase merge] merges -> rebases -> xml
+ *   (config last) -> [phase committed] vm-state restored -> deletes.
  * Before the commit point everything can be undone: overlays are removed,
  * backing pointers and XML files get their old values back. Merges change
  * an image that is kept, so once the first one starts the operation only
@@ -72,7 +72,23 @@ typedef struct snap_xml_write {
     char *summary;      /* what changes, for people ("vda -> /x/vda.s2") */
 } snap_xml_write;
 
-/* A file removed once the operation is committed. */
+/* A file of the VM's state besides its disks (its NVRAM, its vTPM's directory:
+ * snap/ops/vmstate.h) copied whole, through a temporary name beside `to` that
+ * is renamed over it (util/filecopy.h, util/filetree.h):
+ *   - saved with a new snapshot (restore false): `to` is a new copy, made
+ *     right after the overlays, before the commit point; rollback removes it;
+ *   - put back by revert/refresh (restore true): `to` is the VM's own file,
+ *     replaced after the commit point (the old contents are the state being
+ *     discarded); recovery repeats it: the copy it reads is never changed. */
+typedef struct snap_vmcopy {
+    char *what;   /* "nvram" (a file) or "tpm" (swtpm's directory, copied whole) */
+    char *from;
+    char *to;
+    bool restore;
+} snap_vmcopy;
+
+/* A file (or a directory tree: a saved vTPM state) removed once the
+ * operation is committed. */
 typedef struct snap_delete {
     char *path;
     char *reason;
@@ -90,6 +106,8 @@ typedef struct snap_plan {
     size_t nrebases;
     snap_xml_write *xml;
     size_t nxml;
+    snap_vmcopy *vmcopies;
+    size_t nvmcopies;
     snap_delete *deletes;
     size_t ndeletes;
     es_strv notes;     /* things the user should know (kept files ...) */
@@ -105,6 +123,7 @@ int snap_plan_add_overlay(snap_plan *p, const snap_overlay *o, es_err *e);
 int snap_plan_add_merge(snap_plan *p, const snap_merge *m, es_err *e);
 int snap_plan_add_rebase(snap_plan *p, const snap_rebase *r, es_err *e);
 int snap_plan_add_xml(snap_plan *p, const snap_xml_write *w, es_err *e);
+int snap_plan_add_vmcopy(snap_plan *p, const snap_vmcopy *c, es_err *e);
 int snap_plan_add_delete(snap_plan *p, const char *path, const char *reason, es_err *e);
 
 /* True when nothing would change. */

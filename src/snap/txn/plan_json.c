@@ -129,6 +129,18 @@ int snap_plan_to_json(const snap_plan *p, bool with_texts, json_object **out, es
     add(o, "xml-files", a);
 
     a = jarr();
+    for (size_t i = 0; i < p->nvmcopies; i++) {
+        const snap_vmcopy *v = &p->vmcopies[i];
+        json_object *x = jobj();
+        add(x, "what", jstr(v->what));
+        add(x, "action", jstr(v->restore ? "restore" : "save"));
+        add(x, "from", jstr(v->from));
+        add(x, "filename", jstr(v->to));
+        append(a, x);
+    }
+    add(o, "vm-state", a);
+
+    a = jarr();
     for (size_t i = 0; i < p->ndeletes; i++) {
         json_object *x = jobj();
         add(x, "filename", jstr(p->deletes[i].path));
@@ -351,6 +363,33 @@ static void read_delete(jr *r, json_object *x, snap_plan *p)
     free(reason);
 }
 
+static void read_vmcopy(jr *r, json_object *x, snap_plan *p)
+{
+    snap_vmcopy v = {0};
+    char *action = NULL;
+    get_str(r, x, "what", false, &v.what, NULL);
+    get_str(r, x, "action", false, &action, NULL);
+    get_str(r, x, "from", false, &v.from, NULL);
+    get_str(r, x, "filename", false, &v.to, NULL);
+    if (!r->bad && strcmp(action, "save") != 0 && strcmp(action, "restore") != 0) {
+        r->bad = true;
+        es_err_set(r->e, 0, r->origin, "journal: unknown vm-state action '%s'", action);
+    }
+    if (!r->bad && strcmp(v.what, "nvram") != 0 && strcmp(v.what, "tpm") != 0) {
+        r->bad = true;
+        es_err_set(r->e, 0, r->origin, "journal: unknown vm-state kind '%s'", v.what);
+    }
+    v.restore = action && strcmp(action, "restore") == 0;
+    check_path(r, "vm-state copy source", v.from);
+    check_path(r, "vm-state copy", v.to);
+    if (!r->bad && snap_plan_add_vmcopy(p, &v, r->e) < 0)
+        r->bad = true;
+    free(action);
+    free(v.what);
+    free(v.from);
+    free(v.to);
+}
+
 static void read_note(jr *r, json_object *x, snap_plan *p)
 {
     if (!json_object_is_type(x, json_type_string)) {
@@ -383,6 +422,8 @@ int snap_plan_from_json(json_object *o, const char *origin, snap_plan **out, es_
     read_list(&r, o, "merges", p, read_merge);
     read_list(&r, o, "rebases", p, read_rebase);
     read_list(&r, o, "xml-files", p, read_xml_file);
+    if (json_object_object_get_ex(o, "vm-state", NULL)) /* absent in older journals */
+        read_list(&r, o, "vm-state", p, read_vmcopy);
     read_list(&r, o, "deletes", p, read_delete);
     read_list(&r, o, "notes", p, read_note);
     get_str(&r, o, "snapshot-dir-created", true, &p->snapshot_dir_created, NULL);

@@ -9,6 +9,7 @@
  *   xml-files[] {kind: "snapshot"|"config", filename, domain, snapshot,
  *                action: "create"|"update"|"remove", summary
  *                [, old-text, new-text: journal only]}
+ *   vm-state[]  {what: "nvram"|"tpm", action: "save"|"restore", from, filename}
  *   deletes[]   {filename, reason}
  *   notes[]     strings
  *   snapshot-dir-created  path or null */

@@ -9,6 +9,18 @@ void snap_plan_print_title(FILE *out, const snap_plan *p, const char *title)
     fprintf(out, "%s %s\n", title, p->summary ? p->summary : p->op);
 }
 
+/* In the order they run: saves with the overlays, restores after the XML. */
+static void print_vmcopies(FILE *out, const snap_plan *p, bool restore)
+{
+    for (size_t i = 0; i < p->nvmcopies; i++) {
+        const snap_vmcopy *v = &p->vmcopies[i];
+        if (v->restore == restore)
+            fprintf(out, "  %-12s %s\n               %s, from %s\n",
+                    restore ? "restore" : "save", v->to,
+                    strcmp(v->what, "tpm") == 0 ? "the vTPM state" : "the NVRAM", v->from);
+    }
+}
+
 void snap_plan_print(FILE *out, const snap_plan *p, const char *title)
 {
     snap_plan_print_title(out, p, title);
@@ -17,6 +29,7 @@ void snap_plan_print(FILE *out, const snap_plan *p, const char *title)
         fprintf(out, "  new overlay  %s\n               disk %s, backing file %s (%s)\n", o->path,
                 o->disk, o->backing, o->backing_format);
     }
+    print_vmcopies(out, p, false);
     for (size_t i = 0; i < p->nmerges; i++) {
         /* Every image merged, not only the top: the ones between appear
          * otherwise only as deleted. */
@@ -39,6 +52,7 @@ void snap_plan_print(FILE *out, const snap_plan *p, const char *title)
         if (w->summary)
             fprintf(out, "               %s\n", w->summary);
     }
+    print_vmcopies(out, p, true);
     for (size_t i = 0; i < p->ndeletes; i++) {
         fprintf(out, "  delete       %s\n", p->deletes[i].path);
         if (p->deletes[i].reason)

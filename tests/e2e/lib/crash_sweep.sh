@@ -121,11 +121,14 @@ sweep_state() {
     for f in "$w$SNAP_DIR/$d"/*.xml; do
         [[ -e $f ]] || continue
         echo "snapshot file $(basename "$f"):"
-        sed -E -e 's/\.[0-9]{10}\b/.EPOCH/g' -e 's/<creationTime>[0-9]+</<creationTime>T</' "$f"
+        sed -E -e 's/\.[0-9]{10}\b/.EPOCH/g' -e 's/<creationTime>[0-9]+</<creationTime>T</' \
+            -e "s/creationTime='[0-9]+'/creationTime='T'/" "$f"
         echo "at $(basename "$f" .xml): $(sweep_guest "$w" "$f")"
     done
     echo "files:"
     (cd "$w" && find . -type f | sort | sed -E 's/\.[0-9]{10}$/.EPOCH/')
+    # A script's own part of the state (t_snap_crash_vmstate.sh: the NVRAM).
+    if declare -F sweep_state_extra >/dev/null; then sweep_state_extra "$w" "$d"; fi
 }
 
 # sweep_check_images W: qemu-img check (exit 0) of every qcow2 file, cached
@@ -158,7 +161,7 @@ sweep_after_checks() {
     check_eq "$label: extsnap verify ($out)" 0 "$rc"
     check_eq "$label: nothing temporary left" "" \
         "$(cd "$w" && find . \( -name '*.tmp' -o -name '*.new' -o -name '*.journal' -o -name '*.extsnap.lock' \
-            -o -name '*.extsnap-copy' \) | sort)"
+            -o -name '*.extsnap-copy' -o -name '*.extsnap-tmp' -o -name '*.extsnap-old' \) | sort)"
 }
 
 SWEEP_TOTAL=0
@@ -166,6 +169,10 @@ SWEEP_TOTAL=0
 # sweep_case B DOMAIN LABEL OP...: the sweep described above, on copies of B.
 # SWEEP_NEXT (optional): a command run instead of recover after every fifth
 # stop; it must recover first and leave the same state recover would.
+# SWEEP_MATCH (optional, an awk regex over "OP PATH" of the trace): stop only
+# at the points it matches (and past the last), and inject I/O errors only
+# where SWEEP_EIO_MATCH (likewise) matches: a sweep of one part of a long
+# operation. sweep_recover takes SWEEP_MATCH too.
 sweep_case() {
     local B=$1 d=$2 label=$3
     shift 3
@@ -181,9 +188,22 @@ sweep_case() {
     max=$(grep -c '^mutate ' "$T/trace")
     ((max > 5)) || fail "$label: only $max fault points traced"
     cp "$T/trace" "$T/trace.$label"
+    local only="" eio_only=""
+    if [[ -n ${SWEEP_MATCH:-} ]]; then
+        only=" $(awk -v re="$SWEEP_MATCH" '$1 == "mutate" && ($3 " " $4) ~ re { print $2 }' "$T/trace" | tr '\n' ' ') "
+        eio_only=" $(awk -v re="${SWEEP_EIO_MATCH:-^$}" '$1 == "mutate" && ($3 " " $4) ~ re { print $2 }' "$T/trace" | tr '\n' ' ') "
+        [[ $only != "  " ]] || fail "$label: SWEEP_MATCH matched no point"
+    fi
     for action in stop eio; do
         for ((n = 1; n <= max + 1; n++)); do
-            [[ $action == eio ]] && ((n % 3 != 1 && n != max)) && continue
+            if [[ -n $only ]]; then
+                if [[ $action == stop ]]; then
+                    ((n > max)) || [[ $only == *" $n "* ]] || continue
+                else
+                    [[ $eio_only == *" $n "* ]] || continue
+                fi
+            fi
+            [[ -z $only && $action == eio ]] && ((n % 3 != 1 && n != max)) && continue
             ((n <= max)) || [[ $action == stop ]] || continue
             rm -rf "$W" && cp -a "$B" "$W"
             rc=0
@@ -230,7 +250,7 @@ sweep_case() {
         done
     done
     SWEEP_TOTAL=$((SWEEP_TOTAL + pts))
-    echo "$label: $max mutate points; stopped at all $pts (the last one past them), $((SECONDS - t0)) s"
+    echo "$label: $max mutate points; stopped at ${only:+the chosen }$pts (the last one past them), $((SECONDS - t0)) s"
 }
 
 # sweep_recover B DOMAIN LABEL K OP...: `extsnap OP` stopped at its K-th
@@ -256,7 +276,11 @@ sweep_recover() {
         fail "$label: the reference recover failed"
     max=$(grep -c '^mutate ' "$T/rtrace")
     ((max > 3)) || fail "$label: recover has only $max fault points"
+    local only=""
+    [[ -z ${SWEEP_MATCH:-} ]] ||
+        only=" $(awk -v re="$SWEEP_MATCH" '$1 == "mutate" && ($3 " " $4) ~ re { print $2 }' "$T/rtrace" | tr '\n' ' ') "
     for ((n = 1; n <= max + 1; n++)); do
+        [[ -z $only ]] || ((n > max)) || [[ $only == *" $n "* ]] || continue
         rm -rf "$W" && cp -a "$S" "$W"
         rc=0
         EXTSNAP_FAULT=mutate:$n:stop "$EXTSNAP" recover "$d" --root "$W" -q >/dev/null 2>"$T/err" || rc=$?
@@ -278,7 +302,7 @@ sweep_recover() {
         pts=$((pts + 1))
     done
     SWEEP_TOTAL=$((SWEEP_TOTAL + pts))
-    echo "$label: recover has $max mutate points; stopped at all $pts (the last one past them), $((SECONDS - t0)) s"
+    echo "$label: recover has $max mutate points; stopped at ${only:+the chosen }$pts (the last one past them), $((SECONDS - t0)) s"
 }
 
 # faults_base B: domain tvm with s1, s2, s3 and writes to every disk in
