@@ -37,7 +37,9 @@ for kind in "${kinds[@]}"; do
     mkdir -p "$d/corpus" "$d/tmp"
     cp -n "$src/tests/fuzz/corpus/$kind/"* "$d/corpus/" 2>/dev/null
     # The scratch files the harness reads by path live in its own directory.
-    TMPDIR=$d/tmp "$build/tests/fuzz/fuzz_$kind" -fork=1 -ignore_crashes=1 -ignore_ooms=1 \
+    # Its own process group: fork mode's parent does not stop on SIGINT,
+    # so the budget ends it with its fuzzing children all at once.
+    TMPDIR=$d/tmp setsid "$build/tests/fuzz/fuzz_$kind" -fork=1 -ignore_crashes=1 -ignore_ooms=1 \
         -ignore_timeouts=1 -timeout=30 -rss_limit_mb=2048 -print_final_stats=1 \
         -artifact_prefix="$d/" "$d/corpus" >"$d/log" 2>&1 &
     pids[$kind]=$!
@@ -57,7 +59,7 @@ while ((${#pids[@]})); do
         fi
         used[$kind]=$s
         if ((s >= minutes * 60)); then
-            kill -INT "$pid"
+            kill -TERM -- "-$pid" 2>/dev/null
             wait "$pid"
             unset "pids[$kind]"
         fi
