@@ -77,6 +77,7 @@ const es_cmd es_cmd_snap_verify = {
         "multiple-current, no-current (warning), no-saved-domain (warning),\n"
         "missing-image, unreadable-image, broken-chain, corrupt-image, check-failed,\n"
         "leaked-clusters (warning), wrong-backing, tree-mismatch, config-off-current,\n"
+        "current-misplaced, "
         "delete-in-progress, inexact-snapshot, missing-vm-state, unreferenced-image\n"
         "(warning), "
 "image-in-use (warning: a running VM writes it, so it was not checked),\n"

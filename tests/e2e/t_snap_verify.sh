@@ -130,6 +130,13 @@ fresh
 sed -i "s|$SNAP_IMG/vda.s2|$SNAP_IMG/vda.s1|" "$R$SNAP_CFG/tvm.xml"
 verify_json
 expect "config on s1's (frozen) overlay" 2 config-off-current "$SNAP_IMG/vda.s1"
+fresh
+# The marker on s1, an ancestor: the config (on s2's overlay) is above s1's
+# overlay, but that overlay is s2's frozen image.
+sed -i 's|<active>1</active>|<active>0</active>|' "$R$SNAP_DIR/tvm/s2.xml"
+sed -i 's|<active>0</active>|<active>1</active>|' "$R$SNAP_DIR/tvm/s1.xml"
+verify_json
+expect "the marker on the ancestor s1" 2 current-misplaced "$SNAP_IMG/vda.s2"
 
 # --- leftover journal -------------------------------------------------------------
 # Stop at the first change after the journal is in place (found by a traced

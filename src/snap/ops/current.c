@@ -64,8 +64,8 @@ static const char *live_overlay(const domxml_snapshot *t, const char *target)
     return d ? d->source : NULL;
 }
 
-/* Is the config's disk k on t's live overlay, as the header says? */
-static int check_disk(snap_ctx *c, const domxml_snapshot *t, const domxml_disk *k, es_err *e)
+int snap_current_disk_check(snap_ctx *c, const domxml_snapshot *t, const domxml_disk *k,
+                            es_err *e)
 {
     const char *live = live_overlay(t, k->target_dev);
     if (!live)
@@ -124,7 +124,7 @@ static int check_consistent(snap_ctx *c, const domxml_snapshot *t, es_err *e)
         const domxml_disk *k = &c->config->disks[i];
         if (!k->source || !snap_froze_disk(t, k->target_dev))
             continue;
-        if (check_disk(c, t, k, e) < 0)
+        if (snap_current_disk_check(c, t, k, e) < 0)
             return es_err_prefix(e, "cannot make %s current", t->name);
         checked++;
     }

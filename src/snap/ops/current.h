@@ -23,6 +23,12 @@
 #include "snap/txn/plan.h"
 #include "util/err.h"
 
+/* The rule above for one disk k of the config that t froze: 0 when k is
+ * on t's state, else -1 and e says why (verify reports the same for the
+ * current snapshot). */
+int snap_current_disk_check(snap_ctx *c, const domxml_snapshot *t, const domxml_disk *k,
+                            es_err *e);
+
 /* The plan; an empty one (snap_plan_empty) when name is already current. */
 int snap_plan_set_current(snap_ctx *c, const char *name, snap_plan **out, es_err *e);
 

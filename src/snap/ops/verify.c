@@ -10,6 +10,7 @@
 
 #include "qcow2/check.h"
 #include "snap/graph/imggraph.h"
+#include "snap/ops/current.h"
 #include "snap/ops/inexact.h"
 #include "snap/ops/vmstate.h"
 #include "snap/ops/verify_props.h"
@@ -444,11 +445,21 @@ static int check_config(vctx *v, es_err *e)
         size_t top = node_of(v, k->source), want = node_of(v, live->source);
         if (top == SNAP_GNONE || !v->g.v[top].exists || want == SNAP_GNONE)
             continue; /* reported as missing */
-        if (!snap_graph_chain_has(&v->g, top, want) &&
-            problem(v->r, e, "config-off-current", SNAP_SEV_ERROR, k->source,
-                    "the config's disk %s is %s, which is neither the current snapshot %s's "
-                    "live overlay %s nor above it",
-                    k->target_dev, k->source, cur->name, live->source) < 0)
+        if (!snap_graph_chain_has(&v->g, top, want)) {
+            if (problem(v->r, e, "config-off-current", SNAP_SEV_ERROR, k->source,
+                        "the config's disk %s is %s, which is neither the current snapshot "
+                        "%s's live overlay %s nor above it",
+                        k->target_dev, k->source, cur->name, live->source) < 0)
+                return -1;
+            continue;
+        }
+        /* Above the live overlay, but through (or on) another snapshot's
+         * frozen image: the marker sits on an ancestor of the real state,
+         * and a revert by libvirt >= 9.7 would delete that frozen image. */
+        es_err why = {0};
+        if (snap_current_disk_check(v->c, cur, k, &why) < 0 &&
+            problem(v->r, e, "current-misplaced", SNAP_SEV_ERROR, k->source, "%s; 'extsnap "
+                    "current' can move the marker", why.msg) < 0)
             return -1;
     }
     return 0;
