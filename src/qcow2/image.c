@@ -159,7 +159,12 @@ static int open_one(es_image **out, const char *display, const char *open_path,
     img->writable = writable;
     if (es_file_open(&img->file, open_path, writable ? O_RDWR : O_RDONLY, 0, e) < 0) {
         int err = e ? e->errnum : 0;
-        if (naming && strcmp(display, open_path) != 0)
+        if (err == ESPIPE) /* es_file_open's FIFO refusal */
+            es_err_set(e, 0, naming ? naming->filename : display,
+                       naming ? "backing file %s is a FIFO, not an image file"
+                              : "not an image file but a FIFO",
+                       display);
+        else if (naming && strcmp(display, open_path) != 0)
             es_err_set(e, err, naming->filename, "cannot open backing file %s (at %s)", display,
                        open_path);
         else if (naming)

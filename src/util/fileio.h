@@ -35,7 +35,8 @@ typedef struct es_file {
     bool writable;
 } es_file;
 
-/* Open flags: O_RDONLY / O_RDWR etc. (O_CLOEXEC is added). */
+/* Open flags: O_RDONLY / O_RDWR etc. (O_CLOEXEC is added). A FIFO is
+ * refused with e->errnum ESPIPE (opening one could wait forever). */
 int es_file_open(es_file **out, const char *path, int flags, mode_t mode, es_err *e);
 void es_file_close(es_file *f);
 

@@ -119,7 +119,7 @@ case_add backing-dir "chain map maph compare compare2" "info json" "Is a directo
 # A FIFO must not be opened for reading (that would block): refused.
 mkfifo backing-fifo.p
 new -u -b backing-fifo.p -F raw backing-fifo.qcow2 4M
-case_add backing-fifo "chain map maph compare compare2" "info json" "backing-fifo.p"
+case_add backing-fifo "chain map maph compare compare2" "info json" "backing file backing-fifo.p is a FIFO, not an image file"
 new -u -b loop3-b.qcow2 -F qcow2 loop3-a.qcow2 4M
 new -u -b loop3-c.qcow2 -F qcow2 loop3-b.qcow2 4M
 new -u -b loop3-a.qcow2 -F qcow2 loop3-c.qcow2 4M
