@@ -12,6 +12,7 @@
 #include "qcow2/doctor_candidates.h"
 #include "util/fileio.h"
 #include "util/rootpath.h"
+#include "util/str.h"
 #include "util/xalloc.h"
 
 const char *qcow2_doctor_kind_name(qcow2_doctor_kind k)
@@ -72,21 +73,13 @@ static void plan(qcow2_doctor_report *r, qcow2_doctor_finding *f, const es_image
     f->repair = es_xasprintf("rebase -u -b %s -F %s %s", backing, format, img->filename);
 }
 
-static char *dir_of(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        return es_xstrdup(".");
-    return slash == path ? es_xstrdup("/") : es_xstrdup_len(path, (size_t)(slash - path));
-}
-
 /* A host name made absolute: names under a root already are; otherwise the
  * real path of its directory (the file itself may be a link we keep). */
 static char *absolute(const char *root, const char *name)
 {
     if (name[0] == '/' || root)
         return es_xstrdup(name);
-    char *dir = dir_of(name), *real = realpath(dir, NULL);
+    char *dir = es_path_dir(name), *real = realpath(dir, NULL);
     const char *base = strrchr(name, '/') ? strrchr(name, '/') + 1 : name;
     char *out = real ? es_xasprintf("%s/%s", strcmp(real, "/") ? real : "", base)
                      : es_xstrdup(name);
@@ -97,7 +90,7 @@ static char *absolute(const char *root, const char *name)
 
 static bool same_dir(const char *root, const char *a, const char *b)
 {
-    char *da = dir_of(a), *db = dir_of(b), *pa = NULL, *pb = NULL;
+    char *da = es_path_dir(a), *db = es_path_dir(b), *pa = NULL, *pb = NULL;
     es_err ignored;
     struct stat sa, sb;
     bool same = es_root_resolve(root, da, &pa, &ignored) == 0 &&

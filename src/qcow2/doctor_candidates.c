@@ -12,6 +12,7 @@
 
 #include "util/fileio.h"
 #include "util/rootpath.h"
+#include "util/str.h"
 #include "util/xalloc.h"
 
 #define SCORE_SAME_NAME 2
@@ -35,16 +36,6 @@ static const char *base_name(const char *path)
 {
     const char *slash = strrchr(path, '/');
     return slash ? slash + 1 : path;
-}
-
-static char *dir_name(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        return es_xstrdup(".");
-    if (slash == path)
-        return es_xstrdup("/");
-    return es_xstrdup_len(path, (size_t)(slash - path));
 }
 
 static int by_name(const void *a, const void *b)
@@ -253,7 +244,7 @@ int qcow2_doctor_find_candidates(const qcow2_doctor_orphan *o, const qcow2_docto
         for (size_t i = 0; i < opts->nsearch; i++)
             add_dir(&dirs, &ndirs, opts->root, opts->search[i]);
     } else {
-        char *a = dir_name(o->child->filename), *b = dir_name(o->missing_display);
+        char *a = es_path_dir(o->child->filename), *b = es_path_dir(o->missing_display);
         add_dir(&dirs, &ndirs, opts->root, a);
         add_dir(&dirs, &ndirs, opts->root, b);
         free(a);

@@ -9,18 +9,8 @@
 #include <unistd.h>
 
 #include "util/fileio.h"
+#include "util/str.h"
 #include "util/xalloc.h"
-
-/* Directory part of path ("." when there is none), malloc'd. */
-static char *dir_of(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        return es_xstrdup(".");
-    if (slash == path)
-        return es_xstrdup("/");
-    return es_xstrdup_len(path, (size_t)(slash - path));
-}
 
 /* Give the temporary file the target's mode and owner before it becomes the
  * target, so there is no moment where the new file is more open than the old. */
@@ -100,7 +90,7 @@ int es_atomic_replace(const char *path, const char *tmp_path, const void *data, 
         return -1;
     }
 
-    char *dir = dir_of(path), *tmp_dir = dir_of(tmp_path);
+    char *dir = es_path_dir(path), *tmp_dir = es_path_dir(tmp_path);
     int rc = -1;
     if (es_fs_fsync_dir(dir, e) < 0)
         goto out;

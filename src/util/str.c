@@ -68,3 +68,13 @@ void es_str_escape_ctl(char *dst, size_t len, const char *src)
     }
     dst[n] = '\0';
 }
+
+char *es_path_dir(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return es_xstrdup(".");
+    if (slash == path)
+        return es_xstrdup("/");
+    return es_xstrdup_len(path, (size_t)(slash - path));
+}

@@ -22,6 +22,10 @@ bool es_streq(const char *a, const char *b);
  * instead when it contains '/' or ends in ".xml". */
 bool es_looks_like_path(const char *arg);
 
+/* The directory part of path, malloc'd: "." when it names none, "/" for
+ * a name at the top. */
+char *es_path_dir(const char *path);
+
 /* dst = src with each control character (below 0x20, and 0x7f) written as an
  * escape (\n, \t, \r, \xHH), so a message naming a file or a value
  * read from one stays one line; truncated to fit len (len > 0). */

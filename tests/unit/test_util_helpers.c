@@ -134,6 +134,21 @@ START_TEST(path_or_name)
 }
 END_TEST
 
+START_TEST(directory_part)
+{
+    static const char *const cases[][2] = {
+        {"a.qcow2", "."},   {"/a.qcow2", "/"},   {"/var/lib/a", "/var/lib"},
+        {"d/a", "d"},       {"d/", "d"},         {"/d/e/", "/d/e"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *d = es_path_dir(cases[i][0]);
+        ck_assert_msg(strcmp(d, cases[i][1]) == 0, "es_path_dir(%s) = %s, expected %s",
+                      cases[i][0], d, cases[i][1]);
+        free(d);
+    }
+}
+END_TEST
+
 START_TEST(string_copies)
 {
     es_err e = {0};
@@ -265,6 +280,7 @@ static Suite *helpers_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("strings");
     tcase_add_test(tc, path_or_name);
+    tcase_add_test(tc, directory_part);
     tcase_add_test(tc, string_copies);
     tcase_add_test(tc, control_characters_escaped);
     suite_add_tcase(s, tc);

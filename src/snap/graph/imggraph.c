@@ -11,6 +11,7 @@
 #include "qcow2/image.h"
 #include "util/fileio.h"
 #include "util/rootpath.h"
+#include "util/str.h"
 #include "util/xalloc.h"
 
 /* Where a path came from: propagated down its backing chain. */
@@ -285,16 +286,6 @@ static int add_foreign(snap_graph *g, const snap_ctx *c, es_err *e)
     return rc;
 }
 
-static int dir_of(const char *path, char **out, es_err *e)
-{
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        return es_strdup(".", out, e);
-    if (slash == path)
-        return es_strdup("/", out, e);
-    return es_asprintf(out, e, "%.*s", (int)(slash - path), path);
-}
-
 /* qcow2 files in one directory that the graph does not hold yet. */
 static int scan_dir(snap_graph *g, const char *root, const char *dir, es_err *e)
 {
@@ -348,9 +339,7 @@ int snap_graph_build(const snap_ctx *c, snap_graph *g, es_err *e)
     for (size_t i = 0; i < g->n; i++) {
         if (!g->v[i].named || !g->v[i].exists || !g->v[i].regular)
             continue;
-        char *dir = NULL;
-        if (dir_of(g->v[i].path, &dir, e) < 0)
-            goto fail;
+        char *dir = es_path_dir(g->v[i].path);
         int r = es_strv_has(&g->dirs, dir) ? 0 : es_strv_add(&g->dirs, dir, e);
         free(dir);
         if (r < 0)
