@@ -458,8 +458,7 @@ static int check_config(vctx *v, es_err *e)
          * and a revert by libvirt >= 9.7 would delete that frozen image. */
         es_err why = {0};
         if (snap_current_disk_check(v->c, cur, k, &why) < 0 &&
-            problem(v->r, e, "current-misplaced", SNAP_SEV_ERROR, k->source, "%s; 'extsnap "
-                    "current' can move the marker", why.msg) < 0)
+            problem(v->r, e, "current-misplaced", SNAP_SEV_ERROR, k->source, "%s", why.msg) < 0)
             return -1;
     }
     return 0;
