@@ -82,12 +82,26 @@ XML
     chmod 600 "$r$SNAP_CFG/sp.xml"
 }
 
+# luks_create FILE: a 4 MiB LUKS image. qemu-img times its key derivation
+# and gives up on a loaded machine ("Unable to get accurate CPU usage"):
+# try again a few times, as test_qcow2_open does; any other error fails.
+luks_create() {
+    local i out
+    for i in 1 2 3 4 5; do
+        out=$(qemu-img create -q -f luks "${SECRET[@]}" -o key-secret=sec0 "$1" 4M 2>&1) && return 0
+        [[ $out == *"Unable to get accurate CPU usage"* ]] || break
+        sleep 1
+    done
+    echo "$out" >&2
+    return 1
+}
+
 # sp_make R: config and images, guest data in each disk.
 sp_make() {
     local r=$1
     sp_config "$r"
     qemu-img create -q -f qcow2 "$r$IMG/vda.qcow2" 4M
-    qemu-img create -q "${SECRET[@]}" -f luks -o key-secret=sec0 "$r$IMG/vdc.luks" 4M
+    luks_create "$r$IMG/vdc.luks"
     qemu-img create -q -f raw "$r$IMG/vdd.raw" 4M
     qemu-io -f qcow2 -c 'write -P 0xa1 0 64k' "$r$IMG/vda.qcow2" >/dev/null
     qemu-io "${SECRET[@]}" --image-opts -c 'write -P 0xc1 0 64k' \
@@ -384,7 +398,7 @@ mkdir -p "$R$IMG"
 qemu-img create -q -f qcow2 "$R$IMG/vda-base.qcow2" 4M
 qemu-io -f qcow2 -c 'write -P 0xb1 0 64k' "$R$IMG/vda-base.qcow2" >/dev/null
 qemu-img create -q -f raw "$R$IMG/vdd.raw" 4M
-qemu-img create -q -f luks "${SECRET[@]}" -o key-secret=sec0 "$R$IMG/vdc.luks" 4M
+luks_create "$R$IMG/vdc.luks"
 qemu-img create -q -f qcow2 -F qcow2 -u -b "$IMG/vda-base.qcow2" "$R$IMG/vda.qcow2" 4M
 BS="
       <backingStore type='file'>
