@@ -127,19 +127,24 @@ class Extsnap(object):
     def run(self, argv, want_json=True, dry_run=False, image_command=False):
         """Run 'extsnap ARGV...' with the module's root and directories
         (only --root for the img commands); returns a Result."""
-        cmd = [self.binary] + list(argv)
+        opts = []
         if image_command:
             if self.module.params.get('root'):
-                cmd += ['--root', self.module.params['root']]
+                opts += ['--root', self.module.params['root']]
         else:
-            cmd += self.where
+            opts += self.where
         if want_json:
-            cmd.append('--output=json')
+            opts.append('--output=json')
         if dry_run:
-            cmd.append('--dry-run')
+            opts.append('--dry-run')
         if (not dry_run and argv[0] in PROGRESS_COMMANDS
                 and self.supports(argv[0], '--progress')):
-            cmd.append('--progress=json')
+            opts.append('--progress=json')
+        if image_command:
+            # (the img commands take their options before the image, as qemu-img)
+            cmd = [self.binary] + list(argv[:-1]) + opts + list(argv[-1:])
+        else:
+            cmd = [self.binary] + list(argv) + opts
         rc, out, err = self.module.run_command(cmd)
         self.commands.append(' '.join(cmd))
         r = Result(cmd, rc, out, err, want_json)

@@ -92,9 +92,13 @@ problems:
   returned: always
   type: list
   elements: str
-rc:
+exit_status:
   description: extsnap verify's exit status (0 clean, 2 problems, 1 could not check).
   returned: always
+  type: int
+rc:
+  description: The same, when the task fails.
+  returned: failed
   type: int
 progress:
   description: C(--progress=json) lines of the image checks, per image the first past each tenth and the last.
@@ -132,18 +136,20 @@ def main():
         for f in d.get('problems') or []:
             lines.append('%s: %s %s %s: %s' % (d['domain'], f.get('severity'), f.get('code'),
                                                f.get('file'), f.get('message')))
-    out = dict(changed=False, rc=r.rc, results=results, problems=lines, commands=x.commands)
+    # (rc only on failure: Ansible takes a non-zero rc for a failed task)
+    out = dict(changed=False, exit_status=r.rc, results=results, problems=lines,
+               commands=x.commands)
     if x.progress:
         out['progress'] = progress_summary(x.progress)
     checked = '%d domain%s checked' % (len(results), '' if len(results) == 1 else 's')
     if r.rc == 1:
         failed = [d['domain'] for d in results if d.get('result') == 'failed']
         module.fail_json(msg='%s; could not check %s: %s' % (checked, ', '.join(failed),
-                                                               r.error_line()), **out)
+                                                               r.error_line()), rc=r.rc, **out)
     if r.rc == 2 and p['fail_on_problems']:
         bad = [d['domain'] for d in results if d.get('result') != 'clean']
         module.fail_json(msg='%s; problems in %s: %s' % (checked, ', '.join(bad),
-                                                         '; '.join(lines[:5])), **out)
+                                                         '; '.join(lines[:5])), rc=r.rc, **out)
     out['msg'] = checked + ('; problems found' if r.rc == 2 else '; clean')
     out['ansible_facts'] = dict(extsnap_verify=results)
     module.exit_json(**out)
