@@ -250,6 +250,9 @@ check_eq "F: strict's message names the problem" True \
     "$(res "$T/e.log" "verify strict" '"unreferenced-image" in r["msg"] and "stray.qcow2" in r["msg"]')"
 check_eq "F: fail_on_problems false" "False problems" \
     "$(res "$T/e.log" "verify strict, no failure" 'r["failed"], r["ansible_facts"]["extsnap_verify"][0]["result"]')"
+check_eq "F: a domain that cannot be checked fails with extsnap's reason" \
+    "True 1 1 domain checked; could not check nosuch: $R$SNAP_CFG/nosuch.xml: no domain 'nosuch' is defined (no config file)" \
+    "$(res "$T/e.log" "verify a domain that is not there" 'r["failed"], r["rc"], r["msg"]')"
 rm "$R$IMG/stray.qcow2"
 
 # ---------------------------------------------------------------- G. README

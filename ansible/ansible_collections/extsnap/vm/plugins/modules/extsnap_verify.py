@@ -143,9 +143,11 @@ def main():
         out['progress'] = progress_summary(x.progress)
     checked = '%d domain%s checked' % (len(results), '' if len(results) == 1 else 's')
     if r.rc == 1:
-        failed = [d['domain'] for d in results if d.get('result') == 'failed']
-        module.fail_json(msg='%s; could not check %s: %s' % (checked, ', '.join(failed),
-                                                               r.error_line()), rc=r.rc, **out)
+        # (with --output=json the reason is the domain's error, not a line on stderr)
+        why = ['%s: %s' % (d['domain'], d.get('error') or r.error_line())
+               for d in results if d.get('result') == 'failed']
+        module.fail_json(msg='%s; could not check %s' % (checked, '; '.join(why) or r.error_line()),
+                         rc=r.rc, **out)
     if r.rc == 2 and p['fail_on_problems']:
         bad = [d['domain'] for d in results if d.get('result') != 'clean']
         module.fail_json(msg='%s; problems in %s: %s' % (checked, ', '.join(bad),
