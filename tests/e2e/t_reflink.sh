@@ -74,6 +74,26 @@ oracle qemu-img compare -q "$T/q/base.qcow2" "$M/x/base.qcow2" || fail "BASE dif
 oracle qemu-img check -q "$M/x/base.qcow2" || fail "BASE does not check clean"
 oracle qemu-img compare -q "$T/q/top.qcow2" "$M/x/top.qcow2" || fail "emptied TOP differs from qemu-img's"
 
+# --- the safe rebase: top2 over TOP over BASE, rebased onto BASE, so TOP's
+# 256 MiB are copied into top2 (shared) --------------------------------------
+fresh orig r
+qemu-img create -q -f qcow2 -b top.qcow2 -F qcow2 "$M/r/top2.qcow2"
+qemu-io -t writeback -c 'write -P 0x77 1M 64k' -c 'write -P 0x78 300M 128k' "$M/r/top2.qcow2" >/dev/null
+cp -a --sparse=always "$M/r" "$T/qr"
+qemu-img rebase -q -b base.qcow2 -F qcow2 "$T/qr/top2.qcow2"
+sync -f "$M"
+before=$(loopfs_written "$DEV")
+ok_rc "extsnap img rebase on XFS" 0 "$EXTSNAP" img rebase -b base.qcow2 -F qcow2 "$M/r/top2.qcow2"
+sync -f "$M"
+written=$(($(loopfs_written "$DEV") - before))
+echo "safe rebase copying $((MERGED >> 20)) MiB: $((written >> 10)) KiB written to $DEV"
+ES_CHECKS=$((ES_CHECKS + 1))
+((written * 20 < MERGED)) ||
+  fail "the rebase wrote $written bytes to the device, not under 5 % of the $MERGED copied"
+oracle qemu-img compare -q "$T/qr/top2.qcow2" "$M/r/top2.qcow2" || fail "the rebased image differs from qemu-img's"
+oracle qemu-img check -q "$M/r/top2.qcow2" || fail "the rebased image does not check clean"
+rm -rf "${M:?}/r" "$T/qr"
+
 # --- crashes: stop at each flush, then cut the power of the file system -------
 # remount: what a power cut leaves, the log not flushed, then recovery.
 remount() {
