@@ -312,10 +312,10 @@ static int clone_range(es_file *src, uint64_t soff, es_file *dst, uint64_t doff,
     return 0;
 }
 
-int es_file_copy(es_file *src, uint64_t soff, es_file *dst, uint64_t doff, uint64_t n, es_err *e)
+/* The fault hook's two counts for a copy of n bytes (op: how). */
+static int tick_copy(const char *op, es_file *src, uint64_t soff, es_file *dst, uint64_t doff,
+                     uint64_t n, es_err *e)
 {
-    uint64_t share = shareable(src, soff, dst, doff, n);
-    const char *op = share ? "clone" : "copy_file_range";
     int inj = tick(K_READ, op, src->path);
     if (inj)
         return es_err_set(e, inj, src->path, "read of %llu bytes at offset 0x%llx failed",
@@ -324,18 +324,46 @@ int es_file_copy(es_file *src, uint64_t soff, es_file *dst, uint64_t doff, uint6
     if (inj)
         return es_err_set(e, inj, dst->path, "write of %llu bytes at offset 0x%llx failed",
                           (unsigned long long)n, (unsigned long long)doff);
-    if (share) {
-        int cerr = clone_range(src, soff, dst, doff, share);
-        if (!cerr) {
-            soff += share;
-            doff += share;
-            n -= share;
-        } else if (cerr == EOPNOTSUPP || cerr == ENOTTY || cerr == ENOSYS) {
-            dst->share = -1; /* this file system cannot: do not ask again */
-        }
-        /* Anything else (EXDEV: another mount; EINVAL: the range runs past
-         * src's end; ENOSPC, EIO): copied below, which fails on its own if
-         * the error was real. A partly done clone is simply redone. */
+    return 0;
+}
+
+/* Share the first len bytes (shareable()): len, or 0 when the file system
+ * would not. */
+static uint64_t try_share(es_file *src, uint64_t soff, es_file *dst, uint64_t doff, uint64_t len)
+{
+    int cerr = clone_range(src, soff, dst, doff, len);
+    if (!cerr)
+        return len;
+    if (cerr == EOPNOTSUPP || cerr == ENOTTY || cerr == ENOSYS)
+        dst->share = -1; /* this file system cannot: do not ask again */
+    /* Anything else (EXDEV: another mount; EINVAL: the range runs past
+     * src's end; ENOSPC, EIO): the caller copies, which fails on its own
+     * if the error was real. A partly done clone is simply redone. */
+    return 0;
+}
+
+int es_file_share(es_file *src, uint64_t soff, es_file *dst, uint64_t doff, uint64_t n,
+                  uint64_t *shared, es_err *e)
+{
+    *shared = 0;
+    uint64_t len = shareable(src, soff, dst, doff, n);
+    if (!len)
+        return 0;
+    if (tick_copy("clone", src, soff, dst, doff, len, e) < 0)
+        return -1;
+    *shared = try_share(src, soff, dst, doff, len);
+    return 0;
+}
+
+int es_file_copy(es_file *src, uint64_t soff, es_file *dst, uint64_t doff, uint64_t n, es_err *e)
+{
+    uint64_t share = shareable(src, soff, dst, doff, n);
+    if (tick_copy(share ? "clone" : "copy_file_range", src, soff, dst, doff, n, e) < 0)
+        return -1;
+    if (share && try_share(src, soff, dst, doff, share)) {
+        soff += share;
+        doff += share;
+        n -= share;
     }
     int err = 0;
     bool werr = false;

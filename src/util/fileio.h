@@ -68,6 +68,13 @@ int es_file_pwrite(es_file *f, const void *buf, size_t n, uint64_t off, es_err *
  * change of dst's extent map, which fdatasync commits (XFS forces the log
  * holding it; btrfs logs an inode that was a reflink target in full). */
 int es_file_copy(es_file *src, uint64_t soff, es_file *dst, uint64_t doff, uint64_t n, es_err *e);
+/* Share, never copy: *shared gets the length of the block-aligned head of
+ * [soff, soff+n) that now shares src's extents at doff (0: the file system
+ * cannot, or the offsets are not aligned; the caller writes the rest
+ * itself, e.g. keeping zeroes as holes). Counted like es_file_copy when
+ * sharing is tried; -1 only for an injected fault. */
+int es_file_share(es_file *src, uint64_t soff, es_file *dst, uint64_t doff, uint64_t n,
+                  uint64_t *shared, es_err *e);
 /* fdatasync: an ordering point. */
 int es_file_flush(es_file *f, es_err *e);
 int es_file_truncate(es_file *f, uint64_t size, es_err *e);

@@ -16,11 +16,13 @@
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/lib/loopfs.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/lib/snap.sh"
 need_tool qemu-img qemu-io
 why=$(loopfs_why xfs)
 [[ -z $why ]] || skip_test "no loop-mounted XFS here: $why"
 need_tool xfs_io
-trap 'loopfs_cleanup; rm -rf "$T"' EXIT
+BIND=""
+trap '[[ -z $BIND ]] || umount "$BIND"; loopfs_cleanup; rm -rf "$T"' EXIT
 trap 'exit 1' INT TERM HUP PIPE # the EXIT trap still detaches the loop device
 loopfs_make xfs "$T" 1024 || skip_test "cannot make and mount a loop XFS"
 M=$LOOPFS_MNT DEV=$LOOPFS_DEV
@@ -94,11 +96,36 @@ oracle qemu-img compare -q "$T/qr/top2.qcow2" "$M/r/top2.qcow2" || fail "the reb
 oracle qemu-img check -q "$M/r/top2.qcow2" || fail "the rebased image does not check clean"
 rm -rf "${M:?}/r" "$T/qr"
 
+# --- setup within one file system: the hard link is refused (the target
+# directory is another mount of the same XFS), so the images are copied,
+# and the copy shares their extents -------------------------------------------
+R=$M/s
+snap_make_tvm "$R"
+qemu-io -f qcow2 -t writeback -c 'write -P 0xa1 0 4M' "$R$SNAP_IMG/vda.qcow2" >/dev/null
+GUEST=$(all_guest_sums "$R" tvm)
+mkdir -p "$M/fast" "$R/srv/fast"
+mount --bind "$M/fast" "$R/srv/fast" && BIND=$R/srv/fast
+: >"$T/trace"
+sync -f "$M"
+before=$(loopfs_written "$DEV")
+ok_rc "setup onto another mount of the same XFS" 0 \
+  env EXTSNAP_FAULT_TRACE="$T/trace" "$EXTSNAP" setup tvm /srv/fast -q --root "$R"
+sync -f "$M"
+written=$(($(loopfs_written "$DEV") - before))
+echo "setup copying vda's 4 MiB of data (and two small images): $((written >> 10)) KiB written to $DEV"
+ok_eq "setup: guest content unchanged" "$GUEST" "$(all_guest_sums "$R" tvm)"
+ES_CHECKS=$((ES_CHECKS + 1))
+grep -q '^write [0-9]* clone .*tvm-vda' "$T/trace" || fail "setup did not try to share vda's extents"
+ES_CHECKS=$((ES_CHECKS + 1))
+((written < (2 << 20))) || fail "setup wrote $written bytes to the device: vda's 4 MiB were copied, not shared"
+umount "$BIND" && BIND=""
+rm -rf "${M:?}/s" "$M/fast"
+
 # --- crashes: stop at each flush, then cut the power of the file system -------
 # remount: what a power cut leaves, the log not flushed, then recovery.
 remount() {
   xfs_io -x -c shutdown "$M" # without -f: the in-memory log is lost
-  umount "$M"
+  loopfs_umount "$M" || { fail "cannot unmount $M after the shutdown"; finish; }
   mount "$DEV" "$M"
 }
 # A smaller chain (32 MiB in TOP), so that each round stays short.

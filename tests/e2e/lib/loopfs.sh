@@ -8,6 +8,7 @@
 #                            it (xfs: -m reflink=1), attach it to a free loop
 #                            device and mount it on DIR/TYPE.mnt; sets
 #                            LOOPFS_DEV (/dev/loopN) and LOOPFS_MNT
+#   loopfs_umount MNT        unmount, retried for a few seconds while busy
 #   loopfs_cleanup           unmount and detach every one made here (call it
 #                            from the caller's EXIT trap)
 #   loopfs_written DEV       bytes written to DEV so far (its sectors written,
@@ -44,12 +45,21 @@ loopfs_make() {
     LOOPFS_DEV=$dev LOOPFS_MNT=$mnt
 }
 
+loopfs_umount() {
+    local k
+    for ((k = 0; k < 20; k++)); do
+        umount "$1" 2>/dev/null && return 0
+        sleep 0.25
+    done
+    umount "$1"
+}
+
 loopfs_cleanup() {
     local x dev mnt
     for x in "${LOOPFS_MADE[@]}"; do
         dev=${x%% *} mnt=${x#* }
         if mountpoint -q "$mnt"; then
-            umount "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || true
+            loopfs_umount "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || true
         fi
         losetup -d "$dev" 2>/dev/null || true
     done
