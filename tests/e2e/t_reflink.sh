@@ -157,4 +157,27 @@ for ((i = 1; i <= nflush; i++)); do
   oracle qemu-img check -q "$M/w/base.qcow2" || fail "flush $i: BASE not clean after the re-run"
 done
 echo "power cut after each of $nflush flush points"
+
+# An I/O error at each sharing call (the fault hook counts a clone as a
+# read and a write of the copied range): a clear error, BASE not
+# corrupted, and a re-run completes with the same result.
+nclone=0
+for n in $(awk '$1 == "write" && $3 == "clone" && $4 ~ /base.qcow2$/ { print $2 }' "$T/trace"); do
+  nclone=$((nclone + 1))
+  fresh small w
+  rc=0
+  EXTSNAP_FAULT=write:$n:eio "$EXTSNAP" img commit -q "$M/w/top.qcow2" >"$T/out" 2>&1 || rc=$?
+  ok_eq "clone (write $n): exit status on the I/O error" 1 "$rc"
+  ES_CHECKS=$((ES_CHECKS + 1))
+  grep -q "Input/output error" "$T/out" || fail "clone (write $n): no clear error: $(oracle_err "$T/out")"
+  qrc=0
+  qemu-img check "$M/w/base.qcow2" >"$T/check" 2>&1 || qrc=$?
+  ((qrc == 0 || qrc == 3)) || fail "clone (write $n): BASE check exits $qrc: $(oracle_err "$T/check")"
+  ok_rc "clone (write $n): the re-run" 0 "$EXTSNAP" img commit -q "$M/w/top.qcow2"
+  oracle qemu-img compare -q "$T/small.raw" "$M/w/base.qcow2" ||
+    fail "clone (write $n): after the re-run BASE does not read as the chain did"
+done
+ES_CHECKS=$((ES_CHECKS + 1))
+((nclone > 0)) || fail "no sharing call in the small commit's trace"
+echo "I/O error at each of $nclone sharing calls"
 finish
