@@ -200,6 +200,22 @@ static int old_source(rebase_ctx *c, uint64_t g, es_image **src, uint64_t *host,
     return 0;
 }
 
+/* The end of the run from i of ops going through the buffer (src[] NULL)
+ * adjacent in the guest (reads) or in IMAGE's file (by_dest: writes); i
+ * + 1 when ops[idx[i]] is copied file to file. */
+static size_t buffered_run(const rebase_ctx *c, const size_t *idx, es_image *const *src, size_t i,
+                           size_t n, bool by_dest)
+{
+    size_t j = i + 1;
+    if (src[i])
+        return j;
+    while (j < n && !src[j] &&
+           (by_dest ? c->ops[idx[j]].dest == c->ops[idx[j - 1]].dest + c->cs
+                    : c->ops[idx[j]].guest == c->ops[idx[j - 1]].guest + c->cs))
+        j++;
+    return j;
+}
+
 /* Step 3: the old chain's content of the data ops a chunk at a time:
  * clusters one image holds whole copied file to file (old_source), the
  * others read again (from the page cache: compare() read them moments
@@ -230,27 +246,16 @@ static int write_chunk(rebase_ctx *c, const size_t *idx, size_t n, es_err *e)
         es_file_start_writeback(c->img->file, dest, len);
         i = j;
     }
-    for (size_t i = 0; i < n;) { /* reads: runs of adjacent guest clusters */
-        size_t j = i + 1;
-        if (src[i]) {
-            i = j;
-            continue;
-        }
-        while (j < n && !src[j] && c->ops[idx[j]].guest == c->ops[idx[j - 1]].guest + cs)
-            j++;
-        if (read_old(c, c->old_buf + i * cs, c->ops[idx[i]].guest, c->ops[idx[j - 1]].guest + cs,
-                     e) < 0)
+    for (size_t i = 0, j; i < n; i = j) { /* reads: runs of adjacent guest clusters */
+        j = buffered_run(c, idx, src, i, n, false);
+        if (!src[i] && read_old(c, c->old_buf + i * cs, c->ops[idx[i]].guest,
+                                c->ops[idx[j - 1]].guest + cs, e) < 0)
             goto out;
-        i = j;
     }
-    for (size_t i = 0; i < n;) { /* writes: runs of adjacent host clusters */
-        size_t j = i + 1;
-        if (src[i]) {
-            i = j;
+    for (size_t i = 0, j; i < n; i = j) { /* writes: runs of adjacent host clusters */
+        j = buffered_run(c, idx, src, i, n, true);
+        if (src[i])
             continue;
-        }
-        while (j < n && !src[j] && c->ops[idx[j]].dest == c->ops[idx[j - 1]].dest + cs)
-            j++;
         uint64_t len = (j - i) * cs;
         if (qcow2_host_write(c->img, QCOW2_OL_DATA, c->old_buf + i * cs, (size_t)len,
                              c->ops[idx[i]].dest, e) < 0) {
@@ -259,7 +264,6 @@ static int write_chunk(rebase_ctx *c, const size_t *idx, size_t n, es_err *e)
         }
         /* The fdatasync after the last chunk then waits for less. */
         es_file_start_writeback(c->img->file, c->ops[idx[i]].dest, len);
-        i = j;
     }
     rc = 0;
 out:
