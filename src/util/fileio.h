@@ -66,7 +66,8 @@ int es_file_pwrite(es_file *f, const void *buf, size_t n, uint64_t off, es_err *
  * copy_file_range, which may still share. A shared range is made durable
  * by the same es_file_flush (fdatasync) as a copied one: the remap is a
  * change of dst's extent map, which fdatasync commits (XFS forces the log
- * holding it; btrfs logs an inode that was a reflink target in full). */
+ * holding it, checked by power cuts in tests/e2e/t_reflink.sh; btrfs logs
+ * an inode that was a reflink target in full). */
 int es_file_copy(es_file *src, uint64_t soff, es_file *dst, uint64_t doff, uint64_t n, es_err *e);
 /* Share, never copy: *shared gets the length of the block-aligned head of
  * [soff, soff+n) that now shares src's extents at doff (0: the file system

@@ -128,8 +128,8 @@ remount() {
   loopfs_umount "$M" || { fail "cannot unmount $M after the shutdown"; finish; }
   mount "$DEV" "$M"
 }
-# A smaller chain (32 MiB in TOP), so that each round stays short.
-build "$M/small" 128 8 512 view
+# A smaller chain (16 MiB in TOP), so that each round stays short.
+build "$M/small" 128 8 256 view
 : >"$T/trace"
 fresh small w
 EXTSNAP_FAULT_TRACE="$T/trace" "$EXTSNAP" img commit -q "$M/w/top.qcow2"
