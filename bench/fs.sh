@@ -56,9 +56,9 @@ for fs in $FS; do
 done
 
 echo "== results (medians; written: extsnap / qemu-img, device = the loop device's count, process = /proc/PID/io write_bytes)"
-printf '| %-16s | %-16s | %8s | %8s | %6s | %7s | %6s | %6s | %9s | %9s | %-21s |\n' "file system" bench \
+printf '| %-16s | %-16s | %8s | %8s | %6s | %7s | %6s | %6s | %9s | %9s | %-30s |\n' "file system" bench \
   extsnap qemu-img ratio floor x/floor q/floor "RSS x MiB" "RSS q MiB" "written MiB (x / q)"
-printf '|%s|\n' "------------------|------------------|---------:|---------:|-------:|--------:|-------:|-------:|----------:|----------:|-----------------------"
+printf '|%s|\n' "------------------|------------------|---------:|---------:|-------:|--------:|-------:|-------:|----------:|----------:|--------------------------------"
 for fs in $FS; do
   [[ -f $work/$fs.sum ]] || continue
   while read -r line; do
@@ -71,7 +71,7 @@ for fs in $FS; do
         xf = f == "" ? "" : sprintf("%.2f", x / f); qf = f == "" ? "" : sprintf("%.2f", f / q)
         w = wx == "" ? "" : sprintf("%d / %d %s", wx / 1048576, wq / 1048576, wf)
         if (m != "" && wx != "") w = w sprintf(" (%.1f%%)", 100 * wx / m)
-        printf "| %-16s | %-16s | %6.2f s | %6.2f s | %6.2f | %7s | %6s | %6s | %9d | %9d | %-21s |\n",
+        printf "| %-16s | %-16s | %6.2f s | %6.2f s | %6.2f | %7s | %6s | %6s | %9d | %9d | %-30s |\n",
           fs, b, x, q, (q > 0 ? x / q : 0), fl, xf, qf, rx / 1024, rq / 1024, w }'
     unset v
   done <"$work/$fs.sum"
