@@ -174,6 +174,9 @@ static void ctx_init(commit_ctx *c, es_image *top, es_image *base, const es_comm
 static void ctx_free(commit_ctx *c)
 {
     commit_writer_stop(c->writer); /* before its buffers go */
+    free(c->wsegs);
+    free(c->gaps[0]);
+    free(c->gaps[1]);
     free(c->segs);
     free(c->ops);
     free(c->order);
