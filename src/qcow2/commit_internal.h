@@ -92,6 +92,11 @@ typedef struct commit_ctx {
     commit_gap *gaps[2];  /* still uncovered: before and after one layer */
     size_t ngaps[2], gaps_cap[2];
 
+    /* dry run: its only batch as collected, when one batch covers it all
+     * (the commit then runs it without scanning again; segs unchanged) */
+    commit_op *kept_ops;
+    size_t kept_nops;
+
     /* batch state */
     commit_seg *segs;
     size_t nsegs, segs_cap;
