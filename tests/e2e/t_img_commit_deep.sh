@@ -19,24 +19,7 @@ need_tool qemu-img qemu-io
 SIZE=$((8 << 20))
 DEPTH=30
 
-rnd() { R=$((RANDOM % $1)); }
-
-# ops SIZE CS N: N random qemu-io commands over [0, SIZE) into array ops.
-ops() {
-  local size=$1 cs=$2 n=$3 i off len
-  ops=()
-  for ((i = 0; i < n; i++)); do
-    rnd $((3 * cs / 512)); len=$(( (1 + R) * 512 ))
-    rnd $((size / 512)); off=$((R * 512))
-    (( off + len > size )) && len=$((size - off))
-    rnd 10
-    if ((R < 6)); then rnd 250; ops+=(-c "write -P $((1 + R)) $off $len")
-    elif ((R == 6)); then ops+=(-c "write -z $off $len")
-    elif ((R == 7)); then ops+=(-c "write -z -u $off $len")
-    else ops+=(-c "discard $off $len")
-    fi
-  done
-}
+. "$(dirname "${BASH_SOURCE[0]}")/lib/random_io.sh"
 
 # build DIR: base.qcow2 <- l1 <- ... <- l29 <- top.qcow2
 build() {
@@ -58,15 +41,15 @@ build() {
       # Compressed: written to a scratch image, converted, put on top of
       # the one below without changing its contents.
       qemu-img create -q -f qcow2 "$d/scratch.qcow2" "$size"
-      ops "$size" "$cs" "$n"
-      qemu-io "${ops[@]}" "$d/scratch.qcow2" >/dev/null
+      random_ops "$size" "$cs" "$n"
+      qemu-io "${RANDOM_OPS[@]}" "$d/scratch.qcow2" >/dev/null
       qemu-img convert -c -O qcow2 "$d/scratch.qcow2" "$d/$name"
       rm -f "$d/scratch.qcow2"
       (cd "$d" && qemu-img rebase -u -b "$below" -F qcow2 "$name")
     else
       (cd "$d" && qemu-img create -q -f qcow2 -o "$opts" -b "$below" -F qcow2 "$name" "$size")
-      ops "$size" "$cs" "$n"
-      qemu-io "${ops[@]}" "$d/$name" >/dev/null
+      random_ops "$size" "$cs" "$n"
+      qemu-io "${RANDOM_OPS[@]}" "$d/$name" >/dev/null
     fi
     below=$name
   done
