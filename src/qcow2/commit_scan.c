@@ -210,7 +210,8 @@ static int scan_window(commit_ctx *c, uint64_t lo, uint64_t hi, es_err *e)
     for (size_t i = 0; i < c->ngaps[0]; i++)
         if (soft_zeroes(c, c->gaps[0][i], e) < 0)
             return -1;
-    qsort(c->wsegs, c->nwsegs, sizeof *c->wsegs, cmp_guest);
+    if (c->nwsegs > 1) /* (qsort of nothing: a null pointer) */
+        qsort(c->wsegs, c->nwsegs, sizeof *c->wsegs, cmp_guest);
     return 0;
 }
 
