@@ -9,7 +9,11 @@
 # 64 KiB clusters written in random order (seeded; layers overlap each other
 # and BASE at random, so upper layers hide lower ones). One chain of the
 # deepest depth is built; the run for depth N commits cN into c0 on a fresh
-# copy of c0 .. cN, page caches dropped before every timed step.
+# copy of c0 .. cN, page caches dropped before every timed step. The domain
+# arm builds, per depth N, a fake host root with a shut-off domain whose
+# disk is a copy of c0 with N+1 external snapshots, layer i written into the
+# overlay snapshot s_i made, and times 'extsnap commit deep base sN+1' (the
+# same N layers merged into the same c0, plus the snapshot metadata).
 #
 # usage: bench/deep.sh [EXTSNAP_BINARY]
 #   env: DEPTHS          chain depths to measure (default "10 50 200")
@@ -18,6 +22,9 @@
 #        BASE_GIB        virtual size of every image (default 4)
 #        BASE_ALLOC_MIB  allocated in c0 (default 256)
 #        EMPTY=0         skip the extra-empty-layer arm
+#        DOMAIN=0        skip the domain arm: 'extsnap commit DOMAIN base sN+1'
+#                        of a shut-off domain whose disk holds the same N
+#                        layers as snapshot overlays (a fake host root)
 #        BENCH_DIR, RUNS (default 3), SEED (default 42), KEEP=1: as commit.sh
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -30,21 +37,17 @@ LAYER_CLUSTERS=${LAYER_CLUSTERS:-32}
 BASE_GIB=${BASE_GIB:-4}
 BASE_ALLOC_MIB=${BASE_ALLOC_MIB:-256}
 EMPTY=${EMPTY:-1}
+DOMAIN=${DOMAIN:-1}
 max_depth=$(printf '%s\n' $DEPTHS | sort -n | tail -1)
 
-# build_deep DIR DEPTH SEED: DIR/c0.qcow2 .. DIR/cDEPTH.qcow2 (kept when
-# DIR already holds the deepest layer).
+# build_deep DIR DEPTH SEED: DIR/c0.qcow2 .. DIR/cDEPTH.qcow2 and the
+# qemu-io commands of each layer, DIR/cmdsI (kept when DIR already holds
+# them).
 build_deep() {
   local d=$1 depth=$2 seed=$3 i
-  [[ -f $d/c$depth.qcow2 ]] && return 0
   mkdir -p "$d"
-  qemu-img create -q -f qcow2 "$d/c0.qcow2" "${BASE_GIB}G"
-  local quarter=$((BASE_GIB * 1024 / 4)) piece=$((BASE_ALLOC_MIB / 4))
-  for i in 0 1 2 3; do
-    qemu-io -c "write -P $((0x10 + i)) $((i * quarter))M ${piece}M" "$d/c0.qcow2" >/dev/null
-  done
   # Per layer, LAYER_CLUSTERS distinct clusters of the disk, in random order.
-  awk -v seed="$seed" -v depth="$depth" -v want="$LAYER_CLUSTERS" -v n="$((BASE_GIB * 16384))" -v d="$d" 'BEGIN {
+  [[ -f $d/cmds$depth ]] || awk -v seed="$seed" -v depth="$depth" -v want="$LAYER_CLUSTERS" -v n="$((BASE_GIB * 16384))" -v d="$d" 'BEGIN {
       srand(seed)
       for (l = 1; l <= depth; l++) {
         delete used
@@ -57,11 +60,59 @@ build_deep() {
         close(f)
       }
     }'
+  [[ -f $d/c$depth.qcow2 ]] && return 0
+  qemu-img create -q -f qcow2 "$d/c0.qcow2" "${BASE_GIB}G"
+  local quarter=$((BASE_GIB * 1024 / 4)) piece=$((BASE_ALLOC_MIB / 4))
+  for i in 0 1 2 3; do
+    qemu-io -c "write -P $((0x10 + i)) $((i * quarter))M ${piece}M" "$d/c0.qcow2" >/dev/null
+  done
   for ((i = 1; i <= depth; i++)); do
     (cd "$d" && qemu-img create -q -f qcow2 -b "c$((i - 1)).qcow2" -F qcow2 "c$i.qcow2")
     qemu-io "$d/c$i.qcow2" <"$d/cmds$i" >/dev/null
-    rm -f "$d/cmds$i"
   done
+}
+
+# build_domain ROOT DEPTH: a fake host root (the layout of
+# tests/e2e/lib/snap.sh) with a shut-off domain "deep" whose one disk starts
+# as a copy of c0; snapshots s1 .. s(DEPTH+1), layer i's writes going to the
+# overlay s_i made, so that 'commit deep base s(DEPTH+1)' merges the same
+# DEPTH layers into the disk's original image as img commit merges into c0.
+DOM_IMG=/var/lib/libvirt/images/deep
+DOM_CFG=/etc/libvirt/qemu/deep.xml
+build_domain() {
+  local r=$1 depth=$2 i live
+  [[ -f $r/done ]] && return 0
+  rm -rf "$r"
+  mkdir -p "$r/etc/libvirt/qemu" "$r/var/lib/libvirt/qemu/snapshot" "$r/run/libvirt/qemu" "$r$DOM_IMG"
+  cp -a --sparse=always orig/c0.qcow2 "$r$DOM_IMG/vda.qcow2"
+  cat >"$r$DOM_CFG" <<XML
+<domain type='qemu'>
+  <name>deep</name>
+  <uuid>0c1d2e3f-4a5b-4c6d-8e7f-190000000019</uuid>
+  <memory unit='KiB'>131072</memory>
+  <os>
+    <type arch='x86_64' machine='pc-i440fx-7.2'>hvm</type>
+  </os>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2'/>
+      <source file='$DOM_IMG/vda.qcow2'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+  </devices>
+</domain>
+XML
+  for ((i = 1; i <= depth + 1; i++)); do
+    "$EXTSNAP" create -q --root "$r" deep "s$i"
+    ((i <= depth)) || break
+    # The overlay names its backing file by its path on the host, not under
+    # the root: written without it (whole clusters need nothing below).
+    live=$r$(xmllint --xpath "string(//devices/disk/source/@file)" "$r$DOM_CFG")
+    qemu-io "json:{\"driver\":\"qcow2\",\"file\":{\"driver\":\"file\",\"filename\":\"$live\"},\"backing\":null}" \
+      <"orig/cmds$i" >/dev/null
+  done
+  touch "$r/done"
 }
 
 fresh() { # fresh copy of c0 .. c$2 in $1
@@ -74,6 +125,13 @@ fresh() { # fresh copy of c0 .. c$2 in $1
 echo "== building a $max_depth-layer chain in $dir (seed $SEED, $LAYER_CLUSTERS clusters per layer, c0 ${BASE_GIB} GiB with ${BASE_ALLOC_MIB} MiB)"
 build_deep orig "$max_depth" "$SEED"
 du -sh orig | sed 's/^/  all layers: /'
+if ((DOMAIN)); then
+  command -v xmllint >/dev/null || { echo "the domain arm needs xmllint (DOMAIN=0 skips it)" >&2; exit 2; }
+  for n in $DEPTHS; do
+    echo "== a domain with $((n + 1)) snapshots, layers 1 .. $n in their overlays"
+    build_domain "orig/dom$n" "$n"
+  done
+fi
 
 rm -f ./*.times
 for n in $DEPTHS; do
@@ -84,6 +142,11 @@ for n in $DEPTHS; do
     fresh q "$n"
     (cd q && timed "../qemu$n" qemu-img commit -q -b c0.qcow2 "c$n.qcow2")
     printf '  %-8s %6ss  peak RSS %6s KiB\n' extsnap $(tail -1 "ext$n.times") qemu-img $(tail -1 "qemu$n.times")
+    if ((DOMAIN)); then
+      rm -rf d && cp -a --sparse=always "orig/dom$n" d
+      timed "dom$n" "$EXTSNAP" commit -q --root d deep base "s$((n + 1))"
+      printf '  %-8s %6ss  peak RSS %6s KiB\n' domain $(tail -1 "dom$n.times")
+    fi
     if ((EMPTY)); then
       # The same commit through one more, empty, layer on top.
       fresh e "$n"
@@ -95,6 +158,10 @@ for n in $DEPTHS; do
   qemu-img compare -q x/c0.qcow2 q/c0.qcow2 && echo "  depth $n: extsnap's c0 and qemu-img's c0 are identical" ||
     { echo "  depth $n: RESULTS DIFFER"; exit 1; }
   qemu-img check -q x/c0.qcow2 && echo "  depth $n: extsnap's c0 checks clean"
+  if ((DOMAIN)); then
+    qemu-img compare -q "d$DOM_IMG/vda.qcow2" q/c0.qcow2 && echo "  depth $n: the domain's disk too" ||
+      { echo "  depth $n: RESULTS DIFFER after the domain commit"; exit 1; }
+  fi
   if ((EMPTY)); then
     qemu-img compare -q e/c0.qcow2 q/c0.qcow2 && echo "  depth $n: through the empty layer too" ||
       { echo "  depth $n: RESULTS DIFFER through the empty layer"; exit 1; }
@@ -104,6 +171,7 @@ done
 echo "== results ($RUNS runs each, medians$( ((can_drop)) && echo ", caches dropped before each step" || echo "; page caches could NOT be dropped (not root?): warm-cache numbers"))"
 printf '  %6s  %10s  %10s  %8s  %12s  %12s' depth extsnap qemu-img ratio "RSS extsnap" "RSS qemu-img"
 ((EMPTY)) && printf '  %12s' "+empty layer"
+((DOMAIN)) && printf '  %14s' "domain commit"
 echo
 for n in $DEPTHS; do
   mx=$(cut -d' ' -f1 "ext$n.times" | median)
@@ -116,6 +184,7 @@ for n in $DEPTHS; do
     me=$(cut -d' ' -f1 "empty$n.times" | median)
     printf '  %+10.0fms' "$(awk -v e="$me" -v x="$mx" 'BEGIN { print (e - x) * 1000 }')"
   fi
+  ((DOMAIN)) && printf '  %13.2fs' "$(cut -d' ' -f1 "dom$n.times" | median)"
   echo
 done
 echo "  (target: ratio <= 0.5 at 50 and 200 layers; an extra empty layer < 1 ms, which"

@@ -99,6 +99,17 @@ static unit_status subcluster_status(const es_image *img, es_bs_kind cluster_kin
     return u;
 }
 
+/* An L2 entry (and its bitmap) of all zero bits: unallocated, nothing to
+ * validate. */
+static inline bool entry_is_zero(const uint8_t *p, bool extended)
+{
+    uint64_t w0, w1 = 0;
+    memcpy(&w0, p, 8);
+    if (extended)
+        memcpy(&w1, p + 8, 8);
+    return (w0 | w1) == 0;
+}
+
 /* Run-merging state for one block_status call. */
 typedef struct run {
     es_block_status *bs;
@@ -192,6 +203,21 @@ int es_image_block_status(es_image *img, uint64_t off, uint64_t max_len, es_bloc
         while (pos < l1_range_end && !r.done) {
             uint64_t l2_idx = (pos >> img->cluster_bits) & (img->l2_entries - 1);
             const uint8_t *p = table + l2_idx * img->l2_entry_bytes;
+            if (r.started && bs->kind == ES_BS_UNALLOC) {
+                /* An unallocated run goes on over all-zero entries (valid
+                 * as they are): skipped in a tight loop, as a deep chain's
+                 * scan spends most of its time here. */
+                uint64_t last = ((l1_range_end - 1) >> img->cluster_bits) & (img->l2_entries - 1);
+                uint64_t i = l2_idx;
+                while (i <= last && entry_is_zero(table + i * img->l2_entry_bytes, img->extended_l2))
+                    i++;
+                if (i > l2_idx) {
+                    pos = (pos & ~((1ull << l1_shift) - 1)) + (i << img->cluster_bits);
+                    if (pos > l1_range_end || i > last)
+                        pos = l1_range_end;
+                    continue;
+                }
+            }
             uint64_t entry = be64_load(p);
             uint64_t bitmap = img->extended_l2 ? be64_load(p + 8) : 0;
             l2_ctx c = {img, l2_off, pos & ~(cs - 1)};

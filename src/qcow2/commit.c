@@ -174,6 +174,10 @@ static void ctx_init(commit_ctx *c, es_image *top, es_image *base, const es_comm
 static void ctx_free(commit_ctx *c)
 {
     commit_writer_stop(c->writer); /* before its buffers go */
+    free(c->wsegs);
+    free(c->kept_ops);
+    free(c->gaps[0]);
+    free(c->gaps[1]);
     free(c->segs);
     free(c->ops);
     free(c->order);
@@ -198,11 +202,40 @@ static bool empties_in_place(const commit_ctx *c)
 static int dry_run(commit_ctx *c, es_err *e)
 {
     uint64_t pos = 0;
-    while (pos < c->top_size) {
-        if (commit_collect_batch(c, &pos, e) < 0 || commit_batch_count(c, e) < 0)
+    for (int batch = 0; pos < c->top_size; batch++) {
+        if (commit_collect_batch(c, &pos, e) < 0)
+            return -1;
+        if (batch == 0 && pos >= c->top_size && c->nops) {
+            /* The scan reads only the images above and below BASE, which
+             * the commit does not change: its result stays valid. */
+            c->kept_ops = es_xreallocarray(NULL, c->nops, sizeof *c->ops);
+            memcpy(c->kept_ops, c->ops, c->nops * sizeof *c->ops);
+            c->kept_nops = c->nops;
+        }
+        if (commit_batch_count(c, e) < 0)
             return -1;
         if (c->nops == 0)
             break;
+    }
+    return 0;
+}
+
+/* The commit's batches: the dry run's one when it kept it, else scanned. */
+static int run_batches(commit_ctx *c, es_err *e)
+{
+    if (c->kept_ops) {
+        memcpy(c->ops, c->kept_ops, c->kept_nops * sizeof *c->ops);
+        c->nops = c->kept_nops;
+        return commit_batch_run(c, e);
+    }
+    uint64_t pos = 0;
+    while (pos < c->top_size) {
+        if (commit_collect_batch(c, &pos, e) < 0)
+            return -1;
+        if (c->nops == 0)
+            break;
+        if (commit_batch_run(c, e) < 0)
+            return -1;
     }
     return 0;
 }
@@ -325,15 +358,8 @@ static int run(commit_ctx *c, es_err *e)
     /* First write from here on. */
     if (prepare_base(c, e) < 0)
         return -1;
-    uint64_t pos = 0;
-    while (pos < c->top_size) {
-        if (commit_collect_batch(c, &pos, e) < 0)
-            return -1;
-        if (c->nops == 0)
-            break;
-        if (commit_batch_run(c, e) < 0)
-            return -1;
-    }
+    if (run_batches(c, e) < 0)
+        return -1;
     if (finish_base(c, e) < 0)
         return -1;
     if (!c->opts->keep_top && qcow2_make_empty(top, e) < 0)

@@ -23,6 +23,10 @@
 #define COMMIT_BATCH_MAX_OPS 32768u        /* ops per allocation batch */
 #define COMMIT_BATCH_MAX_BYTES (1ull << 30)
 #define COMMIT_BATCH_SEG_CAP 65536u        /* segments per batch (soft) */
+/* Guest span resolved at once by the scan (commit_scan.c): its segments and
+ * uncovered ranges are held in memory, at worst one per 512-byte
+ * subcluster, so a few MiB. */
+#define COMMIT_SCAN_WINDOW (64ull << 20)
 
 typedef enum { SEG_ZERO, SEG_DATA, SEG_COMP } commit_seg_kind;
 
@@ -33,6 +37,11 @@ typedef struct commit_seg {
     es_image *src;  /* DATA/COMP: the image holding it */
     uint64_t host;  /* DATA: host offset of `guest` in src */
 } commit_seg;
+
+/* A guest range nothing above BASE covers yet (scan of one window). */
+typedef struct commit_gap {
+    uint64_t lo, hi;
+} commit_gap;
 
 typedef enum { OP_NONE, OP_ENTRY, OP_DATA } commit_op_action;
 typedef enum { FREE_NONE, FREE_HOST, FREE_COMP } commit_free_kind;
@@ -76,6 +85,17 @@ typedef struct commit_ctx {
     uint64_t old_size;    /* BASE virtual size before */
     uint64_t new_size;    /* max(old, top) */
     uint64_t soft_zero_end; /* [old_size, this): zero where below BASE shows */
+
+    /* scan state of one window (commit_scan.c) */
+    commit_seg *wsegs;    /* what covers the window, in guest order */
+    size_t nwsegs, wsegs_cap;
+    commit_gap *gaps[2];  /* still uncovered: before and after one layer */
+    size_t ngaps[2], gaps_cap[2];
+
+    /* dry run: its only batch as collected, when one batch covers it all
+     * (the commit then runs it without scanning again; segs unchanged) */
+    commit_op *kept_ops;
+    size_t kept_nops;
 
     /* batch state */
     commit_seg *segs;

@@ -21,6 +21,9 @@
 # new, larger L1 table and a new size); TOP emptied by rebuilding it.
 # (b) v2 BASE and TOP, 64 KiB clusters, a compressed middle layer; TOP
 # emptied the slow way (entries cleared, clusters released).
+# (c) a deep chain: 24 layers (64 KiB clusters, every fourth with extended
+# L2 entries) of random writes, zero writes and discards over a full BASE,
+# committed with -b base.qcow2 (the layers between must stay untouched).
 set -euo pipefail
 EXTSNAP=${EXTSNAP:?path to the extsnap binary}
 for c in qemu-img qemu-io; do # the oracles: without them, skipped (exit 77), never passed
@@ -86,7 +89,7 @@ run_points() {
     { fault=trace; fail "traced commit failed"; return; }
   local ref_size
   ref_size=$(stat -c %s "$w/$target")
-  local kind n total=0
+  local kind n total=0 m
   for kind in $kinds; do
     n=$(grep -c "^$kind " "$tmp/trace" || true)
     echo "$scenario (${cargs[*]:-default}): $n $kind points"
@@ -127,8 +130,11 @@ run_points() {
           fail "after the re-run $target does not read as TOP did"
         qemu-img compare -q "$tmp/$scenario.view" "$w/top.qcow2" ||
           fail "after the re-run TOP does not read as before"
-        if [[ $target == base.qcow2 && -f $orig/mid.qcow2 ]]; then
-          cmp -s "$orig/mid.qcow2" "$w/mid.qcow2" || fail "the middle image was written"
+        if [[ $target == base.qcow2 ]]; then
+          for m in "$orig"/mid.qcow2 "$orig"/l*.qcow2; do
+            [[ -f $m ]] || continue
+            cmp -s "$m" "$w/${m##*/}" || fail "the middle image ${m##*/} was written"
+          done
         fi
         total=$((total + 1))
       done
@@ -137,10 +143,41 @@ run_points() {
   echo "$scenario (${cargs[*]:-default}): $total fault runs"
 }
 
-for scenario in a b; do
+build_c() {
+  local d=$1 i below=base.qcow2 name opts args_io off len op
+  RANDOM=19
+  qemu-img create -q -f qcow2 "$d/base.qcow2" 4M
+  qemu-io -c 'write -P 1 0 4M' "$d/base.qcow2" >/dev/null
+  for ((i = 1; i <= 24; i++)); do
+    name=l$i.qcow2
+    ((i == 24)) && name=top.qcow2
+    opts=cluster_size=64k
+    ((i % 4 == 0)) && opts+=,extended_l2=on
+    (cd "$d" && qemu-img create -q -f qcow2 -o "$opts" -b "$below" -F qcow2 "$name" 4M)
+    args_io=()
+    for op in data data zero discard; do
+      off=$((RANDOM % 8192 * 512)) len=$(((1 + RANDOM % 256) * 512))
+      ((off + len > 4 << 20)) && len=$(((4 << 20) - off))
+      case $op in
+      data) args_io+=(-c "write -P $((2 + i)) $off $len") ;;
+      zero) args_io+=(-c "write -z $off $len") ;;
+      discard) args_io+=(-c "discard $off $len") ;;
+      esac
+    done
+    qemu-io "${args_io[@]}" "$d/$name" >/dev/null
+    below=$name
+  done
+  args=(-b base.qcow2)
+}
+
+for scenario in a b c; do
   mkdir -p "$tmp/$scenario.orig"
   "build_$scenario" "$tmp/$scenario.orig"
   fault=none
+  if [[ $scenario == c ]]; then # mutate: every write, flush and truncate
+    run_points mutate base.qcow2 "${args[@]}"
+    continue
+  fi
   run_points "write flush mutate" base.qcow2 "${args[@]}"
   # A default commit (into mid, TOP emptied afterwards) crashes in the
   # emptying too.

@@ -24,27 +24,13 @@ trap 'rm -rf "$tmp"' EXIT
 fails=0
 fail() { echo "FAIL [seed $seed]: $*"; fails=$((fails + 1)); }
 
-# R = random 0 .. n-1 (no subshells: they would not advance $RANDOM).
-rnd() { R=$((RANDOM % $1)); }
+. "$(dirname "${BASH_SOURCE[0]}")/lib/random_io.sh"
 
-# write_layer IMAGE FORMAT SIZE CS NOPS: random qemu-io commands over
-# [0, SIZE), 512-aligned (often not cluster aligned), up to 3 clusters long.
+# write_layer IMAGE FORMAT SIZE CS NOPS: random_ops written into IMAGE.
 write_layer() {
-  local img=$1 fmt=$2 size=$3 cs=$4 n=$5 args=() i off len
-  for ((i = 0; i < n; i++)); do
-    rnd $((3 * cs / 512)); len=$(( (1 + R) * 512 ))
-    rnd $((size / 512)); off=$((R * 512))
-    (( off + len > size )) && len=$((size - off))
-    (( len <= 0 )) && continue
-    rnd 10
-    if ((R < 6)); then rnd 250; args+=(-c "write -P $((1 + R)) $off $len")
-    elif ((R == 6)); then args+=(-c "write -z $off $len")
-    elif ((R == 7)); then args+=(-c "write -z -u $off $len")
-    else args+=(-c "discard $off $len")
-    fi
-  done
-  ((${#args[@]})) || return 0
-  qemu-io -f "$fmt" "${args[@]}" "$img" >/dev/null
+  random_ops "$3" "$4" "$5"
+  ((${#RANDOM_OPS[@]})) || return 0
+  qemu-io -f "$2" "${RANDOM_OPS[@]}" "$1" >/dev/null
 }
 
 # A compressed layer: data written into a scratch image, converted with -c,
