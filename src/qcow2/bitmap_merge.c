@@ -123,6 +123,17 @@ int qcow2_bitmap_merge_prepare(es_image *top, es_image *base, uint64_t top_size,
         r = mark_allocated(i, top_size, m, e);
     for (es_image *i = top; r == 0 && any && i && i != base; i = i->backing)
         r = merge_named(i, m, e);
+    /* A bitmap the commit adds nothing to stays where it is (a re-run of a
+     * finished commit writes nothing). */
+    for (uint32_t i = 0; r == 0 && i < m->dir.count; i++) {
+        if (!m->bits[i].bits)
+            continue;
+        qcow2_bitmap_bits old;
+        r = qcow2_bitmap_bits_load(base, &m->dir.entries[i], &old, e);
+        if (r == 0 && !memcmp(old.bits, m->bits[i].bits, (old.nbits + 7) / 8))
+            qcow2_bitmap_bits_free(&m->bits[i]);
+        qcow2_bitmap_bits_free(&old);
+    }
     if (any)
         m->need_clusters += 1 + (uint64_t)m->dir.count * (24 + QCOW2_BITMAP_MAX_NAME) /
                                     base->cluster_size;

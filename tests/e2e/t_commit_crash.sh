@@ -21,9 +21,14 @@
 # new, larger L1 table and a new size); TOP emptied by rebuilding it.
 # (b) v2 BASE and TOP, 64 KiB clusters, a compressed middle layer; TOP
 # emptied the slow way (entries cleared, clusters released).
+# (c) persistent dirty bitmaps in BASE (enabled b1, 4 KiB g4k, disabled
+# dis), MID and TOP (b1): after a stop or error every cluster of BASE that
+# no longer reads as before is dirty in BASE's b1 and g4k (read through
+# qemu-nbd -B and qemu-img map x-dirty-bitmap: never a missed change), and
+# after the re-run BASE's bitmaps are those of an uninterrupted run.
 set -euo pipefail
 EXTSNAP=${EXTSNAP:?path to the extsnap binary}
-for c in qemu-img qemu-io; do # the oracles: without them, skipped (exit 77), never passed
+for c in qemu-img qemu-io qemu-nbd jq; do # the oracles: without them, skipped (exit 77), never passed
   command -v "$c" >/dev/null || { echo "SKIP: $c is not installed (run scripts/deps.sh)" >&2; exit 77; }
 done
 tmp=$(mktemp -d "${ES_TEST_TMP:-/tmp}/t_commit_crash.XXXXXX")
@@ -60,6 +65,61 @@ build_b() {
   args=(-b base.qcow2)
 }
 
+build_c() {
+  local d=$1
+  qemu-img create -q -f qcow2 "$d/base.qcow2" 8M
+  qemu-io -c 'write -P 1 0 1M' "$d/base.qcow2" >/dev/null
+  qemu-img bitmap --add "$d/base.qcow2" b1
+  qemu-img bitmap --add -g 4k "$d/base.qcow2" g4k
+  qemu-img bitmap --add -g 1M --disable "$d/base.qcow2" dis
+  qemu-io -c 'write -P 2 2M 64k' "$d/base.qcow2" >/dev/null
+  qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 "$d/mid.qcow2"
+  qemu-img bitmap --add -g 128k "$d/mid.qcow2" b1
+  qemu-io -c 'write -P 3 512k 64k' -c 'write -z 3M 64k' "$d/mid.qcow2" >/dev/null
+  qemu-img create -q -f qcow2 -b mid.qcow2 -F qcow2 "$d/top.qcow2"
+  qemu-img bitmap --add "$d/top.qcow2" b1
+  qemu-io -c 'write -P 4 5M 128k' -c 'write -P 5 100k 4k' "$d/top.qcow2" >/dev/null
+  args=(-b base.qcow2)
+}
+
+alone() { printf 'json:{"driver":"qcow2","file":{"driver":"file","filename":"%s"},"backing":null}' "$1"; }
+# dirty IMG NAME: "start length" of each dirty range of bitmap NAME of IMG
+# (alone, its backing file not opened).
+dirty() {
+  local sock=$tmp/nbd.sock pid i
+  rm -f "$sock"
+  qemu-nbd -r -k "$sock" -B "$2" "$(alone "$1")" &
+  pid=$!
+  for ((i = 0; i < 500; i++)); do [[ -S $sock ]] && break; sleep 0.01; done
+  qemu-img map --output=json --image-opts \
+    "driver=nbd,server.type=unix,server.path=$sock,x-dirty-bitmap=qemu:dirty-bitmap:$2" |
+    jq -r '.[] | select(.data == false) | "\(.start) \(.length)"'
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+all_dirty() { local n; for n in b1 g4k dis; do echo "$n: $(dirty "$1" $n | tr '\n' ' ')"; done; }
+
+# no_missed_change WHAT: every 4 KiB block of BASE (alone) that differs from
+# the original BASE is dirty in BASE's b1 and g4k.
+no_missed_change() {
+  local n c r s l hit missed
+  local -a ranges
+  qemu-img convert -O raw "$(alone "$w/base.qcow2")" "$tmp/cbase.raw1"
+  for n in b1 g4k; do
+    mapfile -t ranges < <(dirty "$w/base.qcow2" $n)
+    missed=""
+    while read -r c; do
+      hit=0
+      for r in "${ranges[@]}"; do
+        s=${r% *} l=${r#* }
+        ((c * 4096 >= s && (c + 1) * 4096 <= s + l)) && { hit=1; break; }
+      done
+      ((hit)) || missed+="$c "
+    done < <(cmp -l "$tmp/cbase.raw0" "$tmp/cbase.raw1" | awk '{ print int(($1 - 1) / 4096) }' | uniq)
+    [[ -z $missed ]] || fail "$1: 4 KiB blocks of BASE changed but not dirty in $n: $missed"
+  done
+}
+
 # check_ok IMG WHAT [clean]: qemu-img check exit 0 or 3 (leaks) only; with
 # "clean", exit 0 only (no leaked cluster either).
 check_ok() {
@@ -84,8 +144,12 @@ run_points() {
   : >"$tmp/trace"
   (cd "$w" && EXTSNAP_FAULT_TRACE="$tmp/trace" "$EXTSNAP" img commit -q "${cargs[@]}" top.qcow2) ||
     { fault=trace; fail "traced commit failed"; return; }
-  local ref_size
+  local ref_size ref_dirty=""
   ref_size=$(stat -c %s "$w/$target")
+  if [[ $scenario == c && $target == base.qcow2 ]]; then
+    ref_dirty=$(all_dirty "$w/base.qcow2")
+    qemu-img convert -O raw "$(alone "$orig/base.qcow2")" "$tmp/cbase.raw0"
+  fi
   local kind n total=0
   for kind in $kinds; do
     n=$(grep -c "^$kind " "$tmp/trace" || true)
@@ -106,6 +170,7 @@ run_points() {
             fail "no clear error message: $(cat "$tmp/out.log")"
         fi
         check_ok "$w/$target" "after the $action"
+        [[ -z $ref_dirty ]] || no_missed_change "after the $action"
         local stop_size
         stop_size=$(stat -c %s "$w/$target")
         # Nothing lost in between: TOP's chain reads as before, right after
@@ -117,6 +182,8 @@ run_points() {
         (cd "$w" && "$EXTSNAP" img commit -q "${cargs[@]}" top.qcow2) >"$tmp/out.log" 2>&1 || rc=$?
         ((rc == 0)) || { fail "re-run exits $rc: $(cat "$tmp/out.log")"; continue; }
         check_ok "$w/$target" "after the re-run" clean
+        [[ -z $ref_dirty || $(all_dirty "$w/base.qcow2") == "$ref_dirty" ]] ||
+          fail "after the re-run BASE's bitmaps differ from an uninterrupted run's"
         [[ $target == base.qcow2 ]] || check_ok "$w/top.qcow2" "TOP after the re-run" clean
         local size bound=$ref_size
         size=$(stat -c %s "$w/$target")
@@ -137,10 +204,14 @@ run_points() {
   echo "$scenario (${cargs[*]:-default}): $total fault runs"
 }
 
-for scenario in a b; do
+for scenario in a b c; do
   mkdir -p "$tmp/$scenario.orig"
   "build_$scenario" "$tmp/$scenario.orig"
   fault=none
+  if [[ $scenario == c ]]; then # its oracles are slower: the mutate points (all)
+    run_points mutate base.qcow2 "${args[@]}"
+    continue
+  fi
   run_points "write flush mutate" base.qcow2 "${args[@]}"
   # A default commit (into mid, TOP emptied afterwards) crashes in the
   # emptying too.

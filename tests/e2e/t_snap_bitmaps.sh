@@ -38,13 +38,13 @@ bitmaps() {
     qemu-img info -U --output=json "$1" |
         jq -r '[."format-specific".data.bitmaps // [] | .[] | "\(.name):\(.granularity):\(.flags | join(","))"] | join(" ")'
 }
-# plain FILE: one image alone, as --image-opts (its backing not opened)
-plain() { echo "driver=qcow2,file.driver=file,file.filename=$1,backing="; }
+# plain FILE: one image alone (its backing not opened)
+plain() { printf 'json:{"driver":"qcow2","file":{"driver":"file","filename":"%s"},"backing":null}' "$1"; }
 # dirty FILE NAME: "start length" of each dirty range of bitmap NAME
 dirty() {
     local sock=$T/nbd.sock pid i
     rm -f "$sock"
-    qemu-nbd -r -k "$sock" -B "$2" --image-opts "$(plain "$1")" &
+    qemu-nbd -r -k "$sock" -B "$2" "$(plain "$1")" &
     pid=$!
     for ((i = 0; i < 500; i++)); do [[ -S $sock ]] && break; sleep 0.01; done
     qemu-img map --output=json --image-opts \
