@@ -113,11 +113,6 @@ void qcow2_bitmap_bits_mark(qcow2_bitmap_bits *b, uint64_t off, uint64_t len)
     set_bit_range(b->bits, first, last);
 }
 
-bool qcow2_bitmap_bits_get(const qcow2_bitmap_bits *b, uint64_t bit)
-{
-    return bit < b->nbits && (b->bits[bit / 8] >> (bit % 8)) & 1;
-}
-
 void qcow2_bitmap_bits_merge(qcow2_bitmap_bits *dst, const qcow2_bitmap_bits *src)
 {
     uint64_t bytes = (src->nbits + 7) / 8;

@@ -47,6 +47,9 @@ void qcow2_bitmap_bits_mark(qcow2_bitmap_bits *b, uint64_t off, uint64_t len);
 /* dst |= src, across granularities: every range a set bit of src covers
  * is marked in dst. */
 void qcow2_bitmap_bits_merge(qcow2_bitmap_bits *dst, const qcow2_bitmap_bits *src);
-bool qcow2_bitmap_bits_get(const qcow2_bitmap_bits *b, uint64_t bit);
+static inline bool qcow2_bitmap_bits_get(const qcow2_bitmap_bits *b, uint64_t bit)
+{
+    return bit < b->nbits && (b->bits[bit / 8] >> (bit % 8)) & 1;
+}
 
 #endif

@@ -171,8 +171,8 @@ static int switch_dir(es_image *img, uint32_t n, uint64_t dir_size, uint64_t dir
                qcow2_header_find_ext(&img->hdr, QCOW2_EXT_BITMAPS);
     if (!has && qcow2_header_find_ext(&img->hdr, QCOW2_EXT_BITMAPS))
         return es_err_set(e, 0, img->filename,
-                          "the image holds a stale bitmaps extension (autoclear bit clear); run "
-                          "'qemu-img bitmap' on it first");
+                          "the image holds a bitmaps extension QEMU ignores (its autoclear bit "
+                          "is clear): no bitmaps are added over it");
     if (!has) {
         if (header_add_ext(img, ext, e) < 0)
             return -1;
