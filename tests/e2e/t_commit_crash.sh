@@ -32,6 +32,8 @@ for c in qemu-img qemu-io qemu-nbd jq; do # the oracles: without them, skipped (
   command -v "$c" >/dev/null || { echo "SKIP: $c is not installed (run scripts/deps.sh)" >&2; exit 77; }
 done
 tmp=$(mktemp -d "${ES_TEST_TMP:-/tmp}/t_commit_crash.XXXXXX")
+BM_TMP=$tmp
+. "$(dirname "${BASH_SOURCE[0]}")/lib/bitmaps.sh"
 trap 'rm -rf "$tmp"' EXIT
 fails=0
 fail() { echo "FAIL [$scenario $fault]: $*"; fails=$((fails + 1)); }
@@ -82,40 +84,17 @@ build_c() {
   args=(-b base.qcow2)
 }
 
-alone() { printf 'json:{"driver":"qcow2","file":{"driver":"file","filename":"%s"},"backing":null}' "$1"; }
-# dirty IMG NAME: "start length" of each dirty range of bitmap NAME of IMG
-# (alone, its backing file not opened).
-dirty() {
-  local sock=$tmp/nbd.sock pid i
-  rm -f "$sock"
-  qemu-nbd -r -k "$sock" -B "$2" "$(alone "$1")" &
-  pid=$!
-  for ((i = 0; i < 500; i++)); do [[ -S $sock ]] && break; sleep 0.01; done
-  qemu-img map --output=json --image-opts \
-    "driver=nbd,server.type=unix,server.path=$sock,x-dirty-bitmap=qemu:dirty-bitmap:$2" |
-    jq -r '.[] | select(.data == false) | "\(.start) \(.length)"'
-  kill "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-all_dirty() { local n; for n in b1 g4k dis; do echo "$n: $(dirty "$1" $n | tr '\n' ' ')"; done; }
+all_dirty() { local n; for n in b1 g4k dis; do echo "$n: $(bitmap_dirty "$1" $n | tr '\n' ' ')"; done; }
 
 # no_missed_change WHAT: every 4 KiB block of BASE (alone) that differs from
 # the original BASE is dirty in BASE's b1 and g4k.
 no_missed_change() {
-  local n c r s l hit missed
+  local n missed
   local -a ranges
-  qemu-img convert -O raw "$(alone "$w/base.qcow2")" "$tmp/cbase.raw1"
+  qemu-img convert -O raw "$(bitmap_alone "$w/base.qcow2")" "$tmp/cbase.raw1"
   for n in b1 g4k; do
-    mapfile -t ranges < <(dirty "$w/base.qcow2" $n)
-    missed=""
-    while read -r c; do
-      hit=0
-      for r in "${ranges[@]}"; do
-        s=${r% *} l=${r#* }
-        ((c * 4096 >= s && (c + 1) * 4096 <= s + l)) && { hit=1; break; }
-      done
-      ((hit)) || missed+="$c "
-    done < <(cmp -l "$tmp/cbase.raw0" "$tmp/cbase.raw1" | awk '{ print int(($1 - 1) / 4096) }' | uniq)
+    mapfile -t ranges < <(bitmap_dirty "$w/base.qcow2" $n)
+    missed=$(bitmap_missed "$tmp/cbase.raw0" "$tmp/cbase.raw1" "${ranges[@]}")
     [[ -z $missed ]] || fail "$1: 4 KiB blocks of BASE changed but not dirty in $n: $missed"
   done
 }
@@ -148,7 +127,7 @@ run_points() {
   ref_size=$(stat -c %s "$w/$target")
   if [[ $scenario == c && $target == base.qcow2 ]]; then
     ref_dirty=$(all_dirty "$w/base.qcow2")
-    qemu-img convert -O raw "$(alone "$orig/base.qcow2")" "$tmp/cbase.raw0"
+    qemu-img convert -O raw "$(bitmap_alone "$orig/base.qcow2")" "$tmp/cbase.raw0"
   fi
   local kind n total=0
   for kind in $kinds; do

@@ -20,10 +20,12 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib/qemu_vm.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/lib/snap.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/lib/snap_ops.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/lib/bitmaps.sh"
 need_cmd qemu-img qemu-io qemu-nbd qemu-system-x86_64 virt-xml-validate xmllint jq
 export TZ=UTC
 trap 'vm_kill; rm -rf "$T"' EXIT
 S=$T/q.sock
+BM_TMP=$T
 
 R=$T/a
 snap_make_tvm "$R"
@@ -38,21 +40,6 @@ bitmaps() {
     qemu-img info -U --output=json "$1" |
         jq -r '[."format-specific".data.bitmaps // [] | .[] | "\(.name):\(.granularity):\(.flags | join(","))"] | join(" ")'
 }
-# plain FILE: one image alone (its backing not opened)
-plain() { printf 'json:{"driver":"qcow2","file":{"driver":"file","filename":"%s"},"backing":null}' "$1"; }
-# dirty FILE NAME: "start length" of each dirty range of bitmap NAME
-dirty() {
-    local sock=$T/nbd.sock pid i
-    rm -f "$sock"
-    qemu-nbd -r -k "$sock" -B "$2" "$(plain "$1")" &
-    pid=$!
-    for ((i = 0; i < 500; i++)); do [[ -S $sock ]] && break; sleep 0.01; done
-    qemu-img map --output=json --image-opts \
-        "driver=nbd,server.type=unix,server.path=$sock,x-dirty-bitmap=qemu:dirty-bitmap:$2" |
-        jq -r '.[] | select(.data == false) | "\(.start) \(.length)"'
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
 # chain_files LOGICAL: the files of vda's chain, active first
 chain_files() {
     local p=$1 b
@@ -64,32 +51,24 @@ chain_files() {
     done
 }
 has_bitmap() { [[ " $(bitmaps "$1") " == *" $2:"* ]]; }
-# backup_check WHAT: every changed cluster of vda is dirty in b1 and g4k of
-# some image of its chain.
+# backup_check WHAT: every changed 4 KiB block of vda is dirty in b1 and g4k
+# of some image of its chain.
 backup_check() {
-    local what=$1 n f c hit r s l missed
+    local what=$1 n f
     local -a files ranges
     mapfile -t files < <(chain_files "$(cfg_source "$R" tvm vda)")
     qemu-img convert -U -O raw "$(chain_spec "$R" "$(cfg_source "$R" tvm vda)" qcow2)" "$T/now.raw"
     for n in b1 g4k; do
         ranges=()
         for f in "${files[@]}"; do
-            has_bitmap "$f" $n && mapfile -t -O "${#ranges[@]}" ranges < <(dirty "$f" $n)
+            has_bitmap "$f" $n && mapfile -t -O "${#ranges[@]}" ranges < <(bitmap_dirty "$f" $n)
         done
-        missed=""
-        while read -r c; do
-            hit=0
-            for r in "${ranges[@]}"; do
-                s=${r% *} l=${r#* }
-                ((c * 4096 >= s && (c + 1) * 4096 <= s + l)) && { hit=1; break; }
-            done
-            ((hit)) || missed+="$c "
-        done < <(cmp -l "$T/t0.raw" "$T/now.raw" | awk '{ print int(($1 - 1) / 4096) }' | uniq)
-        check_eq "$what: changed 4 KiB blocks of vda not in any $n (block indexes)" "" "$missed"
+        check_eq "$what: changed 4 KiB blocks of vda not in any $n (block indexes)" "" \
+            "$(bitmap_missed "$T/t0.raw" "$T/now.raw" "${ranges[@]}")"
     done
-    check_eq "$what: disabled bitmap unchanged" "$DIS" "$(dirty "$IMG/vda.qcow2" dis | tr '\n' ' ')"
+    check_eq "$what: disabled bitmap unchanged" "$DIS" "$(bitmap_dirty "$IMG/vda.qcow2" dis | tr '\n' ' ')"
 }
-DIS=$(dirty "$IMG/vda.qcow2" dis | tr '\n' ' ')
+DIS=$(bitmap_dirty "$IMG/vda.qcow2" dis | tr '\n' ' ')
 
 # --- A: create -----------------------------------------------------------------
 cp "$IMG/vda.qcow2" "$T/qbase.qcow2"
