@@ -2,7 +2,7 @@
 
 #include <stdlib.h>
 
-#include "qcow2/bitmap_merge.h"
+#include "qcow2/bitmap_dir.h"
 #include "qcow2/bitmap_store.h"
 #include "util/xalloc.h"
 

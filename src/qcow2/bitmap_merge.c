@@ -9,22 +9,18 @@
 
 #define STATUS_CHUNK (1ull << 30)
 
-bool qcow2_has_bitmaps(const es_image *img)
-{
-    return img->format == ES_FMT_QCOW2 &&
-           (img->hdr.autoclear_features & QCOW2_AUTOCLEAR_BITMAPS) &&
-           qcow2_header_find_ext(&img->hdr, QCOW2_EXT_BITMAPS);
-}
-
+/* An image without bitmaps (a raw one too): an empty directory. */
 static int read_dir(es_image *img, qcow2_bitmap_dir *d, es_err *e)
 {
+    if (!qcow2_has_bitmaps(img)) {
+        *d = (qcow2_bitmap_dir){0};
+        return 0;
+    }
     return qcow2_bitmap_dir_read(img->file, &img->hdr, img->file_size, img->filename, d, e);
 }
 
 static int refuse_in_use(es_image *img, const char *role, es_err *e)
 {
-    if (!qcow2_has_bitmaps(img))
-        return 0;
     qcow2_bitmap_dir d;
     if (read_dir(img, &d, e) < 0)
         return -1;
@@ -78,8 +74,6 @@ static int mark_allocated(es_image *img, uint64_t end, qcow2_bitmap_merge *m, es
 /* OR the same-named bitmaps of img into m's enabled ones. */
 static int merge_named(es_image *img, qcow2_bitmap_merge *m, es_err *e)
 {
-    if (!qcow2_has_bitmaps(img))
-        return 0;
     qcow2_bitmap_dir d;
     if (read_dir(img, &d, e) < 0)
         return -1;

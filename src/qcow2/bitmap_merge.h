@@ -24,9 +24,6 @@ typedef struct qcow2_bitmap_merge {
     uint64_t need_clusters;   /* new clusters the write may take */
 } qcow2_bitmap_merge;
 
-/* Does img (a qcow2 image) carry persistent bitmaps QEMU would load? */
-bool qcow2_has_bitmaps(const es_image *img);
-
 /* Refusals, before anything is read beyond the directories: a bitmap of
  * BASE or of an image above it marked in use (QEMU stopped without storing
  * it: inconsistent), or BASE with bitmaps growing to new_size. */
