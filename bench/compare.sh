@@ -32,7 +32,7 @@ for ((r = 1; r <= RUNS; r++)); do
   timed q-cold qemu-img compare -q orig/top.qcow2 merged/base.qcow2
   WARM=1 timed x-warm "$EXTSNAP" img compare -q orig/top.qcow2 merged/base.qcow2
   WARM=1 timed q-warm qemu-img compare -q orig/top.qcow2 merged/base.qcow2
-  for m in x-cold q-cold x-warm q-warm; do printf '  %-7s %6ss  peak RSS %6s KiB\n' "$m" $(tail -1 "$m.times"); done
+  for m in x-cold q-cold x-warm q-warm; do printf '  %-7s %6ss  peak RSS %6s KiB\n' "$m" $(tail -1 "$m.times" | cut -d" " -f1,2); done
 done
 
 med() { cut -d' ' -f1 "$1.times" | median; }
@@ -41,4 +41,6 @@ for t in cold warm; do
   x=$(med x-$t) q=$(med q-$t)
   awk -v t="$t" -v x="$x" -v q="$q" 'BEGIN {
     printf "  %s: extsnap %5.2f s  qemu-img %5.2f s  extsnap/qemu-img = %.2f\n", t, x, q, x / q }'
+  summary bench=compare-$t extsnap="$x" qemu="$q" rss_x="$(cut -d' ' -f2 x-$t.times | sort -n | tail -1)" \
+    rss_q="$(cut -d' ' -f2 q-$t.times | sort -n | tail -1)" runs="$RUNS"
 done

@@ -1,4 +1,5 @@
 # Shared by the benchmarks (sourced with $here set to bench/).
+. "$here/../tests/e2e/lib/loopfs.sh" # loopfs_written
 
 # bench_init [EXTSNAP_BINARY]: the binary, RUNS, SEED, TIME, the working
 # directory (BENCH_DIR or a new one, removed at exit unless KEEP=1; the
@@ -47,14 +48,35 @@ build_chain() {
   qemu-io "$d/top.qcow2" <"$d/cmds" >/dev/null
 }
 
-# timed NAME CMD...: appends "seconds peak_rss_kib" to $NAME.times (page
-# cache dropped first when allowed; set WARM=1 to keep it).
+# timed NAME CMD...: appends "seconds peak_rss_kib write_bytes dev_bytes"
+# to $NAME.times (page cache dropped first when allowed; set WARM=1 to keep
+# it). write_bytes: what the process sent to storage (getrusage's output
+# blocks, i.e. /proc/PID/io write_bytes, x 512); extents shared instead of
+# copied count nothing. dev_bytes: the sectors written to BENCH_DEV (a
+# block device of the benchmark's own, see bench/fs.sh) from before the
+# command to after a sync of the file system once it ended, metadata
+# included; "-" without BENCH_DEV.
 timed() {
-  local name=$1
+  local name=$1 d0=0 d1 t m o
   shift
   ((can_drop)) && [[ -z ${WARM:-} ]] && drop_caches
-  $TIME -f "%e %M" -o "$name.one" "$@" >/dev/null
-  cat "$name.one" >>"$name.times"
+  [[ -n ${BENCH_DEV:-} ]] && { sync -f .; d0=$(loopfs_written "$BENCH_DEV"); }
+  $TIME -f "%e %M %O" -o "$name.one" "$@" >/dev/null
+  if [[ -n ${BENCH_DEV:-} ]]; then sync -f .; d1=$(($(loopfs_written "$BENCH_DEV") - d0)); else d1=-; fi
+  read -r t m o < <(tail -1 "$name.one")
+  echo "$t $m $((o * 512)) $d1" >>"$name.times"
 }
+
+# written NAME: the median bytes written of NAME.times and what counted
+# them: "N device" with BENCH_DEV, else "N process".
+written() {
+  local v
+  v=$(cut -d' ' -f4 "$1.times" | median)
+  if [[ $v == - ]]; then echo "$(cut -d' ' -f3 "$1.times" | median) process"; else echo "$v device"; fi
+}
+
+# summary KEY=VALUE...: one line of results for bench/fs.sh's table (to
+# BENCH_SUMMARY, when set).
+summary() { [[ -z ${BENCH_SUMMARY:-} ]] || echo "$*" >>"$BENCH_SUMMARY"; }
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }

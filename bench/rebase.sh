@@ -59,7 +59,9 @@ build() {
 
 fresh() { # fresh copy of the chain in $1
   rm -rf "$1"
-  cp -a --sparse=always orig "$1"
+  # a real copy, not extents shared with orig (cp shares by default on XFS
+  # and btrfs): BASE must start as it would in use
+  cp -a --sparse=always --reflink=never orig "$1"
 }
 
 echo "== building images in $dir (seed $SEED, ${VSIZE_GIB} GiB, base ${BASE_ALLOC_MIB} MiB, mid $MID_CLUSTERS, top $TOP_CLUSTERS clusters)"
@@ -79,7 +81,7 @@ for arm in $ARMS; do
     (cd x && timed "../$arm.extsnap" "$EXTSNAP" img rebase "${args[@]}" top.qcow2)
     fresh q
     (cd q && timed "../$arm.qemu" qemu-img rebase -q "${args[@]}" top.qcow2)
-    for m in extsnap qemu; do printf '  %-8s %6ss  peak RSS %6s KiB\n' "$m" $(tail -1 "$arm.$m.times"); done
+    for m in extsnap qemu; do printf '  %-8s %6ss  peak RSS %6s KiB\n' "$m" $(tail -1 "$arm.$m.times" | cut -d" " -f1,2); done
   done
   qemu-img compare -q x/top.qcow2 q/top.qcow2 && echo "  $arm: extsnap's and qemu-img's results are identical" ||
     { echo "  $arm: RESULTS DIFFER"; exit 1; }
@@ -96,4 +98,8 @@ for arm in $ARMS; do
     "$arm" "$med_x" "$rss_x" "$med_q" "$rss_q"
   awk -v x="$med_x" -v q="$med_q" -v a="$arm" 'BEGIN {
     printf "  %-9s extsnap / qemu-img = %.2f   (target <= 0.5)\n", a, (q > 0 ? x / q : 0) }'
+  read -r wr_x wr_from < <(written "$arm.extsnap")
+  read -r wr_q _ < <(written "$arm.qemu")
+  summary bench=rebase-$arm extsnap="$med_x" qemu="$med_q" rss_x="$rss_x" rss_q="$rss_q" \
+    wr_x="$wr_x" wr_q="$wr_q" wr_from="$wr_from" runs="$RUNS"
 done

@@ -1,7 +1,8 @@
 # Install rules and the Debian package (cpack -G DEB in the build tree gives
 # extsnap_VERSION_ARCH.deb). What is installed: the binary, the man pages and
 # the bash completion generated from the command tables (cmake/docs.cmake),
-# README.md, and the license file when the repository has one.
+# README.md, the Ansible collection, and the license file when the
+# repository has one.
 include(GNUInstallDirs)
 
 install(TARGETS extsnap RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
@@ -10,6 +11,11 @@ install(DIRECTORY ${ES_MAN_BUILD_DIR}/ DESTINATION ${CMAKE_INSTALL_MANDIR}/man1
 install(FILES ${ES_COMPLETION_BUILD_FILE}
   DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions RENAME extsnap)
 install(FILES README.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
+# The Ansible collection extsnap.vm, where ansible looks by default
+# (/usr/share/ansible/collections); ansible itself is not a dependency.
+install(DIRECTORY ansible/ansible_collections/extsnap/vm
+  DESTINATION ${CMAKE_INSTALL_DATADIR}/ansible/collections/ansible_collections/extsnap
+  PATTERN __pycache__ EXCLUDE PATTERN "*.pyc" EXCLUDE PATTERN "tests/output" EXCLUDE)
 foreach(license LICENSE LICENSE.md COPYING)
   if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/${license})
     # Debian's place and name for it (policy 12.5).
@@ -36,6 +42,6 @@ set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 # (dpkg-shlibdeps, from dpkg-dev; it needs `file`).
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "man-db, bash-completion")
-set(CPACK_DEBIAN_PACKAGE_SUGGESTS "qemu-utils")
+set(CPACK_DEBIAN_PACKAGE_SUGGESTS "qemu-utils, ansible-core")
 set(CPACK_STRIP_FILES ON)
 include(CPack)

@@ -4,7 +4,9 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libxml2-dev zlib1g-dev libzstd-dev libjson-c-dev check
       qemu-utils qemu-system-x86 libvirt-clients xxd jq time
+      xfsprogs btrfs-progs  # t_reflink and bench/fs.sh: loop-mounted XFS (reflink=1) and btrfs
       dpkg-dev file man-db groff-base bsdextrautils bash-completion  # the .deb, man pages (col), completion
+      ansible-core git  # t_ansible: the collection's playbooks, ansible-doc, ansible-test
       clang libclang-rt-dev llvm) # the fuzz stage: libFuzzer, its sanitizers, symbolized reports
 missing=()
 for p in "${pkgs[@]}"; do

@@ -51,7 +51,11 @@ const es_cmd es_cmd_snap_list = {
         "   inexact; see 'extsnap verify'), inexact-reason (or null),\n"
         "   children [names], has-domain (bool: a saved <domain>, needed to revert),\n"
         "   disks: [{name, snapshot (external|no|...), driver-type, source}],\n"
-        "   revert-disks: [same]}], bad-files: [{filename, error}]}\n",
+        "   revert-disks: [same]}], bad-files: [{filename, error}],\n"
+        "   pending-journal (bool: an interrupted operation waits for 'extsnap\n"
+        "   recover', or the next changing command, to finish or undo it),\n"
+        "   running (bool: the VM runs, as the changing commands see it: libvirt's\n"
+        "   run dir, QEMU's image locks)}\n",
     .exit_status = "0 listed, 1 failed, 1 also for a usage error.",
     .opts = list_table,
     .operands = ES_OPERANDS_DOMAIN,
@@ -122,6 +126,8 @@ static void print_json(const snap_ctx *c, domxml_snapshot **v, size_t n)
         es_json_append(bad, b);
     }
     es_json_add(o, "bad-files", bad);
+    es_json_add_bool(o, "pending-journal", snap_session_pending(c));
+    es_json_add_bool(o, "running", snap_session_vm_running(c));
     es_json_print(stdout, o);
     fputc('\n', stdout);
     json_object_put(o);

@@ -103,7 +103,10 @@ int dx_xml_parse(const char *text, size_t len, const char *origin, const xs_doc 
      * the error is reported through es_err. */
     int opts = XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING;
     xmlDoc *doc = xmlCtxtReadMemory(ctxt, text, (int)len, NULL, NULL, opts);
-    if (!doc || !ctxt->wellFormed) {
+    /* A namespace error (an undefined prefix, xmlns:NAME with a NAME that
+     * is not a name) leaves libxml2 a document whose names the scanner
+     * reads differently; libvirt refuses such a file too. */
+    if (!doc || !ctxt->wellFormed || !ctxt->nsWellFormed) {
         const xmlError *xe = xmlCtxtGetLastError(ctxt);
         char msg[512] = "not well-formed";
         int line = 0;

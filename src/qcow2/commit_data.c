@@ -9,7 +9,14 @@
  * Most ops are whole clusters that one image above holds as plain data:
  * those skip the buffer and are copied inside the kernel by the writer
  * (es_file_copy): one copy less and less CPU than read + write, which
- * matters on a busy host; the page cache's readahead does the reading. */
+ * matters on a busy host; the page cache's readahead does the reading.
+ * Where TOP and BASE are on one file system that can share extents (XFS
+ * reflink=1, btrfs) and the clusters are block-aligned (qcow2 clusters of
+ * 4 KiB and up always are), es_file_copy shares them instead: the merge
+ * writes metadata only. Compressed clusters, zeroes and partial clusters
+ * (subclusters, BASE's own bytes kept) go through the buffer. A shared
+ * cluster is made durable by the same fdatasync of BASE as a copied one,
+ * before TOP's clusters are freed (see es_file_copy). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

@@ -25,6 +25,18 @@ int qcow2_host_write(es_image *img, unsigned what, const void *buf, size_t len, 
     return 0;
 }
 
+int qcow2_host_copy(es_image *img, unsigned what, es_file *src, uint64_t soff, uint64_t len,
+                    uint64_t off, es_err *e)
+{
+    if (qcow2_write_guard(img, what, off, len, e) < 0)
+        return -1;
+    if (es_file_copy(src, soff, img->file, off, len, e) < 0)
+        return -1;
+    if (off + len > img->file_size)
+        img->file_size = off + len;
+    return 0;
+}
+
 int qcow2_host_write_zeroes(es_image *img, unsigned what, uint64_t off, uint64_t len, es_err *e)
 {
     if (len == 0)

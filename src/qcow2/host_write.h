@@ -13,6 +13,11 @@
 
 int qcow2_host_write(es_image *img, unsigned what, const void *buf, size_t len, uint64_t off,
                      es_err *e);
+/* Copy len bytes of src at soff to off, file to file (es_file_copy: the
+ * extents are shared where src and the image are on one file system that
+ * can, e.g. XFS reflink=1 or btrfs, and the offsets are block-aligned). */
+int qcow2_host_copy(es_image *img, unsigned what, es_file *src, uint64_t soff, uint64_t len,
+                    uint64_t off, es_err *e);
 /* Write zeroes over [off, off+len), in bounded pieces. */
 int qcow2_host_write_zeroes(es_image *img, unsigned what, uint64_t off, uint64_t len, es_err *e);
 /* Overwrite bytes of the fixed header in place (a few bytes inside the first

@@ -170,34 +170,106 @@ static int plan_and_allocate(rebase_ctx *c, bool *allocated, es_err *e)
     return 0;
 }
 
-/* Step 3: the old chain's content of the data ops, read again (from the
- * page cache: compare() read it moments ago) a chunk at a time, and
- * written with one write per run of adjacent host clusters. */
+/* Where the old chain holds the cluster at guest offset g whole, as plain
+ * data in one image: *src (NULL: not so) and the host offset there, so the
+ * cluster is copied file to file (es_file_copy shares it where the file
+ * system can: a safe rebase onto a shorter chain then costs metadata, not
+ * data). Anything else (compressed, zero, partly allocated subclusters,
+ * split host runs, a layer ending inside the cluster) goes through the
+ * buffer. */
+static int old_source(rebase_ctx *c, uint64_t g, es_image **src, uint64_t *host, es_err *e)
+{
+    *src = NULL;
+    const uint64_t cs = c->cs;
+    es_block_status bs;
+    for (es_image *l = c->img; l; l = l->backing) {
+        if (g + cs > l->virtual_size)
+            return 0;
+        if (es_image_block_status(l, g, cs, &bs, e) < 0)
+            return -1;
+        /* IMAGE holds none of it (the scan chose it so); nor do the
+         * layers above the one that does */
+        if (bs.kind == ES_BS_UNALLOC && bs.len >= cs)
+            continue;
+        if (l != c->img && bs.kind == ES_BS_DATA && bs.len >= cs) {
+            *src = l;
+            *host = bs.host_off;
+        }
+        return 0;
+    }
+    return 0;
+}
+
+/* The end of the run from i of ops going through the buffer (src[] NULL)
+ * adjacent in the guest (reads) or in IMAGE's file (by_dest: writes); i
+ * + 1 when ops[idx[i]] is copied file to file. */
+static size_t buffered_run(const rebase_ctx *c, const size_t *idx, es_image *const *src, size_t i,
+                           size_t n, bool by_dest)
+{
+    size_t j = i + 1;
+    if (src[i])
+        return j;
+    while (j < n && !src[j] &&
+           (by_dest ? c->ops[idx[j]].dest == c->ops[idx[j - 1]].dest + c->cs
+                    : c->ops[idx[j]].guest == c->ops[idx[j - 1]].guest + c->cs))
+        j++;
+    return j;
+}
+
+/* Step 3: the old chain's content of the data ops a chunk at a time:
+ * clusters one image holds whole copied file to file (old_source), the
+ * others read again (from the page cache: compare() read them moments
+ * ago) and written with one write per run of adjacent host clusters. */
 static int write_chunk(rebase_ctx *c, const size_t *idx, size_t n, es_err *e)
 {
     const uint64_t cs = c->cs;
-    for (size_t i = 0; i < n;) {
+    es_image **src = es_xcalloc(n, sizeof *src);
+    uint64_t *soff = es_xcalloc(n, sizeof *soff);
+    int rc = -1;
+    for (size_t i = 0; i < n; i++)
+        if (old_source(c, c->ops[idx[i]].guest, &src[i], &soff[i], e) < 0)
+            goto out;
+    for (size_t i = 0; i < n;) { /* copies: runs contiguous in the source and in IMAGE */
         size_t j = i + 1;
-        while (j < n && c->ops[idx[j]].guest == c->ops[idx[j - 1]].guest + cs)
+        if (!src[i]) {
+            i = j;
+            continue;
+        }
+        while (j < n && src[j] == src[i] && soff[j] == soff[j - 1] + cs &&
+               c->ops[idx[j]].dest == c->ops[idx[j - 1]].dest + cs)
             j++;
-        if (read_old(c, c->old_buf + i * cs, c->ops[idx[i]].guest, c->ops[idx[j - 1]].guest + cs,
-                     e) < 0)
-            return -1;
+        uint64_t len = (j - i) * cs, dest = c->ops[idx[i]].dest;
+        if (qcow2_host_copy(c->img, QCOW2_OL_DATA, src[i]->file, soff[i], len, dest, e) < 0) {
+            es_err_prefix(e, "copying data");
+            goto out;
+        }
+        es_file_start_writeback(c->img->file, dest, len);
         i = j;
     }
-    for (size_t i = 0; i < n;) {
-        size_t j = i + 1;
-        while (j < n && c->ops[idx[j]].dest == c->ops[idx[j - 1]].dest + cs)
-            j++;
+    for (size_t i = 0, j; i < n; i = j) { /* reads: runs of adjacent guest clusters */
+        j = buffered_run(c, idx, src, i, n, false);
+        if (!src[i] && read_old(c, c->old_buf + i * cs, c->ops[idx[i]].guest,
+                                c->ops[idx[j - 1]].guest + cs, e) < 0)
+            goto out;
+    }
+    for (size_t i = 0, j; i < n; i = j) { /* writes: runs of adjacent host clusters */
+        j = buffered_run(c, idx, src, i, n, true);
+        if (src[i])
+            continue;
         uint64_t len = (j - i) * cs;
         if (qcow2_host_write(c->img, QCOW2_OL_DATA, c->old_buf + i * cs, (size_t)len,
-                             c->ops[idx[i]].dest, e) < 0)
-            return es_err_prefix(e, "writing data");
+                             c->ops[idx[i]].dest, e) < 0) {
+            es_err_prefix(e, "writing data");
+            goto out;
+        }
         /* The fdatasync after the last chunk then waits for less. */
         es_file_start_writeback(c->img->file, c->ops[idx[i]].dest, len);
-        i = j;
     }
-    return 0;
+    rc = 0;
+out:
+    free(src);
+    free(soff);
+    return rc;
 }
 
 static int write_data(rebase_ctx *c, bool *wrote, es_err *e)

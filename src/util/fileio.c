@@ -5,7 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "util/fileio_root.h"
@@ -261,16 +264,107 @@ static int copy_bounce(int sfd, uint64_t soff, int dfd, uint64_t doff, uint64_t 
     return err;
 }
 
-int es_file_copy(es_file *src, uint64_t soff, es_file *dst, uint64_t doff, uint64_t n, es_err *e)
+/* Fill f's sharing probe (es_file.share). */
+static void share_probe(es_file *f)
 {
-    int inj = tick(K_READ, "copy_file_range", src->path);
+    struct stat st;
+    struct statfs sf;
+    f->share = -1;
+    if (fstat(f->fd, &st) < 0 || !S_ISREG(st.st_mode) || fstatfs(f->fd, &sf) < 0 || sf.f_bsize <= 0)
+        return;
+    f->dev = st.st_dev;
+    f->block = (uint64_t)sf.f_bsize;
+    f->share = 1;
+}
+
+/* The length of the range at the start of [soff, soff+n) -> doff that
+ * FICLONERANGE may share: both ends block-aligned, one file system. */
+static uint64_t shareable(es_file *src, uint64_t soff, es_file *dst, uint64_t doff, uint64_t n)
+{
+    if (!src->share)
+        share_probe(src);
+    if (!dst->share)
+        share_probe(dst);
+    if (src->share < 0 || dst->share < 0 || src->dev != dst->dev || src->block != dst->block)
+        return 0;
+    uint64_t b = dst->block;
+    if (soff % b || doff % b)
+        return 0;
+    return n - n % b;
+}
+
+/* Share [soff, soff+len) of src at doff of dst: 0, or an errno value. */
+static int clone_range(es_file *src, uint64_t soff, es_file *dst, uint64_t doff, uint64_t len)
+{
+    while (len) {
+        uint64_t want = len > (1u << 30) ? (1u << 30) : len;
+        struct file_clone_range r = {.src_fd = src->fd, .src_offset = soff, .src_length = want,
+                                     .dest_offset = doff};
+        if (ioctl(dst->fd, FICLONERANGE, &r) < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno;
+        }
+        soff += want;
+        doff += want;
+        len -= want;
+    }
+    return 0;
+}
+
+/* The fault hook's two counts for a copy of n bytes (op: how). */
+static int tick_copy(const char *op, es_file *src, uint64_t soff, es_file *dst, uint64_t doff,
+                     uint64_t n, es_err *e)
+{
+    int inj = tick(K_READ, op, src->path);
     if (inj)
         return es_err_set(e, inj, src->path, "read of %llu bytes at offset 0x%llx failed",
                           (unsigned long long)n, (unsigned long long)soff);
-    inj = tick(K_WRITE, "copy_file_range", dst->path);
+    inj = tick(K_WRITE, op, dst->path);
     if (inj)
         return es_err_set(e, inj, dst->path, "write of %llu bytes at offset 0x%llx failed",
                           (unsigned long long)n, (unsigned long long)doff);
+    return 0;
+}
+
+/* Share the first len bytes (shareable()): len, or 0 when the file system
+ * would not. */
+static uint64_t try_share(es_file *src, uint64_t soff, es_file *dst, uint64_t doff, uint64_t len)
+{
+    int cerr = clone_range(src, soff, dst, doff, len);
+    if (!cerr)
+        return len;
+    if (cerr == EOPNOTSUPP || cerr == ENOTTY || cerr == ENOSYS)
+        dst->share = -1; /* this file system cannot: do not ask again */
+    /* Anything else (EXDEV: another mount; EINVAL: the range runs past
+     * src's end; ENOSPC, EIO): the caller copies, which fails on its own
+     * if the error was real. A partly done clone is simply redone. */
+    return 0;
+}
+
+int es_file_share(es_file *src, uint64_t soff, es_file *dst, uint64_t doff, uint64_t n,
+                  uint64_t *shared, es_err *e)
+{
+    *shared = 0;
+    uint64_t len = shareable(src, soff, dst, doff, n);
+    if (!len)
+        return 0;
+    if (tick_copy("clone", src, soff, dst, doff, len, e) < 0)
+        return -1;
+    *shared = try_share(src, soff, dst, doff, len);
+    return 0;
+}
+
+int es_file_copy(es_file *src, uint64_t soff, es_file *dst, uint64_t doff, uint64_t n, es_err *e)
+{
+    uint64_t share = shareable(src, soff, dst, doff, n);
+    if (tick_copy(share ? "clone" : "copy_file_range", src, soff, dst, doff, n, e) < 0)
+        return -1;
+    if (share && try_share(src, soff, dst, doff, share)) {
+        soff += share;
+        doff += share;
+        n -= share;
+    }
     int err = 0;
     bool werr = false;
     while (n) {

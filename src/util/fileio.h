@@ -33,6 +33,11 @@ typedef struct es_file {
     int fd;
     char *path;
     bool writable;
+    /* es_file_copy's sharing probe, filled on first use: 0 not yet,
+     * 1 a regular file whose file system may share extents, -1 not. */
+    int share;
+    dev_t dev;          /* st_dev */
+    uint64_t block;     /* the file system's block size (statfs f_bsize) */
 } es_file;
 
 /* Open flags: O_RDONLY / O_RDWR etc. (O_CLOEXEC is added). A FIFO is
@@ -45,11 +50,32 @@ int es_file_pread(es_file *f, void *buf, size_t n, uint64_t off, es_err *e);
 /* Read up to n bytes; *got receives the count (short at EOF). */
 int es_file_pread_some(es_file *f, void *buf, size_t n, uint64_t off, size_t *got, es_err *e);
 int es_file_pwrite(es_file *f, const void *buf, size_t n, uint64_t off, es_err *e);
-/* Copy n bytes from src at soff to dst at doff inside the kernel
- * (copy_file_range: no user-space buffer), falling back to read/write where
- * the kernel or file system cannot. Bytes past src's end are copied as
- * zeroes. Counted as one read and one write by the fault hook. */
+/* Copy n bytes from src at soff to dst at doff inside the kernel, falling
+ * back to read/write where the kernel or file system cannot. Bytes past
+ * src's end are copied as zeroes. Counted as one read and one write by the
+ * fault hook (trace name "clone" when sharing is tried, else
+ * "copy_file_range").
+ *
+ * Sharing (reflink) is the designed path: when both files are on one file
+ * system (st_dev) and soff and doff are multiples of its block size, the
+ * block-aligned part is shared with FICLONERANGE (XFS reflink=1, btrfs:
+ * metadata only, no data written). FICLONERANGE rather than relying on
+ * copy_file_range: it fails instead of silently copying, so the engine
+ * knows which path it took (and the fault trace names it). Where it fails (ext4, tmpfs: EOPNOTSUPP, then not tried again for dst;
+ * another mount of the same file system: EXDEV) the rest goes through
+ * copy_file_range, which may still share. A shared range is made durable
+ * by the same es_file_flush (fdatasync) as a copied one: the remap is a
+ * change of dst's extent map, which fdatasync commits (XFS forces the log
+ * holding it, checked by power cuts in tests/e2e/t_reflink.sh; btrfs logs
+ * an inode that was a reflink target in full). */
 int es_file_copy(es_file *src, uint64_t soff, es_file *dst, uint64_t doff, uint64_t n, es_err *e);
+/* Share, never copy: *shared gets the length of the block-aligned head of
+ * [soff, soff+n) that now shares src's extents at doff (0: the file system
+ * cannot, or the offsets are not aligned; the caller writes the rest
+ * itself, e.g. keeping zeroes as holes). Counted like es_file_copy when
+ * sharing is tried; -1 only for an injected fault. */
+int es_file_share(es_file *src, uint64_t soff, es_file *dst, uint64_t doff, uint64_t n,
+                  uint64_t *shared, es_err *e);
 /* fdatasync: an ordering point. */
 int es_file_flush(es_file *f, es_err *e);
 int es_file_truncate(es_file *f, uint64_t size, es_err *e);

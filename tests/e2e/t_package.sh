@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # What `cmake --install` installs, and the Debian package `cpack -G DEB`
 # makes of the same install: extsnap_VERSION_ARCH.deb with the binary, a man
-# page per command and extsnap(1), the bash completion, README (and the
-# license once the repository has one), depending on the Debian packages
+# page per command and extsnap(1), the bash completion, README, the Ansible
+# collection under /usr/share/ansible/collections (and the license once the
+# repository has one), depending on the Debian packages
 # that hold the binary's shared libraries (found here with dpkg -S, not
 # written down).
 #
@@ -36,6 +37,13 @@ check_tree() {
     done
     ok_rc "$what: bash completion" 0 test -s "$p/share/bash-completion/completions/extsnap" || true
     ok_rc "$what: README" 0 test -s "$p/share/doc/extsnap/README.md" || true
+    local coll=$p/share/ansible/collections/ansible_collections/extsnap/vm m
+    ok_rc "$what: the Ansible collection's galaxy.yml" 0 test -s "$coll/galaxy.yml" || true
+    for m in extsnap_snapshot extsnap_verify extsnap_info; do
+        ok_rc "$what: the Ansible module $m" 0 test -s "$coll/plugins/modules/$m.py" || true
+    done
+    ok_rc "$what: the Ansible modules' shared code" 0 \
+        test -s "$coll/plugins/module_utils/extsnap.py" || true
     local lic
     for lic in LICENSE LICENSE.md COPYING; do
         [[ -f $src/$lic ]] && ok_rc "$what: license ($lic)" 0 test -s "$p/share/doc/extsnap/copyright" || true

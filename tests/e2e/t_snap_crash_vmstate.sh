@@ -74,8 +74,8 @@ echo volatile >"$B$TPMDIR/tpm2/tpm2-00.volatilestate"
 
 # The VM-state steps' points where a file is written or a name appears or
 # goes (within 40 s: every point of these steps takes twice as long).
-SWEEP_MATCH='^((create|rename) .*(nvram|tpm)|copy_file_range .*tpm)' \
-    SWEEP_EIO_MATCH='^copy_file_range .*tpm' SWEEP_NEXT="delete tvm no-such-snapshot" \
+SWEEP_MATCH='^((create|rename) .*(nvram|tpm)|(copy_file_range|clone) .*tpm)' \
+    SWEEP_EIO_MATCH='^(copy_file_range|clone) .*tpm' SWEEP_NEXT="delete tvm no-such-snapshot" \
     sweep_case "$B" tvm "create s3" create tvm s3
 SWEEP_MATCH='^(rename|rmdir) .*(nvram|tpm)' sweep_case "$B" tvm "revert s1" revert tvm s1
 SWEEP_MATCH='^(unlink .*nvram|rmdir .*tpm)$' SWEEP_EIO_MATCH='^rmdir .*tpm$' \

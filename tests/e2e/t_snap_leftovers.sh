@@ -4,7 +4,8 @@
 # a locker that did not create it is removed by the next command that
 # changes the domain; so is <dom>.extsnap-pending/ once libvirt's files
 # say what it holds (its virsh commands ran); verify says plainly that a disk source which is a fifo
-# or a character device is no image file.
+# or a character device is no image file; list --output=json says whether a
+# journal is pending.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/lib/snap.sh"
@@ -24,6 +25,9 @@ check_eq "the stale lock file is gone after create" "no" "$([[ -e $LOCK ]] && ec
 # A crash at the very last file-system step (the lock file's removal)
 # leaves it; the next writer (here recover) removes it.
 max=$(EXTSNAP_FAULT_TRACE=$T/trace x create tvm s2 -q && grep -c '^mutate ' "$T/trace")
+# (the step after the journal's rename and its directory's fsync: a crash
+# there leaves a journal pending)
+pend=$(($(grep '^mutate ' "$T/trace" | grep -n 'rename .*/tvm\.extsnap\.journal$' | head -n1 | cut -d: -f1) + 2))
 x delete tvm s2 -q
 rm -f "$T/trace"
 rc=0
@@ -31,7 +35,14 @@ EXTSNAP_FAULT=mutate:$max:stop x create tvm s2 -q 2>/dev/null || rc=$?
 check_eq "stop at the last mutate point" 86 "$rc"
 check_eq "the stop left the lock file (the last point removes it)" yes \
     "$([[ -e $LOCK ]] && echo yes || echo no)"
+pending() { x list tvm --output=json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["pending-journal"])'; }
+check_eq "list --output=json: no journal pending at the last step" False "$(pending)"
+rc=0
+EXTSNAP_FAULT=mutate:$pend:stop x create tvm s3 -q 2>/dev/null || rc=$?
+check_eq "stop once the journal is written" 86 "$rc"
+check_eq "list --output=json: the journal is pending" True "$(pending)"
 check_rc "recover after the stop" 0 x recover tvm -q
+check_eq "list --output=json: no journal pending after recover" False "$(pending)"
 check_eq "recover removed the lock file" no "$([[ -e $LOCK ]] && echo yes || echo no)"
 
 # Two writers at once, the winner having opened the file without creating it

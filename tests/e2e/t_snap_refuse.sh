@@ -6,7 +6,8 @@
 # taken or invalid snapshot name, an existing overlay file, a missing image,
 # a malformed config, a snapshot without <domain>, a block disk, --root
 # escapes (a symlink pointing outside the root, '..' in a path, a backing
-# name leaving the root), an unreadable journal.
+# name leaving the root), an unreadable journal. list --output=json says
+# "running" exactly where the VM-running refusals apply.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/lib/snap.sh"
@@ -74,11 +75,17 @@ check_rc "a pid file naming some other process is no obstacle" 0 x create tvm s2
 rm "$R/run/libvirtd.pid"
 
 # --- the VM running ------------------------------------------------------------
+# list_running: what 'list --output=json' says of the VM ("running"), as the
+# refusals below see it (the Ansible modules decide on it).
+list_running() { x list tvm --output=json | python3 -c 'import json,sys; print(json.load(sys.stdin)["running"])'; }
+check_eq "list: a stopped VM is not running" False "$(list_running)"
 echo "$other" >"$R/run/libvirt/qemu/tvm.pid"
 refused "VM pid file" "domain tvm is running (pid $other" x create tvm s2
+check_eq "list: the VM pid file means running" True "$(list_running)"
 rm "$R/run/libvirt/qemu/tvm.pid"
 echo "<domstatus/>" >"$R/run/libvirt/qemu/tvm.xml"
 refused "VM status file" "libvirt status file" x revert tvm s1
+check_eq "list: the status file means running" True "$(list_running)"
 rm "$R/run/libvirt/qemu/tvm.xml"
 top=$IMG/vda.s1
 qemu-system-x86_64 -machine none -nodefaults -display none -monitor none -serial none \
@@ -98,6 +105,7 @@ else
     # refuses too, naming the process the same way.)
     refused "image held by QEMU" "$qpid (qemu-system-x86_64" x create tvm s2
     refused "image held by QEMU (revert)" "$qpid (qemu-system-x86_64" x revert tvm s1
+    check_eq "list: QEMU's image lock means running" True "$(list_running)"
 fi
 kill "$qpid" 2>/dev/null || true; wait "$qpid" 2>/dev/null || true
 

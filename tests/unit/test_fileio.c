@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <dlfcn.h>
+#include <stdarg.h>
+#include <linux/fs.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 
@@ -40,6 +42,32 @@ ssize_t copy_file_range(int fd_in, off_t *off_in, int fd_out, off_t *off_out, si
     if (r < 0)
         cfr_refused++;
     return r;
+}
+
+/* FICLONERANGE as es_file_copy sees it, the same way: counted, its
+ * arguments kept, refused with clone_force_errno when set (else the real
+ * file system answers: ext4 and tmpfs refuse, XFS and btrfs share). */
+static int clone_calls, clone_force_errno;
+static struct file_clone_range clone_last;
+
+int ioctl(int fd, unsigned long req, ...)
+{
+    static int (*real)(int, unsigned long, ...);
+    if (!real)
+        real = (int (*)(int, unsigned long, ...))dlsym(RTLD_NEXT, "ioctl");
+    va_list ap;
+    va_start(ap, req);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    if (req == FICLONERANGE) {
+        clone_calls++;
+        clone_last = *(struct file_clone_range *)arg;
+        if (clone_force_errno) {
+            errno = clone_force_errno;
+            return -1;
+        }
+    }
+    return real(fd, req, arg);
 }
 
 static void make_dirs(void)
@@ -214,6 +242,77 @@ START_TEST(copy_read_error_names_source)
 }
 END_TEST
 
+/* Sharing is tried for the block-aligned part of an aligned copy, once per
+ * destination when the file system says it cannot; the copy falls back. */
+static void aligned_copy(es_file *s, es_file *d, uint64_t soff, uint64_t doff, uint64_t n,
+                         const uint8_t *data)
+{
+    es_err e = {0};
+    ck_assert_int_eq(es_file_copy(s, soff, d, doff, n, &e), 0);
+    uint8_t *got = malloc(n);
+    ck_assert_int_eq(es_file_pread(d, got, n, doff, &e), 0);
+    ck_assert_int_eq(memcmp(got, data + soff, n), 0);
+    free(got);
+}
+
+START_TEST(copy_shares_aligned_ranges)
+{
+    make_dirs();
+    const size_t len = 1u << 20;
+    uint8_t *data = pattern(len, 9);
+    es_file *s = open_in(dir_a, "src", O_RDWR), *d = open_in(dir_a, "dst", O_RDWR);
+    es_err e = {0};
+    ck_assert_int_eq(es_file_pwrite(s, data, len, 0, &e), 0);
+    clone_calls = 0;
+    clone_force_errno = EXDEV; /* another mount: tried again next time */
+    aligned_copy(s, d, 65536, 131072, 65536 * 3 + 100, data);
+    ck_assert_int_eq(clone_calls, 1);
+    ck_assert_uint_eq(clone_last.src_offset, 65536);
+    ck_assert_uint_eq(clone_last.dest_offset, 131072);
+    ck_assert_uint_eq(clone_last.src_length, 65536 * 3); /* the aligned head only */
+    aligned_copy(s, d, 0, 0, 65536, data);
+    ck_assert_int_eq(clone_calls, 2);
+    clone_force_errno = EOPNOTSUPP; /* the file system cannot: never again for d */
+    aligned_copy(s, d, 0, 65536, 65536, data);
+    aligned_copy(s, d, 65536, 0, 65536, data);
+    ck_assert_int_eq(clone_calls, 3);
+    clone_force_errno = 0;
+    es_file *d2 = open_in(dir_a, "dst2", O_RDWR);
+    clone_calls = 0;
+    aligned_copy(s, d2, 100, 100, 65536, data); /* unaligned: not tried */
+    ck_assert_int_eq(clone_calls, 0);
+    es_file_close(d2);
+    es_file_close(s);
+    es_file_close(d);
+    free(data);
+    remove_dirs();
+}
+END_TEST
+
+/* es_file_share never copies: refused, nothing is written. */
+START_TEST(share_never_copies)
+{
+    make_dirs();
+    uint8_t *data = pattern(65536, 5);
+    es_file *s = open_in(dir_a, "src", O_RDWR), *d = open_in(dir_a, "dst", O_RDWR);
+    es_err e = {0};
+    ck_assert_int_eq(es_file_pwrite(s, data, 65536, 0, &e), 0);
+    clone_calls = 0;
+    clone_force_errno = EOPNOTSUPP;
+    uint64_t shared = 1, size = 1;
+    ck_assert_int_eq(es_file_share(s, 0, d, 0, 65536, &shared, &e), 0);
+    clone_force_errno = 0;
+    ck_assert_int_eq(clone_calls, 1);
+    ck_assert_uint_eq(shared, 0);
+    ck_assert_int_eq(es_file_size(d, &size, &e), 0);
+    ck_assert_uint_eq(size, 0);
+    es_file_close(s);
+    es_file_close(d);
+    free(data);
+    remove_dirs();
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("fileio");
@@ -223,6 +322,8 @@ int main(void)
     tcase_add_test(tc, copy_fallback_when_kernel_refuses);
     tcase_add_test(tc, copy_is_a_fault_point);
     tcase_add_test(tc, copy_read_error_names_source);
+    tcase_add_test(tc, copy_shares_aligned_ranges);
+    tcase_add_test(tc, share_never_copies);
     suite_add_tcase(s, tc);
     SRunner *r = srunner_create(s);
     srunner_run_all(r, CK_NORMAL);

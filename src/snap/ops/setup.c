@@ -108,8 +108,8 @@ static bool all_zero(const uint8_t *p, size_t n)
     return true;
 }
 
-/* Copy src's data ranges into dst (empty), keeping holes; dst gets src's
- * size. pr hears of it as phase "copy" of disk, src's file image (holes
+/* Copy src's data ranges into dst (empty), keeping holes, sharing extents
+ * where the file system can; dst gets src's size. pr hears of it as phase "copy" of disk, src's file image (holes
  * count as done). */
 static int sparse_copy(es_file *src, es_file *dst, const es_progress_sink *pr, const char *disk,
                        const char *image, es_err *e)
@@ -133,10 +133,16 @@ static int sparse_copy(es_file *src, es_file *dst, const es_progress_sink *pr, c
             h = size;
         for (uint64_t p = d; p < h;) {
             size_t n = h - p < COPY_CHUNK ? (size_t)(h - p) : COPY_CHUNK;
-            if (es_file_pread(src, buf, n, p, e) < 0)
+            /* Within one file system that can (XFS reflink=1, btrfs: a
+             * hard link was refused, e.g. another mount of it), share the
+             * extents: no data written, no space taken. */
+            uint64_t sh;
+            if (es_file_share(src, p, dst, p, n, &sh, e) < 0)
+                goto out;
+            if (sh < n && es_file_pread(src, buf, n - sh, p + sh, e) < 0)
                 goto out;
             /* Zeroes stay holes: the copy reads the same and takes less space. */
-            if (!all_zero(buf, n) && es_file_pwrite(dst, buf, n, p, e) < 0)
+            if (sh < n && !all_zero(buf, n - sh) && es_file_pwrite(dst, buf, n - sh, p + sh, e) < 0)
                 goto out;
             p += n;
             es_progress_report(pr, "copy", disk, image, p, size);

@@ -9,8 +9,9 @@
  * them); a target name that exists with other content.
  *
  * The move is staged before the journal: on the same file system a hard
- * link under the new name; across file systems a sparse copy (SEEK_DATA /
- * SEEK_HOLE, holes stay holes) to a temporary name, flushed, compared with
+ * link under the new name; across file systems (or where the link is
+ * refused) a sparse copy (SEEK_DATA / SEEK_HOLE, holes stay holes; extents
+ * shared where the file system can) to a temporary name, flushed, compared with
  * the original byte for byte, then renamed into place. The plan then
  * writes the config (journal, all disks at once) and removes the original
  * names after the commit point. Staged files of a run that fails before

@@ -64,13 +64,24 @@ int snap_session_go_offline(snap_ctx *c, es_err *e)
     return go_offline(c, SNAP_LOAD_STRICT, e);
 }
 
+bool snap_session_pending(const snap_ctx *c)
+{
+    snap_journal j = {c->journal_path, c->journal_tmp};
+    bool pending = false;
+    return snap_journal_exists(&j, &pending, NULL) == 0 && pending;
+}
+
+bool snap_session_vm_running(const snap_ctx *c)
+{
+    es_err e = {0};
+    return snap_check_vm_stopped(c->env->root, c->run_dir, c->config, &e) < 0;
+}
+
 /* A reader does not recover (it changes nothing) but says that a run was
  * interrupted. */
 static void note_pending_journal(const snap_ctx *c)
 {
-    snap_journal j = {c->journal_path, c->journal_tmp};
-    bool pending = false;
-    if (snap_journal_exists(&j, &pending, NULL) == 0 && pending)
+    if (snap_session_pending(c))
         snap_ctx_note(c, "warning: an interrupted operation on domain %s is pending; run '%s'",
                       c->name, snap_ctx_recover_cmd(c));
 }

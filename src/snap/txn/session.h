@@ -6,6 +6,8 @@
 #ifndef ES_SNAP_SESSION_H
 #define ES_SNAP_SESSION_H
 
+#include <stdbool.h>
+
 #include "snap/context.h"
 #include "util/err.h"
 
@@ -28,5 +30,11 @@ int snap_session_begin(const snap_env *env, const char *arg, snap_open_mode mode
  * under the same lock: the offline preconditions, recovery of a leftover
  * journal, and the files loaded (what snap_session_begin does for WRITE). */
 int snap_session_go_offline(snap_ctx *c, es_err *e);
+
+/* For the readers' reports (list --output=json), as the changing commands
+ * would find them: is an interrupted operation's journal waiting to be
+ * finished or undone, and does the VM run (run dir, QEMU's image locks)? */
+bool snap_session_pending(const snap_ctx *c);
+bool snap_session_vm_running(const snap_ctx *c);
 
 #endif
