@@ -28,7 +28,9 @@
     "images above it): the snapshots being removed are then recorded as inexact\n"          \
     "(<snapshot-dir>/DOMAIN.extsnap.inexact; revert/refresh to them refused\n"              \
     "without --force, verify reports inexact-snapshot) until the same command\n"            \
-    "runs again. Progress on a terminal.\n"                                                \
+    "runs again. Progress on a terminal. Refused while QEMU holds persistent\n"              \
+    "dirty bitmaps of an image the operation snapshots or merges (they are kept\n"          \
+    "offline only).\n"                                                                      \
     "With --output=json the plan object gets \"online\": {qmp-socket, qemu-process,\n"       \
     "actions[] {disk, action (active-commit, intermediate-commit, offline-merge,\n"          \
     "snapshot), node, top, base, backing-filename, overlay}, kept[], libvirtd,\n"           \

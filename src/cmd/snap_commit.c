@@ -54,8 +54,9 @@ const es_cmd es_cmd_snap_commit = {
         "a revert, another domain, a stray copy - or holds the state of a snapshot\n"
         "outside the range. Refused too, before anything is written: another\n"
         "process using an image the commit changes (named), what the merge engine\n"
-        "refuses (persistent bitmaps, a corrupt BASE), not enough free space for\n"
-        "all merges on one file system.\n"
+        "refuses (a persistent bitmap marked in use, a corrupt BASE), not enough\n"
+        "free space for all merges on one file system. Persistent dirty bitmaps are\n"
+        "kept as 'extsnap img commit' keeps them.\n"
         "\n" ES_ONLINE_USAGE
         "\n" ES_DOMAIN_SAFETY_USAGE "\n" ES_DOMAIN_ARG_USAGE "\n" ES_PLAN_JSON_USAGE,
     .exit_status = "0 done (or planned, with --dry-run), 1 refused, failed or a usage error.",

@@ -15,6 +15,7 @@
 
 #include "domxml/domain.h"
 #include "domxml/snapshot_list.h"
+#include "online/online_bitmaps.h"
 #include "online/online_chain.h"
 #include "online/online_priv.h"
 #include "qcow2/create.h"
@@ -188,6 +189,8 @@ static int map_merge(snap_ctx *c, snap_online *ol, const snap_plan *p, size_t i,
         es_err_prefix(e, "disk %s", m->disk);
         goto out;
     }
+    if (snap_online_refuse_bitmaps(&oc.chain, oc.top, oc.base, m->disk, e) < 0)
+        goto out;
     snap_online_action *a =
         new_action(ol, oc.active ? SNAP_ONLINE_ACTIVE_COMMIT : SNAP_ONLINE_INTERMEDIATE_COMMIT,
                    m->disk, i, e);
@@ -248,6 +251,13 @@ static int map_overlay(snap_ctx *c, snap_online *ol, const snap_plan *p, size_t 
     }
     bool used = false;
     if (snap_online_node_used(ol->qmp, l[0].root_node, &used, e) < 0)
+        goto out;
+    qmp_chain live;
+    if (qmp_chain_query(ol->qmp, l[0].root_node, &live, e) < 0)
+        goto out;
+    int refused = snap_online_refuse_bitmaps(&live, 0, 0, o->disk, e);
+    qmp_chain_free(&live);
+    if (refused < 0)
         goto out;
     if (!used) {
         es_err_set(e, 0, cur,

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "qcow2/format.h"
+#include "qcow2/image.h"
 #include "util/xalloc.h"
 
 #define EXT_BYTES 24u
@@ -92,6 +93,13 @@ int qcow2_bitmap_dir_read(es_file *f, const qcow2_header *h, uint64_t file_size,
         off += len;
     }
     return 0;
+}
+
+bool qcow2_has_bitmaps(const es_image *img)
+{
+    return img->format == ES_FMT_QCOW2 &&
+           (img->hdr.autoclear_features & QCOW2_AUTOCLEAR_BITMAPS) &&
+           qcow2_header_find_ext(&img->hdr, QCOW2_EXT_BITMAPS);
 }
 
 void qcow2_bitmap_dir_free(qcow2_bitmap_dir *d)

@@ -40,4 +40,9 @@ int qcow2_bitmap_dir_read(es_file *f, const qcow2_header *h, uint64_t file_size,
 
 void qcow2_bitmap_dir_free(qcow2_bitmap_dir *d);
 
+struct es_image;
+/* Does img carry persistent bitmaps QEMU would load (a qcow2 image with
+ * the bitmaps extension and its autoclear bit)? */
+bool qcow2_has_bitmaps(const struct es_image *img);
+
 #endif

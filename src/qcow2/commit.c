@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "qcow2/bitmap_merge.h"
 #include "qcow2/commit_internal.h"
 #include "qcow2/commit_space.h"
 #include "qcow2/format.h"
@@ -98,16 +99,6 @@ static int reopen_writable(es_image *img, es_imglock *lk, es_err *e)
     return 0;
 }
 
-/* Persistent dirty bitmaps must record every write; extsnap does not
- * maintain them, and clearing their autoclear bit would make QEMU drop
- * them as inconsistent (and count their clusters as leaks). */
-static bool has_bitmaps(const es_image *img)
-{
-    return img->format == ES_FMT_QCOW2 &&
-           (img->hdr.autoclear_features & QCOW2_AUTOCLEAR_BITMAPS) &&
-           qcow2_header_find_ext(&img->hdr, QCOW2_EXT_BITMAPS);
-}
-
 static int refuse(const es_commit_opts *o, es_image *top, es_image *base, es_err *e)
 {
     if (top->format != ES_FMT_QCOW2 || !top->backing)
@@ -117,11 +108,12 @@ static int refuse(const es_commit_opts *o, es_image *top, es_image *base, es_err
         in_chain |= i == base;
     if (!in_chain)
         return es_err_set(e, 0, base->filename, "BASE is not in the backing chain of TOP");
-    if (has_bitmaps(base) || (!o->keep_top && has_bitmaps(top)))
-        return es_err_set(e, 0, has_bitmaps(base) ? base->filename : top->filename,
-                          "image has persistent dirty bitmaps, which extsnap cannot keep up to "
-                          "date; remove them first ('qemu-img bitmap --remove') or use qemu-img "
-                          "commit");
+    /* Persistent dirty bitmaps are kept (qcow2/bitmap_merge.h) unless
+     * one is inconsistent, or BASE would have to grow under them. */
+    uint64_t new_size = top->virtual_size > base->virtual_size ? top->virtual_size
+                                                                : base->virtual_size;
+    if (qcow2_bitmap_merge_refuse(top, base, new_size, e) < 0)
+        return -1;
     if (base->format == ES_FMT_QCOW2) {
         uint64_t inc = base->hdr.incompatible_features;
         if (inc & QCOW2_INCOMPAT_CORRUPT)
@@ -187,6 +179,7 @@ static void ctx_free(commit_ctx *c)
     free(c->bufs[0]);
     free(c->bufs[1]);
     free(c->scratch);
+    qcow2_bitmap_merge_free(&c->bitmaps);
     /* The locks stay until the descriptors close with the images. */
     free(c->locks);
 }
@@ -249,15 +242,21 @@ static int prepare_base(commit_ctx *c, es_err *e)
     /* A re-run after an interruption takes back what that run left. */
     if (qcow2_reclaim_apply(b, &c->reclaim, e) < 0)
         return -1;
-    if (b->hdr.version >= 3 && b->hdr.autoclear_features) {
-        /* Bits for structures we do not maintain (bitmaps were refused
-         * above unless already inconsistent): clear them, as the spec asks
-         * of a writer that does not update those structures. */
-        uint8_t z[8] = {0};
+    /* Bits for structures we do not maintain: clear them, as the spec
+     * asks of a writer that does not update those structures. The bitmaps
+     * bit stays when the bitmaps are kept up to date (below). */
+    uint64_t keep = qcow2_has_bitmaps(b) ? QCOW2_AUTOCLEAR_BITMAPS : 0;
+    if (b->hdr.version >= 3 && (b->hdr.autoclear_features & ~keep)) {
+        uint8_t z[8];
+        be64_store(z, b->hdr.autoclear_features & keep);
         if (qcow2_header_patch(b, HDR_AUTOCLEAR, z, 8, e) < 0 || es_file_flush(b->file, e) < 0)
             return -1;
-        b->hdr.autoclear_features = 0;
+        b->hdr.autoclear_features &= keep;
     }
+    /* Before any data reaches BASE (a crash leaves extra bits, never
+     * missing ones). */
+    if (qcow2_bitmap_merge_write(b, &c->bitmaps, e) < 0)
+        return -1;
     uint64_t l1_need = qcow2_l1_size_for(b, c->new_size);
     if (l1_need > UINT32_MAX)
         return es_err_set(e, EFBIG, b->filename, "virtual size too large for an L1 table");
@@ -339,8 +338,11 @@ static int run(commit_ctx *c, es_err *e)
         return -1;
     if (empties_in_place(c) && qcow2_overlap_open(top, e) < 0)
         return -1;
+    if (!c->raw_base && qcow2_bitmap_merge_prepare(top, base, c->top_size, &c->bitmaps, e) < 0)
+        return -1;
     if (dry_run(c, e) < 0)
         return -1;
+    c->need_clusters += c->bitmaps.need_clusters;
     if (!c->opts->skip_space_check && commit_space_check(c, e) < 0)
         return -1;
     /* BASE passes the check 'verify' applies (else refused here), and
@@ -404,8 +406,11 @@ int es_commit_estimate(es_image *top, es_image *base, const es_commit_opts *o, u
         r = qcow2_overlap_open(base, e);
     if (r == 0 && empties_in_place(&c))
         r = qcow2_overlap_open(top, e);
+    if (r == 0 && !c.raw_base)
+        r = qcow2_bitmap_merge_prepare(top, base, c.top_size, &c.bitmaps, e);
     if (r == 0)
         r = dry_run(&c, e);
+    c.need_clusters += c.bitmaps.need_clusters;
     if (r == 0)
         *need = commit_space_needed(&c);
     if (r == 0 && !c.raw_base)

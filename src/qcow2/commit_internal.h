@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "qcow2/bitmap_merge.h"
 #include "qcow2/commit.h"
 #include "qcow2/commit_writer.h"
 #include "qcow2/image.h"
@@ -121,6 +122,7 @@ typedef struct commit_ctx {
     uint64_t done_bytes;
     uint64_t last_counted_l1; /* dry: last L1 index counted (+1), 0 = none */
     qcow2_reclaim reclaim;    /* what an interrupted earlier run left in BASE */
+    qcow2_bitmap_merge bitmaps; /* BASE's bitmaps after the commit */
     /* dry: file-system blocks that writes in place fill (commit_space.c) */
     uint64_t fill_bytes;      /* holes of BASE's file the data lands in */
     uint64_t fs_block;        /* BASE's file-system block size, 0 until known */

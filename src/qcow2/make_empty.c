@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "qcow2/bitmap_dir.h"
 #include "qcow2/compress.h"
 #include "qcow2/format.h"
 #include "qcow2/host_write.h"
@@ -23,15 +24,9 @@ static uint64_t l1_clusters(const es_image *img)
     return ((uint64_t)img->l1_size * 8 + img->cluster_size - 1) / img->cluster_size;
 }
 
-static bool has_bitmaps(const es_image *img)
-{
-    return (img->hdr.autoclear_features & QCOW2_AUTOCLEAR_BITMAPS) &&
-           qcow2_header_find_ext(&img->hdr, QCOW2_EXT_BITMAPS);
-}
-
 bool qcow2_make_empty_rebuilds(const es_image *img)
 {
-    return img->hdr.version >= 3 && img->hdr.nb_snapshots == 0 && !has_bitmaps(img) &&
+    return img->hdr.version >= 3 && img->hdr.nb_snapshots == 0 && !qcow2_has_bitmaps(img) &&
            img->hdr.crypt_method == 0 && !(img->hdr.incompatible_features & QCOW2_INCOMPAT_DATA_FILE) &&
            3 + l1_clusters(img) <= img->cluster_size * 8 / img->refcount_bits;
 }

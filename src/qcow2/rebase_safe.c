@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "qcow2/bitmap_dir.h"
 #include "qcow2/format.h"
 #include "qcow2/host_write.h"
 #include "qcow2/l2_write.h"
@@ -79,8 +80,7 @@ static int refuse(es_image *img, es_err *e)
     if (img->format != ES_FMT_QCOW2)
         return es_err_set(e, 0, img->filename,
                           "not a qcow2 image (raw images have no backing file)");
-    if ((img->hdr.autoclear_features & QCOW2_AUTOCLEAR_BITMAPS) &&
-        qcow2_header_find_ext(&img->hdr, QCOW2_EXT_BITMAPS))
+    if (qcow2_has_bitmaps(img))
         return es_err_set(e, 0, img->filename,
                           "image has persistent dirty bitmaps, which extsnap cannot keep up to "
                           "date; remove them first ('qemu-img bitmap --remove') or use qemu-img "

@@ -67,6 +67,7 @@ typedef struct bnode {
     const char *drv;
     const char *file; /* QEMU's name, maybe json: */
     bool ro;
+    bool persistent_bitmaps;
     int64_t gid;      /* id in x-debug-query-block-graph, -1 if none */
     struct bnode *backing;
     struct bnode *file_child;
@@ -154,6 +155,10 @@ static int model_load(model *m, json_object *query_block, json_object *named,
         b->drv = qmp_json_str(info, "drv");
         b->file = qmp_json_str(info, "file");
         b->ro = qmp_json_bool(info, "ro", false);
+        json_object *bms = qmp_json_member(info, "dirty-bitmaps", json_type_array);
+        for (size_t k = 0; bms && k < json_object_array_length(bms); k++)
+            b->persistent_bitmaps |=
+                qmp_json_bool(json_object_array_get_idx(bms, k), "persistent", false);
         b->gid = -1;
     }
     if (graph && load_graph(m, graph, e) < 0) {
@@ -217,6 +222,7 @@ static int chain_push(qmp_chain *ch, const bnode *b, es_err *e)
     x->driver = es_xstrdup(b->drv ? b->drv : "");
     x->filename = qmp_plain_filename(b->file);
     x->read_only = b->ro;
+    x->persistent_bitmaps = b->persistent_bitmaps;
     ch->n++;
     return 0;
 }

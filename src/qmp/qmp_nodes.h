@@ -29,6 +29,7 @@ typedef struct qmp_chain_node {
     char *filename;  /* plain path of the image, NULL if QEMU's name has no plain path */
     char *driver;    /* "qcow2", "raw" ... */
     bool read_only;
+    bool persistent_bitmaps; /* QEMU holds persistent dirty bitmaps of this node */
 } qmp_chain_node;
 
 typedef struct qmp_chain {

@@ -24,12 +24,19 @@
 # (c) a deep chain: 24 layers (64 KiB clusters, every fourth with extended
 # L2 entries) of random writes, zero writes and discards over a full BASE,
 # committed with -b base.qcow2 (the layers between must stay untouched).
+# (d) persistent dirty bitmaps in BASE (enabled b1, 4 KiB g4k, disabled
+# dis), MID and TOP (b1): after a stop or error every cluster of BASE that
+# no longer reads as before is dirty in BASE's b1 and g4k (read through
+# qemu-nbd -B and qemu-img map x-dirty-bitmap: never a missed change), and
+# after the re-run BASE's bitmaps are those of an uninterrupted run.
 set -euo pipefail
 EXTSNAP=${EXTSNAP:?path to the extsnap binary}
-for c in qemu-img qemu-io; do # the oracles: without them, skipped (exit 77), never passed
+for c in qemu-img qemu-io qemu-nbd jq; do # the oracles: without them, skipped (exit 77), never passed
   command -v "$c" >/dev/null || { echo "SKIP: $c is not installed (run scripts/deps.sh)" >&2; exit 77; }
 done
 tmp=$(mktemp -d "${ES_TEST_TMP:-/tmp}/t_commit_crash.XXXXXX")
+BM_TMP=$tmp
+. "$(dirname "${BASH_SOURCE[0]}")/lib/bitmaps.sh"
 trap 'rm -rf "$tmp"' EXIT
 fails=0
 fail() { echo "FAIL [$scenario $fault]: $*"; fails=$((fails + 1)); }
@@ -63,6 +70,38 @@ build_b() {
   args=(-b base.qcow2)
 }
 
+build_d() {
+  local d=$1
+  qemu-img create -q -f qcow2 "$d/base.qcow2" 8M
+  qemu-io -c 'write -P 1 0 1M' "$d/base.qcow2" >/dev/null
+  qemu-img bitmap --add "$d/base.qcow2" b1
+  qemu-img bitmap --add -g 4k "$d/base.qcow2" g4k
+  qemu-img bitmap --add -g 1M --disable "$d/base.qcow2" dis
+  qemu-io -c 'write -P 2 2M 64k' "$d/base.qcow2" >/dev/null
+  qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 "$d/mid.qcow2"
+  qemu-img bitmap --add -g 128k "$d/mid.qcow2" b1
+  qemu-io -c 'write -P 3 512k 64k' -c 'write -z 3M 64k' "$d/mid.qcow2" >/dev/null
+  qemu-img create -q -f qcow2 -b mid.qcow2 -F qcow2 "$d/top.qcow2"
+  qemu-img bitmap --add "$d/top.qcow2" b1
+  qemu-io -c 'write -P 4 5M 128k' -c 'write -P 5 100k 4k' "$d/top.qcow2" >/dev/null
+  args=(-b base.qcow2)
+}
+
+all_dirty() { local n; for n in b1 g4k dis; do echo "$n: $(bitmap_dirty "$1" $n | tr '\n' ' ')"; done; }
+
+# no_missed_change WHAT: every 4 KiB block of BASE (alone) that differs from
+# the original BASE is dirty in BASE's b1 and g4k.
+no_missed_change() {
+  local n missed
+  local -a ranges
+  qemu-img convert -O raw "$(bitmap_alone "$w/base.qcow2")" "$tmp/cbase.raw1"
+  for n in b1 g4k; do
+    mapfile -t ranges < <(bitmap_dirty "$w/base.qcow2" $n)
+    missed=$(bitmap_missed "$tmp/cbase.raw0" "$tmp/cbase.raw1" "${ranges[@]}")
+    [[ -z $missed ]] || fail "$1: 4 KiB blocks of BASE changed but not dirty in $n: $missed"
+  done
+}
+
 # check_ok IMG WHAT [clean]: qemu-img check exit 0 or 3 (leaks) only; with
 # "clean", exit 0 only (no leaked cluster either).
 check_ok() {
@@ -87,8 +126,12 @@ run_points() {
   : >"$tmp/trace"
   (cd "$w" && EXTSNAP_FAULT_TRACE="$tmp/trace" "$EXTSNAP" img commit -q "${cargs[@]}" top.qcow2) ||
     { fault=trace; fail "traced commit failed"; return; }
-  local ref_size
+  local ref_size ref_dirty=""
   ref_size=$(stat -c %s "$w/$target")
+  if [[ $scenario == d && $target == base.qcow2 ]]; then
+    ref_dirty=$(all_dirty "$w/base.qcow2")
+    qemu-img convert -O raw "$(bitmap_alone "$orig/base.qcow2")" "$tmp/cbase.raw0"
+  fi
   local kind n total=0 m
   for kind in $kinds; do
     n=$(grep -c "^$kind " "$tmp/trace" || true)
@@ -109,6 +152,7 @@ run_points() {
             fail "no clear error message: $(cat "$tmp/out.log")"
         fi
         check_ok "$w/$target" "after the $action"
+        [[ -z $ref_dirty ]] || no_missed_change "after the $action"
         local stop_size
         stop_size=$(stat -c %s "$w/$target")
         # Nothing lost in between: TOP's chain reads as before, right after
@@ -120,6 +164,8 @@ run_points() {
         (cd "$w" && "$EXTSNAP" img commit -q "${cargs[@]}" top.qcow2) >"$tmp/out.log" 2>&1 || rc=$?
         ((rc == 0)) || { fail "re-run exits $rc: $(cat "$tmp/out.log")"; continue; }
         check_ok "$w/$target" "after the re-run" clean
+        [[ -z $ref_dirty || $(all_dirty "$w/base.qcow2") == "$ref_dirty" ]] ||
+          fail "after the re-run BASE's bitmaps differ from an uninterrupted run's"
         [[ $target == base.qcow2 ]] || check_ok "$w/top.qcow2" "TOP after the re-run" clean
         local size bound=$ref_size
         size=$(stat -c %s "$w/$target")
@@ -170,11 +216,13 @@ build_c() {
   args=(-b base.qcow2)
 }
 
-for scenario in a b c; do
+for scenario in a b c d; do
   mkdir -p "$tmp/$scenario.orig"
   "build_$scenario" "$tmp/$scenario.orig"
   fault=none
-  if [[ $scenario == c ]]; then # mutate: every write, flush and truncate
+  # c and d: the mutate points only (every write, flush and truncate): a
+  # deep chain has many, d's oracles are slower.
+  if [[ $scenario == c || $scenario == d ]]; then
     run_points mutate base.qcow2 "${args[@]}"
     continue
   fi

@@ -8,7 +8,7 @@
 # After each: the config and metadata equal what the same operation gives
 # offline on the same state (creation times aside), merged files are gone,
 # and once QEMU quit the guest content of every disk is what it wrote.
-# Refusals (revert/refresh/setup, no socket), SIGINT during a rate-limited
+# Refusals (revert/refresh/setup, no socket, a persistent dirty bitmap), SIGINT during a rate-limited
 # delete (the snapshot recorded as inexact: every other file byte for byte
 # as before, revert refused, verify exit 2, list marks it, the delete run
 # again clears it), QEMU killed during a commit (with and without extsnap),
@@ -133,6 +133,12 @@ rc_is "invalid --speed" 1 X commit ovm s1 s2 --speed=fast 2>"$T/err"
 has "invalid --speed" "invalid --speed 'fast'" "$(cat "$T/err")"
 rc_is "invalid --stall" 1 X create ovm s9 --stall=-1 2>"$T/err"
 has "invalid --stall" "invalid --stall '-1' (seconds)" "$(cat "$T/err")"
+# Persistent dirty bitmaps are kept offline only: refused while QEMU holds one.
+vm_qmp block-dirty-bitmap-add '{"node": "drive-vda", "name": "bk", "persistent": true}' >/dev/null
+rc_is "create with a live persistent bitmap" 1 X create ovm s9 2>"$T/err"
+has "create with a live persistent bitmap" "disk vda: QEMU holds persistent dirty bitmaps of this image, which extsnap keeps only while the VM is shut down" "$(cat "$T/err")"
+eq "bitmap refusal: one line" 1 "$(wc -l <"$T/err")"
+vm_qmp block-dirty-bitmap-remove '{"node": "drive-vda", "name": "bk"}' >/dev/null
 out=$(X delete ovm s1 --dry-run 2>&1) || fail "online dry run: $out"
 has "online dry run" "vda: block-commit $IMG/ovm-vda.s1 into $IMG/ovm-vda.qcow2, then switch" "$out"
 eq "refusals and dry run change nothing" "$before" "$(xml_state; ls "$IMG")"

@@ -12,9 +12,10 @@
 #     second merge used to fail past the point of no return with a false
 #     "nothing was changed"), every file unchanged, no journal; with room
 #     for both it goes through;
-#  C. a BASE carrying a persistent dirty bitmap (vdb's, vda's BASE clean):
-#     refused before anything is written (it used to be refused after vda
-#     was merged, with the journal left), every file unchanged, no journal;
+#  C. a BASE carrying a persistent dirty bitmap marked in use (vdb's, vda's
+#     BASE clean): refused before anything is written (a refusal of the
+#     engine used to come after vda was merged, with the journal left),
+#     every file unchanged, no journal;
 #  D. an image the delete repoints whose cluster 0 cannot hold the new
 #     backing name: refused before anything is written;
 #  E. a read-only config directory (the config is rewritten after the
@@ -115,7 +116,7 @@ check_rc "B: delete s1 with room for both" 0 x delete tvm s1 -q
 check_eq "B: live content kept" "$LIVE" "$(all_guest_sums "$R" tvm)"
 full_check "B: delete s1" tvm 0
 
-# --- C: a persistent dirty bitmap in one BASE ----------------------------------
+# --- C: an inconsistent persistent dirty bitmap in one BASE -------------------
 R=$T/c
 snap_make_tvm "$R"
 IMG=$R$SNAP_IMG
@@ -123,7 +124,8 @@ x create tvm s1 -q
 guest_write "$R" tvm vda 0xd1 0 64k
 guest_write "$R" tvm vdb 0xd2 0 64k
 qemu-img bitmap --add "$IMG/vdb.qcow2" b0
-refused_early "C: delete s1, vdb's BASE has a bitmap" "persistent dirty bitmaps" x delete tvm s1
+bitmap_mark_in_use "$IMG/vdb.qcow2"
+refused_early "C: delete s1, vdb's BASE has a bitmap in use" "bitmap 'b0' marked in use" x delete tvm s1
 check_rc "C: the bitmap removed" 0 qemu-img bitmap --remove "$IMG/vdb.qcow2" b0
 check_rc "C: delete s1 then" 0 x delete tvm s1 -q
 full_check "C: delete s1" tvm 0

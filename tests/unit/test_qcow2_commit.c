@@ -388,11 +388,14 @@ START_TEST(refusals_change_nothing)
         ck_assert_str_eq(t0, t1);
     }
     tu_put_be("b.qcow2", 72, 8, inc);
-    /* Persistent dirty bitmaps in BASE: refused (not kept up to date). */
-    tu_sh("cp b.qcow2 nobitmap.qcow2 && qemu-img bitmap --add b.qcow2 bm0");
+    /* Persistent dirty bitmaps in BASE that would grow: refused (QEMU
+     * sizes a bitmap to its image). */
+    tu_sh("cp b.qcow2 nobitmap.qcow2 && qemu-img bitmap --add b.qcow2 bm0 && "
+          "qemu-img resize -q t.qcow2 +1M");
     sum("b.qcow2", b0, sizeof b0);
+    sum("t.qcow2", t0, sizeof t0);
     ck_assert_int_eq(try_commit("t.qcow2", NULL, false, &e), -1);
-    ck_assert_msg(strstr(e.msg, "dirty bitmaps"), "%s", e.msg);
+    ck_assert_msg(strstr(e.msg, "dirty bitmaps and would grow"), "%s", e.msg);
     sum("b.qcow2", b1, sizeof b1);
     sum("t.qcow2", t1, sizeof t1);
     ck_assert_str_eq(b0, b1);

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "qcow2/bitmap_inherit.h"
 #include "qcow2/create.h"
 #include "qcow2/rebase.h"
 #include "snap/txn/merge.h"
@@ -44,6 +45,19 @@ static int apply_owner(const snap_overlay *o, const char *host, es_err *e)
     return 0;
 }
 
+/* The new overlay carries on the incremental-backup bitmaps of the image
+ * it covers (qcow2/bitmap_inherit.h). */
+static int inherit_bitmaps(const char *root, const char *path, es_err *e)
+{
+    es_open_opts oo = {.writable = true, .format = "qcow2", .root = root};
+    es_image *img = NULL;
+    if (es_image_open(&img, path, &oo, e) < 0)
+        return -1;
+    int r = qcow2_bitmaps_inherit(img, e);
+    es_image_close(img);
+    return r;
+}
+
 static int create_overlay(const char *root, const snap_overlay *o, bool *made, es_err *e)
 {
     *made = false;
@@ -63,7 +77,11 @@ static int create_overlay(const char *root, const snap_overlay *o, bool *made, e
         return es_err_prefix(e, "creating the overlay of disk %s", o->disk);
     }
     *made = true;
-    r = apply_owner(o, host, e);
+    r = inherit_bitmaps(root, o->path, e);
+    if (r < 0)
+        es_err_prefix(e, "creating the overlay of disk %s", o->disk);
+    if (r == 0)
+        r = apply_owner(o, host, e);
     free(host);
     return r;
 }

@@ -286,3 +286,32 @@ crash_base() {
     guest_write "$B" tvm vdb 0x21 0 64k
     guest_write "$B" tvm vda 0x22 2M 4k
 }
+
+# bitmap_mark_in_use FILE: set the in-use flag of every persistent bitmap of
+# a qcow2 image, as a QEMU killed while it had the image open leaves it.
+bitmap_mark_in_use() {
+    python3 - "$1" <<'PY'
+import struct, sys
+f = open(sys.argv[1], "r+b")
+h = f.read(4096)
+pos = struct.unpack(">I", h[100:104])[0]
+while True:
+    t, n = struct.unpack(">II", h[pos:pos + 8])
+    if t == 0:
+        sys.exit("no bitmaps extension")
+    if t == 0x23852875:
+        count, _, size, off = struct.unpack(">IIQQ", h[pos + 8:pos + 32])
+        break
+    pos += 8 + (n + 7) // 8 * 8
+f.seek(off)
+d = bytearray(f.read(size))
+p = 0
+for _ in range(count):
+    flags = struct.unpack(">I", d[p + 12:p + 16])[0]
+    d[p + 12:p + 16] = struct.pack(">I", flags | 1)
+    name, extra = struct.unpack(">HI", d[p + 18:p + 24])
+    p += (24 + name + extra + 7) // 8 * 8
+f.seek(off)
+f.write(d)
+PY
+}
