@@ -79,6 +79,7 @@ START_TEST(bits_mark_and_merge)
     for (uint64_t i = 0; i < 16; i++)
         ck_assert(qcow2_bitmap_bits_get(&b, i) && qcow2_bitmap_bits_get(&b, 5 * 16 + i));
     ck_assert(!qcow2_bitmap_bits_get(&b, 2 * 16));
+    qcow2_bitmap_bits_free(&b);
     /* Too large for memory as QEMU limits it. */
     ck_assert_int_eq(qcow2_bitmap_bits_new(&b, img, 1ull << 50, 9, "huge", &e), -1);
     ck_assert_ptr_nonnull(strstr(e.msg, "huge"));
