@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "qcow2/bitmap_ext.h"
 #include "qcow2/bitmap_store.h"
 #include "qcow2/format.h"
 #include "util/xalloc.h"
@@ -92,30 +93,32 @@ static int merge_named(es_image *img, qcow2_bitmap_merge *m, es_err *e)
     return r;
 }
 
-int qcow2_bitmap_merge_prepare(es_image *top, es_image *base, uint64_t top_size,
-                               qcow2_bitmap_merge *m, es_err *e)
+/* At most a data cluster per table entry, and the table. */
+static uint64_t bitmap_clusters(const es_image *base, uint8_t granularity_bits)
 {
-    memset(m, 0, sizeof *m);
-    if (!qcow2_has_bitmaps(base))
-        return 0;
+    uint64_t n = qcow2_bitmap_table_entries(base, base->virtual_size, granularity_bits);
+    return n + (n * 8 + base->cluster_size - 1) / base->cluster_size;
+}
+
+/* BASE's enabled bitmaps; *any: there is one. */
+static int prepare_existing(es_image *top, es_image *base, uint64_t top_size,
+                            qcow2_bitmap_merge *m, bool *any, es_err *e)
+{
     if (read_dir(base, &m->dir, e) < 0)
         return -1;
     m->bits = es_xcalloc(m->dir.count ? m->dir.count : 1, sizeof *m->bits);
-    bool any = false;
     int r = 0;
     for (uint32_t i = 0; r == 0 && i < m->dir.count; i++) {
         const qcow2_bitmap *bm = &m->dir.entries[i];
         if (!(bm->flags & QCOW2_BITMAP_FLAG_AUTO))
             continue; /* disabled: untouched */
         r = qcow2_bitmap_bits_load(base, bm, &m->bits[i], e);
-        any = true;
-        /* At most a data cluster per table entry, and the table. */
-        uint64_t n = qcow2_bitmap_table_entries(base, base->virtual_size, bm->granularity_bits);
-        m->need_clusters += n + (n * 8 + base->cluster_size - 1) / base->cluster_size;
+        *any = true;
+        m->need_clusters += bitmap_clusters(base, bm->granularity_bits);
     }
-    for (es_image *i = top; r == 0 && any && i && i != base; i = i->backing)
+    for (es_image *i = top; r == 0 && *any && i && i != base; i = i->backing)
         r = mark_allocated(i, top_size, m, e);
-    for (es_image *i = top; r == 0 && any && i && i != base; i = i->backing)
+    for (es_image *i = top; r == 0 && *any && i && i != base; i = i->backing)
         r = merge_named(i, m, e);
     /* A bitmap the commit adds nothing to stays where it is (a re-run of a
      * finished commit writes nothing). */
@@ -128,9 +131,43 @@ int qcow2_bitmap_merge_prepare(es_image *top, es_image *base, uint64_t top_size,
             qcow2_bitmap_bits_free(&m->bits[i]);
         qcow2_bitmap_bits_free(&old);
     }
-    if (any)
-        m->need_clusters += 1 + (uint64_t)m->dir.count * (24 + QCOW2_BITMAP_MAX_NAME) /
-                                    base->cluster_size;
+    return r;
+}
+
+/* What the new bitmaps need of BASE, checked before the first write. */
+static int refuse_adopt(es_image *base, uint64_t top_size, qcow2_bitmap_merge *m, es_err *e)
+{
+    const qcow2_bitmap_adopt *a = &m->adopt;
+    if (a->count == 0)
+        return 0;
+    if (top_size > base->virtual_size)
+        return es_err_set(e, 0, base->filename,
+                          "TOP's persistent dirty bitmap '%s' would go into BASE, which would "
+                          "grow to the size of TOP; resize BASE first ('qemu-img resize')",
+                          a->names[0]);
+    if ((uint64_t)m->dir.count + a->count > QCOW2_BITMAP_MAX_COUNT)
+        return es_err_set(e, 0, base->filename, "BASE cannot hold %u more bitmaps", a->count);
+    if (qcow2_bitmap_ext_can_switch(base, e) < 0)
+        return es_err_prefix(e, "BASE cannot receive TOP's persistent dirty bitmap '%s'",
+                             a->names[0]);
+    for (uint32_t i = 0; i < a->count; i++)
+        m->need_clusters += bitmap_clusters(base, a->bits[i].granularity_bits);
+    return 0;
+}
+
+int qcow2_bitmap_merge_prepare(es_image *top, es_image *base, uint64_t top_size,
+                               qcow2_bitmap_merge *m, es_err *e)
+{
+    memset(m, 0, sizeof *m);
+    bool any = false;
+    int r = qcow2_bitmap_adopt_prepare(top, base, &m->adopt, e);
+    if (r == 0 && qcow2_has_bitmaps(base))
+        r = prepare_existing(top, base, top_size, m, &any, e);
+    if (r == 0)
+        r = refuse_adopt(base, top_size, m, e);
+    if (any || m->adopt.count)
+        m->need_clusters += 1 + ((uint64_t)m->dir.count + m->adopt.count) *
+                                    (24 + QCOW2_BITMAP_MAX_NAME) / base->cluster_size;
     if (r < 0)
         qcow2_bitmap_merge_free(m);
     return r;
@@ -138,12 +175,13 @@ int qcow2_bitmap_merge_prepare(es_image *top, es_image *base, uint64_t top_size,
 
 int qcow2_bitmap_merge_write(es_image *base, const qcow2_bitmap_merge *m, es_err *e)
 {
-    bool any = false;
+    bool any = m->adopt.count > 0;
     for (uint32_t i = 0; i < m->dir.count; i++)
         any |= m->bits[i].bits != NULL;
     if (!any)
         return 0;
-    qcow2_bitmap_out *out = es_xcalloc(m->dir.count, sizeof *out);
+    uint32_t n = m->dir.count + m->adopt.count;
+    qcow2_bitmap_out *out = es_xcalloc(n, sizeof *out);
     for (uint32_t i = 0; i < m->dir.count; i++) {
         const qcow2_bitmap *bm = &m->dir.entries[i];
         out[i] = (qcow2_bitmap_out){.name = bm->name,
@@ -152,7 +190,13 @@ int qcow2_bitmap_merge_write(es_image *base, const qcow2_bitmap_merge *m, es_err
                                     .keep = m->bits[i].bits ? NULL : bm,
                                     .bits = m->bits[i].bits ? &m->bits[i] : NULL};
     }
-    int r = qcow2_bitmap_dir_replace(base, out, m->dir.count, e);
+    for (uint32_t i = 0; i < m->adopt.count; i++)
+        out[m->dir.count + i] = (qcow2_bitmap_out){
+            .name = m->adopt.names[i],
+            .flags = QCOW2_BITMAP_FLAG_AUTO,
+            .granularity_bits = m->adopt.bits[i].granularity_bits,
+            .bits = &m->adopt.bits[i]};
+    int r = qcow2_bitmap_dir_replace(base, out, n, e);
     free(out);
     return r;
 }
@@ -163,5 +207,6 @@ void qcow2_bitmap_merge_free(qcow2_bitmap_merge *m)
         qcow2_bitmap_bits_free(&m->bits[i]);
     free(m->bits);
     qcow2_bitmap_dir_free(&m->dir);
+    qcow2_bitmap_adopt_free(&m->adopt);
     memset(m, 0, sizeof *m);
 }

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "qcow2/bitmap_adopt.h"
 #include "qcow2/bitmap_bits.h"
 #include "qcow2/bitmap_dir.h"
 #include "qcow2/image.h"
@@ -21,6 +22,7 @@
 typedef struct qcow2_bitmap_merge {
     qcow2_bitmap_dir dir;     /* BASE's directory */
     qcow2_bitmap_bits *bits;  /* per entry: new content (enabled ones), else empty */
+    qcow2_bitmap_adopt adopt; /* new bitmaps, after BASE's */
     uint64_t need_clusters;   /* new clusters the write may take */
 } qcow2_bitmap_merge;
 
@@ -30,10 +32,12 @@ typedef struct qcow2_bitmap_merge {
 int qcow2_bitmap_merge_refuse(es_image *top, es_image *base, uint64_t new_size, es_err *e);
 
 /* Compute BASE's new bitmaps for committing the images from top down to
- * (not including) base, over guest bytes [0, top_size). Writes nothing. */
+ * (not including) base, over guest bytes [0, top_size). Writes nothing.
+ * Refuses what the write could not do: a new bitmap in a BASE that would
+ * grow, is qcow2 version 2 or has no room for the bitmaps extension. */
 int qcow2_bitmap_merge_prepare(es_image *top, es_image *base, uint64_t top_size,
                                qcow2_bitmap_merge *m, es_err *e);
-/* Write them (nothing to do when BASE has no enabled bitmap). */
+/* Write them (nothing to do when no bitmap of BASE changes or is added). */
 int qcow2_bitmap_merge_write(es_image *base, const qcow2_bitmap_merge *m, es_err *e);
 void qcow2_bitmap_merge_free(qcow2_bitmap_merge *m);
 

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "qcow2/bitmap_ext.h"
 #include "qcow2/format.h"
 #include "qcow2/host_write.h"
 #include "qcow2/overlap.h"
@@ -11,7 +12,6 @@
 #include "util/fileio.h"
 #include "util/xalloc.h"
 
-#define EXT_BYTES 24u
 #define ENTRY_FIXED_BYTES 24u
 #define TYPE_DIRTY_TRACKING 1
 
@@ -104,93 +104,6 @@ static uint8_t *serialize_dir(const qcow2_bitmap_out *out, const placed *pl, uin
     return d;
 }
 
-/* The byte offset of extension `type`'s data in the file, verified
- * against what is there. */
-static int ext_data_offset(es_image *img, uint32_t type, uint64_t *off, es_err *e)
-{
-    const qcow2_header *h = &img->hdr;
-    uint64_t pos = h->version == 2 ? QCOW2_V2_HEADER_LEN : h->header_length;
-    for (size_t i = 0; i < h->n_exts; i++) {
-        if (h->exts[i].type == type) {
-            uint8_t got[8 + EXT_BYTES];
-            if (es_file_pread(img->file, got, sizeof got, pos, e) < 0)
-                return -1;
-            if (be32_load(got) != type || be32_load(got + 4) != EXT_BYTES ||
-                memcmp(got + 8, h->exts[i].data, EXT_BYTES))
-                return es_err_set(e, 0, img->filename,
-                                  "the bitmaps header extension is not where the header says");
-            *off = pos + 8;
-            return 0;
-        }
-        pos += 8 + (((uint64_t)h->exts[i].len + 7) & ~7ull);
-    }
-    return es_err_set(e, 0, img->filename, "internal error: no bitmaps header extension");
-}
-
-/* An image without bitmaps: the extension is added (after the feature
- * table, where QEMU puts it) with the autoclear bit, header rewritten. */
-static int header_add_ext(es_image *img, const uint8_t *ext, es_err *e)
-{
-    if (img->hdr.version < 3)
-        return es_err_set(e, 0, img->filename,
-                          "persistent bitmaps need qcow2 version 3 (compat=1.1)");
-    qcow2_header h;
-    if (qcow2_header_copy(&h, &img->hdr, e) < 0)
-        return -1;
-    h.exts = es_xreallocarray(h.exts, h.n_exts + 1, sizeof *h.exts);
-    size_t at = h.n_exts;
-    for (size_t i = 0; i < h.n_exts; i++)
-        if (h.exts[i].type == QCOW2_EXT_FEATURE_TABLE)
-            at = i + 1;
-    memmove(h.exts + at + 1, h.exts + at, (h.n_exts - at) * sizeof *h.exts);
-    h.exts[at] = (qcow2_ext){QCOW2_EXT_BITMAPS, EXT_BYTES, es_xmalloc(EXT_BYTES)};
-    memcpy(h.exts[at].data, ext, EXT_BYTES);
-    h.n_exts++;
-    h.autoclear_features |= QCOW2_AUTOCLEAR_BITMAPS;
-    uint8_t *buf = es_xmalloc(img->cluster_size);
-    int r = qcow2_header_serialize(&h, buf, img->cluster_size, img->filename, e);
-    if (r == 0)
-        r = qcow2_host_write(img, QCOW2_OL_HEADER, buf, img->cluster_size, 0, e);
-    free(buf);
-    if (r < 0) {
-        qcow2_header_free(&h);
-        return -1;
-    }
-    qcow2_header_free(&img->hdr);
-    img->hdr = h;
-    return 0;
-}
-
-static int switch_dir(es_image *img, uint32_t n, uint64_t dir_size, uint64_t dir_off, es_err *e)
-{
-    uint8_t ext[EXT_BYTES] = {0};
-    be32_store(ext, n);
-    be64_store(ext + 8, dir_size);
-    be64_store(ext + 16, dir_off);
-    bool has = (img->hdr.autoclear_features & QCOW2_AUTOCLEAR_BITMAPS) &&
-               qcow2_header_find_ext(&img->hdr, QCOW2_EXT_BITMAPS);
-    if (!has && qcow2_header_find_ext(&img->hdr, QCOW2_EXT_BITMAPS))
-        return es_err_set(e, 0, img->filename,
-                          "the image holds a bitmaps extension QEMU ignores (its autoclear bit "
-                          "is clear): no bitmaps are added over it");
-    if (!has) {
-        if (header_add_ext(img, ext, e) < 0)
-            return -1;
-    } else {
-        uint64_t off = 0;
-        if (ext_data_offset(img, QCOW2_EXT_BITMAPS, &off, e) < 0 ||
-            qcow2_host_write(img, QCOW2_OL_HEADER, ext, EXT_BYTES, off, e) < 0)
-            return -1;
-        for (size_t i = 0; i < img->hdr.n_exts; i++)
-            if (img->hdr.exts[i].type == QCOW2_EXT_BITMAPS)
-                memcpy(img->hdr.exts[i].data, ext, EXT_BYTES);
-    }
-    if (es_file_flush(img->file, e) < 0)
-        return es_err_prefix(e, "switching to the new bitmap directory");
-    qcow2_overlap_close(img); /* bitmap structures moved: rebuilt at the next check */
-    return 0;
-}
-
 static bool kept(const qcow2_bitmap *old, const qcow2_bitmap_out *out, uint32_t n)
 {
     for (uint32_t i = 0; i < n; i++)
@@ -267,7 +180,7 @@ int qcow2_bitmap_dir_replace(es_image *img, const qcow2_bitmap_out *out, uint32_
         r = es_file_flush(img->file, e);
     /* 4. The switch; 5. only then the old clusters go. */
     if (r == 0)
-        r = switch_dir(img, n, dir_size, dir_off, e);
+        r = qcow2_bitmap_ext_switch(img, n, dir_size, dir_off, e);
     if (r == 0 && old.count)
         r = free_old(img, &old, old_dir_off, old_dir_size, out, n, e);
     for (uint32_t i = 0; i < n; i++)

@@ -27,8 +27,7 @@ typedef struct qcow2_bitmap_out {
 /* Replace img's bitmap directory (current: the one qcow2_bitmap_dir_read
  * returns, freed afterwards except the kept entries) with out[0..n).
  * img is writable, its refcounts trusted; n > 0. An image without the
- * bitmaps extension gets one: then the header is rewritten whole, which is
- * only crash-safe for an image nothing uses yet (a new overlay). */
+ * bitmaps extension gets one, crash-safely too (qcow2/bitmap_ext.h). */
 int qcow2_bitmap_dir_replace(es_image *img, const qcow2_bitmap_out *out, uint32_t n, es_err *e);
 
 #endif

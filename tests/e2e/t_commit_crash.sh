@@ -28,7 +28,18 @@
 # dis), MID and TOP (b1): after a stop or error every cluster of BASE that
 # no longer reads as before is dirty in BASE's b1 and g4k (read through
 # qemu-nbd -B and qemu-img map x-dirty-bitmap: never a missed change), and
-# after the re-run BASE's bitmaps are those of an uninterrupted run.
+# after the re-run BASE's bitmaps are those of an uninterrupted run. TOP
+# also has nb, which BASE lacks: BASE gets it (libvirt's bitmap-add and
+# merge after block-commit), and has it after every re-run.
+# (e) TOP with bitmaps (enabled nb, disabled off) emptied after the default
+# commit into BASE (TOP's tables walked, its clusters released, its bitmaps
+# kept); BASE without any bitmap (nb is added: the bitmaps header
+# extension too, BASE's backing name moved out of its way), over a root
+# image. After each stop or error: TOP's and BASE's nb together cover every
+# 4 KiB block the guest changed since nb was added (never a missed change),
+# BASE and TOP check clean or with leaks only; after the re-run both check
+# clean, read as after `qemu-img commit` of a copy, and BASE's nb alone
+# covers every change since nb was added.
 set -euo pipefail
 EXTSNAP=${EXTSNAP:?path to the extsnap binary}
 for c in qemu-img qemu-io qemu-nbd jq; do # the oracles: without them, skipped (exit 77), never passed
@@ -84,7 +95,62 @@ build_d() {
   qemu-img create -q -f qcow2 -b mid.qcow2 -F qcow2 "$d/top.qcow2"
   qemu-img bitmap --add "$d/top.qcow2" b1
   qemu-io -c 'write -P 4 5M 128k' -c 'write -P 5 100k 4k' "$d/top.qcow2" >/dev/null
+  qemu-img bitmap --add "$d/top.qcow2" nb
+  qemu-io -c 'write -P 6 6M 64k' "$d/top.qcow2" >/dev/null
   args=(-b base.qcow2)
+}
+
+build_e() {
+  local d=$1
+  qemu-img create -q -f qcow2 "$d/root.qcow2" 8M
+  qemu-io -c 'write -P 1 0 2M' "$d/root.qcow2" >/dev/null
+  qemu-img create -q -f qcow2 -b root.qcow2 -F qcow2 "$d/base.qcow2"
+  qemu-io -c 'write -P 2 1M 512k' "$d/base.qcow2" >/dev/null
+  qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 "$d/top.qcow2"
+  qemu-io -c 'write -P 3 3M 128k' -c 'write -z 1M 64k' "$d/top.qcow2" >/dev/null
+  qemu-img bitmap --add "$d/top.qcow2" nb
+  qemu-img bitmap --add -g 4k --disable "$d/top.qcow2" off
+  qemu-img convert -O raw "$d/top.qcow2" "$tmp/e.nb0.raw" # what nb starts from
+  qemu-io -c 'write -P 4 5M 192k' -c 'write -P 5 100k 4k' -c 'write -z 1536k 64k' \
+    -c 'write -P 6 3M 4k' "$d/top.qcow2" >/dev/null
+  # The reference: qemu-img commit of a copy.
+  mkdir -p "$tmp/e.ref"
+  cp -a "$d"/. "$tmp/e.ref"
+  qemu-img commit -q "$tmp/e.ref/top.qcow2"
+  args=()
+}
+
+has_bitmap() { qemu-img info -U --output=json "$1" | jq -e --arg n "$2" '."format-specific".data.bitmaps // [] | any(.name == $n)' >/dev/null; }
+
+# nb_covers WHAT VIEW IMAGES...: every 4 KiB block where VIEW differs from
+# the guest's view when nb was added is dirty in the nb of one of IMAGES.
+nb_covers() {
+  local what=$1 view=$2 f missed
+  shift 2
+  local -a ranges=()
+  for f in "$@"; do
+    has_bitmap "$f" nb && mapfile -t -O "${#ranges[@]}" ranges < <(bitmap_dirty "$f" nb)
+  done
+  missed=$(bitmap_missed "$tmp/e.nb0.raw" "$view" "${ranges[@]}")
+  [[ -z $missed ]] || fail "$what: 4 KiB blocks changed since nb was added but dirty in no nb: $missed"
+}
+
+# e's checks right after a stop or error: TOP still reads as before (run_points).
+e_after_fault() {
+  check_ok "$w/top.qcow2" "TOP after the $action"
+  nb_covers "after the $action" "$tmp/e.view" "$w/top.qcow2" "$w/base.qcow2"
+}
+
+e_after_rerun() {
+  check_ok "$w/top.qcow2" "TOP after the re-run" clean
+  qemu-img compare -q "$tmp/e.ref/base.qcow2" "$w/base.qcow2" ||
+    fail "after the re-run BASE does not read as after qemu-img commit"
+  qemu-img compare -q "$tmp/e.ref/top.qcow2" "$w/top.qcow2" ||
+    fail "after the re-run TOP does not read as after qemu-img commit"
+  has_bitmap "$w/base.qcow2" nb || fail "after the re-run BASE has no bitmap nb"
+  ! has_bitmap "$w/base.qcow2" off || fail "after the re-run BASE has TOP's disabled bitmap"
+  qemu-img convert -O raw "$w/base.qcow2" "$tmp/e.base.raw"
+  nb_covers "after the re-run, BASE alone" "$tmp/e.base.raw" "$w/base.qcow2"
 }
 
 all_dirty() { local n; for n in b1 g4k dis; do echo "$n: $(bitmap_dirty "$1" $n | tr '\n' ' ')"; done; }
@@ -153,6 +219,7 @@ run_points() {
         fi
         check_ok "$w/$target" "after the $action"
         [[ -z $ref_dirty ]] || no_missed_change "after the $action"
+        [[ $scenario != e ]] || e_after_fault
         local stop_size
         stop_size=$(stat -c %s "$w/$target")
         # Nothing lost in between: TOP's chain reads as before, right after
@@ -166,11 +233,15 @@ run_points() {
         check_ok "$w/$target" "after the re-run" clean
         [[ -z $ref_dirty || $(all_dirty "$w/base.qcow2") == "$ref_dirty" ]] ||
           fail "after the re-run BASE's bitmaps differ from an uninterrupted run's"
+        [[ -z $ref_dirty ]] || has_bitmap "$w/base.qcow2" nb || fail "after the re-run BASE has no bitmap nb"
+        [[ $scenario != e ]] || e_after_rerun
         [[ $target == base.qcow2 ]] || check_ok "$w/top.qcow2" "TOP after the re-run" clean
         local size bound=$ref_size
         size=$(stat -c %s "$w/$target")
         ((stop_size > bound)) && bound=$stop_size
-        ((size <= bound)) ||
+        # (e: a re-run after BASE got nb marks in it what TOP still holds,
+        # as every enabled bitmap of BASE: nb's new clusters may grow BASE.)
+        [[ $scenario == e ]] || ((size <= bound)) ||
           fail "after the re-run $target has $size bytes; an uninterrupted run leaves $ref_size, the stop left $stop_size"
         qemu-img compare -q "$tmp/$scenario.view" "$w/$target" ||
           fail "after the re-run $target does not read as TOP did"
@@ -216,13 +287,13 @@ build_c() {
   args=(-b base.qcow2)
 }
 
-for scenario in a b c d; do
+for scenario in ${ES_COMMIT_CRASH_SCENARIOS:-a b c d e}; do # (a subset: while working on one)
   mkdir -p "$tmp/$scenario.orig"
   "build_$scenario" "$tmp/$scenario.orig"
   fault=none
-  # c and d: the mutate points only (every write, flush and truncate): a
-  # deep chain has many, d's oracles are slower.
-  if [[ $scenario == c || $scenario == d ]]; then
+  # c, d and e: the mutate points only (every write, flush and truncate): a
+  # deep chain has many, d's and e's oracles are slower.
+  if [[ $scenario == c || $scenario == d || $scenario == e ]]; then
     run_points mutate base.qcow2 "${args[@]}"
     continue
   fi

@@ -14,8 +14,20 @@
 # qemu-img info lists the same bitmaps. Backup check: BASE's bitmaps cover
 # every 64 KiB cluster whose guest content differs from before the bitmap
 # was added (read through qemu-nbd -B and qemu-img map x-dirty-bitmap).
+#  D. bitmaps of TOP that BASE lacks (libvirt, after block-commit: one
+#     transaction of block-dirty-bitmap-add and -merge per name whose chain
+#     is valid): the whole chain root <- base <- mid <- top into BASE, which
+#     has no bitmap (the header extension is added, the backing name moved):
+#     BASE gets nb (in MID and TOP, TOP's granularity) and solo (TOP only);
+#     not gap (also in root, below a layer without it), dis2 (disabled in
+#     TOP), midonly (not in TOP);
+#  E. the same into a BASE with bitmaps, intermediate commit (-d MID): BASE
+#     gets MID's nb at MID's granularity, next to b1, g4k and dis;
+# compared bit for bit with QEMU, bitmap lists alike, and the backup check
+# for D's nb: BASE's nb alone covers every change since nb was added.
 # Refusals, nothing changed: a bitmap marked in use (QEMU killed while it
-# had the image open) in BASE or in TOP; BASE with bitmaps that would grow.
+# had the image open) in BASE or in TOP; BASE with bitmaps that would grow;
+# a new bitmap for a BASE that would grow, or that is qcow2 version 2.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/lib/qemu_vm.sh"
@@ -175,6 +187,100 @@ ES_CHECKS=$((ES_CHECKS + 1))
     fail "C: MID's b1 does not cover TOP's write at 40M: $(bitmap_dirty "$T/ce/mid.qcow2" b1 | tr '\n' ' ')"
 vm_quit
 
+# ---- D: TOP's bitmaps that BASE lacks, BASE without bitmaps --------------------
+make_chain_d() {
+    local d=$1
+    mkdir -p "$d"
+    qemu-img create -q -f qcow2 "$d/root.qcow2" 64M
+    wr "$d/root.qcow2" "-P 0x01 0 4M"
+    bm_add "$d/root.qcow2" gap
+    qemu-img create -q -f qcow2 -b root.qcow2 -F qcow2 "$d/base.qcow2"
+    wr "$d/base.qcow2" "-P 0x02 2M 1M"
+    qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 "$d/mid.qcow2"
+    wr "$d/mid.qcow2" "-P 0x03 8M 64k"          # before nb
+    qemu-img convert -U -O raw "$d/mid.qcow2" "$T/d-nb0.raw"
+    bm_add -g 128k "$d/mid.qcow2" nb
+    bm_add "$d/mid.qcow2" midonly
+    bm_add "$d/mid.qcow2" dis2
+    wr "$d/mid.qcow2" "-P 0x04 12M 64k"
+    qemu-img create -q -f qcow2 -b mid.qcow2 -F qcow2 "$d/top.qcow2"
+    bm_add "$d/top.qcow2" nb                    # as libvirt's snapshot adds it
+    wr "$d/top.qcow2" "-P 0x05 24M 4k"
+    bm_add "$d/top.qcow2" gap
+    bm_add --disable "$d/top.qcow2" dis2
+    bm_add -g 4k "$d/top.qcow2" solo
+    wr "$d/top.qcow2" "-P 0x06 16M 64k"
+    wr "$d/top.qcow2" "-P 0x07 2M 4k"
+    qemu-io -f qcow2 -c "write -q -z 12M 64k" "$d/top.qcow2" >/dev/null
+}
+adopt() { # NAME GRANULARITY SRC-NODES...: libvirt's transaction after the commit
+    local name=$1 g=$2 srcs="" n
+    shift 2
+    for n in "$@"; do srcs+="{\"node\": \"$n\", \"name\": \"$name\"},"; done
+    vm_qmp transaction "{\"actions\": [
+        {\"type\": \"block-dirty-bitmap-add\", \"data\": {\"node\": \"base\", \"name\": \"$name\", \"granularity\": $g, \"persistent\": true}},
+        {\"type\": \"block-dirty-bitmap-merge\", \"data\": {\"node\": \"base\", \"target\": \"$name\", \"bitmaps\": [${srcs%,}]}}]}" >/dev/null
+}
+sorted_bitmaps() { bitmaps "$1" | tr ' ' '\n' | sort | tr '\n' ' '; }
+make_chain_d "$T/d0"
+cp -a "$T/d0" "$T/dq"
+cp -a "$T/d0" "$T/de"
+out=$("$EXTSNAP" img commit -b "$T/de/base.qcow2" "$T/de/top.qcow2" 2>&1) ||
+    fail "D: extsnap img commit -b: $out"
+vm_start "$S" -blockdev "driver=file,node-name=froot,filename=$T/dq/root.qcow2" \
+    -blockdev "driver=qcow2,node-name=root,file=froot,backing=" \
+    -blockdev "driver=file,node-name=fbase,filename=$T/dq/base.qcow2" \
+    -blockdev "driver=qcow2,node-name=base,file=fbase,backing=root" \
+    -blockdev "driver=file,node-name=fmid,filename=$T/dq/mid.qcow2" \
+    -blockdev "driver=qcow2,node-name=mid,file=fmid,backing=base" \
+    -blockdev "driver=file,node-name=ftop,filename=$T/dq/top.qcow2" \
+    -blockdev "driver=qcow2,node-name=top,file=ftop,backing=mid"
+vm_qmp block-commit '{"job-id": "c", "device": "top", "base-node": "base"}' >/dev/null
+wait_job c complete
+adopt nb 65536 top mid
+adopt solo 4096 top
+open_ro ebase "$T/de/base.qcow2"
+for n in nb solo; do
+    eq "D: bitmap $n as QEMU's" "$(sha base $n)" "$(sha ebase $n)"
+done
+vm_qmp blockdev-del '{"node-name": "ebase"}' >/dev/null
+vm_quit
+check_clean "$T/de/base.qcow2" "$T/de/top.qcow2" "$T/dq/base.qcow2"
+eq "D: BASE's bitmaps as QEMU's" "$(sorted_bitmaps "$T/dq/base.qcow2")" "$(sorted_bitmaps "$T/de/base.qcow2")"
+eq "D: BASE's bitmaps" "nb:65536:auto solo:4096:auto " "$(sorted_bitmaps "$T/de/base.qcow2")"
+eq "D: BASE's backing file" "root.qcow2" \
+    "$(qemu-img info -U --output=json "$T/de/base.qcow2" | jq -r '."backing-filename"')"
+ES_CHECKS=$((ES_CHECKS + 1))
+qemu-img compare -U "$T/dq/base.qcow2" "$T/de/base.qcow2" >/dev/null 2>&1 ||
+    fail "D: BASE does not read as QEMU's"
+qemu-img convert -U -O raw "$T/de/base.qcow2" "$T/d-now.raw"
+mapfile -t ranges < <(bitmap_dirty "$T/de/base.qcow2" nb)
+eq "D backup check: changed 4 KiB blocks missing from nb" "" "$(bitmap_missed "$T/d-nb0.raw" "$T/d-now.raw" "${ranges[@]}")"
+
+# ---- E: a new bitmap next to BASE's, intermediate commit ---------------------------
+cp -a "$T/a0" "$T/e0"
+bm_add -g 128k "$T/e0/mid.qcow2" nb
+wr "$T/e0/mid.qcow2" "-P 0x23 44M 64k"
+bm_add "$T/e0/top.qcow2" nb
+wr "$T/e0/top.qcow2" "-P 0x33 48M 64k"
+cp -a "$T/e0" "$T/eq"
+cp -a "$T/e0" "$T/ee"
+out=$("$EXTSNAP" img commit -d "$T/ee/mid.qcow2" 2>&1) || fail "E: extsnap img commit -d: $out"
+# shellcheck disable=SC2046
+vm_start "$S" $(chain_args "$T/eq")
+merge b1 mid
+vm_qmp block-commit '{"job-id": "c", "device": "top", "top-node": "mid", "base-node": "base"}' >/dev/null
+wait_job c
+adopt nb 131072 mid
+compare_base "E" "$T/ee"
+open_ro ebase "$T/ee/base.qcow2"
+eq "E: bitmap nb as QEMU's" "$(sha base nb)" "$(sha ebase nb)"
+vm_qmp blockdev-del '{"node-name": "ebase"}' >/dev/null
+vm_quit
+check_clean "$T/ee/base.qcow2" "$T/eq/base.qcow2"
+eq "E: BASE's bitmaps as QEMU's" "$(sorted_bitmaps "$T/eq/base.qcow2")" "$(sorted_bitmaps "$T/ee/base.qcow2")"
+eq "E: BASE's bitmaps" "b1:65536:auto dis:1048576: g4k:4096:auto nb:131072:auto " "$(sorted_bitmaps "$T/ee/base.qcow2")"
+
 # ---- refusals -----------------------------------------------------------------
 # in_use FILE: QEMU opens it read-write (bitmaps marked in use) and is killed.
 in_use() {
@@ -203,5 +309,16 @@ qemu-img create -q -f qcow2 "$T/r3/base.qcow2" 1M
 bm_add "$T/r3/base.qcow2" b1
 qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 "$T/r3/top.qcow2" 2M
 refused "growing BASE with bitmaps" "BASE has persistent dirty bitmaps and would grow" "$T/r3" "$T/r3/top.qcow2"
+mkdir -p "$T/r4"
+qemu-img create -q -f qcow2 "$T/r4/base.qcow2" 1M
+qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 "$T/r4/top.qcow2" 2M
+bm_add "$T/r4/top.qcow2" nb
+refused "a new bitmap in a growing BASE" "TOP's persistent dirty bitmap 'nb' would go into BASE, which would grow" "$T/r4" "$T/r4/top.qcow2"
+mkdir -p "$T/r5"
+qemu-img create -q -f qcow2 -o compat=0.10 "$T/r5/base.qcow2" 1M
+qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 "$T/r5/top.qcow2"
+bm_add "$T/r5/top.qcow2" nb
+wr "$T/r5/top.qcow2" "-P 1 0 64k"
+refused "a new bitmap in a version 2 BASE" "persistent bitmaps need qcow2 version 3" "$T/r5" "$T/r5/top.qcow2"
 
 finish
