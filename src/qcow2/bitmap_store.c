@@ -146,6 +146,8 @@ int qcow2_bitmap_dir_replace(es_image *img, const qcow2_bitmap_out *out, uint32_
     if (n == 0 || n > QCOW2_BITMAP_MAX_COUNT)
         return es_err_set(e, EINVAL, img->filename, "internal error: %u bitmaps to store", n);
     qcow2_bitmap_dir old;
+    if (qcow2_bitmap_ext_can_switch(img, e) < 0) /* before anything is written */
+        return -1;
     if (qcow2_refcount_open(img, e) < 0 ||
         qcow2_bitmap_dir_read(img->file, &img->hdr, img->file_size, img->filename, &old, e) < 0)
         return -1;

@@ -4,12 +4,18 @@
  * bitmaps as before, a disabled bitmap's table stays where it was, an
  * overlay inherits the enabled bitmaps; and a write or flush failing at
  * every point of the rewrite leaves the old or the new directory, whole,
- * and an image qemu-img check finds no error in (leaks allowed). */
+ * and an image qemu-img check finds no error in (leaks allowed). Also:
+ * the header extension added in place to an image without bitmaps (its
+ * backing name moved), under the same faults, refused with nothing written
+ * when cluster 0 has no room; the names a commit carries into a BASE that
+ * lacks them (bitmap_adopt: libvirt's chain rules). */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "qcow2/bitmap_adopt.h"
 #include "qcow2/bitmap_bits.h"
+#include "qcow2/bitmap_ext.h"
 #include "qcow2/bitmap_inherit.h"
 #include "qcow2/bitmap_store.h"
 #include "qcow2/format.h"
@@ -219,6 +225,139 @@ START_TEST(overlay_inherits)
 }
 END_TEST
 
+
+/* nb.qcow2: no bitmaps, over a backing file whose name lies right after
+ * the extensions (where the bitmaps extension goes). */
+static void make_plain(void)
+{
+    tu_sh("qemu-img create -q -f qcow2 root.qcow2 8M && "
+          "qemu-img create -q -f qcow2 -b root.qcow2 -F qcow2 nb.qcow2 && "
+          "qemu-io -c 'write -P 1 1M 64k' nb.qcow2 >/dev/null");
+}
+
+/* Add bitmap "new" with 2M..3M set: returns 0 or -1. */
+static int add_new(es_image *img, es_err *e)
+{
+    qcow2_bitmap_bits b;
+    if (qcow2_bitmap_bits_new(&b, img, img->virtual_size, 16, "new", e) < 0)
+        return -1;
+    qcow2_bitmap_bits_mark(&b, 2u << 20, 1u << 20);
+    qcow2_bitmap_out out = {.name = "new", .flags = QCOW2_BITMAP_FLAG_AUTO,
+                            .granularity_bits = 16, .bits = &b};
+    int r = qcow2_bitmap_dir_replace(img, &out, 1, e);
+    qcow2_bitmap_bits_free(&b);
+    return r;
+}
+
+START_TEST(ext_added_in_place)
+{
+    make_plain();
+    tu_sh("cp nb.qcow2 orig.qcow2");
+    for (uint64_t n = 1;; n++) {
+        for (int kind = 0; kind < 2; kind++) {
+            tu_sh("cp orig.qcow2 nb.qcow2");
+            es_image *img = open_rw("nb.qcow2", false);
+            es_fault_reset();
+            es_fault_set(kind ? "flush" : "write", n, ES_FAULT_EIO);
+            es_err e = {0};
+            int r = add_new(img, &e);
+            bool hit = es_fault_count(kind ? "flush" : "write") >= n;
+            es_fault_reset();
+            es_image_close(img);
+            int rc = tu_sh_status("qemu-img check -q nb.qcow2 >/dev/null 2>&1");
+            ck_assert_msg(rc == 0 || rc == 3, "fault at %s %llu: qemu-img check exits %d",
+                          kind ? "flush" : "write", (unsigned long long)n, rc);
+            /* No warning of QEMU about an ignored extension either. */
+            char *warn = tu_capture("qemu-img info nb.qcow2 2>&1 >/dev/null");
+            ck_assert_str_eq(warn, "");
+            free(warn);
+            char *backing = tu_capture("qemu-img info --output=json nb.qcow2 | "
+                                       "jq -r '.\"backing-filename\"'");
+            ck_assert_str_eq(backing, "root.qcow2\n");
+            free(backing);
+            char *info = info_bitmaps("nb.qcow2");
+            ck_assert_msg(!strcmp(info, "\n") || !strcmp(info, "new:65536:auto\n"), "%s", info);
+            if (r == 0)
+                ck_assert_str_eq(info, "new:65536:auto\n");
+            if (strcmp(info, "\n")) {
+                img = open_rw("nb.qcow2", false);
+                qcow2_bitmap_dir d;
+                read_dir(img, &d);
+                qcow2_bitmap_bits b;
+                load(img, &d.entries[0], &b);
+                for (uint64_t i = 0; i < b.nbits; i++)
+                    ck_assert(qcow2_bitmap_bits_get(&b, i) == (i >= 32 && i < 48));
+                qcow2_bitmap_bits_free(&b);
+                qcow2_bitmap_dir_free(&d);
+                es_image_close(img);
+            }
+            free(info);
+            if (!hit && kind == 1) {
+                ck_assert_int_eq(r, 0);
+                ck_assert_int_eq(tu_sh_status("qemu-img check -q nb.qcow2"), 0);
+                ck_assert_int_eq(tu_sh_status("qemu-img compare -q orig.qcow2 nb.qcow2"), 0);
+                /* QEMU writes through it and keeps the bitmap. */
+                tu_sh("qemu-io -c 'write 5M 4k' nb.qcow2 >/dev/null");
+                char *after = info_bitmaps("nb.qcow2");
+                ck_assert_str_eq(after, "new:65536:auto\n");
+                free(after);
+                return; /* past the last write and flush */
+            }
+        }
+    }
+}
+END_TEST
+
+START_TEST(ext_no_room)
+{
+    /* 512-byte clusters and the longest backing name qemu-img fits into
+     * cluster 0, to 8 bytes (-u: the backing file is never opened). */
+    tu_sh("for n in $(seq 480 -8 8); do "
+          "qemu-img create -q -f qcow2 -o cluster_size=512 -u -F qcow2 "
+          "-b $(head -c $n /dev/zero | tr '\\0' r) small.qcow2 1M 2>/dev/null && break; done && "
+          "cp small.qcow2 small0.qcow2");
+    es_image *img = open_rw("small.qcow2", false);
+    es_err e = {0};
+    ck_assert_int_eq(qcow2_bitmap_ext_can_switch(img, &e), -1);
+    ck_assert_ptr_nonnull(strstr(e.msg, "no room"));
+    ck_assert_int_eq(add_new(img, &e), -1);
+    es_image_close(img);
+    ck_assert_int_eq(tu_sh_status("cmp -s small.qcow2 small0.qcow2"), 0);
+}
+END_TEST
+
+START_TEST(adopt_chain_rules)
+{
+    tu_sh("qemu-img create -q -f qcow2 r.qcow2 8M && qemu-img bitmap --add r.qcow2 gap && "
+          "qemu-img create -q -f qcow2 -b r.qcow2 -F qcow2 b.qcow2 && "
+          "qemu-img create -q -f qcow2 -b b.qcow2 -F qcow2 m.qcow2 && "
+          "qemu-img bitmap --add -g 128k m.qcow2 nb && qemu-img bitmap --add m.qcow2 midonly && "
+          "qemu-img bitmap --add m.qcow2 dis && qemu-io -c 'write 1M 4k' m.qcow2 >/dev/null && "
+          "qemu-img create -q -f qcow2 -b m.qcow2 -F qcow2 t.qcow2 && "
+          "qemu-img bitmap --add t.qcow2 nb && qemu-img bitmap --add t.qcow2 gap && "
+          "qemu-img bitmap --add --disable t.qcow2 dis && "
+          "qemu-img bitmap --add -g 4k t.qcow2 solo && qemu-io -c 'write 3M 4k' t.qcow2 >/dev/null");
+    es_image *top = open_rw("t.qcow2", true);
+    es_image *base = top->backing->backing;
+    qcow2_bitmap_adopt a;
+    es_err e = {0};
+    ck_assert_msg(qcow2_bitmap_adopt_prepare(top, base, &a, &e) == 0, "%s", err_text(&e));
+    ck_assert_uint_eq(a.count, 2);
+    ck_assert_str_eq(a.names[0], "nb");
+    ck_assert_str_eq(a.names[1], "solo");
+    ck_assert_uint_eq(a.bits[0].granularity_bits, 16); /* TOP's */
+    ck_assert_uint_eq(a.bits[1].granularity_bits, 12);
+    for (uint64_t i = 0; i < a.bits[0].nbits; i++) /* MID's 1M (128K) and TOP's 3M */
+        ck_assert(qcow2_bitmap_bits_get(&a.bits[0], i) == (i == 16 || i == 17 || i == 48));
+    qcow2_bitmap_adopt_free(&a);
+    /* From MID: nb and midonly (dis is disabled below TOP only: valid too). */
+    ck_assert_int_eq(qcow2_bitmap_adopt_prepare(top->backing, base, &a, &e), 0);
+    ck_assert_uint_eq(a.count, 3);
+    qcow2_bitmap_adopt_free(&a);
+    es_image_close(top);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("qcow2_bitmaps");
@@ -229,6 +368,9 @@ static Suite *suite(void)
     tcase_add_test(tc, store_round_trip);
     tcase_add_test(tc, store_faults);
     tcase_add_test(tc, overlay_inherits);
+    tcase_add_test(tc, ext_added_in_place);
+    tcase_add_test(tc, ext_no_room);
+    tcase_add_test(tc, adopt_chain_rules);
     suite_add_tcase(s, tc);
     return s;
 }
