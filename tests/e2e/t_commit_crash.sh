@@ -106,7 +106,8 @@ build_e() {
   qemu-io -c 'write -P 1 0 2M' "$d/root.qcow2" >/dev/null
   qemu-img create -q -f qcow2 -b root.qcow2 -F qcow2 "$d/base.qcow2"
   qemu-io -c 'write -P 2 1M 512k' "$d/base.qcow2" >/dev/null
-  qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 "$d/top.qcow2"
+  # 4 KiB clusters: TOP's data spans all four of its L2 tables.
+  qemu-img create -q -f qcow2 -o cluster_size=4k -b base.qcow2 -F qcow2 "$d/top.qcow2"
   qemu-io -c 'write -P 3 3M 128k' -c 'write -z 1M 64k' "$d/top.qcow2" >/dev/null
   qemu-img bitmap --add "$d/top.qcow2" nb
   qemu-img bitmap --add -g 4k --disable "$d/top.qcow2" off
