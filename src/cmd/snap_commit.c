@@ -54,9 +54,10 @@ const es_cmd es_cmd_snap_commit = {
         "a revert, another domain, a stray copy - or holds the state of a snapshot\n"
         "outside the range. Refused too, before anything is written: another\n"
         "process using an image the commit changes (named), what the merge engine\n"
-        "refuses (a persistent bitmap marked in use, a corrupt BASE), not enough\n"
-        "free space for all merges on one file system. Persistent dirty bitmaps are\n"
-        "kept as 'extsnap img commit' keeps them.\n"
+        "refuses (a persistent bitmap marked in use or that BASE cannot take, a\n"
+        "corrupt BASE), not enough free space for all merges on one file system.\n"
+        "Persistent dirty bitmaps are kept as 'extsnap img commit' keeps them, also\n"
+        "those a backup tool added to the overlays after the snapshot.\n"
         "\n" ES_ONLINE_USAGE
         "\n" ES_DOMAIN_SAFETY_USAGE "\n" ES_DOMAIN_ARG_USAGE "\n" ES_PLAN_JSON_USAGE,
     .exit_status = "0 done (or planned, with --dry-run), 1 refused, failed or a usage error.",

@@ -70,10 +70,11 @@ const es_cmd es_cmd_snap_delete = {
         "merge, which is idempotent (the overlay is removed only at the very end).\n"
         "Before anything is written, every cause a merge could fail on is checked:\n"
         "another process using an image it changes (named), what the merge engine\n"
-        "refuses (a persistent bitmap marked in use, a corrupt BASE), free space for\n"
-        "all merges on one file system; should a merge still fail, fix the cause\n"
-        "and run 'extsnap recover DOMAIN'. Persistent dirty bitmaps are kept as\n"
-        "'extsnap img commit' keeps them.\n"
+        "refuses (a persistent bitmap marked in use or that BASE cannot take, a\n"
+        "corrupt BASE), free space for all merges on one file system; should a\n"
+        "merge still fail, fix the cause and run 'extsnap recover DOMAIN'.\n"
+        "Persistent dirty bitmaps are kept as 'extsnap img commit' keeps them,\n"
+        "also those a backup tool added to the overlays after the snapshot.\n"
         "\n" ES_ONLINE_USAGE
         "\n" ES_DOMAIN_SAFETY_USAGE "\n" ES_DOMAIN_ARG_USAGE "\n" ES_PLAN_JSON_USAGE,
     .exit_status = "0 done (or planned, with --dry-run), 1 refused, failed or a usage error.",
