@@ -11,6 +11,7 @@
 typedef struct chain_dirs {
     es_image **imgs;
     qcow2_bitmap_dir *dirs;
+    bool *unreadable; /* below BASE: a directory that could not be read */
     size_t n;
 } chain_dirs;
 
@@ -20,24 +21,37 @@ static void chain_free(chain_dirs *c)
         qcow2_bitmap_dir_free(&c->dirs[i]);
     free(c->dirs);
     free(c->imgs);
+    free(c->unreadable);
     memset(c, 0, sizeof *c);
 }
 
-static int chain_read(es_image *top, chain_dirs *c, es_err *e)
+/* A directory of TOP down to BASE that cannot be read refuses the commit;
+ * one below BASE (the commit does not touch those images) only makes every
+ * name's chain invalid: nothing is carried rather than a bitmap that might
+ * miss changes. */
+static int chain_read(es_image *top, es_image *base, chain_dirs *c, es_err *e)
 {
     memset(c, 0, sizeof *c);
     for (es_image *i = top; i; i = i->backing)
         c->n++;
     c->imgs = es_xcalloc(c->n, sizeof *c->imgs);
     c->dirs = es_xcalloc(c->n, sizeof *c->dirs);
+    c->unreadable = es_xcalloc(c->n, sizeof *c->unreadable);
+    bool below = false;
     size_t k = 0;
     for (es_image *i = top; i; i = i->backing, k++) {
         c->imgs[k] = i;
-        if (qcow2_has_bitmaps(i) &&
-            qcow2_bitmap_dir_read(i->file, &i->hdr, i->file_size, i->filename, &c->dirs[k], e) < 0) {
-            chain_free(c);
-            return -1;
+        es_err ignored = {0};
+        if (qcow2_has_bitmaps(i) && qcow2_bitmap_dir_read(i->file, &i->hdr, i->file_size,
+                                                          i->filename, &c->dirs[k],
+                                                          below ? &ignored : e) < 0) {
+            if (!below) {
+                chain_free(c);
+                return -1;
+            }
+            c->unreadable[k] = true;
         }
+        below |= i == base;
     }
     return 0;
 }
@@ -55,6 +69,8 @@ static bool chain_valid(const chain_dirs *c, const char *name)
 {
     bool ended = false;
     for (size_t k = 0; k < c->n; k++) {
+        if (c->unreadable[k])
+            return false;
         const qcow2_bitmap *bm = find(&c->dirs[k], name);
         if (!bm) {
             ended = true;
@@ -92,7 +108,7 @@ int qcow2_bitmap_adopt_prepare(es_image *top, es_image *base, qcow2_bitmap_adopt
     if (base->format != ES_FMT_QCOW2 || !qcow2_has_bitmaps(top))
         return 0;
     chain_dirs c;
-    if (chain_read(top, &c, e) < 0)
+    if (chain_read(top, base, &c, e) < 0)
         return -1;
     size_t bk = 0;
     while (bk < c.n && c.imgs[bk] != base)
