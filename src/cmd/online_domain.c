@@ -112,13 +112,9 @@ static void print_result(const es_domain_opts *o, const snap_plan *p, const snap
         print_human(ol, dry_run);
         return;
     }
-    json_object *j = NULL;
-    es_err e = {0};
-    if (snap_plan_to_json(p, false, &j, &e) < 0) {
-        es_cmd_error(o->env.cmd, &e);
+    json_object *j = es_plan_json(o, p, dry_run);
+    if (!j)
         return;
-    }
-    json_object_object_add(j, "dry-run", json_object_new_boolean(dry_run));
     es_json_add(j, "online", online_json(ol, dry_run));
     es_json_print(stdout, j);
     fputc('\n', stdout);

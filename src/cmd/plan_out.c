@@ -30,6 +30,18 @@ void es_plan_print_done(const es_domain_opts *o, const snap_plan *p, const char 
         es_domain_print_plan(o, p, title, false);
 }
 
+json_object *es_plan_json(const es_domain_opts *o, const snap_plan *p, bool dry_run)
+{
+    json_object *j = NULL;
+    es_err e = {0};
+    if (snap_plan_to_json(p, false, &j, &e) < 0) {
+        es_cmd_error(o->env.cmd, &e);
+        return NULL;
+    }
+    json_object_object_add(j, "dry-run", json_object_new_boolean(dry_run));
+    return j;
+}
+
 void es_domain_print_plan(const es_domain_opts *o, const snap_plan *p, const char *title,
                           bool dry_run)
 {
@@ -37,13 +49,9 @@ void es_domain_print_plan(const es_domain_opts *o, const snap_plan *p, const cha
         snap_plan_print(stdout, p, title);
         return;
     }
-    json_object *j = NULL;
-    es_err e = {0};
-    if (snap_plan_to_json(p, false, &j, &e) < 0) {
-        es_cmd_error(o->env.cmd, &e);
+    json_object *j = es_plan_json(o, p, dry_run);
+    if (!j)
         return;
-    }
-    json_object_object_add(j, "dry-run", json_object_new_boolean(dry_run));
     es_json_print(stdout, j);
     fputc('\n', stdout);
     json_object_put(j);

@@ -25,6 +25,9 @@ void es_plan_print_done(const es_domain_opts *o, const snap_plan *p, const char 
 int es_domain_run_plan(const es_cmd *cmd, const es_domain_opts *o, snap_ctx *c,
                        const snap_plan *p);
 
+/* The plan as JSON with "dry-run" set, or NULL (the error printed). */
+json_object *es_plan_json(const es_domain_opts *o, const snap_plan *p, bool dry_run);
+
 /* Print a plan as the commands do (human or JSON), with the dry-run flag. */
 void es_domain_print_plan(const es_domain_opts *o, const snap_plan *p, const char *title,
                           bool dry_run);

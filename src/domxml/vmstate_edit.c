@@ -9,28 +9,28 @@
 #include "domxml/strbuf.h"
 #include "domxml/xmlscan.h"
 
+/* One saved copy: <extsnap:WHAT path='PATH' copy='COPY'/> on its own line. */
+static void format_copy(dx_buf *b, const char *what, const char *path, const char *copy,
+                        const char *ind, size_t il)
+{
+    dx_buf_add(b, ind, il);
+    dx_buf_addf(b, "  <extsnap:%s path='", what);
+    dx_buf_add_escaped(b, path);
+    dx_buf_adds(b, "' copy='");
+    dx_buf_add_escaped(b, copy);
+    dx_buf_adds(b, "'/>\n");
+}
+
 /* The element, its lines indented by ind (its own first line not). */
 static void format_record(dx_buf *b, const domxml_vmstate *v, const char *ind, size_t il)
 {
     dx_buf_adds(b, "<extsnap:vmstate xmlns:extsnap='" DOMXML_VMSTATE_NS "' snapshot='");
     dx_buf_add_escaped(b, v->snapshot);
     dx_buf_addf(b, "' creationTime='%lld'>\n", v->creation_time);
-    if (v->nvram) {
-        dx_buf_add(b, ind, il);
-        dx_buf_adds(b, "  <extsnap:nvram path='");
-        dx_buf_add_escaped(b, v->nvram);
-        dx_buf_adds(b, "' copy='");
-        dx_buf_add_escaped(b, v->nvram_copy);
-        dx_buf_adds(b, "'/>\n");
-    }
-    if (v->tpm) {
-        dx_buf_add(b, ind, il);
-        dx_buf_adds(b, "  <extsnap:tpm path='");
-        dx_buf_add_escaped(b, v->tpm);
-        dx_buf_adds(b, "' copy='");
-        dx_buf_add_escaped(b, v->tpm_copy);
-        dx_buf_adds(b, "'/>\n");
-    }
+    if (v->nvram)
+        format_copy(b, "nvram", v->nvram, v->nvram_copy, ind, il);
+    if (v->tpm)
+        format_copy(b, "tpm", v->tpm, v->tpm_copy, ind, il);
     dx_buf_add(b, ind, il);
     dx_buf_adds(b, "</extsnap:vmstate>");
 }
