@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "qcow2/doctor_content.h"
 #include "util/fileio.h"
 #include "util/rootpath.h"
 #include "util/str.h"
@@ -231,6 +232,29 @@ static int scan_dir(const qcow2_doctor_orphan *o, const qcow2_doctor_opts *opts,
     return 0;
 }
 
+/* The content evidence, in words, after the rest of the evidence. */
+static void describe_content(qcow2_doctor_candidate *c)
+{
+    const qcow2_doctor_content *ct = &c->content;
+    char *more = NULL;
+    if (ct->unreadable)
+        more = es_xasprintf("; content not compared (%s)", ct->unreadable);
+    else if (ct->measured)
+        more = es_xasprintf("; content: %llu of %llu non-zero sectors equal, in %llu of %llu "
+                            "sampled clusters (of %llu with data)",
+                            (unsigned long long)ct->matching_sectors,
+                            (unsigned long long)ct->compared_sectors,
+                            (unsigned long long)ct->matching_clusters,
+                            (unsigned long long)ct->sampled_clusters,
+                            (unsigned long long)ct->allocated_clusters);
+    if (!more)
+        return;
+    char *ev = es_xasprintf("%s%s", c->evidence ? c->evidence : "", more);
+    free(c->evidence);
+    free(more);
+    c->evidence = ev;
+}
+
 int qcow2_doctor_find_candidates(const qcow2_doctor_orphan *o, const qcow2_doctor_opts *opts,
                                  qcow2_doctor_candidate **out, size_t *n, long *chosen,
                                  es_err *e)
@@ -279,9 +303,14 @@ int qcow2_doctor_find_candidates(const qcow2_doctor_orphan *o, const qcow2_docto
         if ((*out)[i].score == best)
             at_best++;
     }
-    if (at_best != 1)
+    if (at_best > 1) {
+        *chosen = qcow2_doctor_content_rank(o->child, opts->root, *out, *n, best);
+        for (size_t i = 0; i < *n; i++)
+            describe_content(&(*out)[i]);
+    } else if (at_best != 1) {
         *chosen = -1;
-    else
+    }
+    if (*chosen >= 0)
         (*out)[*chosen].chosen = true;
     return 0;
 }
@@ -292,6 +321,7 @@ void qcow2_doctor_candidates_free(qcow2_doctor_candidate *c, size_t n)
         free(c[i].filename);
         free(c[i].evidence);
         free(c[i].rejected);
+        free(c[i].content.unreadable);
     }
     free(c);
 }
