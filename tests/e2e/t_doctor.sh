@@ -316,6 +316,50 @@ rc_is "--root: the chain opens under the root" 0 "$X" img info --root "$R" --bac
 rc_is "--root: guest content kept" 0 "$X" img compare --root "$R" "$D/vm.qcow2" /orig/vm.qcow2 >/dev/null
 rc_is "--root: base unchanged" 0 cmp -s "$R$D/old/base.qcow2" "$T/root-orig-base.qcow2"
 
+# A backing name written from the rescue shell (qemu-img run there names
+# the file with the root's mount point in it): it opens in the rescue
+# system, on the host it names nothing. Flagged, repaired to the host name.
+qemu-img create -q -f qcow2 -b "$R$D/old/base.qcow2" -F qcow2 "$R$D/rescue.qcow2"
+qemu-io -c 'write -P 0x67 96k 8k' "$R$D/rescue.qcow2" >/dev/null
+cp "$R$D/rescue.qcow2" "$R/orig/rescue.qcow2"
+qemu-img rebase -u -b /orig/base.qcow2 -F qcow2 "$R/orig/rescue.qcow2"
+qemu-img create -q -f qcow2 -b "$R$D/old/base.qcow2" -F qcow2 "$R$D/rescue-nofmt.qcow2"
+strip_backing_format "$R$D/rescue-nofmt.qcow2"
+rc_is "--root, rescue name: qemu-img opens it in the rescue system" 0 \
+    qemu-img info --backing-chain "$R$D/rescue.qcow2" >/dev/null
+rc_is "--root, rescue name: the host's view does not" 1 \
+    "$X" img info --root "$R" --backing-chain "$D/rescue.qcow2" >/dev/null 2>&1
+before=$(sums "$R$D"/*.qcow2 "$R$D"/old/*)
+rc_is "--root, rescue name: exit 2" 2 "$X" img doctor --root "$R" --output=json "$D/rescue.qcow2" \
+    >rescue.json 2>/dev/null
+eq "--root, rescue name: no file changed without --fix" "$before" "$(sums "$R$D"/*.qcow2 "$R$D"/old/*)"
+eq "--root, rescue name: flagged as an error" "error root-prefixed-backing-name" \
+    "$(q rescue.json "' '.join((d['findings'][0]['severity'], d['findings'][0]['kind']))")"
+has "--root, rescue name: the message names the host file" "the file is $D/old/base.qcow2" \
+    "$(q rescue.json "d['findings'][0]['message']")"
+eq "--root, rescue name: plan: the host's name, format kept" "$D/rescue.qcow2 $D/old/base.qcow2 qcow2" \
+    "$(q rescue.json '" ".join(d["plan"][0][k] for k in ("image","backing-filename","backing-filename-format"))')"
+eq "--root, rescue name: the rest of the chain is walked" "2 1" \
+    "$(q rescue.json "str(len(d['findings']) + 1) + ' ' + str(d['errors'])")"
+rc_is "--root, rescue name: --fix exits 0" 0 "$X" img doctor --root "$R" --fix "$D/rescue.qcow2" >/dev/null
+eq "--root, rescue name: qemu-img reads the host's name in the header" "$D/old/base.qcow2 qcow2" \
+    "$(qemu-img info --output=json "$R$D/rescue.qcow2" | python3 -c 'import json,sys; j=json.load(sys.stdin); print(j["backing-filename"], j["backing-filename-format"])')"
+rc_is "--root, rescue name: the chain opens in the host's view" 0 \
+    "$X" img info --root "$R" --backing-chain "$D/rescue.qcow2" >/dev/null
+# (check opens the backing file, which is the host's name now: not here)
+rc_is "--root, rescue name: qemu-img check of the image alone" 0 \
+    qemu-img check -q "json:{\"driver\":\"qcow2\",\"file\":{\"driver\":\"file\",\"filename\":\"$R$D/rescue.qcow2\"},\"backing\":null}"
+rc_is "--root, rescue name: guest content kept" 0 \
+    "$X" img compare --root "$R" "$D/rescue.qcow2" /orig/rescue.qcow2 >/dev/null
+# The same without a backing format: qcow2 added in the same rewrite.
+rc_is "--root, rescue name, no format: exit 2" 2 "$X" img doctor --root "$R" --output=json \
+    "$D/rescue-nofmt.qcow2" >rescue2.json 2>/dev/null
+eq "--root, rescue name, no format: one finding, one step adding qcow2" "root-prefixed-backing-name 1 $D/old/base.qcow2 qcow2" \
+    "$(q rescue2.json "' '.join([f['kind'] for f in d['findings']] + [str(len(d['plan'])), d['plan'][0]['backing-filename'], d['plan'][0]['backing-filename-format']])")"
+rc_is "--root, rescue name, no format: --fix exits 0" 0 "$X" img doctor --root "$R" --fix "$D/rescue-nofmt.qcow2" >/dev/null
+eq "--root, rescue name, no format: header repaired" "$D/old/base.qcow2 qcow2" \
+    "$(qemu-img info --output=json "$R$D/rescue-nofmt.qcow2" | python3 -c 'import json,sys; j=json.load(sys.stdin); print(j["backing-filename"], j.get("backing-filename-format"))')"
+
 # ------------------------------------------------------------ usage, errors
 rc_is "no IMAGE: usage error" 1 "$X" img doctor 2>/dev/null
 rc_is "empty --search: usage error" 1 "$X" img doctor --search "" ok/top.qcow2 2>/dev/null
