@@ -174,26 +174,6 @@ static int missing_backing(qcow2_doctor_report *r, const qcow2_doctor_opts *o, e
     return es_image_open(next, c->filename, &oo, e);
 }
 
-/* With --root DIR, the host's name inside a name that starts with DIR
- * itself (as given, or its real path): what a tool run in the rescue shell
- * wrote. NULL: not such a name. */
-static const char *without_root_prefix(const char *root, const char *name)
-{
-    char *real = realpath(root, NULL);
-    const char *prefixes[] = {root, real}, *host = NULL;
-    for (size_t i = 0; i < 2 && !host; i++) {
-        if (!prefixes[i])
-            continue;
-        size_t n = strlen(prefixes[i]);
-        while (n > 1 && prefixes[i][n - 1] == '/')
-            n--;
-        if (n > 1 && strncmp(name, prefixes[i], n) == 0 && name[n] == '/')
-            host = name + n;
-    }
-    free(real);
-    return host;
-}
-
 /* Does the host name exist under root? */
 static bool exists_under(const char *root, const char *host)
 {
@@ -333,7 +313,7 @@ int qcow2_doctor_diagnose(const char *image, const qcow2_doctor_opts *o, qcow2_d
         bool stop = false;
         struct stat st;
         bool missing = es_fs_stat(open_path, &st) < 0 && errno == ENOENT;
-        const char *host = missing && o->root ? without_root_prefix(o->root, name) : NULL;
+        const char *host = missing && o->root ? es_root_strip_prefix(o->root, name) : NULL;
         if (host && exists_under(o->root, host) &&
             es_image_open(&next, host, &oo, &be) == 0) {
             for (size_t i = 0; i < nchain && !stop; i++)

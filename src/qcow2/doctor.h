@@ -89,6 +89,15 @@ typedef struct qcow2_doctor_report {
     size_t chain_length;      /* images walked (after the planned repairs) */
 } qcow2_doctor_report;
 
+/* What a domain's snapshot metadata recorded: the file `backing` was the
+ * disk's image, and `child` the overlay the snapshot put over it. Evidence
+ * for backing as child's missing backing file. */
+typedef struct qcow2_doctor_record {
+    uint64_t child_dev, child_ino;
+    uint64_t backing_dev, backing_ino;
+    const char *why; /* in words: "snapshot s1 recorded ..." */
+} qcow2_doctor_record;
+
 typedef struct qcow2_doctor_opts {
     const char *root;          /* --root DIR, or NULL */
     const char *const *search; /* host directories to look for candidates in */
@@ -98,6 +107,8 @@ typedef struct qcow2_doctor_opts {
     const uint64_t *exclude;
     size_t nexclude;
     const char *exclude_why;
+    const qcow2_doctor_record *records;
+    size_t nrecords;
 } qcow2_doctor_opts;
 
 /* Walk image's chain (image: a host name) and fill *r. Fails (-1) only
