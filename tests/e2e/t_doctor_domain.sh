@@ -93,6 +93,24 @@ rc_is "template renamed: verify is clean" 0 x verify tvm -q
 rc_is "template renamed: guest content unchanged" 0 \
     "$EXTSNAP" img compare --root "$R" "$I/vda.qcow2" /orig/vda.qcow2 >/dev/null
 
+# -------------- a disk source written from the rescue system: reported
+# vda's current image, which only the config names (no snapshot yet): the
+# file and the template beneath it are what the name means, no orphans.
+cp "$R$SNAP_CFG/tvm.xml" tvm.xml.bak
+sed -i -e "s|'$I/vda.qcow2'|'$R$I/vda.qcow2'|" -e "s|\"$I/vda.qcow2\"|\"$R$I/vda.qcow2\"|" "$R$SNAP_CFG/tvm.xml"
+eq "rescue source: the config names the rescue path" "$R$I/vda.qcow2" "$(cfg_source "$R" tvm vda)"
+before=$(cd "$R" && find . -type f | sort | xargs sha256sum)
+rc_is "rescue source: exit 2" 2 x doctor tvm --fix --output=json >rs.json 2>/dev/null
+eq "rescue source: one domain error" "root-prefixed-name:$R$I/vda.qcow2" \
+    "$(q rs.json "' '.join(f['kind'] + ':' + f['file'] for f in d[0]['findings'] if f['severity'] == 'error')")"
+eq "rescue source: the file and its backing file are not reported as unreferenced" "$I/stray.qcow2" \
+    "$(q rs.json "' '.join(f['file'] for f in d[0]['findings'] if f['kind'] == 'unreferenced-image')")"
+has "rescue source: names the host file" "the file is $I/vda.qcow2" \
+    "$(q rs.json "[f['message'] for f in d[0]['findings'] if f['severity'] == 'error'][0]")"
+eq "rescue source: nothing changed" "$before" "$(cd "$R" && find . -type f | sort | xargs sha256sum)"
+cp tvm.xml.bak "$R$SNAP_CFG/tvm.xml"
+rc_is "rescue source: config restored, healthy" 0 x doctor tvm -q
+
 # ------------------------------------------ a missing backing format, added
 x create tvm s1 -q
 strip_backing_format "$R$I/vdb.s1"
@@ -158,24 +176,6 @@ rc_is "rescue name: qemu-io reads the guest's data in the host's view" 0 \
     qemu-io -r -U -c 'read -P 0xb0 1M 128k' "$(chain_spec "$R" "$I/vdb.s1" qcow2)" >/dev/null
 rc_is "rescue name: no journal left" 1 test -e "$R$SNAP_DIR/tvm.extsnap.journal"
 rc_is "rescue name: verify is clean" 0 x verify tvm -q
-
-# -------------- a disk source written from the rescue system: reported
-# The cdrom's image: no snapshot names it, only the config, so nothing but
-# the rescue name refers to the file.
-cp "$R$SNAP_CFG/tvm.xml" tvm.xml.bak
-sed -i -e "s|'$I/cd.iso'|'$R$I/cd.iso'|" -e "s|\"$I/cd.iso\"|\"$R$I/cd.iso\"|" "$R$SNAP_CFG/tvm.xml"
-eq "rescue source: the config names the rescue path" "$R$I/cd.iso" "$(cfg_source "$R" tvm sda)"
-before=$(cd "$R" && find . -type f | sort | xargs sha256sum)
-rc_is "rescue source: exit 2" 2 x doctor tvm --fix --output=json >rs.json 2>/dev/null
-eq "rescue source: one domain error" "root-prefixed-name:$R$I/cd.iso" \
-    "$(q rs.json "' '.join(f['kind'] + ':' + f['file'] for f in d[0]['findings'] if f['severity'] == 'error')")"
-eq "rescue source: the file it means is not reported as unreferenced" "$I/stray.qcow2" \
-    "$(q rs.json "' '.join(f['file'] for f in d[0]['findings'] if f['kind'] == 'unreferenced-image')")"
-has "rescue source: names the host file" "the file is $I/cd.iso" \
-    "$(q rs.json "[f['message'] for f in d[0]['findings'] if f['severity'] == 'error'][0]")"
-eq "rescue source: nothing changed" "$before" "$(cd "$R" && find . -type f | sort | xargs sha256sum)"
-cp tvm.xml.bak "$R$SNAP_CFG/tvm.xml"
-rc_is "rescue source: config restored, healthy" 0 x doctor tvm -q
 
 # ------------------ a missing file the snapshot metadata names: not rebased
 mkdir "$R/srv"

@@ -113,16 +113,20 @@ static bool exists_under(const char *root, const char *host)
     return yes;
 }
 
-/* Is node i what a root-prefixed name of the domain's files means? */
-static bool meant_by_prefixed(const snap_graph *g, const char *root, size_t i)
+/* The nodes a root-prefixed name of the domain's files means: the file
+ * without the prefix and its chain (not orphans: the name is what is
+ * wrong). meant[i] is set for each. */
+static void meant_by_prefixed(const snap_graph *g, const char *root, bool *meant)
 {
     for (size_t j = 0; j < g->n; j++) {
         const char *host = g->v[j].named && !g->v[j].exists
                                ? es_root_strip_prefix(root, g->v[j].path) : NULL;
-        if (host && es_streq(host, g->v[i].path))
-            return true;
+        size_t k = host ? snap_graph_find(g, root, host) : SNAP_GNONE;
+        for (size_t steps = 0; k != SNAP_GNONE && steps <= g->n && !meant[k]; steps++) {
+            meant[k] = true;
+            k = g->v[k].backing;
+        }
     }
-    return false;
 }
 
 /* Is node i the backing file of a node the domain names? */
@@ -273,18 +277,23 @@ static int diagnose_each(const snap_ctx *c, const snap_graph *g, const qcow2_doc
 
 static int orphans(const snap_ctx *c, const snap_graph *g, snap_doctor_report *r, es_err *e)
 {
+    bool *meant = es_xcalloc(g->n + 1, sizeof *meant);
+    meant_by_prefixed(g, c->env->root, meant);
     for (size_t i = 0; i < g->n; i++) {
         const snap_gnode *n = &g->v[i];
         if (!n->scanned || n->named || n->foreign || chosen_somewhere(r, g, c->env->root, i) ||
-            meant_by_prefixed(g, c->env->root, i))
+            meant[i])
             continue;
         const char *b = n->backing != SNAP_GNONE ? g->v[n->backing].path : NULL;
         if (finding(&r->domain, e, "unreferenced-image", SNAP_SEV_WARNING, n->path,
                     "an image in the domain's directories that no domain's files name and no "
                     "chain uses%s%s%s (reported, not deleted)",
-                    b ? "; it uses " : "", b ? b : "", b ? " as backing file" : "") < 0)
+                    b ? "; it uses " : "", b ? b : "", b ? " as backing file" : "") < 0) {
+            free(meant);
             return -1;
+        }
     }
+    free(meant);
     return 0;
 }
 
