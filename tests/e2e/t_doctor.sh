@@ -7,7 +7,12 @@
 # with --fix, and checked with qemu-img as oracle: info --backing-chain
 # resolves, check is clean, compare against a copy of the chain made before
 # it was broken finds the guest's content identical. Refusals change no
-# file (sha256 before/after). The same under --root.
+# file (sha256 before/after). The same under --root. Content evidence:
+# candidates equal on their headers, told apart by the overlay's copied-up
+# data (qemu-io partial-cluster writes): the real file chosen; identical
+# copies and zero-only evidence refused; the sample's bound in the JSON.
+# A backing name written from the rescue shell (the root's path in it):
+# flagged, repaired to the host's name.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 need_tool qemu-img qemu-io python3 sha256sum

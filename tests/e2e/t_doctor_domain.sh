@@ -8,7 +8,12 @@
 # backing format added the same way. A missing file that snapshot metadata
 # names is not rebased elsewhere (it must come back: refused, nothing
 # changed). Orphans, another domain sharing an image, and a journal left by
-# an interrupted create (recovered by --fix) are reported.
+# an interrupted create (recovered by --fix) are reported. Snapshot
+# metadata as evidence (it picks the file it recorded over an identical
+# copy); a backing name written from the rescue shell repaired through the
+# journal (qemu-io reads the guest's data in the host's view after, a failed
+# write is undone); a disk source written from the rescue shell reported
+# (its file and chain not called orphans).
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/lib/snap.sh"
