@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "qcow2/doctor_candidates.h"
+#include "qcow2/doctor_content.h"
 #include "util/fileio.h"
 #include "util/rootpath.h"
 #include "util/str.h"
@@ -151,7 +152,9 @@ static int missing_backing(qcow2_doctor_report *r, const qcow2_doctor_opts *o, e
                 "backing file %s does not exist (looked for at %s)%s; %zu candidates have equal "
                 "evidence%s: not choosing between them",
                 child->hdr.backing_file, display, nofmt, top,
-                compared ? ", and their content does not clearly tell them apart" : "");
+                compared ? ", and their content does not clearly tell them apart"
+                : top > QCOW2_DOCTOR_CONTENT_MAX_CANDIDATES ? " (too many to compare their content)"
+                                                           : "");
         else
             f->message = es_xasprintf(
                 "backing file %s does not exist (looked for at %s)%s; no candidate found%s",
