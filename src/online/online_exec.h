@@ -76,6 +76,8 @@ typedef struct snap_online_action {
                            --root, libvirt's path when QEMU sees only those) */
     size_t item;        /* index of the merge (commits) or overlay (snapshot) in the plan */
     size_t rebase;      /* intermediate: index of the rebase QEMU performs, else (size_t)-1 */
+    es_strv bitmaps;    /* the dirty-bitmap actions that go with it (online_bitmaps.h),
+                           as planned from QEMU's state when mapped */
 } snap_online_action;
 
 typedef struct snap_online {

@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <json-c/json.h>
+
 #include "qmp/qmp_client.h"
 #include "util/err.h"
 
@@ -26,5 +28,11 @@ typedef struct qmp_snapshot_spec {
  * them): the caller removes the ones it did not have before. */
 int qmp_snapshot_transaction(qmp_client *c, const qmp_snapshot_spec *specs, size_t n,
                              es_err *e);
+
+/* The same with more actions (a JSON array, borrowed; NULL: none) in the
+ * same transaction, after the snapshots: they may name the new nodes
+ * (overlay_node_name), e.g. bitmaps added to the overlays (qmp_bitmap.h). */
+int qmp_snapshot_transaction_with(qmp_client *c, const qmp_snapshot_spec *specs, size_t n,
+                                  json_object *extra, es_err *e);
 
 #endif
