@@ -16,7 +16,9 @@
 # bit (x-debug-block-dirty-bitmap-sha256), and the same for img commit
 # --qmp on a second -drive chain. Also: a bitmap merge that fails (fault
 # point, and QEMU refusing the transaction through tests/qmp/qmp_proxy)
-# switches nothing and loses nothing (the re-run equals the oracle);
+# switches nothing and loses nothing (the re-run equals the oracle), and
+# extsnap killed before the merge or before the first finalize leaves what
+# recovery undoes or finishes to the oracle's bitmaps;
 # refusals of an inconsistent and a busy bitmap; after QEMU quits, every
 # cluster whose guest content changed since the bitmap was added has its bit
 # set (qemu-nbd -B), the disabled bitmap is untouched, qemu-img check clean.
@@ -282,7 +284,11 @@ same_bitmaps "create s3: base" "$IMG/ovm-vda.qcow2" "${OCH[3]}"
 # ------------------------------------------------------------ commit (intermediate)
 out=$(X commit ovm s1 s2 --dry-run 2>&1) || fail "dry run commit: $out"
 has "dry run commit shows the merge" "add bitmap to BASE, merge bitmap 'bn' of 1 image into BASE's" "$out"
-X commit ovm s1 s2 -q || fail "online commit s1 s2"
+# extsnap killed once the bitmaps are merged and the journal says "merge",
+# before the first job-finalize: recovery (the VM running) finalizes.
+rc_is "commit killed before finalize" 137 env EXTSNAP_QMP_FAULT=finalize:1:kill \
+    "${OWN_RUN[@]}" "$EXTSNAP" commit ovm s1 s2 -q --config-dir="$CFG" --snapshot-dir="$SNAPS" --run-dir="$RUN"
+X recover ovm -q || fail "recover after the killed commit"
 o_commit OCH 1 2
 eq "vda chain after commit" "$IMG/ovm-vda.s3 $IMG/ovm-vda.s1 $IMG/ovm-vda.qcow2 " \
     "$(vm_chain_files drive-vda | tr '\n' ' ')"
@@ -310,6 +316,12 @@ o_commit OCH 0 1
 eq "vda chain after delete s3" "$IMG/ovm-vda.s1 $IMG/ovm-vda.qcow2 " "$(vm_chain_files drive-vda | tr '\n' ' ')"
 same_bitmaps "delete s3: BASE" "$IMG/ovm-vda.s1" "${OCH[0]}"
 both_write 0x71 3M 64k
+# extsnap killed just before the merge transaction (jobs pending, the
+# journal still "prepare"): recovery cancels, the delete runs again.
+rc_is "delete killed before the bitmap merge" 137 env EXTSNAP_QMP_FAULT=bitmaps:1:kill \
+    "${OWN_RUN[@]}" "$EXTSNAP" delete ovm s1 -q --config-dir="$CFG" --snapshot-dir="$SNAPS" --run-dir="$RUN"
+X recover ovm -q || fail "recover after the killed delete"
+eq "killed delete undone" "$IMG/ovm-vda.s1 $IMG/ovm-vda.qcow2 " "$(vm_chain_files drive-vda | tr '\n' ' ')"
 X delete ovm s1 -q || fail "online delete s1"
 o_commit OCH 0 1
 eq "vda chain after delete s1" "$IMG/ovm-vda.qcow2 " "$(vm_chain_files drive-vda | tr '\n' ' ')"
