@@ -448,8 +448,8 @@ typedef struct commit_run {
 static int before_finalize(void *opaque, es_err *e)
 {
     commit_run *r = opaque;
-    /* Bitmaps first: the journal's "merge" means QEMU's part is done but
-     * the switch (recovery only finalizes). */
+    /* Dirty bitmaps first (online_bitmaps.h): once the journal says
+     * "merge", recovery only finalizes the jobs, so the merge must be done. */
     if (snap_online_bitmaps_merge(r->ol->qmp, r->ocs, r->n, e) < 0)
         return -1;
     snap_journal j = {r->c->journal_path, r->c->journal_tmp};

@@ -13,7 +13,10 @@
  *     disk switched in one QMP transaction (blockdev-snapshot-sync, mode
  *     existing), all or nothing.
  * Several disks commit all or nothing (qmp_commit_run: every job pending
- * before any is finalized).
+ * before any is finalized). Persistent dirty bitmaps go along as libvirt
+ * keeps them (online_bitmaps.h): added to the new overlays in the snapshot
+ * transaction; merged into BASE once every job is pending, before the
+ * journal's phase "merge".
  *
  * Journal (snap/journal.h), so that an interrupted run is undone or finished
  * by the next command, online or offline:

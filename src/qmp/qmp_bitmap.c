@@ -39,11 +39,6 @@ void qmp_bitmap_merge_action(json_object *actions, const char *node, const char 
     add_action(actions, "block-dirty-bitmap-merge", d);
 }
 
-void qmp_bitmap_remove_action(json_object *actions, const char *node, const char *name)
-{
-    add_action(actions, "block-dirty-bitmap-remove", node_and_name(node, "name", name));
-}
-
 int qmp_transaction(qmp_client *c, json_object *actions, es_err *e)
 {
     json_object *args = json_object_new_object();

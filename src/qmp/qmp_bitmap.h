@@ -24,8 +24,6 @@ void qmp_bitmap_merge_action(json_object *actions, const char *node, const char 
                              const char *const *src_nodes, const char *const *src_names,
                              size_t n);
 
-void qmp_bitmap_remove_action(json_object *actions, const char *node, const char *name);
-
 /* Run the actions (borrowed) as one transaction. */
 int qmp_transaction(qmp_client *c, json_object *actions, es_err *e);
 

@@ -67,7 +67,6 @@ typedef struct bnode {
     const char *drv;
     const char *file; /* QEMU's name, maybe json: */
     bool ro;
-    bool persistent_bitmaps;
     json_object *bitmaps; /* "dirty-bitmaps" of the reply (borrowed), may be NULL */
     int64_t gid;      /* id in x-debug-query-block-graph, -1 if none */
     struct bnode *backing;
@@ -158,9 +157,6 @@ static int model_load(model *m, json_object *query_block, json_object *named,
         b->ro = qmp_json_bool(info, "ro", false);
         json_object *bms = qmp_json_member(info, "dirty-bitmaps", json_type_array);
         b->bitmaps = bms;
-        for (size_t k = 0; bms && k < json_object_array_length(bms); k++)
-            b->persistent_bitmaps |=
-                qmp_json_bool(json_object_array_get_idx(bms, k), "persistent", false);
         b->gid = -1;
     }
     if (graph && load_graph(m, graph, e) < 0) {
@@ -224,7 +220,6 @@ static int chain_push(qmp_chain *ch, const bnode *b, es_err *e)
     x->driver = es_xstrdup(b->drv ? b->drv : "");
     x->filename = qmp_plain_filename(b->file);
     x->read_only = b->ro;
-    x->persistent_bitmaps = b->persistent_bitmaps;
     size_t nb = b->bitmaps ? json_object_array_length(b->bitmaps) : 0;
     x->bitmaps = es_xcalloc(nb + 1, sizeof *x->bitmaps);
     for (size_t k = 0; k < nb; k++) {

@@ -39,7 +39,6 @@ typedef struct qmp_chain_node {
     char *filename;  /* plain path of the image, NULL if QEMU's name has no plain path */
     char *driver;    /* "qcow2", "raw" ... */
     bool read_only;
-    bool persistent_bitmaps; /* QEMU holds persistent dirty bitmaps of this node */
     qmp_bitmap *bitmaps;     /* every named bitmap of the node */
     size_t nbitmaps;
 } qmp_chain_node;
