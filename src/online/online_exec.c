@@ -1020,7 +1020,7 @@ static int execute_snapshots(snap_ctx *c, snap_online *ol, const snap_plan *p, e
             goto out;
         }
     }
-    int trc = n ? qmp_snapshot_transaction_with(ol->qmp, specs, n, bitmaps, e) : 0;
+    int trc = n ? qmp_snapshot_transaction(ol->qmp, specs, n, bitmaps, e) : 0;
     json_object_put(bitmaps);
     if (trc < 0) {
         if (snap_rollback(c->env->root, &j, q, &u) == 0)

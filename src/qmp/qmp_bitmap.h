@@ -1,5 +1,5 @@
 /* Dirty-bitmap actions of QMP's `transaction` (block-dirty-bitmap-add,
- * -merge, -remove), built as JSON for the caller to put in one transaction
+ * -merge), built as JSON for the caller to put in one transaction
  * with other actions (a snapshot's, or several disks' merges), so that
  * QEMU applies all of them or none. */
 #ifndef ES_QMP_BITMAP_H

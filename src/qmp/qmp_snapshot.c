@@ -34,13 +34,7 @@ static json_object *snapshot_action(const qmp_snapshot_spec *s)
 }
 
 int qmp_snapshot_transaction(qmp_client *c, const qmp_snapshot_spec *specs, size_t n,
-                             es_err *e)
-{
-    return qmp_snapshot_transaction_with(c, specs, n, NULL, e);
-}
-
-int qmp_snapshot_transaction_with(qmp_client *c, const qmp_snapshot_spec *specs, size_t n,
-                                  json_object *extra, es_err *e)
+                             json_object *extra, es_err *e)
 {
     if (n == 0)
         return es_err_set(e, EINVAL, NULL, "snapshot: no disk given");
