@@ -349,6 +349,9 @@ eq "merge refused: TOP's bitmaps kept" "$c1_before" "$(bitmap_state "$(node_of "
     fail "img commit --qmp (intermediate)"
 o_commit ICH 1 2
 same_bitmaps "img commit intermediate: BASE" "$T/c0.qcow2" "${ICH[1]}"
+# QEMU reopened BASE read-only at the finalize, which stored the new bitmap.
+eq "img commit intermediate: the bitmap added to BASE is in its file" '[{"flags":["auto"],"name":"ck","granularity":65536}]' \
+    "$(qemu-img info -U --output=json "$T/c0.qcow2" | jq -c '."format-specific".data.bitmaps')"
 vm_hmp 'qemu-io drive-c "write -P 0x65 2M 64k"' >/dev/null
 o_write "${ICH[0]}" 0x65 2M 64k
 "$EXTSNAP" img commit --qmp "$SOCK" --device drive-c "$T/c2.qcow2" >/dev/null ||
