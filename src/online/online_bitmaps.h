@@ -19,13 +19,14 @@
  *
  * When (snap_online_bitmaps_merge): once every commit job is pending and
  * before any is finalized, one transaction for all disks. Then an active
- * commit's disk is drained (the guest's writes wait) and BASE holds every
- * copied cluster; an intermediate commit's BASE is still read-write (QEMU
- * reopens it read-only at finalize, storing the bitmaps). So no write can
- * fall between the merge and the pivot (libvirt needs a temporary bitmap
- * for that: it merges after the pivot), the merged images' nodes still
- * exist (a -drive chain's are freed at the pivot), and no blockdev-reopen
- * is needed. A failed merge transaction changes nothing (QEMU's transactions
+ * commit's disk is drained (a device's writes wait; QEMU 7.2 lets an NBD
+ * export's through into TOP, lost with it: docs/online.md, Caveats) and BASE
+ * holds every copied cluster; an intermediate commit's BASE is still
+ * read-write (QEMU reopens it read-only at finalize, storing the bitmaps).
+ * So no write can fall between the merge and the pivot (libvirt needs a
+ * temporary bitmap for that: it merges after the pivot), the merged
+ * images' nodes still exist (a -drive chain's are freed at the pivot), and
+ * no blockdev-reopen is needed. A failed merge transaction changes nothing (QEMU's transactions
  * are atomic) and cancels the jobs: nothing is switched. */
 #ifndef ES_ONLINE_BITMAPS_H
 #define ES_ONLINE_BITMAPS_H

@@ -322,7 +322,16 @@ rc_is "delete killed before the bitmap merge" 137 env EXTSNAP_QMP_FAULT=bitmaps:
     "${OWN_RUN[@]}" "$EXTSNAP" delete ovm s1 -q --config-dir="$CFG" --snapshot-dir="$SNAPS" --run-dir="$RUN"
 X recover ovm -q || fail "recover after the killed delete"
 eq "killed delete undone" "$IMG/ovm-vda.s1 $IMG/ovm-vda.qcow2 " "$(vm_chain_files drive-vda | tr '\n' ' ')"
-X delete ovm s1 -q || fail "online delete s1"
+# Through the proxy, to see the order of QEMU's commands: the merge goes
+# after every job is pending and before the first job-finalize.
+rm -f "$T/proxy.sock" "$T/proxy.log"
+"$PROXY" "$T/proxy.sock" "$SOCK" "$T/proxy.log" &
+PROXY_PID=$!
+for ((i = 0; i < 500; i++)); do [[ -S $T/proxy.sock ]] && break; sleep 0.01; done
+X delete ovm s1 -q --qmp "$T/proxy.sock" || fail "online delete s1"
+eq "the merge goes before the first finalize" "block-job-complete transaction job-finalize" \
+    "$(grep -x 'block-job-complete\|transaction\|job-finalize' "$T/proxy.log" | uniq | head -n 3 | tr '\n' ' ' | sed 's/ $//')"
+stop_proxy
 o_commit OCH 0 1
 eq "vda chain after delete s1" "$IMG/ovm-vda.qcow2 " "$(vm_chain_files drive-vda | tr '\n' ' ')"
 both_write 0x81 7680k 64k
