@@ -26,8 +26,9 @@
  * So no write can fall between the merge and the pivot (libvirt needs a
  * temporary bitmap for that: it merges after the pivot), the merged
  * images' nodes still exist (a -drive chain's are freed at the pivot), and
- * no blockdev-reopen is needed. A failed merge transaction changes nothing (QEMU's transactions
- * are atomic) and cancels the jobs: nothing is switched. */
+ * no blockdev-reopen is needed. A failed merge transaction changes nothing
+ * (QEMU's transactions are atomic) and cancels the jobs: nothing is
+ * switched. */
 #ifndef ES_ONLINE_BITMAPS_H
 #define ES_ONLINE_BITMAPS_H
 
