@@ -322,16 +322,17 @@ rc_is "delete killed before the bitmap merge" 137 env EXTSNAP_QMP_FAULT=bitmaps:
     "${OWN_RUN[@]}" "$EXTSNAP" delete ovm s1 -q --config-dir="$CFG" --snapshot-dir="$SNAPS" --run-dir="$RUN"
 X recover ovm -q || fail "recover after the killed delete"
 eq "killed delete undone" "$IMG/ovm-vda.s1 $IMG/ovm-vda.qcow2 " "$(vm_chain_files drive-vda | tr '\n' ' ')"
-# Through the proxy, to see the order of QEMU's commands: the merge goes
-# after every job is pending and before the first job-finalize.
-rm -f "$T/proxy.sock" "$T/proxy.log"
-"$PROXY" "$T/proxy.sock" "$SOCK" "$T/proxy.log" &
-PROXY_PID=$!
-for ((i = 0; i < 500; i++)); do [[ -S $T/proxy.sock ]] && break; sleep 0.01; done
-X delete ovm s1 -q --qmp "$T/proxy.sock" || fail "online delete s1"
-eq "the merge goes before the first finalize" "block-job-complete transaction job-finalize" \
-    "$(grep -x 'block-job-complete\|transaction\|job-finalize' "$T/proxy.log" | uniq | head -n 3 | tr '\n' ' ' | sed 's/ $//')"
-stop_proxy
+# The second job-finalize fails after the merge (one transaction for both
+# disks) and the first finalize: vda is switched, vdb's job cancelled, the
+# merge stays in vdb's BASE; recovery redoes vdb's commit through QEMU
+# (merging again: the same bits), vdb's bitmap checked after QEMU quits.
+vm_write vdb 0xb1 6M 64k
+rc=0
+EXTSNAP_QMP_FAULT=finalize:2:error X delete ovm s1 -q 2>"$T/err" || rc=$?
+eq "finalize failing after the merge: exit status" 1 "$rc"
+has "finalize failing after the merge: the error" "1 of 2 disks were switched" "$(cat "$T/err")"
+X recover ovm -q || fail "recover after the half-done delete"
+eq "vdb switched by the recovery" "$IMG/ovm-vdb.qcow2" "$(vdb_file)"
 o_commit OCH 0 1
 eq "vda chain after delete s1" "$IMG/ovm-vda.qcow2 " "$(vm_chain_files drive-vda | tr '\n' ' ')"
 both_write 0x81 7680k 64k
@@ -363,8 +364,17 @@ eq "img commit intermediate: the bitmap added to BASE is in its file" '[{"flags"
     "$(qemu-img info -U --output=json "$T/c0.qcow2" | jq -c '."format-specific".data.bitmaps')"
 vm_hmp 'qemu-io drive-c "write -P 0x65 2M 64k"' >/dev/null
 o_write "${ICH[0]}" 0x65 2M 64k
-"$EXTSNAP" img commit --qmp "$SOCK" --device drive-c "$T/c2.qcow2" >/dev/null ||
+# Through the proxy, to see the order of QEMU's commands: the merge goes
+# once the job is pending, before job-finalize.
+rm -f "$T/proxy.sock" "$T/proxy.log"
+"$PROXY" "$T/proxy.sock" "$SOCK" "$T/proxy.log" &
+PROXY_PID=$!
+for ((i = 0; i < 500; i++)); do [[ -S $T/proxy.sock ]] && break; sleep 0.01; done
+"$EXTSNAP" img commit --qmp "$T/proxy.sock" --device drive-c "$T/c2.qcow2" >/dev/null ||
     fail "img commit --qmp (active)"
+stop_proxy
+eq "the merge goes between block-job-complete and job-finalize" "block-job-complete transaction job-finalize" \
+    "$(grep -x 'block-job-complete\|transaction\|job-finalize' "$T/proxy.log" | tr '\n' ' ' | sed 's/ $//')"
 o_commit ICH 0 1
 vm_hmp 'qemu-io drive-c "write -P 0x66 7M 64k"' >/dev/null
 o_write "${ICH[0]}" 0x66 7M 64k
