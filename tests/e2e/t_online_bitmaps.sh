@@ -16,9 +16,11 @@
 # bit (x-debug-block-dirty-bitmap-sha256), and the same for img commit
 # --qmp on a second -drive chain. Also: a bitmap merge that fails (fault
 # point, and QEMU refusing the transaction through tests/qmp/qmp_proxy)
-# switches nothing and loses nothing (the re-run equals the oracle), and
-# extsnap killed before the merge or before the first finalize leaves what
-# recovery undoes or finishes to the oracle's bitmaps;
+# switches nothing and loses nothing (the re-run equals the oracle);
+# extsnap killed before the merge or before the first finalize, and the
+# second finalize failing after the merge, leave what recovery undoes or
+# finishes to the oracle's bitmaps; the proxy's log shows the merge between
+# block-job-complete and job-finalize;
 # refusals of an inconsistent and a busy bitmap; after QEMU quits, every
 # cluster whose guest content changed since the bitmap was added has its bit
 # set (qemu-nbd -B), the disabled bitmap is untouched, qemu-img check clean.
