@@ -1007,11 +1007,12 @@ static int execute_snapshots(snap_ctx *c, snap_online *ol, const snap_plan *p, e
             continue;
         qmp_chain live;
         int lrc = qmp_chain_query(ol->qmp, a->node, &live, e);
-        if (lrc == 0 && (lrc = snap_online_bitmaps_refuse(&live, 0, 0, a->disk, e)) == 0 &&
-            live.n)
-            snap_online_bitmaps_propagate(&live.nodes[0], names[k], bitmaps, NULL);
-        if (lrc == 0)
+        if (lrc == 0) {
+            lrc = snap_online_bitmaps_refuse(&live, 0, 0, a->disk, e);
+            if (lrc == 0 && live.n)
+                snap_online_bitmaps_propagate(&live.nodes[0], names[k], bitmaps, NULL);
             qmp_chain_free(&live);
+        }
         k++;
         if (lrc < 0) {
             json_object_put(bitmaps);
