@@ -7,6 +7,24 @@
 #include "cmd/domain_opts.h"
 #include "cmd/json_out.h"
 
+/* The content evidence (null when it was not needed: no tie). */
+static json_object *content_json(const qcow2_doctor_content *ct)
+{
+    if (!ct->measured && !ct->unreadable)
+        return NULL;
+    json_object *o = es_json_new_object();
+    es_json_add_bool(o, "measured", ct->measured);
+    es_json_add_u64(o, "allocated-clusters", ct->allocated_clusters);
+    es_json_add_u64(o, "max-sampled-clusters", ct->max_clusters);
+    es_json_add_u64(o, "sampled-clusters", ct->sampled_clusters);
+    es_json_add_u64(o, "sector-size", 512);
+    es_json_add_u64(o, "compared-sectors", ct->compared_sectors);
+    es_json_add_u64(o, "matching-sectors", ct->matching_sectors);
+    es_json_add_u64(o, "matching-clusters", ct->matching_clusters);
+    es_json_add_str_or_null(o, "unreadable", ct->unreadable);
+    return o;
+}
+
 static json_object *candidate_json(const qcow2_doctor_candidate *c)
 {
     json_object *o = es_json_new_object();
@@ -17,6 +35,7 @@ static json_object *candidate_json(const qcow2_doctor_candidate *c)
     es_json_add_i64(o, "score", c->score);
     es_json_add_str_or_null(o, "evidence", c->evidence);
     es_json_add_str_or_null(o, "rejected", c->rejected);
+    json_object_object_add(o, "content", content_json(&c->content));
     es_json_add_bool(o, "chosen", c->chosen);
     return o;
 }

@@ -8,12 +8,7 @@
 
 #include "cmd/cmd_env.h"
 #include "cmd/json_out.h"
-#include "cmd/plan_out.h"
-#include "snap/txn/exec.h"
 #include "snap/txn/merge.h"
-#include "snap/txn/plan_check.h"
-#include "snap/txn/plan_json.h"
-#include "snap/txn/plan_print.h"
 
 static void es_domain_opts_init(es_domain_opts *o, const es_cmd *cmd)
 {
@@ -46,51 +41,6 @@ void es_domain_progress_end(const es_domain_opts *o)
 {
     if (o->env.progress.opaque)
         es_progress_meter_end(o->env.progress.opaque);
-}
-
-void es_domain_print_plan(const es_domain_opts *o, const snap_plan *p, const char *title,
-                          bool dry_run)
-{
-    if (!o->json) {
-        snap_plan_print(stdout, p, title);
-        return;
-    }
-    json_object *j = NULL;
-    es_err e = {0};
-    if (snap_plan_to_json(p, false, &j, &e) < 0) {
-        es_cmd_error(o->env.cmd, &e);
-        return;
-    }
-    json_object_object_add(j, "dry-run", json_object_new_boolean(dry_run));
-    es_json_print(stdout, j);
-    fputc('\n', stdout);
-    json_object_put(j);
-}
-
-int es_domain_run_plan(const es_cmd *cmd, const es_domain_opts *o, snap_ctx *c,
-                       const snap_plan *p)
-{
-    es_err e = {0};
-    if (o->env.dry_run) {
-        /* The refusals the real run makes before its journal. */
-        if (snap_plan_check(c, p, &e) < 0) {
-            es_cmd_error(cmd->name, &e);
-            return ES_EXIT_FAIL;
-        }
-        if (!o->env.quiet)
-            es_domain_print_plan(o, p, "Plan (dry run, nothing changed):", true);
-        return ES_EXIT_OK;
-    }
-    es_plan_print_before(o, p);
-    int rc = snap_execute(c, p, &e);
-    es_domain_progress_end(o);
-    if (rc < 0) {
-        es_cmd_error(cmd->name, &e);
-        return ES_EXIT_FAIL;
-    }
-    if (!o->env.quiet)
-        es_plan_print_done(o, p, "Done:");
-    return ES_EXIT_OK;
 }
 
 void es_json_add_str_or_null(json_object *o, const char *key, const char *val)

@@ -1,7 +1,6 @@
 /* The options every domain command takes (--root, --config-dir,
- * --snapshot-dir, --run-dir, --dry-run, -q, -v, --output), and the common
- * end of a mutating command: print the plan (--dry-run) or execute it and
- * report. Each command puts ES_DOMAIN_OPTS in its option table
+ * --snapshot-dir, --run-dir, --dry-run, -q, -v, --output); the common end
+ * of a mutating command is in cmd/plan_out.h. Each command puts ES_DOMAIN_OPTS in its option table
  * (cmd/optable.h) and parses with es_domain_parse. */
 #ifndef ES_CMD_DOMAIN_OPTS_H
 #define ES_CMD_DOMAIN_OPTS_H
@@ -131,15 +130,6 @@ void es_domain_progress_end(const es_domain_opts *o);
  * Returns -1 when parsed (and checked), else the exit status. */
 int es_domain_parse(const es_cmd *cmd, es_domain_opts *d, void *opts, int argc, char **argv,
                     int nargs, const char *expect);
-
-/* Dry run: print the plan. Otherwise execute it and print what was done
- * (unless -q). Returns the exit status. */
-int es_domain_run_plan(const es_cmd *cmd, const es_domain_opts *o, snap_ctx *c,
-                       const snap_plan *p);
-
-/* Print a plan as the commands do (human or JSON), with the dry-run flag. */
-void es_domain_print_plan(const es_domain_opts *o, const snap_plan *p, const char *title,
-                          bool dry_run);
 
 /* Add key: val, or key: null when val is NULL (json_out's helpers take a
  * NULL value for an allocation failure). */

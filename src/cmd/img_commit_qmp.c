@@ -14,6 +14,7 @@
 #include "cmd/json_out.h"
 #include "cmd/progress_opt.h"
 #include "qmp/qmp_job.h"
+#include "online/online_bitmaps.h"
 #include "online/online_chain.h"
 #include "online/online_connect.h"
 #include "util/xalloc.h"
@@ -63,6 +64,8 @@ typedef struct progress_out {
     es_progress_meter meter; /* the bar or JSON lines on stderr */
     bool shown;
     uint64_t last_offset, last_len; /* last sample printed: repeats are skipped */
+    qmp_client *qmp;                 /* for the bitmap merge before finalize */
+    const snap_online_commit *oc;
 } progress_out;
 
 static void show_progress(void *opaque, const qmp_job_progress *s)
@@ -177,6 +180,13 @@ static void print_result_human(const snap_online_commit *oc, const merged_file *
     }
 }
 
+/* Once the job is pending: BASE gets TOP's dirty bitmaps (online_bitmaps.h). */
+static int merge_bitmaps(void *opaque, es_err *e)
+{
+    progress_out *p = opaque;
+    return snap_online_bitmaps_merge(p->qmp, p->oc, 1, e);
+}
+
 static int run_commit(const qmp_commit_cli *o, qmp_client *c, snap_online_commit *oc,
                       merged_file **files, size_t *nfiles, es_err *e)
 {
@@ -186,7 +196,8 @@ static int run_commit(const qmp_commit_cli *o, qmp_client *c, snap_online_commit
         .base = o->base,
         .speed = o->speed,
     };
-    if (snap_online_commit_plan(c, &a, oc, e) < 0)
+    if (snap_online_commit_plan(c, &a, oc, e) < 0 ||
+        snap_online_bitmaps_refuse(&oc->chain, oc->top, oc->base, a.device, e) < 0)
         return -1;
     progress_out p = {.o = o};
     es_progress_mode mode = es_progress_opt_mode(o->progress, o->quiet);
@@ -201,7 +212,10 @@ static int run_commit(const qmp_commit_cli *o, qmp_client *c, snap_online_commit
         .stall_ms = o->stall_ms,
         .base_written = &written,
         .notice = show_notice,
+        .before_finalize = merge_bitmaps,
     };
+    p.qmp = c;
+    p.oc = oc;
     int rc = qmp_commit_run(c, &oc->spec, 1, &jo, e);
     es_progress_meter_end(&p.meter);
     if (rc < 0 && written) {

@@ -48,8 +48,11 @@ static void print_human(const snap_online *ol, bool dry_run)
     char buf[8192];
     printf("Through QEMU (%s, QMP socket %s):\n", ol->vm.holder[0] ? ol->vm.holder : "running",
            ol->sock.path);
-    for (size_t i = 0; i < ol->nactions; i++)
+    for (size_t i = 0; i < ol->nactions; i++) {
         printf("  %s\n", action_text(&ol->actions[i], buf, sizeof buf));
+        for (size_t k = 0; k < ol->actions[i].bitmaps.n; k++)
+            printf("    %s\n", ol->actions[i].bitmaps.v[k]);
+    }
     if (dry_run)
         return;
     print_list("Kept (not deleted):", &ol->kept);
@@ -87,6 +90,7 @@ static json_object *online_json(const snap_online *ol, bool dry_run)
         es_json_add_str_or_null(j, "base", a->base);
         es_json_add_str_or_null(j, "backing-filename", a->backing_file);
         es_json_add_str_or_null(j, "overlay", a->overlay);
+        es_json_add(j, "bitmaps", strv_json(&a->bitmaps));
         es_json_append(acts, j);
     }
     es_json_add(o, "actions", acts);
@@ -112,13 +116,9 @@ static void print_result(const es_domain_opts *o, const snap_plan *p, const snap
         print_human(ol, dry_run);
         return;
     }
-    json_object *j = NULL;
-    es_err e = {0};
-    if (snap_plan_to_json(p, false, &j, &e) < 0) {
-        es_cmd_error(o->env.cmd, &e);
+    json_object *j = es_plan_json(o, p, dry_run);
+    if (!j)
         return;
-    }
-    json_object_object_add(j, "dry-run", json_object_new_boolean(dry_run));
     es_json_add(j, "online", online_json(ol, dry_run));
     es_json_print(stdout, j);
     fputc('\n', stdout);

@@ -28,13 +28,15 @@
     "images above it): the snapshots being removed are then recorded as inexact\n"          \
     "(<snapshot-dir>/DOMAIN.extsnap.inexact; revert/refresh to them refused\n"              \
     "without --force, verify reports inexact-snapshot) until the same command\n"            \
-    "runs again. Progress on a terminal. Refused while QEMU holds persistent\n"              \
-    "dirty bitmaps of an image the operation snapshots or merges (they are kept\n"          \
-    "offline only).\n"                                                                      \
+    "runs again. Progress on a terminal. Persistent dirty bitmaps are kept as\n"           \
+    "libvirt keeps them: each new overlay gets the recording ones of the image\n"          \
+    "below (in the snapshot's transaction), and a commit merges TOP's into BASE\n"         \
+    "before the disk switches; refused when a bitmap of an image involved is\n"            \
+    "inconsistent or in use (busy).\n"                                                      \
     "With --output=json the plan object gets \"online\": {qmp-socket, qemu-process,\n"       \
     "actions[] {disk, action (active-commit, intermediate-commit, offline-merge,\n"          \
-    "snapshot), node, top, base, backing-filename, overlay}, kept[], libvirtd,\n"           \
-    "pending-dir, virsh-commands[], libvirt-does-not-know[], notes[]}.\n"
+    "snapshot), node, top, base, backing-filename, overlay, bitmaps[]}, kept[],\n"           \
+    "libvirtd, pending-dir, virsh-commands[], libvirt-does-not-know[], notes[]}.\n"
 
 /* ctx was opened by snap_online_open: ol NULL means the VM is shut off and
  * this is es_domain_run_plan. Otherwise: dry run prints the plan and QEMU's

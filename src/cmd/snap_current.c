@@ -6,6 +6,7 @@
 
 #include "cmd/cmd.h"
 #include "cmd/domain_opts.h"
+#include "cmd/plan_out.h"
 #include "cmd/json_out.h"
 #include "snap/context.h"
 #include "snap/ops/current.h"

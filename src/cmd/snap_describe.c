@@ -5,6 +5,7 @@
 
 #include "cmd/cmd.h"
 #include "cmd/domain_opts.h"
+#include "cmd/plan_out.h"
 #include "snap/context.h"
 #include "snap/ops/describe.h"
 #include "snap/txn/session.h"

@@ -7,6 +7,7 @@
 
 #include "cmd/cmd.h"
 #include "cmd/domain_opts.h"
+#include "cmd/plan_out.h"
 #include "snap/context.h"
 #include "snap/txn/session.h"
 #include "snap/ops/revert.h"

@@ -46,12 +46,4 @@ void domxml_vmstate_clear(domxml_vmstate *v);
 /* Is v the record of the snapshot called name, created at creation_time? */
 bool domxml_vmstate_owned(const domxml_vmstate *v, const char *name, long long creation_time);
 
-struct domxml_domain;
-
-/* A new domain: d with its record replaced by v (v NULL or with nothing
- * saved: removed, and an empty <metadata> extsnap made with it too). Every
- * other byte stays; the result is parsed again. */
-int domxml_domain_set_vmstate(const struct domxml_domain *d, const domxml_vmstate *v,
-                              struct domxml_domain **out, es_err *e);
-
 #endif

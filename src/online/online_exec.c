@@ -52,6 +52,7 @@ void snap_online_actions_clear(snap_online *ol)
         free(a->base);
         free(a->backing_file);
         free(a->overlay);
+        es_strv_free(&a->bitmaps);
     }
     free(ol->actions);
     ol->actions = NULL;
@@ -189,7 +190,7 @@ static int map_merge(snap_ctx *c, snap_online *ol, const snap_plan *p, size_t i,
         es_err_prefix(e, "disk %s", m->disk);
         goto out;
     }
-    if (snap_online_refuse_bitmaps(&oc.chain, oc.top, oc.base, m->disk, e) < 0)
+    if (snap_online_bitmaps_refuse(&oc.chain, oc.top, oc.base, m->disk, e) < 0)
         goto out;
     snap_online_action *a =
         new_action(ol, oc.active ? SNAP_ONLINE_ACTIVE_COMMIT : SNAP_ONLINE_INTERMEDIATE_COMMIT,
@@ -197,6 +198,7 @@ static int map_merge(snap_ctx *c, snap_online *ol, const snap_plan *p, size_t i,
     if (!a || es_strdup(lt[0].root_node, &a->node, e) < 0 || es_strdup(top, &a->top, e) < 0 ||
         es_strdup(base, &a->base, e) < 0)
         goto out;
+    snap_online_bitmaps_commit_actions(&oc.chain, oc.top, oc.base, NULL, &a->bitmaps);
     if (!oc.active) {
         /* QEMU rewrites the backing name of the image above top: give it the
          * name the plan's rebase of that image writes offline. */
@@ -234,6 +236,7 @@ out:
 static int map_overlay(snap_ctx *c, snap_online *ol, const snap_plan *p, size_t i, es_err *e)
 {
     const snap_overlay *o = &p->overlays[i];
+    es_strv bitmaps = {0}; /* what goes with the snapshot, for the plan */
     char *cur = NULL;
     qmp_file_location *l = NULL;
     size_t n = 0;
@@ -255,7 +258,9 @@ static int map_overlay(snap_ctx *c, snap_online *ol, const snap_plan *p, size_t 
     qmp_chain live;
     if (qmp_chain_query(ol->qmp, l[0].root_node, &live, e) < 0)
         goto out;
-    int refused = snap_online_refuse_bitmaps(&live, 0, 0, o->disk, e);
+    int refused = snap_online_bitmaps_refuse(&live, 0, 0, o->disk, e);
+    if (refused == 0 && live.n)
+        snap_online_bitmaps_propagate(&live.nodes[0], "", NULL, &bitmaps);
     qmp_chain_free(&live);
     if (refused < 0)
         goto out;
@@ -278,6 +283,10 @@ static int map_overlay(snap_ctx *c, snap_online *ol, const snap_plan *p, size_t 
         qmp_chain_free(&ch);
     }
     snap_online_action *a = new_action(ol, SNAP_ONLINE_SNAPSHOT, o->disk, i, e);
+    if (a) {
+        a->bitmaps = bitmaps;
+        bitmaps = (es_strv){0};
+    }
     if (!a || es_strdup(l[0].root_node, &a->node, e) < 0 ||
         (local ? snap_ctx_host(c, o->path, &a->overlay, e)
                : es_strdup(o->path, &a->overlay, e)) < 0 ||
@@ -285,6 +294,7 @@ static int map_overlay(snap_ctx *c, snap_online *ol, const snap_plan *p, size_t 
         goto out;
     rc = 0;
 out:
+    es_strv_free(&bitmaps);
     qmp_file_locations_free(l, n);
     free(cur);
     return rc;
@@ -429,6 +439,8 @@ out:
 typedef struct commit_run {
     snap_ctx *c;
     snap_online *ol;
+    const snap_online_commit *ocs; /* the QEMU commits, for their bitmaps */
+    size_t n;
     const snap_plan *fwd; /* journal content from the point of no return */
     bool reached;         /* every job pending: the journal says "merge" */
 } commit_run;
@@ -436,6 +448,10 @@ typedef struct commit_run {
 static int before_finalize(void *opaque, es_err *e)
 {
     commit_run *r = opaque;
+    /* Dirty bitmaps first (online_bitmaps.h): once the journal says
+     * "merge", recovery only finalizes the jobs, so the merge must be done. */
+    if (snap_online_bitmaps_merge(r->ol->qmp, r->ocs, r->n, e) < 0)
+        return -1;
     snap_journal j = {r->c->journal_path, r->c->journal_tmp};
     if (snap_journal_write(&j, r->fwd, SNAP_PHASE_MERGE, e) < 0)
         return es_err_prefix(e, "recording that the commit goes ahead");
@@ -811,7 +827,7 @@ static int execute_commits(snap_ctx *c, snap_online *ol, const snap_plan *p, es_
         }
         bool written = true;
         bool *jw = es_xcalloc(n, sizeof *jw);
-        commit_run r = {.c = c, .ol = ol, .fwd = fwd};
+        commit_run r = {.c = c, .ol = ol, .ocs = ocs, .n = n, .fwd = fwd};
         qmp_job_opts jo = {.poll_interval_ms = 250, .before_finalize = before_finalize,
                            .opaque = &r, .base_written = &written, .job_written = jw,
                            .stall_ms = c->env->qmp_stall_ms, .notice = commit_notice,
@@ -982,7 +998,32 @@ static int execute_snapshots(snap_ctx *c, snap_online *ol, const snap_plan *p, e
         };
         n++;
     }
-    if (n && qmp_snapshot_transaction(ol->qmp, specs, n, e) < 0) {
+    /* Each overlay's bitmaps, added in the same transaction (libvirt's
+     * propagation): from QEMU's state now, refused as when mapped. */
+    json_object *bitmaps = json_object_new_array();
+    for (size_t i = 0, k = 0; i < ol->nactions && k < n; i++) {
+        const snap_online_action *a = &ol->actions[i];
+        if (a->kind != SNAP_ONLINE_SNAPSHOT)
+            continue;
+        qmp_chain live;
+        int lrc = qmp_chain_query(ol->qmp, a->node, &live, e);
+        if (lrc == 0) {
+            lrc = snap_online_bitmaps_refuse(&live, 0, 0, a->disk, e);
+            if (lrc == 0 && live.n)
+                snap_online_bitmaps_propagate(&live.nodes[0], names[k], bitmaps, NULL);
+            qmp_chain_free(&live);
+        }
+        k++;
+        if (lrc < 0) {
+            json_object_put(bitmaps);
+            if (snap_rollback(c->env->root, &j, q, &u) == 0)
+                es_err_prefix(e, "nothing was changed");
+            goto out;
+        }
+    }
+    int trc = n ? qmp_snapshot_transaction(ol->qmp, specs, n, bitmaps, e) : 0;
+    json_object_put(bitmaps);
+    if (trc < 0) {
         if (snap_rollback(c->env->root, &j, q, &u) == 0)
             es_err_prefix(e, "nothing was changed");
         else

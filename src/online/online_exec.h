@@ -13,7 +13,10 @@
  *     disk switched in one QMP transaction (blockdev-snapshot-sync, mode
  *     existing), all or nothing.
  * Several disks commit all or nothing (qmp_commit_run: every job pending
- * before any is finalized).
+ * before any is finalized). Persistent dirty bitmaps go along as libvirt
+ * keeps them (online_bitmaps.h): added to the new overlays in the snapshot
+ * transaction; merged into BASE once every job is pending, before the
+ * journal's phase "merge".
  *
  * Journal (snap/journal.h), so that an interrupted run is undone or finished
  * by the next command, online or offline:
@@ -76,6 +79,8 @@ typedef struct snap_online_action {
                            --root, libvirt's path when QEMU sees only those) */
     size_t item;        /* index of the merge (commits) or overlay (snapshot) in the plan */
     size_t rebase;      /* intermediate: index of the rebase QEMU performs, else (size_t)-1 */
+    es_strv bitmaps;    /* the dirty-bitmap actions that go with it (online_bitmaps.h),
+                           as planned from QEMU's state when mapped */
 } snap_online_action;
 
 typedef struct snap_online {

@@ -12,6 +12,7 @@
 #include "util/fsutil.h"
 #include "util/readfile.h"
 #include "snap/ops/inexact.h"
+#include "online/online_bitmaps.h"
 #include "online/online_connect.h"
 #include "online/online_exec.h"
 #include "online/online_priv.h"
@@ -137,6 +138,19 @@ static int snapshot_happened(snap_ctx *c, snap_online *ol, const snap_plan *p, b
     return rc;
 }
 
+typedef struct redo_bitmaps {
+    qmp_client *qmp;
+    const snap_online_commit *ocs;
+    size_t n;
+} redo_bitmaps;
+
+/* The redone commits keep their dirty bitmaps as the first run's would. */
+static int redo_merge_bitmaps(void *opaque, es_err *e)
+{
+    redo_bitmaps *rb = opaque;
+    return snap_online_bitmaps_merge(rb->qmp, rb->ocs, rb->n, e);
+}
+
 /* Merges of the journal that QEMU still has to do (their top is in a chain
  * the VM uses) are done through QEMU now; the others stay in the plan. */
 static int redo_in_qemu(snap_ctx *c, snap_online *ol, const snap_plan *p, snap_plan **rest,
@@ -165,7 +179,9 @@ static int redo_in_qemu(snap_ctx *c, snap_online *ol, const snap_plan *p, snap_p
             keep[ol->actions[i].item] = true;
     if (snap_online_commit_specs(c, ol, &ocs, &specs, &n, e) < 0)
         goto out;
-    qmp_job_opts jo = {.poll_interval_ms = 250};
+    redo_bitmaps rb = {.qmp = ol->qmp, .ocs = ocs, .n = n};
+    qmp_job_opts jo = {.poll_interval_ms = 250, .before_finalize = redo_merge_bitmaps,
+                       .opaque = &rb};
     if (n && qmp_commit_run(ol->qmp, specs, n, &jo, e) < 0)
         goto out;
     snap_derive d = {.overlays = true, .merges = true, .merge_keep = keep, .rebases = true,

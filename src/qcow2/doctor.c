@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "qcow2/doctor_candidates.h"
+#include "qcow2/doctor_content.h"
 #include "util/fileio.h"
 #include "util/rootpath.h"
 #include "util/str.h"
@@ -26,6 +27,7 @@ const char *qcow2_doctor_kind_name(qcow2_doctor_kind k)
     case QCOW2_DOCTOR_CHAIN_TOO_DEEP: return "chain-too-deep";
     case QCOW2_DOCTOR_RELATIVE_BACKING: return "relative-backing-name";
     case QCOW2_DOCTOR_PROTOCOL_BACKING: return "protocol-backing";
+    case QCOW2_DOCTOR_ROOT_PREFIXED_BACKING: return "root-prefixed-backing-name";
     }
     return "unknown";
 }
@@ -128,6 +130,7 @@ static int missing_backing(qcow2_doctor_report *r, const qcow2_doctor_opts *o, e
         return -1;
     size_t eligible = 0, top = 0;
     int best = INT_MIN;
+    bool compared = false;
     for (size_t i = 0; i < f->ncandidates; i++) {
         const qcow2_doctor_candidate *c = &f->candidates[i];
         if (c->rejected)
@@ -139,6 +142,7 @@ static int missing_backing(qcow2_doctor_report *r, const qcow2_doctor_opts *o, e
         }
         if (c->score == best)
             top++;
+        compared |= c->content.measured;
     }
     const char *nofmt = child->hdr.backing_format ? "" : " (and it names no backing format)";
     if (chosen < 0) {
@@ -146,8 +150,11 @@ static int missing_backing(qcow2_doctor_report *r, const qcow2_doctor_opts *o, e
         if (eligible)
             f->message = es_xasprintf(
                 "backing file %s does not exist (looked for at %s)%s; %zu candidates have equal "
-                "evidence: not choosing between them",
-                child->hdr.backing_file, display, nofmt, top);
+                "evidence%s: not choosing between them",
+                child->hdr.backing_file, display, nofmt, top,
+                compared ? ", and their content does not clearly tell them apart"
+                : top > QCOW2_DOCTOR_CONTENT_MAX_CANDIDATES ? " (too many to compare their content)"
+                                                           : "");
         else
             f->message = es_xasprintf(
                 "backing file %s does not exist (looked for at %s)%s; no candidate found%s",
@@ -168,6 +175,43 @@ static int missing_backing(qcow2_doctor_report *r, const qcow2_doctor_opts *o, e
     es_open_opts oo = {.no_backing = true, .root = o->root, .force_share = true,
                        .format = qcow2_doctor_format_name(c->format)};
     return es_image_open(next, c->filename, &oo, e);
+}
+
+/* Does the host name exist under root? */
+static bool exists_under(const char *root, const char *host)
+{
+    char *open_path = NULL;
+    es_err ignored;
+    struct stat st;
+    bool yes = es_root_resolve(root, host, &open_path, &ignored) == 0 &&
+               es_fs_stat(open_path, &st) == 0;
+    free(open_path);
+    return yes;
+}
+
+/* img's backing name is DIR + host, and only host exists: plan the host's
+ * name (the format kept, or qcow2 added when none is named and the file
+ * is qcow2). next is that file, opened. */
+static void root_prefixed(qcow2_doctor_report *r, const char *root, es_image *img,
+                          const char *host, const es_image *next)
+{
+    qcow2_doctor_finding *f =
+        add_finding(r, QCOW2_DOCTOR_ERROR, QCOW2_DOCTOR_ROOT_PREFIXED_BACKING, img);
+    const char *named = img->hdr.backing_format;
+    const char *fmt = named ? named : next->format == ES_FMT_QCOW2 ? "qcow2" : NULL;
+    f->message = es_xasprintf("backing name %s starts with the --root directory %s (written "
+                              "from the rescue system): on the host it names nothing; the file "
+                              "is %s%s",
+                              img->hdr.backing_file, root, host,
+                              named ? "" : fmt ? " (and no backing format is named: qcow2)"
+                                               : " (and no backing format is named)");
+    if (fmt) {
+        plan(r, f, img, host, fmt);
+    } else {
+        r->unrepaired_errors++;
+        f->repair = es_xasprintf("by hand, once the format is known: rebase -u -b %s -F raw %s",
+                                 host, img->filename);
+    }
 }
 
 /* The backing file exists as named: check the format against the header. */
@@ -271,7 +315,25 @@ int qcow2_doctor_diagnose(const char *image, const qcow2_doctor_opts *o, qcow2_d
         es_image *next = NULL;
         bool stop = false;
         struct stat st;
-        if (es_fs_stat(open_path, &st) < 0 && errno == ENOENT) {
+        bool missing = es_fs_stat(open_path, &st) < 0 && errno == ENOENT;
+        const char *host = missing && o->root ? es_root_strip_prefix(o->root, name) : NULL;
+        if (host && exists_under(o->root, host) &&
+            es_image_open(&next, host, &oo, &be) == 0) {
+            for (size_t i = 0; i < nchain && !stop; i++)
+                stop = chain[i].dev == next->st_dev && chain[i].ino == next->st_ino;
+            if (stop) { /* not planned: the name would make a loop */
+                qcow2_doctor_finding *f =
+                    add_finding(r, QCOW2_DOCTOR_ERROR, QCOW2_DOCTOR_BACKING_LOOP, cur);
+                r->unrepaired_errors++;
+                f->message = es_xasprintf("backing name %s without the --root directory is "
+                                          "%s, already in the chain: a loop",
+                                          name, host);
+            } else {
+                root_prefixed(r, o->root, cur, host, next);
+                if (cur->hdr.backing_format)
+                    check_format(r, cur, next, &stop);
+            }
+        } else if (missing) {
             rc = missing_backing(r, o, cur, display, chain, nchain, &next, e);
         } else if (es_image_open(&next, display, &oo, &be) < 0) {
             qcow2_doctor_finding *f =

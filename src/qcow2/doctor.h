@@ -2,8 +2,9 @@
  * risky in an image's backing chain, and the header rewrites (rebase -u)
  * that repair what can be repaired without guessing.
  *
- * Only headers are read: no guest data is compared, nothing is written
- * until qcow2_doctor_apply. Names are host names (under --root when one is
+ * Headers are read; guest data only to tell apart candidates for a missing
+ * backing file that tie on everything else (doctor_content.h, a bounded
+ * sample). Nothing is written until qcow2_doctor_apply. Names are host names (under --root when one is
  * given), as the other image commands show them. */
 #ifndef ES_QCOW2_DOCTOR_H
 #define ES_QCOW2_DOCTOR_H
@@ -29,7 +30,21 @@ typedef enum {
     QCOW2_DOCTOR_CHAIN_TOO_DEEP,
     QCOW2_DOCTOR_RELATIVE_BACKING,       /* a relative name: breaks if the overlay moves alone */
     QCOW2_DOCTOR_PROTOCOL_BACKING,       /* nbd:, json: ...: not followed, not checked */
+    QCOW2_DOCTOR_ROOT_PREFIXED_BACKING,  /* names --root's DIR itself: breaks on the host */
 } qcow2_doctor_kind;
+
+/* What a candidate's guest content says (doctor_content.h): measured only
+ * when candidates tie on every other piece of evidence. */
+typedef struct qcow2_doctor_content {
+    bool measured;
+    uint64_t allocated_clusters; /* the child's clusters holding data */
+    uint64_t sampled_clusters;   /* of those, compared (at most max_clusters) */
+    uint64_t max_clusters;       /* the sample's bound */
+    uint64_t compared_sectors;   /* 512-byte sectors not zero on both sides */
+    uint64_t matching_sectors;   /* of those, equal */
+    uint64_t matching_clusters;  /* sampled clusters with at least one equal sector */
+    char *unreadable;            /* why it could not be measured; NULL: fine */
+} qcow2_doctor_content;
 
 /* A file considered for a missing backing file. */
 typedef struct qcow2_doctor_candidate {
@@ -40,6 +55,7 @@ typedef struct qcow2_doctor_candidate {
     int score;             /* evidence points (eligible ones only) */
     char *evidence;        /* what speaks for it, in words */
     char *rejected;        /* why it is never proposed; NULL: eligible */
+    qcow2_doctor_content content;
     bool chosen;
 } qcow2_doctor_candidate;
 
@@ -73,6 +89,15 @@ typedef struct qcow2_doctor_report {
     size_t chain_length;      /* images walked (after the planned repairs) */
 } qcow2_doctor_report;
 
+/* What a domain's snapshot metadata recorded: the file `backing` was the
+ * disk's image, and `child` the overlay the snapshot put over it. Evidence
+ * for backing as child's missing backing file. */
+typedef struct qcow2_doctor_record {
+    uint64_t child_dev, child_ino;
+    uint64_t backing_dev, backing_ino;
+    const char *why; /* in words: "snapshot s1 recorded ..." */
+} qcow2_doctor_record;
+
 typedef struct qcow2_doctor_opts {
     const char *root;          /* --root DIR, or NULL */
     const char *const *search; /* host directories to look for candidates in */
@@ -82,6 +107,8 @@ typedef struct qcow2_doctor_opts {
     const uint64_t *exclude;
     size_t nexclude;
     const char *exclude_why;
+    const qcow2_doctor_record *records;
+    size_t nrecords;
 } qcow2_doctor_opts;
 
 /* Walk image's chain (image: a host name) and fill *r. Fails (-1) only

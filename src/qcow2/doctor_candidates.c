@@ -10,11 +10,15 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "qcow2/doctor_content.h"
 #include "util/fileio.h"
 #include "util/rootpath.h"
 #include "util/str.h"
 #include "util/xalloc.h"
 
+/* A record in the domain's metadata outweighs the name and cluster size
+ * together: it names this very file (by identity), they only resemble it. */
+#define SCORE_RECORDED 4
 #define SCORE_SAME_NAME 2
 #define SCORE_SAME_CLUSTER 1
 
@@ -106,6 +110,13 @@ static bool chain_reaches(es_image *cand, const char *root, const qcow2_doctor_i
     return hit;
 }
 
+static void append(char **s, const char *a, const char *b, const char *c)
+{
+    char *t = es_xasprintf("%s%s%s%s", *s, a, b, c);
+    free(*s);
+    *s = t;
+}
+
 /* Judge one opened file. Returns false when it is not worth listing. */
 static bool judge(const qcow2_doctor_orphan *o, const qcow2_doctor_opts *opts, es_image *img,
                   const char *missing_base, qcow2_doctor_candidate *c)
@@ -145,20 +156,28 @@ static bool judge(const qcow2_doctor_orphan *o, const qcow2_doctor_opts *opts, e
                                    (unsigned long long)child->virtual_size, child->filename);
         return true;
     }
-    char ev[512];
-    int len = snprintf(ev, sizeof ev, "%s, virtual size %llu", fmt,
-                       (unsigned long long)img->virtual_size);
+    /* Built piece by piece: names can be as long as paths are. */
+    char *ev = es_xasprintf("%s, virtual size %llu", fmt, (unsigned long long)img->virtual_size);
     if (hint)
-        len += snprintf(ev + len, sizeof ev - (size_t)len, " (as %s names it)", child->filename);
+        append(&ev, " (as ", child->filename, " names it)");
+    for (size_t i = 0; i < opts->nrecords; i++) {
+        const qcow2_doctor_record *r = &opts->records[i];
+        if (r->child_dev == child->st_dev && r->child_ino == child->st_ino &&
+            r->backing_dev == img->st_dev && r->backing_ino == img->st_ino) {
+            c->score += SCORE_RECORDED;
+            append(&ev, "; ", r->why, "");
+            break;
+        }
+    }
     if (strcmp(base_name(img->filename), missing_base) == 0) {
         c->score += SCORE_SAME_NAME;
-        len += snprintf(ev + len, sizeof ev - (size_t)len, "; same file name");
+        append(&ev, "; same file name", "", "");
     }
     if (img->format == ES_FMT_QCOW2 && img->cluster_size == child->cluster_size) {
         c->score += SCORE_SAME_CLUSTER;
-        snprintf(ev + len, sizeof ev - (size_t)len, "; same cluster size");
+        append(&ev, "; same cluster size", "", "");
     }
-    c->evidence = es_xstrdup(ev);
+    c->evidence = ev;
     return true;
 }
 
@@ -231,6 +250,29 @@ static int scan_dir(const qcow2_doctor_orphan *o, const qcow2_doctor_opts *opts,
     return 0;
 }
 
+/* The content evidence, in words, after the rest of the evidence. */
+static void describe_content(qcow2_doctor_candidate *c)
+{
+    const qcow2_doctor_content *ct = &c->content;
+    char *more = NULL;
+    if (ct->unreadable)
+        more = es_xasprintf("; content not compared (%s)", ct->unreadable);
+    else if (ct->measured)
+        more = es_xasprintf("; content: %llu of %llu non-zero sectors equal, in %llu of %llu "
+                            "sampled clusters (of %llu with data)",
+                            (unsigned long long)ct->matching_sectors,
+                            (unsigned long long)ct->compared_sectors,
+                            (unsigned long long)ct->matching_clusters,
+                            (unsigned long long)ct->sampled_clusters,
+                            (unsigned long long)ct->allocated_clusters);
+    if (!more)
+        return;
+    char *ev = es_xasprintf("%s%s", c->evidence ? c->evidence : "", more);
+    free(c->evidence);
+    free(more);
+    c->evidence = ev;
+}
+
 int qcow2_doctor_find_candidates(const qcow2_doctor_orphan *o, const qcow2_doctor_opts *opts,
                                  qcow2_doctor_candidate **out, size_t *n, long *chosen,
                                  es_err *e)
@@ -279,9 +321,14 @@ int qcow2_doctor_find_candidates(const qcow2_doctor_orphan *o, const qcow2_docto
         if ((*out)[i].score == best)
             at_best++;
     }
-    if (at_best != 1)
+    if (at_best > 1) {
+        *chosen = qcow2_doctor_content_rank(o->child, opts->root, *out, *n, best);
+        for (size_t i = 0; i < *n; i++)
+            describe_content(&(*out)[i]);
+    } else if (at_best != 1) {
         *chosen = -1;
-    else
+    }
+    if (*chosen >= 0)
         (*out)[*chosen].chosen = true;
     return 0;
 }
@@ -292,6 +339,7 @@ void qcow2_doctor_candidates_free(qcow2_doctor_candidate *c, size_t n)
         free(c[i].filename);
         free(c[i].evidence);
         free(c[i].rejected);
+        free(c[i].content.unreadable);
     }
     free(c);
 }

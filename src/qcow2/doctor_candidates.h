@@ -32,7 +32,9 @@ typedef struct qcow2_doctor_orphan {
  * part of a chain that contains the child (a loop), its virtual size is not
  * the child's, or its format is not the one the child names; with no format
  * named only qcow2 files are considered (any file opens as raw). Evidence:
- * the missing name's file name (2 points), the child's cluster size (1). */
+ * the missing name's file name (2 points), the child's cluster size (1).
+ * When several tie at the top, their guest content decides, if it clearly
+ * does (doctor_content.h). */
 int qcow2_doctor_find_candidates(const qcow2_doctor_orphan *o, const qcow2_doctor_opts *opts,
                                  qcow2_doctor_candidate **out, size_t *n, long *chosen,
                                  es_err *e);

@@ -10,7 +10,7 @@
 
 #define POINTS_MAX 8
 
-static const char *const point_names[] = {"finalize", "transaction-done"};
+static const char *const point_names[] = {"finalize", "transaction-done", "bitmaps"};
 #define NPOINTS (sizeof point_names / sizeof point_names[0])
 
 static struct {

@@ -7,6 +7,8 @@
  *                              graph of the earlier jobs changed already)
  *            transaction-done  after the Nth QMP transaction succeeded
  *                              (QEMU switched, nothing recorded yet)
+ *            bitmaps           before the Nth transaction merging dirty
+ *                              bitmaps into BASE (commit jobs pending)
  *     N      1-based count of that point in this process
  *     ACTION kill   SIGKILL to itself: no clean-up, like kill -9
  *            error  the step fails with "injected fault at POINT #N"

@@ -67,7 +67,7 @@ typedef struct bnode {
     const char *drv;
     const char *file; /* QEMU's name, maybe json: */
     bool ro;
-    bool persistent_bitmaps;
+    json_object *bitmaps; /* "dirty-bitmaps" of the reply (borrowed), may be NULL */
     int64_t gid;      /* id in x-debug-query-block-graph, -1 if none */
     struct bnode *backing;
     struct bnode *file_child;
@@ -156,9 +156,7 @@ static int model_load(model *m, json_object *query_block, json_object *named,
         b->file = qmp_json_str(info, "file");
         b->ro = qmp_json_bool(info, "ro", false);
         json_object *bms = qmp_json_member(info, "dirty-bitmaps", json_type_array);
-        for (size_t k = 0; bms && k < json_object_array_length(bms); k++)
-            b->persistent_bitmaps |=
-                qmp_json_bool(json_object_array_get_idx(bms, k), "persistent", false);
+        b->bitmaps = bms;
         b->gid = -1;
     }
     if (graph && load_graph(m, graph, e) < 0) {
@@ -222,7 +220,22 @@ static int chain_push(qmp_chain *ch, const bnode *b, es_err *e)
     x->driver = es_xstrdup(b->drv ? b->drv : "");
     x->filename = qmp_plain_filename(b->file);
     x->read_only = b->ro;
-    x->persistent_bitmaps = b->persistent_bitmaps;
+    size_t nb = b->bitmaps ? json_object_array_length(b->bitmaps) : 0;
+    x->bitmaps = es_xcalloc(nb + 1, sizeof *x->bitmaps);
+    for (size_t k = 0; k < nb; k++) {
+        json_object *bm = json_object_array_get_idx(b->bitmaps, k);
+        const char *name = qmp_json_str(bm, "name");
+        if (!name)
+            continue;
+        qmp_bitmap *y = &x->bitmaps[x->nbitmaps++];
+        y->name = es_xstrdup(name);
+        uint64_t g = 0;
+        y->granularity = qmp_json_u64(bm, "granularity", &g) ? g : 0;
+        y->recording = qmp_json_bool(bm, "recording", false);
+        y->persistent = qmp_json_bool(bm, "persistent", false);
+        y->inconsistent = qmp_json_bool(bm, "inconsistent", false);
+        y->busy = qmp_json_bool(bm, "busy", false);
+    }
     ch->n++;
     return 0;
 }
@@ -303,6 +316,14 @@ static int chain_walk_images(model *m, json_object *dev, bnode *root, qmp_chain 
     return 0;
 }
 
+const qmp_bitmap *qmp_chain_node_bitmap(const qmp_chain_node *x, const char *name)
+{
+    for (size_t k = 0; x && name && k < x->nbitmaps; k++)
+        if (strcmp(x->bitmaps[k].name, name) == 0)
+            return &x->bitmaps[k];
+    return NULL;
+}
+
 void qmp_chain_free(qmp_chain *ch)
 {
     if (!ch)
@@ -311,6 +332,9 @@ void qmp_chain_free(qmp_chain *ch)
         free(ch->nodes[i].node_name);
         free(ch->nodes[i].filename);
         free(ch->nodes[i].driver);
+        for (size_t k = 0; k < ch->nodes[i].nbitmaps; k++)
+            free(ch->nodes[i].bitmaps[k].name);
+        free(ch->nodes[i].bitmaps);
     }
     free(ch->nodes);
     free(ch->device);

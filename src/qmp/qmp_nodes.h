@@ -24,13 +24,27 @@
 #include "qmp/qmp_client.h"
 #include "util/err.h"
 
+/* A dirty bitmap QEMU holds on a node (query-named-block-nodes "dirty-bitmaps"). */
+typedef struct qmp_bitmap {
+    char *name;           /* never NULL: unnamed (a job's own) bitmaps are not listed */
+    unsigned long long granularity;
+    bool recording;       /* enabled: records writes */
+    bool persistent;      /* stored in the image when QEMU closes it */
+    bool inconsistent;    /* loaded marked in use: QEMU stopped without storing it */
+    bool busy;            /* in use by a job or an NBD export */
+} qmp_bitmap;
+
 typedef struct qmp_chain_node {
     char *node_name; /* format node (qcow2, raw ...), never a protocol or filter node */
     char *filename;  /* plain path of the image, NULL if QEMU's name has no plain path */
     char *driver;    /* "qcow2", "raw" ... */
     bool read_only;
-    bool persistent_bitmaps; /* QEMU holds persistent dirty bitmaps of this node */
+    qmp_bitmap *bitmaps;     /* every named bitmap of the node */
+    size_t nbitmaps;
 } qmp_chain_node;
+
+/* The bitmap called name of node x, NULL if none. */
+const qmp_bitmap *qmp_chain_node_bitmap(const qmp_chain_node *x, const char *name);
 
 typedef struct qmp_chain {
     char *device;    /* BlockBackend name (or qdev id), NULL for a bare node */

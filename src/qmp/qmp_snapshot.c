@@ -34,7 +34,7 @@ static json_object *snapshot_action(const qmp_snapshot_spec *s)
 }
 
 int qmp_snapshot_transaction(qmp_client *c, const qmp_snapshot_spec *specs, size_t n,
-                             es_err *e)
+                             json_object *extra, es_err *e)
 {
     if (n == 0)
         return es_err_set(e, EINVAL, NULL, "snapshot: no disk given");
@@ -44,6 +44,8 @@ int qmp_snapshot_transaction(qmp_client *c, const qmp_snapshot_spec *specs, size
     json_object *actions = json_object_new_array();
     for (size_t i = 0; i < n; i++)
         json_object_array_add(actions, snapshot_action(&specs[i]));
+    for (size_t i = 0; extra && i < json_object_array_length(extra); i++)
+        json_object_array_add(actions, json_object_get(json_object_array_get_idx(extra, i)));
     json_object *args = json_object_new_object();
     json_object_object_add(args, "actions", actions);
     int rc = qmp_execute(c, "transaction", args, NULL, e);

@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <json-c/json.h>
+
 #include "qmp/qmp_client.h"
 #include "util/err.h"
 
@@ -23,8 +25,11 @@ typedef struct qmp_snapshot_spec {
 /* Snapshot n disks (n >= 1) atomically.
  * When the transaction fails QEMU keeps every disk on its old image, but
  * overlay files it already created stay on disk (QEMU 7.2 does not remove
- * them): the caller removes the ones it did not have before. */
+ * them): the caller removes the ones it did not have before.
+ * extra (a JSON array, borrowed; NULL: none): more actions in the same
+ * transaction, after the snapshots; they may name the new nodes
+ * (overlay_node_name), e.g. bitmaps added to the overlays (qmp_bitmap.h). */
 int qmp_snapshot_transaction(qmp_client *c, const qmp_snapshot_spec *specs, size_t n,
-                             es_err *e);
+                             json_object *extra, es_err *e);
 
 #endif

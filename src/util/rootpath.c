@@ -56,6 +56,25 @@ static void pb_pop(pathbuf *b, size_t floor)
     pb_truncate(b, i < floor ? floor : i);
 }
 
+const char *es_root_strip_prefix(const char *root, const char *name)
+{
+    if (!root || !root[0] || !name || name[0] != '/')
+        return NULL;
+    char *real = realpath(root, NULL);
+    const char *prefixes[] = {root, real}, *host = NULL;
+    for (size_t i = 0; i < 2 && !host; i++) {
+        if (!prefixes[i])
+            continue;
+        size_t n = strlen(prefixes[i]);
+        while (n > 1 && prefixes[i][n - 1] == '/')
+            n--;
+        if (n > 1 && strncmp(name, prefixes[i], n) == 0 && name[n] == '/')
+            host = name + n;
+    }
+    free(real);
+    return host;
+}
+
 int es_path_join(const char *dir, const char *name, char **out, es_err *e)
 {
     size_t dl = strlen(dir);

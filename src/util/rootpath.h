@@ -18,6 +18,12 @@
  * exist (yet) are kept as written, so new files can be named. */
 int es_root_resolve(const char *root, const char *path, char **out, es_err *e);
 
+/* A name that starts with root's DIR itself (as given, or its real path),
+ * as a tool run in the rescue system writes it: the host's name inside it
+ * (a pointer into name), else NULL. Such a name opens in the rescue system
+ * and names nothing on the host. */
+const char *es_root_strip_prefix(const char *root, const char *name);
+
 /* Join a directory and a name with one '/' (*out, malloc'd). */
 int es_path_join(const char *dir, const char *name, char **out, es_err *e);
 

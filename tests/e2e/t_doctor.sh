@@ -7,7 +7,12 @@
 # with --fix, and checked with qemu-img as oracle: info --backing-chain
 # resolves, check is clean, compare against a copy of the chain made before
 # it was broken finds the guest's content identical. Refusals change no
-# file (sha256 before/after). The same under --root.
+# file (sha256 before/after). The same under --root. Content evidence:
+# candidates equal on their headers, told apart by the overlay's copied-up
+# data (qemu-io partial-cluster writes): the real file chosen; identical
+# copies and zero-only evidence refused; the sample's bound in the JSON.
+# A backing name written from the rescue shell (the root's path in it):
+# flagged, repaired to the host's name.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 need_tool qemu-img qemu-io python3 sha256sum
@@ -160,6 +165,76 @@ rc_is "equal copies, one with the missing name: exit 2 before the fix" 2 \
 eq "equal copies, one with the missing name: it is chosen" "tie/store2/base.qcow2" \
     "$(q tie2.json "[c['filename'] for c in $miss['candidates'] if c['chosen']][0]")"
 
+# ------------------ equal metadata, different content: the content decides
+# base and a decoy of the same size and cluster size, neither with the
+# missing name: their headers tie. The overlay got one 4k write in each of
+# its 128 clusters, so QEMU copied the other 60k of each cluster up from
+# base (copy-on-write): that is the evidence. 128 clusters with data, more
+# than the sample's bound (64).
+mkcontent() {
+    mkdir -p "$1/store"
+    (
+        cd "$1"
+        qemu-img create -q -f qcow2 base.qcow2 8M
+        if [[ $2 == data ]]; then
+            qemu-io -c 'write -P 0x41 0 4M' -c 'write -P 0x42 4M 4M' base.qcow2 >/dev/null
+        fi
+        qemu-img create -q -f qcow2 store/decoy.qcow2 8M
+        qemu-io -c 'write -P 0x51 0 8M' store/decoy.qcow2 >/dev/null
+        qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 top.qcow2
+        local args=() i
+        for ((i = 0; i < 128; i++)); do args+=(-c "write -P 0x77 $((i * 65536 + 4096)) 4k"); done
+        qemu-io "${args[@]}" top.qcow2 >/dev/null
+        mkdir orig
+        cp base.qcow2 top.qcow2 orig/
+        mv base.qcow2 store/real.qcow2
+    )
+}
+mkcontent ct data
+cand='{c["filename"].split("/")[-1]: c for c in '"$miss"'["candidates"]}'
+rc_is "content evidence: exit 2 before the fix" 2 \
+    "$X" img doctor --search ct/store --output=json ct/top.qcow2 >ct.json 2>/dev/null
+eq "content evidence: equal header evidence" "1 1" \
+    "$(q ct.json "' '.join(str($cand[k]['score']) for k in ('decoy.qcow2', 'real.qcow2'))")"
+eq "content evidence: the real backing file is chosen" "ct/store/real.qcow2" \
+    "$(q ct.json "[c['filename'] for c in $miss['candidates'] if c['chosen']][0]")"
+eq "content evidence: the sample is bounded (128 clusters with data, 64 compared)" "128 64 64 512" \
+    "$(q ct.json "' '.join(str($cand['real.qcow2']['content'][k]) for k in ('allocated-clusters', 'max-sampled-clusters', 'sampled-clusters', 'sector-size'))")"
+# Each sampled cluster: 128 sectors, 8 written by the guest, 120 copied up.
+eq "content evidence: real: the copied-up sectors match" "7680 8192 64" \
+    "$(q ct.json "' '.join(str($cand['real.qcow2']['content'][k]) for k in ('matching-sectors', 'compared-sectors', 'matching-clusters'))")"
+eq "content evidence: decoy: nothing matches" "0 0" \
+    "$(q ct.json "' '.join(str($cand['decoy.qcow2']['content'][k]) for k in ('matching-sectors', 'matching-clusters'))")"
+has "content evidence: the text says it" "content: 7680 of 8192 non-zero sectors equal" \
+    "$("$X" img doctor --search ct/store ct/top.qcow2 2>/dev/null || true)"
+rc_is "content evidence: --fix exits 0" 0 "$X" img doctor --search ct/store --fix ct/top.qcow2 >/dev/null
+eq "content evidence: header names the real file" "$T/ct/store/real.qcow2" \
+    "$(qemu-img info --output=json ct/top.qcow2 | python3 -c 'import json,sys; print(json.load(sys.stdin)["backing-filename"])')"
+oracles "content evidence" ct/top.qcow2 ct/orig/top.qcow2
+# Two identical copies of the real file: the content ties too: refused.
+mkcontent cp data
+cp cp/store/real.qcow2 cp/store/real-copy.qcow2
+rm cp/store/decoy.qcow2
+before=$(sums cp/*.qcow2 cp/store/*)
+rc_is "identical copies: exit 2" 2 "$X" img doctor --search cp/store --fix --output=json cp/top.qcow2 \
+    >cp.json 2>/dev/null
+eq "identical copies: both measured alike, none chosen, nothing planned" "7680 7680 0 0" \
+    "$(q cp.json "' '.join(str(x) for x in ([c['content']['matching-sectors'] for c in $miss['candidates']] + [sum(c['chosen'] for c in $miss['candidates']), len(d['plan'])]))")"
+has "identical copies: says the content does not tell them apart" "content does not clearly tell them apart" \
+    "$(q cp.json "$miss['message']")"
+eq "identical copies: no file changed" "$before" "$(sums cp/*.qcow2 cp/store/*)"
+# An empty base: what was copied up is zeroes, no evidence; the decoy's
+# data matches nothing. Refused, though only the decoy disagrees.
+mkcontent zero empty
+before=$(sums zero/*.qcow2 zero/store/*)
+rc_is "zero-only evidence: exit 2" 2 "$X" img doctor --search zero/store --fix --output=json zero/top.qcow2 \
+    >zero.json 2>/dev/null
+eq "zero-only evidence: no match either side, none chosen" "0 0 0" \
+    "$(q zero.json "' '.join(str(x) for x in ([c['content']['matching-sectors'] for c in $miss['candidates']] + [sum(c['chosen'] for c in $miss['candidates'])]))")"
+eq "zero-only evidence: no file changed" "$before" "$(sums zero/*.qcow2 zero/store/*)"
+# No tie, no content read: the field is null.
+eq "no tie: no content evidence" "None" "$(q mv.json "[c['content'] for c in $miss['candidates'] if c['chosen']][0]")"
+
 # ---------------------------------------- a missing backing format: added
 mkchain nofmt
 strip_backing_format nofmt/top.qcow2
@@ -245,6 +320,50 @@ rc_is "--root: --fix exits 0" 0 "$X" img doctor --root "$R" --search "$D/old" --
 rc_is "--root: the chain opens under the root" 0 "$X" img info --root "$R" --backing-chain "$D/vm.qcow2" >/dev/null
 rc_is "--root: guest content kept" 0 "$X" img compare --root "$R" "$D/vm.qcow2" /orig/vm.qcow2 >/dev/null
 rc_is "--root: base unchanged" 0 cmp -s "$R$D/old/base.qcow2" "$T/root-orig-base.qcow2"
+
+# A backing name written from the rescue shell (qemu-img run there names
+# the file with the root's mount point in it): it opens in the rescue
+# system, on the host it names nothing. Flagged, repaired to the host name.
+qemu-img create -q -f qcow2 -b "$R$D/old/base.qcow2" -F qcow2 "$R$D/rescue.qcow2"
+qemu-io -c 'write -P 0x67 96k 8k' "$R$D/rescue.qcow2" >/dev/null
+cp "$R$D/rescue.qcow2" "$R/orig/rescue.qcow2"
+qemu-img rebase -u -b /orig/base.qcow2 -F qcow2 "$R/orig/rescue.qcow2"
+qemu-img create -q -f qcow2 -b "$R$D/old/base.qcow2" -F qcow2 "$R$D/rescue-nofmt.qcow2"
+strip_backing_format "$R$D/rescue-nofmt.qcow2"
+rc_is "--root, rescue name: qemu-img opens it in the rescue system" 0 \
+    qemu-img info --backing-chain "$R$D/rescue.qcow2" >/dev/null
+rc_is "--root, rescue name: the host's view does not" 1 \
+    "$X" img info --root "$R" --backing-chain "$D/rescue.qcow2" >/dev/null 2>&1
+before=$(sums "$R$D"/*.qcow2 "$R$D"/old/*)
+rc_is "--root, rescue name: exit 2" 2 "$X" img doctor --root "$R" --output=json "$D/rescue.qcow2" \
+    >rescue.json 2>/dev/null
+eq "--root, rescue name: no file changed without --fix" "$before" "$(sums "$R$D"/*.qcow2 "$R$D"/old/*)"
+eq "--root, rescue name: flagged as an error" "error root-prefixed-backing-name" \
+    "$(q rescue.json "' '.join((d['findings'][0]['severity'], d['findings'][0]['kind']))")"
+has "--root, rescue name: the message names the host file" "the file is $D/old/base.qcow2" \
+    "$(q rescue.json "d['findings'][0]['message']")"
+eq "--root, rescue name: plan: the host's name, format kept" "$D/rescue.qcow2 $D/old/base.qcow2 qcow2" \
+    "$(q rescue.json '" ".join(d["plan"][0][k] for k in ("image","backing-filename","backing-filename-format"))')"
+eq "--root, rescue name: the rest of the chain is walked" "2 1" \
+    "$(q rescue.json "str(len(d['findings']) + 1) + ' ' + str(d['errors'])")"
+rc_is "--root, rescue name: --fix exits 0" 0 "$X" img doctor --root "$R" --fix "$D/rescue.qcow2" >/dev/null
+eq "--root, rescue name: qemu-img reads the host's name in the header" "$D/old/base.qcow2 qcow2" \
+    "$(qemu-img info --output=json "$R$D/rescue.qcow2" | python3 -c 'import json,sys; j=json.load(sys.stdin); print(j["backing-filename"], j["backing-filename-format"])')"
+rc_is "--root, rescue name: the chain opens in the host's view" 0 \
+    "$X" img info --root "$R" --backing-chain "$D/rescue.qcow2" >/dev/null
+# (check opens the backing file, which is the host's name now: not here)
+rc_is "--root, rescue name: qemu-img check of the image alone" 0 \
+    qemu-img check -q "json:{\"driver\":\"qcow2\",\"file\":{\"driver\":\"file\",\"filename\":\"$R$D/rescue.qcow2\"},\"backing\":null}"
+rc_is "--root, rescue name: guest content kept" 0 \
+    "$X" img compare --root "$R" "$D/rescue.qcow2" /orig/rescue.qcow2 >/dev/null
+# The same without a backing format: qcow2 added in the same rewrite.
+rc_is "--root, rescue name, no format: exit 2" 2 "$X" img doctor --root "$R" --output=json \
+    "$D/rescue-nofmt.qcow2" >rescue2.json 2>/dev/null
+eq "--root, rescue name, no format: one finding, one step adding qcow2" "root-prefixed-backing-name 1 $D/old/base.qcow2 qcow2" \
+    "$(q rescue2.json "' '.join([f['kind'] for f in d['findings']] + [str(len(d['plan'])), d['plan'][0]['backing-filename'], d['plan'][0]['backing-filename-format']])")"
+rc_is "--root, rescue name, no format: --fix exits 0" 0 "$X" img doctor --root "$R" --fix "$D/rescue-nofmt.qcow2" >/dev/null
+eq "--root, rescue name, no format: header repaired" "$D/old/base.qcow2 qcow2" \
+    "$(qemu-img info --output=json "$R$D/rescue-nofmt.qcow2" | python3 -c 'import json,sys; j=json.load(sys.stdin); print(j["backing-filename"], j.get("backing-filename-format"))')"
 
 # ------------------------------------------------------------ usage, errors
 rc_is "no IMAGE: usage error" 1 "$X" img doctor 2>/dev/null

@@ -8,7 +8,12 @@
 # backing format added the same way. A missing file that snapshot metadata
 # names is not rebased elsewhere (it must come back: refused, nothing
 # changed). Orphans, another domain sharing an image, and a journal left by
-# an interrupted create (recovered by --fix) are reported.
+# an interrupted create (recovered by --fix) are reported. Snapshot
+# metadata as evidence (it picks the file it recorded over an identical
+# copy); a backing name written from the rescue shell repaired through the
+# journal (qemu-io reads the guest's data in the host's view after, a failed
+# write is undone); a disk source written from the rescue shell reported
+# (its file and chain not called orphans).
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/lib/snap.sh"
@@ -93,6 +98,24 @@ rc_is "template renamed: verify is clean" 0 x verify tvm -q
 rc_is "template renamed: guest content unchanged" 0 \
     "$EXTSNAP" img compare --root "$R" "$I/vda.qcow2" /orig/vda.qcow2 >/dev/null
 
+# -------------- a disk source written from the rescue system: reported
+# vda's current image, which only the config names (no snapshot yet): the
+# file and the template beneath it are what the name means, no orphans.
+cp "$R$SNAP_CFG/tvm.xml" tvm.xml.bak
+sed -i -e "s|'$I/vda.qcow2'|'$R$I/vda.qcow2'|" -e "s|\"$I/vda.qcow2\"|\"$R$I/vda.qcow2\"|" "$R$SNAP_CFG/tvm.xml"
+eq "rescue source: the config names the rescue path" "$R$I/vda.qcow2" "$(cfg_source "$R" tvm vda)"
+before=$(cd "$R" && find . -type f | sort | xargs sha256sum)
+rc_is "rescue source: exit 2" 2 x doctor tvm --fix --output=json >rs.json 2>/dev/null
+eq "rescue source: one domain error" "root-prefixed-name:$R$I/vda.qcow2" \
+    "$(q rs.json "' '.join(f['kind'] + ':' + f['file'] for f in d[0]['findings'] if f['severity'] == 'error')")"
+eq "rescue source: the file and its backing file are not reported as unreferenced" "$I/stray.qcow2" \
+    "$(q rs.json "' '.join(f['file'] for f in d[0]['findings'] if f['kind'] == 'unreferenced-image')")"
+has "rescue source: names the host file" "the file is $I/vda.qcow2" \
+    "$(q rs.json "[f['message'] for f in d[0]['findings'] if f['severity'] == 'error'][0]")"
+eq "rescue source: nothing changed" "$before" "$(cd "$R" && find . -type f | sort | xargs sha256sum)"
+cp tvm.xml.bak "$R$SNAP_CFG/tvm.xml"
+rc_is "rescue source: config restored, healthy" 0 x doctor tvm -q
+
 # ------------------------------------------ a missing backing format, added
 x create tvm s1 -q
 strip_backing_format "$R$I/vdb.s1"
@@ -115,6 +138,49 @@ rc_is "no backing format: the stopped repair is pending" 2 x doctor tvm -q >/dev
 rc_is "no backing format: --fix exits 0" 0 x doctor tvm --fix -q
 eq "no backing format: qcow2 written" "qcow2" "$(hdr "$I/vdb.s1" backing-filename-format)"
 rc_is "no backing format: verify is clean" 0 x verify tvm -q
+
+# ------------- snapshot metadata as evidence: it names the file beneath
+# vdb.s1's header names a file that is gone; an identical copy of vdb.qcow2
+# ties with it on the headers and on content, but snapshot s1's metadata
+# recorded vdb.qcow2 as vdb's image when it made vdb.s1.
+cp "$R$I/vdb.qcow2" "$R$I/vdb-copy.qcow2"
+qemu-img rebase -u -b "$I/vdb-old.qcow2" -F qcow2 "$R$I/vdb.s1"
+rc_is "metadata evidence: exit 2" 2 x doctor tvm --output=json >rec.json 2>/dev/null
+rec="[f for c in d[0]['chains'] for f in c['findings'] if f['kind']=='missing-backing'][0]"
+eq "metadata evidence: the recorded file is chosen" "$I/vdb.qcow2" \
+    "$(q rec.json "[c['filename'] for c in $rec['candidates'] if c['chosen']][0]")"
+has "metadata evidence: says why" "snapshot s1 recorded it as disk vdb's image beneath $I/vdb.s1" \
+    "$(q rec.json "[c['evidence'] for c in $rec['candidates'] if c['chosen']][0]")"
+eq "metadata evidence: the copy scores the cluster size only" "1" \
+    "$(q rec.json "[c['score'] for c in $rec['candidates'] if c['filename'].endswith('vdb-copy.qcow2')][0]")"
+rc_is "metadata evidence: --fix exits 0" 0 x doctor tvm --fix -q
+eq "metadata evidence: header names the recorded file" "$I/vdb.qcow2" "$(hdr "$I/vdb.s1" backing-filename)"
+rc_is "metadata evidence: verify is clean" 0 x verify tvm -q
+rm "$R$I/vdb-copy.qcow2"
+
+# ----------------- a backing name written from the rescue system: repaired
+# qemu-img run in the rescue shell writes the root's mount point into the
+# name: it opens there, and names nothing on the host.
+qemu-img rebase -u -b "$R$I/vdb.qcow2" -F qcow2 "$R$I/vdb.s1"
+# (chain_spec maps each name in the headers under R: the host's view)
+rc_is "rescue name: the guest's data does not read in the host's view" 1 \
+    qemu-io -r -U -c 'read -P 0xb0 1M 128k' "$(chain_spec "$R" "$I/vdb.s1" qcow2)" >/dev/null 2>&1
+rc_is "rescue name: exit 2" 2 x doctor tvm --output=json >rp.json 2>/dev/null
+rp="[f for c in d[0]['chains'] for f in c['findings'] if f['severity']=='error'][0]"
+eq "rescue name: flagged on vdb.s1" "root-prefixed-backing-name $I/vdb.s1" \
+    "$(q rp.json "$rp['kind'] + ' ' + $rp['image']")"
+eq "rescue name: plan: the host's name" "$I/vdb.s1 $I/vdb.qcow2 qcow2" \
+    "$(q rp.json "' '.join(p[k] for c in d[0]['chains'] for p in c['plan'] for k in ('image','backing-filename','backing-filename-format'))")"
+rc_is "rescue name: a failed header write: exit 1" 1 \
+    env EXTSNAP_FAULT=write:2:eio "$EXTSNAP" doctor tvm --fix -q --root "$R" 2>/dev/null
+eq "rescue name: after the failed write, the header is as it was" "$R$I/vdb.qcow2" "$(hdr "$I/vdb.s1" backing-filename)"
+rc_is "rescue name: --fix exits 0" 0 x doctor tvm --fix -q
+eq "rescue name: header names the host's file" "$I/vdb.qcow2 qcow2" \
+    "$(hdr "$I/vdb.s1" backing-filename) $(hdr "$I/vdb.s1" backing-filename-format)"
+rc_is "rescue name: qemu-io reads the guest's data in the host's view" 0 \
+    qemu-io -r -U -c 'read -P 0xb0 1M 128k' "$(chain_spec "$R" "$I/vdb.s1" qcow2)" >/dev/null
+rc_is "rescue name: no journal left" 1 test -e "$R$SNAP_DIR/tvm.extsnap.journal"
+rc_is "rescue name: verify is clean" 0 x verify tvm -q
 
 # ------------------ a missing file the snapshot metadata names: not rebased
 mkdir "$R/srv"

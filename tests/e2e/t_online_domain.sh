@@ -8,7 +8,7 @@
 # After each: the config and metadata equal what the same operation gives
 # offline on the same state (creation times aside), merged files are gone,
 # and once QEMU quit the guest content of every disk is what it wrote.
-# Refusals (revert/refresh/setup, no socket, a persistent dirty bitmap), SIGINT during a rate-limited
+# Refusals (revert/refresh/setup, no socket, a busy dirty bitmap), SIGINT during a rate-limited
 # delete (the snapshot recorded as inexact: every other file byte for byte
 # as before, revert refused, verify exit 2, list marks it, the delete run
 # again clears it), QEMU killed during a commit (with and without extsnap),
@@ -133,12 +133,23 @@ rc_is "invalid --speed" 1 X commit ovm s1 s2 --speed=fast 2>"$T/err"
 has "invalid --speed" "invalid --speed 'fast'" "$(cat "$T/err")"
 rc_is "invalid --stall" 1 X create ovm s9 --stall=-1 2>"$T/err"
 has "invalid --stall" "invalid --stall '-1' (seconds)" "$(cat "$T/err")"
-# Persistent dirty bitmaps are kept offline only: refused while QEMU holds one.
+# A persistent dirty bitmap is carried on (the dry run says how); one in use
+# (here by an NBD export: busy) is refused, the dry run refusing the same.
 vm_qmp block-dirty-bitmap-add '{"node": "drive-vda", "name": "bk", "persistent": true}' >/dev/null
-rc_is "create with a live persistent bitmap" 1 X create ovm s9 2>"$T/err"
-has "create with a live persistent bitmap" "disk vda: QEMU holds persistent dirty bitmaps of this image, which extsnap keeps only while the VM is shut down" "$(cat "$T/err")"
+out=$(X create ovm s9 --dry-run 2>&1) || fail "dry run with a persistent bitmap: $out"
+has "dry run with a persistent bitmap" "add bitmap 'bk' (granularity 65536) to the new overlay" "$out"
+vda_node=$(vm_qmp query-block | jq -r '.[] | select(.device == "drive-vda") | .inserted."node-name"')
+vm_qmp block-export-add "{\"type\": \"nbd\", \"id\": \"bk\", \"name\": \"bk\", \"node-name\": \"$vda_node\", \"writable\": true, \"bitmaps\": [\"bk\"]}" >/dev/null
+rc_is "create with a busy bitmap" 1 X create ovm s9 2>"$T/err"
+has "create with a busy bitmap" "disk vda: dirty bitmap 'bk' of this image is in use in QEMU (a backup job or an NBD export)" "$(cat "$T/err")"
 eq "bitmap refusal: one line" 1 "$(wc -l <"$T/err")"
-vm_qmp block-dirty-bitmap-remove '{"node": "drive-vda", "name": "bk"}' >/dev/null
+rc_is "dry run with a busy bitmap" 1 X create ovm s9 --dry-run 2>"$T/err"
+has "dry run with a busy bitmap" "dirty bitmap 'bk' of this image is in use" "$(cat "$T/err")"
+vm_qmp block-export-del '{"id": "bk"}' >/dev/null
+for ((i = 0; i < 500; i++)); do
+    vm_qmp block-dirty-bitmap-remove '{"node": "drive-vda", "name": "bk"}' >/dev/null 2>&1 && break
+    sleep 0.01
+done
 out=$(X delete ovm s1 --dry-run 2>&1) || fail "online dry run: $out"
 has "online dry run" "vda: block-commit $IMG/ovm-vda.s1 into $IMG/ovm-vda.qcow2, then switch" "$out"
 eq "refusals and dry run change nothing" "$before" "$(xml_state; ls "$IMG")"

@@ -66,7 +66,7 @@ START_TEST(two_disks_in_one_transaction)
         {.node_name = NULL, .device = "drive1", .overlay_file = v.ov[1]},
     };
     es_err e = {0};
-    ck_assert_msg(qmp_snapshot_transaction(v.c, specs, 2, &e) == 0, "%s", QT_ERRSTR(e));
+    ck_assert_msg(qmp_snapshot_transaction(v.c, specs, 2, NULL, &e) == 0, "%s", QT_ERRSTR(e));
     expect_chain(v.c, "drive0", 2, v.ov[0]);
     expect_chain(v.c, "drive1", 2, v.ov[1]);
     qmp_chain ch;
@@ -110,7 +110,7 @@ START_TEST(failed_transaction_changes_nothing)
         {.device = "drive1", .overlay_file = "/nonexistent-dir/disk1.snap1"},
     };
     es_err e = {0};
-    ck_assert_int_eq(qmp_snapshot_transaction(v.c, specs, 2, &e), -1);
+    ck_assert_int_eq(qmp_snapshot_transaction(v.c, specs, 2, NULL, &e), -1);
     ck_assert_msg(strstr(e.msg, "snapshot of 2 disks (nothing changed in QEMU): QMP command "
                                 "transaction failed: GenericError: Could not create"),
                   "%s", e.msg);
@@ -121,19 +121,19 @@ START_TEST(failed_transaction_changes_nothing)
 
     /* Invalid specs are refused before QEMU sees them. */
     qmp_snapshot_spec both = {.device = "drive0", .node_name = "x", .overlay_file = v.ov[0]};
-    ck_assert_int_eq(qmp_snapshot_transaction(v.c, &both, 1, &e), -1);
+    ck_assert_int_eq(qmp_snapshot_transaction(v.c, &both, 1, NULL, &e), -1);
     ck_assert_msg(strstr(e.msg, "exactly one of device and node"), "%s", e.msg);
-    ck_assert_int_eq(qmp_snapshot_transaction(v.c, specs, 0, &e), -1);
+    ck_assert_int_eq(qmp_snapshot_transaction(v.c, specs, 0, NULL, &e), -1);
 
     /* A node that is another node's backing cannot be snapshotted. */
     qmp_snapshot_spec first = {.device = "drive0", .overlay_file = v.ov[0]};
-    ck_assert_int_eq(qmp_snapshot_transaction(v.c, &first, 1, &e), 0);
+    ck_assert_int_eq(qmp_snapshot_transaction(v.c, &first, 1, NULL, &e), 0);
     qmp_chain ch;
     ck_assert_int_eq(qmp_chain_query(v.c, "drive0", &ch, &e), 0);
     char inner[QT_PATH_MAX + 32];
     snprintf(inner, sizeof inner, "%s/inner.snap", v.dir);
     qmp_snapshot_spec busy = {.node_name = ch.nodes[1].node_name, .overlay_file = inner};
-    ck_assert_int_eq(qmp_snapshot_transaction(v.c, &busy, 1, &e), -1);
+    ck_assert_int_eq(qmp_snapshot_transaction(v.c, &busy, 1, NULL, &e), -1);
     ck_assert_msg(strstr(e.msg, "busy"), "%s", e.msg);
     qmp_chain_free(&ch);
     vm_stop(&v);
@@ -155,7 +155,7 @@ START_TEST(existing_overlay)
     qmp_snapshot_spec spec = {.device = "drive0", .overlay_file = v.ov[0],
                               .reuse_existing = true};
     es_err e = {0};
-    ck_assert_msg(qmp_snapshot_transaction(v.c, &spec, 1, &e) == 0, "%s", QT_ERRSTR(e));
+    ck_assert_msg(qmp_snapshot_transaction(v.c, &spec, 1, NULL, &e) == 0, "%s", QT_ERRSTR(e));
     expect_chain(v.c, "drive0", 2, v.ov[0]);
     ck_assert_int_eq(qmp_hmp(v.c, "qemu-io drive0 \"write -P 0x5a 1M 64k\"", NULL, &e), 0);
     vm_stop(&v);

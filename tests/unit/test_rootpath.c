@@ -74,6 +74,29 @@ START_TEST(no_root_passes_paths_through)
 }
 END_TEST
 
+/* A name written from the rescue system: DIR itself in it (as given, with
+ * a trailing slash, or by its real path through a link). */
+START_TEST(strip_prefix)
+{
+    make_tree();
+    char name[PATH_MAX + 64], given[PATH_MAX + 8], link[PATH_MAX + 8];
+    snprintf(name, sizeof name, "%s/var/lib/a.qcow2", root);
+    ck_assert_str_eq(es_root_strip_prefix(root, name), "/var/lib/a.qcow2");
+    snprintf(given, sizeof given, "%s/", root);
+    ck_assert_str_eq(es_root_strip_prefix(given, name), "/var/lib/a.qcow2");
+    snprintf(link, sizeof link, "%s-link", root);
+    ck_assert_int_eq(symlink(root, link), 0);
+    ck_assert_str_eq(es_root_strip_prefix(link, name), "/var/lib/a.qcow2");
+    unlink(link);
+    ck_assert_ptr_null(es_root_strip_prefix(root, "/var/lib/a.qcow2"));
+    ck_assert_ptr_null(es_root_strip_prefix(NULL, name));
+    ck_assert_ptr_null(es_root_strip_prefix("/", "/var/lib/a.qcow2"));
+    snprintf(name, sizeof name, "%sx/a.qcow2", root); /* a sibling, not inside */
+    ck_assert_ptr_null(es_root_strip_prefix(root, name));
+    ck_assert_ptr_null(es_root_strip_prefix(root, "rel/a.qcow2"));
+}
+END_TEST
+
 START_TEST(normal_paths)
 {
     make_tree();
@@ -171,6 +194,7 @@ static Suite *rootpath_suite(void)
     tcase_add_test(tc, missing_root_is_an_error);
     tcase_add_test(tc, slash_root_is_the_host);
     tcase_add_test(tc, join);
+    tcase_add_test(tc, strip_prefix);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -11,6 +11,7 @@
 #include "snap/graph/imggraph.h"
 #include "util/str.h"
 #include "util/fsutil.h"
+#include "util/rootpath.h"
 #include "util/xalloc.h"
 
 static int finding(snap_verify_report *r, es_err *e, const char *code, snap_severity sev,
@@ -101,6 +102,33 @@ static void veto_named(const snap_ctx *c, qcow2_doctor_report *q)
     }
 }
 
+/* Does the host name exist under root? */
+static bool exists_under(const char *root, const char *host)
+{
+    char *open_path = NULL;
+    es_err ignored;
+    bool yes = es_root_resolve(root, host, &open_path, &ignored) == 0 &&
+               es_path_exists(open_path);
+    free(open_path);
+    return yes;
+}
+
+/* The nodes a root-prefixed name of the domain's files means: the file
+ * without the prefix and its chain (not orphans: the name is what is
+ * wrong). meant[i] is set for each. */
+static void meant_by_prefixed(const snap_graph *g, const char *root, bool *meant)
+{
+    for (size_t j = 0; j < g->n; j++) {
+        const char *host = g->v[j].named && !g->v[j].exists
+                               ? es_root_strip_prefix(root, g->v[j].path) : NULL;
+        size_t k = host ? snap_graph_find(g, root, host) : SNAP_GNONE;
+        for (size_t steps = 0; k != SNAP_GNONE && steps <= g->n && !meant[k]; steps++) {
+            meant[k] = true;
+            k = g->v[k].backing;
+        }
+    }
+}
+
 /* Is node i the backing file of a node the domain names? */
 static bool used_by_named(const snap_graph *g, size_t i)
 {
@@ -127,6 +155,41 @@ static bool chosen_somewhere(const snap_doctor_report *r, const snap_graph *g, c
 static int diagnose_each(const snap_ctx *c, const snap_graph *g, const qcow2_doctor_opts *o,
                          snap_doctor_report *r, bool *shared, es_err *e);
 
+/* The disk's image each snapshot recorded beneath the overlay it made: its
+ * <domain> (the config from before it) names the image, its <disks> the
+ * overlay. Evidence for a missing backing file (when both files exist). */
+static qcow2_doctor_record *recorded(const snap_ctx *c, const snap_graph *g, size_t *n)
+{
+    const char *root = c->env->root;
+    qcow2_doctor_record *v = NULL;
+    *n = 0;
+    for (size_t i = 0; c->snaps && i < c->snaps->n; i++) {
+        const domxml_snapshot *s = c->snaps->snaps[i];
+        for (size_t k = 0; s->domain && k < s->ndisks; k++) {
+            const domxml_snap_disk *d = &s->disks[k];
+            const char *below = NULL;
+            for (size_t j = 0; d->source && j < s->domain->ndisks; j++)
+                if (es_streq(s->domain->disks[j].target_dev, d->name))
+                    below = s->domain->disks[j].source;
+            if (!below)
+                continue;
+            size_t child = snap_graph_find(g, root, d->source);
+            size_t back = snap_graph_find(g, root, below);
+            if (child == SNAP_GNONE || back == SNAP_GNONE || !g->v[child].exists ||
+                !g->v[back].exists)
+                continue;
+            v = es_xreallocarray(v, *n + 1, sizeof *v);
+            v[*n] = (qcow2_doctor_record){
+                .child_dev = g->v[child].dev, .child_ino = g->v[child].ino,
+                .backing_dev = g->v[back].dev, .backing_ino = g->v[back].ino,
+                .why = es_xasprintf("snapshot %s recorded it as disk %s's image beneath %s",
+                                    s->name, d->name, d->source)};
+            (*n)++;
+        }
+    }
+    return v;
+}
+
 static int diagnose_chains(const snap_ctx *c, const snap_graph *g, const es_strv *search,
                            snap_doctor_report *r, bool *shared, es_err *e)
 {
@@ -147,7 +210,14 @@ static int diagnose_chains(const snap_ctx *c, const snap_graph *g, const es_strv
                            .nsearch = dirs->n, .exclude = exclude, .nexclude = nexclude,
                            .exclude_why = "the current image of one of the domain's disks: it "
                                           "changes, a backing file must not"};
+    size_t nrecords = 0;
+    qcow2_doctor_record *records = recorded(c, g, &nrecords);
+    o.records = records;
+    o.nrecords = nrecords;
     int rc = diagnose_each(c, g, &o, r, shared, e);
+    for (size_t i = 0; i < nrecords; i++)
+        free((char *)records[i].why);
+    free(records);
     free(exclude);
     return rc;
 }
@@ -159,6 +229,18 @@ static int diagnose_each(const snap_ctx *c, const snap_graph *g, const qcow2_doc
         const snap_gnode *n = &g->v[i];
         if (!n->named || used_by_named(g, i))
             continue;
+        const char *host = n->exists ? NULL : es_root_strip_prefix(c->env->root, n->path);
+        if (host && exists_under(c->env->root, host)) {
+            const char *who = named_by(c, n->path);
+            if (finding(&r->domain, e, "root-prefixed-name", SNAP_SEV_ERROR, n->path,
+                        "%s%s names it with the --root directory in it (written from the "
+                        "rescue system): on the host it names nothing; the file is %s. By hand: "
+                        "name %s there (doctor repairs image headers, not libvirt's files)",
+                        who && strcmp(who, "the domain config") ? "snapshot " : "",
+                        who ? who : "the domain's files", host, host) < 0)
+                return -1;
+            continue;
+        }
         if (!n->exists) {
             if (finding(&r->domain, e, "missing-image", SNAP_SEV_ERROR, n->path,
                         "does not exist, and the domain's files name it (doctor repairs image "
@@ -195,17 +277,23 @@ static int diagnose_each(const snap_ctx *c, const snap_graph *g, const qcow2_doc
 
 static int orphans(const snap_ctx *c, const snap_graph *g, snap_doctor_report *r, es_err *e)
 {
+    bool *meant = es_xcalloc(g->n + 1, sizeof *meant);
+    meant_by_prefixed(g, c->env->root, meant);
     for (size_t i = 0; i < g->n; i++) {
         const snap_gnode *n = &g->v[i];
-        if (!n->scanned || n->named || n->foreign || chosen_somewhere(r, g, c->env->root, i))
+        if (!n->scanned || n->named || n->foreign || chosen_somewhere(r, g, c->env->root, i) ||
+            meant[i])
             continue;
         const char *b = n->backing != SNAP_GNONE ? g->v[n->backing].path : NULL;
         if (finding(&r->domain, e, "unreferenced-image", SNAP_SEV_WARNING, n->path,
                     "an image in the domain's directories that no domain's files name and no "
                     "chain uses%s%s%s (reported, not deleted)",
-                    b ? "; it uses " : "", b ? b : "", b ? " as backing file" : "") < 0)
+                    b ? "; it uses " : "", b ? b : "", b ? " as backing file" : "") < 0) {
+            free(meant);
             return -1;
+        }
     }
+    free(meant);
     return 0;
 }
 

@@ -7,6 +7,7 @@
 #include "domxml/domain_edit.h"
 #include "domxml/image_props.h"
 #include "domxml/snapshot.h"
+#include "domxml/vmstate_edit.h"
 #include "snap/graph/discard.h"
 #include "snap/graph/image_check.h"
 #include "snap/graph/naming.h"

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "domxml/vmstate.h"
+#include "domxml/vmstate_edit.h"
 #include "util/fileio.h"
 #include "util/fsutil.h"
 #include "util/rootpath.h"
