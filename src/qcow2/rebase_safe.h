@@ -14,6 +14,8 @@
 #ifndef ES_QCOW2_REBASE_SAFE_H
 #define ES_QCOW2_REBASE_SAFE_H
 
+#include <stdbool.h>
+
 #include "util/err.h"
 
 typedef struct es_rebase_opts {
@@ -21,13 +23,16 @@ typedef struct es_rebase_opts {
     const char *backing_format; /* "qcow2" or "raw"; required with a name */
     const char *format;         /* IMAGE's format as given (-f), NULL: probe */
     const char *root;           /* --root DIR (NULL: none) */
+    bool compress;              /* -c: the copied clusters written compressed */
 } es_rebase_opts;
 
 /* Rebase the qcow2 image at path (the host's name; opened under root when
  * given). Refuses before any write (nothing changed) an image in use, a
- * corrupt or dirty one, one with persistent bitmaps or extended L2
- * entries, a new backing chain that cannot be opened or contains the
- * image itself, and a name that does not fit in the header. There is no
+ * corrupt or dirty one, one with extended L2 entries or a persistent
+ * bitmap marked in use or inconsistent, a new backing chain that cannot be
+ * opened or contains the image itself, and a name that does not fit in the
+ * header. Enabled persistent bitmaps get the bits of what is written, as
+ * in qemu-img rebase (rebase_bitmaps.c); disabled ones are kept. There is no
  * free-space estimate: running out of space fails the run like a crash
  * does (guest view unchanged, a re-run finishes). */
 int qcow2_rebase_safe(const char *path, const es_rebase_opts *o, es_err *e);
