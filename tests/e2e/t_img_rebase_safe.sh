@@ -192,12 +192,7 @@ refuse "new backing is the image itself" top.qcow2 -b top.qcow2 -F qcow2
 qemu-img create -q -f qcow2 -b top.qcow2 -F qcow2 loop.qcow2
 refuse "new backing chain contains the image" top.qcow2 -b loop.qcow2 -F qcow2
 rm loop.qcow2
-refuse "-c (compressed writes)" top.qcow2 -c -b sib.qcow2 -F qcow2
 refuse "-b without -F" top.qcow2 -b sib.qcow2
-cp top.qcow2 bm.qcow2
-qemu-img bitmap --add bm.qcow2 b0
-refuse "persistent bitmaps" bm.qcow2 -b sib.qcow2 -F qcow2
-rm bm.qcow2
 cp top.qcow2 cor.qcow2
 printf '\x02' | dd of=cor.qcow2 bs=1 seek=79 conv=notrunc status=none # corrupt bit
 refuse "image marked corrupt" cor.qcow2 -b sib.qcow2 -F qcow2
