@@ -31,6 +31,8 @@ int rebase_bitmaps_load(rebase_ctx *c, es_err *e)
     qcow2_bitmap_dir d;
     if (qcow2_bitmap_dir_read(img->file, &img->hdr, img->file_size, img->filename, &d, e) < 0)
         return -1;
+    if (d.count == 0)
+        return 0;
     b->bits = es_xcalloc(d.count, sizeof *b->bits);
     b->names = es_xcalloc(d.count, sizeof *b->names);
     b->changed = es_xcalloc(d.count, sizeof *b->changed);

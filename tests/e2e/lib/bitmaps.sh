@@ -10,14 +10,20 @@ bitmap_alone() {
 # bitmap_dirty FILE NAME: "start length" of each dirty range of bitmap NAME
 # of FILE (alone).
 bitmap_dirty() {
-    local sock=$BM_TMP/bitmap-nbd.sock pid i
+    local sock=$BM_TMP/bitmap-nbd.sock pid i out="" opts
     rm -f "$sock"
     qemu-nbd -r -k "$sock" -B "$2" "$(bitmap_alone "$1")" &
     pid=$!
     for ((i = 0; i < 500; i++)); do [[ -S $sock ]] && break; sleep 0.01; done
-    qemu-img map --output=json --image-opts \
-        "driver=nbd,server.type=unix,server.path=$sock,x-dirty-bitmap=qemu:dirty-bitmap:$2" |
-        jq -r '.[] | select(.data == false) | "\(.start) \(.length)"'
+    opts="driver=nbd,server.type=unix,server.path=$sock,x-dirty-bitmap=qemu:dirty-bitmap:$2"
+    # The socket exists from bind(), connections are refused until listen():
+    # on a loaded machine the map may come between the two. Try again then.
+    for ((i = 0; i < 20; i++)); do
+        out=$(qemu-img map --output=json --image-opts "$opts" 2>/dev/null) && break
+        sleep 0.05
+    done
+    ((i < 20)) || out=$(qemu-img map --output=json --image-opts "$opts") || true
+    jq -r '.[] | select(.data == false) | "\(.start) \(.length)"' <<<"$out"
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
 }
