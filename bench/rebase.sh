@@ -74,7 +74,7 @@ for f in base mid top; do qemu-img info orig/$f.qcow2 | grep -E "disk size" | se
 
 # Does this qemu-img's rebase take -c (8.2 and later)?
 qemu_c=()
-qemu-img rebase --help 2>&1 | grep -q -- '\[-c\]' && qemu_c=(-c)
+qemu-img --help 2>&1 | grep -qE '^ *rebase .*\[-c\]' && qemu_c=(-c)
 
 rm -f ./*.times
 for arm in $ARMS; do
@@ -114,8 +114,10 @@ for arm in $ARMS; do
   rss_q=$(cut -d' ' -f2 "$arm.qemu.times" | sort -n | tail -1)
   printf '  %-9s extsnap img rebase %6.2f s (peak RSS %6d KiB)   qemu-img rebase %6.2f s (peak RSS %6d KiB)\n' \
     "$arm" "$med_x" "$rss_x" "$med_q" "$rss_q"
-  awk -v x="$med_x" -v q="$med_q" -v a="$arm" 'BEGIN {
-    printf "  %-9s extsnap / qemu-img = %.2f   (target <= 0.5)\n", a, (q > 0 ? x / q : 0) }'
+  note="(target <= 0.5)"
+  [[ $arm == flatten-c && ${#qemu_c[@]} == 0 ]] && note="(qemu-img without -c: it compresses nothing)"
+  awk -v x="$med_x" -v q="$med_q" -v a="$arm" -v note="$note" 'BEGIN {
+    printf "  %-9s extsnap / qemu-img = %.2f   %s\n", a, (q > 0 ? x / q : 0), note }'
   read -r wr_x wr_from < <(written "$arm.extsnap")
   read -r wr_q _ < <(written "$arm.qemu")
   summary bench=rebase-$arm extsnap="$med_x" qemu="$med_q" rss_x="$rss_x" rss_q="$rss_q" \
