@@ -6,7 +6,8 @@
 #     enabled bitmaps of 512-byte, 64 KiB and 1 MiB granularity with bits
 #     set, and a disabled one: the same rebase by qemu-img on a copy and by
 #     extsnap (onto a sibling, onto the base, onto a shorter unrelated
-#     image, flatten; the middle image flattened): guest content equal
+#     image, flatten; the middle image flattened; an image without a
+#     backing file onto a chain): guest content equal
 #     (qemu-img compare), check clean, the bitmaps listed alike and equal
 #     bit for bit (read through qemu-nbd -B and qemu-img map x-dirty-bitmap).
 #  B. -u leaves the bitmaps untouched (every byte past the header cluster).
@@ -118,6 +119,7 @@ for round in 1 2 3; do
     layer sib.qcow2 "$size" "$cs" 10
     mk other.qcow2 $((size / 2)) "$opts"
     layer other.qcow2 $((size / 2)) "$cs" 10
+    add_bitmaps other.qcow2 $((size / 2)) "$cs"
     tag="round $round ($cs-byte clusters, $(fmt_of "$base") base, $((size >> 10)) KiB)"
     keep=$T/keep && rm -rf "$keep" && mkdir "$keep" && cp -- *.qcow2 *.raw "$keep" 2>/dev/null || true
     restore() { rm -f -- *.qcow2 *.raw; cp "$keep"/* .; }
@@ -133,7 +135,10 @@ for round in 1 2 3; do
     restore
     same_rebase "$tag: flatten the middle" mid.qcow2 -b ""
     restore
-    cases=$((cases + 5))
+    # no old backing file: the old chain reads zeroes (qemu-img writes zeroes)
+    same_rebase "$tag: a standalone image onto a chain" other.qcow2 -b top.qcow2 -F qcow2
+    restore
+    cases=$((cases + 6))
 done
 echo "A: $cases rebases with bitmaps compared (${SECONDS}s)"
 
