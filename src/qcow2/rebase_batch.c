@@ -17,10 +17,16 @@
  *  5. if new tables: fdatasync, then point the L1 entries at them
  *  6. if shared tables were copied: fdatasync, then release the old ones
  *
+ * Before step 1, the bits of the batch's writes reach IMAGE's enabled
+ * bitmaps (rebase_bitmaps.c). With -c, step 1 allocates only the tables:
+ * the compressed bytes are allocated as each cluster is compressed, written
+ * (to clusters nothing points at), and their refcounts flushed together
+ * with the data after the last chunk, before step 4.
+ *
  * A new entry is either a data cluster holding what the old chain showed
- * or (version 3) a zero cluster where the old chain showed zeroes: either
- * reads exactly as the old chain did, so a crash at any point leaves the
- * guest view as it was (and leaked clusters at worst). */
+ * (compressed or not) or (version 3) a zero cluster where the old chain
+ * showed zeroes: either reads exactly as the old chain did, so a crash at
+ * any point leaves the guest view as it was (and leaked clusters at worst). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -97,8 +103,9 @@ static int compare_chunk(rebase_ctx *c, size_t from, size_t to, es_err *e)
                 op->action = RB_ZERO;
             else
                 op->action = RB_DATA;
+            uint64_t in_img = vis - op->guest < cs ? vis - op->guest : cs;
             if (op->action != RB_SAME)
-                rebase_bitmaps_mark_diff(c, op->guest, o, n, vis - op->guest < cs ? vis - op->guest : cs);
+                rebase_bitmaps_mark_diff(c, op->guest, o, n, in_img);
         }
         i = j;
     }
