@@ -10,7 +10,7 @@
 #     backing file onto a chain): guest content equal
 #     (qemu-img compare), check clean, the bitmaps listed alike and equal
 #     bit for bit (read through qemu-nbd -B and qemu-img map x-dirty-bitmap).
-#  B. -u leaves the bitmaps untouched (every byte past the header cluster).
+#  B. -u leaves the bitmaps untouched (every byte past the header sector).
 #  C. -c on random chains, zlib and zstd, v2 and v3, with incompressible
 #     (random) clusters and a virtual size that cuts the last cluster:
 #     content equal to qemu-img rebase's (7.2 has no rebase -c), check clean
@@ -148,7 +148,7 @@ before=$(bm_all u.qcow2)
 ok_rc "B: -u" 0 "$X" img rebase -u -b sib.qcow2 -F qcow2 u.qcow2 || true
 eq "B: -u: bitmaps bit for bit" "$before" "$(bm_all u.qcow2)"
 eq "B: -u: bitmaps listed alike" "$(bitmaps keep/top.qcow2)" "$(bitmaps u.qcow2)"
-ok_rc "B: -u: nothing changed past the header cluster" 0 \
+ok_rc "B: -u: nothing changed past the header (first sector)" 0 \
     cmp -s <(tail -c +$((512 + 1)) keep/top.qcow2) <(tail -c +$((512 + 1)) u.qcow2) || true
 ok_rc "B: -u: check" 0 qemu-img check -q u.qcow2 || true
 

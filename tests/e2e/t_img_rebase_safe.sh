@@ -8,9 +8,9 @@
 # base of the chain, onto a chain sharing the base, flatten (-b ""), a new
 # backing shorter than the image, an image without a backing file. Then the
 # refusals (nothing changed, one error line) and a crash sweep with the
-# fault hook: stopped or failed at every write/flush, the image checks
-# without corruption and reads as before; a re-run completes, equal to
-# qemu-img's result, without leaks.
+# fault hook (one scenario with -c, compressed writes): stopped or failed at
+# every write/flush, the image checks without corruption and reads as
+# before; a re-run completes, equal to qemu-img's result, without leaks.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 need_cmd qemu-img qemu-io sha256sum od dd jq
