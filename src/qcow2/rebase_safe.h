@@ -6,7 +6,9 @@
  *
  * Crash safety: the clusters are written as every writer of the engine
  * writes them (refcount raised and flushed, data written and flushed, then
- * the L2 entry), and the header changes last. A crash before that leaves
+ * the L2 entry; with -c the compressed bytes go first, to clusters nothing
+ * points at, then their refcounts, flushed, then the L2 entry), and the
+ * header changes last. Bitmap bits are written before the data they cover. A crash before that leaves
  * the image naming its old backing file, with extra clusters of its own
  * that hold exactly what the old chain showed there: the guest view is
  * unchanged, `qemu-img check` finds leaks at worst, and running the same

@@ -19,7 +19,7 @@
 #     cluster and the random ones stored uncompressed, bitmaps as in A.
 #  D. refusals (one line, nothing changed): a bitmap marked in use, an
 #     inconsistent bitmap (reserved bits in its table), -c with -u, -c on
-#     an image with extended L2 entries.
+#     an image with extended L2 entries or an external data file.
 #  E. crash sweep over a rebase with bitmaps and -c (EXTSNAP_FAULT at every
 #     write and flush, stopped or failed): the image checks without
 #     corruption and reads as before, no bit the image had is lost, every
@@ -253,6 +253,9 @@ refuse "D: -c with -u" "-c makes no sense with -u" top.qcow2 -c -u -b sib.qcow2 
 qemu-img create -q -f qcow2 -o extended_l2=on -b base.qcow2 -F qcow2 ext.qcow2
 refuse "D: -c, extended L2" "extended L2" ext.qcow2 -c -b sib.qcow2 -F qcow2
 rm ext.qcow2
+qemu-img create -q -f qcow2 -o data_file=df.raw df.qcow2 4M
+refuse "D: -c, external data file" "external data file" df.qcow2 -c -b sib.qcow2 -F qcow2
+rm df.qcow2 df.raw
 
 # --- E. crash sweep: bitmaps and -c ---------------------------------------------
 # sectors FILE NAME: the 512-byte sectors bitmap NAME marks, one a line.
