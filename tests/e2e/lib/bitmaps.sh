@@ -8,18 +8,26 @@ bitmap_alone() {
 }
 
 # bitmap_dirty FILE NAME: "start length" of each dirty range of bitmap NAME
-# of FILE (alone).
+# of FILE (alone). qemu-nbd's output goes to a file (it never holds the
+# caller's pipe open); the socket can exist before qemu-nbd listens on it,
+# so a refused connection is tried again.
 bitmap_dirty() {
-    local sock=$BM_TMP/bitmap-nbd.sock pid i
+    local sock=$BM_TMP/bitmap-nbd.sock pid i map
     rm -f "$sock"
-    qemu-nbd -r -k "$sock" -B "$2" "$(bitmap_alone "$1")" &
+    qemu-nbd -r -k "$sock" -B "$2" "$(bitmap_alone "$1")" </dev/null >"$BM_TMP/bitmap-nbd.log" 2>&1 &
     pid=$!
-    for ((i = 0; i < 500; i++)); do [[ -S $sock ]] && break; sleep 0.01; done
-    qemu-img map --output=json --image-opts \
-        "driver=nbd,server.type=unix,server.path=$sock,x-dirty-bitmap=qemu:dirty-bitmap:$2" |
-        jq -r '.[] | select(.data == false) | "\(.start) \(.length)"'
+    for ((i = 0; i < 500; i++)); do
+        if [[ -S $sock ]] && map=$(qemu-img map --output=json --image-opts \
+            "driver=nbd,server.type=unix,server.path=$sock,x-dirty-bitmap=qemu:dirty-bitmap:$2" 2>"$BM_TMP/bitmap-map.err"); then
+            break
+        fi
+        kill -0 "$pid" 2>/dev/null || break # qemu-nbd gave up
+        sleep 0.01
+    done
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
+    [[ -n ${map:-} ]] || { echo "bitmap_dirty $1 $2: $(cat "$BM_TMP/bitmap-nbd.log" "$BM_TMP/bitmap-map.err")" >&2; return 1; }
+    jq -r '.[] | select(.data == false) | "\(.start) \(.length)"' <<<"$map"
 }
 
 # bitmap_missed OLD.raw NEW.raw RANGES...: the 4 KiB blocks whose content
