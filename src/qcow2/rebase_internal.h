@@ -72,6 +72,11 @@ int rebase_collect_batch(rebase_ctx *c, uint64_t *pos, es_err *e);
 /* Ask the kernel to read the L2 tables of both chains ahead of the scan. */
 void rebase_prefetch_metadata(rebase_ctx *c);
 
+/* rebase_space.c: ENOSPC, before the first write, when IMAGE's file
+ * system may not hold what the rebase writes (an upper bound); rescans
+ * the candidates and leaves the scan at the start. */
+int rebase_space_check(rebase_ctx *c, es_err *e);
+
 /* rebase_batch.c: compare the batch's clusters in both chains and write
  * the differing ones into IMAGE, in crash-safe order. */
 int rebase_batch_run(rebase_ctx *c, es_err *e);

@@ -143,6 +143,8 @@ static int run(rebase_ctx *c, const es_rebase_opts *o, es_err *e)
     c->compress = o->compress;
     if (c->compress)
         c->zbuf = es_io_alloc(REBASE_CHUNK_BYTES);
+    if (rebase_space_check(c, e) < 0)
+        return -1;
     /* First write from here on. */
     if (prepare(img, &rc, e) < 0)
         return -1;

@@ -290,7 +290,8 @@ for scenario in a b c; do
 done
 echo "crash sweep: $crash_points interrupted runs (${SECONDS}s)"
 
-# Out of space half-way (there is no free-space pre-check): a clear error,
+# Out of space half-way (injected: past the free-space check, another
+# writer filled the disk; t_img_rebase_space covers the check): a clear error,
 # the guest view unchanged, and a re-run once there is room finishes.
 build_crash b
 qemu-img convert -O raw top.qcow2 view.raw
