@@ -40,8 +40,8 @@ static const es_opt rebase_table[] = {
      .offset = offsetof(rebase_opts, fmt), .help = "format of IMAGE; only qcow2 has a backing file"},
     {.name = "compress", .letter = 'c', .kind = ES_OPT_FLAG,
      .offset = offsetof(rebase_opts, compress),
-     .help = "write the copied clusters compressed: not supported (extsnap only reads "
-             "compressed clusters), refused"},
+     .help = "write the clusters the rebase copies in compressed (the image's compression "
+             "type); a cluster that does not shrink is written as it is; not with -u"},
     {.name = "quiet", .letter = 'q', .kind = ES_OPT_FLAG, .offset = offsetof(rebase_opts, quiet),
      .help = "no warnings"},
     {.name = "root", .kind = ES_OPT_STRING, .arg = "DIR", .offset = offsetof(rebase_opts, root),
@@ -59,8 +59,8 @@ const es_cmd es_cmd_img_rebase = {
     .name = "img rebase",
     .summary = "change the backing file of an image, keeping its content (-u: header only)",
     .run = run,
-    .synopsis = "[-u] -b BACKING -F FMT [--root=DIR] IMAGE\n"
-                "[-u] -b \"\" [--root=DIR] IMAGE",
+    .synopsis = "[-u | -c] -b BACKING -F FMT [--root=DIR] IMAGE\n"
+                "[-u | -c] -b \"\" [--root=DIR] IMAGE",
     .description =
         "Point a qcow2 image at a new backing file (or at none, with -b \"\") and keep\n"
         "what the guest sees, as 'qemu-img rebase' does: every cluster the image does\n"
@@ -80,10 +80,23 @@ const es_cmd es_cmd_img_rebase = {
         "backing file with the same guest view (leaked clusters at worst), and\n"
         "running the same command again finishes it. Refused before anything is\n"
         "written: an image a running QEMU uses, one marked corrupt, dirty or with\n"
-        "metadata errors, persistent bitmaps, extended L2 entries, a new backing\n"
-        "chain that cannot be opened or contains the image itself. There is no\n"
-        "free-space estimate: running out of space stops the run like a crash.\n"
-        "-c (compressed clusters) is refused: extsnap does not write them.\n"
+        "metadata errors, extended L2 entries, a persistent bitmap marked in use\n"
+        "or inconsistent, a new backing chain that cannot be opened or contains\n"
+        "the image itself, not enough free space for what the rebase may write\n"
+        "(an upper bound: every cluster it would compare counted as written).\n"
+        "Running out of space all the same stops the run like a crash.\n"
+        "\n"
+        "Persistent dirty bitmaps: as with qemu-img rebase, every enabled bitmap\n"
+        "gets the bits of the 512-byte sectors that are written because the two\n"
+        "chains differ there; disabled bitmaps stay as they are. The bits are\n"
+        "written before the data they cover: a crash leaves extra bits at worst.\n"
+        "With -u the bitmaps are not touched.\n"
+        "\n"
+        "-c writes the copied clusters compressed with the image's compression\n"
+        "type (zlib or zstd), packed into shared host clusters, as QEMU writes\n"
+        "them; a cluster that does not compress to less than a cluster, and a\n"
+        "last cluster the virtual size cuts, is written uncompressed. (qemu-img\n"
+        "7.2's rebase has no -c; later versions have.)\n"
         "A new backing file shorter than the image reads as zeroes past its end.\n"
         "\n"
         "The header: every other field and extension (bitmaps, unknown ones) is\n"
@@ -127,9 +140,8 @@ static int run(int argc, char **argv)
         return r;
     const char *backing = ro.backing, *bfmt = ro.bfmt, *fmt = ro.fmt, *root = ro.root;
     bool unsafe = ro.unsafe, quiet = ro.quiet;
-    if (ro.compress)
-        return es_cmd_usage_error(c, "-c is not supported: extsnap does not write compressed "
-                                     "clusters (use qemu-img rebase -c)");
+    if (ro.compress && unsafe)
+        return es_cmd_usage_error(c, "-c makes no sense with -u (which copies nothing)");
     if (argc - optind != 1)
         return es_cmd_usage_error(c, argc - optind < 1 ? "IMAGE is missing" : "too many arguments");
     const char *image = argv[optind];
@@ -165,7 +177,7 @@ static int run(int argc, char **argv)
         goto out;
     }
     es_rebase_opts so = {.backing = backing, .backing_format = backing[0] ? bfmt : NULL,
-                         .format = fmt, .root = root};
+                         .format = fmt, .root = root, .compress = ro.compress};
     if (unsafe ? qcow2_rebase_unsafe(open_path, backing[0] ? backing : NULL,
                                      backing[0] ? bfmt : NULL, &err)
                : qcow2_rebase_safe(name, &so, &err)) {

@@ -166,7 +166,7 @@ void commit_space_count_op(commit_ctx *c, const commit_op *op)
  * gets one, and ranges past the refcount table make it grow (as
  * refcount_grow.c does: the blocks and a table at least half as large
  * again). Repeated until the structures' own clusters are covered too. */
-static uint64_t refcount_growth(const es_image *b, uint64_t n)
+uint64_t qcow2_space_refcount_growth(const es_image *b, uint64_t n)
 {
     uint64_t cs = b->cluster_size, rbe = qcow2_refblock_entries(b), per = cs / 8;
     uint64_t end0 = (b->file_size + cs - 1) / cs;
@@ -231,7 +231,7 @@ uint64_t commit_space_needed(const commit_ctx *c)
     if (l1_need > b->l1_size) /* a new L1 table */
         n += (l1_need * 8 + cs - 1) / cs;
     if (n && b->reftable)
-        n += refcount_growth(b, n);
+        n += qcow2_space_refcount_growth(b, n);
     else if (n) /* refcounts not loaded: a block per range, and a new table */
         n += n / (qcow2_refblock_entries(b) - 1) + 2 + (b->hdr.refcount_table_clusters + 1) * 2;
     uint64_t bytes = n * cs;

@@ -27,6 +27,12 @@ uint64_t commit_space_needed(const struct commit_ctx *c);
 /* ENOSPC error (need and free, human units and bytes) when it does not fit. */
 int commit_space_check(const struct commit_ctx *c, es_err *e);
 
+struct es_image;
+/* Clusters of refcount structures (blocks, a grown table) that allocating
+ * n more clusters past the end of img's file can need, their own included:
+ * the worst case, for a free-space bound (the commit's, the rebase's). */
+uint64_t qcow2_space_refcount_growth(const struct es_image *img, uint64_t n);
+
 /* n in human units: "512 bytes", "1.5 MiB". */
 const char *es_space_human(uint64_t n, char *buf, size_t len);
 /* Bytes an unprivileged writer may still use on the file system holding

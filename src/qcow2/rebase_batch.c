@@ -17,13 +17,20 @@
  *  5. if new tables: fdatasync, then point the L1 entries at them
  *  6. if shared tables were copied: fdatasync, then release the old ones
  *
+ * Before step 1, the bits of the batch's writes reach IMAGE's enabled
+ * bitmaps (rebase_bitmaps.c). With -c, step 1 allocates only the tables:
+ * the compressed bytes are allocated as each cluster is compressed, written
+ * (to clusters nothing points at), and their refcounts flushed together
+ * with the data after the last chunk, before step 4.
+ *
  * A new entry is either a data cluster holding what the old chain showed
- * or (version 3) a zero cluster where the old chain showed zeroes: either
- * reads exactly as the old chain did, so a crash at any point leaves the
- * guest view as it was (and leaked clusters at worst). */
+ * (compressed or not) or (version 3) a zero cluster where the old chain
+ * showed zeroes: either reads exactly as the old chain did, so a crash at
+ * any point leaves the guest view as it was (and leaked clusters at worst). */
 #include <stdlib.h>
 #include <string.h>
 
+#include "qcow2/compress_write.h"
 #include "qcow2/format.h"
 #include "qcow2/host_write.h"
 #include "qcow2/overlap.h"
@@ -96,6 +103,9 @@ static int compare_chunk(rebase_ctx *c, size_t from, size_t to, es_err *e)
                 op->action = RB_ZERO;
             else
                 op->action = RB_DATA;
+            uint64_t in_img = vis - op->guest < cs ? vis - op->guest : cs;
+            if (op->action != RB_SAME)
+                rebase_bitmaps_mark_diff(c, op->guest, o, n, in_img);
         }
         i = j;
     }
@@ -159,7 +169,8 @@ static int plan_and_allocate(rebase_ctx *c, bool *allocated, es_err *e)
             c->frees[c->nfrees++] = t->src_off;
         }
     }
-    for (size_t i = 0; i < c->nops; i++) {
+    /* Compressed clusters get their bytes as they are written. */
+    for (size_t i = 0; i < c->nops && !c->compress; i++) {
         rebase_op *op = &c->ops[i];
         if (op->action != RB_DATA)
             continue;
@@ -272,6 +283,72 @@ out:
     return rc;
 }
 
+/* Write the staged compressed bytes [0, *len) at *at. */
+static int flush_staged(rebase_ctx *c, uint64_t at, size_t *len, es_err *e)
+{
+    if (*len == 0)
+        return 0;
+    if (qcow2_host_write(c->img, QCOW2_OL_DATA, c->zbuf, *len, at, e) < 0)
+        return es_err_prefix(e, "writing compressed data");
+    es_file_start_writeback(c->img->file, at, *len);
+    *len = 0;
+    return 0;
+}
+
+/* -c: the old chain's content of the data ops, a chunk at a time, each
+ * cluster compressed and packed after the previous one (consecutive ones
+ * written in one write); a cluster that does not compress to less than a
+ * cluster, or the last one when it is partial (a compressed cluster covers
+ * a whole cluster), gets a cluster of its own, as without -c. Nothing
+ * points at these bytes before the refcounts are flushed. */
+static int write_chunk_compressed(rebase_ctx *c, const size_t *idx, size_t n, es_err *e)
+{
+    const uint64_t cs = c->cs;
+    for (size_t i = 0, j; i < n; i = j) {
+        j = i + 1;
+        while (j < n && c->ops[idx[j]].guest == c->ops[idx[j - 1]].guest + cs)
+            j++;
+        if (read_old(c, c->old_buf + i * cs, c->ops[idx[i]].guest, c->ops[idx[j - 1]].guest + cs,
+                     e) < 0)
+            return -1;
+    }
+    uint64_t run_at = 0;
+    size_t run_len = 0;
+    for (size_t i = 0; i < n; i++) {
+        rebase_op *op = &c->ops[idx[i]];
+        const uint8_t *in = c->old_buf + i * cs;
+        size_t zlen = 0;
+        int fits = 0;
+        if (op->guest + cs <= c->size &&
+            (fits = qcow2_compress_cluster(c->img, in, c->zbuf + run_len, &zlen, e)) < 0)
+            return -1;
+        if (!fits) {
+            if (qcow2_alloc_cluster(c->img, &op->dest, e) < 0)
+                return -1;
+            if (qcow2_host_write(c->img, QCOW2_OL_DATA, in, (size_t)cs, op->dest, e) < 0)
+                return es_err_prefix(e, "writing data");
+            continue;
+        }
+        uint64_t at;
+        if (qcow2_alloc_bytes(c->img, &c->zalloc, zlen, &at, e) < 0)
+            return -1;
+        op->zentry = qcow2_compressed_entry(c->img, at, zlen);
+        if (run_len && at != run_at + run_len) {
+            /* Not after the staged bytes: write those, start again. */
+            size_t staged = run_len;
+            if (flush_staged(c, run_at, &run_len, e) < 0)
+                return -1;
+            memmove(c->zbuf, c->zbuf + staged, zlen);
+        }
+        if (!run_len)
+            run_at = at;
+        run_len += zlen;
+        if (run_len + cs > c->chunk_max * cs && flush_staged(c, run_at, &run_len, e) < 0)
+            return -1;
+    }
+    return flush_staged(c, run_at, &run_len, e);
+}
+
 static int write_data(rebase_ctx *c, bool *wrote, es_err *e)
 {
     size_t *idx = es_xcalloc(c->chunk_max, sizeof *idx);
@@ -281,7 +358,7 @@ static int write_data(rebase_ctx *c, bool *wrote, es_err *e)
         if (i < c->nops && c->ops[i].action != RB_DATA)
             continue;
         if (n && (i == c->nops || n == c->chunk_max)) {
-            r = write_chunk(c, idx, n, e);
+            r = c->compress ? write_chunk_compressed(c, idx, n, e) : write_chunk(c, idx, n, e);
             *wrote = true;
             n = 0;
         }
@@ -309,7 +386,8 @@ static int write_tables(rebase_ctx *c, es_err *e)
                 c->updates = es_xreallocarray(c->updates, c->updates_cap, sizeof *c->updates);
             }
             uint64_t entry = op->action == RB_ZERO ? QCOW2_OFLAG_ZERO
-                                                   : op->dest | QCOW2_OFLAG_COPIED;
+                             : op->zentry           ? op->zentry
+                                                    : op->dest | QCOW2_OFLAG_COPIED;
             c->updates[n++] = (qcow2_l2_update){op->guest, entry, 0};
         }
         if (qcow2_l2_target_write(c->img, tg, c->updates, n, c->scratch, e) < 0)
@@ -323,16 +401,25 @@ int rebase_batch_run(rebase_ctx *c, es_err *e)
     es_image *img = c->img;
     if (compare(c, e) < 0)
         return -1;
+    /* The bitmaps first: a crash leaves bits for clusters not yet written,
+     * never a written cluster without its bit. */
+    if (rebase_bitmaps_write(c, e) < 0)
+        return -1;
     bool allocated = false, wrote = false;
     if (plan_and_allocate(c, &allocated, e) < 0)
         return -1;
     if (c->ntargets == 0)
         return 0;
-    if (allocated && qcow2_refcount_flush(img, e) < 0)
+    if (!c->compress && allocated && qcow2_refcount_flush(img, e) < 0)
         return es_err_prefix(e, "making new refcounts durable");
     if (write_data(c, &wrote, e) < 0)
         return -1;
-    if (wrote && es_file_flush(img->file, e) < 0)
+    /* -c: the bytes were allocated as they were written; their refcounts
+     * (and the new tables') reach the disk with the data, before any L2
+     * entry points at them. */
+    if (c->compress && (wrote || allocated) && qcow2_refcount_flush(img, e) < 0)
+        return es_err_prefix(e, "making new refcounts durable");
+    if (!c->compress && wrote && es_file_flush(img->file, e) < 0)
         return -1;
     if (write_tables(c, e) < 0)
         return -1;

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "qcow2/bitmap_bits.h"
+#include "qcow2/compress_write.h"
 #include "qcow2/image.h"
 #include "qcow2/l2_write.h"
 #include "qcow2/rebase_safe.h"
@@ -24,7 +26,16 @@ typedef struct rebase_op {
     uint64_t guest;   /* cluster offset in IMAGE */
     rebase_action action;
     uint64_t dest;    /* RB_DATA: the new host cluster */
+    uint64_t zentry;  /* RB_DATA written compressed: its L2 entry; else 0 */
 } rebase_op;
+
+/* IMAGE's enabled persistent bitmaps (rebase_bitmaps.c). */
+typedef struct rebase_bitmaps {
+    uint32_t n;
+    char **names;
+    qcow2_bitmap_bits *bits;
+    bool *changed;  /* bits set since they were last written */
+} rebase_bitmaps;
 
 typedef struct rebase_ctx {
     es_image *img;       /* IMAGE, writable; its backing chain is the old one */
@@ -48,6 +59,10 @@ typedef struct rebase_ctx {
     qcow2_l2_update *updates;
     size_t updates_cap;
     uint8_t *scratch;    /* one cluster */
+    rebase_bitmaps bm;
+    bool compress;       /* -c: data clusters written compressed */
+    qcow2_zalloc zalloc; /* -c: where the next compressed cluster goes */
+    uint8_t *zbuf;       /* -c: compressed output of a chunk */
 } rebase_ctx;
 
 /* rebase_scan.c: fill c->ops with the candidate clusters from *pos on
@@ -57,8 +72,23 @@ int rebase_collect_batch(rebase_ctx *c, uint64_t *pos, es_err *e);
 /* Ask the kernel to read the L2 tables of both chains ahead of the scan. */
 void rebase_prefetch_metadata(rebase_ctx *c);
 
+/* rebase_space.c: ENOSPC, before the first write, when IMAGE's file
+ * system may not hold what the rebase writes (an upper bound); rescans
+ * the candidates and leaves the scan at the start. */
+int rebase_space_check(rebase_ctx *c, es_err *e);
+
 /* rebase_batch.c: compare the batch's clusters in both chains and write
  * the differing ones into IMAGE, in crash-safe order. */
 int rebase_batch_run(rebase_ctx *c, es_err *e);
+
+/* rebase_bitmaps.c: IMAGE's bitmaps, read (refusing in-use and
+ * inconsistent ones) before the first write; the 512-byte sectors where a
+ * written cluster's old and new content differ marked in the enabled ones
+ * (qemu-img writes those); the marks of a batch written before its data. */
+int rebase_bitmaps_load(rebase_ctx *c, es_err *e);
+void rebase_bitmaps_mark_diff(rebase_ctx *c, uint64_t guest, const uint8_t *old,
+                              const uint8_t *new_, uint64_t len);
+int rebase_bitmaps_write(rebase_ctx *c, es_err *e);
+void rebase_bitmaps_free(rebase_bitmaps *b);
 
 #endif

@@ -7,7 +7,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "qcow2/bitmap_dir.h"
 #include "qcow2/format.h"
 #include "qcow2/host_write.h"
 #include "qcow2/l2_write.h"
@@ -75,20 +74,20 @@ static void find_shared(rebase_ctx *c)
             }
 }
 
-static int refuse(es_image *img, es_err *e)
+static int refuse(es_image *img, bool compress, es_err *e)
 {
     if (img->format != ES_FMT_QCOW2)
         return es_err_set(e, 0, img->filename,
                           "not a qcow2 image (raw images have no backing file)");
-    if (qcow2_has_bitmaps(img))
-        return es_err_set(e, 0, img->filename,
-                          "image has persistent dirty bitmaps, which extsnap cannot keep up to "
-                          "date; remove them first ('qemu-img bitmap --remove') or use qemu-img "
-                          "rebase");
     if (img->extended_l2)
         return es_err_set(e, 0, img->filename,
                           "images with extended L2 entries (subclusters) are not supported by "
-                          "the safe rebase; use qemu-img rebase");
+                          "the safe rebase%s; use qemu-img rebase",
+                          compress ? " (nor compressed clusters with them)" : "");
+    if (compress && img->hdr.compression_type != QCOW2_COMPRESSION_ZLIB &&
+        img->hdr.compression_type != QCOW2_COMPRESSION_ZSTD)
+        return es_err_set(e, 0, img->filename, "-c: unknown compression type %u in the header",
+                          (unsigned)img->hdr.compression_type);
     return 0;
 }
 
@@ -99,11 +98,14 @@ static int prepare(es_image *img, const qcow2_reclaim *rc, es_err *e)
 {
     if (qcow2_reclaim_apply(img, rc, e) < 0)
         return -1;
-    if (img->hdr.version >= 3 && img->hdr.autoclear_features) {
-        uint8_t z[8] = {0};
+    /* The bitmaps are kept up to date (rebase_bitmaps.c): their bit stays. */
+    uint64_t keep = img->hdr.autoclear_features & QCOW2_AUTOCLEAR_BITMAPS;
+    if (img->hdr.version >= 3 && img->hdr.autoclear_features != keep) {
+        uint8_t z[8];
+        be64_store(z, keep);
         if (qcow2_header_patch(img, HDR_AUTOCLEAR, z, 8, e) < 0 || es_file_flush(img->file, e) < 0)
             return -1;
-        img->hdr.autoclear_features = 0;
+        img->hdr.autoclear_features = keep;
     }
     uint64_t l1_need = qcow2_l1_size_for(img, img->virtual_size);
     if (l1_need > UINT32_MAX)
@@ -125,7 +127,7 @@ static int run(rebase_ctx *c, const es_rebase_opts *o, es_err *e)
     if (qcow2_refcount_check_metadata(img, e) < 0 || qcow2_overlap_open(img, e) < 0)
         return -1;
     qcow2_reclaim rc;
-    if (qcow2_reclaim_survey(img, &rc, e) < 0)
+    if (qcow2_reclaim_survey(img, &rc, e) < 0 || rebase_bitmaps_load(c, e) < 0)
         return -1;
     find_shared(c);
     c->cs = img->cluster_size;
@@ -138,6 +140,11 @@ static int run(rebase_ctx *c, const es_rebase_opts *o, es_err *e)
     c->old_buf = es_io_alloc(REBASE_CHUNK_BYTES);
     c->new_buf = es_io_alloc(REBASE_CHUNK_BYTES);
     c->scratch = es_io_alloc(c->cs);
+    c->compress = o->compress;
+    if (c->compress)
+        c->zbuf = es_io_alloc(REBASE_CHUNK_BYTES);
+    if (rebase_space_check(c, e) < 0)
+        return -1;
     /* First write from here on. */
     if (prepare(img, &rc, e) < 0)
         return -1;
@@ -176,13 +183,15 @@ int qcow2_rebase_safe(const char *path, const es_rebase_opts *o, es_err *e)
     es_open_opts oo = {.writable = true, .format = o->format, .root = o->root};
     int r = es_image_open(&c.img, path, &oo, e);
     if (r == 0)
-        r = refuse(c.img, e);
+        r = refuse(c.img, o->compress, e);
     if (r == 0)
         r = run(&c, o, e);
     free(c.ops);
     free(c.old_buf);
     free(c.new_buf);
     free(c.scratch);
+    free(c.zbuf);
+    rebase_bitmaps_free(&c.bm);
     free(c.targets);
     free(c.frees);
     free(c.updates);

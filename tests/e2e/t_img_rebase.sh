@@ -178,7 +178,7 @@ qemu-img create -q -f qcow2 -o cluster_size=512 -b base.qcow2 -F qcow2 small.qco
 refuse "name does not fit in a 512-byte cluster 0" 1 small.qcow2 -u -b "$(head -c 400 /dev/zero | tr '\0' s)" -F qcow2 small.qcow2
 ok_rc "512-byte clusters: a name that fits" 0 "$X" img rebase -u -b twin.qcow2 -F qcow2 small.qcow2
 ok_rc "512-byte clusters: check" 0 qemu-img check -q small.qcow2
-refuse "-c (no compressed writes)" 1 top.qcow2 -c -b twin.qcow2 -F qcow2 top.qcow2
+refuse "-c with -u (nothing to compress)" 1 top.qcow2 -c -u -b twin.qcow2 -F qcow2 top.qcow2
 refuse "-b without -F" 1 top.qcow2 -u -b twin.qcow2 top.qcow2
 refuse "-F with -b \"\"" 1 top.qcow2 -u -b "" -F qcow2 top.qcow2
 refuse "no -b" 1 top.qcow2 -u top.qcow2
