@@ -141,6 +141,7 @@ if ((EUID == 0)); then chown -R 65534:65534 "$LV"; fi
 
 # --- oracles -------------------------------------------------------------------
 cfg_src() { xmllint --xpath "string(//devices/disk[target/@dev='$1']/source/@file)" "$CFG/tvm.xml"; }
+cfg_fmt() { xmllint --xpath "string(//devices/disk[target/@dev='$1']/driver/@type)" "$CFG/tvm.xml"; }
 
 # sums: what the guest sees on vda and vdc, and the NVRAM.
 sums() {
@@ -156,8 +157,8 @@ declare -A REF   # snapshot name -> sums when it was taken
 
 # guest_write PATTERN: the guest writes to both disks and its NVRAM changes.
 guest_write() {
-    qemu-io -c "write -P $1 $((($1 % 16) * 64))k 64k" "$(cfg_src vda)" >/dev/null
-    qemu-io -c "write -P $1 1M 64k" "$(cfg_src vdc)" >/dev/null
+    qemu-io -f "$(cfg_fmt vda)" -c "write -P $1 $((($1 % 16) * 64))k 64k" "$(cfg_src vda)" >/dev/null
+    qemu-io -f "$(cfg_fmt vdc)" -c "write -P $1 1M 64k" "$(cfg_src vdc)" >/dev/null
     printf '%b' "\\x$(printf %02x "$1")" | dd of="$IMG/tvm_VARS.fd" bs=1 seek=4096 conv=notrunc status=none
 }
 
@@ -197,6 +198,8 @@ agree() {
         check_eq "$w: snapshot-dumpxml $n = the file" "" \
             "$(diff <(v snapshot-dumpxml tvm "$n" | norm) <(norm <"$SD/tvm/$n.xml") 2>&1 || true)"
         v snapshot-dumpxml tvm "$n" >"$T/dump.xml"
+        check_eq "$w: $n creation time" "$(jq -r '."creation-time"' <<<"$sj")" \
+            "$(xp 'string(/domainsnapshot/creationTime)')"
         check_eq "$w: $n description" "$(jq -r '.description // ""' <<<"$sj")" \
             "$(xp 'string(/domainsnapshot/description)')"
         check_eq "$w: $n disks" "$(jq -r '.disks[] | "\(.name) \(.snapshot) \(.source // "")"' <<<"$sj")" \
@@ -285,15 +288,16 @@ before=$(sums)
 check_rc "commit s4 s5" 0 x commit tvm s4 s5 -q
 check_eq "2: commit: guest unchanged" "$before" "$(sums)"
 cur=$(x current tvm)
-sed -i 's|^  <active>1</active>$|  <active>0</active>|' "$SD/tvm/$cur.xml"
+check_eq "2: commit: current" s4 "$cur"
+sed -i 's|^  <active>1</active>$|  <active>0</active>|' "$SD/tvm/s4.xml"
 lv_start
 agree "2 commit, marker lost"
 check_eq "2: no current after the marker was lost" "" "$(v snapshot-current tvm --name 2>/dev/null || true)"
 lv_stop
-check_rc "current $cur (repair)" 0 x current tvm "$cur" -q
+check_rc "current s4 (repair)" 0 x current tvm s4 -q
 lv_start
 agree "2 current"
-check_eq "2: current put back" "$cur" "$(v snapshot-current tvm --name 2>/dev/null || true)"
+check_eq "2: current put back" s4 "$(v snapshot-current tvm --name 2>/dev/null || true)"
 lv_stop
 check_rc "revert s3" 0 x revert tvm s3 -q
 check_eq "2: revert s3: guest and NVRAM as at s3 (s2 deleted)" "${REF[s3]}" "$(sums)"
