@@ -24,8 +24,9 @@
 #     libvirt rewrites) are listed, shown, reverted and deleted by extsnap
 #     (chains as qemu-img info --backing-chain sees them, guest content by
 #     qemu-img compare and checksums); libvirt deletes a snapshot extsnap made
-#     (9.0 merges an external one through a paused QEMU; it cannot revert
-#     external snapshots); the agreement holds after each step.
+#     (9.0 merges an external one through a paused QEMU, only the current
+#     one when the domain is shut off; it cannot revert external snapshots);
+#     the agreement holds after each step.
 # The domain has <os><nvram> but no vTPM: libvirt 9.0 refuses a <tpm> emulator
 # without swtpm installed, and keeps the vTPM of a session domain under
 # $XDG_CONFIG_HOME/libvirt/qemu/swtpm, not where extsnap looks for it.
@@ -138,6 +139,7 @@ cat >"$IMG/tvm.xml" <<XML
 </domain>
 XML
 if ((EUID == 0)); then chown -R 65534:65534 "$LV"; fi
+as test -w "$IMG" || { fail "the daemon's user cannot reach $IMG (a parent directory of $T is not searchable)"; finish; }
 
 # --- oracles -------------------------------------------------------------------
 cfg_src() { xmllint --xpath "string(//devices/disk[target/@dev='$1']/source/@file)" "$CFG/tvm.xml"; }
@@ -167,6 +169,9 @@ guest_write() {
 norm() {
     sed -e '/^<!--$/,/^-->$/d' -e '/^  <active>[01]<\/active>$/d' | xmllint --c14n - | xmllint --format -
 }
+
+# files_sums: every file of the domain's, with its content.
+files_sums() { (cd "$LV" && find cfg/libvirt/qemu img -type f -print0 | sort -z | xargs -0 sha256sum); }
 
 LOGPOS=0
 xp() { xmllint --xpath "$1" "$T/dump.xml"; }
@@ -342,10 +347,23 @@ check_rc "virsh snapshot-delete s6 (extsnap's)" 0 v snapshot-delete tvm s6 >/dev
 check_eq "3: libvirt's delete of s6: guest unchanged" "${before%nvram=*}" "$(sums | sed 's/nvram=.*//')"
 agree "3 libvirt deleted s6"
 chains "3 libvirt deleted s6"
+# 9.0 merges an external snapshot of a shut-off domain only when its overlays
+# are the disks' tops (the current one; it looks for the rest in a chain it
+# has not loaded): libvirt's own A -> B, delete A is refused the same way.
+files=$(files_sums)
+err=$(v snapshot-delete tvm s3 2>&1) && fail "3: libvirt 9.0 deleted s3, which has a child"
+check_eq "3: libvirt's refusal to delete s3" "could not find base disk source in disk source chain" \
+    "$(grep -o 'could not find base disk source in disk source chain' <<<"$err")"
+check_eq "3: libvirt's refusal changed no file" "$files" "$(files_sums)"
+agree "3 libvirt refused s3"
+chains "3 libvirt refused s3"
 lv_stop
 check_rc "extsnap verify after libvirt's delete" 0 x verify tvm -q
 check_rc "revert s4" 0 x revert tvm s4 -q
 check_eq "3: revert s4: guest and NVRAM as at s4" "${REF[s4]}" "$(sums)"
+check_rc "revert L2" 0 x revert tvm L2 -q
+check_eq "3: revert L2: guest as at L2" "${REF[L2]%nvram=*}" "$(sums | sed 's/nvram=.*//')"
+same_as_frozen "3: revert L2" L2
 lv_start
 agree "3 last"
 lv_stop
