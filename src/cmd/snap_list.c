@@ -26,7 +26,7 @@ typedef struct list_opts {
 
 static const es_opt list_table[] = {
     {.name = "tree", .kind = ES_OPT_FLAG, .offset = offsetof(list_opts, tree),
-     .help = "show the snapshots as a tree, as 'virsh snapshot-list --tree'; the current snapshot is marked '(current)'"},
+     .help = "show the snapshots as a tree, line for line as 'virsh snapshot-list --tree' prints it (children by name); the current snapshot is marked '(current)'"},
     ES_DOMAIN_OPTS(list_opts, d),
     ES_OPT_END,
 };

@@ -364,6 +364,10 @@ check_eq "3: revert s4: guest and NVRAM as at s4" "${REF[s4]}" "$(sums)"
 check_rc "revert L2" 0 x revert tvm L2 -q
 check_eq "3: revert L2: guest as at L2" "${REF[L2]%nvram=*}" "$(sums | sed 's/nvram=.*//')"
 same_as_frozen "3: revert L2" L2
+# Siblings made in another order than their names' (virsh sorts by name).
+check_rc "create Z9 over s4" 0 x create tvm Z9 -q
+check_rc "revert s4 again" 0 x revert tvm s4 -q
+check_rc "create a1 over s4" 0 x create tvm a1 -q
 lv_start
 agree "3 last"
 lv_stop
