@@ -58,13 +58,22 @@ LVLOG=$T/libvirtd.log
 LVPID=""
 
 # --- the daemon ----------------------------------------------------------------
-v() { virsh -q -c "qemu+unix:///session?socket=$SOCK" "$@"; }
+# (virsh too as the daemon's user, in its environment: it reads no host
+# client config; LIBVIRT_AUTOSTART=0, or a virsh run before the socket is
+# there would start a session daemon of its own.)
+lv_env() {
+    env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C HOME="$LV/home" XDG_CONFIG_HOME="$LV/cfg" \
+        XDG_CACHE_HOME="$LV/cache" XDG_RUNTIME_DIR="$LV/run" LIBVIRT_AUTOSTART=0 "$@"
+}
+v() { lv_env "${AS[@]}" virsh -q -c "qemu+unix:///session?socket=$SOCK" "$@"; }
 
 lv_start() {
     local t0 i
     t0=$(date +%s%N)
-    env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C HOME="$LV/home" \
-        XDG_CONFIG_HOME="$LV/cfg" XDG_CACHE_HOME="$LV/cache" XDG_RUNTIME_DIR="$LV/run" \
+    # (env, not lv_env: a function would run in a subshell, whose pid
+    # would be LVPID and not the daemon's)
+    env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C HOME="$LV/home" XDG_CONFIG_HOME="$LV/cfg" \
+        XDG_CACHE_HOME="$LV/cache" XDG_RUNTIME_DIR="$LV/run" \
         timeout 300 "${AS[@]}" "$LIBVIRTD" >>"$LVLOG" 2>&1 &
     LVPID=$!
     for ((i = 0; i < 600; i++)); do
@@ -79,9 +88,15 @@ lv_start() {
 
 lv_stop() {
     [[ -n $LVPID ]] || return 0
+    local d
+    d=$(cat "$LV/run/libvirt/libvirtd.pid" 2>/dev/null || true)
     kill "$LVPID" 2>/dev/null || true
     wait "$LVPID" 2>/dev/null || true
     LVPID=""
+    if [[ -n $d && $(cat "/proc/$d/comm" 2>/dev/null) == libvirtd ]]; then
+        fail "libvirtd (pid $d) outlived its timeout process"
+        kill "$d" || true
+    fi
 }
 
 # The daemon, and the virtlogd it spawned when it ran QEMU, by their pids.
@@ -104,7 +119,7 @@ qemu-io -f qcow2 -c 'write -P 0xa0 0 256k' "$IMG/vda.qcow2" >/dev/null
 qemu-io -f raw -c 'write -P 0xc0 512k 64k' "$IMG/vdc.raw" >/dev/null
 head -c 1M /dev/zero >"$IMG/OVMF_CODE.fd"   # never executed: QEMU only starts paused
 head -c 128K /dev/zero | tr '\0' '\001' >"$IMG/tvm_VARS.fd"
-cat >"$IMG/tvm.xml" <<XML
+cat >"$LV/define.xml" <<XML
 <domain type='qemu'>
   <name>tvm</name>
   <uuid>6b1f7f4e-2f0c-4c43-9a55-3c1d2f6b9a10</uuid>
@@ -246,7 +261,7 @@ same_as_frozen() {
 lv_start
 FIRST_START_MS=$LV_START_MS
 t0=$(date +%s%N)
-v define "$IMG/tvm.xml" >/dev/null
+v define "$LV/define.xml" >/dev/null
 DEFINE_MS=$((($(date +%s%N) - t0) / 1000000))
 err=$(x create tvm s1 2>&1) && fail "create while libvirtd runs was not refused"
 grep -q "libvirtd is running" <<<"$err" || fail "create while libvirtd runs: $err"
