@@ -23,10 +23,10 @@
 #     (snapshot-create-as --disk-only; over extsnap's current one, whose file
 #     libvirt rewrites) are listed, shown, reverted and deleted by extsnap
 #     (chains as qemu-img info --backing-chain sees them, guest content by
-#     qemu-img compare and checksums); libvirt deletes a snapshot extsnap made
-#     (9.0 merges an external one through a paused QEMU, only the current
-#     one when the domain is shut off; it cannot revert external snapshots);
-#     the agreement holds after each step.
+#     qemu-img compare and checksums); libvirt deletes snapshots extsnap made
+#     (9.0 merges an external one through a paused QEMU, and of a shut-off
+#     domain only the current one: others are refused, no file changed; it
+#     cannot revert external snapshots); the agreement holds after each step.
 # The domain has <os><nvram> but no vTPM: libvirt 9.0 refuses a <tpm> emulator
 # without swtpm installed, and keeps the vTPM of a session domain under
 # $XDG_CONFIG_HOME/libvirt/qemu/swtpm, not where extsnap looks for it.
@@ -187,6 +187,17 @@ norm() {
 
 # files_sums: every file of the domain's, with its content.
 files_sums() { (cd "$LV" && find cfg/libvirt/qemu img -type f -print0 | sort -z | xargs -0 sha256sum); }
+
+# libvirt_refuses_delete NAME: libvirt 9.0 refuses to delete snapshot NAME
+# of the shut-off domain, and changes no file.
+libvirt_refuses_delete() {
+    local files err
+    files=$(files_sums)
+    err=$(v snapshot-delete tvm "$1" 2>&1) && fail "3: libvirt 9.0 deleted $1, which is not current"
+    check_eq "3: libvirt's refusal to delete $1" "could not find base disk source in disk source chain" \
+        "$(grep -o 'could not find base disk source in disk source chain' <<<"$err")"
+    check_eq "3: libvirt's refusal to delete $1 changed no file" "$files" "$(files_sums)"
+}
 
 LOGPOS=0
 xp() { xmllint --xpath "$1" "$T/dump.xml"; }
@@ -362,14 +373,11 @@ check_rc "virsh snapshot-delete s6 (extsnap's)" 0 v snapshot-delete tvm s6 >/dev
 check_eq "3: libvirt's delete of s6: guest unchanged" "${before%nvram=*}" "$(sums | sed 's/nvram=.*//')"
 agree "3 libvirt deleted s6"
 chains "3 libvirt deleted s6"
-# 9.0 merges an external snapshot of a shut-off domain only when its overlays
-# are the disks' tops (the current one; it looks for the rest in a chain it
-# has not loaded): libvirt's own A -> B, delete A is refused the same way.
-files=$(files_sums)
-err=$(v snapshot-delete tvm s3 2>&1) && fail "3: libvirt 9.0 deleted s3, which has a child"
-check_eq "3: libvirt's refusal to delete s3" "could not find base disk source in disk source chain" \
-    "$(grep -o 'could not find base disk source in disk source chain' <<<"$err")"
-check_eq "3: libvirt's refusal changed no file" "$files" "$(files_sums)"
+# 9.0 deletes an external snapshot of a shut-off domain only when its
+# overlays are the disks' tops (the current one; it looks for the others in
+# a chain it has not loaded): libvirt's own A -> B, delete A, is refused the
+# same way.
+libvirt_refuses_delete s3
 agree "3 libvirt refused s3"
 chains "3 libvirt refused s3"
 lv_stop
@@ -384,7 +392,10 @@ check_rc "create Z9 over s4" 0 x create tvm Z9 -q
 check_rc "revert s4 again" 0 x revert tvm s4 -q
 check_rc "create a1 over s4" 0 x create tvm a1 -q
 lv_start
+agree "3 siblings"
+libvirt_refuses_delete Z9   # a leaf, not current
 agree "3 last"
 lv_stop
+check_rc "extsnap verify at the end" 0 x verify tvm -q
 echo "libvirtd: first start $FIRST_START_MS ms, first define $DEFINE_MS ms (QEMU's capabilities probed), last start $LV_START_MS ms"
 finish
