@@ -4,6 +4,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libxml2-dev zlib1g-dev libzstd-dev libjson-c-dev check
       qemu-utils qemu-system-x86 libvirt-clients xxd jq time
+      libvirt-daemon libvirt-daemon-driver-qemu  # t_snap_libvirtd: its own libvirtd (session mode, as nobody, in its temp dir)
       xfsprogs btrfs-progs  # t_reflink and bench/fs.sh: loop-mounted XFS (reflink=1) and btrfs
       dpkg-dev file man-db groff-base bsdextrautils bash-completion  # the .deb, man pages (col), completion
       ansible-core git  # t_ansible: the collection's playbooks, ansible-doc, ansible-test

@@ -40,8 +40,14 @@
      .offset = offsetof(type, member.env.run_dir),                                             \
      .flags = ES_OPTF_DIR | ES_OPTF_ABSOLUTE | ES_OPTF_GLOBAL, .bad = ES_DOMAIN_BAD_DIR,       \
      .section = ES_DOMAIN_SECTION,                                                             \
-     .help = "libvirt's QEMU run dir, to see whether the VM runs (default "                    \
-             "/run/libvirt/qemu)"},                                                            \
+     .help = "libvirt's QEMU run dir, to see whether the VM and its libvirt daemon run "       \
+             "(default /run/libvirt/qemu)"},                                                   \
+    {.name = "swtpm-dir", .kind = ES_OPT_STRING, .arg = "DIR",                                 \
+     .offset = offsetof(type, member.env.swtpm_dir),                                           \
+     .flags = ES_OPTF_DIR | ES_OPTF_ABSOLUTE | ES_OPTF_GLOBAL, .bad = ES_DOMAIN_BAD_DIR,       \
+     .section = ES_DOMAIN_SECTION,                                                             \
+     .help = "where libvirt keeps a vTPM's state, DIR/UUID (default /var/lib/libvirt/swtpm; "  \
+             "a session domain's: ~/.config/libvirt/qemu/swtpm)"},                             \
     {.name = "dry-run", .kind = ES_OPT_FLAG, .offset = offsetof(type, member.env.dry_run),     \
      .section = ES_DOMAIN_SECTION,                                                             \
      .help = "print the plan, change nothing (refused when and as the real run would be)"},   \

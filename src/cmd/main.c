@@ -26,8 +26,8 @@ static void print_overview(FILE *out)
                  "Manage external qcow2 snapshot chains without libvirtd or QEMU.\n\n"
                  "Commands:\n");
     print_commands(out, NULL);
-    fprintf(out, "\nGlobal options (--root, --config-dir, --snapshot-dir, --run-dir, -q, -v) may\n"
-                 "also come before the command.\n"
+    fprintf(out, "\nGlobal options (--root, --config-dir, --snapshot-dir, --run-dir, --swtpm-dir,\n"
+                 "-q, -v) may also come before the command.\n"
                  "Run 'extsnap help COMMAND' or 'extsnap COMMAND --help' for details.\n");
 }
 

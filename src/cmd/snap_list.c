@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "cmd/cmd.h"
@@ -25,7 +26,7 @@ typedef struct list_opts {
 
 static const es_opt list_table[] = {
     {.name = "tree", .kind = ES_OPT_FLAG, .offset = offsetof(list_opts, tree),
-     .help = "show the snapshots as a tree, as 'virsh snapshot-list --tree'; the current snapshot is marked '(current)'"},
+     .help = "show the snapshots as a tree, line for line as 'virsh snapshot-list --tree' prints it (children by name); the current snapshot is marked '(current)'"},
     ES_DOMAIN_OPTS(list_opts, d),
     ES_OPT_END,
 };
@@ -189,41 +190,61 @@ static void print_table(domxml_snapshot **v, size_t n)
     es_table_free(&t);
 }
 
-/* virsh's tree: children below their parent, "+- " branches, "|" rails. */
-static void print_subtree(domxml_snapshot **v, size_t n, const domxml_snapshot *s, char *prefix,
-                          size_t plen, size_t cap, int depth)
+/* virsh's order of snapshots (virshSnapSorter): by name, ignoring case. */
+static int by_name(const void *a, const void *b)
 {
-    printf("%s%s%s\n", s->name, s->current ? " (current)" : "", inexact(s) ? " (inexact)" : "");
-    if (depth > (int)n) /* a loop in the metadata: stop */
-        return;
-    size_t kids = 0, seen = 0;
-    for (size_t i = 0; i < n; i++)
-        if (v[i]->parent && strcmp(v[i]->parent, s->name) == 0)
-            kids++;
-    for (size_t i = 0; i < n; i++) {
-        if (!v[i]->parent || strcmp(v[i]->parent, s->name) != 0)
-            continue;
-        bool last = ++seen == kids;
-        printf("%s  |\n%s  +- ", prefix, prefix);
-        size_t add = 4;
-        if (plen + add + 1 < cap) {
-            memcpy(prefix + plen, last ? "    " : "  | ", add);
-            prefix[plen + add] = '\0';
-            print_subtree(v, n, v[i], prefix, plen + add, cap, depth + 1);
-            prefix[plen] = '\0';
-        }
-    }
+    const domxml_snapshot *x = *(domxml_snapshot *const *)a, *y = *(domxml_snapshot *const *)b;
+    int r = strcasecmp(x->name, y->name);
+    return r ? r : strcmp(x->name, y->name);
 }
 
-static void print_tree(domxml_snapshot **v, size_t n)
+static bool is_child(const domxml_snapshot *c, const domxml_snapshot *s)
 {
-    char prefix[1024] = "";
-    for (size_t i = 0; i < n; i++) {
-        if (snap_query_is_root(v, n, v[i])) {
-            print_subtree(v, n, v[i], prefix, 0, sizeof prefix, 0);
-            putchar('\n');
-        }
+    return c->parent && strcmp(c->parent, s->name) == 0;
+}
+
+/* One node of 'virsh snapshot-list --tree', line for line as virsh prints
+ * it (vshTreePrint): the name after "+- " (roots bare), a "|" line above a
+ * node's children, "|" rails down the siblings still to come, and a line of
+ * only the indentation after a leaf that is the last of its siblings.
+ * indent[0..len) is this node's indentation; cap its room. */
+static void print_node(domxml_snapshot **v, size_t n, const domxml_snapshot *s, char *indent,
+                       size_t len, size_t cap, bool root, bool last, size_t depth)
+{
+    printf("%.*s%s%s%s%s\n", (int)len, indent, root ? "" : "+- ", s->name,
+           s->current ? " (current)" : "", inexact(s) ? " (inexact)" : "");
+    if (!root && len + 2 <= cap) {
+        indent[len++] = last ? ' ' : '|';
+        indent[len++] = ' ';
     }
+    size_t lastkid = n;
+    for (size_t i = 0; i < n; i++)
+        if (is_child(v[i], s))
+            lastkid = i;
+    if (lastkid == n) {
+        if (last)
+            printf("%.*s\n", (int)len, indent);
+        return;
+    }
+    printf("%.*s  |\n", (int)len, indent);
+    if (depth > n || len + 2 > cap) /* a loop in the metadata, or absurdly deep: stop */
+        return;
+    indent[len] = indent[len + 1] = ' ';
+    for (size_t i = 0; i < n; i++)
+        if (is_child(v[i], s))
+            print_node(v, n, v[i], indent, len + 2, cap, false, i == lastkid, depth + 1);
+}
+
+static void print_tree(domxml_snapshot *const *all, size_t n)
+{
+    domxml_snapshot **v = es_xcalloc(n ? n : 1, sizeof *v);
+    memcpy(v, all, n * sizeof *v);
+    qsort(v, n, sizeof *v, by_name);
+    char indent[1024];
+    for (size_t i = 0; i < n; i++)
+        if (snap_query_is_root(v, n, v[i]))
+            print_node(v, n, v[i], indent, 0, sizeof indent, true, true, 0);
+    free(v);
 }
 
 static int run(int argc, char **argv)

@@ -115,6 +115,7 @@ static void make_recover_cmd(snap_ctx *c, const char *arg)
     put_option(f, "--config-dir", c->env->config_dir);
     put_option(f, "--snapshot-dir", c->env->snapshot_dir);
     put_option(f, "--run-dir", c->env->run_dir);
+    put_option(f, "--swtpm-dir", c->env->swtpm_dir);
     put_option(f, "--qmp", c->env->qmp);
     put_word(f, es_looks_like_path(arg) ? c->config_path : c->name);
     if (fclose(f) == 0)

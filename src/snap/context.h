@@ -27,6 +27,7 @@ typedef struct snap_env {
     const char *config_dir;
     const char *snapshot_dir;
     const char *run_dir;
+    const char *swtpm_dir; /* swtpm's state directories, <dir>/<uuid> (NULL: the system's) */
     const char *qmp;    /* --qmp: the running VM's QMP socket (NULL: the config's) */
     int qmp_timeout_ms; /* --qmp-timeout: each wait for QEMU's replies (<= 0: QMP's default) */
     int qmp_stall_ms;   /* --stall: commit jobs making no progress this long get their

@@ -123,7 +123,7 @@ json=$(x list lvtest --output=json)
 check_eq "B: list names" "s1 s2 s3" "$(jq -r '[.snapshots[].name] | join(" ")' <<<"$json")"
 check_eq "B: list current" s3 "$(jq -r .current <<<"$json")"
 check_eq "B: s3 leaves vdc out" no "$(jq -r '.snapshots[2].disks[] | select(.name=="vdc") | .snapshot' <<<"$json")"
-check_eq "B: tree" $'s1\n  |\n  +- s2\n      |\n      +- s3 (current)' "$(x list lvtest --tree | sed '/^$/d')"
+check_eq "B: tree" $'s1\n  |\n  +- s2\n      |\n      +- s3 (current)' "$(x list lvtest --tree | sed '/^ *$/d')"
 
 DISKS="vda vdc vdd sdb"
 # expected R SNAP: each disk's content in the snapshot's saved images, now.

@@ -56,6 +56,19 @@ echo "$pid" >"$R/run/libvirtd.pid"
 refused "libvirtd running" "libvirtd is running (pid $pid)" x create tvm s2
 grep -q "systemctl stop libvirtd" "$T/err" || fail "libvirtd message lacks what to do: $(cat "$T/err")"
 refused "libvirtd running (revert)" "libvirtd is running" x revert tvm s1
+# The system daemon leaves a session daemon's files alone (another --run-dir,
+# e.g. $XDG_RUNTIME_DIR/libvirt/qemu/run): there its driver's pid file counts.
+mkdir -p "$R/srv/session-run"
+check_rc "the system libvirtd is no obstacle for another --run-dir" 0 \
+    x create tvm s2 --run-dir /srv/session-run --dry-run -q
+echo "$pid" >"$R/srv/session-run/driver.pid"
+refused "a session libvirtd running (its driver.pid)" "libvirtd is running (pid $pid)" \
+    x create tvm s2 --run-dir /srv/session-run
+rm "$R/srv/session-run/driver.pid"
+ln -s ../run "$R/var/run"
+refused "the system's run dir named through /var/run" "libvirtd is running (pid $pid)" \
+    x create tvm s2 --run-dir /var/run/libvirt/qemu/
+rm "$R/var/run"
 kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
 check_rc "libvirtd pid file of a dead process is no obstacle" 0 x create tvm s2 --dry-run -q
 rm "$R/run/libvirtd.pid"

@@ -273,4 +273,28 @@ fi
 
 valid "the end"
 ok_rc "verify at the end" 0 x verify tvm -q
+
+# --- a session domain's vTPM: --swtpm-dir ---------------------------------------
+# A session daemon (qemu:///session) keeps swtpm's state in
+# $XDG_CONFIG_HOME/libvirt/qemu/swtpm/UUID, not /var/lib/libvirt/swtpm.
+R=$T/session
+vm_nvram "$R"
+SW=/home/u/.config/libvirt/qemu/swtpm
+mkdir -p "$R$SW"
+mv "$R$TPMDIR" "$R$SW/$UUID"
+before=$(root_sums "$R")
+rc=0
+out=$(x create tvm s1 2>&1) || rc=$?
+check_eq "session: without --swtpm-dir the vTPM state is not found: refused" "1 1" \
+    "$rc $(grep -c "vTPM state.*does not exist" <<<"$out")"
+check_eq "session: ... nothing changed" "$before" "$(root_sums "$R")"
+tsum=$(tree_sum "$R$SW/$UUID")
+check_rc "session: create s1 --swtpm-dir" 0 x create tvm s1 --swtpm-dir "$SW" -q
+check_eq "session: s1's TPM path recorded" "$SW/$UUID" \
+    "$(xmllint --xpath "string(//*[local-name()='tpm'][@copy]/@path)" "$R$SNAP_DIR/tvm/s1.xml")"
+check_eq "session: s1's TPM copy" "$tsum" "$(tree_sum "$R$SNAP_IMG/tvm.s1.tpm")"
+printf 'x' | dd of="$R$SW/$UUID/tpm2/tpm2-00.permall" bs=1 seek=100 conv=notrunc status=none
+check_rc "session: refresh (the recorded path, no option needed)" 0 x refresh tvm -q
+check_eq "session: refresh put the TPM state back" "$tsum" "$(tree_sum "$R$SW/$UUID")"
+check_eq "session: /var/lib/libvirt/swtpm untouched" "" "$(ls -A "$R/var/lib/libvirt/swtpm")"
 finish

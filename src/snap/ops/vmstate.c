@@ -12,9 +12,10 @@
 #include "util/rootpath.h"
 #include "util/str.h"
 
-/* Where libvirt keeps swtpm's state: <this>/<uuid> (qemu_tpm.c,
- * SWTPM_STORAGE_DIR; the emulator's <source> of libvirt >= 10.10 overrides
- * it, 9.0 has none). */
+/* Where the system libvirt keeps swtpm's state: <this>/<uuid> (qemu_conf.c,
+ * swtpmStorageDir; a session daemon's is $XDG_CONFIG_HOME/libvirt/qemu/swtpm,
+ * given with --swtpm-dir; the emulator's <source> of libvirt >= 10.10
+ * overrides it, 9.0 has none). */
 #define SNAP_SWTPM_STORAGE_DIR "/var/lib/libvirt/swtpm"
 
 /* The two kinds of state, as the plan, the record and messages name them. */
@@ -120,7 +121,8 @@ static int live_path(const snap_ctx *c, const vm_item *it, char **out, es_err *e
                           c->name);
     if (uuid_format(cfg->uuid, uuid, e) < 0)
         return -1;
-    return es_asprintf(out, e, "%s/%s", SNAP_SWTPM_STORAGE_DIR, uuid);
+    const char *dir = c->env->swtpm_dir ? c->env->swtpm_dir : SNAP_SWTPM_STORAGE_DIR;
+    return es_asprintf(out, e, "%s/%s", dir, uuid);
 }
 
 /* One item of create: checks, the copy's name, the plan step; *path and

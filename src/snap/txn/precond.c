@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "snap/context.h"
 #include "util/fileio.h"
 #include "util/imglock.h"
 #include "util/rootpath.h"
@@ -61,17 +62,36 @@ static int resolve_in(const char *root, const char *dir, const char *name, char 
     return r;
 }
 
+/* Is dir the system daemon's QEMU run dir (/run/libvirt/qemu, or through
+ * /var/run), trailing slashes aside? */
+static bool system_run_dir(const char *dir)
+{
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/')
+        n--;
+    if (n >= 8 && strncmp(dir, "/var/run", 8) == 0) {
+        dir += 4;
+        n -= 4;
+    }
+    return n == strlen(SNAP_DEFAULT_RUN_DIR) && strncmp(dir, SNAP_DEFAULT_RUN_DIR, n) == 0;
+}
+
 int snap_check_no_libvirtd(const char *root, const char *run_dir, es_err *e)
 {
     static const char *const daemons[] = {"libvirtd", "virtqemud"};
-    const char *files[] = {"/run/libvirtd.pid", "/run/virtqemud.pid", "/run/libvirt/virtqemud.pid",
-                           NULL};
+    /* The driver's pid file first: the daemon that owns run_dir's files, in
+     * system and session mode alike. The system daemons' own pid files
+     * only for the system's files: the system libvirtd leaves a session
+     * daemon's (another --run-dir) alone. */
+    const char *files[] = {NULL, "/run/libvirtd.pid", "/run/virtqemud.pid",
+                           "/run/libvirt/virtqemud.pid"};
+    size_t nfiles = system_run_dir(run_dir) ? 4 : 1;
     char *driver_pid = NULL;
     if (es_path_join(run_dir, "driver.pid", &driver_pid, e) < 0)
         return -1;
-    files[3] = driver_pid;
+    files[0] = driver_pid;
     int rc = 0;
-    for (size_t i = 0; i < 4 && rc == 0; i++) {
+    for (size_t i = 0; i < nfiles && rc == 0; i++) {
         char *host;
         if (es_root_resolve(root, files[i], &host, e) < 0) {
             rc = -1;

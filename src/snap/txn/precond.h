@@ -12,9 +12,10 @@
 #include "domxml/domain.h"
 #include "util/err.h"
 
-/* Refuse while libvirtd or virtqemud runs: a pid file (/run/libvirtd.pid,
- * /run/virtqemud.pid, /run/libvirt/virtqemud.pid, <run-dir>/driver.pid,
- * the QEMU driver's own) names a live process called libvirtd/virtqemud. */
+/* Refuse while libvirtd or virtqemud runs: a pid file (<run-dir>/driver.pid,
+ * the QEMU driver's own; and when run_dir is the system's /run/libvirt/qemu,
+ * /run/libvirtd.pid, /run/virtqemud.pid, /run/libvirt/virtqemud.pid) names
+ * a live process called libvirtd/virtqemud. */
 int snap_check_no_libvirtd(const char *root, const char *run_dir, es_err *e);
 
 /* Refuse while the VM runs: <run-dir>/<name>.pid names a live process,

@@ -37,6 +37,12 @@ options:
       - libvirt's QEMU run directory, where extsnap sees whether a VM runs
         (extsnap's C(--run-dir); default C(/run/libvirt/qemu)).
     type: path
+  swtpm_dir:
+    description:
+      - Where libvirt keeps a vTPM's state, one directory per domain UUID
+        (extsnap's C(--swtpm-dir); default C(/var/lib/libvirt/swtpm); a
+        session domain's is C(~/.config/libvirt/qemu/swtpm)).
+    type: path
 requirements:
   - extsnap on the target host (the same version as this collection, or
     one whose C(help --options) lists the options used).

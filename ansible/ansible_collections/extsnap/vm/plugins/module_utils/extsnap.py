@@ -17,6 +17,7 @@ COMMON_ARGS = dict(
     config_dir=dict(type='path'),
     snapshot_dir=dict(type='path'),
     run_dir=dict(type='path'),
+    swtpm_dir=dict(type='path'),
 )
 
 # Domain commands whose work is long enough to report progress.
@@ -103,7 +104,7 @@ class Extsnap(object):
         p = module.params
         self.binary = p.get('binary') or module.get_bin_path('extsnap', required=True)
         self.where = []
-        for opt in ('root', 'config_dir', 'snapshot_dir', 'run_dir'):
+        for opt in ('root', 'config_dir', 'snapshot_dir', 'run_dir', 'swtpm_dir'):
             if p.get(opt):
                 self.where += ['--' + opt.replace('_', '-'), p[opt]]
         self.commands = []
