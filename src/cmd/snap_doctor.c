@@ -58,8 +58,10 @@ const es_cmd es_cmd_snap_doctor = {
     .details =
         "Domain findings: pending-journal (error: an interrupted operation; --fix\n"
         "recovers it first, as every mutating command does), leftover-journal-tmp,\n"
-        "pending-libvirt-files (warnings), missing-image (error: an image the\n"
-        "domain's files name is not there; not repaired), unreferenced-image\n"
+        "pending-libvirt-files (warnings), missing-image (error: a file the\n"
+        "snapshot model needs is not there, by verify's rule: the config's disks,\n"
+        "what each snapshot froze, the current snapshot's overlays; not repaired),\n"
+        "unreferenced-image\n"
         "(warning: in the domain's directories, named by no domain and used by no\n"
         "chain; a file chosen to repair a chain is not reported), shared-image\n"
         "(warning: a chain of this domain uses an image another domain names).\n"

@@ -225,6 +225,23 @@ rc_is "pending journal: --fix recovers it, exit 0" 0 x doctor tvm --fix -q
 rc_is "pending journal: gone" 1 test -e "$R$SNAP_DIR/tvm.extsnap.journal"
 rc_is "pending journal: verify is clean" 0 x verify tvm -q
 
+# ----------- a revert: the reverted-from snapshot's overlays are rightly gone
+# (snap/graph/required.h, the rule verify uses): no missing-image; a live
+# image that is gone still is one.
+rc_is "revert: create r1" 0 x create tvm r1 -q
+rc_is "revert: create r2" 0 x create tvm r2 -q
+rc_is "revert: to r1" 0 x revert tvm r1 -q
+rc_is "after revert: verify clean" 0 x verify tvm -q
+rc_is "after revert: doctor exit 0" 0 x doctor tvm --output=json >rev.json
+eq "after revert: no missing-image" "" \
+    "$(q rev.json '" ".join(f["file"] for f in d[0]["findings"] if f["kind"] == "missing-image")')"
+live=$(x disks tvm --output=json | python3 -c 'import json,sys; print([d["source"] for d in json.load(sys.stdin)["disks"] if d["target"] == "vda"][0])')
+mv "$R$live" "$T/live.keep"
+rc_is "live image gone: doctor exit 2" 2 x doctor tvm --output=json >gone.json
+eq "live image gone: missing-image names it" "$live" \
+    "$(q gone.json '" ".join(f["file"] for f in d[0]["findings"] if f["kind"] == "missing-image")')"
+mv "$T/live.keep" "$R$live"
+
 rc_is "no DOMAIN: usage error" 1 x doctor 2>/dev/null
 rc_is "a DOMAIN and --all: usage error" 1 x doctor tvm --all 2>/dev/null
 rc_is "a relative --search: usage error" 1 x doctor tvm --search srv 2>/dev/null

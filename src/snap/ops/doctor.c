@@ -9,6 +9,7 @@
 
 #include "qcow2/image.h"
 #include "snap/graph/imggraph.h"
+#include "snap/graph/required.h"
 #include "util/str.h"
 #include "util/fsutil.h"
 #include "util/rootpath.h"
@@ -154,6 +155,8 @@ static bool chosen_somewhere(const snap_doctor_report *r, const snap_graph *g, c
 
 static int diagnose_each(const snap_ctx *c, const snap_graph *g, const qcow2_doctor_opts *o,
                          snap_doctor_report *r, bool *shared, es_err *e);
+static int diagnose_nodes(const snap_ctx *c, const snap_graph *g, const qcow2_doctor_opts *o,
+                          snap_doctor_report *r, bool *shared, const bool *required, es_err *e);
 
 /* The disk's image each snapshot recorded beneath the overlay it made: its
  * <domain> (the config from before it) names the image, its <disks> the
@@ -222,8 +225,34 @@ static int diagnose_chains(const snap_ctx *c, const snap_graph *g, const es_strv
     return rc;
 }
 
+/* The nodes of the files the snapshot model needs (snap/graph/required.h). */
+typedef struct required_marks {
+    const snap_graph *g;
+    const char *root;
+    bool *required;
+} required_marks;
+
+static void mark_required(const char *path, const char *who, void *arg)
+{
+    (void)who;
+    required_marks *m = arg;
+    size_t k = path ? snap_graph_find(m->g, m->root, path) : SNAP_GNONE;
+    if (k != SNAP_GNONE)
+        m->required[k] = true;
+}
+
 static int diagnose_each(const snap_ctx *c, const snap_graph *g, const qcow2_doctor_opts *o,
                          snap_doctor_report *r, bool *shared, es_err *e)
+{
+    bool *required = es_xcalloc(g->n + 1, sizeof *required);
+    snap_required_files(c, mark_required, &(required_marks){g, c->env->root, required});
+    int rc = diagnose_nodes(c, g, o, r, shared, required, e);
+    free(required);
+    return rc;
+}
+
+static int diagnose_nodes(const snap_ctx *c, const snap_graph *g, const qcow2_doctor_opts *o,
+                          snap_doctor_report *r, bool *shared, const bool *required, es_err *e)
 {
     for (size_t i = 0; i < g->n; i++) {
         const snap_gnode *n = &g->v[i];
@@ -241,6 +270,8 @@ static int diagnose_each(const snap_ctx *c, const snap_graph *g, const qcow2_doc
                 return -1;
             continue;
         }
+        if (!n->exists && !required[i])
+            continue; /* an overlay a revert or a merge rightly removed */
         if (!n->exists) {
             if (finding(&r->domain, e, "missing-image", SNAP_SEV_ERROR, n->path,
                         "does not exist, and the domain's files name it (doctor repairs image "

@@ -10,6 +10,7 @@
 
 #include "qcow2/check.h"
 #include "snap/graph/imggraph.h"
+#include "snap/graph/required.h"
 #include "snap/ops/current.h"
 #include "snap/ops/inexact.h"
 #include "snap/ops/vmstate.h"
@@ -185,27 +186,14 @@ static int check_metadata(vctx *v, es_err *e)
 
 /* --- images ------------------------------------------------------------- */
 
+static void need_cb(const char *path, const char *who, void *arg)
+{
+    need(arg, path, who);
+}
+
 static void mark_needed(vctx *v)
 {
-    const snap_ctx *c = v->c;
-    for (size_t i = 0; i < c->config->ndisks; i++) {
-        const domxml_disk *k = &c->config->disks[i];
-        if (k->type == DOMXML_STORAGE_FILE || k->type == DOMXML_STORAGE_BLOCK)
-            need(v, k->source, "the domain config");
-    }
-    for (size_t i = 0; i < c->snaps->n; i++) {
-        const domxml_snapshot *s = c->snaps->snaps[i];
-        for (size_t k = 0; s->domain && k < s->domain->ndisks; k++) {
-            const domxml_disk *dk = &s->domain->disks[k];
-            if (dk->type == DOMXML_STORAGE_FILE || dk->type == DOMXML_STORAGE_BLOCK)
-                need(v, dk->source, s->name);
-        }
-        for (size_t k = 0; k < s->nrevert_disks; k++)
-            need(v, s->revert_disks[k].source, s->name);
-        if (s->current && !s->nrevert_disks)
-            for (size_t k = 0; k < s->ndisks; k++)
-                need(v, s->disks[k].source, s->name);
-    }
+    snap_required_files(v->c, need_cb, v);
 }
 
 static int who(vctx *v, size_t i, char *buf, size_t len)
