@@ -64,6 +64,8 @@ check_rc "the system libvirtd is no obstacle for another --run-dir" 0 \
 echo "$pid" >"$R/srv/session-run/driver.pid"
 refused "a session libvirtd running (its driver.pid)" "libvirtd is running (pid $pid)" \
     x create tvm s2 --run-dir /srv/session-run
+grep -q "stop it first (kill $pid, or wait for it to exit when idle)" "$T/err" ||
+    fail "a session daemon is no service: $(cat "$T/err")"
 rm "$R/srv/session-run/driver.pid"
 ln -s ../run "$R/var/run"
 refused "the system's run dir named through /var/run" "libvirtd is running (pid $pid)" \

@@ -103,11 +103,18 @@ int snap_check_no_libvirtd(const char *root, const char *run_dir, es_err *e)
             for (size_t d = 0; d < 2; d++) {
                 if (strcmp(comm, daemons[d]) != 0)
                     continue;
+                /* A session daemon is the user's own process, not a
+                 * service: it ends by itself when idle (or is killed). */
+                char how[80];
+                if (nfiles > 1)
+                    snprintf(how, sizeof how, "systemctl stop %s", daemons[d]);
+                else
+                    snprintf(how, sizeof how, "kill %ld, or wait for it to exit when idle", pid);
                 rc = es_err_set(e, 0, host,
                                 "%s is running (pid %ld): it keeps its own copy of the domain "
                                 "and snapshot files and would overwrite what extsnap writes; "
-                                "stop it first (systemctl stop %s) or use virsh",
-                                daemons[d], pid, daemons[d]);
+                                "stop it first (%s) or use virsh",
+                                daemons[d], pid, how);
                 break;
             }
         }
