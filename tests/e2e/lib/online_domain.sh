@@ -65,7 +65,7 @@ start_vm() {
     args+=(-blockdev "driver=qcow2,node-name=vdb-top,file.driver=file,file.filename=$(src -vdb ovm)")
     vm_start "$SOCK" "${args[@]}"
     vm_qmp nbd-server-start "{\"addr\": {\"type\": \"unix\", \"data\": {\"path\": \"$T/nbd.sock\"}}}" >/dev/null
-    vm_qmp block-export-add '{"type": "nbd", "id": "vdb", "node-name": "vdb-top", "writable": true}' >/dev/null
+    vm_qmp block-export-add '{"type": "nbd", "id": "vdb", "node-name": "vdb-top", "writable": false}' >/dev/null
     echo "$QEMU_PID" >"$RUN/ovm.pid"
 }
 stop_vm() { vm_quit; rm -f "$RUN/ovm.pid"; }
