@@ -128,7 +128,7 @@ ok_has "no-user message" "which no device or export uses" "$(cat "$T/err")"
 eq "no-user: files unchanged" "$before" "$(sums "$D/x"; sums "$D/y")"
 
 vm_qmp nbd-server-start "{\"addr\": {\"type\": \"unix\", \"data\": {\"path\": \"$T/nbd.sock\"}}}" >/dev/null
-vm_qmp block-export-add '{"type": "nbd", "id": "exp0", "node-name": "top", "writable": true}' >/dev/null
+vm_qmp block-export-add '{"type": "nbd", "id": "exp0", "node-name": "top", "writable": false}' >/dev/null
 
 out=$("$EXTSNAP" img commit --qmp "$S" --node top --speed 64M "$D/y/b-mid.qcow2" 2>&1) ||
     fail "blockdev intermediate: $out"
