@@ -120,7 +120,8 @@ int qmp_block_exports_query(qmp_client *c, qmp_block_exports *out, bool *known, 
     int rc = qmp_block_exports_from_reply(ret, out, e);
     json_object_put(ret);
     json_object *graph = NULL;
-    if (rc == 0 && out->n > 0 && qmp_execute(c, "x-debug-query-block-graph", NULL, &graph, &qe) < 0) {
+    if (rc == 0 && out->n > 0 &&
+        qmp_execute(c, "x-debug-query-block-graph", NULL, &graph, &qe) < 0) {
         /* Only a missing command is tolerated (every export then may write). */
         if (strcmp(qmp_client_last_error_class(c), "CommandNotFound") != 0) {
             if (e)
