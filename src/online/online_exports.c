@@ -50,9 +50,10 @@ int snap_online_exports_refuse(qmp_client *c, const qmp_chain *ch, size_t last,
         rc = serves_disk(c, ch, last, x, &yes, e);
         if (rc == 0 && yes)
             rc = es_err_set(e, 0, qmp_client_name(c),
-                            "disk %s: QEMU exports node %s writable (%s block export '%s'%s); writes "
-                            "through an export while the commit switches the disk would be "
-                            "lost: remove it first (block-export-del) or shut the VM down",
+                            "disk %s: QEMU exports node %s writable (%s block export '%s'%s); "
+                            "writes through an export while the commit switches the disk "
+                            "would be lost: remove it first (block-export-del) or shut the VM "
+                            "down",
                             disk, x->node_name, x->type, x->id,
                             x->shutting_down ? ", shutting down" : "");
     }

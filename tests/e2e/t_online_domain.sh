@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Domain commands on a running VM (qemu-system-x86_64 -machine none; vda
-# attached with -drive, vdb with -blockdev and an NBD export as its user;
+# attached with -drive, vdb with -blockdev and a read-only NBD export as its
+# user;
 # the QMP socket named in the config's <qemu:commandline>):
 #   create (one QMP transaction for both disks; the VM keeps writing into
 #   the new overlays), commit BASE TOP (intermediate commits), delete of the
@@ -8,7 +9,8 @@
 # After each: the config and metadata equal what the same operation gives
 # offline on the same state (creation times aside), merged files are gone,
 # and once QEMU quit the guest content of every disk is what it wrote.
-# Refusals (revert/refresh/setup, no socket, a busy dirty bitmap), SIGINT during a rate-limited
+# Refusals (revert/refresh/setup, no socket, a busy dirty bitmap, a writable
+# NBD export of vda: delete/commit and their dry runs), SIGINT during a rate-limited
 # delete (the snapshot recorded as inexact: every other file byte for byte
 # as before, revert refused, verify exit 2, list marks it, the delete run
 # again clears it), QEMU killed during a commit (with and without extsnap),

@@ -1,6 +1,6 @@
 # The domain "ovm" of the online domain tests (t_online_domain.sh,
 # t_online_faults.sh): its files under $T, its "VM" (qemu-system-x86_64
-# -machine none: vda attached with -drive, vdb with -blockdev and an NBD
+# -machine none: vda attached with -drive, vdb with -blockdev and a read-only NBD
 # export as its user; the QMP socket named in the config's
 # <qemu:commandline>), guest writes mirrored into expected raw images, and
 # comparisons with what the same operation gives offline. Source after
