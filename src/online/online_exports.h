@@ -16,11 +16,11 @@
  *
  * An export on a node that merely has the disk's node below it (the
  * fleecing overlay of libvirt's pull-mode backup, a plain qcow2 overlay
- * over the disk) is not refused: its writes land in its own node, which the
- * commit leaves alone, and its reads see the same data before and after the
- * switch (BASE then holds what TOP held). A pull-mode backup also runs a
- * backup job on the disk, which keeps QEMU from starting the commit at all,
- * and uses a bitmap that online_bitmaps.h already refuses as busy.
+ * over the disk) is not this check's business: its writes land in its own
+ * node, which the commit leaves alone, so none is lost. Such an overlay is
+ * another chain reading BASE, which snap_online_commit_plan refuses anyway
+ * (tried on QEMU 7.2: "QEMU also reads this image through node fl"); a
+ * pull-mode backup's job and busy bitmap are refused too.
  *
  * Checked twice: when planning (dry run too), and once every job is pending,
  * before the first finalize, for an export added while QEMU copied; a
