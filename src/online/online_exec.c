@@ -523,6 +523,7 @@ int snap_online_commit_specs(snap_ctx *c, snap_online *ol, snap_online_commit **
         free(job);
         if (rc < 0)
             return es_err_prefix(e, "disk %s", a->disk);
+        (*ocs)[*n].disk = a->disk;
         (*specs)[*n] = (*ocs)[*n].spec;
         (*n)++;
     }

@@ -64,9 +64,10 @@ int snap_online_exports_refuse(qmp_client *c, const qmp_chain *ch, size_t last,
 int snap_online_exports_refuse_pending(qmp_client *c, const snap_online_commit *ocs, size_t n,
                                        es_err *e)
 {
-    for (size_t i = 0; i < n; i++)
-        if (snap_online_exports_refuse(c, &ocs[i].chain, ocs[i].base, ocs[i].spec.device, e) <
-            0)
+    for (size_t i = 0; i < n; i++) {
+        const char *disk = ocs[i].disk ? ocs[i].disk : ocs[i].spec.device;
+        if (snap_online_exports_refuse(c, &ocs[i].chain, ocs[i].base, disk, e) < 0)
             return -1;
+    }
     return 0;
 }

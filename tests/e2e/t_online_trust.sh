@@ -243,7 +243,7 @@ eq "guest outpaces the copy: the writer's writes" 250 "$(grep -c '^wrote 1048576
 eq "guest outpaces the copy: exit status (1: refused at pending; 124: no end after 20 s)" 1 "$rc"
 has "guest outpaces the copy: the limit was lifted" "block job extsnap-snap-vdb-" "$(cat "$T/out")"
 has "guest outpaces the copy: the limit was lifted" "still to copy did not shrink for 2 s at a speed limit of 1048576 bytes/s: limit lifted" "$(cat "$T/out")"
-has "guest outpaces the copy: the export refused at pending" "QEMU exports node vdb-top writable (nbd block export 'w'); writes through an export while the commit switches the disk would be lost" "$(cat "$T/out")"
+has "guest outpaces the copy: the export refused at pending" "disk vdb: QEMU exports node vdb-top writable (nbd block export 'w'); writes through an export while the commit switches the disk would be lost" "$(cat "$T/out")"
 ES_CHECKS=$((ES_CHECKS + 1))
 ((took < 15)) || fail "guest outpaces the copy: took $took s"
 ES_CHECKS=$((ES_CHECKS + 1))
