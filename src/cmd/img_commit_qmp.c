@@ -15,6 +15,7 @@
 #include "cmd/progress_opt.h"
 #include "qmp/qmp_job.h"
 #include "online/online_bitmaps.h"
+#include "online/online_exports.h"
 #include "online/online_chain.h"
 #include "online/online_connect.h"
 #include "util/xalloc.h"
@@ -180,10 +181,13 @@ static void print_result_human(const snap_online_commit *oc, const merged_file *
     }
 }
 
-/* Once the job is pending: BASE gets TOP's dirty bitmaps (online_bitmaps.h). */
+/* Once the job is pending: no export of the disk appeared while QEMU copied
+ * (online_exports.h), then BASE gets TOP's dirty bitmaps (online_bitmaps.h). */
 static int merge_bitmaps(void *opaque, es_err *e)
 {
     progress_out *p = opaque;
+    if (snap_online_exports_refuse_pending(p->qmp, p->oc, 1, e) < 0)
+        return -1;
     return snap_online_bitmaps_merge(p->qmp, p->oc, 1, e);
 }
 
@@ -197,7 +201,8 @@ static int run_commit(const qmp_commit_cli *o, qmp_client *c, snap_online_commit
         .speed = o->speed,
     };
     if (snap_online_commit_plan(c, &a, oc, e) < 0 ||
-        snap_online_bitmaps_refuse(&oc->chain, oc->top, oc->base, a.device, e) < 0)
+        snap_online_bitmaps_refuse(&oc->chain, oc->top, oc->base, a.device, e) < 0 ||
+        snap_online_exports_refuse(c, &oc->chain, oc->base, a.device, e) < 0)
         return -1;
     progress_out p = {.o = o};
     es_progress_mode mode = es_progress_opt_mode(o->progress, o->quiet);

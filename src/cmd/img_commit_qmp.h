@@ -21,7 +21,10 @@
     "intermediate commit; QEMU writes BASE's name into the image above TOP, as\n"            \
     "the chain names BASE (a relative name only where it still resolves to BASE).\n"         \
     "Refused: BASE also read by another chain QEMU has open, an active layer no\n"           \
-    "device or export uses (nothing to pivot).\n"                                             \
+    "device or export uses (nothing to pivot), a writable block export (NBD...)\n"           \
+    "of a node from the active layer down to BASE (its writes while the job\n"              \
+    "waits to switch would be lost: block-export-del it first; checked again\n"            \
+    "once the job is pending).\n"                                                            \
     "With --output=json, JSON lines on stdout: {\"type\": \"progress\", job-id,\n"         \
     "device, status, offset, len, remaining, rate (bytes/s), speed} per new sample\n"      \
     "(every 0.25 s), {\"type\": \"notice\", message} (a speed limit lifted), then\n"         \

@@ -28,6 +28,8 @@ typedef struct snap_online_commit {
     char *backing_file;     /* intermediate: name QEMU writes into the image above top */
     char *job_id;
     qmp_commit_spec spec;   /* for qmp_commit_run; points into the fields above */
+    const char *disk;       /* the domain's disk name for messages (borrowed), NULL:
+                               spec.device */
 } snap_online_commit;
 
 typedef struct snap_online_commit_args {

@@ -16,6 +16,7 @@
 #include "domxml/domain.h"
 #include "domxml/snapshot_list.h"
 #include "online/online_bitmaps.h"
+#include "online/online_exports.h"
 #include "online/online_chain.h"
 #include "online/online_priv.h"
 #include "qcow2/create.h"
@@ -190,7 +191,8 @@ static int map_merge(snap_ctx *c, snap_online *ol, const snap_plan *p, size_t i,
         es_err_prefix(e, "disk %s", m->disk);
         goto out;
     }
-    if (snap_online_bitmaps_refuse(&oc.chain, oc.top, oc.base, m->disk, e) < 0)
+    if (snap_online_bitmaps_refuse(&oc.chain, oc.top, oc.base, m->disk, e) < 0 ||
+        snap_online_exports_refuse(ol->qmp, &oc.chain, oc.base, m->disk, e) < 0)
         goto out;
     snap_online_action *a =
         new_action(ol, oc.active ? SNAP_ONLINE_ACTIVE_COMMIT : SNAP_ONLINE_INTERMEDIATE_COMMIT,
@@ -449,8 +451,10 @@ static int before_finalize(void *opaque, es_err *e)
 {
     commit_run *r = opaque;
     /* Dirty bitmaps first (online_bitmaps.h): once the journal says
-     * "merge", recovery only finalizes the jobs, so the merge must be done. */
-    if (snap_online_bitmaps_merge(r->ol->qmp, r->ocs, r->n, e) < 0)
+     * "merge", recovery only finalizes the jobs, so the merge must be done.
+     * Before them, an export added while QEMU copied (online_exports.h). */
+    if (snap_online_exports_refuse_pending(r->ol->qmp, r->ocs, r->n, e) < 0 ||
+        snap_online_bitmaps_merge(r->ol->qmp, r->ocs, r->n, e) < 0)
         return -1;
     snap_journal j = {r->c->journal_path, r->c->journal_tmp};
     if (snap_journal_write(&j, r->fwd, SNAP_PHASE_MERGE, e) < 0)
@@ -519,6 +523,7 @@ int snap_online_commit_specs(snap_ctx *c, snap_online *ol, snap_online_commit **
         free(job);
         if (rc < 0)
             return es_err_prefix(e, "disk %s", a->disk);
+        (*ocs)[*n].disk = a->disk;
         (*specs)[*n] = (*ocs)[*n].spec;
         (*n)++;
     }

@@ -13,6 +13,7 @@
 #include "util/readfile.h"
 #include "snap/ops/inexact.h"
 #include "online/online_bitmaps.h"
+#include "online/online_exports.h"
 #include "online/online_connect.h"
 #include "online/online_exec.h"
 #include "online/online_priv.h"
@@ -144,10 +145,13 @@ typedef struct redo_bitmaps {
     size_t n;
 } redo_bitmaps;
 
-/* The redone commits keep their dirty bitmaps as the first run's would. */
+/* The redone commits keep their dirty bitmaps as the first run's would;
+ * an export of their disks is refused as there (online_exports.h). */
 static int redo_merge_bitmaps(void *opaque, es_err *e)
 {
     redo_bitmaps *rb = opaque;
+    if (snap_online_exports_refuse_pending(rb->qmp, rb->ocs, rb->n, e) < 0)
+        return -1;
     return snap_online_bitmaps_merge(rb->qmp, rb->ocs, rb->n, e);
 }
 

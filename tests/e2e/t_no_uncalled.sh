@@ -38,6 +38,8 @@ qcow2_check_image         # qcow2_check_image_progress without progress (the che
 qcow2_refblock_entry_get
 qmp_chain_from_replies
 qmp_locate_from_replies
+qmp_block_exports_from_reply    # qmp_export.h: the parse and the graph's writability, on
+qmp_block_exports_mark_writable # canned replies (test_qmp_export)
 snap_qmp_socket_from_args
 # The QMP client's test side: fake QEMU over a socketpair, QEMU's version,
 # the human monitor (qemu-io in the QEMU tests), settings the tests vary.

@@ -230,9 +230,9 @@ done
 ICH=(i2 i1 i0)
 vm_start "$SOCK" "${args[@]}"
 vm_qmp nbd-server-start "{\"addr\": {\"type\": \"unix\", \"data\": {\"path\": \"$T/nbd.sock\"}}}" >/dev/null
-vm_qmp block-export-add '{"type": "nbd", "id": "vdb", "node-name": "vdb-top", "writable": true}' >/dev/null
-vm_qmp block-export-add '{"type": "nbd", "id": "o", "node-name": "o0", "writable": true}' >/dev/null
-vm_qmp block-export-add '{"type": "nbd", "id": "i", "node-name": "i2", "writable": true}' >/dev/null
+vm_qmp block-export-add '{"type": "nbd", "id": "vdb", "node-name": "vdb-top", "writable": false}' >/dev/null
+vm_qmp block-export-add '{"type": "nbd", "id": "o", "node-name": "o0", "writable": false}' >/dev/null
+vm_qmp block-export-add '{"type": "nbd", "id": "i", "node-name": "i2", "writable": false}' >/dev/null
 echo "$QEMU_PID" >"$RUN/ovm.pid"
 same_bitmaps "start" "$IMG/ovm-vda.qcow2" o0
 

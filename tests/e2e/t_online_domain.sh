@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Domain commands on a running VM (qemu-system-x86_64 -machine none; vda
-# attached with -drive, vdb with -blockdev and an NBD export as its user;
+# attached with -drive, vdb with -blockdev and a read-only NBD export as its
+# user;
 # the QMP socket named in the config's <qemu:commandline>):
 #   create (one QMP transaction for both disks; the VM keeps writing into
 #   the new overlays), commit BASE TOP (intermediate commits), delete of the
@@ -8,7 +9,8 @@
 # After each: the config and metadata equal what the same operation gives
 # offline on the same state (creation times aside), merged files are gone,
 # and once QEMU quit the guest content of every disk is what it wrote.
-# Refusals (revert/refresh/setup, no socket, a busy dirty bitmap), SIGINT during a rate-limited
+# Refusals (revert/refresh/setup, no socket, a busy dirty bitmap, a writable
+# NBD export of vda: delete/commit and their dry runs), SIGINT during a rate-limited
 # delete (the snapshot recorded as inexact: every other file byte for byte
 # as before, revert refused, verify exit 2, list marks it, the delete run
 # again clears it), QEMU killed during a commit (with and without extsnap),
@@ -153,6 +155,41 @@ done
 out=$(X delete ovm s1 --dry-run 2>&1) || fail "online dry run: $out"
 has "online dry run" "vda: block-commit $IMG/ovm-vda.s1 into $IMG/ovm-vda.qcow2, then switch" "$out"
 eq "refusals and dry run change nothing" "$before" "$(xml_state; ls "$IMG")"
+
+# ------------------------------------------------------------ writable export
+# A writer outside the VM through a writable NBD export of a disk's node:
+# its writes made while an active commit's job waits to switch are lost
+# (QEMU drains devices there, not exports; docs/online.md). delete and
+# commit are refused before anything changes, the dry run the same, with
+# one line naming the disk, the export and the node; QEMU's graph and every
+# file stay as they were. vdb's read-only export (its user) is no reason.
+# Once the export is removed the same delete runs.
+X create ovm s5 -q || fail "online create s5"
+vda_node=$(vm_qmp query-block | jq -r '.[] | select(.device == "drive-vda") | .inserted."node-name"')
+vm_qmp block-export-add "{\"type\": \"nbd\", \"id\": \"w0\", \"name\": \"w0\", \"node-name\": \"$vda_node\", \"writable\": true}" >/dev/null
+qemu_state() {
+    vm_qmp query-named-block-nodes | jq -c '[.[] | [."node-name", .file, .backing_file, .ro]] | sort'
+    vm_qmp query-block-exports | jq -c 'sort_by(.id)'
+    vm_qmp query-jobs | jq -c .
+}
+files_before=$(file_sums "$CFG"/*.xml "$SNAPS"/ovm/*.xml "$IMG"/*)
+qemu_before=$(qemu_state)
+export_msg="disk vda: QEMU exports node $vda_node writable (nbd block export 'w0'); writes through an export while the commit switches the disk would be lost: remove it first (block-export-del) or shut the VM down"
+for op in "delete ovm s5" "delete ovm s5 --dry-run" "commit ovm s1 s5" "commit ovm s1 s5 --dry-run"; do
+    rc_is "$op with a writable export" 1 X $op 2>"$T/err"
+    has "$op with a writable export" "$export_msg" "$(cat "$T/err")"
+    eq "$op with a writable export: one line" 1 "$(wc -l <"$T/err")"
+done
+eq "export refusals: files unchanged" "$files_before" "$(file_sums "$CFG"/*.xml "$SNAPS"/ovm/*.xml "$IMG"/*)"
+eq "export refusals: QEMU's graph unchanged" "$qemu_before" "$(qemu_state)"
+vm_qmp block-export-del '{"id": "w0"}' >/dev/null
+for ((i = 0; i < 500; i++)); do
+    [[ -z $(vm_qmp query-block-exports | jq -r '.[] | select(.id == "w0") | .id') ]] && break
+    sleep 0.01
+done
+out=$(X delete ovm s5 2>&1) || fail "delete once the export is removed: $out"
+eq "delete once the export is removed: vda runs on s1" "$IMG/ovm-vda.s1" "$(vm_chain_files drive-vda | head -n1)"
+gone "delete once the export is removed" "$IMG/ovm-vda.s5" "$IMG/ovm-vdb.s5"
 
 # ------------------------------------------------------------ SIGINT
 # A rate-limited delete of a snapshot with 4 MiB to merge, interrupted once

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # extsnap img commit --qmp against a running qemu-system-x86_64 -machine none:
 # intermediate and active commits of a chain attached with -drive (device)
-# and with -blockdev (node names, an NBD export as the user that pivots),
+# and with -blockdev (node names, a read-only NBD export as the user that
+# pivots; a writable one refused),
 # backing names written by QEMU, files reported as no longer used, guest
 # data checked with qemu-img after QEMU quit; errors (socket missing, QEMU
 # not answering, a QMP error reply, ENOSPC in the job), SIGINT during a
@@ -128,7 +129,25 @@ ok_has "no-user message" "which no device or export uses" "$(cat "$T/err")"
 eq "no-user: files unchanged" "$before" "$(sums "$D/x"; sums "$D/y")"
 
 vm_qmp nbd-server-start "{\"addr\": {\"type\": \"unix\", \"data\": {\"path\": \"$T/nbd.sock\"}}}" >/dev/null
-vm_qmp block-export-add '{"type": "nbd", "id": "exp0", "node-name": "top", "writable": true}' >/dev/null
+vm_qmp block-export-add '{"type": "nbd", "id": "exp0", "node-name": "top", "writable": false}' >/dev/null
+
+# A writable export of a node of the chain (its writes at the switch would
+# be lost, docs/online.md): refused with one line, no file changed, no job;
+# the read-only one (exp0, the user) is no reason.
+vm_qmp block-export-add '{"type": "nbd", "id": "w", "name": "w", "node-name": "top", "writable": true}' >/dev/null
+for what in "$D/y/b-mid.qcow2" "$D/x/b-top.qcow2"; do
+    rc_is "writable export: commit of $what" 1 "$EXTSNAP" img commit --qmp "$S" --node top \
+        "$what" 2>"$T/err"
+    ok_has "writable export: message" "disk top: QEMU exports node top writable (nbd block export 'w'); writes through an export while the commit switches the disk would be lost: remove it first (block-export-del) or shut the VM down" "$(cat "$T/err")"
+    eq "writable export: one line" 1 "$(wc -l <"$T/err")"
+done
+eq "writable export: files unchanged" "$before" "$(sums "$D/x"; sums "$D/y")"
+eq "writable export: no job" "[]" "$(vm_qmp query-jobs | jq -c .)"
+vm_qmp block-export-del '{"id": "w"}' >/dev/null
+for ((i = 0; i < 500; i++)); do
+    [[ $(vm_qmp query-block-exports | jq length) == 1 ]] && break
+    sleep 0.01
+done
 
 out=$("$EXTSNAP" img commit --qmp "$S" --node top --speed 64M "$D/y/b-mid.qcow2" 2>&1) ||
     fail "blockdev intermediate: $out"

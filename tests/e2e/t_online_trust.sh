@@ -11,7 +11,9 @@
 #   - a create whose transaction reached QEMU for one disk only: stopped,
 #     recovery refuses until the other disk is switched too;
 #   - a writer (NBD client) writing faster than a rate-limited active commit
-#     copies: the limit is lifted after the stall bound, the delete completes.
+#     copies: the limit is lifted after the stall bound; its export, added
+#     while the jobs ran, is refused once they are pending (nothing switched,
+#     no write lost).
 # Oracles: QEMU's own query-block/query-block-jobs on the test's monitor,
 # the files (config, metadata, journal, record), qemu-img.
 set -euo pipefail
@@ -39,7 +41,7 @@ start_proxied_vm() {
     args+=(-blockdev "driver=qcow2,node-name=vdb-top,file.driver=file,file.filename=$(src -vdb ovm)")
     vm_start "$REAL" "${args[@]}"
     vm_qmp nbd-server-start "{\"addr\": {\"type\": \"unix\", \"data\": {\"path\": \"$T/nbd.sock\"}}}" >/dev/null
-    vm_qmp block-export-add '{"type": "nbd", "id": "vdb", "node-name": "vdb-top", "writable": true}' >/dev/null
+    vm_qmp block-export-add '{"type": "nbd", "id": "vdb", "node-name": "vdb-top", "writable": false}' >/dev/null
     echo "$QEMU_PID" >"$RUN/ovm.pid"
     rm -f "$SOCK" "$T/proxy.log"
     "$PROXY" "$SOCK" "$REAL" "$T/proxy.log" "$@" &
@@ -203,36 +205,45 @@ ES_CHECKS=$((ES_CHECKS + 1))
 reset
 
 # ------------------------------------------------------------ guest outpaces the copy
-# A writer at a known rate on vdb, through its NBD export (a client of
-# QEMU's block layer as a guest's device is; HMP qemu-io in a loop can
-# deadlock QEMU 7.2 while a mirror completes): 1 MiB every 100 ms (about
-# 10 MiB/s), moving over the disk, while delete s2 actively commits at
-# 1 MiB/s, for 25 s. The amount left to copy stops shrinking; after the
-# stall bound (2 s) the limit is lifted and the commit completes. Without
-# the bound it would copy for as long as the writer writes (past the 20 s
-# the delete is given).
+# A writer at a known rate on vdb, through a writable NBD export (a client
+# of QEMU's block layer; HMP qemu-io in a loop can deadlock QEMU 7.2 while a
+# mirror completes): 1 MiB every 100 ms (about 10 MiB/s), moving over the
+# disk, while delete s2 actively commits at 1 MiB/s. The amount left to
+# copy stops shrinking; after the stall bound (2 s) the limit is lifted and
+# the copy completes. The export is added once the jobs run (after the
+# delete's own check of exports), so the check made once every job is
+# pending refuses it: the export's writes at that point would be lost at the
+# switch (docs/online.md). The jobs are cancelled, nothing is switched, and
+# every write of the writer is in the disk.
 start_proxied_vm
 wcmds=()
 for ((i = 0; i < 250; i++)); do
     wcmds+=(-c "write -P $((0x40 + i % 32)) $(((i % 8) * 1024))k 1M" -c "sleep 100")
 done
-qemu-io -f raw "nbd+unix:///vdb-top?socket=$T/nbd.sock" "${wcmds[@]}" >"$T/writer.out" 2>&1 &
-LOOP_PID=$!
-sleep 1
-rc=0
 t0=$SECONDS
 # On a terminal (script(1) gives it one) extsnap shows the jobs' progress.
 script -qec "EXTSNAP_QMP_SPEED=1048576 EXTSNAP_QMP_STALL=2 timeout 20 $EXTSNAP delete ovm s2 \
-    --config-dir=$CFG --snapshot-dir=$SNAPS --run-dir=$RUN" "$T/out" </dev/null >/dev/null || rc=$?
+    --config-dir=$CFG --snapshot-dir=$SNAPS --run-dir=$RUN" "$T/out" </dev/null >/dev/null &
+ext=$!
+for ((i = 0; i < 1000; i++)); do
+    [[ -n $(jobs_now) ]] && break
+    sleep 0.01
+done
+vm_qmp block-export-add '{"type": "nbd", "id": "w", "name": "w", "node-name": "vdb-top", "writable": true}' >/dev/null
+qemu-io -f raw "nbd+unix:///w?socket=$T/nbd.sock" "${wcmds[@]}" >"$T/writer.out" 2>&1 &
+LOOP_PID=$!
+rc=0
+wait "$ext" || rc=$?
 took=$((SECONDS - t0))
 wrc=0
 wait "$LOOP_PID" || wrc=$?
 LOOP_PID=
 eq "guest outpaces the copy: the writer's exit status ($(head -c 300 "$T/writer.out"))" 0 "$wrc"
 eq "guest outpaces the copy: the writer's writes" 250 "$(grep -c '^wrote 1048576/1048576 bytes' "$T/writer.out")"
-eq "guest outpaces the copy: exit status (124: no end after 20 s)" 0 "$rc"
+eq "guest outpaces the copy: exit status (1: refused at pending; 124: no end after 20 s)" 1 "$rc"
 has "guest outpaces the copy: the limit was lifted" "block job extsnap-snap-vdb-" "$(cat "$T/out")"
 has "guest outpaces the copy: the limit was lifted" "still to copy did not shrink for 2 s at a speed limit of 1048576 bytes/s: limit lifted" "$(cat "$T/out")"
+has "guest outpaces the copy: the export refused at pending" "disk vdb: QEMU exports node vdb-top writable (nbd block export 'w'); writes through an export while the commit switches the disk would be lost" "$(cat "$T/out")"
 ES_CHECKS=$((ES_CHECKS + 1))
 ((took < 15)) || fail "guest outpaces the copy: took $took s"
 ES_CHECKS=$((ES_CHECKS + 1))
@@ -241,7 +252,7 @@ grep -aqE 'vdb commit \[[#.]{20}\] +[0-9]+\.[0-9]% [0-9.]+ [KMG]?i?B / [0-9.]+ [
 ES_CHECKS=$((ES_CHECKS + 1))
 grep -aq '  note: block job extsnap-snap-vdb-.*limit lifted' "$T/out" ||
     fail "guest outpaces the copy: no note on the terminal"
-eq "guest outpaces the copy: vdb runs on s1's image" "$IMG/ovm-vdb.s1" "$(vdb_file)"
+eq "guest outpaces the copy: nothing switched" "$IMG/ovm-vda.s2 $IMG/ovm-vdb.s2" "$(chains)"
 eq "guest outpaces the copy: no job left" "" "$(jobs_now)"
 stop_all
 for ((i = 0; i < 250; i++)); do # the writer's writes, in order, into the expected content
@@ -249,6 +260,6 @@ for ((i = 0; i < 250; i++)); do # the writer's writes, in order, into the expect
 done
 check_guest "guest outpaces the copy"
 check_images "guest outpaces the copy"
-echo "guest outpaces the copy: 250 writes of 1 MiB every 100 ms on vdb, delete took $took s" >&2
+echo "guest outpaces the copy: 250 writes of 1 MiB every 100 ms on vdb, delete refused after $took s" >&2
 
 finish

@@ -3,7 +3,8 @@
  * replies the node mapping walks (qmp_chain_from_replies and
  * qmp_locate_from_replies on JSON trees with nodes replaced by other types,
  * deleted, duplicated or nested deep), and QEMU's file names
- * (qmp_plain_filename on mutated "json:{...}" names).
+ * (qmp_plain_filename on mutated "json:{...}" names), and the block exports
+ * with their writability (qmp_block_exports_from_reply, _mark_writable).
  *
  * Nothing QEMU sends may crash the client: every call returns a result or
  * -1 with a message, and stays ASan/UBSan/LSan clean (the unit tests also
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "qmp/qmp_export.h"
 #include "qmp/qmp_msg.h"
 #include "qmp/qmp_nodes.h"
 #include "fuzz_mutate.h"
@@ -147,6 +149,51 @@ START_TEST(node_mapping_mutated_replies)
 }
 END_TEST
 
+/* query-block-exports and a graph with the exports' BlockBackends, as QEMU
+ * 7.2 answers them (export w writes node a, r reads b). */
+static const char *const EXPORTS =
+    "[{\"node-name\": \"a\", \"shutting-down\": false, \"type\": \"nbd\", \"id\": \"w\"},"
+    " {\"node-name\": \"b\", \"shutting-down\": false, \"type\": \"nbd\", \"id\": \"r\"}]";
+static const char *const EXPORT_GRAPH =
+    "{\"nodes\": [{\"name\": \"a\", \"type\": \"block-driver\", \"id\": 4},"
+    " {\"name\": \"b\", \"type\": \"block-driver\", \"id\": 6},"
+    " {\"name\": \"\", \"type\": \"block-backend\", \"id\": 3},"
+    " {\"name\": \"\", \"type\": \"block-backend\", \"id\": 5}],"
+    " \"edges\": [{\"name\": \"root\", \"parent\": 3, \"perm\": [\"write\", "
+    "\"consistent-read\"], \"shared-perm\": [\"write\"], \"child\": 4},"
+    " {\"name\": \"root\", \"parent\": 5, \"perm\": [\"consistent-read\"], "
+    "\"shared-perm\": [\"write\"], \"child\": 6}]}";
+
+START_TEST(exports_mutated_replies)
+{
+    uint64_t iters = env_u64("FUZZ_ITERS", 4000), ok = 0;
+    for (uint64_t i = 0; i < iters; i++) {
+        rng r = {seed_of(i)};
+        json_object *t[2] = {parse_canned(EXPORTS), parse_canned(EXPORT_GRAPH)};
+        int which = (int)below(&r, 3); /* 2: both */
+        for (int j = 0; j < 2; j++)
+            if (which == 2 || which == j)
+                mutate_tree(&r, &t[j]);
+        qmp_block_exports x;
+        es_err e = {0};
+        int rc = qmp_block_exports_from_reply(t[0], &x, &e);
+        ck_assert_msg(rc == 0 || (rc == -1 && e.msg[0] && x.n == 0),
+                      "FUZZ_SEED=%" PRIu64 " case %" PRIu64 ": rc %d without a message",
+                      env_u64("FUZZ_SEED", 1), i, rc);
+        if (rc == 0) {
+            qmp_block_exports_mark_writable(&x, below(&r, 4) == 0 ? NULL : t[1]);
+            for (size_t k = 0; k < x.n; k++)
+                ck_assert(x.v[k].id && x.v[k].node_name && x.v[k].type);
+            qmp_block_exports_free(&x);
+            ok++;
+        }
+        for (int j = 0; j < 2; j++)
+            json_object_put(t[j]);
+    }
+    assert_mix("qmp_block_exports_from_reply", ok, iters);
+}
+END_TEST
+
 START_TEST(plain_filename_mutated_names)
 {
     static const char *const seeds[] = {
@@ -181,6 +228,7 @@ static Suite *fuzz_qmp_suite(void)
     tcase_add_test(tc, msg_parse_mutated_lines);
     tcase_add_test(tc, node_mapping_mutated_replies);
     tcase_add_test(tc, plain_filename_mutated_names);
+    tcase_add_test(tc, exports_mutated_replies);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,6 +1,6 @@
 # The domain "ovm" of the online domain tests (t_online_domain.sh,
 # t_online_faults.sh): its files under $T, its "VM" (qemu-system-x86_64
-# -machine none: vda attached with -drive, vdb with -blockdev and an NBD
+# -machine none: vda attached with -drive, vdb with -blockdev and a read-only NBD
 # export as its user; the QMP socket named in the config's
 # <qemu:commandline>), guest writes mirrored into expected raw images, and
 # comparisons with what the same operation gives offline. Source after
@@ -65,7 +65,7 @@ start_vm() {
     args+=(-blockdev "driver=qcow2,node-name=vdb-top,file.driver=file,file.filename=$(src -vdb ovm)")
     vm_start "$SOCK" "${args[@]}"
     vm_qmp nbd-server-start "{\"addr\": {\"type\": \"unix\", \"data\": {\"path\": \"$T/nbd.sock\"}}}" >/dev/null
-    vm_qmp block-export-add '{"type": "nbd", "id": "vdb", "node-name": "vdb-top", "writable": true}' >/dev/null
+    vm_qmp block-export-add '{"type": "nbd", "id": "vdb", "node-name": "vdb-top", "writable": false}' >/dev/null
     echo "$QEMU_PID" >"$RUN/ovm.pid"
 }
 stop_vm() { vm_quit; rm -f "$RUN/ovm.pid"; }
