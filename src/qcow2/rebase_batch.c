@@ -240,6 +240,10 @@ static int write_chunk(rebase_ctx *c, const size_t *idx, size_t n, es_err *e)
     for (size_t i = 0; i < n; i++)
         if (old_source(c, c->ops[idx[i]].guest, &src[i], &soff[i], e) < 0)
             goto out;
+    /* The copies' host range, handed to writeback once: the clusters are
+     * allocated in order, so it is nearly all written, and one call costs
+     * what one per scattered source cluster would many times over. */
+    uint64_t wb_lo = UINT64_MAX, wb_hi = 0;
     for (size_t i = 0; i < n;) { /* copies: runs contiguous in the source and in IMAGE */
         size_t j = i + 1;
         if (!src[i]) {
@@ -254,9 +258,14 @@ static int write_chunk(rebase_ctx *c, const size_t *idx, size_t n, es_err *e)
             es_err_prefix(e, "copying data");
             goto out;
         }
-        es_file_start_writeback(c->img->file, dest, len);
+        if (dest < wb_lo)
+            wb_lo = dest;
+        if (dest + len > wb_hi)
+            wb_hi = dest + len;
         i = j;
     }
+    if (wb_hi > wb_lo)
+        es_file_start_writeback(c->img->file, wb_lo, wb_hi - wb_lo);
     for (size_t i = 0, j; i < n; i = j) { /* reads: runs of adjacent guest clusters */
         j = buffered_run(c, idx, src, i, n, false);
         if (!src[i] && read_old(c, c->old_buf + i * cs, c->ops[idx[i]].guest,
