@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <string.h>
 #include <zlib.h>
 #include <zstd.h>
@@ -69,16 +70,46 @@ int qcow2_compress_cluster(const es_image *img, const uint8_t *in, uint8_t *out,
     }
 }
 
+/* Can the cluster holding z->cur take one more reference? Narrow
+ * refcounts (refcount_bits 1 to 8) fill up: then the next compressed
+ * cluster starts a cluster of its own, as QEMU's allocator does. */
+static int tail_has_room(es_image *img, const qcow2_zalloc *z, bool *room, es_err *e)
+{
+    uint64_t rc;
+    if (qcow2_refcount_get(img, z->cur / img->cluster_size, &rc, e) < 0)
+        return -1;
+    uint64_t max = img->refcount_bits >= 64 ? UINT64_MAX : (1ull << img->refcount_bits) - 1;
+    *room = rc < max;
+    return 0;
+}
+
+/* The descriptor holds the host offset in x bits (qcow2_compressed_entry):
+ * a compressed cluster must end below 2^x. */
+static int check_reach(const es_image *img, uint64_t off, uint64_t n, es_err *e)
+{
+    uint32_t x = 62 - (img->cluster_bits - 8);
+    if (off + n > (1ull << x))
+        return es_err_set(e, EFBIG, img->filename,
+                          "a compressed cluster at 0x%llx is past what its L2 entry can name",
+                          (unsigned long long)off);
+    return 0;
+}
+
 int qcow2_alloc_bytes(es_image *img, qcow2_zalloc *z, uint64_t n, uint64_t *off, es_err *e)
 {
     const uint64_t cs = img->cluster_size;
     if (n == 0 || n >= cs)
         return es_err_set(e, EINVAL, img->filename, "internal error: %llu compressed bytes",
                           (unsigned long long)n);
+    bool room = false;
+    if (z->cur < z->end && tail_has_room(img, z, &room, e) < 0)
+        return -1;
+    if (!room)
+        z->cur = z->end; /* no tail to share */
     /* The tail of the last cluster is referenced already by the compressed
      * clusters before: one more reference for this one. */
     if (z->end - z->cur >= n) {
-        if (qcow2_refcount_add(img, z->cur / cs, 1, e) < 0)
+        if (check_reach(img, z->cur, n, e) < 0 || qcow2_refcount_add(img, z->cur / cs, 1, e) < 0)
             return -1;
         *off = z->cur;
         z->cur += n;
@@ -87,14 +118,13 @@ int qcow2_alloc_bytes(es_image *img, qcow2_zalloc *z, uint64_t n, uint64_t *off,
     uint64_t fresh;
     if (qcow2_alloc_cluster(img, &fresh, e) < 0) /* refcount 1: this cluster's */
         return -1;
-    if (z->cur < z->end && fresh == z->end) {
-        /* It follows the last one: run on from its tail. */
-        if (qcow2_refcount_add(img, z->cur / cs, 1, e) < 0)
-            return -1;
-        *off = z->cur;
-    } else {
-        *off = fresh;
-    }
+    uint64_t at = z->cur < z->end && fresh == z->end ? z->cur : fresh;
+    if (check_reach(img, at, n, e) < 0)
+        return -1;
+    /* It follows the last one: run on from its tail. */
+    if (at != fresh && qcow2_refcount_add(img, z->cur / cs, 1, e) < 0)
+        return -1;
+    *off = at;
     z->cur = *off + n;
     z->end = fresh + cs;
     return 0;

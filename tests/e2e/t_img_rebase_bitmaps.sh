@@ -17,7 +17,9 @@
 #     content equal to qemu-img rebase's (7.2 has no rebase -c), check clean
 #     (so the refcounts of shared host clusters are right), compressed
 #     clusters present (qemu-img check "compressed-clusters"), the cut last
-#     cluster and the random ones stored uncompressed, bitmaps as in A.
+#     cluster and the random ones stored uncompressed, bitmaps as in A;
+#     refcount_bits 1, 2 and 8 (a host cluster full of references: the next
+#     compressed cluster starts a new one).
 #  D. refusals (one line, nothing changed): a bitmap marked in use, an
 #     inconsistent bitmap (reserved bits in its table), -c with -u, -c on
 #     an image with extended L2 entries or an external data file.
@@ -214,6 +216,24 @@ for round in 1 2 3 4; do
     cp top.keep top.qcow2
     same_rebase "$tag: -c onto a sibling" top.qcow2 -c -b sib.qcow2 -F qcow2
     rm -f top.keep "$plain"
+done
+# Narrow refcounts: a host cluster takes at most 2^refcount_bits - 1
+# compressed clusters; the next one starts a cluster of its own (as QEMU's
+# allocator does) instead of failing half-way on an overflowing refcount.
+rm -f -- *.qcow2
+qemu-img create -q -f qcow2 base.qcow2 8M
+qemu-io -c "write -P 0x5a 0 4M" base.qcow2 >/dev/null
+for bits in 1 2 8; do
+    qemu-img create -q -f qcow2 -o refcount_bits=$bits -b base.qcow2 -F qcow2 top.qcow2
+    qemu-io -c "write -P 0x11 1M 64k" top.qcow2 >/dev/null
+    qemu-img convert -O raw top.qcow2 view.raw
+    ok_rc "C: refcount_bits=$bits: -c flatten" 0 "$X" img rebase -c -b "" top.qcow2 || true
+    ok_rc "C: refcount_bits=$bits: check clean" 0 qemu-img check -q top.qcow2 || true
+    ok_rc "C: refcount_bits=$bits: content" 0 qemu-img compare -q -f raw -F qcow2 view.raw top.qcow2 || true
+    n=$(qemu-img check --output=json top.qcow2 | jq '."compressed-clusters" // 0')
+    ES_CHECKS=$((ES_CHECKS + 1))
+    ((n > 0)) || fail "C: refcount_bits=$bits: no compressed cluster"
+    rm -f view.raw
 done
 echo "C: -c done (${SECONDS}s)"
 
