@@ -20,6 +20,12 @@ uint64_t qcow2_bitmap_table_entries(const es_image *img, uint64_t size, uint8_t 
     return n ? n : 1; /* a bitmap always has a table */
 }
 
+uint64_t qcow2_bitmap_clusters(const es_image *img, uint64_t size, uint8_t g)
+{
+    uint64_t n = qcow2_bitmap_table_entries(img, size, g);
+    return n + (n * 8 + img->cluster_size - 1) / img->cluster_size;
+}
+
 int qcow2_bitmap_bits_new(qcow2_bitmap_bits *b, const es_image *img, uint64_t size, uint8_t g,
                           const char *name, es_err *e)
 {

@@ -30,6 +30,9 @@ typedef struct qcow2_bitmap_bits {
 uint64_t qcow2_bitmap_data_bytes(uint64_t size, uint8_t g);
 /* Entries of the bitmap table QEMU writes for that bitmap. */
 uint64_t qcow2_bitmap_table_entries(const es_image *img, uint64_t size, uint8_t g);
+/* Clusters that bitmap takes when written anew: its data clusters (at most
+ * one per table entry) and its table; for free-space bounds. */
+uint64_t qcow2_bitmap_clusters(const es_image *img, uint64_t size, uint8_t g);
 
 /* An all-clear bitmap for a disk of `size` bytes; -1 when it would exceed
  * QCOW2_BITMAP_MAX_BYTES. */

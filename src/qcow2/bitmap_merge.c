@@ -94,12 +94,6 @@ static int merge_named(es_image *img, qcow2_bitmap_merge *m, es_err *e)
 }
 
 /* At most a data cluster per table entry, and the table. */
-static uint64_t bitmap_clusters(const es_image *base, uint8_t granularity_bits)
-{
-    uint64_t n = qcow2_bitmap_table_entries(base, base->virtual_size, granularity_bits);
-    return n + (n * 8 + base->cluster_size - 1) / base->cluster_size;
-}
-
 /* BASE's enabled bitmaps; *any: there is one. */
 static int prepare_existing(es_image *top, es_image *base, uint64_t top_size,
                             qcow2_bitmap_merge *m, bool *any, es_err *e)
@@ -114,7 +108,7 @@ static int prepare_existing(es_image *top, es_image *base, uint64_t top_size,
             continue; /* disabled: untouched */
         r = qcow2_bitmap_bits_load(base, bm, &m->bits[i], e);
         *any = true;
-        m->need_clusters += bitmap_clusters(base, bm->granularity_bits);
+        m->need_clusters += qcow2_bitmap_clusters(base, base->virtual_size, bm->granularity_bits);
     }
     for (es_image *i = top; r == 0 && *any && i && i != base; i = i->backing)
         r = mark_allocated(i, top_size, m, e);
@@ -151,7 +145,8 @@ static int refuse_adopt(es_image *base, uint64_t top_size, qcow2_bitmap_merge *m
         return es_err_prefix(e, "BASE cannot receive TOP's persistent dirty bitmap '%s'",
                              a->names[0]);
     for (uint32_t i = 0; i < a->count; i++)
-        m->need_clusters += bitmap_clusters(base, a->bits[i].granularity_bits);
+        m->need_clusters +=
+            qcow2_bitmap_clusters(base, base->virtual_size, a->bits[i].granularity_bits);
     return 0;
 }
 

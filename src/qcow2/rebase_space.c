@@ -53,14 +53,11 @@ static int count_candidates(rebase_ctx *c, uint64_t *clusters, es_err *e)
 }
 
 /* Clusters of each enabled bitmap written anew: its data and its table. */
-static uint64_t bitmap_clusters(const rebase_ctx *c)
+static uint64_t bitmaps_clusters(const rebase_ctx *c)
 {
-    uint64_t n = 0, cs = c->cs;
-    for (uint32_t i = 0; i < c->bm.n; i++) {
-        uint8_t g = c->bm.bits[i].granularity_bits;
-        uint64_t data = div_up(qcow2_bitmap_data_bytes(c->size, g), cs);
-        n += data + div_up(qcow2_bitmap_table_entries(c->img, c->size, g) * 8, cs);
-    }
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < c->bm.n; i++)
+        n += qcow2_bitmap_clusters(c->img, c->size, c->bm.bits[i].granularity_bits);
     if (c->bm.n)
         n += 1; /* the directory (a cluster holds dozens of entries) */
     return n;
@@ -75,7 +72,7 @@ int rebase_space_check(rebase_ctx *c, es_err *e)
     uint64_t l1_need = qcow2_l1_size_for(img, img->virtual_size);
     if (l1_need > img->l1_size)
         n += div_up(l1_need * 8, c->cs);
-    n += bitmap_clusters(c);
+    n += bitmaps_clusters(c);
     if (n && c->compress)
         n += 1; /* compressed clusters are packed: the last may straddle one */
     if (n == 0)
