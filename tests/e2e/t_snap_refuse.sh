@@ -71,6 +71,13 @@ ln -s ../run "$R/var/run"
 refused "the system's run dir named through /var/run" "libvirtd is running (pid $pid)" \
     x create tvm s2 --run-dir /var/run/libvirt/qemu/
 rm "$R/var/run"
+# Other spellings of the same directory are it too (compared as files).
+refused "the system's run dir spelled /run//libvirt/qemu/." "libvirtd is running (pid $pid)" \
+    x create tvm s2 --run-dir /run//libvirt/qemu/.
+ln -s ../run/libvirt/qemu "$R/srv/qemu-run"
+refused "the system's run dir through a symlink" "libvirtd is running (pid $pid)" \
+    x create tvm s2 --run-dir /srv/qemu-run
+rm "$R/srv/qemu-run"
 kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
 check_rc "libvirtd pid file of a dead process is no obstacle" 0 x create tvm s2 --dry-run -q
 rm "$R/run/libvirtd.pid"

@@ -62,10 +62,26 @@ static int resolve_in(const char *root, const char *dir, const char *name, char 
     return r;
 }
 
-/* Is dir the system daemon's QEMU run dir (/run/libvirt/qemu, or through
- * /var/run), trailing slashes aside? */
-static bool system_run_dir(const char *dir)
+/* Is dir the system daemon's QEMU run dir (/run/libvirt/qemu) under root?
+ * Compared as files (device and inode), so that another spelling of it
+ * (/var/run/..., a doubled slash, a trailing "/.", a symlink) is it too;
+ * by name, trailing slashes and /var/run aside, when either is missing. */
+static bool system_run_dir(const char *root, const char *dir)
 {
+    char *a = NULL, *b = NULL;
+    es_err ignored;
+    struct stat sa, sb;
+    bool same = false, known = false;
+    if (es_root_resolve(root, dir, &a, &ignored) == 0 &&
+        es_root_resolve(root, SNAP_DEFAULT_RUN_DIR, &b, &ignored) == 0 && stat(a, &sa) == 0 &&
+        stat(b, &sb) == 0) {
+        known = true;
+        same = sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    }
+    free(a);
+    free(b);
+    if (known)
+        return same;
     size_t n = strlen(dir);
     while (n > 1 && dir[n - 1] == '/')
         n--;
@@ -85,7 +101,7 @@ int snap_check_no_libvirtd(const char *root, const char *run_dir, es_err *e)
      * daemon's (another --run-dir) alone. */
     const char *files[] = {NULL, "/run/libvirtd.pid", "/run/virtqemud.pid",
                            "/run/libvirt/virtqemud.pid"};
-    size_t nfiles = system_run_dir(run_dir) ? 4 : 1;
+    size_t nfiles = system_run_dir(root, run_dir) ? 4 : 1;
     char *driver_pid = NULL;
     if (es_path_join(run_dir, "driver.pid", &driver_pid, e) < 0)
         return -1;
